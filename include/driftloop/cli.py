@@ -1,0 +1,233 @@
+"""The ``driftloop`` command line: what a person runs to set up, feed and inspect the loop."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from driftloop.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(help="driftloop: monitor drift, retrain, register, serve and promote.", no_args_is_help=True)
+config_app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
+db_app = typer.Typer(help="driftloop's database schema (Alembic migrations).", no_args_is_help=True)
+stream_app = typer.Typer(help="Replay the data set as a stream of batches.", no_args_is_help=True)
+batches_app = typer.Typer(help="Ingest, list and reprocess batches.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+app.add_typer(stream_app, name="stream")
+app.add_typer(batches_app, name="batches")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config (default: $DRIFTLOOP_CONFIG or ./driftloop.yaml)."),
+]
+
+
+class _State:
+    config: Path | None = None
+
+
+@app.callback()
+def _root(config: ConfigOption = None) -> None:
+    _State.config = config
+
+
+def _settings() -> Settings:
+    return load_settings(_State.config)
+
+
+def _engine(settings: Settings, require_schema: bool = True):
+    from driftloop.storage import make_engine, require_current
+
+    engine = make_engine(settings.database_url)
+    if require_schema:
+        require_current(engine)
+    return engine
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the resolved configuration (YAML file plus environment overrides) as JSON."""
+    typer.echo(_settings().model_dump_json(indent=2))
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate the configuration and say where its data lives."""
+    settings = _settings()
+    typer.echo(f"config ok: {len(settings.feature_columns)} features, target {settings.data.target!r} "
+               f"({settings.data.task}), data {settings.data.path}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Migrate driftloop's tables up to REVISION (default: the newest)."""
+    from driftloop.storage import current_revision, upgrade
+
+    engine = _engine(_settings(), require_schema=False)
+    upgrade(engine, revision)
+    typer.echo(f"database at revision {current_revision(engine)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or 'base'.")]) -> None:
+    """Migrate driftloop's tables down to REVISION ('base' drops them all)."""
+    from driftloop.storage import current_revision, downgrade
+
+    engine = _engine(_settings(), require_schema=False)
+    downgrade(engine, revision)
+    typer.echo(f"database at revision {current_revision(engine) or 'base'}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's revision and the newest one this code knows."""
+    from driftloop.storage import current_revision, head_revision
+
+    engine = _engine(_settings(), require_schema=False)
+    typer.echo(f"current {current_revision(engine) or 'base'}, head {head_revision()}")
+
+
+@stream_app.command("reference")
+def stream_reference() -> None:
+    """Write the initial reference split: the data the first model is trained on."""
+    from driftloop.stream import build_reference
+
+    path, rows = build_reference(_settings())
+    typer.echo(f"reference split: {rows} rows in {path}")
+
+
+@stream_app.command("scenarios")
+def stream_scenarios() -> None:
+    """List the replay scenarios."""
+    from driftloop.scenarios import SCENARIOS
+
+    for scenario in SCENARIOS.values():
+        params = f" [{', '.join(scenario.params)}]" if scenario.params else ""
+        typer.echo(f"{scenario.name:12} {scenario.description}{params}")
+
+
+@stream_app.command("replay")
+def stream_replay(
+    scenario: Annotated[str, typer.Option(help="none, gradual, sudden or label-shift.")] = "none",
+    batches: Annotated[int | None, typer.Option(help="How many batches (default: all the pool holds).")] = None,
+    start_batch: Annotated[int | None, typer.Option(help="Batches before the shift starts (default: a third).")] = None,
+    strength: Annotated[float | None, typer.Option(help="Size of the shift (see `stream scenarios`).")] = None,
+    shift_feature: Annotated[list[str] | None, typer.Option(help="A feature the sudden scenario shifts (repeatable).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: stream.seed).")] = None,
+    inject_fault: Annotated[
+        list[str] | None, typer.Option(help="Also write a broken copy of a batch: e.g. text-in-numeric (repeatable).")
+    ] = None,
+) -> None:
+    """Cut the stream pool into time-stamped batches in the landing folder."""
+    from driftloop.faults import FAULTS, write_faulty_batch
+    from driftloop.stream import batch_file_name, replay
+
+    settings = _settings()
+    unknown = sorted(set(inject_fault or []) - set(FAULTS))
+    if unknown:
+        raise ValueError(f"unknown fault(s) {unknown}; choose from {sorted(FAULTS)}")
+    written = replay(settings, scenario, batches, start_batch, strength, tuple(shift_feature or ()), seed)
+    for batch in written:
+        note = f"  ({batch.note})" if batch.note else ""
+        typer.echo(f"wrote {batch.path.name}: {batch.rows} rows{note}")
+    for offset, kind in enumerate(inject_fault or [], start=1):
+        import pandas as pd
+
+        from driftloop.data import read_table
+
+        source = written[min(offset, len(written)) - 1]
+        frame: pd.DataFrame = read_table(source.path, settings.data)
+        path = source.path.with_name(batch_file_name(offset, source.batch_time, source.path.suffix, f"fault-{kind}"))
+        write_faulty_batch(kind, frame, path, settings)
+        typer.echo(f"wrote {path.name}: a broken copy ({kind})")
+
+
+@batches_app.command("ingest")
+def batches_ingest() -> None:
+    """Validate every file in the landing folder: accept it or quarantine it with its reasons."""
+    from driftloop.ingest import ingest_landing
+
+    settings = _settings()
+    outcomes = ingest_landing(settings, _engine(settings))
+    if not outcomes:
+        typer.echo(f"no files in {settings.storage.landing_dir}")
+    for outcome in outcomes:
+        _print_outcome(outcome)
+
+
+@batches_app.command("list")
+def batches_list(
+    status: Annotated[str | None, typer.Option(help="Only batches with this status (accepted, quarantined).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List recorded batches, oldest first, with their status and reasons."""
+    from driftloop.ingest import list_batches
+
+    settings = _settings()
+    rows = list_batches(_engine(settings), status)
+    if not rows:
+        typer.echo("no batches" + (f" with status {status}" if status else ""))
+    for batch in rows:
+        if as_json:
+            typer.echo(json.dumps({
+                "id": batch.id, "name": batch.name, "status": batch.status, "rows": batch.n_rows,
+                "time": batch.batch_time.isoformat(), "reasons": batch.reasons, "path": batch.path,
+            }))
+            continue
+        rows_text = f"{batch.n_rows} rows" if batch.n_rows is not None else "-"
+        typer.echo(f"{batch.id:>4}  {batch.status:11}  {batch.name}  {rows_text}")
+        for reason in batch.reasons:
+            typer.echo(f"        - {reason}")
+        if batch.status == "quarantined":
+            typer.echo(f"        file: {batch.path}")
+
+
+@batches_app.command("reprocess")
+def batches_reprocess(
+    batch: Annotated[str, typer.Argument(help="Batch id or file name.")],
+    file: Annotated[Path | None, typer.Option(help="A fixed file to use instead of the quarantined one.")] = None,
+) -> None:
+    """Validate a quarantined batch again after fixing its file."""
+    from driftloop.ingest import reprocess
+
+    settings = _settings()
+    _print_outcome(reprocess(batch, settings, _engine(settings), file))
+
+
+def _print_outcome(outcome) -> None:
+    rows = f", {outcome.n_rows} rows" if outcome.n_rows is not None else ""
+    typer.echo(f"{outcome.name}: {outcome.status} (batch {outcome.batch_id}{rows})")
+    for reason in outcome.reasons:
+        typer.echo(f"    - {reason}")
+    for note in outcome.notes:
+        typer.echo(f"    note: {note}")
+
+
+def main() -> None:
+    """Entry point: known errors become one sentence and an exit code, not a traceback."""
+    from driftloop.ingest import IngestError
+    from driftloop.stream import StreamError
+
+    try:
+        app(standalone_mode=False)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except (IngestError, StreamError, ValueError, RuntimeError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,280 @@
+"""Project configuration: one YAML file, overridable by ``DRIFTLOOP_<SECTION>__<KEY>`` variables.
+
+DAGs, the CLI and the server all call :func:`load_settings`, so they see the same values.
+Relative paths are resolved against the folder of the YAML file, so a command gives the same
+result from any working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+CONFIG_ENV = "DRIFTLOOP_CONFIG"
+DEFAULT_CONFIG_NAME = "driftloop.yaml"
+
+_yaml_path: ContextVar[Path | None] = ContextVar("driftloop_yaml_path", default=None)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot start driftloop; the message names each bad key."""
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Bounds(Section):
+    """Hard limits a value must respect to be usable at all (not merely usual)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bounds:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class DataSettings(Section):
+    """What the data set is and which columns the model uses."""
+
+    path: Path
+    format: Literal["csv", "parquet"] = "csv"
+    separator: str = ","
+    target: str
+    task: Literal["classification", "regression"]
+    features: list[str] | None = Field(
+        default=None, description="Feature columns; empty means every column but the target."
+    )
+    categorical_features: list[str] = Field(default_factory=list)
+    bounds: dict[str, Bounds] = Field(default_factory=dict)
+    max_missing_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    drift_source: Path | None = Field(
+        default=None,
+        description="A second source of rows for the gradual-shift scenario; never a feature.",
+    )
+
+    @field_validator("separator")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        if len(value) != 1:
+            raise ValueError(f"must be a single character, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _columns_consistent(self) -> DataSettings:
+        features = self.features or []
+        if self.target in features:
+            raise ValueError(f"target {self.target!r} is also listed in features")
+        if len(set(features)) != len(features):
+            raise ValueError("features list a column twice")
+        if self.features is not None:
+            unknown = sorted(set(self.categorical_features) - set(features))
+            if unknown:
+                raise ValueError(f"categorical_features not in features: {unknown}")
+            unbounded = sorted(set(self.bounds) - set(features) - {self.target})
+            if unbounded:
+                raise ValueError(f"bounds name columns that are not features or target: {unbounded}")
+        return self
+
+
+class StreamSettings(Section):
+    """How the data set is cut into a replayed stream of time-stamped batches."""
+
+    batch_size: PositiveInt = 250
+    reference_share: float = Field(default=0.3, gt=0.0, lt=1.0)
+    interval_minutes: PositiveInt = 60
+    start_time: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    seed: int = 42
+
+
+class StorageSettings(Section):
+    """Where driftloop keeps its files; every runtime folder lives below ``home``."""
+
+    home: Path = Path("var")
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def accepted_dir(self) -> Path:
+        return self.home / "batches"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def reference_dir(self) -> Path:
+        return self.home / "reference"
+
+
+class DatabaseSettings(Section):
+    """driftloop's own tables; empty ``url`` means SQLite under ``storage.home``."""
+
+    url: str | None = None
+
+
+class ModelSettings(Section):
+    """The model as the MLflow registry knows it."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+
+
+class MlflowSettings(Section):
+    """MLflow tracking; empty values mean SQLite and local artifacts under ``storage.home``."""
+
+    tracking_uri: str | None = None
+    artifact_root: Path | None = None
+    experiment: str = "driftloop"
+
+
+class Settings(BaseSettings):
+    """All of driftloop's configuration, validated at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTLOOP_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data: DataSettings
+    stream: StreamSettings = StreamSettings()
+    storage: StorageSettings = StorageSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    model: ModelSettings
+    mlflow: MlflowSettings = MlflowSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats YAML; explicit keyword arguments (tests) beat both.
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        yaml_path = _yaml_path.get()
+        if yaml_path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path))
+        return tuple(sources)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.storage.home / 'driftloop.db'}"
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """The configured features; resolved from the data file when the config leaves it empty."""
+        if self.data.features is not None:
+            return list(self.data.features)
+        from driftloop.data import read_header
+
+        return [c for c in read_header(self.data.path, self.data) if c != self.data.target]
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The YAML file to read: the argument, else ``$DRIFTLOOP_CONFIG``, else ``./driftloop.yaml``."""
+    chosen = path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME
+    return Path(chosen).expanduser().resolve()
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read, validate and resolve the configuration; raise :class:`ConfigError` naming bad keys."""
+    yaml_file = config_path(path)
+    if not yaml_file.is_file():
+        raise ConfigError(
+            f"config file {yaml_file} does not exist (set {CONFIG_ENV} or pass --config)"
+        )
+    token = _yaml_path.set(yaml_file)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, yaml_file)) from None
+    except ValueError as exc:  # malformed YAML or environment JSON
+        raise ConfigError(f"{yaml_file}: {exc}") from None
+    finally:
+        _yaml_path.reset(token)
+    return _resolve_paths(settings, yaml_file.parent)
+
+
+def _describe(exc: ValidationError, yaml_file: Path) -> str:
+    lines = [f"invalid configuration in {yaml_file} (or its DRIFTLOOP_* environment overrides):"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        reason = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            reason = "unknown key" + _suggestion(exc, error["loc"])
+        elif error["type"] == "missing":
+            reason = "required key is missing"
+        elif "input" in error and not isinstance(error["input"], dict | list):
+            reason += f" (got {error['input']!r})"
+        env_name = "DRIFTLOOP_" + "__".join(str(p).upper() for p in error["loc"][:2])
+        lines.append(f"  {key}: {reason} [env {env_name}]")
+    return "\n".join(lines)
+
+
+def _suggestion(exc: ValidationError, loc: tuple[int | str, ...]) -> str:
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Make every relative path absolute against the config file's folder."""
+
+    def absolute(path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        path = path.expanduser()
+        return path if path.is_absolute() else (base / path).resolve()
+
+    home = absolute(settings.storage.home)
+    return settings.model_copy(
+        update={
+            "data": settings.data.model_copy(
+                update={
+                    "path": absolute(settings.data.path),
+                    "drift_source": absolute(settings.data.drift_source),
+                }
+            ),
+            "storage": settings.storage.model_copy(update={"home": home}),
+            "mlflow": settings.mlflow.model_copy(
+                update={"artifact_root": absolute(settings.mlflow.artifact_root)}
+            ),
+        }
+    )

@@ -1,0 +1,1 @@
+"""Alembic migrations of driftloop's own tables."""

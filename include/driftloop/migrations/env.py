@@ -1,0 +1,17 @@
+"""Alembic environment: runs on the engine driftloop hands over, with its own version table."""
+
+from alembic import context
+
+from driftloop.storage import VERSION_TABLE, Base
+
+engine = context.config.attributes["engine"]
+
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        version_table=VERSION_TABLE,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()

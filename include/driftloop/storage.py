@@ -1,0 +1,140 @@
+"""driftloop's own tables (SQLAlchemy) and their Alembic migrations.
+
+Alembic keeps driftloop's revision in its own version table, so driftloop can share a
+database with Airflow and MLflow, which use Alembic too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+VERSION_TABLE = "driftloop_alembic_version"
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Batch(Base):
+    """One data batch, identified by its content digest; the same file twice is one batch."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(255), index=True)
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    path: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(20), index=True)
+    reasons: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    notes: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    n_rows: Mapped[int | None] = mapped_column(sa.Integer)
+    labelled: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    batch_time: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    validated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=1)
+
+
+class BatchValidation(Base):
+    """Every validation attempt of a batch, so reprocessing keeps the history of what was wrong."""
+
+    __tablename__ = "batch_validations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(sa.ForeignKey("batches.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(20))
+    reasons: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    validated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine for ``url``; SQLite files get their folder and foreign keys switched on."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+@contextmanager
+def session_scope(engine: sa.Engine) -> Iterator[Session]:
+    """A transaction: committed on success, rolled back on any error."""
+    session = sessionmaker(engine, expire_on_commit=False)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _alembic_config(engine: sa.Engine) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    command.upgrade(_alembic_config(engine), revision)
+
+
+def downgrade(engine: sa.Engine, revision: str = "base") -> None:
+    command.downgrade(_alembic_config(engine), revision)
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"version_table": VERSION_TABLE}
+        )
+        return context.get_current_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_alembic_config(sa.create_engine("sqlite://"))).get_current_head()
+
+
+def require_current(engine: sa.Engine) -> None:
+    """Refuse to work on a database whose schema is not at head, with the command that fixes it."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise RuntimeError(
+            f"database {engine.url.render_as_string(hide_password=True)} is at revision "
+            f"{current or 'none'}, not {head}: run `driftloop db upgrade`"
+        )
