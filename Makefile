@@ -31,7 +31,7 @@ demo: install
 	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) batches list --status quarantined
 
 test: install lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "integration or not integration"
 
 test-unit: install
 	$(BIN)/python -m pytest -m "not integration"

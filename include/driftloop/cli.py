@@ -11,7 +11,11 @@ import typer
 
 from driftloop.config import ConfigError, Settings, load_settings
 
-app = typer.Typer(help="driftloop: monitor drift, retrain, register, serve and promote.", no_args_is_help=True)
+app = typer.Typer(
+    help="driftloop: monitor drift, retrain, register, serve and promote.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 config_app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="driftloop's database schema (Alembic migrations).", no_args_is_help=True)
 stream_app = typer.Typer(help="Replay the data set as a stream of batches.", no_args_is_help=True)
@@ -23,7 +27,9 @@ app.add_typer(batches_app, name="batches")
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML config (default: $DRIFTLOOP_CONFIG or ./driftloop.yaml)."),
+    typer.Option(
+        "--config", "-c", help="YAML config (default: $DRIFTLOOP_CONFIG or ./driftloop.yaml)."
+    ),
 ]
 
 
@@ -59,8 +65,10 @@ def config_show() -> None:
 def config_check() -> None:
     """Validate the configuration and say where its data lives."""
     settings = _settings()
-    typer.echo(f"config ok: {len(settings.feature_columns)} features, target {settings.data.target!r} "
-               f"({settings.data.task}), data {settings.data.path}")
+    typer.echo(
+        f"config ok: {len(settings.feature_columns)} features, target {settings.data.target!r} "
+        f"({settings.data.task}), data {settings.data.path}"
+    )
 
 
 @db_app.command("upgrade")
@@ -74,7 +82,9 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or 'base'.")]) -> None:
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, or 'base'.")],
+) -> None:
     """Migrate driftloop's tables down to REVISION ('base' drops them all)."""
     from driftloop.storage import current_revision, downgrade
 
@@ -114,13 +124,24 @@ def stream_scenarios() -> None:
 @stream_app.command("replay")
 def stream_replay(
     scenario: Annotated[str, typer.Option(help="none, gradual, sudden or label-shift.")] = "none",
-    batches: Annotated[int | None, typer.Option(help="How many batches (default: all the pool holds).")] = None,
-    start_batch: Annotated[int | None, typer.Option(help="Batches before the shift starts (default: a third).")] = None,
-    strength: Annotated[float | None, typer.Option(help="Size of the shift (see `stream scenarios`).")] = None,
-    shift_feature: Annotated[list[str] | None, typer.Option(help="A feature the sudden scenario shifts (repeatable).")] = None,
+    batches: Annotated[
+        int | None, typer.Option(help="How many batches (default: all the pool holds).")
+    ] = None,
+    start_batch: Annotated[
+        int | None, typer.Option(help="Batches before the shift starts (default: a third).")
+    ] = None,
+    strength: Annotated[
+        float | None, typer.Option(help="Size of the shift (see `stream scenarios`).")
+    ] = None,
+    shift_feature: Annotated[
+        list[str] | None, typer.Option(help="A feature the sudden scenario shifts (repeatable).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (default: stream.seed).")] = None,
     inject_fault: Annotated[
-        list[str] | None, typer.Option(help="Also write a broken copy of a batch: e.g. text-in-numeric (repeatable).")
+        list[str] | None,
+        typer.Option(
+            help="Also write a broken copy of a batch: e.g. text-in-numeric (repeatable)."
+        ),
     ] = None,
 ) -> None:
     """Cut the stream pool into time-stamped batches in the landing folder."""
@@ -131,7 +152,9 @@ def stream_replay(
     unknown = sorted(set(inject_fault or []) - set(FAULTS))
     if unknown:
         raise ValueError(f"unknown fault(s) {unknown}; choose from {sorted(FAULTS)}")
-    written = replay(settings, scenario, batches, start_batch, strength, tuple(shift_feature or ()), seed)
+    written = replay(
+        settings, scenario, batches, start_batch, strength, tuple(shift_feature or ()), seed
+    )
     for batch in written:
         note = f"  ({batch.note})" if batch.note else ""
         typer.echo(f"wrote {batch.path.name}: {batch.rows} rows{note}")
@@ -142,7 +165,9 @@ def stream_replay(
 
         source = written[min(offset, len(written)) - 1]
         frame: pd.DataFrame = read_table(source.path, settings.data)
-        path = source.path.with_name(batch_file_name(offset, source.batch_time, source.path.suffix, f"fault-{kind}"))
+        path = source.path.with_name(
+            batch_file_name(offset, source.batch_time, source.path.suffix, f"fault-{kind}")
+        )
         write_faulty_batch(kind, frame, path, settings)
         typer.echo(f"wrote {path.name}: a broken copy ({kind})")
 
@@ -162,7 +187,9 @@ def batches_ingest() -> None:
 
 @batches_app.command("list")
 def batches_list(
-    status: Annotated[str | None, typer.Option(help="Only batches with this status (accepted, quarantined).")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only batches with this status (accepted, quarantined).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """List recorded batches, oldest first, with their status and reasons."""
@@ -174,10 +201,19 @@ def batches_list(
         typer.echo("no batches" + (f" with status {status}" if status else ""))
     for batch in rows:
         if as_json:
-            typer.echo(json.dumps({
-                "id": batch.id, "name": batch.name, "status": batch.status, "rows": batch.n_rows,
-                "time": batch.batch_time.isoformat(), "reasons": batch.reasons, "path": batch.path,
-            }))
+            typer.echo(
+                json.dumps(
+                    {
+                        "id": batch.id,
+                        "name": batch.name,
+                        "status": batch.status,
+                        "rows": batch.n_rows,
+                        "time": batch.batch_time.isoformat(),
+                        "reasons": batch.reasons,
+                        "path": batch.path,
+                    }
+                )
+            )
             continue
         rows_text = f"{batch.n_rows} rows" if batch.n_rows is not None else "-"
         typer.echo(f"{batch.id:>4}  {batch.status:11}  {batch.name}  {rows_text}")
@@ -190,7 +226,9 @@ def batches_list(
 @batches_app.command("reprocess")
 def batches_reprocess(
     batch: Annotated[str, typer.Argument(help="Batch id or file name.")],
-    file: Annotated[Path | None, typer.Option(help="A fixed file to use instead of the quarantined one.")] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="A fixed file to use instead of the quarantined one.")
+    ] = None,
 ) -> None:
     """Validate a quarantined batch again after fixing its file."""
     from driftloop.ingest import reprocess
@@ -224,10 +262,9 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(1)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # Usage errors (click's, which typer vendors) show their message and carry an exit code.
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         raise

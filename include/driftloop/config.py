@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -98,7 +99,9 @@ class DataSettings(Section):
                 raise ValueError(f"categorical_features not in features: {unknown}")
             unbounded = sorted(set(self.bounds) - set(features) - {self.target})
             if unbounded:
-                raise ValueError(f"bounds name columns that are not features or target: {unbounded}")
+                raise ValueError(
+                    f"bounds name columns that are not features or target: {unbounded}"
+                )
         return self
 
 
@@ -219,7 +222,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
         settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, yaml_file)) from None
-    except ValueError as exc:  # malformed YAML or environment JSON
+    except (ValueError, yaml.YAMLError) as exc:  # malformed YAML or environment JSON
         raise ConfigError(f"{yaml_file}: {exc}") from None
     finally:
         _yaml_path.reset(token)

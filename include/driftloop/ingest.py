@@ -58,7 +58,10 @@ def ingest_file(path: Path, settings: Settings, engine: sa.Engine) -> IngestOutc
         if known is not None:
             path.unlink()  # its bytes are stored already, under the known batch
             return IngestOutcome(
-                path.name, DUPLICATE, known.id, notes=[f"same content as batch {known.id} ({known.name})"]
+                path.name,
+                DUPLICATE,
+                known.id,
+                notes=[f"same content as batch {known.id} ({known.name})"],
             )
         result = validate_file(path, settings)
         status = ACCEPTED if result.ok else QUARANTINED
@@ -82,7 +85,11 @@ def ingest_file(path: Path, settings: Settings, engine: sa.Engine) -> IngestOutc
         session.flush()
         session.add(
             BatchValidation(
-                batch_id=batch.id, digest=digest, status=status, reasons=result.reasons, validated_at=now
+                batch_id=batch.id,
+                digest=digest,
+                status=status,
+                reasons=result.reasons,
+                validated_at=now,
             )
         )
     path.unlink()
@@ -107,7 +114,9 @@ def reprocess(
             shutil.copyfile(fixed_file, staged)
             staged.replace(current)
         if not current.is_file():
-            raise IngestError(f"the quarantined file {current} is missing; pass the fixed file with --file")
+            raise IngestError(
+                f"the quarantined file {current} is missing; pass the fixed file with --file"
+            )
         digest = file_digest(current)
         other = session.scalar(sa.select(Batch).where(Batch.digest == digest, Batch.id != batch.id))
         if other is not None:
@@ -126,9 +135,17 @@ def reprocess(
         batch.labelled = result.labelled
         batch.validated_at, batch.attempts = now, batch.attempts + 1
         session.add(
-            BatchValidation(batch_id=batch.id, digest=digest, status=status, reasons=result.reasons, validated_at=now)
+            BatchValidation(
+                batch_id=batch.id,
+                digest=digest,
+                status=status,
+                reasons=result.reasons,
+                validated_at=now,
+            )
         )
-        outcome = IngestOutcome(batch.name, status, batch.id, result.reasons, result.notes, batch.n_rows)
+        outcome = IngestOutcome(
+            batch.name, status, batch.id, result.reasons, result.notes, batch.n_rows
+        )
     if status == ACCEPTED:
         current.unlink()
     return outcome
@@ -145,7 +162,9 @@ def find_batch(session: sa.orm.Session, batch_ref: str) -> Batch:
     return batch
 
 
-def list_batches(engine: sa.Engine, status: str | None = None, limit: int | None = None) -> list[Batch]:
+def list_batches(
+    engine: sa.Engine, status: str | None = None, limit: int | None = None
+) -> list[Batch]:
     with session_scope(engine) as session:
         query = sa.select(Batch).order_by(Batch.batch_time, Batch.id)
         if status is not None:
@@ -157,10 +176,16 @@ def list_batches(engine: sa.Engine, status: str | None = None, limit: int | None
 
 def _place(path: Path, settings: Settings, status: str, digest: str) -> Path:
     """Copy ``path`` to the folder for ``status``, never overwriting another batch's file."""
-    folder = settings.storage.accepted_dir if status == ACCEPTED else settings.storage.quarantine_dir
+    folder = (
+        settings.storage.accepted_dir if status == ACCEPTED else settings.storage.quarantine_dir
+    )
     folder.mkdir(parents=True, exist_ok=True)
     destination = folder / path.name
-    if destination.exists() and destination.resolve() != path.resolve() and file_digest(destination) != digest:
+    if (
+        destination.exists()
+        and destination.resolve() != path.resolve()
+        and file_digest(destination) != digest
+    ):
         destination = folder / f"{path.stem}-{digest[:12]}{path.suffix}"
     if destination.resolve() != path.resolve():
         staged = destination.with_name(destination.name + ".part")

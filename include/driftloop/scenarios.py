@@ -128,8 +128,12 @@ def label_shift(context: StreamContext) -> list[ScenarioBatch]:
     order = np.concatenate([clean, rest])
     batches = []
     for index in range(context.n_batches):
-        rows = context.pool.iloc[order[index * context.batch_size : (index + 1) * context.batch_size]]
-        note = "" if index < context.start_batch else f"labels tilted, strength {context.strength:g}"
+        rows = context.pool.iloc[
+            order[index * context.batch_size : (index + 1) * context.batch_size]
+        ]
+        note = (
+            "" if index < context.start_batch else f"labels tilted, strength {context.strength:g}"
+        )
         batches.append(ScenarioBatch(rows, note))
     return batches
 

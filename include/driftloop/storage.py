@@ -120,14 +120,14 @@ def downgrade(engine: sa.Engine, revision: str = "base") -> None:
 
 def current_revision(engine: sa.Engine) -> str | None:
     with engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection, opts={"version_table": VERSION_TABLE}
-        )
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         return context.get_current_revision()
 
 
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(_alembic_config(sa.create_engine("sqlite://"))).get_current_head()
+    return ScriptDirectory.from_config(
+        _alembic_config(sa.create_engine("sqlite://"))
+    ).get_current_head()
 
 
 def require_current(engine: sa.Engine) -> None:

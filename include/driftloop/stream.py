@@ -133,4 +133,6 @@ def replay(
 
 
 def batch_timestamp(settings: Settings, index: int) -> datetime:
-    return settings.stream.start_time + timedelta(minutes=settings.stream.interval_minutes * (index - 1))
+    return settings.stream.start_time + timedelta(
+        minutes=settings.stream.interval_minutes * (index - 1)
+    )

@@ -129,8 +129,16 @@ def _check_values(
             continue
         values = frame[column]
         for limit, broken, word in (
-            (bounds.min, values < bounds.min if bounds.min is not None else None, "below the minimum"),
-            (bounds.max, values > bounds.max if bounds.max is not None else None, "above the maximum"),
+            (
+                bounds.min,
+                values < bounds.min if bounds.min is not None else None,
+                "below the minimum",
+            ),
+            (
+                bounds.max,
+                values > bounds.max if bounds.max is not None else None,
+                "above the maximum",
+            ),
         ):
             if broken is not None and broken.any():
                 first = int(np.flatnonzero(broken.to_numpy())[0])

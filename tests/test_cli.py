@@ -1,0 +1,90 @@
+"""The CLI end to end, as a person runs it: real processes, real files, SQLite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
+    env["DRIFTLOOP_STORAGE__HOME"] = str(tmp_path / "home")
+
+    def run(*args: str, expect: int = 0) -> str:
+        done = subprocess.run(
+            [DRIFTLOOP, "--config", str(ROOT / "driftloop.yaml"), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        assert done.returncode == expect, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+        return done.stdout + done.stderr
+
+    return run
+
+
+def test_replay_ingest_list_and_reprocess(run, tmp_path):
+    assert "needs" not in run("config", "check")
+    assert "driftloop db upgrade" in run("batches", "ingest", expect=1)
+    assert "revision 0001" in run("db", "upgrade")
+    assert "current 0001, head 0001" in run("db", "current")
+    assert "reference split: 1469 rows" in run("stream", "reference")
+    replayed = run(
+        "stream",
+        "replay",
+        "--scenario",
+        "gradual",
+        "--batches",
+        "4",
+        "--inject-fault",
+        "missing-column",
+    )
+    assert "a broken copy (missing-column)" in replayed
+
+    ingested = run("batches", "ingest")
+    assert ingested.count(": accepted") == 4
+    assert "quarantined" in ingested and "missing column(s): ['alcohol']" in ingested
+
+    listed = run("batches", "list", "--status", "quarantined")
+    quarantined_file = Path(listed.split("file: ")[1].split()[0])
+    assert quarantined_file.exists()
+    batch_id = listed.split()[0]
+
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text((tmp_path / "home/batches").glob("*.csv").__next__().read_text())
+    # That content is already batch 1: reprocessing refuses to make a duplicate.
+    assert "same content as batch" in run(
+        "batches", "reprocess", batch_id, "--file", str(fixed), expect=1
+    )
+    lines = fixed.read_text().splitlines()
+    fixed.write_text("\n".join(lines[:-1]) + "\n")
+    assert ": accepted" in run("batches", "reprocess", batch_id, "--file", str(fixed))
+    assert "no batches with status quarantined" in run("batches", "list", "--status", "quarantined")
+
+    assert "database at revision base" in run("db", "downgrade", "base")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("stream", "replay", "--scenario", "tsunami"), "unknown scenario"),
+        (("stream", "replay", "--inject-fault", "gremlins"), "unknown fault"),
+        (("batches", "reprocess", "42"), "driftloop db upgrade"),
+    ],
+)
+def test_bad_requests_exit_1_with_a_sentence(run, args, message):
+    assert message in run(*args, expect=1)
+
+
+def test_usage_errors_exit_2(run):
+    assert "No such command" in run("frobnicate", expect=2)
