@@ -136,6 +136,54 @@ class StorageSettings(Section):
     def reference_dir(self) -> Path:
         return self.home / "reference"
 
+    @property
+    def profiles_dir(self) -> Path:
+        return self.home / "profiles"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+
+class DriftSettings(Section):
+    """How batches are tested against the reference (see ``driftloop.drift``)."""
+
+    statistics: list[str] = Field(
+        default_factory=lambda: ["mean_shift", "wasserstein", "jensen_shannon"],
+        description="Statistics computed per feature; names from driftloop.drift.statistics.",
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Per-statistic thresholds; unset ones use the default."
+    )
+    feature_rule: Literal["any", "all"] = Field(
+        default="any", description="A feature drifts when any (or all) of its statistics cross."
+    )
+    drift_share: float = Field(default=0.3, gt=0.0, le=1.0)
+    min_rows: PositiveInt = 30
+    bins: int = Field(default=10, ge=2, le=1000)
+    exact_reference_max: PositiveInt = Field(
+        default=100_000,
+        description="Up to this many reference values per column are kept exactly; beyond, a sketch.",
+    )
+    max_missing_increase: float = Field(default=0.1, ge=0.0, le=1.0)
+    schedule: str | None = Field(default="@hourly", description="drift_monitor's Airflow schedule.")
+
+    @model_validator(mode="after")
+    def _known_statistics(self) -> DriftSettings:
+        from driftloop.drift.statistics import STATISTICS
+
+        unknown = sorted((set(self.statistics) | set(self.thresholds)) - set(STATISTICS))
+        if unknown:
+            raise ValueError(f"unknown statistic(s) {unknown}; known: {sorted(STATISTICS)}")
+        if not self.statistics:
+            raise ValueError("choose at least one statistic")
+        return self
+
+    def threshold(self, name: str) -> float:
+        from driftloop.drift.statistics import STATISTICS
+
+        return self.thresholds.get(name, STATISTICS[name].default_threshold)
+
 
 class DatabaseSettings(Section):
     """driftloop's own tables; empty ``url`` means SQLite under ``storage.home``."""
@@ -170,6 +218,7 @@ class Settings(BaseSettings):
     data: DataSettings
     stream: StreamSettings = StreamSettings()
     storage: StorageSettings = StorageSettings()
+    drift: DriftSettings = DriftSettings()
     database: DatabaseSettings = DatabaseSettings()
     model: ModelSettings
     mlflow: MlflowSettings = MlflowSettings()

@@ -1,0 +1,191 @@
+"""Reference profiles: a reference data set summarised once, so checks never reload it.
+
+Per numeric column the profile keeps the moments, quantile bin edges with the reference's bin
+probabilities, and the sorted reference values, so the Wasserstein distance stays exact. Past
+``exact_reference_max`` values a column keeps a quantile sketch instead: ``K`` quantiles at the
+levels ``(i + 0.5) / K``. Its Wasserstein distance to the full reference is at most
+``(max - min) / K`` (each of the ``K`` slices of the quantile function moves by at most its own
+range, and the ranges add up to ``max - min``), so by the triangle inequality any Wasserstein
+distance computed from the sketch is within that bound of the exact one. The bound is stored
+per column as ``wasserstein_error_bound`` and shown in reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ColumnProfile:
+    """What the statistics need of one reference column."""
+
+    name: str
+    kind: str
+    count: int
+    missing_share: float
+    # numeric columns
+    mean: float = float("nan")
+    std: float = float("nan")
+    minimum: float = float("nan")
+    maximum: float = float("nan")
+    values: np.ndarray = field(default_factory=lambda: np.empty(0))
+    exact: bool = True
+    wasserstein_error_bound: float = 0.0
+    bin_edges: np.ndarray = field(default_factory=lambda: np.empty(0))
+    # numeric: probability per bin; categorical: per level, then one bin for unseen levels
+    probabilities: np.ndarray = field(default_factory=lambda: np.empty(0))
+    levels: list[str] = field(default_factory=list)
+
+    def bin_of(self, values: np.ndarray) -> np.ndarray:
+        """Bin index of each value: numeric by the reference edges, categorical by level."""
+        if self.kind == NUMERIC:
+            return np.searchsorted(self.bin_edges, values, side="right")
+        lookup = {level: i for i, level in enumerate(self.levels)}
+        unseen = len(self.levels)
+        return np.fromiter((lookup.get(v, unseen) for v in values), dtype=np.int64, count=len(values))
+
+    def histogram(self, values: np.ndarray) -> np.ndarray:
+        """Counts of ``values`` in the profile's bins (same length as ``probabilities``)."""
+        return np.bincount(self.bin_of(values), minlength=len(self.probabilities)).astype(float)
+
+
+@dataclass
+class ReferenceProfile:
+    """A stored summary of a reference data set, one :class:`ColumnProfile` per column."""
+
+    columns: dict[str, ColumnProfile]
+    target: str | None
+    rows: int
+    source: str
+    data_digest: str
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @property
+    def features(self) -> list[str]:
+        return [name for name in self.columns if name != self.target]
+
+    def save(self, path: Path) -> str:
+        """Write the profile as one ``.npz`` file; return its SHA-256."""
+        arrays: dict[str, np.ndarray] = {}
+        meta = {
+            "format": FORMAT_VERSION,
+            "target": self.target,
+            "rows": self.rows,
+            "source": self.source,
+            "data_digest": self.data_digest,
+            "created_at": self.created_at,
+            "columns": [],
+        }
+        for index, column in enumerate(self.columns.values()):
+            record = asdict(column)
+            for key in ("values", "bin_edges", "probabilities"):
+                arrays[f"{index}_{key}"] = np.asarray(record.pop(key), dtype=float)
+            meta["columns"].append(record)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(path.name + ".part")
+        staged.write_bytes(buffer.getvalue())
+        staged.replace(path)
+        return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+    @classmethod
+    def load(cls, path: Path) -> ReferenceProfile:
+        with np.load(path, allow_pickle=False) as stored:
+            meta = json.loads(stored["meta"].tobytes().decode())
+            if meta.get("format") != FORMAT_VERSION:
+                raise ValueError(f"{path}: profile format {meta.get('format')} is not {FORMAT_VERSION}")
+            columns = {}
+            for index, record in enumerate(meta["columns"]):
+                for key in ("values", "bin_edges", "probabilities"):
+                    record[key] = stored[f"{index}_{key}"]
+                columns[record["name"]] = ColumnProfile(**record)
+        return cls(columns, meta["target"], meta["rows"], meta["source"], meta["data_digest"], meta["created_at"])
+
+
+def build_profile(
+    frame: pd.DataFrame,
+    categorical: list[str],
+    target: str | None,
+    target_is_categorical: bool,
+    bins: int = 10,
+    exact_max: int = 100_000,
+    source: str = "",
+) -> ReferenceProfile:
+    """Summarise ``frame`` (features and, if present, the target) into a profile."""
+    if frame.empty:
+        raise ValueError("cannot profile an empty reference data set")
+    columns = {}
+    for name in frame.columns:
+        is_categorical = name in categorical or (name == target and target_is_categorical)
+        series = frame[name]
+        columns[name] = (
+            _categorical_column(name, series) if is_categorical else _numeric_column(name, series, bins, exact_max)
+        )
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+    return ReferenceProfile(columns, target if target in frame.columns else None, len(frame), source, digest)
+
+
+def _numeric_column(name: str, series: pd.Series, bins: int, exact_max: int) -> ColumnProfile:
+    raw = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    values = np.sort(raw[~np.isnan(raw)])
+    missing = 1.0 - values.size / max(raw.size, 1)
+    if values.size == 0:
+        return ColumnProfile(name, NUMERIC, 0, missing, probabilities=np.ones(1))
+    levels = np.linspace(0.0, 1.0, bins + 1)[1:-1]
+    edges = np.unique(np.quantile(values, levels))
+    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
+    exact = values.size <= exact_max
+    kept = values if exact else np.quantile(values, (np.arange(exact_max) + 0.5) / exact_max)
+    return ColumnProfile(
+        name=name,
+        kind=NUMERIC,
+        count=int(values.size),
+        missing_share=float(missing),
+        mean=float(values.mean()),
+        std=float(values.std(ddof=1)) if values.size > 1 else 0.0,
+        minimum=float(values[0]),
+        maximum=float(values[-1]),
+        values=kept,
+        exact=exact,
+        wasserstein_error_bound=0.0 if exact else float(values[-1] - values[0]) / exact_max,
+        bin_edges=edges,
+        probabilities=counts / counts.sum(),
+    )
+
+
+def category_labels(series: pd.Series) -> pd.Series:
+    """Non-missing values as text labels; integral numbers print without ``.0`` (6, not 6.0)."""
+    present = series.dropna()
+    if pd.api.types.is_numeric_dtype(present):
+        numbers = present.to_numpy(dtype=float)
+        integral = np.isfinite(numbers) & (numbers == np.round(numbers))
+        if integral.all():
+            return pd.Series(numbers.astype(np.int64), index=present.index).astype(str)
+    return present.astype(str)
+
+
+def _categorical_column(name: str, series: pd.Series) -> ColumnProfile:
+    present = category_labels(series)
+    counts = present.value_counts(sort=True)
+    probabilities = np.append(counts.to_numpy(dtype=float), 0.0)  # last bin: unseen levels
+    total = probabilities.sum()
+    return ColumnProfile(
+        name=name,
+        kind=CATEGORICAL,
+        count=int(present.size),
+        missing_share=float(1.0 - present.size / max(len(series), 1)),
+        levels=[str(level) for level in counts.index],
+        probabilities=probabilities / total if total else probabilities,
+    )

@@ -1,0 +1,107 @@
+"""The registry of drift statistics.
+
+Each statistic is a small record: a name, a function of (reference column profile, current
+non-missing values), a default threshold and the column kinds it fits. The engine loops over
+the configured names, so adding PSI or KS is one function and one :func:`register` call.
+A feature is flagged by a statistic when the value reaches its threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial.distance import jensenshannon as _scipy_jensenshannon
+
+from driftloop.drift.profile import CATEGORICAL, NUMERIC, ColumnProfile
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A statistic's value (what the threshold applies to) and supporting numbers."""
+
+    value: float
+    details: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Statistic:
+    name: str
+    compute: Callable[[ColumnProfile, np.ndarray], Measurement]
+    default_threshold: float
+    column_kinds: frozenset[str]
+    description: str
+
+
+STATISTICS: dict[str, Statistic] = {}
+
+
+def register(statistic: Statistic) -> Statistic:
+    STATISTICS[statistic.name] = statistic
+    return statistic
+
+
+def _scaled(distance: float, scale: float) -> float:
+    """``distance / scale``; a constant reference (scale 0) makes any difference infinite."""
+    if scale > 0:
+        return distance / scale
+    return 0.0 if distance == 0 else float("inf")
+
+
+def mean_shift(column: ColumnProfile, current: np.ndarray) -> Measurement:
+    """|mean(current) - mean(reference)| / std(reference)."""
+    current_mean = float(np.mean(current))
+    shift = abs(current_mean - column.mean)
+    return Measurement(_scaled(shift, column.std), {"reference_mean": column.mean, "current_mean": current_mean})
+
+
+def wasserstein_sorted(u_sorted: np.ndarray, v_sorted: np.ndarray) -> float:
+    """First Wasserstein distance of two sorted samples: scipy's algorithm, without re-sorting.
+
+    The same computation as ``scipy.stats.wasserstein_distance`` (the integral of the absolute
+    difference of the two empirical CDFs), but the reference arrives sorted from the profile.
+    """
+    all_values = np.concatenate((u_sorted, v_sorted))
+    all_values.sort(kind="mergesort")  # two sorted runs: merged in linear time
+    deltas = np.diff(all_values)
+    u_cdf = np.searchsorted(u_sorted, all_values[:-1], side="right") / u_sorted.size
+    v_cdf = np.searchsorted(v_sorted, all_values[:-1], side="right") / v_sorted.size
+    return float(np.sum(np.abs(u_cdf - v_cdf) * deltas))
+
+
+def wasserstein(column: ColumnProfile, current: np.ndarray) -> Measurement:
+    """Wasserstein distance to the reference, divided by std(reference)."""
+    distance = wasserstein_sorted(column.values, np.sort(current))
+    return Measurement(
+        _scaled(distance, column.std),
+        {"distance": distance, "error_bound": column.wasserstein_error_bound},
+    )
+
+
+def jensen_shannon(column: ColumnProfile, current: np.ndarray) -> Measurement:
+    """Jensen-Shannon distance (base 2, so 0..1) between reference and current bin frequencies."""
+    counts = column.histogram(current)
+    distance = float(_scipy_jensenshannon(column.probabilities, counts, base=2))
+    return Measurement(0.0 if np.isnan(distance) else distance)
+
+
+register(
+    Statistic(
+        "mean_shift", mean_shift, 0.5, frozenset({NUMERIC}), "|mean(cur) - mean(ref)| / std(ref)"
+    )
+)
+register(
+    Statistic(
+        "wasserstein", wasserstein, 0.3, frozenset({NUMERIC}), "Wasserstein distance / std(ref)"
+    )
+)
+register(
+    Statistic(
+        "jensen_shannon",
+        jensen_shannon,
+        0.2,
+        frozenset({NUMERIC, CATEGORICAL}),
+        "Jensen-Shannon distance, base 2, on reference bins",
+    )
+)
