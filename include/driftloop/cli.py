@@ -24,6 +24,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(stream_app, name="stream")
 app.add_typer(batches_app, name="batches")
+drift_app = typer.Typer(help="Drift checks, reports and the reference.", no_args_is_help=True)
+app.add_typer(drift_app, name="drift")
 
 ConfigOption = Annotated[
     Path | None,
@@ -235,6 +237,67 @@ def batches_reprocess(
 
     settings = _settings()
     _print_outcome(reprocess(batch, settings, _engine(settings), file))
+
+
+@drift_app.command("check")
+def drift_check(
+    batch: Annotated[str | None, typer.Argument(help="Batch id or name (default: the oldest unchecked).")] = None,
+    all_batches: Annotated[bool, typer.Option("--all", help="Check every unchecked batch, oldest first.")] = False,
+) -> None:
+    """Test accepted batches for drift against the reference; store and render reports."""
+    from driftloop.drift.monitor import check_next_batch
+
+    settings = _settings()
+    engine = _engine(settings)
+    while True:
+        outcome = check_next_batch(settings, engine, batch)
+        if outcome is None:
+            typer.echo("no unchecked accepted batches")
+            return
+        _print_check(outcome)
+        if batch is not None or not all_batches:
+            return
+
+
+@drift_app.command("reports")
+def drift_reports(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
+    """List recent drift checks with their verdicts and report paths."""
+    from driftloop.drift.monitor import recent_checks
+
+    checks = recent_checks(_engine(_settings()), limit)
+    if not checks:
+        typer.echo("no drift checks yet")
+    for outcome in checks:
+        _print_check(outcome)
+
+
+@drift_app.command("reset-reference")
+def drift_reset_reference(
+    file: Annotated[Path | None, typer.Option(help="Reference data file (default: the initial reference split).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Make a new reference profile the active one (used when no Production model provides one)."""
+    from driftloop.drift.monitor import reset_reference
+
+    settings = _settings()
+    engine = _engine(settings)
+    if not yes:
+        typer.confirm("Replace the active drift reference?", abort=True)
+    record = reset_reference(settings, engine, file)
+    typer.echo(f"reference profile {record.id}: {record.rows} rows from {record.source} ({record.path})")
+
+
+def _print_check(outcome) -> None:
+    if outcome.status == "failed":
+        typer.echo(f"{outcome.batch_name}: check failed: {outcome.error}")
+        return
+    share = f" {outcome.drift_share:.0%} of features" if outcome.drift_share is not None else ""
+    drifted = ", ".join(outcome.drifted_features) or "none"
+    target = "; target drift" if outcome.target_drift else ""
+    again = " (checked before)" if not outcome.new else ""
+    typer.echo(f"{outcome.batch_name}: {outcome.status}{share}{again}; drifted: {drifted}{target}")
+    if outcome.html_path:
+        typer.echo(f"    report: {outcome.html_path}")
 
 
 def _print_outcome(outcome) -> None:

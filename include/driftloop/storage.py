@@ -72,6 +72,44 @@ class BatchValidation(Base):
     validated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 
+class ReferenceProfileRecord(Base):
+    """A stored reference profile; ``active`` marks the one used when no model provides one."""
+
+    __tablename__ = "reference_profiles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))  # initial, reset or model
+    source: Mapped[str] = mapped_column(sa.Text)
+    path: Mapped[str] = mapped_column(sa.Text)
+    digest: Mapped[str] = mapped_column(sa.String(64))
+    data_digest: Mapped[str] = mapped_column(sa.String(64))
+    rows: Mapped[int] = mapped_column(sa.Integer)
+    model_version: Mapped[str | None] = mapped_column(sa.String(50))
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class DriftCheck(Base):
+    """The drift check of one batch; one per batch, so re-running a batch changes nothing."""
+
+    __tablename__ = "drift_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("batches.id", ondelete="CASCADE"), unique=True
+    )
+    profile_id: Mapped[int | None] = mapped_column(sa.ForeignKey("reference_profiles.id"))
+    status: Mapped[str] = mapped_column(sa.String(20), index=True)
+    drift_share: Mapped[float | None] = mapped_column(sa.Float)
+    drifted_features: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    target_drift: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    model_version: Mapped[str | None] = mapped_column(sa.String(50))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    json_path: Mapped[str | None] = mapped_column(sa.Text)
+    html_path: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine for ``url``; SQLite files get their folder and foreign keys switched on."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":

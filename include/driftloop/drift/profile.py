@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-NUMERIC, CATEGORICAL = "numeric", "categorical"
+from driftloop.drift.statistics import CATEGORICAL, NUMERIC
+
 FORMAT_VERSION = 1
 
 

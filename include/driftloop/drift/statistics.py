@@ -4,17 +4,23 @@ Each statistic is a small record: a name, a function of (reference column profil
 non-missing values), a default threshold and the column kinds it fits. The engine loops over
 the configured names, so adding PSI or KS is one function and one :func:`register` call.
 A feature is flagged by a statistic when the value reaches its threshold.
+
+numpy and scipy are imported inside the functions: the configuration validates statistic names
+against this registry, and DAG files load the configuration at parse time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-from scipy.spatial.distance import jensenshannon as _scipy_jensenshannon
+if TYPE_CHECKING:
+    import numpy as np
 
-from driftloop.drift.profile import CATEGORICAL, NUMERIC, ColumnProfile
+    from driftloop.drift.profile import ColumnProfile
+
+NUMERIC, CATEGORICAL = "numeric", "categorical"
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ def _scaled(distance: float, scale: float) -> float:
 
 def mean_shift(column: ColumnProfile, current: np.ndarray) -> Measurement:
     """|mean(current) - mean(reference)| / std(reference)."""
+    import numpy as np
+
     current_mean = float(np.mean(current))
     shift = abs(current_mean - column.mean)
     return Measurement(_scaled(shift, column.std), {"reference_mean": column.mean, "current_mean": current_mean})
@@ -62,6 +70,8 @@ def wasserstein_sorted(u_sorted: np.ndarray, v_sorted: np.ndarray) -> float:
     The same computation as ``scipy.stats.wasserstein_distance`` (the integral of the absolute
     difference of the two empirical CDFs), but the reference arrives sorted from the profile.
     """
+    import numpy as np
+
     all_values = np.concatenate((u_sorted, v_sorted))
     all_values.sort(kind="mergesort")  # two sorted runs: merged in linear time
     deltas = np.diff(all_values)
@@ -72,6 +82,8 @@ def wasserstein_sorted(u_sorted: np.ndarray, v_sorted: np.ndarray) -> float:
 
 def wasserstein(column: ColumnProfile, current: np.ndarray) -> Measurement:
     """Wasserstein distance to the reference, divided by std(reference)."""
+    import numpy as np
+
     distance = wasserstein_sorted(column.values, np.sort(current))
     return Measurement(
         _scaled(distance, column.std),
@@ -81,6 +93,9 @@ def wasserstein(column: ColumnProfile, current: np.ndarray) -> Measurement:
 
 def jensen_shannon(column: ColumnProfile, current: np.ndarray) -> Measurement:
     """Jensen-Shannon distance (base 2, so 0..1) between reference and current bin frequencies."""
+    import numpy as np
+    from scipy.spatial.distance import jensenshannon as _scipy_jensenshannon
+
     counts = column.histogram(current)
     distance = float(_scipy_jensenshannon(column.probabilities, counts, base=2))
     return Measurement(0.0 if np.isnan(distance) else distance)

@@ -1,0 +1,80 @@
+"""drift_monitor: ingest new batches, test the oldest unchecked one for drift, announce drift.
+
+On drift, an event on the Asset ``driftloop://drift`` carries ``batch_id``, ``report_id`` and
+``model_version``; without drift, no event. Logic lives in ``driftloop``; heavy imports happen
+inside the tasks.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import Asset, Param, dag, task
+
+from driftloop.config import load_settings
+from driftloop.events import DRIFT_ASSET_URI
+
+CONFIG = os.environ.get("DRIFTLOOP_CONFIG") or str(Path(__file__).resolve().parents[1] / "driftloop.yaml")
+DRIFT = Asset(DRIFT_ASSET_URI)
+
+
+@dag(
+    dag_id="drift_monitor",
+    schedule=load_settings(CONFIG).drift.schedule,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    params={"batch": Param(None, type=["null", "string"], description="Batch id or name to check.")},
+    tags=["driftloop"],
+    doc_md=__doc__,
+)
+def drift_monitor() -> None:
+    @task
+    def ingest_landing() -> int:
+        """Validate new files in the landing folder: accepted or quarantined."""
+        from driftloop.ingest import ingest_landing as ingest
+        from driftloop.storage import make_engine
+
+        settings = load_settings(CONFIG)
+        outcomes = ingest(settings, make_engine(settings.database_url))
+        for outcome in outcomes:
+            print(f"{outcome.name}: {outcome.status} {outcome.reasons or ''}")
+        return len(outcomes)
+
+    @task
+    def check_batch(params: dict | None = None) -> dict | None:
+        """Test the requested (or oldest unchecked) accepted batch; store the report."""
+        from driftloop.drift.monitor import check_next_batch
+        from driftloop.storage import make_engine
+
+        settings = load_settings(CONFIG)
+        outcome = check_next_batch(settings, make_engine(settings.database_url), (params or {}).get("batch"))
+        if outcome is None:
+            print("no unchecked accepted batch")
+            return None
+        print(f"batch {outcome.batch_name}: {outcome.status}, drifted {outcome.drifted_features}, report {outcome.html_path}")
+        return outcome.to_dict()
+
+    @task.short_circuit
+    def drift_found(outcome: dict | None) -> bool:
+        """Only a new drift verdict goes on; re-running a batch changes nothing."""
+        return bool(outcome and outcome["status"] == "drift" and outcome["new"])
+
+    @task(outlets=[DRIFT])
+    def announce_drift(outcome: dict, outlet_events=None) -> None:
+        """Emit the drift event for retraining."""
+        outlet_events[DRIFT].extra = {
+            "batch_id": outcome["batch_id"],
+            "report_id": outcome["report_id"],
+            "model_version": outcome["model_version"],
+        }
+
+    outcome = check_batch()
+    ingest_landing() >> outcome
+    drift_found(outcome) >> announce_drift(outcome)
+
+
+drift_monitor()

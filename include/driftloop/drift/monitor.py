@@ -1,0 +1,206 @@
+"""The stored side of drift monitoring: which batch, which reference, and the saved checks.
+
+``drift_monitor`` calls :func:`check_next_batch`; the CLI calls the rest. The reference profile
+in use is, in order: the profile of the current Production model version (registered by the
+retraining step, stored here with ``kind='model'``), else the active reference profile (the
+initial reference split, or a person's ``driftloop drift reset-reference``), built on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from driftloop.config import Settings
+from driftloop.data import read_table
+from driftloop.drift.engine import DriftError, check_drift
+from driftloop.drift.profile import ReferenceProfile, build_profile
+from driftloop.drift.report import write_report
+from driftloop.ingest import ACCEPTED, IngestError, find_batch
+from driftloop.storage import Batch, DriftCheck, ReferenceProfileRecord, session_scope, utcnow
+from driftloop.stream import build_reference, reference_path
+
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What a drift check found, as the DAG and the CLI report it."""
+
+    batch_id: int
+    batch_name: str
+    report_id: int
+    status: str
+    drifted_features: list[str] = field(default_factory=list)
+    drift_share: float | None = None
+    target_drift: bool = False
+    model_version: str | None = None
+    html_path: str | None = None
+    error: str | None = None
+    new: bool = True  # False when the batch had been checked before: nothing changes
+
+    @property
+    def drifted(self) -> bool:
+        return self.status == "drift"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def profile_from_frame(frame: Any, settings: Settings, source: str) -> ReferenceProfile:
+    """Profile a reference frame with the configured columns, kinds and sizes."""
+    columns = [*settings.feature_columns, *([settings.data.target] if settings.data.target in frame.columns else [])]
+    return build_profile(
+        frame[columns],
+        categorical=settings.data.categorical_features,
+        target=settings.data.target,
+        target_is_categorical=settings.data.task == "classification",
+        bins=settings.drift.bins,
+        exact_max=settings.drift.exact_reference_max,
+        source=source,
+    )
+
+
+def store_profile(
+    settings: Settings,
+    engine: sa.Engine,
+    profile: ReferenceProfile,
+    kind: str,
+    model_version: str | None = None,
+    activate: bool = False,
+) -> ReferenceProfileRecord:
+    """Save a profile file and its row; ``activate`` makes it the fallback reference."""
+    with session_scope(engine) as session:
+        record = ReferenceProfileRecord(
+            kind=kind, source=profile.source, path="", digest="", data_digest=profile.data_digest,
+            rows=profile.rows, model_version=model_version, active=False, created_at=utcnow(),
+        )
+        session.add(record)
+        session.flush()
+        path = settings.storage.profiles_dir / f"profile-{record.id:05d}-{kind}.npz"
+        record.path, record.digest = str(path), profile.save(path)
+        if activate:
+            session.execute(sa.update(ReferenceProfileRecord).values(active=False))
+            record.active = True
+    return record
+
+
+def reset_reference(settings: Settings, engine: sa.Engine, source_file: Path | None = None) -> ReferenceProfileRecord:
+    """Make a new active reference: the initial split, or a file a person chose."""
+    if source_file is None:
+        source_file, _rows = build_reference(settings)
+    if not source_file.is_file():
+        raise IngestError(f"reference file {source_file} does not exist")
+    frame = read_table(source_file, settings.data)
+    missing = sorted(set(settings.feature_columns) - set(frame.columns))
+    if missing:
+        raise IngestError(f"reference file {source_file} lacks feature column(s) {missing}")
+    profile = profile_from_frame(frame, settings, str(source_file))
+    return store_profile(settings, engine, profile, "reset", activate=True)
+
+
+def resolve_profile(settings: Settings, engine: sa.Engine, production_version: str | None = None) -> tuple[ReferenceProfileRecord, ReferenceProfile]:
+    """The profile to test against: Production's if it has one, else the active reference."""
+    with session_scope(engine) as session:
+        record = None
+        if production_version is not None:
+            record = session.scalar(
+                sa.select(ReferenceProfileRecord)
+                .where(ReferenceProfileRecord.kind == "model", ReferenceProfileRecord.model_version == production_version)
+                .order_by(ReferenceProfileRecord.id.desc())
+            )
+        if record is None:
+            record = session.scalar(sa.select(ReferenceProfileRecord).where(ReferenceProfileRecord.active.is_(True)))
+    if record is None:
+        path = reference_path(settings)
+        if not path.is_file():
+            path, _rows = build_reference(settings)
+        profile = profile_from_frame(read_table(path, settings.data), settings, str(path))
+        record = store_profile(settings, engine, profile, "initial", activate=True)
+        return record, profile
+    return record, ReferenceProfile.load(Path(record.path))
+
+
+def next_unchecked_batch(engine: sa.Engine) -> int | None:
+    """The oldest accepted batch without a drift check."""
+    with session_scope(engine) as session:
+        return session.scalar(
+            sa.select(Batch.id)
+            .outerjoin(DriftCheck, DriftCheck.batch_id == Batch.id)
+            .where(Batch.status == ACCEPTED, DriftCheck.id.is_(None))
+            .order_by(Batch.batch_time, Batch.id)
+            .limit(1)
+        )
+
+
+def check_next_batch(
+    settings: Settings, engine: sa.Engine, batch_ref: str | None = None, production_version: str | None = None
+) -> CheckOutcome | None:
+    """Check ``batch_ref`` (or the oldest unchecked batch) and store the result.
+
+    A batch checked before returns its stored outcome with ``new=False``. A check that fails
+    is stored as ``failed`` with its reason, so it never blocks the batches after it.
+    """
+    with session_scope(engine) as session:
+        if batch_ref is None:
+            batch_id = next_unchecked_batch(engine)
+            if batch_id is None:
+                return None
+            batch = session.get(Batch, batch_id)
+        else:
+            batch = find_batch(session, batch_ref)
+        if batch.status != ACCEPTED:
+            raise IngestError(f"batch {batch.id} ({batch.name}) is {batch.status}; only accepted batches are checked")
+        existing = session.scalar(sa.select(DriftCheck).where(DriftCheck.batch_id == batch.id))
+        if existing is not None:
+            return _outcome(existing, batch, new=False)
+        batch_id, batch_name, batch_path = batch.id, batch.name, Path(batch.path)
+    record, profile = resolve_profile(settings, engine, production_version)
+    check = DriftCheck(batch_id=batch_id, profile_id=record.id, model_version=production_version, created_at=utcnow())
+    try:
+        frame = read_table(batch_path, settings.data)
+        verdict = check_drift(profile, frame, settings.drift)
+    except (DriftError, OSError, ValueError) as exc:
+        check.status, check.error, check.drifted_features, check.target_drift = FAILED, str(exc), [], False
+    else:
+        check.status, check.drift_share = verdict.status, verdict.drift_share
+        check.drifted_features, check.target_drift = verdict.drifted_features, verdict.target_drift
+        stem = f"drift-{batch_id:06d}-{Path(batch_name).stem}"
+        context = {
+            "batch": batch_name, "batch id": batch_id, "reference": profile.source,
+            "reference rows": profile.rows, "profile id": record.id,
+            "production model version": production_version or "none",
+            "checked at": check.created_at.isoformat(timespec="seconds"),
+        }
+        json_path, html_path = write_report(verdict, profile, settings.storage.reports_dir / "drift", stem, context)
+        check.json_path, check.html_path = str(json_path), str(html_path)
+    try:
+        with session_scope(engine) as session:
+            session.add(check)
+    except sa.exc.IntegrityError:  # another run checked it meanwhile: keep theirs
+        with session_scope(engine) as session:
+            existing = session.scalar(sa.select(DriftCheck).where(DriftCheck.batch_id == batch_id))
+            return _outcome(existing, session.get(Batch, batch_id), new=False)
+    with session_scope(engine) as session:
+        return _outcome(session.get(DriftCheck, check.id), session.get(Batch, batch_id), new=True)
+
+
+def _outcome(check: DriftCheck, batch: Batch, new: bool) -> CheckOutcome:
+    return CheckOutcome(
+        batch_id=batch.id, batch_name=batch.name, report_id=check.id, status=check.status,
+        drifted_features=list(check.drifted_features), drift_share=check.drift_share,
+        target_drift=check.target_drift, model_version=check.model_version,
+        html_path=check.html_path, error=check.error, new=new,
+    )
+
+
+def recent_checks(engine: sa.Engine, limit: int = 20) -> list[CheckOutcome]:
+    """The newest drift checks first."""
+    with session_scope(engine) as session:
+        rows = session.execute(
+            sa.select(DriftCheck, Batch).join(Batch, Batch.id == DriftCheck.batch_id).order_by(DriftCheck.id.desc()).limit(limit)
+        ).all()
+        return [_outcome(check, batch, new=False) for check, batch in rows]

@@ -1,0 +1,477 @@
+"""Real Airflow 3 components as separate processes, for integration tests.
+
+Airflow 3 splits into processes that only meet through the metadata database and the
+api-server: the scheduler (with the LocalExecutor's workers), the dag-processor that parses DAG
+files, the triggerer, and the api-server, which serves both the public REST API and the
+Execution API that every running task calls. Mocking any of them hides exactly the wiring these
+tests exist to check, so `AirflowStack` starts all four, talks to them only through the public
+REST API (/api/v2), and always stops every process it started, together with its descendants.
+
+Everything lives in a temporary AIRFLOW_HOME and a throw-away PostgreSQL database (see
+`temporary_postgres_database`); nothing is written into the repository.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self, TypeVar
+
+import psutil
+import requests
+import sqlalchemy as sa
+
+VENV_BIN = Path(sys.executable).parent
+AIRFLOW = str(VENV_BIN / "airflow")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "DRIFTLOOP_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+# The order matters only for start-up: the api-server is last so that the others are already
+# heart-beating by the time it answers its health check.
+COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+
+T = TypeVar("T")
+
+
+class AirflowStackError(RuntimeError):
+    """The stack did not start, or did not reach an expected state in time."""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (there is a small race until it is bound)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    probe: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    interval: float = 1.0,
+    diagnostics: Callable[[], str] | None = None,
+) -> T:
+    """Poll `probe` until it returns something other than None; fail loudly after `timeout`.
+
+    Integration tests must never hang: every wait is bounded, and the error says what was
+    awaited plus whatever `diagnostics` can tell about why it did not happen.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result is not None:
+            return result
+        if time.monotonic() >= deadline:
+            details = f"\n{diagnostics()}" if diagnostics else ""
+            raise AirflowStackError(f"timed out after {timeout:.0f}s waiting for {what}{details}")
+        time.sleep(interval)
+
+
+@contextlib.contextmanager
+def temporary_postgres_database(
+    admin_url: str = POSTGRES_ADMIN_URL, prefix: str = "airflow_test"
+) -> Iterator[str]:
+    """Create a uniquely named, empty PostgreSQL database and drop it afterwards.
+
+    Airflow's migrations want a database of their own; a unique name keeps concurrent and
+    earlier runs apart, and `WITH (FORCE)` drops it even if a killed component left a session.
+    """
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield admin.url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def _tail(path: Path, lines: int) -> str:
+    """The last `lines` lines of a log file, or a note that there is none."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no log file)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _session_members(session_id: int) -> list[psutil.Process]:
+    """Every live process in the given session, including orphans re-parented to init.
+
+    Each component starts a new session, and Airflow moves each task into a process group of
+    its own, so killing the component's process group would miss running tasks; the session
+    survives both `setpgid` and the parent's death.
+    """
+    members = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(process.pid) == session_id:
+                members.append(process)
+    return members
+
+
+@dataclass
+class _Component:
+    """One running Airflow command and the log file it writes to."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+
+
+class AirflowStack:
+    """Scheduler, dag-processor, triggerer and api-server on one metadata database.
+
+    Use as a context manager: entering migrates the database and starts the components,
+    leaving stops them all, even when start-up or the test failed.
+    """
+
+    def __init__(
+        self,
+        dags_folder: Path,
+        home: Path,
+        sql_alchemy_conn: str,
+        extra_env: dict[str, str] | None = None,
+        startup_timeout: float = 180.0,
+        stop_grace: float = 15.0,
+    ) -> None:
+        self.dags_folder = Path(dags_folder).resolve()
+        self.home = Path(home).resolve()
+        self.sql_alchemy_conn = sql_alchemy_conn
+        self.extra_env = dict(extra_env or {})
+        self.startup_timeout = startup_timeout
+        self.stop_grace = stop_grace
+        self.port = 0
+        self.env: dict[str, str] = {}
+        self._components: list[_Component] = []
+        self._http = requests.Session()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """Where the api-server listens (public API, Execution API and UI)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Migrate the metadata database, start every component, wait until all are healthy."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.env = self._child_env()
+        self._migrate()
+        for name in COMPONENTS:
+            self._spawn(name)
+        wait_until(
+            self._healthy,
+            self.startup_timeout,
+            f"the api-server on {self.base_url} and every component to report healthy",
+            diagnostics=self.logs_tail,
+        )
+        self._authenticate()
+
+    def stop(self) -> None:
+        """Stop every component and all of its descendants: SIGTERM, then SIGKILL.
+
+        Running tasks are signalled too: the LocalExecutor would otherwise wait for them to
+        finish, and a test that ends early must not leave a task running for minutes.
+        Idempotent, and never raises for processes that are already gone.
+        """
+        components, self._components = self._components, []
+        for component in components:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(component.process.pid, signal.SIGTERM)
+            for process in _session_members(component.process.pid):
+                with contextlib.suppress(psutil.Error):
+                    process.terminate()
+        deadline = time.monotonic() + self.stop_grace
+        for component in components:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                component.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            members = _session_members(component.process.pid)
+            psutil.wait_procs(members, timeout=max(0.0, deadline - time.monotonic()))
+        for component in components:
+            # Whatever survived the grace period, orphans included.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(component.process.pid, signal.SIGKILL)
+            stragglers = _session_members(component.process.pid)
+            for process in stragglers:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
+            psutil.wait_procs(stragglers, timeout=5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                component.process.wait(timeout=5)
+            component.log_file.close()
+        self._http.close()
+
+    def _child_env(self) -> dict[str, str]:
+        """The environment every Airflow command runs with; the caller's own stays untouched.
+
+        Inherited AIRFLOW* variables are dropped so a developer's shell cannot leak into the test.
+        """
+        env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+        env.update(
+            {
+                "PATH": os.pathsep.join([str(VENV_BIN), env.get("PATH", "")]),
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                # LocalExecutor starts `parallelism` workers up front (32 by default).
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                # Task workers reach the api-server here; the default assumes port 8080.
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__WORKERS": "1",
+                # New files are picked up on refresh; changed files re-parsed after the interval.
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+                "AIRFLOW__CORE__AUTH_MANAGER": (
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                # Each process would otherwise pick its own random secret, and the api-server
+                # would reject the task tokens the scheduler signs.
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(64),
+                # The log servers default to fixed ports (8793, 8794), which collide across stacks.
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            }
+        )
+        if self.sql_alchemy_conn.startswith("postgresql") and not find_spec("asyncpg"):
+            # Airflow derives a `postgresql+asyncpg` URL for its async engine and fails at import
+            # without that driver. Only multi-team auth, the experimental run-wait endpoint and
+            # the state store use that engine, so without asyncpg it is switched off instead.
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = ""
+        env.update(self.extra_env)
+        return env
+
+    def _log_path(self, name: str) -> Path:
+        return self.home / f"logs-{name}.log"
+
+    def _migrate(self) -> None:
+        """Create Airflow's schema; the components refuse to start on an empty database."""
+        log_path = self._log_path("db-migrate")
+        with log_path.open("wb") as log:
+            try:
+                result = subprocess.run(
+                    [AIRFLOW, "db", "migrate"],
+                    env=self.env,
+                    cwd=self.home,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    timeout=self.startup_timeout,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise AirflowStackError(
+                    f"`airflow db migrate` took over {self.startup_timeout:.0f}s:\n"
+                    f"{_tail(log_path, 40)}"
+                ) from exc
+        if result.returncode != 0:
+            raise AirflowStackError(
+                f"`airflow db migrate` exited with {result.returncode}:\n{_tail(log_path, 40)}"
+            )
+
+    def _spawn(self, name: str) -> None:
+        """Start one component in a session of its own, so it can be stopped as a whole."""
+        command = [AIRFLOW, name]
+        if name == "api-server":
+            command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        log_path = self._log_path(name)
+        log_file = log_path.open("wb")
+        try:
+            process = subprocess.Popen(
+                command,
+                env=self.env,
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except BaseException:
+            log_file.close()
+            raise
+        self._components.append(_Component(name, process, log_path, log_file))
+
+    def _check_alive(self) -> None:
+        """Fail at once, with its log, if a component died: waiting on would only time out."""
+        for component in self._components:
+            code = component.process.poll()
+            if code is not None:
+                raise AirflowStackError(
+                    f"airflow {component.name} exited with {code}:\n"
+                    f"{_tail(component.log_path, 60)}"
+                )
+
+    def _healthy(self) -> bool | None:
+        """True once the api-server answers and reports every other component healthy."""
+        self._check_alive()
+        try:
+            response = self._http.get(f"{self.base_url}/api/v2/monitor/health", timeout=5)
+        except requests.RequestException:
+            return None
+        if response.status_code != 200:
+            return None
+        health = response.json()
+        parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        if all((health.get(part) or {}).get("status") == "healthy" for part in parts):
+            return True
+        return None
+
+    def _authenticate(self) -> None:
+        """Fetch a JWT for the public API.
+
+        With `simple_auth_manager_all_admins` the api-server hands out admin tokens without
+        credentials (GET /auth/token); using one keeps the calls valid should that middleware
+        stop injecting its own header.
+        """
+        response = self._http.get(f"{self.base_url}/auth/token", timeout=10)
+        response.raise_for_status()
+        token = response.json()["access_token"]
+        self._http.headers["Authorization"] = f"Bearer {token}"
+
+    # -- diagnostics -----------------------------------------------------------------------
+
+    def logs_tail(self, lines: int = 30) -> str:
+        """The end of every component's log, for error messages."""
+        names = ["db-migrate", *COMPONENTS]
+        return "\n".join(
+            f"----- airflow {name} ({self._log_path(name)}) -----\n"
+            f"{_tail(self._log_path(name), lines)}"
+            for name in names
+        )
+
+    # -- public REST API -------------------------------------------------------------------
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call the public REST API (`path` below /api/v2) and return the decoded JSON body."""
+        response = self.request(method, path, **kwargs)
+        if not response.ok:
+            raise AirflowStackError(
+                f"{method} /api/v2{path} answered {response.status_code}: {response.text}"
+            )
+        return response.json() if response.content else None
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """The raw response of a public REST API call, for callers that expect errors."""
+        kwargs.setdefault("timeout", 30)
+        return self._http.request(method, f"{self.base_url}/api/v2{path}", **kwargs)
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        """DAG files the dag-processor could not import, with their tracebacks."""
+        return list(self.api("GET", "/importErrors", params={"limit": 100})["import_errors"])
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until the dag-processor has parsed `dag_id` and registered it; return the DAG."""
+
+        def probe() -> dict[str, Any] | None:
+            self._check_alive()
+            response = self.request("GET", f"/dags/{dag_id}")
+            if response.status_code == 200 and not response.json()["is_stale"]:
+                return dict(response.json())
+            return None
+
+        def diagnostics() -> str:
+            return f"import errors: {self.import_errors()}\n{self.logs_tail()}"
+
+        return wait_until(probe, timeout, f"DAG {dag_id!r} to be parsed", diagnostics=diagnostics)
+
+    def unpause(self, dag_id: str) -> None:
+        """Unpause a DAG: new DAGs start paused, and paused DAGs neither run nor get triggered."""
+        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        """Start a manual run now and return its run_id.
+
+        Airflow 3 requires `logical_date` in the body; None means a run without one.
+        """
+        body = {"logical_date": None, "conf": conf or {}}
+        return str(self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """One DAG run as the REST API describes it."""
+        return dict(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """Every run of `dag_id`, oldest first."""
+        params = {"limit": 100, "order_by": "id"}
+        return list(self.api("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"])
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The task instances of one run, with their states."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
+        return list(self.api("GET", path)["task_instances"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 120.0) -> str:
+        """Wait until a run finishes; return its final state ("success" or "failed")."""
+
+        def probe() -> str | None:
+            self._check_alive()
+            state = str(self.dag_run(dag_id, run_id)["state"])
+            return state if state in TERMINAL_RUN_STATES else None
+
+        def diagnostics() -> str:
+            tasks = [
+                (ti["task_id"], ti["state"]) for ti in self.task_instances(dag_id, run_id)
+            ]
+            return f"run {run_id}: {self.dag_run(dag_id, run_id)['state']}, tasks {tasks}\n" + (
+                self.logs_tail()
+            )
+
+        return wait_until(
+            probe, timeout, f"run {run_id!r} of {dag_id!r} to finish", diagnostics=diagnostics
+        )
+
+    def asset_events(self, uri: str) -> list[dict[str, Any]]:
+        """Every event recorded for the asset, oldest first, each with its `extra`.
+
+        The events endpoint filters by asset id only, so the asset is looked up first. Airflow
+        normalises URIs (`driftloop://smoke` is stored as `driftloop://smoke/`) and uses the URI
+        as the name when none is given, so either may match what the DAG author wrote.
+        """
+        assets = self.api("GET", "/assets", params={"uri_pattern": uri, "limit": 100})["assets"]
+        ids = [asset["id"] for asset in assets if uri in (asset["uri"], asset["name"])]
+        events: list[dict[str, Any]] = []
+        for asset_id in ids:
+            params = {"asset_id": asset_id, "limit": 100, "order_by": "timestamp"}
+            events += self.api("GET", "/assets/events", params=params)["asset_events"]
+        return sorted(events, key=lambda event: event["timestamp"])
