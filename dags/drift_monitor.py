@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import Asset, Param, dag, task
-
 from driftloop.config import load_settings
 from driftloop.events import DRIFT_ASSET_URI
 
-CONFIG = os.environ.get("DRIFTLOOP_CONFIG") or str(Path(__file__).resolve().parents[1] / "driftloop.yaml")
+CONFIG = os.environ.get("DRIFTLOOP_CONFIG") or str(
+    Path(__file__).resolve().parents[1] / "driftloop.yaml"
+)
 DRIFT = Asset(DRIFT_ASSET_URI)
 
 
@@ -27,7 +28,9 @@ DRIFT = Asset(DRIFT_ASSET_URI)
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
-    params={"batch": Param(None, type=["null", "string"], description="Batch id or name to check.")},
+    params={
+        "batch": Param(None, type=["null", "string"], description="Batch id or name to check.")
+    },
     tags=["driftloop"],
     doc_md=__doc__,
 )
@@ -51,11 +54,15 @@ def drift_monitor() -> None:
         from driftloop.storage import make_engine
 
         settings = load_settings(CONFIG)
-        outcome = check_next_batch(settings, make_engine(settings.database_url), (params or {}).get("batch"))
+        outcome = check_next_batch(
+            settings, make_engine(settings.database_url), (params or {}).get("batch")
+        )
         if outcome is None:
             print("no unchecked accepted batch")
             return None
-        print(f"batch {outcome.batch_name}: {outcome.status}, drifted {outcome.drifted_features}, report {outcome.html_path}")
+        print(
+            f"batch {outcome.batch_name}: {outcome.status}, drifted {outcome.drifted_features}, report {outcome.html_path}"
+        )
         return outcome.to_dict()
 
     @task.short_circuit

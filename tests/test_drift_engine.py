@@ -3,7 +3,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from driftloop.config import DriftSettings
 from driftloop.drift import statistics
 from driftloop.drift.engine import DRIFT, INSUFFICIENT, NO_DRIFT, DriftError, check_drift
@@ -46,17 +45,23 @@ def test_shifted_batch_drifts_with_the_shifted_features(profile):
 
 def test_constant_column_drifts_only_when_it_moves(profile):
     batch = _frame(500)
-    same = next(f for f in check_drift(profile, batch, DriftSettings()).features if f.name == "constant")
+    same = next(
+        f for f in check_drift(profile, batch, DriftSettings()).features if f.name == "constant"
+    )
     assert not same.drifted and same.measurements["mean_shift"].value == 0.0
     batch["constant"] = 3.5
-    moved = next(f for f in check_drift(profile, batch, DriftSettings()).features if f.name == "constant")
+    moved = next(
+        f for f in check_drift(profile, batch, DriftSettings()).features if f.name == "constant"
+    )
     assert moved.drifted and moved.measurements["wasserstein"].value == np.inf
 
 
 def test_unseen_category_counts_as_its_own_bin(profile):
     batch = _frame(500)
     batch.loc[:300, "colour"] = "orange"
-    colour = next(f for f in check_drift(profile, batch, DriftSettings()).features if f.name == "colour")
+    colour = next(
+        f for f in check_drift(profile, batch, DriftSettings()).features if f.name == "colour"
+    )
     assert colour.kind == "categorical" and colour.drifted
     assert colour.current_probabilities[-1] == pytest.approx(301 / 500)
     assert set(colour.measurements) == {"jensen_shannon"}  # mean shift and Wasserstein do not apply
@@ -97,7 +102,9 @@ def test_feature_rule_all_needs_every_statistic(profile):
     batch = _frame(500)
     batch["a"] = batch["a"] * 1.6  # same mean, wider spread: Wasserstein moves, mean shift does not
     any_rule = check_drift(profile, batch, DriftSettings(thresholds={"wasserstein": 0.1}))
-    all_rule = check_drift(profile, batch, DriftSettings(thresholds={"wasserstein": 0.1}, feature_rule="all"))
+    all_rule = check_drift(
+        profile, batch, DriftSettings(thresholds={"wasserstein": 0.1}, feature_rule="all")
+    )
     assert "a" in any_rule.drifted_features and "a" not in all_rule.drifted_features
 
 
@@ -107,7 +114,9 @@ def test_a_new_statistic_is_one_function_and_one_registration(profile):
     def ks(column, current):
         return statistics.Measurement(float(ks_2samp(column.values, current).statistic))
 
-    statistics.register(statistics.Statistic("ks", ks, 0.1, frozenset({statistics.NUMERIC}), "KS statistic"))
+    statistics.register(
+        statistics.Statistic("ks", ks, 0.1, frozenset({statistics.NUMERIC}), "KS statistic")
+    )
     try:
         verdict = check_drift(profile, _frame(500, shift=1.0), DriftSettings(statistics=["ks"]))
         assert "ks" in verdict.features[0].measurements and "a" in verdict.drifted_features
@@ -126,4 +135,7 @@ def test_profile_round_trips_through_its_file(profile, tmp_path):
     loaded = ReferenceProfile.load(path)
     assert len(digest) == 64 and loaded.features == profile.features and loaded.target == "label"
     batch = _frame(500, shift=1.0)
-    assert check_drift(loaded, batch, DriftSettings()).to_dict() == check_drift(profile, batch, DriftSettings()).to_dict()
+    assert (
+        check_drift(loaded, batch, DriftSettings()).to_dict()
+        == check_drift(profile, batch, DriftSettings()).to_dict()
+    )

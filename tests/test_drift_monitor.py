@@ -4,8 +4,13 @@ import json
 from pathlib import Path
 
 import pytest
-
-from driftloop.drift.monitor import FAILED, check_next_batch, recent_checks, reset_reference, resolve_profile
+from driftloop.drift.monitor import (
+    FAILED,
+    check_next_batch,
+    recent_checks,
+    reset_reference,
+    resolve_profile,
+)
 from driftloop.ingest import IngestError, ingest_landing, list_batches
 from driftloop.stream import replay
 
@@ -28,7 +33,9 @@ def test_batches_are_checked_oldest_first_and_red_wine_is_drift(gradual, engine)
     assert report["status"] == "drift" and report["batch id"] == outcomes[-1].batch_id
     page = Path(outcomes[-1].html_path).read_text()
     assert "data:image/png;base64," in page and "total sulfur dioxide" in page
-    assert [c.report_id for c in recent_checks(engine, 3)] == [o.report_id for o in outcomes[::-1][:3]]
+    assert [c.report_id for c in recent_checks(engine, 3)] == [
+        o.report_id for o in outcomes[::-1][:3]
+    ]
 
 
 def test_rerunning_a_batch_changes_nothing(gradual, engine):

@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from driftloop.drift.profile import build_profile
+from driftloop.drift.statistics import jensen_shannon, mean_shift, wasserstein
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
-from driftloop.drift.profile import build_profile
-from driftloop.drift.statistics import jensen_shannon, mean_shift, wasserstein
-
 # Few distinct values (ties), NaN, and occasionally a constant column.
 values = st.sampled_from([0.0, 1.0, 1.5, 2.0, -3.25, 7.0, 1e3, np.nan])
 samples = st.one_of(
     arrays(np.float64, st.integers(1, 200), elements=values),
-    arrays(np.float64, st.integers(1, 200), elements=st.one_of(st.floats(-1e6, 1e6, width=64), st.just(np.nan))),
+    arrays(
+        np.float64,
+        st.integers(1, 200),
+        elements=st.one_of(st.floats(-1e6, 1e6, width=64), st.just(np.nan)),
+    ),
     st.builds(lambda n, v: np.full(n, v), st.integers(1, 50), st.sampled_from([0.0, 4.2, -1.0])),
 )
 
 
 def _profile(reference: np.ndarray, bins: int = 10, exact_max: int = 100_000):
-    return build_profile(pd.DataFrame({"x": reference}), [], None, False, bins=bins, exact_max=exact_max).columns["x"]
+    return build_profile(
+        pd.DataFrame({"x": reference}), [], None, False, bins=bins, exact_max=exact_max
+    ).columns["x"]
 
 
 @settings(max_examples=300, deadline=None)

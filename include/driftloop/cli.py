@@ -241,8 +241,12 @@ def batches_reprocess(
 
 @drift_app.command("check")
 def drift_check(
-    batch: Annotated[str | None, typer.Argument(help="Batch id or name (default: the oldest unchecked).")] = None,
-    all_batches: Annotated[bool, typer.Option("--all", help="Check every unchecked batch, oldest first.")] = False,
+    batch: Annotated[
+        str | None, typer.Argument(help="Batch id or name (default: the oldest unchecked).")
+    ] = None,
+    all_batches: Annotated[
+        bool, typer.Option("--all", help="Check every unchecked batch, oldest first.")
+    ] = False,
 ) -> None:
     """Test accepted batches for drift against the reference; store and render reports."""
     from driftloop.drift.monitor import check_next_batch
@@ -273,7 +277,10 @@ def drift_reports(limit: Annotated[int, typer.Option(help="How many, newest firs
 
 @drift_app.command("reset-reference")
 def drift_reset_reference(
-    file: Annotated[Path | None, typer.Option(help="Reference data file (default: the initial reference split).")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(help="Reference data file (default: the initial reference split)."),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Make a new reference profile the active one (used when no Production model provides one)."""
@@ -284,7 +291,9 @@ def drift_reset_reference(
     if not yes:
         typer.confirm("Replace the active drift reference?", abort=True)
     record = reset_reference(settings, engine, file)
-    typer.echo(f"reference profile {record.id}: {record.rows} rows from {record.source} ({record.path})")
+    typer.echo(
+        f"reference profile {record.id}: {record.rows} rows from {record.source} ({record.path})"
+    )
 
 
 def _print_check(outcome) -> None:

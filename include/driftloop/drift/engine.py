@@ -89,7 +89,11 @@ class DriftVerdict:
                 "missing_alert": c.missing_alert,
                 "drifted": c.drifted,
                 "statistics": {
-                    name: {"value": _json_number(m.value), "flag": c.flags[name], **{k: _json_number(v) for k, v in m.details.items()}}
+                    name: {
+                        "value": _json_number(m.value),
+                        "flag": c.flags[name],
+                        **{k: _json_number(v) for k, v in m.details.items()},
+                    }
                     for name, m in c.measurements.items()
                 },
                 "current_probabilities": c.current_probabilities,
@@ -111,10 +115,14 @@ class DriftVerdict:
 
 
 def _json_number(value: float) -> float | str:
-    return value if math.isfinite(value) else ("inf" if value > 0 else "-inf" if value < 0 else "nan")
+    return (
+        value if math.isfinite(value) else ("inf" if value > 0 else "-inf" if value < 0 else "nan")
+    )
 
 
-def check_drift(profile: ReferenceProfile, batch: pd.DataFrame, settings: DriftSettings) -> DriftVerdict:
+def check_drift(
+    profile: ReferenceProfile, batch: pd.DataFrame, settings: DriftSettings
+) -> DriftVerdict:
     """Test ``batch`` against ``profile``: every profiled feature, and the target if present."""
     if batch.empty:
         raise DriftError("the batch is empty: there is nothing to test for drift")
@@ -122,10 +130,14 @@ def check_drift(profile: ReferenceProfile, batch: pd.DataFrame, settings: DriftS
     if missing:
         raise DriftError(f"the batch lacks profiled column(s) {missing}")
     thresholds = {name: settings.threshold(name) for name in settings.statistics}
-    features = [_column_drift(profile.columns[n], batch[n], settings, thresholds) for n in profile.features]
+    features = [
+        _column_drift(profile.columns[n], batch[n], settings, thresholds) for n in profile.features
+    ]
     target = None
     if profile.target is not None and profile.target in batch.columns:
-        target = _column_drift(profile.columns[profile.target], batch[profile.target], settings, thresholds)
+        target = _column_drift(
+            profile.columns[profile.target], batch[profile.target], settings, thresholds
+        )
     usable_rows = int(batch[profile.features].notna().all(axis=1).sum())
     share = float(np.mean([f.drifted for f in features])) if features else 0.0
     if usable_rows < settings.min_rows:

@@ -52,7 +52,10 @@ class CheckOutcome:
 
 def profile_from_frame(frame: Any, settings: Settings, source: str) -> ReferenceProfile:
     """Profile a reference frame with the configured columns, kinds and sizes."""
-    columns = [*settings.feature_columns, *([settings.data.target] if settings.data.target in frame.columns else [])]
+    columns = [
+        *settings.feature_columns,
+        *([settings.data.target] if settings.data.target in frame.columns else []),
+    ]
     return build_profile(
         frame[columns],
         categorical=settings.data.categorical_features,
@@ -75,8 +78,15 @@ def store_profile(
     """Save a profile file and its row; ``activate`` makes it the fallback reference."""
     with session_scope(engine) as session:
         record = ReferenceProfileRecord(
-            kind=kind, source=profile.source, path="", digest="", data_digest=profile.data_digest,
-            rows=profile.rows, model_version=model_version, active=False, created_at=utcnow(),
+            kind=kind,
+            source=profile.source,
+            path="",
+            digest="",
+            data_digest=profile.data_digest,
+            rows=profile.rows,
+            model_version=model_version,
+            active=False,
+            created_at=utcnow(),
         )
         session.add(record)
         session.flush()
@@ -88,7 +98,9 @@ def store_profile(
     return record
 
 
-def reset_reference(settings: Settings, engine: sa.Engine, source_file: Path | None = None) -> ReferenceProfileRecord:
+def reset_reference(
+    settings: Settings, engine: sa.Engine, source_file: Path | None = None
+) -> ReferenceProfileRecord:
     """Make a new active reference: the initial split, or a file a person chose."""
     if source_file is None:
         source_file, _rows = build_reference(settings)
@@ -102,18 +114,25 @@ def reset_reference(settings: Settings, engine: sa.Engine, source_file: Path | N
     return store_profile(settings, engine, profile, "reset", activate=True)
 
 
-def resolve_profile(settings: Settings, engine: sa.Engine, production_version: str | None = None) -> tuple[ReferenceProfileRecord, ReferenceProfile]:
+def resolve_profile(
+    settings: Settings, engine: sa.Engine, production_version: str | None = None
+) -> tuple[ReferenceProfileRecord, ReferenceProfile]:
     """The profile to test against: Production's if it has one, else the active reference."""
     with session_scope(engine) as session:
         record = None
         if production_version is not None:
             record = session.scalar(
                 sa.select(ReferenceProfileRecord)
-                .where(ReferenceProfileRecord.kind == "model", ReferenceProfileRecord.model_version == production_version)
+                .where(
+                    ReferenceProfileRecord.kind == "model",
+                    ReferenceProfileRecord.model_version == production_version,
+                )
                 .order_by(ReferenceProfileRecord.id.desc())
             )
         if record is None:
-            record = session.scalar(sa.select(ReferenceProfileRecord).where(ReferenceProfileRecord.active.is_(True)))
+            record = session.scalar(
+                sa.select(ReferenceProfileRecord).where(ReferenceProfileRecord.active.is_(True))
+            )
     if record is None:
         path = reference_path(settings)
         if not path.is_file():
@@ -137,7 +156,10 @@ def next_unchecked_batch(engine: sa.Engine) -> int | None:
 
 
 def check_next_batch(
-    settings: Settings, engine: sa.Engine, batch_ref: str | None = None, production_version: str | None = None
+    settings: Settings,
+    engine: sa.Engine,
+    batch_ref: str | None = None,
+    production_version: str | None = None,
 ) -> CheckOutcome | None:
     """Check ``batch_ref`` (or the oldest unchecked batch) and store the result.
 
@@ -153,29 +175,46 @@ def check_next_batch(
         else:
             batch = find_batch(session, batch_ref)
         if batch.status != ACCEPTED:
-            raise IngestError(f"batch {batch.id} ({batch.name}) is {batch.status}; only accepted batches are checked")
+            raise IngestError(
+                f"batch {batch.id} ({batch.name}) is {batch.status}; only accepted batches are checked"
+            )
         existing = session.scalar(sa.select(DriftCheck).where(DriftCheck.batch_id == batch.id))
         if existing is not None:
             return _outcome(existing, batch, new=False)
         batch_id, batch_name, batch_path = batch.id, batch.name, Path(batch.path)
     record, profile = resolve_profile(settings, engine, production_version)
-    check = DriftCheck(batch_id=batch_id, profile_id=record.id, model_version=production_version, created_at=utcnow())
+    check = DriftCheck(
+        batch_id=batch_id,
+        profile_id=record.id,
+        model_version=production_version,
+        created_at=utcnow(),
+    )
     try:
         frame = read_table(batch_path, settings.data)
         verdict = check_drift(profile, frame, settings.drift)
     except (DriftError, OSError, ValueError) as exc:
-        check.status, check.error, check.drifted_features, check.target_drift = FAILED, str(exc), [], False
+        check.status, check.error, check.drifted_features, check.target_drift = (
+            FAILED,
+            str(exc),
+            [],
+            False,
+        )
     else:
         check.status, check.drift_share = verdict.status, verdict.drift_share
         check.drifted_features, check.target_drift = verdict.drifted_features, verdict.target_drift
         stem = f"drift-{batch_id:06d}-{Path(batch_name).stem}"
         context = {
-            "batch": batch_name, "batch id": batch_id, "reference": profile.source,
-            "reference rows": profile.rows, "profile id": record.id,
+            "batch": batch_name,
+            "batch id": batch_id,
+            "reference": profile.source,
+            "reference rows": profile.rows,
+            "profile id": record.id,
             "production model version": production_version or "none",
             "checked at": check.created_at.isoformat(timespec="seconds"),
         }
-        json_path, html_path = write_report(verdict, profile, settings.storage.reports_dir / "drift", stem, context)
+        json_path, html_path = write_report(
+            verdict, profile, settings.storage.reports_dir / "drift", stem, context
+        )
         check.json_path, check.html_path = str(json_path), str(html_path)
     try:
         with session_scope(engine) as session:
@@ -190,10 +229,17 @@ def check_next_batch(
 
 def _outcome(check: DriftCheck, batch: Batch, new: bool) -> CheckOutcome:
     return CheckOutcome(
-        batch_id=batch.id, batch_name=batch.name, report_id=check.id, status=check.status,
-        drifted_features=list(check.drifted_features), drift_share=check.drift_share,
-        target_drift=check.target_drift, model_version=check.model_version,
-        html_path=check.html_path, error=check.error, new=new,
+        batch_id=batch.id,
+        batch_name=batch.name,
+        report_id=check.id,
+        status=check.status,
+        drifted_features=list(check.drifted_features),
+        drift_share=check.drift_share,
+        target_drift=check.target_drift,
+        model_version=check.model_version,
+        html_path=check.html_path,
+        error=check.error,
+        new=new,
     )
 
 
@@ -201,6 +247,9 @@ def recent_checks(engine: sa.Engine, limit: int = 20) -> list[CheckOutcome]:
     """The newest drift checks first."""
     with session_scope(engine) as session:
         rows = session.execute(
-            sa.select(DriftCheck, Batch).join(Batch, Batch.id == DriftCheck.batch_id).order_by(DriftCheck.id.desc()).limit(limit)
+            sa.select(DriftCheck, Batch)
+            .join(Batch, Batch.id == DriftCheck.batch_id)
+            .order_by(DriftCheck.id.desc())
+            .limit(limit)
         ).all()
         return [_outcome(check, batch, new=False) for check, batch in rows]

@@ -54,7 +54,9 @@ class ColumnProfile:
             return np.searchsorted(self.bin_edges, values, side="right")
         lookup = {level: i for i, level in enumerate(self.levels)}
         unseen = len(self.levels)
-        return np.fromiter((lookup.get(v, unseen) for v in values), dtype=np.int64, count=len(values))
+        return np.fromiter(
+            (lookup.get(v, unseen) for v in values), dtype=np.int64, count=len(values)
+        )
 
     def histogram(self, values: np.ndarray) -> np.ndarray:
         """Counts of ``values`` in the profile's bins (same length as ``probabilities``)."""
@@ -94,7 +96,9 @@ class ReferenceProfile:
                 arrays[f"{index}_{key}"] = np.asarray(record.pop(key), dtype=float)
             meta["columns"].append(record)
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+        np.savez_compressed(
+            buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         staged = path.with_name(path.name + ".part")
         staged.write_bytes(buffer.getvalue())
@@ -106,13 +110,22 @@ class ReferenceProfile:
         with np.load(path, allow_pickle=False) as stored:
             meta = json.loads(stored["meta"].tobytes().decode())
             if meta.get("format") != FORMAT_VERSION:
-                raise ValueError(f"{path}: profile format {meta.get('format')} is not {FORMAT_VERSION}")
+                raise ValueError(
+                    f"{path}: profile format {meta.get('format')} is not {FORMAT_VERSION}"
+                )
             columns = {}
             for index, record in enumerate(meta["columns"]):
                 for key in ("values", "bin_edges", "probabilities"):
                     record[key] = stored[f"{index}_{key}"]
                 columns[record["name"]] = ColumnProfile(**record)
-        return cls(columns, meta["target"], meta["rows"], meta["source"], meta["data_digest"], meta["created_at"])
+        return cls(
+            columns,
+            meta["target"],
+            meta["rows"],
+            meta["source"],
+            meta["data_digest"],
+            meta["created_at"],
+        )
 
 
 def build_profile(
@@ -132,10 +145,16 @@ def build_profile(
         is_categorical = name in categorical or (name == target and target_is_categorical)
         series = frame[name]
         columns[name] = (
-            _categorical_column(name, series) if is_categorical else _numeric_column(name, series, bins, exact_max)
+            _categorical_column(name, series)
+            if is_categorical
+            else _numeric_column(name, series, bins, exact_max)
         )
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
-    return ReferenceProfile(columns, target if target in frame.columns else None, len(frame), source, digest)
+    digest = hashlib.sha256(
+        pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+    ).hexdigest()
+    return ReferenceProfile(
+        columns, target if target in frame.columns else None, len(frame), source, digest
+    )
 
 
 def _numeric_column(name: str, series: pd.Series, bins: int, exact_max: int) -> ColumnProfile:

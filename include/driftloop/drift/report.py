@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,11 @@ figcaption{font-size:.85rem;text-align:center}
 
 
 def write_report(
-    verdict: DriftVerdict, profile: ReferenceProfile, folder: Path, stem: str, context: dict[str, Any]
+    verdict: DriftVerdict,
+    profile: ReferenceProfile,
+    folder: Path,
+    stem: str,
+    context: dict[str, Any],
 ) -> tuple[Path, Path]:
     """Write ``<stem>.json`` and ``<stem>.html`` under ``folder``; return both paths."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -51,17 +56,22 @@ def _atomic_write(path: Path, text: str) -> None:
 def render_html(verdict: DriftVerdict, profile: ReferenceProfile, context: dict[str, Any]) -> str:
     columns = [*verdict.features, *([verdict.target] if verdict.target else [])]
     names = list(verdict.thresholds)
-    header = "".join(f"<th>{html.escape(n)}<br><small>threshold {verdict.thresholds[n]:g}</small></th>" for n in names)
+    header = "".join(
+        f"<th>{html.escape(n)}<br><small>threshold {verdict.thresholds[n]:g}</small></th>"
+        for n in names
+    )
     rows = []
     for column in columns:
         cells = []
         for name in names:
             measurement = column.measurements.get(name)
             if measurement is None:
-                cells.append("<td>–</td>")
+                cells.append("<td>n/a</td>")
                 continue
             extra = measurement.details.get("distance")
-            text = f"{measurement.value:.4f}" + (f"<br><small>raw {extra:.4g}</small>" if extra is not None else "")
+            text = f"{measurement.value:.4f}" + (
+                f"<br><small>raw {extra:.4g}</small>" if extra is not None else ""
+            )
             cells.append(f'<td class="{"flag" if column.flags.get(name) else ""}">{text}</td>')
         role = " (target)" if verdict.target is column else ""
         missing = f"{column.missing_share:.1%}" + (" ⚠" if column.missing_alert else "")
@@ -76,7 +86,10 @@ def render_html(verdict: DriftVerdict, profile: ReferenceProfile, context: dict[
         for c in columns
         if c.current_probabilities
     )
-    facts = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in context.items())
+    facts = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in context.items()
+    )
     sketch = [c.name for c in profile.columns.values() if not c.exact]
     sketch_note = (
         f"<p>Wasserstein for {', '.join(sketch)} uses the profile's quantile sketch; its error bound is shown per column in the JSON.</p>"
@@ -105,7 +118,9 @@ def _plot(column: ColumnProfile, current: list[float], drifted: bool) -> str:
 
     if column.kind == NUMERIC:
         edges = column.bin_edges
-        labels = [f"<{edges[0]:.3g}"] + [f"{a:.3g}–{b:.3g}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        labels = [f"<{edges[0]:.3g}"] + [
+            f"{a:.3g} to {b:.3g}" for a, b in itertools.pairwise(edges)
+        ]
         labels.append(f"≥{edges[-1]:.3g}")
         labels = labels[: len(column.probabilities)]
     else:
@@ -113,7 +128,13 @@ def _plot(column: ColumnProfile, current: list[float], drifted: bool) -> str:
     positions = np.arange(len(labels))
     figure, axes = plt.subplots(figsize=(4.0, 2.6), dpi=80)
     axes.bar(positions - 0.2, column.probabilities, width=0.4, label="reference", color="#7a9cc6")
-    axes.bar(positions + 0.2, current, width=0.4, label="current", color="#d9534f" if drifted else "#5cb85c")
+    axes.bar(
+        positions + 0.2,
+        current,
+        width=0.4,
+        label="current",
+        color="#d9534f" if drifted else "#5cb85c",
+    )
     axes.set_xticks(positions, labels, rotation=60, ha="right", fontsize=6)
     axes.set_ylabel("share", fontsize=7)
     axes.tick_params(axis="y", labelsize=6)

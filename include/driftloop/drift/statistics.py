@@ -61,7 +61,9 @@ def mean_shift(column: ColumnProfile, current: np.ndarray) -> Measurement:
 
     current_mean = float(np.mean(current))
     shift = abs(current_mean - column.mean)
-    return Measurement(_scaled(shift, column.std), {"reference_mean": column.mean, "current_mean": current_mean})
+    return Measurement(
+        _scaled(shift, column.std), {"reference_mean": column.mean, "current_mean": current_mean}
+    )
 
 
 def wasserstein_sorted(u_sorted: np.ndarray, v_sorted: np.ndarray) -> float:

@@ -35,7 +35,9 @@ def upgrade() -> None:
         sa.Column(
             "batch_id",
             sa.Integer,
-            sa.ForeignKey("batches.id", ondelete="CASCADE", name="fk_drift_checks_batch_id_batches"),
+            sa.ForeignKey(
+                "batches.id", ondelete="CASCADE", name="fk_drift_checks_batch_id_batches"
+            ),
             nullable=False,
         ),
         sa.Column(
