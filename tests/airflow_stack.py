@@ -151,7 +151,7 @@ class AirflowStack:
         sql_alchemy_conn: str,
         extra_env: dict[str, str] | None = None,
         startup_timeout: float = 180.0,
-        stop_grace: float = 15.0,
+        stop_grace: float = 10.0,
     ) -> None:
         self.dags_folder = Path(dags_folder).resolve()
         self.home = Path(home).resolve()
@@ -206,23 +206,26 @@ class AirflowStack:
     def stop(self) -> None:
         """Stop every component and all of its descendants: SIGTERM, then SIGKILL.
 
-        Running tasks are signalled too: the LocalExecutor would otherwise wait for them to
-        finish, and a test that ends early must not leave a task running for minutes.
+        The api-server goes last: a task being stopped still reports its state through the
+        Execution API, and retries for a long while if the api-server is already gone. Running
+        tasks get SIGTERM too, but Airflow 3.3 then only calls the operator's `on_kill` and the
+        scheduler waits for them, so a task still running at exit costs the full grace period.
         Idempotent, and never raises for processes that are already gone.
         """
         components, self._components = self._components, []
-        for component in components:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(component.process.pid, signal.SIGTERM)
-            for process in _session_members(component.process.pid):
-                with contextlib.suppress(psutil.Error):
-                    process.terminate()
         deadline = time.monotonic() + self.stop_grace
-        for component in components:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                component.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            members = _session_members(component.process.pid)
-            psutil.wait_procs(members, timeout=max(0.0, deadline - time.monotonic()))
+        workers = [component for component in components if component.name != "api-server"]
+        servers = [component for component in components if component.name == "api-server"]
+        for batch in (workers, servers):
+            for component in batch:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(component.process.pid, signal.SIGTERM)
+                for process in _session_members(component.process.pid):
+                    with contextlib.suppress(psutil.Error):
+                        process.terminate()
+            for component in batch:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    component.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         for component in components:
             # Whatever survived the grace period, orphans included.
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -338,8 +341,7 @@ class AirflowStack:
             code = component.process.poll()
             if code is not None:
                 raise AirflowStackError(
-                    f"airflow {component.name} exited with {code}:\n"
-                    f"{_tail(component.log_path, 60)}"
+                    f"airflow {component.name} exited with {code}:\n{_tail(component.log_path, 60)}"
                 )
 
     def _healthy(self) -> bool | None:
@@ -450,12 +452,9 @@ class AirflowStack:
             return state if state in TERMINAL_RUN_STATES else None
 
         def diagnostics() -> str:
-            tasks = [
-                (ti["task_id"], ti["state"]) for ti in self.task_instances(dag_id, run_id)
-            ]
-            return f"run {run_id}: {self.dag_run(dag_id, run_id)['state']}, tasks {tasks}\n" + (
-                self.logs_tail()
-            )
+            state = self.dag_run(dag_id, run_id)["state"]
+            tasks = [(ti["task_id"], ti["state"]) for ti in self.task_instances(dag_id, run_id)]
+            return f"run {run_id} is {state}, tasks {tasks}\n{self.logs_tail()}"
 
         return wait_until(
             probe, timeout, f"run {run_id!r} of {dag_id!r} to finish", diagnostics=diagnostics

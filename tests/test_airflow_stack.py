@@ -83,9 +83,7 @@ def airflow_database() -> Iterator[str]:
 
 @pytest.mark.integration
 @pytest.mark.timeout(300)
-def test_asset_event_from_producer_triggers_consumer(
-    tmp_path: Path, airflow_database: str
-) -> None:
+def test_asset_event_from_producer_triggers_consumer(tmp_path: Path, airflow_database: str) -> None:
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "producer.py").write_text(textwrap.dedent(PRODUCER_DAG))

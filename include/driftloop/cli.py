@@ -250,11 +250,13 @@ def drift_check(
 ) -> None:
     """Test accepted batches for drift against the reference; store and render reports."""
     from driftloop.drift.monitor import check_next_batch
+    from driftloop.registry import current_version
 
     settings = _settings()
     engine = _engine(settings)
+    production = current_version(settings)
     while True:
-        outcome = check_next_batch(settings, engine, batch)
+        outcome = check_next_batch(settings, engine, batch, production)
         if outcome is None:
             typer.echo("no unchecked accepted batches")
             return
@@ -294,6 +296,56 @@ def drift_reset_reference(
     typer.echo(
         f"reference profile {record.id}: {record.rows} rows from {record.source} ({record.path})"
     )
+
+
+@app.command("bootstrap")
+def bootstrap_command() -> None:
+    """Train the first model on the initial reference split and register it as Production."""
+    from driftloop.training.retrain import bootstrap
+
+    _logging()
+    settings = _settings()
+    decision = bootstrap(settings, _engine(settings))
+    typer.echo(f"version {decision.model_version} is Production ({decision.metric} on PyCaret's holdout: {decision.challenger_score:.4f})")
+
+
+@app.command("retrain")
+def retrain_command(
+    drift_check: Annotated[int | None, typer.Option(help="The drift report id behind this retrain.")] = None,
+) -> None:
+    """Run the retrain steps here (what the `retrain` DAG does): assemble, train, evaluate, register, gate."""
+    from driftloop.training import retrain as steps
+
+    _logging()
+    settings = _settings()
+    engine = _engine(settings)
+    assembly = steps.assemble(settings, engine, drift_check, "manual" if drift_check is None else "drift")
+    if "skip" in assembly:
+        typer.echo(f"skipped: {assembly['skip']['reason']}")
+        return
+    trained = steps.train_and_log(settings, engine, assembly)
+    decision = steps.gate(settings, engine, steps.register(settings, engine, steps.evaluate(settings, trained)))
+    typer.echo(f"version {decision.model_version} ({trained['model_name']}): {decision.decision}: {decision.reason}")
+
+
+@app.command("models")
+def models_command() -> None:
+    """List the registered versions with their aliases, stages and gate decisions."""
+    from driftloop.registry import list_versions
+
+    versions = list_versions(_settings())
+    if not versions:
+        typer.echo("no registered versions: run `driftloop bootstrap`")
+    for v in versions:
+        reason = f"  ({v['reason']})" if v["reason"] else ""
+        typer.echo(f"version {v['version']:>3}  alias {v['aliases']:11} stage {v['stage']:10} gate {v['gate']}{reason}")
+
+
+def _logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("driftloop").setLevel(logging.INFO)
 
 
 def _print_check(outcome) -> None:

@@ -185,6 +185,34 @@ class DriftSettings(Section):
         return self.thresholds.get(name, STATISTICS[name].default_threshold)
 
 
+class TrainingSettings(Section):
+    """PyCaret AutoML, the training window, and the gate a challenger must pass."""
+
+    models: list[str] = Field(
+        default_factory=lambda: ["et", "rf", "lightgbm", "xgboost", "lr"],
+        description="PyCaret model ids compared; empty means PyCaret's default list.",
+    )
+    folds: int = Field(default=5, ge=2, le=20)
+    optimize: str | None = Field(
+        default=None, description="PyCaret metric to sort by; empty: Accuracy or MAE by task."
+    )
+    budget_minutes: float = Field(default=2.0, gt=0.0)
+    window_batches: PositiveInt = Field(
+        default=10, description="Recent accepted, labelled batches added to the training data."
+    )
+    holdout_share: float = Field(default=0.3, gt=0.0, lt=1.0)
+    tolerance: float = Field(
+        default=0.0, ge=0.0, description="How much worse than Production a challenger may be."
+    )
+    cooldown_minutes: float = Field(default=0.0, ge=0.0)
+    replace_staging: bool = False
+    seed: int = 42
+    python: Path | None = Field(
+        default=None, description="Another interpreter for the ML tasks (@task.external_python)."
+    )
+    retries: int = Field(default=1, ge=0, le=10)
+
+
 class DatabaseSettings(Section):
     """driftloop's own tables; empty ``url`` means SQLite under ``storage.home``."""
 
@@ -213,12 +241,14 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        env_parse_none_str="null",  # DRIFTLOOP_DRIFT__SCHEDULE=null clears a value
     )
 
     data: DataSettings
     stream: StreamSettings = StreamSettings()
     storage: StorageSettings = StorageSettings()
     drift: DriftSettings = DriftSettings()
+    training: TrainingSettings = TrainingSettings()
     database: DatabaseSettings = DatabaseSettings()
     model: ModelSettings
     mlflow: MlflowSettings = MlflowSettings()
@@ -242,6 +272,14 @@ class Settings(BaseSettings):
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.storage.home / 'driftloop.db'}"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri or f"sqlite:///{self.storage.home / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        return self.mlflow.artifact_root or self.storage.home / "mlartifacts"
 
     @property
     def feature_columns(self) -> list[str]:

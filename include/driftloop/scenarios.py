@@ -106,6 +106,33 @@ def sudden_shift(context: StreamContext) -> list[ScenarioBatch]:
     return batches
 
 
+def concept_shift(context: StreamContext) -> list[ScenarioBatch]:
+    """A sudden shift whose labels change too: the old model is clearly wrong afterwards.
+
+    From ``start_batch`` on, the chosen features move as in :func:`sudden_shift` and the target
+    moves with them: numeric labels by one step up (integer classes) or one std (regression),
+    text labels to the next label in sorted order.
+    """
+    shifted = sudden_shift(context)
+    target = context.pool[context.target]
+    batches = []
+    for index, batch in enumerate(shifted):
+        if index < context.start_batch:
+            batches.append(batch)
+            continue
+        frame = batch.frame.copy()
+        if pd.api.types.is_integer_dtype(target):
+            frame[context.target] = np.minimum(frame[context.target] + 1, target.max())
+        elif pd.api.types.is_numeric_dtype(target):
+            frame[context.target] = frame[context.target] + target.std()
+        else:
+            labels = sorted(target.dropna().unique())
+            following = dict(zip(labels, labels[1:] + labels[:1], strict=True))
+            frame[context.target] = frame[context.target].map(following)
+        batches.append(ScenarioBatch(frame, f"{batch.note}; labels moved"))
+    return batches
+
+
 def label_shift(context: StreamContext) -> list[ScenarioBatch]:
     """From ``start_batch`` on, rows with high target values become more frequent.
 
@@ -156,6 +183,12 @@ SCENARIOS: dict[str, Scenario] = {
             params=("start_batch", "strength (std units)", "shift_features"),
         ),
         Scenario(
+            "concept",
+            "sudden shift of chosen features with the labels moving too (concept drift)",
+            concept_shift,
+            params=("start_batch", "strength (std units)", "shift_features"),
+        ),
+        Scenario(
             "label-shift",
             "label shift: high target values become more frequent",
             label_shift,
@@ -164,4 +197,4 @@ SCENARIOS: dict[str, Scenario] = {
     )
 }
 
-DEFAULT_STRENGTH = {"none": 0.0, "gradual": 0.8, "sudden": 1.5, "label-shift": 1.5}
+DEFAULT_STRENGTH = {"none": 0.0, "gradual": 0.8, "sudden": 1.5, "concept": 1.5, "label-shift": 1.5}

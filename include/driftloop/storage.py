@@ -110,6 +110,26 @@ class DriftCheck(Base):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 
+class RetrainRun(Base):
+    """One retraining attempt and its decision: staging, rejected, skipped or failed."""
+
+    __tablename__ = "retrain_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trigger: Mapped[str] = mapped_column(sa.String(20))  # drift, manual or bootstrap
+    drift_check_id: Mapped[int | None] = mapped_column(sa.Integer)
+    decision: Mapped[str] = mapped_column(sa.String(20), index=True)
+    reason: Mapped[str] = mapped_column(sa.Text)
+    model_version: Mapped[str | None] = mapped_column(sa.String(50))
+    production_version: Mapped[str | None] = mapped_column(sa.String(50))
+    metric: Mapped[str | None] = mapped_column(sa.String(30))
+    challenger_score: Mapped[float | None] = mapped_column(sa.Float)
+    production_score: Mapped[float | None] = mapped_column(sa.Float)
+    mlflow_run_id: Mapped[str | None] = mapped_column(sa.String(64))
+    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine for ``url``; SQLite files get their folder and foreign keys switched on."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":

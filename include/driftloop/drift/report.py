@@ -126,7 +126,7 @@ def _plot(column: ColumnProfile, current: list[float], drifted: bool) -> str:
     else:
         labels = [*column.levels, "(unseen)"]
     positions = np.arange(len(labels))
-    figure, axes = plt.subplots(figsize=(4.0, 2.6), dpi=80)
+    figure, axes = plt.subplots(figsize=(4.0, 2.6), dpi=100)
     axes.bar(positions - 0.2, column.probabilities, width=0.4, label="reference", color="#7a9cc6")
     axes.bar(
         positions + 0.2,

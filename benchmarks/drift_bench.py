@@ -1,0 +1,674 @@
+"""Drift check benchmark (issue 3): driftloop against plain scipy and Evidently's DataDriftPreset.
+
+Why: the issue asks that driftloop check a 1M-row batch at least 10x faster than Evidently, with
+at most a third of its peak memory. This script measures that on one machine in one run, and
+checks that driftloop's Wasserstein and Jensen-Shannon values equal a naive scipy computation,
+so that the speed does not come from computing something else.
+
+What: seeded synthetic data, 13 columns (11 numeric, 2 categorical, drift in 4 of them), with a
+reference and a current frame of the same number of rows, written once per size as Parquet under
+var/bench-data/. Every contender runs in its own child process, so its peak RSS (the kernel's
+high-water mark of the whole process, not tracemalloc) and its time are its own:
+
+- driftloop build: ``build_profile`` on the reference; saved as .npz (done once per reference);
+- driftloop: loads that profile and the current frame, then ``check_drift(...).to_dict()``;
+- driftloop exact: the same with ``exact_max`` = rows (only for sizes above the default);
+- scipy: ``wasserstein_distance`` and ``jensenshannon`` per column on the raw arrays, the
+  reference re-sorted and re-binned on every check;
+- evidently: ``Report([DataDriftPreset()]).run(...)`` and ``snapshot.dict()``, in Evidently's own
+  virtualenv (var/bench-evidently-venv, pinned by benchmarks/requirements-evidently.txt).
+
+Evidently's environment is created by this script when missing, or by hand:
+
+    .venv/bin/uv venv --python python3.11 var/bench-evidently-venv
+    .venv/bin/uv pip sync --python var/bench-evidently-venv/bin/python \\
+        benchmarks/requirements-evidently.txt
+
+Run from the repository root (about 10 minutes on 2 cores):
+
+    .venv/bin/python benchmarks/drift_bench.py --sizes 10000,100000,1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT / "var" / "bench-data"
+EVIDENTLY_VENV = ROOT / "var" / "bench-evidently-venv"
+EVIDENTLY_PYTHON = EVIDENTLY_VENV / "bin" / "python"
+EVIDENTLY_REQUIREMENTS = ROOT / "benchmarks" / "requirements-evidently.txt"
+UV = ROOT / ".venv" / "bin" / "uv"
+
+DATA_VERSION = 1  # bump when the generator changes, so cached data is rebuilt
+SEED = 20261124
+NUMERIC = [f"num_{i:02d}" for i in range(11)]
+CATEGORICAL = ["cat_a", "cat_b"]
+BINS = 10  # DriftSettings().bins
+DEFAULT_EXACT_MAX = 100_000  # DriftSettings().exact_reference_max
+
+Sampler = Callable[[np.random.Generator, int, bool], np.ndarray]
+
+# One sampler per numeric column: (generator, rows, drifted) -> values. Drift is in num_00..02;
+# num_07 moves a little, below every threshold, so "some change" is not always "drift".
+SAMPLERS: dict[str, Sampler] = {
+    "num_00": lambda g, n, d: g.normal(0.8 if d else 0.0, 1.0, n),
+    "num_01": lambda g, n, d: g.normal(100.0, 24.0 if d else 15.0, n),
+    "num_02": lambda g, n, d: g.lognormal(0.4 if d else 0.0, 0.5, n),
+    "num_03": lambda g, n, d: g.exponential(2.0, n),
+    "num_04": lambda g, n, d: g.uniform(-5.0, 5.0, n),
+    "num_05": lambda g, n, d: g.gamma(2.0, 3.0, n),
+    "num_06": lambda g, n, d: g.poisson(4.0, n).astype(float),
+    "num_07": lambda g, n, d: g.beta(2.1 if d else 2.0, 5.0, n),
+    "num_08": lambda g, n, d: g.standard_t(5.0, n),
+    "num_09": lambda g, n, d: np.where(g.random(n) < 0.3, g.normal(-2, 0.5, n), g.normal(3, 1, n)),
+    "num_10": lambda g, n, d: np.round(g.normal(50.0, 10.0, n), 2),
+}
+CAT_A_LEVELS = [f"a{i}" for i in range(5)]
+CAT_B_LEVELS = [f"b{i:02d}" for i in range(30)]
+
+
+# ----------------------------------------------------------------------------------- data
+
+
+def category_probabilities(column: str, drifted: bool) -> tuple[list[str], np.ndarray]:
+    """Levels and their probabilities; the drifted cat_b gains a level the reference never saw."""
+    if column == "cat_a":
+        p = [0.20, 0.20, 0.15, 0.20, 0.25] if drifted else [0.40, 0.25, 0.15, 0.12, 0.08]
+        return CAT_A_LEVELS, np.array(p)
+    weights = 1.0 / np.arange(1, len(CAT_B_LEVELS) + 1)
+    weights /= weights.sum()
+    if not drifted:
+        return CAT_B_LEVELS, weights
+    return [*CAT_B_LEVELS, "b_new"], np.append(weights * 0.97, 0.03)
+
+
+def make_frame(rows: int, drifted: bool, seed: int) -> pd.DataFrame:
+    """One seeded frame; ``drifted`` applies the drift of the current batch."""
+    rng = np.random.default_rng([seed, rows, int(drifted)])
+    data: dict[str, Any] = {name: sample(rng, rows, drifted) for name, sample in SAMPLERS.items()}
+    for name in CATEGORICAL:
+        levels, p = category_probabilities(name, drifted)
+        data[name] = np.array(levels, dtype=object)[rng.choice(len(levels), rows, p=p)]
+    return pd.DataFrame(data)
+
+
+def data_path(rows: int, part: str) -> Path:
+    return DATA_DIR / f"v{DATA_VERSION}-seed{SEED}-rows{rows}" / f"{part}.parquet"
+
+
+def profile_path(rows: int, exact_max: int) -> Path:
+    return data_path(rows, "reference").with_name(f"profile-exact{exact_max}.npz")
+
+
+def ensure_data(rows: int) -> float:
+    """Write reference and current once per size (cached by version and seed); return seconds."""
+    start = time.perf_counter()
+    for part, drifted in (("reference", False), ("current", True)):
+        path = data_path(rows, part)
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staged = path.with_suffix(".part")
+            make_frame(rows, drifted, SEED).to_parquet(staged, index=False)
+            staged.replace(path)
+    return time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------- child: measuring
+
+
+def proc_status() -> dict[str, int]:
+    """VmRSS and VmHWM of this process in KiB (Linux)."""
+    values = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+    return values
+
+
+def reset_peak() -> bool:
+    """Reset the kernel's peak-RSS mark, so the check's own peak can be read (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def timed(task: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    value = task()
+    return value, time.perf_counter() - start
+
+
+def measure(task: Callable[[], Any], repeat: int) -> tuple[Any, dict[str, Any]]:
+    """Run ``task`` ``repeat`` times after a baseline; times each run and the peak RSS over all."""
+    gc.collect()
+    before = proc_status()
+    peak_was_reset = reset_peak()
+    seconds, value = [], None
+    for _ in range(repeat):
+        value = None  # the previous result must not sit in memory during the next run
+        gc.collect()
+        value, elapsed = timed(task)
+        seconds.append(elapsed)
+    after = proc_status()
+    return value, {
+        "seconds": seconds,
+        "baseline_kib": before["VmRSS"],
+        "setup_peak_kib": before["VmHWM"],
+        "check_peak_kib": after["VmHWM"],
+        "peak_was_reset": peak_was_reset,
+    }
+
+
+def versions(*modules: str) -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("numpy", "pandas", "scipy", "pyarrow", *modules)}
+
+
+def read_frame(rows: int, part: str) -> pd.DataFrame:
+    return pd.read_parquet(data_path(rows, part))
+
+
+# ---------------------------------------------------------------------- child: contenders
+
+
+def child_profile(rows: int, repeat: int, exact_max: int) -> dict[str, Any]:
+    """Build the reference profile once per reference (timed) and save it for the checks."""
+    from driftloop.drift.profile import build_profile
+
+    reference, load_s = timed(lambda: read_frame(rows, "reference"))
+    profile, stats = measure(
+        lambda: build_profile(
+            reference,
+            categorical=CATEGORICAL,
+            target=None,
+            target_is_categorical=False,
+            bins=BINS,
+            exact_max=exact_max,
+        ),
+        repeat,
+    )
+    _, save_s = timed(lambda: profile.save(profile_path(rows, exact_max)))
+    return {**stats, "load_s": load_s, "save_s": save_s, "versions": versions("driftloop")}
+
+
+def child_driftloop(rows: int, repeat: int, exact_max: int) -> dict[str, Any]:
+    """A check as the monitor runs it: stored profile + current batch -> JSON-ready verdict."""
+    from driftloop.config import DriftSettings
+    from driftloop.drift.engine import check_drift
+    from driftloop.drift.profile import ReferenceProfile
+
+    (profile, current), load_s = timed(
+        lambda: (ReferenceProfile.load(profile_path(rows, exact_max)), read_frame(rows, "current"))
+    )
+    settings = DriftSettings()
+    verdict, stats = measure(lambda: check_drift(profile, current, settings).to_dict(), repeat)
+    values = {f["name"]: driftloop_values(f["statistics"]) for f in verdict["features"]}
+    bounds = [c.wasserstein_error_bound / c.std for c in profile.columns.values() if c.std > 0]
+    return {
+        **stats,
+        "load_s": load_s,
+        "status": verdict["status"],
+        "drifted": verdict["drifted_features"],
+        "values": values,
+        "max_wasserstein_bound": max(bounds, default=0.0),
+        "versions": versions("driftloop"),
+    }
+
+
+def driftloop_values(statistics_: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The comparable numbers of one feature of a verdict."""
+    values = {"jensen_shannon": float(statistics_["jensen_shannon"]["value"])}
+    if "wasserstein" in statistics_:
+        values["wasserstein"] = float(statistics_["wasserstein"]["value"])
+        values["mean_shift"] = float(statistics_["mean_shift"]["value"])
+    return values
+
+
+def naive_numeric(reference: np.ndarray, current: np.ndarray) -> dict[str, float]:
+    """The same statistics as driftloop, straight from scipy, nothing precomputed."""
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import wasserstein_distance
+
+    std = float(reference.std(ddof=1))
+    edges = np.unique(np.quantile(reference, np.linspace(0.0, 1.0, BINS + 1)[1:-1]))
+    ref_counts = np.bincount(
+        np.searchsorted(edges, reference, side="right"), minlength=edges.size + 1
+    )
+    cur_counts = np.bincount(
+        np.searchsorted(edges, current, side="right"), minlength=edges.size + 1
+    )
+    return {
+        "mean_shift": abs(float(current.mean()) - float(reference.mean())) / std,
+        "wasserstein": float(wasserstein_distance(reference, current)) / std,
+        "jensen_shannon": float(jensenshannon(ref_counts, cur_counts, base=2)),
+        "wasserstein_std0": float(wasserstein_distance(reference, current))
+        / float(reference.std()),
+    }
+
+
+def naive_categorical(reference: pd.Series, current: pd.Series) -> dict[str, float]:
+    """JS distance (base 2) of level frequencies, with one bin for levels the reference lacks."""
+    from scipy.spatial.distance import jensenshannon
+
+    ref_counts = reference.value_counts()
+    cur_counts = current.value_counts().reindex(ref_counts.index, fill_value=0).to_numpy()
+    p = np.append(ref_counts.to_numpy(), 0)
+    q = np.append(cur_counts, len(current) - cur_counts.sum())
+    return {"jensen_shannon": float(jensenshannon(p, q, base=2))}
+
+
+def naive_check(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, dict[str, float]]:
+    values = {}
+    for name in NUMERIC:
+        ref = reference[name].to_numpy(dtype=float)
+        values[name] = naive_numeric(ref, current[name].to_numpy(dtype=float))
+    for name in CATEGORICAL:
+        values[name] = naive_categorical(reference[name], current[name])
+    return values
+
+
+def child_scipy(rows: int, repeat: int, exact_max: int) -> dict[str, Any]:
+    """Plain scipy on the raw reference and current arrays, per column."""
+    (reference, current), load_s = timed(
+        lambda: (read_frame(rows, "reference"), read_frame(rows, "current"))
+    )
+    values, stats = measure(lambda: naive_check(reference, current), repeat)
+    return {**stats, "load_s": load_s, "values": values, "versions": versions()}
+
+
+def evidently_values(snapshot: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """Per-column drift scores (method, value) and the drifted count of a snapshot."""
+    values, drifted = {}, float("nan")
+    for metric in snapshot["metrics"]:
+        config = metric["config"]
+        if config["type"].endswith("ValueDrift"):
+            values[config["column"]] = {"method": config["method"], "value": metric["value"]}
+        elif config["type"].endswith("DriftedColumnsCount"):
+            drifted = metric["value"]["count"]
+    return values, drifted
+
+
+def child_evidently(rows: int, repeat: int, exact_max: int) -> dict[str, Any]:
+    """Evidently 0.7's DataDriftPreset with its defaults, as its documentation runs it."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    (reference, current), load_s = timed(
+        lambda: (read_frame(rows, "reference"), read_frame(rows, "current"))
+    )
+    definition = DataDefinition(numerical_columns=NUMERIC, categorical_columns=CATEGORICAL)
+
+    def check() -> dict[str, Any]:
+        snapshot = Report([DataDriftPreset()]).run(
+            Dataset.from_pandas(current, data_definition=definition),
+            Dataset.from_pandas(reference, data_definition=definition),
+        )
+        return snapshot.dict()
+
+    snapshot, stats = measure(check, repeat)
+    values, drifted = evidently_values(snapshot)
+    return {
+        **stats,
+        "load_s": load_s,
+        "values": values,
+        "drifted_count": drifted,
+        "versions": versions("evidently"),
+    }
+
+
+CHILDREN: dict[str, Callable[[int, int, int], dict[str, Any]]] = {
+    "profile": child_profile,
+    "driftloop": child_driftloop,
+    "scipy": child_scipy,
+    "evidently": child_evidently,
+}
+
+
+def child_main(args: argparse.Namespace) -> None:
+    result = CHILDREN[args.child](args.rows, args.repeat, args.exact_max)
+    Path(args.out).write_text(json.dumps(result))
+
+
+# ---------------------------------------------------------------------- parent: running
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One child process to run: a label, an interpreter and the child's role."""
+
+    label: str
+    python: Path
+    child: str
+    exact_max: int = DEFAULT_EXACT_MAX
+
+
+def contenders(rows: int, skip_evidently: bool) -> list[Contender]:
+    """Profile builds first: the driftloop checks load what they save."""
+    here = Path(sys.executable)
+    plan = [Contender("driftloop build", here, "profile")]
+    if rows > DEFAULT_EXACT_MAX:
+        plan.append(Contender("driftloop exact build", here, "profile", rows))
+    plan.append(Contender("driftloop", here, "driftloop"))
+    if rows > DEFAULT_EXACT_MAX:
+        plan.append(Contender("driftloop exact", here, "driftloop", rows))
+    plan.append(Contender("scipy", here, "scipy"))
+    if not skip_evidently:
+        plan.append(Contender("evidently", EVIDENTLY_PYTHON, "evidently"))
+    return plan
+
+
+def child_env() -> dict[str, str]:
+    """The parent's environment without telemetry; a fixed hash seed for repeatable runs."""
+    env = dict(os.environ)
+    env.update(
+        DO_NOT_TRACK="1",
+        ITERATIVE_DO_NOT_TRACK="1",
+        EVIDENTLY_DISABLE_TELEMETRY="1",
+        PYTHONHASHSEED="0",
+    )
+    return env
+
+
+def wait_child(pid: int, timeout: float) -> tuple[int, Any, bool]:
+    """Wait for ``pid`` at most ``timeout`` s; its exit code, rusage and whether it was killed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status), usage, False
+        if time.monotonic() > deadline:
+            os.killpg(pid, signal.SIGKILL)  # the child's own session: it and its helpers only
+            _, status, usage = os.wait4(pid, 0)
+            return os.waitstatus_to_exitcode(status), usage, True
+        time.sleep(0.02)
+
+
+def run_child(contender: Contender, rows: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one contender in a fresh process; its result with the whole process's peak RSS."""
+    stem = DATA_DIR / "runs" / f"{contender.label.replace(' ', '-')}-{rows}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out, log = stem.with_suffix(".json"), stem.with_suffix(".log")
+    out.unlink(missing_ok=True)
+    command = [str(contender.python), str(Path(__file__).resolve()), "--child", contender.child]
+    command += ["--rows", str(rows), "--repeat", str(args.repeat), "--out", str(out)]
+    command += ["--exact-max", str(contender.exact_max)]
+    start = time.perf_counter()
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=child_env(), stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        code, usage, killed = wait_child(process.pid, args.timeout)
+        process.returncode = code  # reaped by wait4 above
+    wall_s = time.perf_counter() - start
+    if killed or code != 0 or not out.is_file():
+        reason = f"timeout after {args.timeout:.0f} s" if killed else f"exit {code}, see {log}"
+        return {"label": contender.label, "error": reason, "wall_s": wall_s}
+    result = json.loads(out.read_text())
+    # ru_maxrss is lost by the reset in measure(); setup_peak_kib keeps the part before it.
+    peak = max(usage.ru_maxrss, result["setup_peak_kib"], result["check_peak_kib"])
+    return {**result, "label": contender.label, "wall_s": wall_s, "peak_kib": peak}
+
+
+def ensure_evidently_venv() -> None:
+    """Create Evidently's pinned virtualenv with uv when it is missing."""
+    if EVIDENTLY_PYTHON.exists():
+        return
+    print(f"creating {EVIDENTLY_VENV.relative_to(ROOT)} from {EVIDENTLY_REQUIREMENTS.name}")
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([UV, "venv", "-q", "--python", base, EVIDENTLY_VENV], check=True)
+    subprocess.run(
+        [UV, "pip", "sync", "-q", "--python", EVIDENTLY_PYTHON, EVIDENTLY_REQUIREMENTS], check=True
+    )
+
+
+# --------------------------------------------------------------------- parent: reporting
+
+
+def check_s(result: dict[str, Any] | None) -> float | None:
+    """The check's time: the median of the repeated runs."""
+    if not result or "error" in result:
+        return None
+    return statistics.median(result["seconds"])
+
+
+def peak_mib(result: dict[str, Any] | None) -> float | None:
+    if not result or "error" in result:
+        return None
+    return result["peak_kib"] / 1024
+
+
+def ratio(numerator: float | None, denominator: float | None) -> str:
+    if numerator is None or not denominator:
+        return "-"
+    return f"{numerator / denominator:.1f}x"
+
+
+def fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if unit == "s":
+        return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+    return f"{value:.0f}"
+
+
+def summary_table(results: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
+    """The headline: per size, time and absolute peak RSS of each contender, and the ratios."""
+    lines = [
+        "| rows | driftloop s | driftloop MiB | profile build s | scipy s | scipy MiB "
+        "| Evidently s | Evidently MiB | Evidently/driftloop time | Evidently/driftloop mem "
+        "| scipy/driftloop time | scipy/driftloop mem |",
+        "|" + "---:|" * 12,
+    ]
+    for rows, by_label in results.items():
+        dl, sp, ev = (by_label.get(k) for k in ("driftloop", "scipy", "evidently"))
+        cells = [
+            f"{rows:,}",
+            fmt(check_s(dl), "s"),
+            fmt(peak_mib(dl)),
+            fmt(check_s(by_label.get("driftloop build")), "s"),
+            fmt(check_s(sp), "s"),
+            fmt(peak_mib(sp)),
+            fmt(check_s(ev), "s"),
+            fmt(peak_mib(ev)),
+            ratio(check_s(ev), check_s(dl)),
+            ratio(peak_mib(ev), peak_mib(dl)),
+            ratio(check_s(sp), check_s(dl)),
+            ratio(peak_mib(sp), peak_mib(dl)),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def detail_row(rows: int, result: dict[str, Any]) -> str:
+    if "error" in result:
+        return f"| {rows:,} | {result['label']} | {result['error']} | | | | | | |"
+    seconds = result["seconds"]
+    cells = [
+        f"{rows:,}",
+        result["label"],
+        fmt(check_s(result), "s"),
+        f"{min(seconds):.3f}-{max(seconds):.3f}",
+        f"{result['load_s']:.3f}",
+        fmt(peak_mib(result)),
+        fmt(result["baseline_kib"] / 1024),
+        fmt((result["check_peak_kib"] - result["baseline_kib"]) / 1024),
+        f"{result['wall_s']:.1f}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def detail_table(results: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
+    """Every child: check time (median, range), load, absolute peak, baseline and the check's rise."""
+    lines = [
+        "| rows | contender | check s (median) | range s | load s | peak RSS MiB "
+        "| RSS after load MiB | check rise MiB | child wall s |",
+        "|---:|---|" + "---:|" * 7,
+    ]
+    for rows, by_label in results.items():
+        lines += [detail_row(rows, result) for result in by_label.values()]
+    return lines
+
+
+def max_difference(
+    a: dict[str, Any], b: dict[str, Any], key: str, key_b: str | None = None
+) -> float:
+    """Largest |a - b| of one statistic over the columns both have."""
+    key_b = key_b or key
+    pairs = [(a[c][key], b[c][key_b]) for c in a if c in b and key in a[c] and key_b in b[c]]
+    return max((abs(x - y) for x, y in pairs), default=float("nan"))
+
+
+def evidently_wasserstein(values: dict[str, Any]) -> dict[str, dict[str, float]]:
+    return {
+        c: {"wasserstein_std0": v["value"]}
+        for c, v in values.items()
+        if v["method"].startswith("Wasserstein")
+    }
+
+
+def agreement_lines(results: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
+    """Max |driftloop - scipy| per statistic: equal numbers mean the same work was done."""
+    lines = [
+        "| rows | driftloop variant | max abs diff Wasserstein/std | sketch bound /std "
+        "| max abs diff JS | max abs diff mean shift | Evidently vs scipy Wasserstein/std |",
+        "|---:|---|" + "---:|" * 5,
+    ]
+    for rows, by_label in results.items():
+        naive = by_label.get("scipy", {}).get("values")
+        if not naive:
+            continue
+        ev = by_label.get("evidently", {}).get("values")
+        ev_diff = (
+            max_difference(evidently_wasserstein(ev), naive, "wasserstein_std0") if ev else None
+        )
+        for label in ("driftloop", "driftloop exact"):
+            dl = by_label.get(label, {}).get("values")
+            if not dl:
+                continue
+            cells = [
+                f"{rows:,}",
+                label,
+                f"{max_difference(dl, naive, 'wasserstein'):.2e}",
+                f"{by_label[label]['max_wasserstein_bound']:.2e}",
+                f"{max_difference(dl, naive, 'jensen_shannon'):.2e}",
+                f"{max_difference(dl, naive, 'mean_shift'):.2e}",
+                "-" if ev_diff is None else f"{ev_diff:.2e}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def verdict_lines(results: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
+    """What each tool concluded, as a sanity check that all saw the planted drift."""
+    lines = []
+    for rows, by_label in results.items():
+        dl = by_label.get("driftloop", {})
+        ev = by_label.get("evidently", {})
+        if "status" in dl:
+            lines.append(f"{rows:,} rows: driftloop {dl['status']}, drifted {dl['drifted']}")
+        if "drifted_count" in ev:
+            flagged = ev["drifted_count"]
+            lines.append(f"{rows:,} rows: Evidently drifted columns {flagged:.0f} of 13")
+    return lines
+
+
+def machine_lines(results: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
+    """Where and with what the numbers were measured."""
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    lines = [
+        f"date {date.today()}, {os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    ]
+    seen: dict[str, str] = {}
+    for by_label in results.values():
+        for label, result in by_label.items():
+            if "versions" in result:
+                seen.setdefault(label.split()[0], json.dumps(result["versions"]))
+    lines += [f"{label}: {ver}" for label, ver in seen.items()]
+    return lines
+
+
+def report(results: dict[int, dict[str, dict[str, Any]]]) -> str:
+    sections = [
+        machine_lines(results),
+        ["", "Check time (median of runs) and absolute peak RSS of the whole child process:"],
+        summary_table(results),
+        ["", "Every child (check rise = peak during the check minus RSS after imports and load):"],
+        detail_table(results),
+        ["", "Agreement with plain scipy (same statistics, computed naively):"],
+        agreement_lines(results),
+        [""],
+        verdict_lines(results),
+    ]
+    return "\n".join(line for section in sections for line in section)
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="rows, comma-separated")
+    parser.add_argument("--skip-evidently", action="store_true", help="no Evidently child")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per child")
+    parser.add_argument("--repeat", type=int, default=3, help="timed checks per child")
+    parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--exact-max", type=int, default=DEFAULT_EXACT_MAX, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        child_main(args)
+        return 0
+    sizes = [int(size) for size in args.sizes.split(",")]
+    if not args.skip_evidently:
+        ensure_evidently_venv()
+    results: dict[int, dict[str, dict[str, Any]]] = {}
+    for rows in sizes:
+        print(f"{rows:,} rows: data ready in {ensure_data(rows):.1f} s", flush=True)
+        results[rows] = {}
+        for contender in contenders(rows, args.skip_evidently):
+            result = run_child(contender, rows, args)
+            results[rows][contender.label] = result
+            print(f"  {contender.label}: {result.get('error') or 'done'}", flush=True)
+    text = report(results)
+    (DATA_DIR / "results.json").write_text(json.dumps(results, indent=1))
+    print("\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

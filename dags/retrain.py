@@ -1,0 +1,106 @@
+"""retrain: on drift (Asset ``driftloop://drift``) or by hand, train a challenger and gate it.
+
+assemble the training set -> train (PyCaret AutoML, tracked in MLflow) -> evaluate on the gate
+holdout -> register -> gate (Staging, or rejected with its reason). A skipped retrain (no
+Production yet, a Staging version under A/B test, the cooldown, identical data) is recorded
+and ends the run. When ``training.python`` names another interpreter, train and evaluate run
+there (``@task.external_python``), so PyCaret's pins need not live beside Airflow's.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import Asset, Param, dag, task
+
+from driftloop.config import load_settings
+from driftloop.events import DRIFT_ASSET_URI
+
+CONFIG = os.environ.get("DRIFTLOOP_CONFIG") or str(Path(__file__).resolve().parents[1] / "driftloop.yaml")
+SETTINGS = load_settings(CONFIG)
+DRIFT = Asset(DRIFT_ASSET_URI)
+ml_task = task.external_python(python=str(SETTINGS.training.python)) if SETTINGS.training.python else task
+
+
+@dag(
+    dag_id="retrain",
+    schedule=[DRIFT],
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": SETTINGS.training.retries, "retry_delay": timedelta(seconds=30)},
+    params={"drift_check_id": Param(None, type=["null", "integer"], description="Drift report id behind this retrain.")},
+    tags=["driftloop"],
+    doc_md=__doc__,
+)
+def retrain() -> None:
+    @task
+    def assemble_training_set(params: dict | None = None, triggering_asset_events=None) -> dict:
+        """Skip, or write the training set and gate holdout (Production's data + recent batches)."""
+        from driftloop.storage import make_engine
+        from driftloop.training.retrain import assemble
+
+        settings = load_settings(CONFIG)
+        drift_check_id, trigger = (params or {}).get("drift_check_id"), "manual"
+        events = list((triggering_asset_events or {}).get(DRIFT, []))
+        if events:
+            drift_check_id, trigger = events[-1].extra.get("report_id"), "drift"
+        return assemble(settings, make_engine(settings.database_url), drift_check_id, trigger)
+
+    @task.short_circuit
+    def should_train(assembly: dict) -> bool:
+        """A recorded skip ends the run here."""
+        if "skip" in assembly:
+            print(f"skipped: {assembly['skip']['reason']}")
+        return "skip" not in assembly
+
+    @ml_task
+    def train(config: str, assembly: dict) -> dict:
+        """PyCaret compare / select / finalize, logged to MLflow."""
+        import logging
+
+        from driftloop.config import load_settings
+        from driftloop.storage import make_engine
+        from driftloop.training.retrain import train_and_log
+
+        logging.getLogger("driftloop").setLevel(logging.INFO)
+        settings = load_settings(config)
+        return train_and_log(settings, make_engine(settings.database_url), assembly)
+
+    @ml_task
+    def evaluate(config: str, trained: dict) -> dict:
+        """Challenger and Production on the same holdout neither has seen."""
+        from driftloop.config import load_settings
+        from driftloop.training.retrain import evaluate as score_both
+
+        return score_both(load_settings(config), trained)
+
+    @task
+    def register(evaluated: dict) -> dict:
+        """A new model version with lineage tags and its reference profile."""
+        from driftloop.storage import make_engine
+        from driftloop.training.retrain import register as register_version
+
+        settings = load_settings(CONFIG)
+        return register_version(settings, make_engine(settings.database_url), evaluated)
+
+    @task
+    def gate(registered: dict) -> dict:
+        """Staging if not worse than Production beyond the tolerance; else tagged rejected."""
+        from driftloop.storage import make_engine
+        from driftloop.training.retrain import gate as decide
+
+        settings = load_settings(CONFIG)
+        decision = decide(settings, make_engine(settings.database_url), registered)
+        print(f"gate: {decision.decision}: {decision.reason}")
+        return decision.to_dict()
+
+    assembly = assemble_training_set()
+    trained = train(CONFIG, assembly)
+    should_train(assembly) >> trained
+    gate(register(evaluate(CONFIG, trained)))
+
+
+retrain()

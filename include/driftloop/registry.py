@@ -1,0 +1,141 @@
+"""MLflow Model Registry conventions: the one place that moves model versions between roles.
+
+A version's role is its alias (``production`` or ``staging``), the source of truth; the
+deprecated registry stage (``Production``, ``Staging``, ``Archived``) is kept in step because
+users still look for it. Archiving removes the alias. Lineage lives in version tags: the
+training-data digest, the drift report that caused the version, its reference profile.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from driftloop.config import Settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+PRODUCTION, STAGING = "production", "staging"
+STAGES = {PRODUCTION: "Production", STAGING: "Staging"}
+ARCHIVED = "Archived"
+
+# Version tags.
+DATA_DIGEST = "driftloop.data_digest"
+DRIFT_REPORT = "driftloop.drift_report_id"
+DRIFT_BATCH = "driftloop.drift_batch_id"
+PROFILE_ID = "driftloop.profile_id"
+GATE = "driftloop.gate"  # staging, rejected or production (bootstrap)
+GATE_REASON = "driftloop.gate_reason"
+
+
+class RegistryError(RuntimeError):
+    """A registry move that is not allowed; the message says why."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What the rest of driftloop needs to know of a model version."""
+
+    name: str
+    version: str
+    run_id: str
+    source: str
+    tags: dict[str, str]
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def configure(settings: Settings) -> MlflowClient:
+    """Point MLflow at the configured tracking server or embedded store; return a client."""
+    import mlflow
+
+    root = settings.mlflow_artifact_root
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MLFLOW_ARTIFACTS_DESTINATION", root.as_uri())
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    client = mlflow.MlflowClient()
+    if client.get_experiment_by_name(settings.mlflow.experiment) is None:
+        artifact_location = None if settings.mlflow_tracking_uri.startswith("http") else root.as_uri()
+        client.create_experiment(settings.mlflow.experiment, artifact_location=artifact_location)
+    mlflow.set_experiment(settings.mlflow.experiment)
+    return client
+
+
+def _info(version: ModelVersion) -> VersionInfo:
+    return VersionInfo(version.name, str(version.version), version.run_id, version.source, dict(version.tags))
+
+
+def by_alias(client: MlflowClient, name: str, alias: str) -> VersionInfo | None:
+    """The version holding ``alias``, or None (also when the model is not registered yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _info(client.get_model_version_by_alias(name, alias))
+    except MlflowException:
+        return None
+
+
+def by_digest(client: MlflowClient, name: str, digest: str) -> VersionInfo | None:
+    """An existing version trained on exactly this data, if any (no duplicate versions)."""
+    found = client.search_model_versions(f"name='{name}' and tags.`{DATA_DIGEST}`='{digest}'")
+    return _info(found[0]) if found else None
+
+
+def get(client: MlflowClient, name: str, version: str) -> VersionInfo:
+    return _info(client.get_model_version(name, version))
+
+
+def set_role(client: MlflowClient, name: str, version: str, role: str) -> None:
+    """Give ``version`` the alias ``role`` and the matching stage.
+
+    The version that held the alias before loses it with the alias move; its stage is left
+    for the caller to decide (promotion archives it, a new Staging archives the old one).
+    """
+    client.set_registered_model_alias(name, role, version)
+    client.transition_model_version_stage(name, version, STAGES[role])
+
+
+def archive(client: MlflowClient, name: str, version: str) -> None:
+    """Take every alias off ``version`` and move it to the Archived stage."""
+    for alias in client.get_model_version(name, version).aliases:
+        client.delete_registered_model_alias(name, alias)
+    client.transition_model_version_stage(name, version, ARCHIVED)
+
+
+def ensure_registered_model(client: MlflowClient, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="Managed by driftloop.")
+
+
+def current_version(settings: Settings, role: str = PRODUCTION) -> str | None:
+    """The version number holding ``role`` for the configured model, or None."""
+    return getattr(by_alias(configure(settings), settings.model.name, role), "version", None)
+
+
+def list_versions(settings: Settings) -> list[dict[str, str]]:
+    """Every version of the configured model with its aliases, stage and gate tags."""
+    client = configure(settings)
+    found = client.search_model_versions(f"name='{settings.model.name}'")
+    # Search results leave aliases out: read each version whole.
+    versions = [client.get_model_version(v.name, v.version) for v in found]
+    return [
+        {
+            "version": str(v.version),
+            "aliases": ",".join(v.aliases) or "-",
+            "stage": v.current_stage,
+            "gate": v.tags.get(GATE, "-"),
+            "reason": v.tags.get(GATE_REASON, ""),
+            "run_id": v.run_id,
+        }
+        for v in sorted(versions, key=lambda v: int(v.version))
+    ]

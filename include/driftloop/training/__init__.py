@@ -1,0 +1,2 @@
+"""Training: PyCaret AutoML (``automl``), MLflow tracking (``tracking``) and the retraining
+flow with its gate (``retrain``)."""

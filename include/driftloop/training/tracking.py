@@ -1,0 +1,144 @@
+"""MLflow tracking of a training run, done by hand (PyCaret's ``log_experiment`` is broken on
+MLflow 3): parameters, the compare table, CV and holdout metrics, plots, data digest and row
+count, library versions, signature and input example, and the model (cloudpickle, because
+MLflow 3's default skops format refuses PyCaret's pipeline types).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from driftloop.config import Settings
+from driftloop.training.automl import TrainedModel
+
+LIBRARIES = ("pycaret", "scikit-learn", "pandas", "numpy", "mlflow", "driftloop")
+
+
+def data_digest(frame: pd.DataFrame) -> str:
+    """A digest of the training rows (order-independent), the version's data identity."""
+    keys = pd.util.hash_pandas_object(frame, index=False).sort_values().to_numpy()
+    return hashlib.sha256(keys.tobytes()).hexdigest()
+
+
+def log_training_run(
+    trained: TrainedModel,
+    training_frame: pd.DataFrame,
+    holdout: pd.DataFrame | None,
+    settings: Settings,
+    digest: str,
+    extra_params: dict[str, Any],
+    profile_path: Path,
+    run_name: str,
+) -> tuple[str, str]:
+    """Log everything about one training; return (run id, logged model URI)."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    features = training_frame[settings.feature_columns]
+    with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        mlflow.log_params(
+            {
+                "task": settings.data.task,
+                "target": settings.data.target,
+                "models": ",".join(settings.training.models) or "pycaret-default",
+                "folds": settings.training.folds,
+                "optimize": trained.metric,
+                "budget_minutes": settings.training.budget_minutes,
+                "best_model": trained.model_name,
+                "dropped_classes": ",".join(trained.dropped_classes) or "none",
+                **extra_params,
+            }
+        )
+        mlflow.set_tags({"driftloop.data_digest": digest, **{f"version.{lib}": _version(lib) for lib in LIBRARIES}})
+        mlflow.log_metrics({f"cv_{_key(k)}": v for k, v in trained.cv_metrics.items()})
+        mlflow.log_metrics({f"holdout_{_key(k)}": v for k, v in trained.holdout_metrics.items()})
+        mlflow.log_metrics({"training_rows": len(training_frame), "gate_holdout_rows": 0 if holdout is None else len(holdout)})
+        trained.compare_table.to_csv(out / "compare_models.csv")
+        mlflow.log_artifact(str(out / "compare_models.csv"))
+        training_frame.to_csv(out / "train.csv", index=False)
+        mlflow.log_artifact(str(out / "train.csv"), artifact_path="training_data")
+        mlflow.log_artifact(str(profile_path), artifact_path="profile")
+        evaluation = holdout if holdout is not None and len(holdout) else training_frame.tail(500)
+        for plot in _plots(trained.pipeline, evaluation, settings, out):
+            mlflow.log_artifact(str(plot), artifact_path="plots")
+        example = features.head(5)
+        signature = infer_signature(example, trained.pipeline.predict(example))
+        info = mlflow.sklearn.log_model(
+            trained.pipeline,
+            name="model",
+            serialization_format="cloudpickle",
+            signature=signature,
+            input_example=example,
+        )
+        return run.info.run_id, info.model_uri
+
+
+def _key(metric: str) -> str:
+    return metric.lower().replace(" ", "_").replace(".", "").replace("(", "").replace(")", "")
+
+
+def _version(library: str) -> str:
+    try:
+        return package_version(library)
+    except Exception:
+        return "unknown"
+
+
+def _plots(pipeline: Any, frame: pd.DataFrame, settings: Settings, out: Path) -> list[Path]:
+    """Confusion matrix or residuals, and permutation feature importance, as PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.inspection import permutation_importance
+
+    features, truth = frame[settings.feature_columns], frame[settings.data.target]
+    predicted = pipeline.predict(features)
+    paths = []
+    figure, axes = plt.subplots(figsize=(5, 4), dpi=100)
+    if settings.data.task == "classification":
+        from sklearn.metrics import ConfusionMatrixDisplay
+
+        ConfusionMatrixDisplay.from_predictions(truth.astype(str), pd.Series(predicted).astype(str), ax=axes, colorbar=False)
+        axes.set_title("Confusion matrix (gate holdout)")
+        name = "confusion_matrix.png"
+    else:
+        axes.scatter(predicted, truth - predicted, s=6, alpha=0.6)
+        axes.axhline(0, color="grey")
+        axes.set_xlabel("predicted")
+        axes.set_ylabel("residual")
+        axes.set_title("Residuals (gate holdout)")
+        name = "residuals.png"
+    figure.tight_layout()
+    figure.savefig(out / name)
+    plt.close(figure)
+    paths.append(out / name)
+
+    # Score through predict(): the pipeline's own score() re-encodes labels and fails on a
+    # class the model never saw, which a holdout after drift may well hold.
+    from sklearn.metrics import accuracy_score, make_scorer, mean_absolute_error
+
+    scorer = (
+        make_scorer(lambda y, p: accuracy_score(pd.Series(y).astype(str), pd.Series(p).astype(str)))
+        if settings.data.task == "classification"
+        else make_scorer(mean_absolute_error, greater_is_better=False)
+    )
+    importance = permutation_importance(
+        pipeline, features, truth, scoring=scorer, n_repeats=3, random_state=settings.training.seed
+    )
+    order = importance.importances_mean.argsort()
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
+    axes.barh([settings.feature_columns[i] for i in order], importance.importances_mean[order])
+    axes.set_title("Permutation feature importance")
+    figure.tight_layout()
+    figure.savefig(out / "feature_importance.png")
+    plt.close(figure)
+    paths.append(out / "feature_importance.png")
+    return paths
