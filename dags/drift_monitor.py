@@ -51,12 +51,14 @@ def drift_monitor() -> None:
     def check_batch(params: dict | None = None) -> dict | None:
         """Test the requested (or oldest unchecked) accepted batch; store the report."""
         from driftloop.drift.monitor import check_next_batch
+        from driftloop.registry import current_version
         from driftloop.storage import make_engine
 
         settings = load_settings(CONFIG)
-        outcome = check_next_batch(
-            settings, make_engine(settings.database_url), (params or {}).get("batch")
-        )
+        engine = make_engine(settings.database_url)
+        # The reference is the current Production version's profile, when there is one.
+        production = current_version(settings)
+        outcome = check_next_batch(settings, engine, (params or {}).get("batch"), production)
         if outcome is None:
             print("no unchecked accepted batch")
             return None

@@ -14,14 +14,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import Asset, Param, dag, task
-
 from driftloop.config import load_settings
 from driftloop.events import DRIFT_ASSET_URI
 
-CONFIG = os.environ.get("DRIFTLOOP_CONFIG") or str(Path(__file__).resolve().parents[1] / "driftloop.yaml")
+CONFIG = os.environ.get("DRIFTLOOP_CONFIG") or str(
+    Path(__file__).resolve().parents[1] / "driftloop.yaml"
+)
 SETTINGS = load_settings(CONFIG)
 DRIFT = Asset(DRIFT_ASSET_URI)
-ml_task = task.external_python(python=str(SETTINGS.training.python)) if SETTINGS.training.python else task
+ml_task = (
+    task.external_python(python=str(SETTINGS.training.python)) if SETTINGS.training.python else task
+)
 
 
 @dag(
@@ -31,7 +34,11 @@ ml_task = task.external_python(python=str(SETTINGS.training.python)) if SETTINGS
     catchup=False,
     max_active_runs=1,
     default_args={"retries": SETTINGS.training.retries, "retry_delay": timedelta(seconds=30)},
-    params={"drift_check_id": Param(None, type=["null", "integer"], description="Drift report id behind this retrain.")},
+    params={
+        "drift_check_id": Param(
+            None, type=["null", "integer"], description="Drift report id behind this retrain."
+        )
+    },
     tags=["driftloop"],
     doc_md=__doc__,
 )

@@ -306,12 +306,16 @@ def bootstrap_command() -> None:
     _logging()
     settings = _settings()
     decision = bootstrap(settings, _engine(settings))
-    typer.echo(f"version {decision.model_version} is Production ({decision.metric} on PyCaret's holdout: {decision.challenger_score:.4f})")
+    typer.echo(
+        f"version {decision.model_version} is Production ({decision.metric} on PyCaret's holdout: {decision.challenger_score:.4f})"
+    )
 
 
 @app.command("retrain")
 def retrain_command(
-    drift_check: Annotated[int | None, typer.Option(help="The drift report id behind this retrain.")] = None,
+    drift_check: Annotated[
+        int | None, typer.Option(help="The drift report id behind this retrain.")
+    ] = None,
 ) -> None:
     """Run the retrain steps here (what the `retrain` DAG does): assemble, train, evaluate, register, gate."""
     from driftloop.training import retrain as steps
@@ -319,13 +323,19 @@ def retrain_command(
     _logging()
     settings = _settings()
     engine = _engine(settings)
-    assembly = steps.assemble(settings, engine, drift_check, "manual" if drift_check is None else "drift")
+    assembly = steps.assemble(
+        settings, engine, drift_check, "manual" if drift_check is None else "drift"
+    )
     if "skip" in assembly:
         typer.echo(f"skipped: {assembly['skip']['reason']}")
         return
     trained = steps.train_and_log(settings, engine, assembly)
-    decision = steps.gate(settings, engine, steps.register(settings, engine, steps.evaluate(settings, trained)))
-    typer.echo(f"version {decision.model_version} ({trained['model_name']}): {decision.decision}: {decision.reason}")
+    decision = steps.gate(
+        settings, engine, steps.register(settings, engine, steps.evaluate(settings, trained))
+    )
+    typer.echo(
+        f"version {decision.model_version} ({trained['model_name']}): {decision.decision}: {decision.reason}"
+    )
 
 
 @app.command("models")
@@ -338,7 +348,9 @@ def models_command() -> None:
         typer.echo("no registered versions: run `driftloop bootstrap`")
     for v in versions:
         reason = f"  ({v['reason']})" if v["reason"] else ""
-        typer.echo(f"version {v['version']:>3}  alias {v['aliases']:11} stage {v['stage']:10} gate {v['gate']}{reason}")
+        typer.echo(
+            f"version {v['version']:>3}  alias {v['aliases']:11} stage {v['stage']:10} gate {v['gate']}{reason}"
+        )
 
 
 def _logging() -> None:

@@ -61,14 +61,18 @@ def configure(settings: Settings) -> MlflowClient:
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     client = mlflow.MlflowClient()
     if client.get_experiment_by_name(settings.mlflow.experiment) is None:
-        artifact_location = None if settings.mlflow_tracking_uri.startswith("http") else root.as_uri()
+        artifact_location = (
+            None if settings.mlflow_tracking_uri.startswith("http") else root.as_uri()
+        )
         client.create_experiment(settings.mlflow.experiment, artifact_location=artifact_location)
     mlflow.set_experiment(settings.mlflow.experiment)
     return client
 
 
 def _info(version: ModelVersion) -> VersionInfo:
-    return VersionInfo(version.name, str(version.version), version.run_id, version.source, dict(version.tags))
+    return VersionInfo(
+        version.name, str(version.version), version.run_id, version.source, dict(version.tags)
+    )
 
 
 def by_alias(client: MlflowClient, name: str, alias: str) -> VersionInfo | None:

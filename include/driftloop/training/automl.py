@@ -59,12 +59,19 @@ def train(frame: pd.DataFrame, settings: Settings) -> TrainedModel:
             log.info("leaving out classes too rare to cross-validate: %s", dropped)
             frame = frame[~frame[target].isin(rare)]
     if len(frame) < 4 * training.folds:
-        raise TrainingError(f"{len(frame)} labelled rows are too few to train with {training.folds} folds")
+        raise TrainingError(
+            f"{len(frame)} labelled rows are too few to train with {training.folds} folds"
+        )
     # Exact duplicate rows never straddle PyCaret's own train/test split.
     fit_part, test_part = group_split(frame, 0.8, np.random.default_rng(training.seed))
     experiment = _experiment(settings)
     metric = optimize_metric(settings)
-    log.info("setup: %d training rows, %d test rows, %d folds", len(fit_part), len(test_part), training.folds)
+    log.info(
+        "setup: %d training rows, %d test rows, %d folds",
+        len(fit_part),
+        len(test_part),
+        training.folds,
+    )
     experiment.setup(
         data=fit_part,
         test_data=test_part,
@@ -76,9 +83,19 @@ def train(frame: pd.DataFrame, settings: Settings) -> TrainedModel:
         n_jobs=1,
         verbose=False,
         html=False,
-        **({"data_split_stratify": True, "fold_strategy": "stratifiedkfold"} if settings.data.task == "classification" else {}),
+        system_log=False,  # PyCaret would append to ./logs.log wherever it runs
+        **(
+            {"data_split_stratify": True, "fold_strategy": "stratifiedkfold"}
+            if settings.data.task == "classification"
+            else {}
+        ),
     )
-    log.info("compare_models: %s, budget %.1f min, sorted by %s", training.models or "PyCaret defaults", training.budget_minutes, metric)
+    log.info(
+        "compare_models: %s, budget %.1f min, sorted by %s",
+        training.models or "PyCaret defaults",
+        training.budget_minutes,
+        metric,
+    )
     best = experiment.compare_models(
         include=training.models or None,
         sort=metric,
@@ -119,7 +136,11 @@ def _experiment(settings: Settings) -> Any:
 
 
 def _numbers(row: pd.Series) -> dict[str, float]:
-    return {str(k): float(v) for k, v in row.items() if isinstance(v, int | float | np.number) and k != "TT (Sec)"}
+    return {
+        str(k): float(v)
+        for k, v in row.items()
+        if isinstance(v, int | float | np.number) and k != "TT (Sec)"
+    }
 
 
 def _single_threaded(pipeline: Any) -> None:

@@ -61,15 +61,28 @@ def _client(settings: Settings):
     return client
 
 
-def record(engine: sa.Engine, decision: Decision, trigger: str, drift_check_id: int | None, details: dict[str, Any] | None = None) -> Decision:
+def record(
+    engine: sa.Engine,
+    decision: Decision,
+    trigger: str,
+    drift_check_id: int | None,
+    details: dict[str, Any] | None = None,
+) -> Decision:
     """Store a decision in ``retrain_runs``; return it with its id."""
     with session_scope(engine) as session:
         row = RetrainRun(
-            trigger=trigger, drift_check_id=drift_check_id, decision=decision.decision, reason=decision.reason,
-            model_version=decision.model_version, production_version=decision.production_version,
-            metric=decision.metric, challenger_score=decision.challenger_score,
-            production_score=decision.production_score, mlflow_run_id=decision.run_id,
-            details=details or {}, created_at=utcnow(),
+            trigger=trigger,
+            drift_check_id=drift_check_id,
+            decision=decision.decision,
+            reason=decision.reason,
+            model_version=decision.model_version,
+            production_version=decision.production_version,
+            metric=decision.metric,
+            challenger_score=decision.challenger_score,
+            production_score=decision.production_score,
+            mlflow_run_id=decision.run_id,
+            details=details or {},
+            created_at=utcnow(),
         )
         session.add(row)
         session.flush()
@@ -98,21 +111,34 @@ def bootstrap(settings: Settings, engine: sa.Engine) -> Decision:
         path, _rows = build_reference(settings)
     frame = read_table(path, settings.data)[[*settings.feature_columns, settings.data.target]]
     trained = train(frame, settings)
-    version, run_id = _log_and_register(settings, engine, client, trained, frame, None, {"trigger": "bootstrap"}, "bootstrap", {})
+    version, run_id = _log_and_register(
+        settings, engine, client, trained, frame, None, {"trigger": "bootstrap"}, "bootstrap", {}
+    )
     registry.set_role(client, settings.model.name, version, registry.PRODUCTION)
     client.set_model_version_tag(settings.model.name, version, registry.GATE, PRODUCTION)
     return record(
         engine,
-        Decision(PRODUCTION, "bootstrapped from the initial reference split", version, None, trained.metric,
-                 trained.holdout_metrics.get(trained.metric), None, run_id),
-        "bootstrap", None,
+        Decision(
+            PRODUCTION,
+            "bootstrapped from the initial reference split",
+            version,
+            None,
+            trained.metric,
+            trained.holdout_metrics.get(trained.metric),
+            None,
+            run_id,
+        ),
+        "bootstrap",
+        None,
     )
 
 
 # --- retrain steps ---------------------------------------------------------------------------
 
 
-def assemble(settings: Settings, engine: sa.Engine, drift_check_id: int | None = None, trigger: str = "drift") -> dict[str, Any]:
+def assemble(
+    settings: Settings, engine: sa.Engine, drift_check_id: int | None = None, trigger: str = "drift"
+) -> dict[str, Any]:
     """Decide whether to retrain; if so, write the training set and the gate holdout.
 
     Returns ``{"skip": Decision}`` or the paths and lineage the next steps need.
@@ -123,21 +149,33 @@ def assemble(settings: Settings, engine: sa.Engine, drift_check_id: int | None =
 
     def skip(reason: str) -> dict[str, Any]:
         log.info("retraining skipped: %s", reason)
-        decision = Decision(SKIPPED, reason, production_version=production.version if production else None)
+        decision = Decision(
+            SKIPPED, reason, production_version=production.version if production else None
+        )
         return {"skip": record(engine, decision, trigger, drift_check_id).to_dict()}
 
     if production is None:
-        return skip(f"{name} has no Production version, so there is nothing to compare with: run `driftloop bootstrap` first")
+        return skip(
+            f"{name} has no Production version, so there is nothing to compare with: run `driftloop bootstrap` first"
+        )
     staging = registry.by_alias(client, name, registry.STAGING)
     if staging is not None and not settings.training.replace_staging:
-        return skip(f"Staging version {staging.version} is still under A/B test (training.replace_staging is false)")
+        return skip(
+            f"Staging version {staging.version} is still under A/B test (training.replace_staging is false)"
+        )
     if settings.training.cooldown_minutes > 0:
         with session_scope(engine) as session:
             last = session.scalar(
-                sa.select(RetrainRun.created_at).where(RetrainRun.decision.in_([STAGING, REJECTED])).order_by(RetrainRun.id.desc())
+                sa.select(RetrainRun.created_at)
+                .where(RetrainRun.decision.in_([STAGING, REJECTED]))
+                .order_by(RetrainRun.id.desc())
             )
-        if last is not None and utcnow() - _aware(last) < timedelta(minutes=settings.training.cooldown_minutes):
-            return skip(f"the last retrain was less than {settings.training.cooldown_minutes:g} minutes ago (training.cooldown_minutes)")
+        if last is not None and utcnow() - _aware(last) < timedelta(
+            minutes=settings.training.cooldown_minutes
+        ):
+            return skip(
+                f"the last retrain was less than {settings.training.cooldown_minutes:g} minutes ago (training.cooldown_minutes)"
+            )
 
     base = _production_training_data(settings, client, production)
     recent, drift_time = _recent_batches(settings, engine, drift_check_id)
@@ -154,7 +192,12 @@ def assemble(settings: Settings, engine: sa.Engine, drift_check_id: int | None =
     folder.mkdir(parents=True, exist_ok=True)
     train_frame.to_csv(folder / "train.csv", index=False)
     holdout.to_csv(folder / "holdout.csv", index=False)
-    log.info("training set: %d rows (%d from Production's data); gate holdout: %d rows", len(train_frame), len(base), len(holdout))
+    log.info(
+        "training set: %d rows (%d from Production's data); gate holdout: %d rows",
+        len(train_frame),
+        len(base),
+        len(holdout),
+    )
     return {
         "train_path": str(folder / "train.csv"),
         "holdout_path": str(folder / "holdout.csv"),
@@ -165,7 +208,9 @@ def assemble(settings: Settings, engine: sa.Engine, drift_check_id: int | None =
     }
 
 
-def train_and_log(settings: Settings, engine: sa.Engine, assembly: dict[str, Any]) -> dict[str, Any]:
+def train_and_log(
+    settings: Settings, engine: sa.Engine, assembly: dict[str, Any]
+) -> dict[str, Any]:
     """Run AutoML on the assembled training set and log the run (nothing registered yet)."""
     from driftloop.training.automl import train
     from driftloop.training.tracking import log_training_run
@@ -174,16 +219,33 @@ def train_and_log(settings: Settings, engine: sa.Engine, assembly: dict[str, Any
     train_frame = pd.read_csv(assembly["train_path"])
     holdout = pd.read_csv(assembly["holdout_path"])
     trained = train(train_frame, settings)
-    profile = profile_from_frame(train_frame, settings, f"training data of run {assembly['digest'][:12]}")
+    profile = profile_from_frame(
+        train_frame, settings, f"training data of run {assembly['digest'][:12]}"
+    )
     with tempfile.TemporaryDirectory() as folder:
         profile_path = Path(folder) / "profile.npz"
         profile.save(profile_path)
         run_id, model_uri = log_training_run(
-            trained, train_frame, holdout, settings, assembly["digest"],
-            {"trigger": assembly["trigger"], "drift_check_id": assembly["drift_check_id"], "production_version": assembly["production_version"]},
-            profile_path, f"retrain-{assembly['trigger']}",
+            trained,
+            train_frame,
+            holdout,
+            settings,
+            assembly["digest"],
+            {
+                "trigger": assembly["trigger"],
+                "drift_check_id": assembly["drift_check_id"],
+                "production_version": assembly["production_version"],
+            },
+            profile_path,
+            f"retrain-{assembly['trigger']}",
         )
-    return {**assembly, "run_id": run_id, "model_uri": model_uri, "metric": trained.metric, "model_name": trained.model_name}
+    return {
+        **assembly,
+        "run_id": run_id,
+        "model_uri": model_uri,
+        "metric": trained.metric,
+        "model_name": trained.model_name,
+    }
 
 
 def evaluate(settings: Settings, trained: dict[str, Any]) -> dict[str, Any]:
@@ -195,10 +257,24 @@ def evaluate(settings: Settings, trained: dict[str, Any]) -> dict[str, Any]:
     registry.configure(settings)
     holdout = pd.read_csv(trained["holdout_path"])
     challenger = mlflow.sklearn.load_model(trained["model_uri"])
-    production = mlflow.sklearn.load_model(f"models:/{settings.model.name}/{trained['production_version']}")
-    scores = {"challenger_score": score(challenger, holdout, settings), "production_score": score(production, holdout, settings)}
-    log.info("gate holdout (%d rows): challenger %.4f, Production %.4f", len(holdout), scores["challenger_score"], scores["production_score"])
-    return {**trained, **scores, "gate_metric": "accuracy" if settings.data.task == "classification" else "mae"}
+    production = mlflow.sklearn.load_model(
+        f"models:/{settings.model.name}/{trained['production_version']}"
+    )
+    scores = {
+        "challenger_score": score(challenger, holdout, settings),
+        "production_score": score(production, holdout, settings),
+    }
+    log.info(
+        "gate holdout (%d rows): challenger %.4f, Production %.4f",
+        len(holdout),
+        scores["challenger_score"],
+        scores["production_score"],
+    )
+    return {
+        **trained,
+        **scores,
+        "gate_metric": "accuracy" if settings.data.task == "classification" else "mae",
+    }
 
 
 def register(settings: Settings, engine: sa.Engine, evaluated: dict[str, Any]) -> dict[str, Any]:
@@ -232,21 +308,46 @@ def gate(settings: Settings, engine: sa.Engine, registered: dict[str, Any]) -> D
         if previous is not None and previous.version != version:
             registry.archive(client, name, previous.version)
         client.set_model_version_tag(name, version, registry.GATE, STAGING)
-        decision = Decision(STAGING, f"{metric} {challenger:.4f} vs Production {production:.4f} (tolerance {settings.training.tolerance:g})",
-                            version, registered["production_version"], metric, challenger, production, registered["run_id"])
+        decision = Decision(
+            STAGING,
+            f"{metric} {challenger:.4f} vs Production {production:.4f} (tolerance {settings.training.tolerance:g})",
+            version,
+            registered["production_version"],
+            metric,
+            challenger,
+            production,
+            registered["run_id"],
+        )
     else:
         reason = f"{metric} {challenger:.4f} is worse than Production's {production:.4f} beyond the tolerance {settings.training.tolerance:g}"
         client.set_model_version_tag(name, version, registry.GATE, REJECTED)
         client.set_model_version_tag(name, version, registry.GATE_REASON, reason)
-        decision = Decision(REJECTED, reason, version, registered["production_version"], metric, challenger, production, registered["run_id"])
+        decision = Decision(
+            REJECTED,
+            reason,
+            version,
+            registered["production_version"],
+            metric,
+            challenger,
+            production,
+            registered["run_id"],
+        )
     log.info("gate: %s (%s)", decision.decision, decision.reason)
-    return record(engine, decision, registered["trigger"], registered.get("drift_check_id"), {"model": registered.get("model_name")})
+    return record(
+        engine,
+        decision,
+        registered["trigger"],
+        registered.get("drift_check_id"),
+        {"model": registered.get("model_name")},
+    )
 
 
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _log_and_register(settings, engine, client, trained, frame, holdout, params, run_name, tags) -> tuple[str, str]:
+def _log_and_register(
+    settings, engine, client, trained, frame, holdout, params, run_name, tags
+) -> tuple[str, str]:
     import mlflow
 
     from driftloop.training.tracking import data_digest, log_training_run
@@ -256,40 +357,58 @@ def _log_and_register(settings, engine, client, trained, frame, holdout, params,
     with tempfile.TemporaryDirectory() as folder:
         profile_path = Path(folder) / "profile.npz"
         profile.save(profile_path)
-        run_id, model_uri = log_training_run(trained, frame, holdout, settings, digest, params, profile_path, run_name)
-    version = str(mlflow.register_model(model_uri, settings.model.name, tags={registry.DATA_DIGEST: digest, **tags}).version)
+        run_id, model_uri = log_training_run(
+            trained, frame, holdout, settings, digest, params, profile_path, run_name
+        )
+    version = str(
+        mlflow.register_model(
+            model_uri, settings.model.name, tags={registry.DATA_DIGEST: digest, **tags}
+        ).version
+    )
     _attach_profile(settings, engine, client, version, run_id)
     return version, run_id
 
 
-def _attach_profile(settings: Settings, engine: sa.Engine, client, version: str, run_id: str) -> None:
+def _attach_profile(
+    settings: Settings, engine: sa.Engine, client, version: str, run_id: str
+) -> None:
     """Store the version's reference profile (logged with its run) for drift checks."""
     import mlflow
 
     from driftloop.drift.profile import ReferenceProfile
 
     with tempfile.TemporaryDirectory() as folder:
-        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="profile/profile.npz", dst_path=folder)
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="profile/profile.npz", dst_path=folder
+        )
         profile = ReferenceProfile.load(Path(local))
     record_ = store_profile(settings, engine, profile, "model", model_version=version)
     client.set_model_version_tag(settings.model.name, version, registry.PROFILE_ID, str(record_.id))
 
 
-def _production_training_data(settings: Settings, client, production: registry.VersionInfo) -> pd.DataFrame:
+def _production_training_data(
+    settings: Settings, client, production: registry.VersionInfo
+) -> pd.DataFrame:
     import mlflow
 
     with tempfile.TemporaryDirectory() as folder:
-        local = mlflow.artifacts.download_artifacts(run_id=production.run_id, artifact_path="training_data/train.csv", dst_path=folder)
+        local = mlflow.artifacts.download_artifacts(
+            run_id=production.run_id, artifact_path="training_data/train.csv", dst_path=folder
+        )
         return pd.read_csv(local)
 
 
-def _recent_batches(settings: Settings, engine: sa.Engine, drift_check_id: int | None) -> tuple[pd.DataFrame, Any]:
+def _recent_batches(
+    settings: Settings, engine: sa.Engine, drift_check_id: int | None
+) -> tuple[pd.DataFrame, Any]:
     """Rows of the newest accepted, labelled batches (window), with each row's batch time."""
     with session_scope(engine) as session:
         drift_time = None
         if drift_check_id is not None:
             drift_time = session.scalar(
-                sa.select(Batch.batch_time).join(DriftCheck, DriftCheck.batch_id == Batch.id).where(DriftCheck.id == drift_check_id)
+                sa.select(Batch.batch_time)
+                .join(DriftCheck, DriftCheck.batch_id == Batch.id)
+                .where(DriftCheck.id == drift_check_id)
             )
         rows = session.execute(
             sa.select(Batch.path, Batch.batch_time)
@@ -302,11 +421,17 @@ def _recent_batches(settings: Settings, engine: sa.Engine, drift_check_id: int |
     for path, batch_time in reversed(rows):
         frame = read_table(Path(path), settings.data)[columns].dropna(subset=[settings.data.target])
         frames.append(frame.assign(_batch_time=_aware(batch_time)))
-    recent = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*columns, "_batch_time"])
+    recent = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=[*columns, "_batch_time"])
+    )
     return recent, _aware(drift_time) if drift_time is not None else None
 
 
-def _split_holdout(recent: pd.DataFrame, base: pd.DataFrame, drift_time, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _split_holdout(
+    recent: pd.DataFrame, base: pd.DataFrame, drift_time, settings: Settings
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The gate holdout: the newest ``holdout_share`` of recent rows, taken from batches since
     the drift; Production never saw them and the challenger does not train on them (nor on
     exact copies of them)."""
@@ -330,7 +455,11 @@ def _drift_lineage(engine: sa.Engine, drift_check_id: int | None) -> dict[str, s
         check = session.get(DriftCheck, drift_check_id)
         if check is None:
             return {}
-        return {registry.DRIFT_REPORT: str(check.id), registry.DRIFT_BATCH: str(check.batch_id), "driftloop.drift_report_path": check.html_path or ""}
+        return {
+            registry.DRIFT_REPORT: str(check.id),
+            registry.DRIFT_BATCH: str(check.batch_id),
+            "driftloop.drift_report_path": check.html_path or "",
+        }
 
 
 def _aware(moment):

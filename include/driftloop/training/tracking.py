@@ -56,10 +56,20 @@ def log_training_run(
                 **extra_params,
             }
         )
-        mlflow.set_tags({"driftloop.data_digest": digest, **{f"version.{lib}": _version(lib) for lib in LIBRARIES}})
+        mlflow.set_tags(
+            {
+                "driftloop.data_digest": digest,
+                **{f"version.{lib}": _version(lib) for lib in LIBRARIES},
+            }
+        )
         mlflow.log_metrics({f"cv_{_key(k)}": v for k, v in trained.cv_metrics.items()})
         mlflow.log_metrics({f"holdout_{_key(k)}": v for k, v in trained.holdout_metrics.items()})
-        mlflow.log_metrics({"training_rows": len(training_frame), "gate_holdout_rows": 0 if holdout is None else len(holdout)})
+        mlflow.log_metrics(
+            {
+                "training_rows": len(training_frame),
+                "gate_holdout_rows": 0 if holdout is None else len(holdout),
+            }
+        )
         trained.compare_table.to_csv(out / "compare_models.csv")
         mlflow.log_artifact(str(out / "compare_models.csv"))
         training_frame.to_csv(out / "train.csv", index=False)
@@ -106,7 +116,9 @@ def _plots(pipeline: Any, frame: pd.DataFrame, settings: Settings, out: Path) ->
     if settings.data.task == "classification":
         from sklearn.metrics import ConfusionMatrixDisplay
 
-        ConfusionMatrixDisplay.from_predictions(truth.astype(str), pd.Series(predicted).astype(str), ax=axes, colorbar=False)
+        ConfusionMatrixDisplay.from_predictions(
+            truth.astype(str), pd.Series(predicted).astype(str), ax=axes, colorbar=False
+        )
         axes.set_title("Confusion matrix (gate holdout)")
         name = "confusion_matrix.png"
     else:
