@@ -29,7 +29,10 @@ demo: install
 		--inject-fault text-in-numeric --inject-fault wrong-separator
 	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) batches ingest
 	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) batches list --status quarantined
+	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) bootstrap
 	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) drift check --all
+	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) retrain --latest-drift
+	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) models
 
 test: install lint
 	$(BIN)/python -m pytest -m "integration or not integration"

@@ -316,13 +316,23 @@ def retrain_command(
     drift_check: Annotated[
         int | None, typer.Option(help="The drift report id behind this retrain.")
     ] = None,
+    latest_drift: Annotated[
+        bool, typer.Option("--latest-drift", help="Use the newest drift verdict.")
+    ] = False,
 ) -> None:
     """Run the retrain steps here (what the `retrain` DAG does): assemble, train, evaluate, register, gate."""
+    from driftloop.drift.monitor import latest_drift_check
     from driftloop.training import retrain as steps
 
     _logging()
     settings = _settings()
     engine = _engine(settings)
+    if latest_drift:
+        drift_check = latest_drift_check(engine)
+        if drift_check is None:
+            raise ValueError(
+                "no drift verdict yet: nothing to retrain for (run `driftloop drift check --all`)"
+            )
     assembly = steps.assemble(
         settings, engine, drift_check, "manual" if drift_check is None else "drift"
     )

@@ -253,3 +253,14 @@ def recent_checks(engine: sa.Engine, limit: int = 20) -> list[CheckOutcome]:
             .limit(limit)
         ).all()
         return [_outcome(check, batch, new=False) for check, batch in rows]
+
+
+def latest_drift_check(engine: sa.Engine) -> int | None:
+    """The id of the newest check whose verdict was drift."""
+    with session_scope(engine) as session:
+        return session.scalar(
+            sa.select(DriftCheck.id)
+            .where(DriftCheck.status == "drift")
+            .order_by(DriftCheck.id.desc())
+            .limit(1)
+        )
