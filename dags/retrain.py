@@ -22,9 +22,16 @@ CONFIG = os.environ.get("DRIFTLOOP_CONFIG") or str(
 )
 SETTINGS = load_settings(CONFIG)
 DRIFT = Asset(DRIFT_ASSET_URI)
-ml_task = (
-    task.external_python(python=str(SETTINGS.training.python)) if SETTINGS.training.python else task
-)
+
+
+def ml_task(function):
+    """``@task``, or ``@task.external_python`` when ``training.python`` names an interpreter.
+
+    A fresh decorator per function: one external_python decorator reused keeps the first task's id.
+    """
+    if SETTINGS.training.python:
+        return task.external_python(python=str(SETTINGS.training.python))(function)
+    return task(function)
 
 
 @dag(

@@ -107,3 +107,18 @@ def test_drift_monitor_emits_the_drift_asset_only_for_a_drifted_batch(airflow_en
     assert again["tasks"]["announce_drift"] == "skipped"
     assert len(again["events"]) == 1
     assert len(ingest_landing(settings, make_engine(settings.database_url))) == 0
+
+
+def test_ml_tasks_run_in_another_interpreter_when_configured(airflow_env):
+    env = {**airflow_env, "DRIFTLOOP_TRAINING__PYTHON": PYTHON}
+    out = _python(
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
+        "dag = bag.get_dag('retrain')\n"
+        "for task_id in ('train', 'evaluate', 'register'):\n"
+        "    print(task_id, type(dag.get_task(task_id)).__name__)",
+        env,
+    )
+    kinds = dict(line.split() for line in out.strip().splitlines()[-3:])
+    assert "External" in kinds["train"] and "External" in kinds["evaluate"]
+    assert "External" not in kinds["register"]  # registry moves stay in Airflow's interpreter
