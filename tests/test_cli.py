@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from driftloop.storage import head_revision
 
 from .conftest import ROOT
 
@@ -36,8 +37,9 @@ def run(tmp_path: Path):
 def test_replay_ingest_list_and_reprocess(run, tmp_path):
     assert "needs" not in run("config", "check")
     assert "driftloop db upgrade" in run("batches", "ingest", expect=1)
-    assert "revision 0001" in run("db", "upgrade")
-    assert "current 0001, head 0001" in run("db", "current")
+    head = head_revision()
+    assert f"revision {head}" in run("db", "upgrade")
+    assert f"current {head}, head {head}" in run("db", "current")
     assert "reference split: 1469 rows" in run("stream", "reference")
     replayed = run(
         "stream",
