@@ -101,6 +101,9 @@ class MlflowServer:
         self.port = free_port()
         # A developer's MLFLOW_* variables must not change how the server under test behaves.
         env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+        # The job runner (GenAI scorers, trace roll-ups) starts seven huey consumers; driftloop
+        # uses none of it, and on a small machine they compete with training for the CPUs.
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         command = [
             MLFLOW,
             "server",
