@@ -8,7 +8,7 @@ tests exist to check, so `AirflowStack` starts all four, talks to them only thro
 REST API (/api/v2), and always stops every process it started, together with its descendants.
 
 Everything lives in a temporary AIRFLOW_HOME and a throw-away PostgreSQL database (see
-`temporary_postgres_database`); nothing is written into the repository.
+`tests/postgres.py`); nothing is written into the repository.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -31,13 +30,9 @@ from typing import IO, Any, Self, TypeVar
 
 import psutil
 import requests
-import sqlalchemy as sa
 
 VENV_BIN = Path(sys.executable).parent
 AIRFLOW = str(VENV_BIN / "airflow")
-POSTGRES_ADMIN_URL = os.environ.get(
-    "DRIFTLOOP_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
 # The order matters only for start-up: the api-server is last so that the others are already
 # heart-beating by the time it answers its health check.
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
@@ -78,29 +73,6 @@ def wait_until(
             details = f"\n{diagnostics()}" if diagnostics else ""
             raise AirflowStackError(f"timed out after {timeout:.0f}s waiting for {what}{details}")
         time.sleep(interval)
-
-
-@contextlib.contextmanager
-def temporary_postgres_database(
-    admin_url: str = POSTGRES_ADMIN_URL, prefix: str = "airflow_test"
-) -> Iterator[str]:
-    """Create a uniquely named, empty PostgreSQL database and drop it afterwards.
-
-    Airflow's migrations want a database of their own; a unique name keeps concurrent and
-    earlier runs apart, and `WITH (FORCE)` drops it even if a killed component left a session.
-    """
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield admin.url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def _tail(path: Path, lines: int) -> str:

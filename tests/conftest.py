@@ -7,7 +7,6 @@ see each other's state. Without a reachable PostgreSQL the tests skip, except un
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +15,9 @@ import sqlalchemy as sa
 from driftloop.config import Settings, load_settings
 from driftloop.storage import make_engine, upgrade
 
+from .postgres import require_postgres, temporary_database
+
 ROOT = Path(__file__).resolve().parents[1]
-POSTGRES_ADMIN_URL = os.environ.get(
-    "DRIFTLOOP_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @pytest.fixture
@@ -31,35 +29,12 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return load_settings(ROOT / "driftloop.yaml", storage={"home": tmp_path / "home"})
 
 
-def _postgres_admin() -> sa.Engine:
-    engine = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        if os.environ.get("CI"):
-            raise RuntimeError(
-                f"CI is set but PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable"
-            ) from exc
-        pytest.skip(
-            f"no PostgreSQL reachable at {POSTGRES_ADMIN_URL} (set DRIFTLOOP_TEST_POSTGRES_URL)"
-        )
-    return engine
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A new, empty PostgreSQL database, dropped after the test."""
-    admin = _postgres_admin()
-    name = f"driftloop_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    require_postgres()
+    with temporary_database("driftloop_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])

@@ -7,21 +7,15 @@ and task workers on PostgreSQL, so later integration tests can trust `AirflowSta
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from .airflow_stack import (
-    POSTGRES_ADMIN_URL,
-    AirflowStack,
-    temporary_postgres_database,
-    wait_until,
-)
+from .airflow_stack import AirflowStack, wait_until
+from .postgres import require_postgres, temporary_database
 
 PRODUCER = "driftloop_smoke_producer"
 CONSUMER = "driftloop_smoke_consumer"
@@ -70,14 +64,8 @@ consumer()
 @pytest.fixture
 def airflow_database() -> Iterator[str]:
     """A fresh PostgreSQL database for Airflow's metadata, dropped afterwards."""
-    try:
-        with sa.create_engine(POSTGRES_ADMIN_URL).connect():
-            pass
-    except sa.exc.OperationalError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no PostgreSQL reachable at {POSTGRES_ADMIN_URL}")
-    with temporary_postgres_database() as url:
+    require_postgres()
+    with temporary_database("airflow_test") as url:
         yield url
 
 

@@ -33,14 +33,9 @@ import yaml
 from driftloop.events import DRIFT_ASSET_URI
 from driftloop.storage import Batch, DriftCheck, RetrainRun, make_engine, session_scope
 
-from .airflow_stack import (
-    POSTGRES_ADMIN_URL,
-    VENV_BIN,
-    AirflowStack,
-    temporary_postgres_database,
-    wait_until,
-)
+from .airflow_stack import VENV_BIN, AirflowStack, wait_until
 from .mlflow_server import MlflowServer
+from .postgres import POSTGRES_ADMIN_URL, require_postgres, temporary_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -61,20 +56,6 @@ REPLAY = [
     *[arg for feature in SHIFTED for arg in ("--shift-feature", feature)],
 ]
 CLI_TIMEOUT = {"bootstrap": 240.0}  # PyCaret setup and three models; everything else is quick
-
-
-def _require_postgres() -> None:
-    """Skip without PostgreSQL (fail under CI): every part of this test lives in it."""
-    admin = sa.create_engine(POSTGRES_ADMIN_URL)
-    try:
-        with admin.connect():
-            pass
-    except sa.exc.OperationalError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no PostgreSQL reachable at {POSTGRES_ADMIN_URL}")
-    finally:
-        admin.dispose()
 
 
 def _driftloop(env: dict[str, str], cwd: Path, *args: str) -> str:
@@ -187,13 +168,13 @@ def test_drift_triggers_retrain_and_a_better_challenger_reaches_staging(
     tmp_path: Path, clean_environment: None
 ) -> None:
     """Old model clearly wrong after a concept shift: drift -> event -> retrain -> Staging."""
-    _require_postgres()
+    require_postgres()
     started = time.monotonic()
     databases: list[str] = []
     with contextlib.ExitStack() as resources:
 
         def database(prefix: str) -> str:
-            url = resources.enter_context(temporary_postgres_database(prefix=prefix))
+            url = resources.enter_context(temporary_database(prefix))
             databases.append(str(sa.engine.make_url(url).database))
             return url
 
