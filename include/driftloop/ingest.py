@@ -17,7 +17,7 @@ from driftloop.config import Settings
 from driftloop.data import file_digest
 from driftloop.storage import Batch, BatchValidation, session_scope, utcnow
 from driftloop.stream import parse_batch_time
-from driftloop.validation import validate_file
+from driftloop.validation import ValidationResult, validate_file
 
 ACCEPTED, QUARANTINED, DUPLICATE = "accepted", "quarantined", "duplicate"
 _DATA_SUFFIXES = {".csv", ".parquet", ".txt", ".tsv"}
@@ -69,31 +69,14 @@ def ingest_file(path: Path, settings: Settings, engine: sa.Engine) -> IngestOutc
         now = utcnow()
         batch = Batch(
             name=path.name,
-            digest=digest,
             path=str(destination),
-            status=status,
-            reasons=result.reasons,
-            notes=result.notes,
-            n_rows=None if result.frame is None else len(result.frame),
-            labelled=result.labelled,
             batch_time=parse_batch_time(path.name) or _mtime(path),
             received_at=now,
-            validated_at=now,
             attempts=1,
         )
-        session.add(batch)
-        session.flush()
-        session.add(
-            BatchValidation(
-                batch_id=batch.id,
-                digest=digest,
-                status=status,
-                reasons=result.reasons,
-                validated_at=now,
-            )
-        )
+        outcome = _record_validation(session, batch, digest, status, result, now)
     path.unlink()
-    return IngestOutcome(path.name, status, batch.id, result.reasons, result.notes, batch.n_rows)
+    return outcome
 
 
 def reprocess(
@@ -129,26 +112,38 @@ def reprocess(
         if status == ACCEPTED:
             destination = _place(current, settings, ACCEPTED, digest)
             batch.path = str(destination)
-        batch.digest, batch.status = digest, status
-        batch.reasons, batch.notes = result.reasons, result.notes
-        batch.n_rows = None if result.frame is None else len(result.frame)
-        batch.labelled = result.labelled
-        batch.validated_at, batch.attempts = now, batch.attempts + 1
-        session.add(
-            BatchValidation(
-                batch_id=batch.id,
-                digest=digest,
-                status=status,
-                reasons=result.reasons,
-                validated_at=now,
-            )
-        )
-        outcome = IngestOutcome(
-            batch.name, status, batch.id, result.reasons, result.notes, batch.n_rows
-        )
+        batch.attempts += 1
+        outcome = _record_validation(session, batch, digest, status, result, now)
     if status == ACCEPTED:
         current.unlink()
     return outcome
+
+
+def _record_validation(
+    session: sa.orm.Session,
+    batch: Batch,
+    digest: str,
+    status: str,
+    result: ValidationResult,
+    now: datetime,
+) -> IngestOutcome:
+    """Write a validation's verdict onto the batch and append it to the batch's history."""
+    batch.digest, batch.status = digest, status
+    batch.reasons, batch.notes = result.reasons, result.notes
+    batch.n_rows = None if result.frame is None else len(result.frame)
+    batch.labelled, batch.validated_at = result.labelled, now
+    session.add(batch)
+    session.flush()
+    session.add(
+        BatchValidation(
+            batch_id=batch.id,
+            digest=digest,
+            status=status,
+            reasons=result.reasons,
+            validated_at=now,
+        )
+    )
+    return IngestOutcome(batch.name, status, batch.id, result.reasons, result.notes, batch.n_rows)
 
 
 def find_batch(session: sa.orm.Session, batch_ref: str) -> Batch:

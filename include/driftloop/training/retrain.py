@@ -302,36 +302,31 @@ def gate(settings: Settings, engine: sa.Engine, registered: dict[str, Any]) -> D
     name, version = settings.model.name, registered["version"]
     challenger, production = registered["challenger_score"], registered["production_score"]
     metric = registered["gate_metric"]
+    tolerance = settings.training.tolerance
     if better_or_equal(challenger, production, settings):
         previous = registry.by_alias(client, name, registry.STAGING)
         registry.set_role(client, name, version, registry.STAGING)
         if previous is not None and previous.version != version:
             registry.archive(client, name, previous.version)
-        client.set_model_version_tag(name, version, registry.GATE, STAGING)
-        decision = Decision(
-            STAGING,
-            f"{metric} {challenger:.4f} vs Production {production:.4f} (tolerance {settings.training.tolerance:g})",
-            version,
-            registered["production_version"],
-            metric,
-            challenger,
-            production,
-            registered["run_id"],
+        outcome = STAGING
+        reason = (
+            f"{metric} {challenger:.4f} vs Production {production:.4f} (tolerance {tolerance:g})"
         )
     else:
-        reason = f"{metric} {challenger:.4f} is worse than Production's {production:.4f} beyond the tolerance {settings.training.tolerance:g}"
-        client.set_model_version_tag(name, version, registry.GATE, REJECTED)
+        outcome = REJECTED
+        reason = f"{metric} {challenger:.4f} is worse than Production's {production:.4f} beyond the tolerance {tolerance:g}"
         client.set_model_version_tag(name, version, registry.GATE_REASON, reason)
-        decision = Decision(
-            REJECTED,
-            reason,
-            version,
-            registered["production_version"],
-            metric,
-            challenger,
-            production,
-            registered["run_id"],
-        )
+    client.set_model_version_tag(name, version, registry.GATE, outcome)
+    decision = Decision(
+        outcome,
+        reason,
+        version,
+        registered["production_version"],
+        metric,
+        challenger,
+        production,
+        registered["run_id"],
+    )
     log.info("gate: %s (%s)", decision.decision, decision.reason)
     return record(
         engine,
