@@ -69,3 +69,20 @@ def test_reset_reference_makes_a_new_active_profile(gradual, engine):
     assert active.id == record.id != initial.id and profile.rows == record.rows
     # Against a red reference, the red batch no longer drifts.
     assert check_next_batch(gradual, engine, batch_file.name).status == "no_drift"
+
+
+def test_a_reset_wins_over_the_production_profile_until_the_next_version(gradual, engine):
+    from driftloop.drift.monitor import profile_from_frame, store_profile
+    from driftloop.stream import split_reference
+
+    reference, _ = split_reference(gradual)
+    model = store_profile(
+        gradual, engine, profile_from_frame(reference, gradual, "v1"), "model", "1"
+    )
+    assert resolve_profile(gradual, engine, "1")[0].id == model.id
+    reset = reset_reference(gradual, engine)
+    assert resolve_profile(gradual, engine, "1")[0].id == reset.id
+    newer = store_profile(
+        gradual, engine, profile_from_frame(reference, gradual, "v2"), "model", "2"
+    )
+    assert resolve_profile(gradual, engine, "2")[0].id == newer.id

@@ -117,7 +117,11 @@ def reset_reference(
 def resolve_profile(
     settings: Settings, engine: sa.Engine, production_version: str | None = None
 ) -> tuple[ReferenceProfileRecord, ReferenceProfile]:
-    """The profile to test against: Production's if it has one, else the active reference."""
+    """The profile to test against: Production's, else the active reference.
+
+    A person's ``reset-reference`` made after the Production version's profile wins over it,
+    so a reset takes effect at once; the next registered version's profile wins again.
+    """
     with session_scope(engine) as session:
         record = None
         if production_version is not None:
@@ -129,10 +133,13 @@ def resolve_profile(
                 )
                 .order_by(ReferenceProfileRecord.id.desc())
             )
-        if record is None:
-            record = session.scalar(
-                sa.select(ReferenceProfileRecord).where(ReferenceProfileRecord.active.is_(True))
-            )
+        active = session.scalar(
+            sa.select(ReferenceProfileRecord).where(ReferenceProfileRecord.active.is_(True))
+        )
+        if active is not None and (
+            record is None or (active.kind == "reset" and active.id > record.id)
+        ):
+            record = active
     if record is None:
         path = reference_path(settings)
         if not path.is_file():
