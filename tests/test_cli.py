@@ -90,3 +90,13 @@ def test_bad_requests_exit_1_with_a_sentence(run, args, message):
 
 def test_usage_errors_exit_2(run):
     assert "No such command" in run("frobnicate", expect=2)
+
+
+def test_traffic_split_is_shared_through_the_database(run):
+    run("db", "upgrade")
+    assert "staging 0%, production 100%" in run("traffic", "show")
+    assert "staging 20%, production 80%, staging shadows production" in run(
+        "traffic", "set", "--staging", "0.2", "--shadow"
+    )
+    assert "between 0 and 1" in run("traffic", "set", "--staging", "1.5", expect=1)
+    assert "staging 20%" in run("traffic", "show")  # a refused value changed nothing

@@ -363,6 +363,47 @@ def models_command() -> None:
         )
 
 
+traffic_app = typer.Typer(
+    help="Traffic split between Production and Staging.", no_args_is_help=True
+)
+app.add_typer(traffic_app, name="traffic")
+
+
+@traffic_app.command("show")
+def traffic_show() -> None:
+    """Print the stored split (what every server worker uses)."""
+    from serving.routing import load_split
+
+    settings = _settings()
+    split = load_split(_engine(settings), settings.model.name, default_weight=0.0)
+    shadow = ", staging shadows production" if split.shadow else ""
+    typer.echo(
+        f"{settings.model.name}: staging {split.staging_weight:.0%}, production {1 - split.staging_weight:.0%}{shadow}"
+    )
+
+
+@traffic_app.command("set")
+def traffic_set(
+    staging: Annotated[float, typer.Option(help="Share of traffic for Staging, 0..1.")],
+    shadow: Annotated[
+        bool, typer.Option(help="Staging also predicts every request, unreturned.")
+    ] = False,
+) -> None:
+    """Store a new split; servers pick it up on their next poll."""
+    import getpass
+
+    from serving.routing import TrafficSplit, save_split
+
+    settings = _settings()
+    save_split(
+        _engine(settings),
+        settings.model.name,
+        TrafficSplit(staging, shadow),
+        who=f"cli:{getpass.getuser()}",
+    )
+    traffic_show()
+
+
 def _logging() -> None:
     import logging
 

@@ -130,6 +130,18 @@ class RetrainRun(Base):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 
+class TrafficSplitRecord(Base):
+    """How a registered model's traffic is split; read by every server worker and the CLI."""
+
+    __tablename__ = "traffic_splits"
+
+    model_name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    staging_weight: Mapped[float] = mapped_column(sa.Float)
+    shadow: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    updated_by: Mapped[str] = mapped_column(sa.String(255))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine for ``url``; SQLite files get their folder and foreign keys switched on."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":

@@ -1,0 +1,66 @@
+"""Traffic routing between the ``production`` and ``staging`` model versions.
+
+A client key maps to a point in [0, 1) through a stable hash (BLAKE2b, not Python's salted
+``hash``), so the same key lands on the same variant in every process and worker. A key goes to
+Staging when its point falls below the Staging weight: raising the weight from 10% to 20% only
+moves keys from Production to Staging, never back. Requests without a key are split at random.
+The weights themselves live in the database (``traffic_splits``), so every worker and the CLI
+see the same values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from driftloop.storage import TrafficSplitRecord, session_scope
+
+PRODUCTION, STAGING = "production", "staging"
+VARIANTS = (PRODUCTION, STAGING)
+_SCALE = float(1 << 64)
+
+
+def key_point(key: str) -> float:
+    """Where a client key falls in [0, 1): the same in every process."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / _SCALE
+
+
+@dataclass(frozen=True)
+class TrafficSplit:
+    """How traffic is shared: the Staging weight and whether Staging also shadows Production."""
+
+    staging_weight: float = 0.0
+    shadow: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.staging_weight <= 1.0:
+            raise ValueError(f"staging weight must be between 0 and 1, got {self.staging_weight}")
+
+    def variant_for(self, key: str | None, rng: random.Random | None = None) -> str:
+        """The variant that answers a request with ``key`` (random when there is none)."""
+        point = key_point(key) if key else (rng or random).random()
+        return STAGING if point < self.staging_weight else PRODUCTION
+
+
+def load_split(engine: sa.Engine, model_name: str, default_weight: float) -> TrafficSplit:
+    """The stored split, or the configured default when none was set."""
+    with session_scope(engine) as session:
+        record = session.get(TrafficSplitRecord, model_name)
+        if record is None:
+            return TrafficSplit(default_weight)
+        return TrafficSplit(record.staging_weight, record.shadow)
+
+
+def save_split(engine: sa.Engine, model_name: str, split: TrafficSplit, who: str) -> None:
+    """Store a split for every worker and the CLI to see."""
+    with session_scope(engine) as session:
+        record = session.get(TrafficSplitRecord, model_name) or TrafficSplitRecord(
+            model_name=model_name
+        )
+        record.staging_weight, record.shadow = split.staging_weight, split.shadow
+        record.updated_by, record.updated_at = who, datetime.now(UTC)
+        session.add(record)
