@@ -51,3 +51,18 @@ def test_migrations_leave_another_alembic_user_alone(database_url):
             == "their_rev"
         )
     engine.dispose()
+
+
+def test_the_models_and_the_migrations_describe_the_same_schema(database_url):
+    """A table or column added to the models without a migration (or the reverse) fails here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from driftloop.storage import Base
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()

@@ -142,6 +142,42 @@ class TrafficSplitRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
+class Prediction(Base):
+    """One predicted record per variant that predicted it (shadow rows marked), or one failed
+    request (``status`` >= 400, no record)."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (sa.Index("ix_predictions_variant_version", "variant", "model_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[str] = mapped_column(sa.String(64))
+    record_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    variant: Mapped[str | None] = mapped_column(sa.String(20))
+    model_version: Mapped[str | None] = mapped_column(sa.String(50))
+    shadow: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    status: Mapped[int] = mapped_column(sa.Integer, default=200)
+    inputs: Mapped[dict | None] = mapped_column(sa.JSON)
+    output: Mapped[dict | None] = mapped_column(sa.JSON)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    latency_ms: Mapped[float | None] = mapped_column(sa.Float)
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), index=True, default=utcnow
+    )
+
+
+class Feedback(Base):
+    """The true value of a predicted record; joined to predictions at analysis time, so it may
+    arrive before its prediction row is written."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    record_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    value: Mapped[Any] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine for ``url``; SQLite files get their folder and foreign keys switched on."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from driftloop.storage import Prediction, make_engine, session_scope, upgrade
+
+from serving.prediction_log import (
+    DuplicateFeedback,
+    PredictionLog,
+    purge_older_than,
+    record_feedback,
+    unmatched_feedback,
+)
+
+
+def _row(i: int, **extra) -> dict:
+    return {
+        "request_id": f"req-{i}",
+        "record_id": f"rec-{i}",
+        "model_name": "wine",
+        "variant": "production",
+        "model_version": "1",
+        "shadow": False,
+        "status": 200,
+        "inputs": {"x": i},
+        "output": {"y": 1},
+        "latency_ms": 1.5,
+        **extra,
+    }
+
+
+def _count(engine: sa.Engine) -> int:
+    with session_scope(engine) as session:
+        return session.scalar(sa.select(sa.func.count(Prediction.id)))
+
+
+def test_concurrent_writers_lose_nothing_even_through_a_small_buffer(engine):
+    log = PredictionLog(engine, capacity=50, batch_size=64, flush_seconds=0.05)
+
+    def client(n: int) -> None:
+        for i in range(500):
+            log.write([_row(n * 1000 + i)])
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    assert _count(engine) == 4000 == log.written
+    with pytest.raises(RuntimeError, match="closed"):
+        log.write([_row(1)])
+
+
+def test_rows_survive_a_database_that_fails_for_a_while(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'late.db'}")  # no tables yet: inserts fail
+    log = PredictionLog(engine, flush_seconds=0.05)
+    log.write([_row(i) for i in range(10)])
+    time.sleep(0.5)
+    upgrade(engine)  # the database comes back
+    log.close()
+    assert _count(engine) == 10
+
+
+def test_feedback_once_per_record_and_unmatched_until_its_prediction_arrives(engine):
+    record_feedback(engine, "rec-7", 6)  # before its prediction row: kept
+    with pytest.raises(DuplicateFeedback, match="rec-7"):
+        record_feedback(engine, "rec-7", 5)
+    assert unmatched_feedback(engine) == 1
+    log = PredictionLog(engine)
+    log.write([_row(7)])
+    log.close()
+    assert unmatched_feedback(engine) == 0
+
+
+def test_retention_purges_only_old_rows(engine):
+    log = PredictionLog(engine)
+    log.write([_row(1, created_at=datetime.now(UTC) - timedelta(days=40)), _row(2)])
+    log.close()
+    assert purge_older_than(engine, days=30) == 1
+    assert _count(engine) == 1
