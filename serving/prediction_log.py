@@ -22,6 +22,11 @@ from tenacity import Retrying, stop_never, wait_exponential
 
 log = logging.getLogger(__name__)
 _STOP = object()
+_EMPTY_ROW: dict[str, Any] = {
+    column.name: None
+    for column in Prediction.__table__.columns
+    if column.name not in {"id", "created_at"}
+} | {"shadow": False, "status": 200}
 
 
 class DuplicateFeedback(ValueError):
@@ -53,8 +58,8 @@ class PredictionLog:
             raise RuntimeError("the prediction log is closed")
         now = datetime.now(UTC)
         for row in rows:
-            row.setdefault("created_at", now)
-            self._buffer.put(row)
+            # executemany needs every row to name every column
+            self._buffer.put({**_EMPTY_ROW, "created_at": now, **row})
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything still buffered, then stop the writer."""

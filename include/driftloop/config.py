@@ -213,6 +213,23 @@ class TrainingSettings(Section):
     retries: int = Field(default=1, ge=0, le=10)
 
 
+class ServingSettings(Section):
+    """The prediction server. Keys and tokens come from the environment, never from here:
+    ``DRIFTLOOP_ADMIN_TOKEN`` and ``DRIFTLOOP_API_KEYS`` (comma-separated)."""
+
+    default_staging_weight: float = Field(default=0.1, ge=0.0, le=1.0)
+    require_api_key: bool = Field(
+        default=False, description="Feedback steers promotions: production configs should say true."
+    )
+    sticky_field: str = Field(default="client_id", description="Record field (or X-Client-Key header).")
+    max_records: PositiveInt = 1000
+    max_body_bytes: PositiveInt = 2_000_000
+    micro_batch_max: PositiveInt = 64
+    micro_batch_wait_ms: float = Field(default=2.0, ge=0.0, le=1000.0)
+    poll_seconds: float = Field(default=10.0, gt=0.0)
+    retention_days: float = Field(default=30.0, gt=0.0)
+
+
 class DatabaseSettings(Section):
     """driftloop's own tables; empty ``url`` means SQLite under ``storage.home``."""
 
@@ -249,6 +266,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     drift: DriftSettings = DriftSettings()
     training: TrainingSettings = TrainingSettings()
+    serving: ServingSettings = ServingSettings()
     database: DatabaseSettings = DatabaseSettings()
     model: ModelSettings
     mlflow: MlflowSettings = MlflowSettings()

@@ -1,0 +1,93 @@
+"""Micro-batching: concurrent small requests for one model are predicted together.
+
+A fitted pipeline costs a few milliseconds per call whatever the batch size (one row about
+3 ms, a thousand rows about 14 ms here), so one worker thread per model gathers what arrives
+within ``wait_seconds`` (up to ``max_rows``), predicts once, and hands each request its rows.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import pandas as pd
+
+Prediction = tuple[list[Any], list[list[float]] | None]
+_STOP = object()
+
+
+class MicroBatcher:
+    """Gathers frames for one model, predicts them together, returns each its own slice."""
+
+    def __init__(
+        self,
+        predict: Callable[[pd.DataFrame], Prediction],
+        max_rows: int,
+        wait_seconds: float,
+        name: str,
+    ) -> None:
+        self._predict = predict
+        self.max_rows = max_rows
+        self.wait_seconds = wait_seconds
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, frame: pd.DataFrame) -> Prediction:
+        """Predict ``frame``; large frames go straight through, small ones wait for company."""
+        if len(frame) >= self.max_rows:
+            return self._predict(frame)
+        future: Future[Prediction] = Future()
+        self._queue.put((frame, future))
+        return future.result()
+
+    def close(self) -> None:
+        """Finish what is queued, then stop (requests in flight still get their answers)."""
+        self._queue.put(_STOP)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            pending, rows = [item], len(item[0])
+            stop = False
+            while rows < self.max_rows:
+                try:
+                    item = self._queue.get(timeout=self.wait_seconds)
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                pending.append(item)
+                rows += len(item[0])
+            self._answer(pending)
+            if stop:
+                return
+
+    def _answer(self, pending: list[tuple[pd.DataFrame, Future[Prediction]]]) -> None:
+        try:
+            frame = (
+                pd.concat([f for f, _ in pending], ignore_index=True)
+                if len(pending) > 1
+                else pending[0][0]
+            )
+            predictions, probabilities = self._predict(frame)
+        except Exception as exc:
+            for _, future in pending:
+                future.set_exception(exc)
+            return
+        start = 0
+        for part, future in pending:
+            end = start + len(part)
+            future.set_result(
+                (
+                    predictions[start:end],
+                    None if probabilities is None else probabilities[start:end],
+                )
+            )
+            start = end

@@ -1,0 +1,177 @@
+"""The models a server answers with: Production and Staging, loaded by alias from the registry.
+
+A snapshot (both models, their feature schema and the traffic split) is immutable and replaced
+whole, so a request sees either the old pair or the new one, never a mix. A background poll
+(and the admin reload) loads new versions beside the old ones before swapping. When the
+registry cannot be reached, the last good snapshot keeps serving and ``/ready`` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from driftloop import registry
+from driftloop.config import Settings
+
+from serving.batching import MicroBatcher
+from serving.routing import PRODUCTION, STAGING, TrafficSplit, load_split
+
+log = logging.getLogger(__name__)
+
+_NUMERIC_TYPES = {"double", "float", "long", "integer"}
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """What a request record must hold: names and whether each is numeric."""
+
+    names: tuple[str, ...]
+    numeric: frozenset[str]
+
+
+@dataclass
+class LoadedModel:
+    """One registered version, ready to predict single-threaded through a micro-batcher."""
+
+    variant: str
+    version: str
+    pipeline: Any
+    schema: FeatureSchema
+    classes: list[Any] | None
+    batcher: MicroBatcher = field(repr=False)
+
+    def predict(self, frame: pd.DataFrame) -> tuple[list[Any], list[list[float]] | None]:
+        """Predictions (and class probabilities for classifiers) for every row of ``frame``."""
+        return self.batcher.submit(frame)
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    production: LoadedModel | None = None
+    staging: LoadedModel | None = None
+    split: TrafficSplit = field(default_factory=TrafficSplit)
+    registry_ok: bool = False
+    error: str | None = "models not loaded yet"
+    refreshed_at: datetime | None = None
+
+    def model(self, variant: str) -> LoadedModel | None:
+        return self.production if variant == PRODUCTION else self.staging
+
+
+def _classes(pipeline: Any) -> list[Any] | None:
+    """Class labels in the order of ``predict_proba`` columns (PyCaret encodes labels)."""
+    if not hasattr(pipeline, "predict_proba"):
+        return None
+    steps = dict(getattr(pipeline, "steps", []))
+    encoder = getattr(steps.get("label_encoding"), "transformer", None)
+    labels = getattr(encoder, "classes_", None)
+    if labels is None:
+        labels = getattr(pipeline, "classes_", None)
+    return None if labels is None else [x.item() if hasattr(x, "item") else x for x in labels]
+
+
+def predictor(pipeline: Any, classes: list[Any] | None):
+    """A function from a frame to (predictions, probabilities), for the micro-batcher."""
+
+    def predict(frame: pd.DataFrame) -> tuple[list[Any], list[list[float]] | None]:
+        predictions = [x.item() if hasattr(x, "item") else x for x in pipeline.predict(frame)]
+        probabilities = pipeline.predict_proba(frame).tolist() if classes is not None else None
+        return predictions, probabilities
+
+    return predict
+
+
+class ModelStore:
+    """Holds the current snapshot and refreshes it from the registry and the database."""
+
+    def __init__(self, settings: Settings, engine: sa.Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self._snapshot = ModelSnapshot()
+        self._lock = threading.Lock()  # one refresh at a time; readers never wait
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    @property
+    def snapshot(self) -> ModelSnapshot:
+        return self._snapshot
+
+    def refresh(self) -> ModelSnapshot:
+        """Load whatever changed (versions, split); keep the last good models on any failure."""
+        with self._lock:
+            current = self._snapshot
+            try:
+                client = registry.configure(self.settings)
+                name = self.settings.model.name
+                loaded = {}
+                for variant in (PRODUCTION, STAGING):
+                    info = registry.by_alias(client, name, variant)
+                    have = current.model(variant)
+                    if info is None:
+                        loaded[variant] = None
+                    elif have is not None and have.version == info.version:
+                        loaded[variant] = have
+                    else:
+                        loaded[variant] = self._load(variant, info.version)
+                split = load_split(self.engine, name, self.settings.serving.default_staging_weight)
+                fresh = ModelSnapshot(
+                    loaded[PRODUCTION], loaded[STAGING], split, True, None, datetime.now(UTC)
+                )
+            except Exception as exc:  # the registry or database is away: keep serving
+                log.warning("model refresh failed, keeping the last good models: %s", exc)
+                fresh = replace(current, registry_ok=False, error=f"registry unreachable: {exc}")
+            for variant in (PRODUCTION, STAGING):
+                old = current.model(variant)
+                if old is not None and old is not fresh.model(variant):
+                    old.batcher.close()
+            self._snapshot = fresh
+            return fresh
+
+    def _load(self, variant: str, version: str) -> LoadedModel:
+        import mlflow
+        import mlflow.sklearn
+
+        uri = f"models:/{self.settings.model.name}/{version}"
+        pipeline = mlflow.sklearn.load_model(uri)
+        signature = mlflow.models.get_model_info(uri).signature
+        if signature is not None:
+            columns = signature.inputs.to_dict()
+            schema = FeatureSchema(
+                tuple(c["name"] for c in columns),
+                frozenset(c["name"] for c in columns if c["type"] in _NUMERIC_TYPES),
+            )
+        else:
+            names = tuple(self.settings.feature_columns)
+            schema = FeatureSchema(
+                names, frozenset(set(names) - set(self.settings.data.categorical_features))
+            )
+        classes = _classes(pipeline)
+        serving = self.settings.serving
+        batcher = MicroBatcher(
+            predictor(pipeline, classes),
+            serving.micro_batch_max,
+            serving.micro_batch_wait_ms / 1000,
+            f"{variant}-v{version}",
+        )
+        log.info("loaded %s version %s", variant, version)
+        return LoadedModel(variant, version, pipeline, schema, classes, batcher)
+
+    def start_polling(self) -> None:
+        def poll() -> None:
+            while not self._stop.wait(self.settings.serving.poll_seconds):
+                self.refresh()
+
+        self._poller = threading.Thread(target=poll, name="model-poll", daemon=True)
+        self._poller.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        for model in (self._snapshot.production, self._snapshot.staging):
+            if model is not None:
+                model.batcher.close()

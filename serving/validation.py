@@ -1,0 +1,135 @@
+"""Request validation at the edge: the envelope with pydantic, the records against the model
+version's feature schema, column by column (vectorized) so large batches stay cheap.
+
+Every problem becomes a :class:`RequestError` with an HTTP status and a sentence naming the
+field and the record; no input reaches the model unchecked.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from serving.models import FeatureSchema
+
+MAX_DETAILS = 10
+_LARGEST = 1e300
+
+
+class RequestError(Exception):
+    """A request the server refuses, with its HTTP status and the reasons."""
+
+    def __init__(self, status: int, message: str, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.details = status, message, details or []
+
+
+class PredictRequest(BaseModel):
+    """``{"record": {...}}`` or ``{"records": [{...}, ...]}``, with an optional ``client_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record: dict[str, Any] | None = None
+    records: list[dict[str, Any]] | None = None
+    client_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> PredictRequest:
+        if (self.record is None) == (self.records is None):
+            raise ValueError("give either 'record' (one object) or 'records' (a list of objects)")
+        return self
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return [self.record] if self.record is not None else list(self.records or [])
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    record_id: str
+    value: float | int | str | bool
+
+
+def parse(model: type[BaseModel], body: Any) -> Any:
+    """Validate a JSON body against a pydantic model; 422 with each problem named."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        details = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()[:MAX_DETAILS]
+        ]
+        raise RequestError(
+            422, "the request body does not have the expected shape", details
+        ) from None
+
+
+def records_frame(
+    records: list[dict[str, Any]], schema: FeatureSchema, max_records: int, ignore: set[str]
+) -> pd.DataFrame:
+    """The records as a frame in schema order, or a :class:`RequestError` naming what is wrong."""
+    if not records:
+        raise RequestError(422, "no records to predict")
+    if len(records) > max_records:
+        raise RequestError(
+            413, f"{len(records)} records in one request; the limit is {max_records}"
+        )
+    expected = set(schema.names)
+    problems: list[str] = []
+    for index, record in enumerate(records):
+        keys = set(record) - ignore
+        for name in sorted(expected - keys):
+            problems.append(f"record {index}: missing field {name!r}")
+        for name in sorted(keys - expected):
+            problems.append(f"record {index}: unknown field {name!r}")
+        if len(problems) >= MAX_DETAILS:
+            break
+    if problems:
+        raise RequestError(422, "records do not match the model's features", problems[:MAX_DETAILS])
+    # object columns: pandas' own inference would choke on an integer beyond float range
+    frame = pd.DataFrame(
+        {name: pd.Series([r[name] for r in records], dtype=object) for name in schema.names}
+    )
+    for name in schema.names:
+        column = frame[name]
+        if name in schema.numeric:
+            frame[name] = _numbers(column, name, problems)
+        else:
+            wrong = ~column.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+            _note(problems, name, wrong, column, "is not a string")
+    if problems:
+        raise RequestError(422, "records hold values the model cannot use", problems[:MAX_DETAILS])
+    return frame
+
+
+def _numbers(column: pd.Series, name: str, problems: list[str]) -> pd.Series:
+    kinds = column.map(type)
+    is_number = kinds.isin([int, float]).to_numpy(dtype=bool)  # bool is excluded on purpose
+    _note(problems, name, ~is_number, column, "is not a number")
+    if not is_number.all():
+        return column
+    values = np.array([_as_float(v) for v in column], dtype=float)
+    _note(problems, name, ~np.isfinite(values), column, "is not a finite number")
+    _note(problems, name, np.isfinite(values) & (np.abs(values) > _LARGEST), column, "is too large")
+    return pd.Series(values, index=column.index)
+
+
+def _as_float(value: float | int) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float range
+        return math.inf
+
+
+def _note(problems: list[str], name: str, wrong: np.ndarray, column: pd.Series, what: str) -> None:
+    for index in np.flatnonzero(wrong)[: MAX_DETAILS - len(problems)]:
+        value = column.iloc[index]
+        shown = (
+            repr(value) if not isinstance(value, int) or abs(value) < 10**20 else "a huge integer"
+        )
+        problems.append(f"record {index}: field {name!r} {what} (got {shown})")

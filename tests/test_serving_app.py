@@ -1,0 +1,307 @@
+"""The Flask server in-process: routing, validation, logging, admin and the operational endpoints.
+
+One real bootstrapped model (PyCaret, embedded MLflow) serves every test in this module.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from driftloop import registry
+from driftloop.config import load_settings
+from driftloop.storage import Feedback, Prediction, make_engine, session_scope, upgrade
+from driftloop.training import retrain as steps
+
+from serving.app import create_app
+
+from .conftest import ROOT
+
+ADMIN = "test-admin-token"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Settings and engine of a home with version 1 in Production and version 2 in Staging."""
+    saved = {
+        k: os.environ.pop(k)
+        for k in list(os.environ)
+        if k.startswith("DRIFTLOOP_") and k != "DRIFTLOOP_TEST_POSTGRES_URL"
+    }
+    home = tmp_path_factory.mktemp("serving")
+    settings = load_settings(
+        ROOT / "driftloop.yaml",
+        storage={"home": home},
+        training={"models": ["dt"], "folds": 2, "budget_minutes": 0.5},
+    )
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    steps.bootstrap(settings, engine)
+    client = registry.configure(settings)
+    source = client.get_model_version(settings.model.name, "1")
+    second = client.create_model_version(settings.model.name, source.source, run_id=source.run_id)
+    registry.set_role(client, settings.model.name, str(second.version), registry.STAGING)
+    yield settings, engine
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def app(served, monkeypatch):
+    settings, _engine = served
+    monkeypatch.setenv("DRIFTLOOP_ADMIN_TOKEN", ADMIN)
+    app = create_app(settings, background=False)
+    yield app
+    app.extensions["driftloop"]["shutdown"]()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def _records(n: int) -> list[dict]:
+    frame = pd.read_csv(ROOT / "data/wine/winequality-white.csv", sep=";").drop(columns="quality")
+    return frame.head(n).to_dict("records")
+
+
+def _logged(engine, **where) -> list[Prediction]:
+    with session_scope(engine) as session:
+        query = sa.select(Prediction)
+        for key, value in where.items():
+            query = query.where(getattr(Prediction, key) == value)
+        return list(session.scalars(query))
+
+
+def test_one_record_gets_prediction_probabilities_ids_and_version(client, app, served):
+    response = client.post(
+        "/predict", json={"record": _records(1)[0]}, headers={"X-Variant": "production"}
+    )
+    assert response.status_code == 200
+    body = response.json
+    assert (
+        body["model"] == "wine-quality"
+        and body["version"] == "1"
+        and body["variant"] == "production"
+    )
+    (answer,) = body["predictions"]
+    assert answer["prediction"] in {3, 4, 5, 6, 7, 8, 9}
+    assert math.isclose(sum(answer["probabilities"].values()), 1.0, abs_tol=1e-6)
+    app.extensions["driftloop"]["log"].close()
+    (row,) = _logged(served[1], request_id=body["request_id"])
+    assert row.record_id == answer["record_id"] and row.model_version == "1" and not row.shadow
+
+
+def test_a_batch_is_answered_record_by_record(client):
+    response = client.post("/predict", json={"records": _records(50)})
+    assert response.status_code == 200 and len(response.json["predictions"]) == 50
+    assert len({p["record_id"] for p in response.json["predictions"]}) == 50
+
+
+def test_sticky_keys_and_forced_variants(client):
+    record = _records(1)[0]
+    variants = {
+        client.post("/predict", json={"record": record}, headers={"X-Client-Key": "alice"}).json[
+            "variant"
+        ]
+        for _ in range(5)
+    }
+    assert len(variants) == 1
+    forced = client.post("/predict", json={"record": record}, headers={"X-Variant": "staging"})
+    assert forced.json["variant"] == "staging" and forced.json["version"] == "2"
+
+
+def test_shadow_mode_logs_staging_without_returning_it(client, app, served):
+    engine = served[1]
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    assert (
+        client.put(
+            "/admin/traffic", json={"staging_weight": 0.0, "shadow": True}, headers=headers
+        ).status_code
+        == 200
+    )
+    response = client.post("/predict", json={"record": _records(1)[0]})
+    assert response.json["variant"] == "production"
+    app.extensions["driftloop"]["log"].close()
+    rows = _logged(engine, request_id=response.json["request_id"])
+    assert sorted((r.variant, r.shadow) for r in rows) == [("production", False), ("staging", True)]
+    assert (
+        client.put("/admin/traffic", json={"staging_weight": 0.1}, headers=headers).json[
+            "staging_weight"
+        ]
+        == 0.1
+    )
+
+
+GOOD = _records(1)[0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "fragment"),
+    [
+        ({"data": "{not json", "content_type": "application/json"}, 400, "not valid JSON"),
+        (
+            {"data": "a=1", "content_type": "application/x-www-form-urlencoded"},
+            415,
+            "Content-Type: application/json",
+        ),
+        ({"json": [1, 2]}, 422, "expected shape"),
+        ({"json": {"record": GOOD, "records": [GOOD]}}, 422, "either 'record'"),
+        (
+            {"json": {"record": {k: v for k, v in GOOD.items() if k != "pH"}}},
+            422,
+            "record 0: missing field 'pH'",
+        ),
+        ({"json": {"record": {**GOOD, "colour": "red"}}}, 422, "record 0: unknown field 'colour'"),
+        (
+            {"json": {"records": [GOOD, {**GOOD, "alcohol": "strong"}]}},
+            422,
+            "record 1: field 'alcohol' is not a number",
+        ),
+        ({"json": {"record": {**GOOD, "alcohol": True}}}, 422, "field 'alcohol' is not a number"),
+        (
+            {
+                "data": '{"record": {"pH": NaN}}'.replace(
+                    '{"pH": NaN}',
+                    str({**GOOD, "pH": "NaN"}).replace("'", '"').replace('"NaN"', "NaN"),
+                ),
+                "content_type": "application/json",
+            },
+            422,
+            "field 'pH' is not a finite number",
+        ),
+        ({"json": {"record": {**GOOD, "density": 1e308 * 10}}}, 422, "density"),
+        ({"json": {"record": {**GOOD, "density": 10**400}}}, 422, "field 'density'"),
+        ({"json": {"record": {**GOOD, "density": 1e301}}}, 422, "is too large"),
+        ({"json": {"records": []}}, 422, "no records"),
+        ({"json": {"records": [GOOD] * 1001}}, 413, "limit is 1000"),
+        ({"data": "x" * 2_100_000, "content_type": "application/json"}, 413, "larger than"),
+        (
+            {"json": {"record": GOOD}, "headers": {"X-Variant": "canary"}},
+            400,
+            "X-Variant must be one of",
+        ),
+        ({"json": {"record": None}}, 422, "either 'record'"),
+    ],
+)
+def test_bad_requests_get_4xx_with_a_clear_message(client, kwargs, status, fragment):
+    response = client.post("/predict", **kwargs)
+    assert response.status_code == status, response.json
+    message = " ".join([response.json["error"], *response.json["details"]])
+    assert fragment in message, message
+
+
+def test_failed_requests_are_logged_with_their_status(client, app, served):
+    client.post("/predict", json={"records": []})
+    app.extensions["driftloop"]["log"].close()
+    assert any(row.error and "no records" in row.error for row in _logged(served[1], status=422))
+
+
+def test_api_keys_when_required(served, monkeypatch):
+    settings, _ = served
+    strict = settings.model_copy(
+        update={"serving": settings.serving.model_copy(update={"require_api_key": True})}
+    )
+    monkeypatch.setenv("DRIFTLOOP_API_KEYS", "k1,k2")
+    app = create_app(strict, background=False)
+    client = app.test_client()
+    try:
+        assert client.post("/predict", json={"record": GOOD}).status_code == 401
+        assert (
+            client.post(
+                "/predict", json={"record": GOOD}, headers={"X-API-Key": "wrong"}
+            ).status_code
+            == 401
+        )
+        assert (
+            client.post("/predict", json={"record": GOOD}, headers={"X-API-Key": "k2"}).status_code
+            == 200
+        )
+        assert client.post("/feedback", json={"record_id": "r", "value": 1}).status_code == 401
+    finally:
+        app.extensions["driftloop"]["shutdown"]()
+
+
+def test_feedback_once_per_record_unknown_ids_kept(client, served):
+    assert (
+        client.post("/feedback", json={"record_id": "never-predicted", "value": 6}).status_code
+        == 201
+    )
+    repeat = client.post("/feedback", json={"record_id": "never-predicted", "value": 5})
+    assert repeat.status_code == 409 and "already given" in repeat.json["error"]
+    assert client.post("/feedback", json={"record_id": "x"}).status_code == 422
+    with session_scope(served[1]) as session:
+        assert (
+            session.scalar(sa.select(Feedback.value).where(Feedback.record_id == "never-predicted"))
+            == 6
+        )
+
+
+def test_admin_endpoints_need_the_token(client):
+    assert client.post("/admin/reload").status_code == 401
+    assert client.post("/admin/reload", headers={"Authorization": "Bearer nope"}).status_code == 401
+    reloaded = client.post("/admin/reload", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert reloaded.status_code == 200 and reloaded.json["production"] == "1"
+    bad = client.put(
+        "/admin/traffic", json={"staging_weight": 3}, headers={"Authorization": f"Bearer {ADMIN}"}
+    )
+    assert bad.status_code == 422 and "between 0 and 1" in bad.json["error"]
+
+
+def test_operational_endpoints(client, served):
+    assert client.get("/health").json == {"status": "ok"}
+    assert client.get("/ready").status_code == 200
+    models = client.get("/models").json
+    assert (
+        models["variants"]["production"]["version"] == "1"
+        and models["variants"]["staging"]["version"] == "2"
+    )
+    assert models["weights"]["staging"] + models["weights"]["production"] == 1.0
+    client.post("/predict", json={"record": GOOD})
+    assert b"driftloop_predictions_total" in client.get("/metrics").data
+    spec = client.get("/openapi.json").json
+    assert {"/predict", "/feedback", "/admin/traffic"} <= set(spec["paths"])
+    assert "openapi.json" in client.get("/docs").get_data(as_text=True)
+    report = served[0].storage.reports_dir / "drift" / "example.html"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text("<h1>report</h1>")
+    assert client.get("/reports/drift/example.html").status_code == 200
+    assert client.get("/reports/../driftloop.db").status_code == 404
+    assert client.get("/nope").status_code == 404
+
+
+def test_no_production_means_503_with_a_sentence(served, tmp_path):
+    settings, _ = served
+    empty = settings.model_copy(
+        update={"model": settings.model.model_copy(update={"name": "nothing-here"})}
+    )
+    app = create_app(empty, background=False)
+    try:
+        response = app.test_client().post("/predict", json={"record": GOOD})
+        assert (
+            response.status_code == 503
+            and "no Production version of nothing-here" in response.json["error"]
+        )
+        assert app.test_client().get("/ready").status_code == 503
+    finally:
+        app.extensions["driftloop"]["shutdown"]()
+
+
+def test_unreachable_registry_keeps_the_last_good_models(app, client, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast instead of backing off
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    store = app.extensions["driftloop"]["store"]
+    store.settings = store.settings.model_copy(
+        update={
+            "mlflow": store.settings.mlflow.model_copy(
+                update={"tracking_uri": "http://127.0.0.1:9"}
+            )
+        }
+    )
+    snapshot = store.refresh()
+    assert not snapshot.registry_ok and snapshot.production is not None
+    ready = client.get("/ready").json
+    assert ready["ready"] and "degraded" in ready["status"]
+    assert client.post("/predict", json={"record": GOOD}).status_code == 200
