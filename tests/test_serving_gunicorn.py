@@ -1,0 +1,184 @@
+"""The server under a real gunicorn process: refusals stay 4xx, metrics add up across workers,
+and a promotion in the registry is picked up under load without a failed request."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+import sqlalchemy as sa
+from driftloop import registry
+from driftloop.config import load_settings
+from driftloop.storage import Prediction, make_engine, session_scope, upgrade
+from driftloop.training import retrain as steps
+
+from .airflow_stack import free_port
+from .conftest import ROOT
+
+pytestmark = pytest.mark.integration
+GUNICORN = str(ROOT / ".venv/bin/gunicorn")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A home with version 1 in Production and a copy of it registered as version 2 (Staging)."""
+    saved = {
+        k: os.environ.pop(k)
+        for k in list(os.environ)
+        if k.startswith("DRIFTLOOP_") and k != "DRIFTLOOP_TEST_POSTGRES_URL"
+    }
+    home = tmp_path_factory.mktemp("gunicorn")
+    settings = load_settings(
+        ROOT / "driftloop.yaml",
+        storage={"home": home},
+        training={"models": ["dt"], "folds": 2, "budget_minutes": 0.5},
+    )
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    steps.bootstrap(settings, engine)
+    client = registry.configure(settings)
+    source = client.get_model_version(settings.model.name, "1")
+    second = client.create_model_version(settings.model.name, source.source, run_id=source.run_id)
+    registry.set_role(client, settings.model.name, str(second.version), registry.STAGING)
+    yield settings, engine
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def server(home, tmp_path_factory):
+    """One gunicorn for the module; the load test, last, ends it with a graceful stop."""
+    settings, _ = home
+    tmp_path = tmp_path_factory.mktemp("gunicorn-run")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
+    env.update(
+        DRIFTLOOP_CONFIG=str(ROOT / "driftloop.yaml"),
+        DRIFTLOOP_STORAGE__HOME=str(settings.storage.home),
+        DRIFTLOOP_SERVING__POLL_SECONDS="1",
+        DRIFTLOOP_BIND=f"127.0.0.1:{port}",
+        DRIFTLOOP_WORKERS="2",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        DRIFTLOOP_ADMIN_TOKEN="t",
+    )
+    log = (tmp_path / "gunicorn.log").open("wb")
+    process = subprocess.Popen(
+        [GUNICORN, "-c", str(ROOT / "serving/gunicorn.conf.py"), "serving.app:create_app()"],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, tmp_path / "gunicorn.log")
+        yield url, process
+    finally:  # also when start-up failed: never leave a server behind
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(60)
+        log.close()
+
+
+def _wait_ready(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/ready", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:  # refused or still loading models
+            pass
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        time.sleep(0.5)
+    raise AssertionError(f"gunicorn not ready in 90 s:\n{log_path.read_text()[-3000:]}")
+
+
+RECORDS = (
+    pd.read_csv(ROOT / "data/wine/winequality-white.csv", sep=";")
+    .drop(columns="quality")
+    .head(200)
+    .to_dict("records")
+)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"data": "{oops", "headers": {"Content-Type": "application/json"}}, 400),
+        ({"data": "x=1"}, 415),
+        ({"json": {"record": {**RECORDS[0], "pH": "acid"}}}, 422),
+        ({"json": {"record": {"pH": 3.0}}}, 422),
+        ({"json": {"records": []}}, 422),
+        ({"json": {"records": [RECORDS[0]] * 1001}}, 413),
+        ({"data": "x" * 2_100_000, "headers": {"Content-Type": "application/json"}}, 413),
+    ],
+)
+def test_refusals_under_gunicorn_are_4xx(server, kwargs, status):
+    url, _ = server
+    response = requests.post(f"{url}/predict", timeout=10, **kwargs)
+    assert response.status_code == status and response.json()["error"]
+
+
+def test_a_promotion_under_load_fails_no_request_and_every_record_is_logged(server, home):
+    url, process = server
+    settings, engine = home
+    seen: list[tuple[int, str, str, str]] = []
+    stop = threading.Event()
+
+    def client(n: int) -> None:
+        session = requests.Session()
+        i = 0
+        while not stop.is_set():
+            response = session.post(
+                f"{url}/predict",
+                json={"record": RECORDS[(n * 31 + i) % len(RECORDS)]},
+                headers={"X-Variant": "production"},
+                timeout=10,
+            )
+            body = response.json()
+            seen.append(
+                (
+                    response.status_code,
+                    body.get("version", ""),
+                    body.get("request_id", ""),
+                    body.get("error", ""),
+                )
+            )
+            i += 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(4)
+    client_ = registry.configure(settings)
+    registry.set_role(client_, settings.model.name, "2", registry.PRODUCTION)  # the promotion
+    registry.archive(client_, settings.model.name, "1")
+    time.sleep(8)
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    failures = [s for s in seen if s[0] != 200]
+    assert not failures, failures[:5]
+    versions = [s[1] for s in seen]
+    assert "1" in versions and versions[-20:] == ["2"] * 20  # switched, and stays switched
+    metrics = requests.get(f"{url}/metrics", timeout=10).text
+    assert "driftloop_predictions_total" in metrics
+
+    os.killpg(process.pid, signal.SIGTERM)  # graceful: workers drain their logs
+    process.wait(60)
+    answered = {s[2] for s in seen}
+    with session_scope(engine) as session:
+        logged = session.scalars(
+            sa.select(Prediction.request_id).where(
+                Prediction.status == 200, Prediction.shadow.is_(False)
+            )
+        ).all()
+    assert answered <= set(logged)
+    assert len([r for r in logged if r in answered]) == len(seen)  # one row per record answered
