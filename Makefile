@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DL     := $(BIN)/driftloop
 DEMO_HOME ?= var/demo
+DEMO_PORT ?= 8765
 
 .PHONY: install demo test test-unit test-integration lint lock clean
 
@@ -33,6 +34,12 @@ demo: install
 	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) drift check --all
 	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) retrain --latest-drift
 	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) models
+	@echo "== serving: gunicorn on 127.0.0.1:$(DEMO_PORT), 300 requests from 50 sticky clients"
+	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) DRIFTLOOP_BIND=127.0.0.1:$(DEMO_PORT) bash -c '\
+		$(BIN)/gunicorn -c serving/gunicorn.conf.py "serving.app:create_app()" \
+			>$(DEMO_HOME)/gunicorn.log 2>&1 & server=$$!; \
+		trap "kill $$server; wait $$server" EXIT; \
+		$(DL) simulate --url http://127.0.0.1:$(DEMO_PORT) --requests 300 --feedback'
 
 test: install lint
 	$(BIN)/python -m pytest -m "integration or not integration"

@@ -404,6 +404,44 @@ def traffic_set(
     traffic_show()
 
 
+@app.command("simulate")
+def simulate_command(
+    url: Annotated[str, typer.Option(help="The prediction server.")] = "http://127.0.0.1:8000",
+    requests_: Annotated[
+        int, typer.Option("--requests", help="How many one-record requests.")
+    ] = 200,
+    feedback: Annotated[bool, typer.Option(help="Also send each record's true label.")] = False,
+    batches: Annotated[int, typer.Option(help="Draw rows from the newest N accepted batches.")] = 3,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Send traffic (and feedback) built from accepted batches; print the split the server made."""
+    import os
+
+    import pandas as pd
+
+    from driftloop.data import read_table
+    from driftloop.ingest import ACCEPTED, list_batches
+    from serving.simulator import simulate, wait_ready
+
+    settings = _settings()
+    recent = list_batches(_engine(settings), ACCEPTED)[-batches:]
+    if not recent:
+        raise ValueError("no accepted batches to draw rows from: replay and ingest a stream first")
+    frame = pd.concat([read_table(Path(b.path), settings.data) for b in recent], ignore_index=True)
+    records = frame[settings.feature_columns].to_dict("records")
+    labels = (
+        frame[settings.data.target].tolist() if feedback and settings.data.target in frame else None
+    )
+    wait_ready(url)
+    result = simulate(
+        url, records, labels, requests_, seed=seed, api_key=os.environ.get("DRIFTLOOP_API_KEY")
+    )
+    for line in result.summary():
+        typer.echo(line)
+    if result.failed:
+        raise RuntimeError(f"{sum(result.failed.values())} requests failed")
+
+
 def _logging() -> None:
     import logging
 

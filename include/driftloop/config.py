@@ -221,7 +221,9 @@ class ServingSettings(Section):
     require_api_key: bool = Field(
         default=False, description="Feedback steers promotions: production configs should say true."
     )
-    sticky_field: str = Field(default="client_id", description="Record field (or X-Client-Key header).")
+    sticky_field: str = Field(
+        default="client_id", description="Record field (or X-Client-Key header)."
+    )
     max_records: PositiveInt = 1000
     max_body_bytes: PositiveInt = 2_000_000
     micro_batch_max: PositiveInt = 64
