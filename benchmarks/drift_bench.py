@@ -160,20 +160,29 @@ def timed(task: Callable[[], Any]) -> tuple[Any, float]:
     return value, time.perf_counter() - start
 
 
+def timed_cpu(task: Callable[[], Any]) -> tuple[Any, float, float]:
+    """Wall and CPU seconds: CPU time barely moves when another process shares the cores."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = task()
+    return value, time.perf_counter() - wall, time.process_time() - cpu
+
+
 def measure(task: Callable[[], Any], repeat: int) -> tuple[Any, dict[str, Any]]:
     """Run ``task`` ``repeat`` times after a baseline; times each run and the peak RSS over all."""
     gc.collect()
     before = proc_status()
     peak_was_reset = reset_peak()
-    seconds, value = [], None
+    seconds, cpu_seconds, value = [], [], None
     for _ in range(repeat):
         value = None  # the previous result must not sit in memory during the next run
         gc.collect()
-        value, elapsed = timed(task)
+        value, elapsed, cpu = timed_cpu(task)
         seconds.append(elapsed)
+        cpu_seconds.append(cpu)
     after = proc_status()
     return value, {
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "baseline_kib": before["VmRSS"],
         "setup_peak_kib": before["VmHWM"],
         "check_peak_kib": after["VmHWM"],
@@ -415,6 +424,7 @@ def run_child(contender: Contender, rows: int, args: argparse.Namespace) -> dict
     command = [str(contender.python), str(Path(__file__).resolve()), "--child", contender.child]
     command += ["--rows", str(rows), "--repeat", str(args.repeat), "--out", str(out)]
     command += ["--exact-max", str(contender.exact_max)]
+    load_average = os.getloadavg()[0]  # other work on the machine shows here
     start = time.perf_counter()
     with log.open("w") as log_file:
         process = subprocess.Popen(
@@ -430,7 +440,13 @@ def run_child(contender: Contender, rows: int, args: argparse.Namespace) -> dict
     result = json.loads(out.read_text())
     # ru_maxrss is lost by the reset in measure(); setup_peak_kib keeps the part before it.
     peak = max(usage.ru_maxrss, result["setup_peak_kib"], result["check_peak_kib"])
-    return {**result, "label": contender.label, "wall_s": wall_s, "peak_kib": peak}
+    return {
+        **result,
+        "label": contender.label,
+        "wall_s": wall_s,
+        "peak_kib": peak,
+        "load_average": load_average,
+    }
 
 
 def ensure_evidently_venv() -> None:
@@ -453,6 +469,13 @@ def check_s(result: dict[str, Any] | None) -> float | None:
     if not result or "error" in result:
         return None
     return statistics.median(result["seconds"])
+
+
+def cpu_s(result: dict[str, Any] | None) -> float | None:
+    """The check's CPU time (median): a cross-check of wall time on a shared machine."""
+    if not result or "error" in result:
+        return None
+    return statistics.median(result["cpu_seconds"])
 
 
 def peak_mib(result: dict[str, Any] | None) -> float | None:
@@ -479,9 +502,10 @@ def summary_table(results: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
     """The headline: per size, time and absolute peak RSS of each contender, and the ratios."""
     lines = [
         "| rows | driftloop s | driftloop MiB | profile build s | scipy s | scipy MiB "
-        "| Evidently s | Evidently MiB | Evidently/driftloop time | Evidently/driftloop mem "
+        "| Evidently s | Evidently MiB | Evidently/driftloop time | Evidently/driftloop CPU "
+        "| Evidently/driftloop mem "
         "| scipy/driftloop time | scipy/driftloop mem |",
-        "|" + "---:|" * 12,
+        "|" + "---:|" * 13,
     ]
     for rows, by_label in results.items():
         dl, sp, ev = (by_label.get(k) for k in ("driftloop", "scipy", "evidently"))
@@ -495,6 +519,7 @@ def summary_table(results: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
             fmt(check_s(ev), "s"),
             fmt(peak_mib(ev)),
             ratio(check_s(ev), check_s(dl)),
+            ratio(cpu_s(ev), cpu_s(dl)),
             ratio(peak_mib(ev), peak_mib(dl)),
             ratio(check_s(sp), check_s(dl)),
             ratio(peak_mib(sp), peak_mib(dl)),
@@ -505,7 +530,7 @@ def summary_table(results: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
 
 def detail_row(rows: int, result: dict[str, Any]) -> str:
     if "error" in result:
-        return f"| {rows:,} | {result['label']} | {result['error']} | | | | | | |"
+        return f"| {rows:,} | {result['label']} | {result['error']} |" + " |" * 8
     seconds = result["seconds"]
     cells = [
         f"{rows:,}",
@@ -517,6 +542,8 @@ def detail_row(rows: int, result: dict[str, Any]) -> str:
         fmt(result["baseline_kib"] / 1024),
         fmt((result["check_peak_kib"] - result["baseline_kib"]) / 1024),
         f"{result['wall_s']:.1f}",
+        f"{statistics.median(result['cpu_seconds']):.3f}",
+        f"{result['load_average']:.2f}",
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -525,8 +552,8 @@ def detail_table(results: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
     """Every child: check time (median, range), load, absolute peak, baseline and the check's rise."""
     lines = [
         "| rows | contender | check s (median) | range s | load s | peak RSS MiB "
-        "| RSS after load MiB | check rise MiB | child wall s |",
-        "|---:|---|" + "---:|" * 7,
+        "| RSS after load MiB | check rise MiB | child wall s | check CPU s | load avg |",
+        "|---:|---|" + "---:|" * 9,
     ]
     for rows, by_label in results.items():
         lines += [detail_row(rows, result) for result in by_label.values()]
@@ -617,12 +644,18 @@ def machine_lines(results: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
     return lines
 
 
+DETAIL_NOTE = (
+    "Every child (check rise = peak during the check minus RSS after imports and load; "
+    "load avg = the machine's 1-minute load average when the child started):"
+)
+
+
 def report(results: dict[int, dict[str, dict[str, Any]]]) -> str:
     sections = [
         machine_lines(results),
-        ["", "Check time (median of runs) and absolute peak RSS of the whole child process:"],
+        ["", "Check wall time (median of runs) and absolute peak RSS of the whole child process:"],
         summary_table(results),
-        ["", "Every child (check rise = peak during the check minus RSS after imports and load):"],
+        ["", DETAIL_NOTE],
         detail_table(results),
         ["", "Agreement with plain scipy (same statistics, computed naively):"],
         agreement_lines(results),

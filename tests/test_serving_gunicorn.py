@@ -156,11 +156,11 @@ def test_a_promotion_under_load_fails_no_request_and_every_record_is_logged(serv
     threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
     for thread in threads:
         thread.start()
-    time.sleep(4)
+    time.sleep(8)  # 20 s of load in all, the promotion in the middle
     client_ = registry.configure(settings)
     registry.set_role(client_, settings.model.name, "2", registry.PRODUCTION)  # the promotion
     registry.archive(client_, settings.model.name, "1")
-    time.sleep(8)
+    time.sleep(12)
     stop.set()
     for thread in threads:
         thread.join(30)
