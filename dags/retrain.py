@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import Asset, Param, dag, task
+
 from driftloop.config import load_settings
 from driftloop.events import DRIFT_ASSET_URI
 

@@ -15,11 +15,11 @@ import time
 import uuid
 from typing import Any
 
-from driftloop.config import Settings, load_settings
-from driftloop.storage import make_engine, require_current
 from flask import Flask, Response, g, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
+from driftloop.config import Settings, load_settings
+from driftloop.storage import make_engine, require_current
 from serving import metrics
 from serving.models import ModelSnapshot, ModelStore
 from serving.openapi import DOCS_PAGE, openapi_spec

@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+
 from driftloop import registry
 from driftloop.config import Settings
-
 from serving.batching import MicroBatcher
 from serving.routing import PRODUCTION, STAGING, TrafficSplit, load_split
 

@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from driftloop.storage import Feedback, Prediction, session_scope
 from tenacity import Retrying, stop_never, wait_exponential
+
+from driftloop.storage import Feedback, Prediction, session_scope
 
 log = logging.getLogger(__name__)
 _STOP = object()

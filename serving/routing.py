@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+
 from driftloop.storage import TrafficSplitRecord, session_scope
 
 PRODUCTION, STAGING = "production", "staging"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
 from driftloop.config import Settings, load_settings
 from driftloop.storage import make_engine, upgrade
 

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from driftloop.storage import head_revision
 
 from .conftest import ROOT

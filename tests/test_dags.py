@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+
 from driftloop.ingest import ingest_landing
 from driftloop.storage import make_engine, upgrade
 from driftloop.stream import replay

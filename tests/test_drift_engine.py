@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from driftloop.config import DriftSettings
 from driftloop.drift import statistics
 from driftloop.drift.engine import DRIFT, INSUFFICIENT, NO_DRIFT, DriftError, check_drift

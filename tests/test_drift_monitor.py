@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from driftloop.drift.monitor import (
     FAILED,
     check_next_batch,

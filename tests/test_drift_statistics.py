@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from driftloop.drift.profile import build_profile
-from driftloop.drift.statistics import jensen_shannon, mean_shift, wasserstein
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
+
+from driftloop.drift.profile import build_profile
+from driftloop.drift.statistics import jensen_shannon, mean_shift, wasserstein
 
 # Few distinct values (ties), NaN, and occasionally a constant column.
 values = st.sampled_from([0.0, 1.0, 1.5, 2.0, -3.25, 7.0, 1e3, np.nan])

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+
 from driftloop.data import read_table, write_table
 from driftloop.faults import FAULTS, write_faulty_batch
 from driftloop.ingest import (

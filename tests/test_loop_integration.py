@@ -30,6 +30,7 @@ import psutil
 import pytest
 import sqlalchemy as sa
 import yaml
+
 from driftloop.events import DRIFT_ASSET_URI
 from driftloop.storage import Batch, DriftCheck, RetrainRun, make_engine, session_scope
 

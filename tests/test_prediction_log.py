@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from driftloop.storage import Prediction, make_engine, session_scope, upgrade
 
+from driftloop.storage import Prediction, make_engine, session_scope, upgrade
 from serving.prediction_log import (
     DuplicateFeedback,
     PredictionLog,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
 from driftloop import registry
 from driftloop.config import load_settings
 from driftloop.drift.monitor import check_next_batch, resolve_profile

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from driftloop.storage import TrafficSplitRecord, session_scope
 
+from driftloop.storage import TrafficSplitRecord, session_scope
 from serving.routing import PRODUCTION, STAGING, TrafficSplit, key_point, load_split, save_split
 
 KEYS = [f"customer-{i}" for i in range(100_000)]

@@ -6,46 +6,25 @@ One real bootstrapped model (PyCaret, embedded MLflow) serves every test in this
 from __future__ import annotations
 
 import math
-import os
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from driftloop import registry
-from driftloop.config import load_settings
-from driftloop.storage import Feedback, Prediction, make_engine, session_scope, upgrade
-from driftloop.training import retrain as steps
 
+from driftloop.storage import Feedback, Prediction, session_scope
 from serving.app import create_app
 
 from .conftest import ROOT
+from .served_home import production_and_staging
 
 ADMIN = "test-admin-token"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """Settings and engine of a home with version 1 in Production and version 2 in Staging."""
-    saved = {
-        k: os.environ.pop(k)
-        for k in list(os.environ)
-        if k.startswith("DRIFTLOOP_") and k != "DRIFTLOOP_TEST_POSTGRES_URL"
-    }
-    home = tmp_path_factory.mktemp("serving")
-    settings = load_settings(
-        ROOT / "driftloop.yaml",
-        storage={"home": home},
-        training={"models": ["dt"], "folds": 2, "budget_minutes": 0.5},
-    )
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    steps.bootstrap(settings, engine)
-    client = registry.configure(settings)
-    source = client.get_model_version(settings.model.name, "1")
-    second = client.create_model_version(settings.model.name, source.source, run_id=source.run_id)
-    registry.set_role(client, settings.model.name, str(second.version), registry.STAGING)
-    yield settings, engine
-    os.environ.update(saved)
+    """Version 1 in Production, version 2 in Staging."""
+    with production_and_staging(tmp_path_factory.mktemp("serving")) as served:
+        yield served
 
 
 @pytest.fixture

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 import requests
 import sqlalchemy as sa
+
 from driftloop import registry
-from driftloop.config import load_settings
-from driftloop.storage import Prediction, make_engine, session_scope, upgrade
-from driftloop.training import retrain as steps
+from driftloop.storage import Prediction, session_scope
 
 from .airflow_stack import free_port
 from .conftest import ROOT
+from .served_home import production_and_staging
 
 pytestmark = pytest.mark.integration
 GUNICORN = str(ROOT / ".venv/bin/gunicorn")
@@ -28,27 +28,9 @@ GUNICORN = str(ROOT / ".venv/bin/gunicorn")
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    """A home with version 1 in Production and a copy of it registered as version 2 (Staging)."""
-    saved = {
-        k: os.environ.pop(k)
-        for k in list(os.environ)
-        if k.startswith("DRIFTLOOP_") and k != "DRIFTLOOP_TEST_POSTGRES_URL"
-    }
-    home = tmp_path_factory.mktemp("gunicorn")
-    settings = load_settings(
-        ROOT / "driftloop.yaml",
-        storage={"home": home},
-        training={"models": ["dt"], "folds": 2, "budget_minutes": 0.5},
-    )
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    steps.bootstrap(settings, engine)
-    client = registry.configure(settings)
-    source = client.get_model_version(settings.model.name, "1")
-    second = client.create_model_version(settings.model.name, source.source, run_id=source.run_id)
-    registry.set_role(client, settings.model.name, str(second.version), registry.STAGING)
-    yield settings, engine
-    os.environ.update(saved)
+    """Version 1 in Production, version 2 in Staging."""
+    with production_and_staging(tmp_path_factory.mktemp("gunicorn")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+
 from driftloop.storage import (
     VERSION_TABLE,
     current_revision,
@@ -57,6 +58,7 @@ def test_the_models_and_the_migrations_describe_the_same_schema(database_url):
     """A table or column added to the models without a migration (or the reverse) fails here."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
+
     from driftloop.storage import Base
 
     engine = make_engine(database_url)

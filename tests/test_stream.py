@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+
 from driftloop.data import read_table, row_keys
 from driftloop.stream import (
     StreamError,
