@@ -26,7 +26,6 @@ from serving.openapi import DOCS_PAGE, openapi_spec
 from serving.prediction_log import (
     DuplicateFeedback,
     PredictionLog,
-    purge_older_than,
     record_feedback,
 )
 from serving.routing import PRODUCTION, STAGING, VARIANTS, TrafficSplit, save_split
@@ -45,8 +44,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     store.refresh()
     if background:
         store.start_polling()
-    log = PredictionLog(engine)
-    purge_older_than(engine, settings.serving.retention_days)
+    log = PredictionLog(engine, retention_days=settings.serving.retention_days)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.serving.max_body_bytes

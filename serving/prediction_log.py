@@ -43,8 +43,11 @@ class PredictionLog:
         capacity: int = 10_000,
         batch_size: int = 500,
         flush_seconds: float = 0.2,
+        retention_days: float | None = None,
     ) -> None:
         self.engine = engine
+        self.retention_days = retention_days
+        self._next_purge = 0.0  # purge at start, then hourly
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
         self._buffer: queue.Queue[Any] = queue.Queue(maxsize=capacity)
@@ -88,6 +91,21 @@ class PredictionLog:
                 batch.append(item)
             if batch:
                 self._insert(batch)
+            self._purge_when_due()
+
+    def _purge_when_due(self) -> None:
+        if self.retention_days is None or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + 3600
+        try:
+            removed = purge_older_than(self.engine, self.retention_days)
+        except sa.exc.DBAPIError as exc:
+            log.warning("prediction log: retention purge failed, next try in an hour: %s", exc)
+            return
+        if removed:
+            log.info(
+                "prediction log: removed %d rows older than %g days", removed, self.retention_days
+            )
 
     def _insert(self, batch: list[dict[str, Any]]) -> None:
         for attempt in Retrying(

@@ -83,3 +83,13 @@ def test_retention_purges_only_old_rows(engine):
     log.close()
     assert purge_older_than(engine, days=30) == 1
     assert _count(engine) == 1
+
+
+def test_the_writer_applies_the_retention_period_itself(engine):
+    old = PredictionLog(engine)
+    old.write([_row(1, created_at=datetime.now(UTC) - timedelta(days=40))])
+    old.close()
+    log = PredictionLog(engine, retention_days=30, flush_seconds=0.05)
+    log.write([_row(2)])
+    log.close()
+    assert _count(engine) == 1
