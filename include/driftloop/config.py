@@ -192,7 +192,7 @@ class TrainingSettings(Section):
         default_factory=lambda: ["et", "rf", "lightgbm", "xgboost", "lr"],
         description="PyCaret model ids compared; empty means PyCaret's default list.",
     )
-    folds: int = Field(default=5, ge=2, le=20)
+    folds: int = Field(default=10, ge=2, le=20)
     optimize: str | None = Field(
         default=None, description="PyCaret metric to sort by; empty: Accuracy or MAE by task."
     )
