@@ -140,3 +140,19 @@ def test_profile_round_trips_through_its_file(profile, tmp_path):
         check_drift(loaded, batch, DriftSettings()).to_dict()
         == check_drift(profile, batch, DriftSettings()).to_dict()
     )
+
+
+def test_number_coded_categories_are_labelled_value_by_value(profile):
+    batch = _frame(500)
+    batch["label"] = batch["label"].astype(float)
+    batch.loc[0, "label"] = 2.5  # one odd value must not turn every 1 into "1.0"
+    target = check_drift(profile, batch, DriftSettings()).target
+    assert not target.drifted
+    assert target.current_probabilities[-1] == pytest.approx(1 / 500)
+
+
+def test_infinities_count_as_missing_not_as_values(profile):
+    batch = _frame(500)
+    batch.loc[:1, "a"] = np.inf
+    a = next(f for f in check_drift(profile, batch, DriftSettings()).features if f.name == "a")
+    assert a.count == 498 and np.isfinite(a.measurements["wasserstein"].value)

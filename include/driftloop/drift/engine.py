@@ -138,7 +138,7 @@ def check_drift(
         target = _column_drift(
             profile.columns[profile.target], batch[profile.target], settings, thresholds
         )
-    usable_rows = int(batch[profile.features].notna().all(axis=1).sum())
+    usable_rows = _usable_rows(profile, batch)
     share = float(np.mean([f.drifted for f in features])) if features else 0.0
     if usable_rows < settings.min_rows:
         status, share = INSUFFICIENT, 0.0
@@ -159,12 +159,24 @@ def check_drift(
     )
 
 
+def _usable_rows(profile: ReferenceProfile, batch: pd.DataFrame) -> int:
+    """Rows whose every feature is usable, built column by column (no copy of the frame)."""
+    usable = np.ones(len(batch), dtype=bool)
+    for name in profile.features:
+        if profile.columns[name].kind == NUMERIC:
+            values = pd.to_numeric(batch[name], errors="coerce").to_numpy(dtype=float)
+            usable &= np.isfinite(values)
+        else:
+            usable &= batch[name].notna().to_numpy()
+    return int(usable.sum())
+
+
 def _column_drift(
     column: ColumnProfile, series: pd.Series, settings: DriftSettings, thresholds: dict[str, float]
 ) -> ColumnDrift:
     if column.kind == NUMERIC:
         raw = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
-        current: np.ndarray = raw[~np.isnan(raw)]
+        current: np.ndarray = raw[np.isfinite(raw)]  # NaN, infinities and text count as missing
     else:
         current = category_labels(series).to_numpy(dtype=object)
     missing_share = 1.0 - current.size / len(series)

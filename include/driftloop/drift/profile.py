@@ -159,7 +159,7 @@ def build_profile(
 
 def _numeric_column(name: str, series: pd.Series, bins: int, exact_max: int) -> ColumnProfile:
     raw = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
-    values = np.sort(raw[~np.isnan(raw)])
+    values = np.sort(raw[np.isfinite(raw)])  # infinities count as missing, like NaN
     missing = 1.0 - values.size / max(raw.size, 1)
     if values.size == 0:
         return ColumnProfile(name, NUMERIC, 0, missing, probabilities=np.ones(1))
@@ -186,14 +186,18 @@ def _numeric_column(name: str, series: pd.Series, bins: int, exact_max: int) -> 
 
 
 def category_labels(series: pd.Series) -> pd.Series:
-    """Non-missing values as text labels; integral numbers print without ``.0`` (6, not 6.0)."""
+    """Non-missing values as text labels; an integral number prints without ``.0`` (6, not 6.0).
+
+    Each value is labelled on its own, so one 2.5 in a batch does not turn every 3 into "3.0".
+    """
     present = series.dropna()
-    if pd.api.types.is_numeric_dtype(present):
-        numbers = present.to_numpy(dtype=float)
-        integral = np.isfinite(numbers) & (numbers == np.round(numbers))
-        if integral.all():
-            return pd.Series(numbers.astype(np.int64), index=present.index).astype(str)
-    return present.astype(str)
+    if not pd.api.types.is_numeric_dtype(present):
+        return present.astype(str)
+    numbers = present.to_numpy(dtype=float)
+    labels = present.astype(str).to_numpy(dtype=object)
+    integral = np.isfinite(numbers) & (numbers == np.round(numbers))
+    labels[integral] = numbers[integral].astype(np.int64).astype(str)
+    return pd.Series(labels, index=present.index)
 
 
 def _categorical_column(name: str, series: pd.Series) -> ColumnProfile:
