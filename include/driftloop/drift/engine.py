@@ -177,6 +177,7 @@ def _column_drift(
     if column.kind == NUMERIC:
         raw = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
         current: np.ndarray = raw[np.isfinite(raw)]  # NaN, infinities and text count as missing
+        current.sort()  # once, in place: the statistics take numeric values sorted
     else:
         current = category_labels(series).to_numpy(dtype=object)
     missing_share = 1.0 - current.size / len(series)
@@ -190,7 +191,7 @@ def _column_drift(
     )
     if current.size == 0 or column.count == 0:
         return result
-    counts = column.histogram(current)
+    counts = column.histogram(current, assume_sorted=column.kind == NUMERIC)
     result.current_probabilities = (counts / counts.sum()).tolist()
     for name, threshold in thresholds.items():
         statistic = STATISTICS[name]

@@ -58,8 +58,14 @@ class ColumnProfile:
             (lookup.get(v, unseen) for v in values), dtype=np.int64, count=len(values)
         )
 
-    def histogram(self, values: np.ndarray) -> np.ndarray:
-        """Counts of ``values`` in the profile's bins (same length as ``probabilities``)."""
+    def histogram(self, values: np.ndarray, assume_sorted: bool = False) -> np.ndarray:
+        """Counts of ``values`` in the profile's bins (same length as ``probabilities``).
+
+        Sorted numeric values are counted by bisecting at the edges, without a per-value index.
+        """
+        if self.kind == NUMERIC and assume_sorted:
+            below = np.searchsorted(values, self.bin_edges, side="left")
+            return np.diff(below, prepend=0, append=len(values)).astype(float)
         return np.bincount(self.bin_of(values), minlength=len(self.probabilities)).astype(float)
 
 
