@@ -24,7 +24,7 @@ Evidently's environment is created by this script when missing, or by hand:
     .venv/bin/uv pip sync --python var/bench-evidently-venv/bin/python \\
         benchmarks/requirements-evidently.txt
 
-Run from the repository root (about 10 minutes on 2 cores):
+Run from the repository root (about 4 minutes on 2 cores; on a quiet machine, as it times):
 
     .venv/bin/python benchmarks/drift_bench.py --sizes 10000,100000,1000000
 """
