@@ -3,8 +3,6 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DL     := $(BIN)/driftloop
-DEMO_HOME ?= var/demo
-DEMO_PORT ?= 8765
 
 .PHONY: install demo test test-unit test-integration lint lock clean
 
@@ -22,24 +20,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 lock: install
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.txt
 
+# The whole loop on embedded defaults (SQLite, local files): see driftloop.demo.yaml.
 demo: install
-	rm -rf $(DEMO_HOME)
-	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) db upgrade
-	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) stream reference
-	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) stream replay --scenario gradual \
-		--inject-fault text-in-numeric --inject-fault wrong-separator
-	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) batches ingest
-	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) batches list --status quarantined
-	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) bootstrap
-	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) drift check --all
-	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) retrain --latest-drift
-	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) $(DL) models
-	@echo "== serving: gunicorn on 127.0.0.1:$(DEMO_PORT), 300 requests from 50 sticky clients"
-	DRIFTLOOP_STORAGE__HOME=$(DEMO_HOME) DRIFTLOOP_BIND=127.0.0.1:$(DEMO_PORT) bash -c '\
-		$(BIN)/gunicorn -c serving/gunicorn.conf.py "serving.app:create_app()" \
-			>$(DEMO_HOME)/gunicorn.log 2>&1 & server=$$!; \
-		trap "kill $$server; wait $$server" EXIT; \
-		$(DL) simulate --url http://127.0.0.1:$(DEMO_PORT) --requests 300 --feedback'
+	$(DL) --config driftloop.demo.yaml demo
 
 test: install lint
 	$(BIN)/python -m pytest -m "integration or not integration"

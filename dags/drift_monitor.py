@@ -76,11 +76,19 @@ def drift_monitor() -> None:
     @task(outlets=[DRIFT])
     def announce_drift(outcome: dict, outlet_events=None) -> None:
         """Emit the drift event for retraining."""
+        from driftloop import alerts
+
         outlet_events[DRIFT].extra = {
             "batch_id": outcome["batch_id"],
             "report_id": outcome["report_id"],
             "model_version": outcome["model_version"],
         }
+        alerts.send(
+            load_settings(CONFIG),
+            "drift_detected",
+            f"batch {outcome['batch_name']} drifted: {', '.join(outcome['drifted_features'])}",
+            outcome,
+        )
 
     outcome = check_batch()
     ingest_landing() >> outcome

@@ -1,4 +1,5 @@
-"""retrain: on drift (Asset ``driftloop://drift``) or by hand, train a challenger and gate it.
+"""retrain: on drift (Asset ``driftloop://drift``), on Production's decay (``driftloop://decay``)
+or by hand, train a challenger and gate it.
 
 assemble the training set -> train (PyCaret AutoML, tracked in MLflow) -> evaluate on the gate
 holdout -> register -> gate (Staging, or rejected with its reason). A skipped retrain (no
@@ -16,13 +17,27 @@ from pathlib import Path
 from airflow.sdk import Asset, Param, dag, task
 
 from driftloop.config import load_settings
-from driftloop.events import DRIFT_ASSET_URI
+from driftloop.events import DECAY_ASSET_URI, DRIFT_ASSET_URI
 
 CONFIG = os.environ.get("DRIFTLOOP_CONFIG") or str(
     Path(__file__).resolve().parents[1] / "driftloop.yaml"
 )
 SETTINGS = load_settings(CONFIG)
 DRIFT = Asset(DRIFT_ASSET_URI)
+DECAY = Asset(DECAY_ASSET_URI)
+
+
+def alert_failure(context) -> None:
+    """A failed retrain task (after its retries) is an alert."""
+    from driftloop import alerts
+
+    task = context["task_instance"]
+    alerts.send(
+        load_settings(CONFIG),
+        "retrain_failed",
+        f"retrain task {task.task_id} failed in run {task.run_id}: {context.get('exception')}",
+        {"dag_id": task.dag_id, "task_id": task.task_id, "run_id": task.run_id},
+    )
 
 
 def ml_task(function):
@@ -37,11 +52,15 @@ def ml_task(function):
 
 @dag(
     dag_id="retrain",
-    schedule=[DRIFT],
+    schedule=DRIFT | DECAY,  # data drift or performance decay
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": SETTINGS.training.retries, "retry_delay": timedelta(seconds=30)},
+    default_args={
+        "retries": SETTINGS.training.retries,
+        "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": alert_failure,
+    },
     params={
         "drift_check_id": Param(
             None, type=["null", "integer"], description="Drift report id behind this retrain."
@@ -59,9 +78,11 @@ def retrain() -> None:
 
         settings = load_settings(CONFIG)
         drift_check_id, trigger = (params or {}).get("drift_check_id"), "manual"
-        events = list((triggering_asset_events or {}).get(DRIFT, []))
-        if events:
-            drift_check_id, trigger = events[-1].extra.get("report_id"), "drift"
+        events = triggering_asset_events or {}
+        if list(events.get(DRIFT, [])):
+            drift_check_id, trigger = list(events[DRIFT])[-1].extra.get("report_id"), "drift"
+        elif list(events.get(DECAY, [])):
+            trigger = "decay"
         return assemble(settings, make_engine(settings.database_url), drift_check_id, trigger)
 
     @task.short_circuit
@@ -110,6 +131,15 @@ def retrain() -> None:
         settings = load_settings(CONFIG)
         decision = decide(settings, make_engine(settings.database_url), registered)
         print(f"gate: {decision.decision}: {decision.reason}")
+        if decision.decision == "rejected":
+            from driftloop import alerts
+
+            alerts.send(
+                settings,
+                "retrain_rejected",
+                f"version {decision.model_version} rejected at the gate: {decision.reason}",
+                decision.to_dict(),
+            )
         return decision.to_dict()
 
     assembly = assemble_training_set()

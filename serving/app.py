@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import hmac
-import json
 import os
 import time
 import uuid
@@ -20,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from driftloop.config import Settings, load_settings
 from driftloop.storage import make_engine, require_current
-from serving import metrics
+from serving import json_codec, metrics
 from serving.models import ModelSnapshot, ModelStore
 from serving.openapi import DOCS_PAGE, openapi_spec
 from serving.prediction_log import (
@@ -47,6 +46,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     log = PredictionLog(engine, retention_days=settings.serving.retention_days)
 
     app = Flask(__name__)
+    app.json = json_codec.OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.serving.max_body_bytes
     app.extensions["driftloop"] = {
         "settings": settings,
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     app.extensions["driftloop"]["shutdown"] = shutdown
     atexit.register(shutdown)
+    loop_metrics = metrics.LoopCollector(engine, settings.model.name, lambda: store.snapshot)
     api_keys = {k.strip() for k in os.environ.get(API_KEYS_ENV, "").split(",") if k.strip()}
     admin_token = os.environ.get(ADMIN_TOKEN_ENV, "")
 
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         if not request.is_json:
             raise RequestError(415, "send the body as JSON with Content-Type: application/json")
         try:
-            return json.loads(request.get_data(cache=False))
+            return json_codec.loads(request.get_data(cache=False))
         except (ValueError, UnicodeDecodeError) as exc:
             raise RequestError(400, f"the body is not valid JSON: {exc}") from None
 
@@ -98,6 +99,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                     {
                         "request_id": g.get("request_id") or uuid.uuid4().hex,
                         "model_name": settings.model.name,
+                        # known once routed: the A/B guardrails count failures per variant
+                        "variant": g.get("variant"),
+                        "model_version": g.get("model_version"),
                         "status": error.status,
                         "error": "; ".join([error.message, *error.details]),
                         "shadow": False,
@@ -105,6 +109,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 ]
             )
         metrics.REQUESTS.labels(request.endpoint or "unknown", str(error.status)).inc()
+        if request.endpoint == "predict" and g.get("variant"):
+            metrics.ERRORS.labels(g.variant, str(error.status)).inc()
         return jsonify(error=error.message, details=error.details), error.status
 
     @app.errorhandler(HTTPException)
@@ -134,10 +140,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             )
         variant = choose_variant(snapshot, body)
         model = snapshot.model(variant)
+        g.variant, g.model_version = variant, model.version
         sticky = settings.serving.sticky_field
         frame = records_frame(body.items, model.schema, settings.serving.max_records, {sticky})
         predictions, probabilities = model.predict(frame)
-        record_ids = [uuid.uuid4().hex for _ in body.items]
+        # unique because the request id is; and a record's id names the request it came in
+        record_ids = [f"{g.request_id}-{i}" for i in range(len(body.items))]
         elapsed = (time.perf_counter() - started) * 1000
         rows = log_rows(
             g.request_id,
@@ -151,30 +159,28 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             False,
         )
         if snapshot.split.shadow and variant == PRODUCTION and snapshot.staging is not None:
-            shadow_predictions, shadow_probabilities = snapshot.staging.predict(frame)
-            rows += log_rows(
-                g.request_id,
-                snapshot.staging,
-                record_ids,
-                body.items,
-                shadow_predictions,
-                shadow_probabilities,
-                elapsed,
-                sticky,
-                True,
-            )
+            rows += shadow_rows(snapshot, frame, record_ids, body.items, elapsed, sticky)
         log.write(rows)
         metrics.PREDICTIONS.labels(variant, model.version, "false").inc(len(record_ids))
         metrics.LATENCY.labels(variant).observe(time.perf_counter() - started)
         metrics.REQUESTS.labels("predict", "200").inc()
-        answers = []
-        for i, record_id in enumerate(record_ids):
-            answer: dict[str, Any] = {"record_id": record_id, "prediction": predictions[i]}
-            if probabilities is not None and model.classes is not None:
-                answer["probabilities"] = dict(
-                    zip(map(str, model.classes), probabilities[i], strict=True)
+        if probabilities is not None and model.classes is not None:
+            names = [str(c) for c in model.classes]
+            answers = [
+                {
+                    "record_id": record_id,
+                    "prediction": prediction,
+                    "probabilities": dict(zip(names, row, strict=True)),
+                }
+                for record_id, prediction, row in zip(
+                    record_ids, predictions, probabilities, strict=True
                 )
-            answers.append(answer)
+            ]
+        else:
+            answers = [
+                {"record_id": record_id, "prediction": prediction}
+                for record_id, prediction in zip(record_ids, predictions, strict=True)
+            ]
         return jsonify(
             request_id=g.request_id,
             model=settings.model.name,
@@ -201,29 +207,66 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             key = None if value is None else str(value)
         return snapshot.split.variant_for(key)
 
+    def shadow_rows(snapshot, frame, record_ids, items, elapsed, sticky):
+        """Staging's unreturned answers; its failure is logged, never the client's problem."""
+        staging = snapshot.staging
+        try:
+            predictions, probabilities = staging.predict(frame)
+        except Exception as exc:
+            app.logger.exception("shadow prediction failed")
+            return [
+                {
+                    "request_id": g.request_id,
+                    "model_name": settings.model.name,
+                    "variant": staging.variant,
+                    "model_version": staging.version,
+                    "shadow": True,
+                    "status": 500,
+                    "error": f"shadow prediction failed: {type(exc).__name__}: {exc}",
+                }
+            ]
+        return log_rows(
+            g.request_id,
+            staging,
+            record_ids,
+            items,
+            predictions,
+            probabilities,
+            elapsed,
+            sticky,
+            True,
+        )
+
     def log_rows(
         request_id, model, record_ids, items, predictions, probabilities, elapsed, sticky, shadow
     ):
-        rows = []
-        for i, record_id in enumerate(record_ids):
-            output: dict[str, Any] = {"prediction": predictions[i]}
-            if probabilities is not None:
-                output["probabilities"] = probabilities[i]
-            rows.append(
-                {
-                    "request_id": request_id,
-                    "record_id": record_id,
-                    "model_name": settings.model.name,
-                    "variant": model.variant,
-                    "model_version": model.version,
-                    "shadow": shadow,
-                    "status": 200,
-                    "inputs": {k: v for k, v in items[i].items() if k != sticky},
-                    "output": output,
-                    "latency_ms": elapsed,
-                }
+        common = {
+            "request_id": request_id,
+            "model_name": settings.model.name,
+            "variant": model.variant,
+            "model_version": model.version,
+            "shadow": shadow,
+            "status": 200,
+            "latency_ms": elapsed,
+        }
+        return [
+            {
+                **common,
+                "record_id": record_id,
+                # the sticky key routes the request; it is not a model input
+                "inputs": {k: v for k, v in item.items() if k != sticky}
+                if sticky in item
+                else item,
+                "output": (
+                    {"prediction": prediction}
+                    if probabilities is None
+                    else {"prediction": prediction, "probabilities": probabilities[i]}
+                ),
+            }
+            for i, (record_id, item, prediction) in enumerate(
+                zip(record_ids, items, predictions, strict=True)
             )
-        return rows
+        ]
 
     @app.post("/feedback")
     def feedback() -> tuple[Response, int]:
@@ -257,7 +300,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     @app.get("/metrics")
     def prometheus() -> Response:
-        payload, content_type = metrics.render()
+        payload, content_type = metrics.render(loop_metrics)
         return Response(payload, content_type=content_type)
 
     @app.get("/models")

@@ -1,16 +1,30 @@
 """The prediction log: every answered record (and every failed request) becomes a row.
 
-Request threads hand rows to a bounded buffer and go on; one writer thread inserts them in
-batches. A full buffer makes the request wait rather than drop a row, a failed insert is
-retried with backoff rather than lost, and ``close`` drains the buffer, so nothing is lost under
-load or on a graceful shutdown. Feedback goes to its own table (``record_feedback``) and is
-joined at analysis time, so it may arrive before its prediction row is written.
+Request threads hand rows to a bounded queue and go on; a writer *process* (one per server
+process, ``python -m serving.prediction_log``) inserts them in batches. A process, not a
+thread, because encoding and inserting a thousand rows costs about 20 ms of CPU: in a thread
+that time holds the server's GIL and cuts large-request throughput. Rows travel to it pickled
+over its stdin; a full queue makes the request wait rather than drop a row, a failed insert is
+retried with backoff rather than lost, and ``close`` drains everything, so nothing is lost under
+load or on a graceful shutdown. The writer ignores SIGTERM and SIGINT (a signal to the server's
+process group must not kill it before its server has drained into it) and stops when its input
+ends: on ``close``, or when its server process is gone.
+
+Feedback goes to its own table (``record_feedback``) and is joined at analysis time, so it may
+arrive before its prediction row is written.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import logging
+import os
+import pickle
 import queue
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from tenacity import Retrying, stop_never, wait_exponential
 
-from driftloop.storage import Feedback, Prediction, session_scope
+from driftloop.storage import Feedback, Prediction, make_engine, session_scope
 
 log = logging.getLogger(__name__)
 _STOP = object()
@@ -35,89 +49,162 @@ class DuplicateFeedback(ValueError):
 
 
 class PredictionLog:
-    """A bounded buffer in front of batched inserts into ``predictions``."""
+    """A bounded queue in front of a writer process that inserts ``predictions`` in batches."""
 
     def __init__(
         self,
         engine: sa.Engine,
-        capacity: int = 10_000,
-        batch_size: int = 500,
+        capacity: int = 2_000,
+        batch_size: int = 1_000,
         flush_seconds: float = 0.2,
         retention_days: float | None = None,
     ) -> None:
-        self.engine = engine
-        self.retention_days = retention_days
-        self._next_purge = 0.0  # purge at start, then hourly
-        self.batch_size = batch_size
-        self.flush_seconds = flush_seconds
-        self._buffer: queue.Queue[Any] = queue.Queue(maxsize=capacity)
-        self._writer = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        """``capacity`` counts writes (one per request), not rows."""
+        command = [
+            sys.executable,
+            "-m",
+            "serving.prediction_log",
+            "--batch-size",
+            str(batch_size),
+            "--flush-seconds",
+            str(flush_seconds),
+        ]
+        if retention_days is not None:
+            command += ["--retention-days", str(retention_days)]
+        environment = {**os.environ, "DRIFTLOOP_LOG_DATABASE_URL": _url(engine)}
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=environment
+        )
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
         self._closed = False
-        self.written = 0
-        self._writer.start()
+        self._written = 0
+        self._feeder = threading.Thread(target=self._feed, name="prediction-log-feed", daemon=True)
+        self._counter = threading.Thread(
+            target=self._count, name="prediction-log-count", daemon=True
+        )
+        self._feeder.start()
+        self._counter.start()
+
+    @property
+    def written(self) -> int:
+        """Rows the writer has inserted so far."""
+        return self._written
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        """Queue rows (keys of :class:`~driftloop.storage.Prediction`); waits while the buffer is full."""
+        """Queue rows (keys of :class:`~driftloop.storage.Prediction`); waits while the queue is full."""
         if self._closed:
             raise RuntimeError("the prediction log is closed")
-        now = datetime.now(UTC)
-        for row in rows:
-            # executemany needs every row to name every column
-            self._buffer.put({**_EMPTY_ROW, "created_at": now, **row})
+        if self._process.poll() is not None:
+            raise RuntimeError(
+                f"the prediction log writer exited with code {self._process.returncode}; see the server log"
+            )
+        self._queue.put((datetime.now(UTC), rows))  # the writer fills in the rest
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything still buffered, then stop the writer."""
+        """Write everything still queued, then stop the writer."""
         if self._closed:
             return
         self._closed = True
-        self._buffer.put(_STOP)
-        self._writer.join(timeout)
-        if self._writer.is_alive():
-            log.error("prediction log: writer still busy after %.0f s", timeout)
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            batch: list[dict[str, Any]] = []
-            deadline = time.monotonic() + self.flush_seconds
-            while len(batch) < self.batch_size:
-                try:
-                    item = self._buffer.get(timeout=max(deadline - time.monotonic(), 0.001))
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-            if batch:
-                self._insert(batch)
-            self._purge_when_due()
-
-    def _purge_when_due(self) -> None:
-        if self.retention_days is None or time.monotonic() < self._next_purge:
-            return
-        self._next_purge = time.monotonic() + 3600
+        self._queue.put(_STOP)
+        self._feeder.join(timeout)
         try:
-            removed = purge_older_than(self.engine, self.retention_days)
-        except sa.exc.DBAPIError as exc:
-            log.warning("prediction log: retention purge failed, next try in an hour: %s", exc)
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.error("prediction log: writer still busy after %.0f s", timeout)
             return
-        if removed:
-            log.info(
-                "prediction log: removed %d rows older than %g days", removed, self.retention_days
-            )
+        self._counter.join(timeout)
 
-    def _insert(self, batch: list[dict[str, Any]]) -> None:
-        for attempt in Retrying(
-            wait=wait_exponential(multiplier=0.1, max=5),
-            stop=stop_never,
-            before_sleep=lambda state: log.warning(
-                "prediction log insert failed, retrying: %s", state.outcome.exception()
-            ),
-        ):
-            with attempt, self.engine.begin() as connection:
-                connection.execute(sa.insert(Prediction), batch)
-        self.written += len(batch)
+    def _feed(self) -> None:
+        """Pickle queued rows into the writer's stdin (blocks while the writer catches up)."""
+        pipe = self._process.stdin
+        try:
+            while (item := self._queue.get()) is not _STOP:
+                pickle.dump(item, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+                if self._queue.empty():
+                    pipe.flush()
+        except (BrokenPipeError, OSError) as exc:
+            log.error("prediction log: the writer process is gone: %s", exc)
+        finally:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+    def _count(self) -> None:
+        for line in self._process.stdout:
+            with contextlib.suppress(ValueError):
+                self._written += int(line)
+
+
+def _url(engine: sa.Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def run_writer(
+    url: str, batch_size: int, flush_seconds: float, retention_days: float | None
+) -> None:
+    """The writer process: read pickled row lists from stdin, insert them in batches of up to
+    ``batch_size`` rows or every ``flush_seconds``, report each insert's row count on stdout,
+    and stop at the end of the input after writing everything."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(AttributeError, OSError):  # any core, not its pinned server's
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
+    engine = make_engine(url)
+    incoming: queue.Queue[Any] = queue.Queue(maxsize=64)
+
+    def read() -> None:
+        source = sys.stdin.buffer
+        try:
+            while True:
+                incoming.put(pickle.load(source))
+        except (EOFError, OSError, pickle.UnpicklingError):
+            incoming.put(_STOP)
+
+    threading.Thread(target=read, name="read", daemon=True).start()
+    next_purge = 0.0  # purge at start, then hourly
+    stopping = False
+    while not stopping:
+        batch: list[dict[str, Any]] = []
+        deadline = time.monotonic() + flush_seconds
+        while len(batch) < batch_size:
+            try:
+                item = incoming.get(timeout=max(deadline - time.monotonic(), 0.001))
+            except queue.Empty:
+                break
+            if item is _STOP:
+                stopping = True
+                break
+            now, rows = item
+            # executemany needs every row to name every column
+            batch.extend({**_EMPTY_ROW, "created_at": now, **row} for row in rows)
+        if batch:
+            _insert(engine, batch)
+            print(len(batch), flush=True)
+        if retention_days is not None and time.monotonic() >= next_purge:
+            next_purge = time.monotonic() + 3600
+            _purge(engine, retention_days)
+    engine.dispose()
+
+
+def _insert(engine: sa.Engine, batch: list[dict[str, Any]]) -> None:
+    for attempt in Retrying(
+        wait=wait_exponential(multiplier=0.1, max=5),
+        stop=stop_never,
+        before_sleep=lambda state: log.warning(
+            "prediction log insert failed, retrying: %s", state.outcome.exception()
+        ),
+    ):
+        with attempt, engine.begin() as connection:
+            connection.execute(sa.insert(Prediction), batch)
+
+
+def _purge(engine: sa.Engine, retention_days: float) -> None:
+    try:
+        removed = purge_older_than(engine, retention_days)
+    except sa.exc.DBAPIError as exc:
+        log.warning("prediction log: retention purge failed, next try in an hour: %s", exc)
+        return
+    if removed:
+        log.info("prediction log: removed %d rows older than %g days", removed, retention_days)
 
 
 def record_feedback(engine: sa.Engine, record_id: str, value: Any) -> None:
@@ -129,15 +216,6 @@ def record_feedback(engine: sa.Engine, record_id: str, value: Any) -> None:
         raise DuplicateFeedback(f"feedback for record {record_id!r} was already given") from None
 
 
-def unmatched_feedback(engine: sa.Engine) -> int:
-    """Feedback whose record id no prediction row carries (yet)."""
-    with session_scope(engine) as session:
-        matched = (
-            sa.select(Prediction.id).where(Prediction.record_id == Feedback.record_id).exists()
-        )
-        return session.scalar(sa.select(sa.func.count(Feedback.id)).where(~matched)) or 0
-
-
 def purge_older_than(engine: sa.Engine, days: float) -> int:
     """Delete prediction rows older than the retention period; return how many."""
     cutoff = datetime.now(UTC) - timedelta(days=days)
@@ -145,3 +223,24 @@ def purge_older_than(engine: sa.Engine, days: float) -> int:
         return connection.execute(
             sa.delete(Prediction).where(Prediction.created_at < cutoff)
         ).rowcount
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="driftloop's prediction-log writer process")
+    parser.add_argument("--batch-size", type=int, required=True)
+    parser.add_argument("--flush-seconds", type=float, required=True)
+    parser.add_argument("--retention-days", type=float)
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s prediction-log %(message)s"
+    )
+    run_writer(
+        os.environ["DRIFTLOOP_LOG_DATABASE_URL"],
+        args.batch_size,
+        args.flush_seconds,
+        args.retention_days,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ their true labels to ``/feedback``, the way users of a served model would."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -57,25 +58,38 @@ def simulate(
     url: str,
     records: list[dict[str, Any]],
     labels: list[Any] | None,
-    n_requests: int,
+    n_requests: int | None,
     clients: int = 50,
     seed: int = 0,
     api_key: str | None = None,
+    rate: float | None = None,
+    stop: threading.Event | None = None,
+    result: SimulationResult | None = None,
 ) -> SimulationResult:
-    """Send ``n_requests`` one-record requests from ``clients`` sticky clients."""
+    """Send ``n_requests`` one-record requests (or until ``stop`` is set) from ``clients``
+    sticky clients, at most ``rate`` per second; ``result`` is updated as they go."""
     rng = random.Random(seed)
     session = requests.Session()
     headers = {"X-API-Key": api_key} if api_key else {}
-    result = SimulationResult()
-    for _ in range(n_requests):
+    result = result if result is not None else SimulationResult()
+    sent = 0
+    started = time.monotonic()
+    while (n_requests is None or sent < n_requests) and not (stop and stop.is_set()):
+        if rate:
+            time.sleep(max(0.0, started + sent / rate - time.monotonic()))
+        sent += 1
         index = rng.randrange(len(records))
         client = f"client-{rng.randrange(clients)}"
-        response = session.post(
-            f"{url}/predict",
-            json={"record": records[index], "client_id": client},
-            headers=headers,
-            timeout=30,
-        )
+        try:
+            response = session.post(
+                f"{url}/predict",
+                json={"record": records[index], "client_id": client},
+                headers=headers,
+                timeout=30,
+            )
+        except requests.RequestException as exc:
+            result.failed[type(exc).__name__] += 1
+            continue
         if response.status_code != 200:
             result.failed[response.status_code] += 1
             continue

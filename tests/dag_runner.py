@@ -11,7 +11,7 @@ import json
 import sys
 
 from airflow.dag_processing.dagbag import DagBag
-from airflow.models.asset import AssetEvent
+from airflow.models.asset import AssetDagRunQueue, AssetEvent
 from airflow.utils.session import create_session
 
 
@@ -26,7 +26,10 @@ def main(dags_folder: str, dag_id: str, conf: str) -> None:
             for e in session.query(AssetEvent).order_by(AssetEvent.id)
         ]
         tasks = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
-    print("RESULT " + json.dumps({"state": str(run.state), "events": events, "tasks": tasks}))
+        # DAGs the scheduler will start because of those events
+        queued = sorted({q.target_dag_id for q in session.query(AssetDagRunQueue)})
+    result = {"state": str(run.state), "events": events, "tasks": tasks, "queued": queued}
+    print("RESULT " + json.dumps(result))
 
 
 if __name__ == "__main__":

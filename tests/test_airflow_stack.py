@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from .airflow_stack import AirflowStack, wait_until
+from driftloop.stack.airflow_stack import AirflowStack
+from driftloop.stack.processes import wait_until
+
 from .postgres import require_postgres, temporary_database
 
 PRODUCER = "driftloop_smoke_producer"

@@ -144,3 +144,25 @@ def test_cli_reports_bad_config_with_exit_code_2(config_file):
     assert done.returncode == 2
     assert "stream.batch_size" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_demo_config_differs_only_where_it_says_demo():
+    """driftloop.demo.yaml is driftloop.yaml plus demo settings, each marked "demo:"."""
+    import yaml
+
+    base = yaml.safe_load((ROOT / "driftloop.yaml").read_text())
+    demo = yaml.safe_load((ROOT / "driftloop.demo.yaml").read_text())
+    assert demo["data"] == base["data"] and demo["model"] == base["model"]
+    changed = [
+        (section, key)
+        for section in base
+        for key in base[section] or {}
+        if (demo[section] or {}).get(key) != base[section][key]
+    ]
+    marked = [
+        line.split(":")[0].strip()
+        for line in (ROOT / "driftloop.demo.yaml").read_text().splitlines()
+        if "# demo:" in line
+    ]
+    assert sorted(key for _, key in changed) == sorted(marked)
+    load_settings(ROOT / "driftloop.demo.yaml")  # and it is a valid config

@@ -123,3 +123,55 @@ def test_ml_tasks_run_in_another_interpreter_when_configured(airflow_env):
     kinds = dict(line.split() for line in out.strip().splitlines()[-3:])
     assert "External" in kinds["train"] and "External" in kinds["evaluate"]
     assert "External" not in kinds["register"]  # registry moves stay in Airflow's interpreter
+
+
+def test_ab_evaluate_promotes_and_a_decaying_production_queues_retrain(airflow_env, settings):
+    from datetime import UTC, datetime, timedelta
+
+    from driftloop import registry
+    from driftloop.promotion import roles
+
+    from .ab_traffic import send
+    from .registry_home import production_and_staging
+
+    env = {
+        **airflow_env,
+        "DRIFTLOOP_CONFIG": str(ROOT / "driftloop.yaml"),
+        "DRIFTLOOP_STORAGE__HOME": str(settings.storage.home),
+    }
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    production, staging = production_and_staging(settings)
+    start = datetime.now(UTC) - timedelta(hours=2)
+    send(settings, engine, registry.PRODUCTION, production, 1500, 0.55, seed=1, start=start)
+    send(settings, engine, registry.STAGING, staging, 1500, 0.70, seed=2, start=start)
+    # every DAG known to the metadata database and retrain switched on, as in a deployment, so
+    # the decay event can queue it
+    for command in (["dags", "reserialize"], ["dags", "unpause", "retrain"]):
+        subprocess.run(
+            [str(ROOT / ".venv/bin/airflow"), *command], env=env, check=True, capture_output=True
+        )
+
+    promoted = _dag_test(env, "ab_evaluate", {})
+    assert promoted["tasks"]["evaluate_test"] == "success"
+    assert promoted["tasks"]["announce_decay"] == "skipped"
+    assert roles(settings) == (staging, None)
+
+    # the new Production decays: its first 500 records right 80% of the time, its latest 50%
+    later = datetime.now(UTC) - timedelta(minutes=30)
+    send(settings, engine, registry.PRODUCTION, staging, 500, 0.80, seed=3, start=later)
+    send(
+        settings,
+        engine,
+        registry.PRODUCTION,
+        staging,
+        500,
+        0.50,
+        seed=4,
+        start=later + timedelta(minutes=1),
+    )
+    decayed = _dag_test(env, "ab_evaluate", {})
+    assert decayed["tasks"]["announce_decay"] == "success"
+    (event,) = [e for e in decayed["events"] if e["uri"].rstrip("/") == "driftloop://decay"]
+    assert event["extra"]["model_version"] == staging and event["extra"]["current"] < 0.6
+    assert "retrain" in decayed["queued"]  # the scheduler starts retrain from this queue

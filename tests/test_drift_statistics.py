@@ -10,8 +10,14 @@ from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
-from driftloop.drift.profile import build_profile
-from driftloop.drift.statistics import jensen_shannon, mean_shift, wasserstein
+from driftloop.drift.profile import build_profile, category_counts, category_labels
+from driftloop.drift.statistics import (
+    jensen_shannon,
+    jensen_shannon_distance,
+    mean_shift,
+    wasserstein,
+    wasserstein_sorted,
+)
 
 # Few distinct values (ties), NaN, and occasionally a constant column.
 values = st.sampled_from([0.0, 1.0, 1.5, 2.0, -3.25, 7.0, 1e3, np.nan])
@@ -80,3 +86,46 @@ def test_sketch_stays_within_its_documented_bound():
     assert bound == (reference.max() - reference.min()) / 1_000
     sketched = wasserstein(column, np.sort(current)).details["distance"]
     assert abs(sketched - wasserstein_distance(reference, current)) <= bound
+
+
+@settings(max_examples=300, deadline=None)
+@given(samples, samples, st.integers(1, 9))
+def test_wasserstein_block_by_block_equals_scipy(reference, current, block):
+    """Tiny blocks put block edges inside runs of tied values and between the two samples."""
+    ref, cur = np.sort(reference[~np.isnan(reference)]), np.sort(current[~np.isnan(current)])
+    if ref.size == 0 or cur.size == 0:
+        return
+    expected = wasserstein_distance(ref, cur)
+    measured = wasserstein_sorted(ref, cur, block=block)
+    assert abs(measured - expected) <= 1e-9 * max(1.0, abs(expected))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    arrays(np.float64, st.integers(1, 12), elements=st.sampled_from([0.0, 1.0, 3.0, 250.0])),
+    arrays(np.float64, st.integers(1, 12), elements=st.sampled_from([0.0, 1.0, 2.0, 1e4])),
+)
+def test_jensen_shannon_distance_equals_scipy(p, q):
+    n = min(p.size, q.size)
+    p, q = p[:n], q[:n]
+    if p.sum() == 0 or q.sum() == 0:
+        return
+    expected = jensenshannon(p, q, base=2)
+    measured = jensen_shannon_distance(p, q)
+    assert (np.isnan(measured) and np.isnan(expected)) or abs(measured - expected) <= 1e-12
+
+
+def test_category_counts_label_like_every_row_would():
+    columns = [
+        pd.Series(["red", None, "white", "red", np.nan]),
+        pd.Series([1.0, 2.0, 2.5, np.nan, 1.0, -0.0, 0.0]),
+        pd.Series([3, 1, 3, 2]),
+        pd.Series([True, False, True]),
+        pd.Series([1, None, 1], dtype="Int64"),
+        pd.Series([1, 1.0, True, "1", "a", None], dtype=object),  # 1 == 1.0 == True, not labels
+        pd.Series(["b", "a", "b"], dtype="category"),
+        pd.Series(["x", None, "x"], dtype="string"),
+    ]
+    for series in columns:
+        expected = category_labels(series).value_counts().to_dict()
+        assert category_counts(series) == expected, series

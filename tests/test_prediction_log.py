@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from driftloop.ab.evaluate import unmatched_feedback
 from driftloop.storage import Prediction, make_engine, session_scope, upgrade
 from serving.prediction_log import (
     DuplicateFeedback,
     PredictionLog,
     purge_older_than,
     record_feedback,
-    unmatched_feedback,
 )
 
 

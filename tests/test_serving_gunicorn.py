@@ -1,5 +1,5 @@
 """The server under a real gunicorn process: refusals stay 4xx, metrics add up across workers,
-and a promotion in the registry is picked up under load without a failed request."""
+and a promotion and a rollback are picked up under load without a failed request."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from driftloop import registry
+from driftloop import promotion
+from driftloop.stack.processes import free_port
 from driftloop.storage import Prediction, session_scope
 
-from .airflow_stack import free_port
 from .conftest import ROOT
 from .served_home import production_and_staging
 
@@ -108,7 +108,7 @@ def test_refusals_under_gunicorn_are_4xx(server, kwargs, status):
     assert response.status_code == status and response.json()["error"]
 
 
-def test_a_promotion_under_load_fails_no_request_and_every_record_is_logged(server, home):
+def test_promotion_and_rollback_under_load_fail_no_request_and_every_record_is_logged(server, home):
     url, process = server
     settings, engine = home
     seen: list[tuple[int, str, str, str]] = []
@@ -138,18 +138,19 @@ def test_a_promotion_under_load_fails_no_request_and_every_record_is_logged(serv
     threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
     for thread in threads:
         thread.start()
-    time.sleep(8)  # 20 s of load in all, the promotion in the middle
-    client_ = registry.configure(settings)
-    registry.set_role(client_, settings.model.name, "2", registry.PRODUCTION)  # the promotion
-    registry.archive(client_, settings.model.name, "1")
-    time.sleep(12)
+    time.sleep(6)  # 20 s of load in all: a promotion, then a rollback
+    promotion.promote(settings, engine, "test", "under load")
+    time.sleep(7)
+    promotion.rollback(settings, engine, "test", "under load too")
+    time.sleep(7)
     stop.set()
     for thread in threads:
         thread.join(30)
     failures = [s for s in seen if s[0] != 200]
     assert not failures, failures[:5]
     versions = [s[1] for s in seen]
-    assert "1" in versions and versions[-20:] == ["2"] * 20  # switched, and stays switched
+    assert versions[0] == "1" and "2" in versions  # promoted ...
+    assert versions[-20:] == ["1"] * 20  # ... and rolled back, and it stays that way
     metrics = requests.get(f"{url}/metrics", timeout=10).text
     assert "driftloop_predictions_total" in metrics
 

@@ -442,6 +442,259 @@ def simulate_command(
         raise RuntimeError(f"{sum(result.failed.values())} requests failed")
 
 
+ab_app = typer.Typer(help="A/B tests between Staging and Production.", no_args_is_help=True)
+app.add_typer(ab_app, name="ab")
+Reason = Annotated[str | None, typer.Option(help="Why (kept in the audit log); asked when absent.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+Actor = Annotated[
+    str | None, typer.Option(help="Who acts, for the audit log (default: your user name).")
+]
+
+
+@ab_app.command("evaluate")
+def ab_evaluate_command(
+    act: Annotated[
+        bool, typer.Option(help="Carry out a promote, reject or inconclusive decision.")
+    ] = True,
+) -> None:
+    """Look at the running test (what the `ab_evaluate` DAG does): numbers, report, decision."""
+    from driftloop.ab.evaluate import evaluate
+
+    _logging()
+    settings = _settings()
+    evaluation = evaluate(settings, _engine(settings), act=act)
+    if evaluation is None:
+        typer.echo("no A/B test running: no Staging version, or it has answered no request yet")
+        return
+    _print_evaluation(evaluation.to_dict())
+
+
+@ab_app.command("reports")
+def ab_reports(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
+    """List recent A/B evaluations with their decisions and report paths."""
+    from driftloop.ab.evaluate import recent_evaluations
+
+    settings = _settings()
+    rows = recent_evaluations(_engine(settings), limit)
+    if not rows:
+        typer.echo("no A/B evaluations yet")
+    for r in rows:
+        values = f"{_fmt(r['production'])} vs {_fmt(r['staging'])}"
+        typer.echo(
+            f"#{r['id']} test {r['test_id']} (Production vs Staging {r['pair']}) {r['created_at'][:19]} "
+            f"{r['decision']}: {r['metric']} {values}, samples {r['samples']}, p {_fmt(r['p_value'])}"
+        )
+        typer.echo(f"    report: {r['html_path']}")
+
+
+@ab_app.command("history")
+def ab_history(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
+    """The audit log: every promotion, rejection and rollback, who did it, when and why."""
+    from driftloop.promotion import history
+
+    settings = _settings()
+    rows = history(_engine(settings), settings.model.name, limit)
+    if not rows:
+        typer.echo("no promotions, rejections or rollbacks yet")
+    for r in rows:
+        typer.echo(
+            f"#{r['id']} {r['created_at'][:19]} {r['action']} by {r['actor']}: Production "
+            f"{r['production_before'] or '-'} -> {r['production_after'] or '-'} "
+            f"(Staging was {r['staging_before'] or '-'}): {r['reason']}"
+        )
+
+
+@ab_app.command("simulate-aa")
+def ab_simulate_aa(
+    tests: Annotated[int, typer.Option(help="How many A/A tests.")] = 1000,
+    records: Annotated[int, typer.Option(help="Records with feedback per test.")] = 5000,
+    staging_share: Annotated[float, typer.Option(help="Share of traffic on Staging.")] = 0.5,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """How often the configured test promotes a Staging that is no better, looked at every step."""
+    from driftloop.ab.simulation import simulate_aa
+
+    ab = _settings().ab
+    result = simulate_aa(
+        tests,
+        records,
+        staging_share=staging_share,
+        alpha=ab.alpha,
+        tau=ab.min_effect,
+        min_samples=ab.min_samples,
+        seed=seed,
+    )
+    typer.echo(
+        f"{result.tests} A/A tests, each looked at {result.looks_per_test} times: "
+        f"false promotion rate {result.false_promotion_rate:.3f} "
+        f"({result.false_promotions} tests; alpha {ab.alpha:g}), "
+        f"false rejections {result.false_rejections}"
+    )
+
+
+@app.command("status")
+def status_command() -> None:
+    """What serves where, the traffic split, the last drift verdict and the running A/B test."""
+    from driftloop.ab.evaluate import compute, running_test
+    from driftloop.drift.monitor import recent_checks
+    from driftloop.promotion import roles
+    from serving.routing import load_split
+
+    settings = _settings()
+    engine = _engine(settings)
+    production, staging = roles(settings)
+    split = load_split(engine, settings.model.name, settings.serving.default_staging_weight)
+    weight = split.staging_weight if staging else 0.0
+    typer.echo(f"model {settings.model.name}")
+    typer.echo(f"  Production: {production or 'none (run driftloop bootstrap)'}")
+    typer.echo(f"  Staging:    {staging or 'none'}")
+    shadow = ", Staging shadows Production" if split.shadow and staging else ""
+    typer.echo(f"  traffic:    Production {1 - weight:.0%}, Staging {weight:.0%}{shadow}")
+    checks = recent_checks(engine, 1)
+    if checks:
+        last = checks[0]
+        drifted = f", drifted: {', '.join(last.drifted_features)}" if last.drifted_features else ""
+        typer.echo(
+            f"  last drift check: {last.batch_name} {last.status}{drifted} (report {last.report_id})"
+        )
+    else:
+        typer.echo("  last drift check: none yet")
+    test = running_test(settings, engine, create=False)
+    if test is None:
+        typer.echo("  A/B test:   none running")
+        return
+    from datetime import UTC, datetime
+
+    evaluation = compute(settings, engine, test, datetime.now(UTC)).to_dict()
+    typer.echo(f"  A/B test {test.id} since {test.started_at:%Y-%m-%d %H:%M}:")
+    _print_evaluation(evaluation, indent="    ")
+
+
+@app.command("promote")
+def promote_command(reason: Reason = None, yes: Yes = False, actor: Actor = None) -> None:
+    """Make the Staging version Production now (the old Production is archived)."""
+    from driftloop.promotion import promote, roles
+
+    settings = _settings()
+    production, staging = roles(settings)
+    if staging is None:
+        raise ValueError(f"{settings.model.name} has no Staging version to promote")
+    _act(
+        f"Promote Staging v{staging} to Production (archiving v{production})?",
+        lambda why, who: promote(settings, _engine(settings), who, why),
+        reason,
+        yes,
+        actor,
+    )
+
+
+@app.command("reject")
+def reject_command(reason: Reason = None, yes: Yes = False, actor: Actor = None) -> None:
+    """Archive the Staging version; all traffic goes back to Production."""
+    from driftloop.promotion import reject, roles
+
+    settings = _settings()
+    _, staging = roles(settings)
+    if staging is None:
+        raise ValueError(f"{settings.model.name} has no Staging version to reject")
+    _act(
+        f"Reject Staging v{staging} (archive it)?",
+        lambda why, who: reject(settings, _engine(settings), who, why),
+        reason,
+        yes,
+        actor,
+    )
+
+
+@app.command("rollback")
+def rollback_command(reason: Reason = None, yes: Yes = False, actor: Actor = None) -> None:
+    """Restore the previous Production version (the current one is archived)."""
+    from driftloop.promotion import previous_production, roles, rollback
+
+    settings = _settings()
+    engine = _engine(settings)
+    production, _ = roles(settings)
+    previous = previous_production(engine, settings.model.name, production)
+    if previous is None:
+        raise ValueError(
+            f"no earlier Production version of {settings.model.name} to restore "
+            f"(current: {production or 'none'})"
+        )
+    _act(
+        f"Roll Production back from v{production} to v{previous}?",
+        lambda why, who: rollback(settings, engine, who, why),
+        reason,
+        yes,
+        actor,
+    )
+
+
+def _act(question, action, reason, yes, actor) -> None:
+    import getpass
+
+    if not yes:
+        typer.confirm(question, abort=True)
+    if not reason:
+        reason = typer.prompt("Reason (for the audit log)")
+    move = action(reason, f"cli:{actor or getpass.getuser()}")
+    typer.echo(
+        f"{move.action}: Production {move.production_before or '-'} -> {move.production_after or '-'} "
+        f"(audit #{move.audit_id}); servers follow within serving.poll_seconds"
+    )
+
+
+def _print_evaluation(e: dict, indent: str = "") -> None:
+    metric = e["metric"]
+    for variant in ("production", "staging"):
+        v = e[variant]
+        estimate = v["metrics"][metric]
+        band = (
+            f" [{_fmt(estimate['low'])}, {_fmt(estimate['high'])}]"
+            if estimate["low"] is not None
+            else ""
+        )
+        typer.echo(
+            f"{indent}{variant:10} v{v['version']}: {metric} {_fmt(estimate['value'])}{band}, "
+            f"{v['with_feedback']} with feedback of {v['answered']} answered, "
+            f"errors {v['error_rate']:.1%}, p99 {_fmt(v['latency_ms'].get('p99'), 1)} ms"
+        )
+    seq = e.get("sequential")
+    if seq:
+        typer.echo(
+            f"{indent}difference {seq['difference']:+.4f} (always-valid interval "
+            f"{seq['ci_low']:+.4f} to {seq['ci_high']:+.4f}), p {seq['p_value']:.4f}"
+        )
+    if e.get("unmatched_feedback"):
+        typer.echo(f"{indent}unmatched feedback: {e['unmatched_feedback']} (no prediction row)")
+    typer.echo(f"{indent}decision: {e['decision']}: {e['reason']}")
+    if e.get("html_path"):
+        typer.echo(f"{indent}report: {e['html_path']}")
+
+
+def _fmt(value, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+@app.command("demo")
+def demo_command(
+    home: Annotated[
+        Path | None,
+        typer.Option(help="Where everything goes (default: storage.home); wiped first."),
+    ] = None,
+) -> None:
+    """Run the whole loop for real: MLflow, Airflow's components and the server as processes,
+    drift -> retrain -> Staging -> A/B decision, then a summary; everything is stopped after."""
+    from driftloop.config import config_path
+    from driftloop.demo import run_loop, summary_lines
+
+    settings = _settings()
+    result = run_loop(config_path(_State.config), home or settings.storage.home)
+    for line in summary_lines(result):
+        typer.echo(line)
+    if not result.decision or result.traffic.get("failed"):
+        raise RuntimeError("the loop did not reach an A/B decision without failed requests")
+
+
 def _logging() -> None:
     import logging
 
@@ -478,14 +731,17 @@ def main() -> None:
 
     try:
         app(standalone_mode=False)
+    except KeyboardInterrupt:  # Ctrl-C: whatever was started has been stopped on the way out
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except typer.Abort:  # a "no" at a confirmation (click's Abort is a RuntimeError too)
+        typer.echo("aborted", err=True)
+        sys.exit(1)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except (IngestError, StreamError, ValueError, RuntimeError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
         sys.exit(1)
     except Exception as exc:
         # Usage errors (click's, which typer vendors) show their message and carry an exit code.

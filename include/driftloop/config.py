@@ -227,9 +227,58 @@ class ServingSettings(Section):
     max_records: PositiveInt = 1000
     max_body_bytes: PositiveInt = 2_000_000
     micro_batch_max: PositiveInt = 64
-    micro_batch_wait_ms: float = Field(default=2.0, ge=0.0, le=1000.0)
+    micro_batch_wait_ms: float = Field(default=1.0, ge=0.0, le=1000.0)
     poll_seconds: float = Field(default=10.0, gt=0.0)
     retention_days: float = Field(default=30.0, gt=0.0)
+
+
+class ABSettings(Section):
+    """The A/B test between Staging and Production, and Production's health (``driftloop.ab``)."""
+
+    metric: Literal["accuracy", "mae", "rmse"] | None = Field(
+        default=None,
+        description="Decision metric; empty: accuracy (classification) or mae (regression).",
+    )
+    alpha: float = Field(
+        default=0.05, gt=0.0, lt=0.5, description="Significance level of the sequential test."
+    )
+    min_samples: PositiveInt = Field(
+        default=200, description="Records with feedback per variant before any decision."
+    )
+    min_effect: float = Field(
+        default=0.02,
+        gt=0.0,
+        description="Minimum detectable effect in metric units; sets the test's mixture scale.",
+    )
+    max_days: float = Field(
+        default=7.0, gt=0.0, description="An inconclusive test ends here and keeps Production."
+    )
+    max_error_rate: float = Field(
+        default=0.02, ge=0.0, le=1.0, description="Guardrail: Staging's share of failed requests."
+    )
+    max_p99_ms: float = Field(default=500.0, gt=0.0, description="Guardrail: Staging's p99.")
+    guardrail_min_requests: PositiveInt = Field(
+        default=50, description="Staging requests before a guardrail may reject."
+    )
+    decay_window: PositiveInt = Field(
+        default=500, description="Production's recent records with feedback, per health check."
+    )
+    decay_limit: float = Field(
+        default=0.05,
+        gt=0.0,
+        description="Decay when the recent metric is this much worse than the version's first window.",
+    )
+    schedule: str | None = Field(default="@hourly", description="ab_evaluate's Airflow schedule.")
+
+
+class AlertSettings(Section):
+    """Where the loop's events are posted (``driftloop.alerts``); empty: no alerts."""
+
+    webhook_url: str | None = Field(
+        default=None, description="Receives a JSON message per event (drift, retrain, promotion)."
+    )
+    timeout_seconds: float = Field(default=5.0, gt=0.0)
+    attempts: PositiveInt = Field(default=3, description="Tries before an alert is given up.")
 
 
 class DatabaseSettings(Section):
@@ -269,6 +318,8 @@ class Settings(BaseSettings):
     drift: DriftSettings = DriftSettings()
     training: TrainingSettings = TrainingSettings()
     serving: ServingSettings = ServingSettings()
+    ab: ABSettings = ABSettings()
+    alerts: AlertSettings = AlertSettings()
     database: DatabaseSettings = DatabaseSettings()
     model: ModelSettings
     mlflow: MlflowSettings = MlflowSettings()

@@ -5,3 +5,4 @@ producer and consumer agrees on one spelling.
 """
 
 DRIFT_ASSET_URI = "driftloop://drift"
+DECAY_ASSET_URI = "driftloop://decay"

@@ -178,6 +178,84 @@ class Feedback(Base):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
 
+class ABTest(Base):
+    """One A/B test: the pair (Production version, Staging version) from the moment Staging
+    receives traffic. A new Staging version starts a new test."""
+
+    __tablename__ = "ab_tests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    production_version: Mapped[str] = mapped_column(sa.String(50))
+    staging_version: Mapped[str] = mapped_column(sa.String(50))
+    status: Mapped[str] = mapped_column(sa.String(20), index=True)  # running or how it ended
+    started_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class ABEvaluation(Base):
+    """One look at a running test: its numbers, the decision taken, and the report."""
+
+    __tablename__ = "ab_evaluations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    test_id: Mapped[int] = mapped_column(sa.ForeignKey("ab_tests.id", ondelete="CASCADE"))
+    decision: Mapped[str] = mapped_column(sa.String(20))  # promote, reject, continue, inconclusive
+    reason: Mapped[str] = mapped_column(sa.Text)
+    metric: Mapped[str] = mapped_column(sa.String(20))
+    production_value: Mapped[float | None] = mapped_column(sa.Float)
+    staging_value: Mapped[float | None] = mapped_column(sa.Float)
+    production_samples: Mapped[int] = mapped_column(sa.Integer)
+    staging_samples: Mapped[int] = mapped_column(sa.Integer)
+    p_value: Mapped[float | None] = mapped_column(sa.Float)
+    statistics: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    json_path: Mapped[str | None] = mapped_column(sa.Text)
+    html_path: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), index=True, default=utcnow
+    )
+
+
+class AuditRecord(Base):
+    """Who moved which version where, when and why: every promotion, rejection and rollback,
+    by ``ab_evaluate`` or by a person, with its evidence."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[str] = mapped_column(sa.String(20), index=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    production_before: Mapped[str | None] = mapped_column(sa.String(50))
+    production_after: Mapped[str | None] = mapped_column(sa.String(50))
+    staging_before: Mapped[str | None] = mapped_column(sa.String(50))
+    actor: Mapped[str] = mapped_column(sa.String(255))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    evidence: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    test_id: Mapped[int | None] = mapped_column(sa.Integer)
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), index=True, default=utcnow
+    )
+
+
+class HealthCheck(Base):
+    """Production's online metric from feedback: its first window against its latest."""
+
+    __tablename__ = "health_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    model_version: Mapped[str] = mapped_column(sa.String(50), index=True)
+    metric: Mapped[str] = mapped_column(sa.String(20))
+    baseline: Mapped[float | None] = mapped_column(sa.Float)
+    current: Mapped[float | None] = mapped_column(sa.Float)
+    samples: Mapped[int] = mapped_column(sa.Integer)
+    decayed: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), index=True, default=utcnow
+    )
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine for ``url``; SQLite files get their folder and foreign keys switched on."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
@@ -192,6 +270,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # the server's log writers and the CLI or DAGs read and write at once: WAL lets readers go
+    # on during a write, and NORMAL sync is safe with WAL (a power cut can lose the last commit)
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 

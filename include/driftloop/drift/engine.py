@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.config import DriftSettings
-from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile, category_labels
+from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile, category_counts
 from driftloop.drift.statistics import STATISTICS, Measurement
 
 DRIFT, NO_DRIFT, INSUFFICIENT = "drift", "no_drift", "insufficient_data"
@@ -175,23 +175,23 @@ def _column_drift(
     column: ColumnProfile, series: pd.Series, settings: DriftSettings, thresholds: dict[str, float]
 ) -> ColumnDrift:
     if column.kind == NUMERIC:
-        raw = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
-        current: np.ndarray = raw[np.isfinite(raw)]  # NaN, infinities and text count as missing
-        current.sort()  # once, in place: the statistics take numeric values sorted
-    else:
-        current = category_labels(series).to_numpy(dtype=object)
-    missing_share = 1.0 - current.size / len(series)
+        current = _sorted_finite(series)
+        counts = column.histogram(current, assume_sorted=True)
+        count = current.size
+    else:  # categorical statistics take the counts per bin (see driftloop.drift.statistics)
+        current = counts = column.level_histogram(category_counts(series))
+        count = int(counts.sum())
+    missing_share = 1.0 - count / len(series)
     result = ColumnDrift(
         name=column.name,
         kind=column.kind,
-        count=int(current.size),
+        count=count,
         missing_share=float(missing_share),
         reference_missing_share=column.missing_share,
         missing_alert=missing_share - column.missing_share > settings.max_missing_increase,
     )
-    if current.size == 0 or column.count == 0:
+    if count == 0 or column.count == 0:
         return result
-    counts = column.histogram(current, assume_sorted=column.kind == NUMERIC)
     result.current_probabilities = (counts / counts.sum()).tolist()
     for name, threshold in thresholds.items():
         statistic = STATISTICS[name]
@@ -203,3 +203,16 @@ def _column_drift(
     decide = any if settings.feature_rule == "any" else all
     result.drifted = bool(result.flags) and decide(result.flags.values())
     return result
+
+
+def _sorted_finite(series: pd.Series) -> np.ndarray:
+    """The finite values of a numeric column, sorted: one copy of the column, no mask.
+
+    NaN sorts last with the infinities next to it, so the finite values are one slice of the
+    sorted copy; text that is not a number counts as missing (NaN), like infinities.
+    """
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, copy=True)
+    values.sort()  # in place: the copy above is the only full-length array made
+    start = np.searchsorted(values, -np.inf, side="right")
+    stop = np.searchsorted(values, np.inf, side="left")
+    return values[start:stop]

@@ -68,6 +68,14 @@ class ColumnProfile:
             return np.diff(below, prepend=0, append=len(values)).astype(float)
         return np.bincount(self.bin_of(values), minlength=len(self.probabilities)).astype(float)
 
+    def level_histogram(self, label_counts: dict[str, int]) -> np.ndarray:
+        """Counts per bin of a categorical column from counts per label (see category_counts)."""
+        lookup = {level: i for i, level in enumerate(self.levels)}
+        counts = np.zeros(len(self.probabilities))
+        for label, count in label_counts.items():
+            counts[lookup.get(label, len(self.levels))] += count
+        return counts
+
 
 @dataclass
 class ReferenceProfile:
@@ -204,6 +212,24 @@ def category_labels(series: pd.Series) -> pd.Series:
     integral = np.isfinite(numbers) & (numbers == np.round(numbers))
     labels[integral] = numbers[integral].astype(np.int64).astype(str)
     return pd.Series(labels, index=present.index)
+
+
+def category_counts(series: pd.Series) -> dict[str, int]:
+    """Non-missing values counted per label, as if each were labelled by :func:`category_labels`.
+
+    The distinct values are labelled, not the rows: a 1M-row batch needs no million labels. In an
+    object column holding anything but text, distinct values can share a hash yet not a label (1,
+    1.0 and True count as one value), so such a column is labelled row by row.
+    """
+    counts = series.value_counts(dropna=True, sort=False)
+    keys = pd.Series(counts.index)
+    if pd.api.types.is_object_dtype(keys) and not all(isinstance(k, str) for k in keys):
+        counts = category_labels(series).value_counts(sort=False)
+        return {str(label): int(count) for label, count in counts.items()}
+    totals: dict[str, int] = {}
+    for label, count in zip(category_labels(keys), counts.to_numpy(), strict=True):
+        totals[label] = totals.get(label, 0) + int(count)
+    return totals
 
 
 def _categorical_column(name: str, series: pd.Series) -> ColumnProfile:

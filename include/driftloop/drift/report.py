@@ -7,9 +7,7 @@ next to its threshold.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import itertools
 import json
 from pathlib import Path
@@ -19,16 +17,7 @@ import numpy as np
 
 from driftloop.drift.engine import DriftVerdict
 from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile
-
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
-table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.flag{background:#fde2e1;font-weight:600}
-.verdict{font-size:1.3rem;padding:.5rem 1rem;display:inline-block;border-radius:4px}
-.drift{background:#fde2e1}.no_drift{background:#e3f6e5}.insufficient_data,.failed{background:#fff4d6}
-.grid{display:flex;flex-wrap:wrap;gap:1rem}.grid figure{margin:0}.grid img{width:320px}
-figcaption{font-size:.85rem;text-align:center}
-"""
+from driftloop.reporting import STYLE, atomic_write, png_base64, pyplot
 
 
 def write_report(
@@ -42,15 +31,9 @@ def write_report(
     folder.mkdir(parents=True, exist_ok=True)
     record = {**context, **verdict.to_dict()}
     json_path, html_path = folder / f"{stem}.json", folder / f"{stem}.html"
-    _atomic_write(json_path, json.dumps(record, indent=2))
-    _atomic_write(html_path, render_html(verdict, profile, context))
+    atomic_write(json_path, json.dumps(record, indent=2))
+    atomic_write(html_path, render_html(verdict, profile, context))
     return json_path, html_path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    staged = path.with_name(path.name + ".part")
-    staged.write_text(text, encoding="utf-8")
-    staged.replace(path)
 
 
 def render_html(verdict: DriftVerdict, profile: ReferenceProfile, context: dict[str, Any]) -> str:
@@ -97,7 +80,7 @@ def render_html(verdict: DriftVerdict, profile: ReferenceProfile, context: dict[
         else ""
     )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Drift report {html.escape(str(context.get("batch", "")))}</title>
-<style>{_STYLE}</style></head><body>
+<style>{STYLE}</style></head><body>
 <h1>Drift report</h1>
 <p class="verdict {verdict.status}">{verdict.status.replace("_", " ")}: {len(verdict.drifted_features)} of {len(verdict.features)} features drifted
 ({verdict.drift_share:.0%}; the batch drifts at {verdict.required_share:.0%}){" — target drift" if verdict.target_drift else ""}</p>
@@ -111,11 +94,7 @@ def render_html(verdict: DriftVerdict, profile: ReferenceProfile, context: dict[
 
 def _plot(column: ColumnProfile, current: list[float], drifted: bool) -> str:
     """A bar chart of reference and current bin frequencies, as base64 PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     if column.kind == NUMERIC:
         edges = column.bin_edges
         labels = [f"<{edges[0]:.3g}"] + [
@@ -141,7 +120,4 @@ def _plot(column: ColumnProfile, current: list[float], drifted: bool) -> str:
     axes.set_title(column.name, fontsize=8)
     axes.legend(fontsize=6)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return png_base64(figure)

@@ -4,14 +4,20 @@ Each statistic is a small record: a name, a function of (reference column profil
 non-missing values), a default threshold and the column kinds it fits. The engine loops over
 the configured names, so adding PSI or KS is one function and one :func:`register` call.
 A feature is flagged by a statistic when the value reaches its threshold. The current values
-of a numeric column arrive finite and sorted ascending (the engine sorts them once, in place).
+of a numeric column arrive finite and sorted ascending (the engine sorts them once, in place). A
+categorical column arrives as its counts per profile bin (the reference's levels, then one bin for
+unseen levels): frequencies are all a categorical statistic compares, and a label per row would
+hold a million Python references for a 1M-row batch.
 
-numpy and scipy are imported inside the functions: the configuration validates statistic names
-against this registry, and DAG files load the configuration at parse time.
+numpy is imported inside the functions: the configuration validates statistic names against this
+registry, and DAG files load the configuration at parse time. scipy is not imported at all: its
+formulas are reproduced in numpy (and tested against scipy), which keeps the check's memory low.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -67,29 +73,76 @@ def mean_shift(column: ColumnProfile, current: np.ndarray) -> Measurement:
     )
 
 
-def wasserstein_sorted(u_sorted: np.ndarray, v_sorted: np.ndarray) -> float:
-    """First Wasserstein distance of two sorted samples: scipy's algorithm, without re-sorting.
+WASSERSTEIN_BLOCK = 65_536
+"""Most values of each sample in one block of :func:`wasserstein_sorted` (arrays of ~1 MB)."""
 
-    The same computation as ``scipy.stats.wasserstein_distance`` (the integral of the absolute
-    difference of the two empirical CDFs), but the reference arrives sorted from the profile.
+
+def wasserstein_sorted(
+    u_sorted: np.ndarray, v_sorted: np.ndarray, block: int = WASSERSTEIN_BLOCK
+) -> float:
+    """First Wasserstein distance of two sorted samples: scipy's sum, one block at a time.
+
+    ``scipy.stats.wasserstein_distance`` merges both samples and sums, over the merged values,
+    ``|U(x) - V(x)| * (next x - x)`` (U, V: the empirical CDFs). The same terms are summed here,
+    over blocks of the merged order with at most ``block`` values of each sample, so no array as
+    long as both samples together is built: at 1M rows each such array is 8 MB, and those arrays
+    were most of the check's peak memory. The samples arrive sorted (the reference from the
+    profile, the batch from the engine), so nothing is re-sorted.
     """
     import numpy as np
 
-    all_values = np.concatenate((u_sorted, v_sorted))
-    order = np.argsort(all_values, kind="mergesort")  # two sorted runs: merged in linear time
-    from_u = order[:-1] < u_sorted.size
-    all_values = all_values[order]
-    del order  # a 1M-row batch: each temporary array is 8 MB, so free them early
-    deltas = np.diff(all_values)
-    del all_values
-    # Counting along the merged order instead of scipy's searchsorted: at tied values the
-    # counts differ only where the following delta is zero, so every term is the same.
+    n, m = u_sorted.size, v_sorted.size
+    # Where blocks start in the merged order (u before v at equal values, like a stable sort):
+    # at every block-th value of either sample, with the other sample's values merged before it.
+    u_starts, v_starts = np.arange(block, n, block), np.arange(block, m, block)
+    u_cuts = np.concatenate(
+        ([0], u_starts, np.searchsorted(u_sorted, v_sorted[v_starts], side="right"), [n])
+    )
+    v_cuts = np.concatenate(
+        ([0], np.searchsorted(v_sorted, u_sorted[u_starts], side="left"), v_starts, [m])
+    )
+    order = np.argsort(u_cuts + v_cuts, kind="stable")  # cuts of one merge: ordered by length
+    bounds = zip(u_cuts[order].tolist(), v_cuts[order].tolist(), strict=True)
+    total = 0.0
+    for (u_lo, v_lo), (u_hi, v_hi) in itertools.pairwise(bounds):
+        if u_lo < u_hi or v_lo < v_hi:
+            total += _wasserstein_block(u_sorted, v_sorted, u_lo, u_hi, v_lo, v_hi)
+    return total
+
+
+def _wasserstein_block(
+    u_sorted: np.ndarray, v_sorted: np.ndarray, u_lo: int, u_hi: int, v_lo: int, v_hi: int
+) -> float:
+    """The terms of :func:`wasserstein_sorted` from one block of each sample (``[lo:hi]``).
+
+    The block's last gap reaches the first value of the next block. Counting along the merged
+    order instead of scipy's searchsorted: at tied values the counts differ only where the
+    following gap is zero, so every term is the same.
+    """
+    import numpy as np
+
+    u_part = u_sorted[u_lo:u_hi]
+    merged = np.concatenate((u_part, v_sorted[v_lo:v_hi]))
+    order = np.argsort(merged, kind="mergesort")  # two sorted runs: merged in linear time
+    from_u = order < u_part.size
+    values = merged[order]
+    del merged, order
+    if u_hi < u_sorted.size or v_hi < v_sorted.size:
+        following = min(
+            u_sorted[u_hi] if u_hi < u_sorted.size else np.inf,
+            v_sorted[v_hi] if v_hi < v_sorted.size else np.inf,
+        )
+        deltas = np.diff(values, append=following)
+    else:  # the last block: its last value has no gap after it
+        deltas = np.diff(values)
+        from_u = from_u[:-1]
     cdf_gap = np.cumsum(from_u, dtype=np.float64)
+    cdf_gap += u_lo
     cdf_gap /= u_sorted.size
     v_cdf = np.cumsum(~from_u, dtype=np.float64)
+    v_cdf += v_lo
     v_cdf /= v_sorted.size
     cdf_gap -= v_cdf
-    del v_cdf
     np.abs(cdf_gap, out=cdf_gap)
     cdf_gap *= deltas
     return float(np.sum(cdf_gap))
@@ -107,12 +160,42 @@ def wasserstein(column: ColumnProfile, current: np.ndarray) -> Measurement:
 
 def jensen_shannon(column: ColumnProfile, current: np.ndarray) -> Measurement:
     """Jensen-Shannon distance (base 2, so 0..1) between reference and current bin frequencies."""
-    import numpy as np
-    from scipy.spatial.distance import jensenshannon as _scipy_jensenshannon
+    if column.kind == CATEGORICAL:
+        counts = current  # categorical columns arrive as counts per bin
+    else:
+        counts = column.histogram(current, assume_sorted=True)
+    distance = jensen_shannon_distance(column.probabilities, counts)
+    return Measurement(0.0 if math.isnan(distance) else distance)  # NaN: identical histograms
 
-    counts = column.histogram(current, assume_sorted=True)
-    distance = float(_scipy_jensenshannon(column.probabilities, counts, base=2))
-    return Measurement(0.0 if np.isnan(distance) else distance)
+
+def jensen_shannon_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """``scipy.spatial.distance.jensenshannon(p, q, base=2)``: the same operations, in numpy.
+
+    Importing ``scipy.spatial`` (or ``scipy.special`` for ``rel_entr``) would add 11 to 16 MiB
+    to the check's peak memory, for arrays of a dozen bins. Like scipy, it returns NaN where
+    rounding makes the divergence of identical histograms slightly negative.
+    """
+    import numpy as np
+
+    p = p / np.sum(p)
+    q = q / np.sum(q)
+    m = (p + q) / 2.0
+    js = np.sum(_rel_entr(p, m)) + np.sum(_rel_entr(q, m))
+    js /= np.log(2.0)
+    with np.errstate(invalid="ignore"):
+        return float(np.sqrt(js / 2.0))
+
+
+def _rel_entr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``scipy.special.rel_entr``: x log(x / y); 0 where x is 0 and y >= 0; inf elsewhere."""
+    import numpy as np
+
+    result = np.full(x.shape, np.inf)
+    result[(x == 0) & (y >= 0)] = 0.0
+    positive = (x > 0) & (y > 0)
+    result[positive] = x[positive] * np.log(x[positive] / y[positive])
+    result[np.isnan(x) | np.isnan(y)] = np.nan
+    return result
 
 
 register(

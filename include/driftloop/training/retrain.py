@@ -427,13 +427,14 @@ def _recent_batches(
 def _split_holdout(
     recent: pd.DataFrame, base: pd.DataFrame, drift_time, settings: Settings
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The gate holdout: the newest ``holdout_share`` of recent rows, taken from batches since
-    the drift; Production never saw them and the challenger does not train on them (nor on
-    exact copies of them)."""
+    """The gate holdout: the newest ``holdout_share`` of the rows since the drift; Production
+    never saw them and the challenger does not train on them (nor on exact copies of them).
+    The share is of the rows since the drift, not of all recent rows, so the challenger always
+    keeps most of the new data to learn from."""
     since = recent if drift_time is None else recent[recent["_batch_time"] >= drift_time]
     if since.empty:
         since = recent
-    n_holdout = min(len(since), max(1, math.ceil(settings.training.holdout_share * len(recent))))
+    n_holdout = min(len(since), max(1, math.ceil(settings.training.holdout_share * len(since))))
     holdout = since.iloc[len(since) - n_holdout :]
     rest = recent.drop(index=holdout.index)
     columns = [*settings.feature_columns, settings.data.target]

@@ -1,14 +1,11 @@
-"""Real Airflow 3 components as separate processes, for integration tests.
+"""Real Airflow 3 components as separate processes (the demo, the full-stack test, compose).
 
 Airflow 3 splits into processes that only meet through the metadata database and the
 api-server: the scheduler (with the LocalExecutor's workers), the dag-processor that parses DAG
 files, the triggerer, and the api-server, which serves both the public REST API and the
 Execution API that every running task calls. Mocking any of them hides exactly the wiring these
-tests exist to check, so `AirflowStack` starts all four, talks to them only through the public
+the demo and the tests exist to show, so `AirflowStack` starts all four, talks to them only through the public
 REST API (/api/v2), and always stops every process it started, together with its descendants.
-
-Everything lives in a temporary AIRFLOW_HOME and a throw-away PostgreSQL database (see
-`tests/postgres.py`); nothing is written into the repository.
 """
 
 from __future__ import annotations
@@ -16,87 +13,36 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self, TypeVar
+from typing import IO, Any
 
-import psutil
 import requests
 
-VENV_BIN = Path(sys.executable).parent
+from driftloop.stack.processes import (
+    VENV_BIN,
+    Service,
+    StackError,
+    free_port,
+    kill_session,
+    spawn,
+    tail,
+    terminate_session,
+    wait_until,
+)
+
 AIRFLOW = str(VENV_BIN / "airflow")
 # The order matters only for start-up: the api-server is last so that the others are already
 # heart-beating by the time it answers its health check.
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 
-T = TypeVar("T")
 
-
-class AirflowStackError(RuntimeError):
+class AirflowStackError(StackError):
     """The stack did not start, or did not reach an expected state in time."""
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (there is a small race until it is bound)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(
-    probe: Callable[[], T | None],
-    timeout: float,
-    what: str,
-    interval: float = 1.0,
-    diagnostics: Callable[[], str] | None = None,
-) -> T:
-    """Poll `probe` until it returns something other than None; fail loudly after `timeout`.
-
-    Integration tests must never hang: every wait is bounded, and the error says what was
-    awaited plus whatever `diagnostics` can tell about why it did not happen.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        if time.monotonic() >= deadline:
-            details = f"\n{diagnostics()}" if diagnostics else ""
-            raise AirflowStackError(f"timed out after {timeout:.0f}s waiting for {what}{details}")
-        time.sleep(interval)
-
-
-def _tail(path: Path, lines: int) -> str:
-    """The last `lines` lines of a log file, or a note that there is none."""
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return "(no log file)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _session_members(session_id: int) -> list[psutil.Process]:
-    """Every live process in the given session, including orphans re-parented to init.
-
-    Each component starts a new session, and Airflow moves each task into a process group of
-    its own, so killing the component's process group would miss running tasks; the session
-    survives both `setpgid` and the parent's death.
-    """
-    members = []
-    for process in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, OSError):
-            if os.getsid(process.pid) == session_id:
-                members.append(process)
-    return members
 
 
 @dataclass
@@ -109,7 +55,7 @@ class _Component:
     log_file: IO[bytes]
 
 
-class AirflowStack:
+class AirflowStack(Service):
     """Scheduler, dag-processor, triggerer and api-server on one metadata database.
 
     Use as a context manager: entering migrates the database and starts the components,
@@ -124,8 +70,10 @@ class AirflowStack:
         extra_env: dict[str, str] | None = None,
         startup_timeout: float = 180.0,
         stop_grace: float = 10.0,
+        port: int | None = None,
     ) -> None:
         self.dags_folder = Path(dags_folder).resolve()
+        self.preferred_port = port
         self.home = Path(home).resolve()
         self.sql_alchemy_conn = sql_alchemy_conn
         self.extra_env = dict(extra_env or {})
@@ -143,26 +91,10 @@ class AirflowStack:
         """Where the api-server listens (public API, Execution API and UI)."""
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def start(self) -> None:
         """Migrate the metadata database, start every component, wait until all are healthy."""
         self.home.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = free_port(self.preferred_port)
         self.env = self._child_env()
         self._migrate()
         for name in COMPONENTS:
@@ -190,25 +122,12 @@ class AirflowStack:
         servers = [component for component in components if component.name == "api-server"]
         for batch in (workers, servers):
             for component in batch:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(component.process.pid, signal.SIGTERM)
-                for process in _session_members(component.process.pid):
-                    with contextlib.suppress(psutil.Error):
-                        process.terminate()
+                terminate_session(component.process)
             for component in batch:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     component.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        for component in components:
-            # Whatever survived the grace period, orphans included.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(component.process.pid, signal.SIGKILL)
-            stragglers = _session_members(component.process.pid)
-            for process in stragglers:
-                with contextlib.suppress(psutil.Error):
-                    process.kill()
-            psutil.wait_procs(stragglers, timeout=5)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                component.process.wait(timeout=5)
+        for component in components:  # whatever survived the grace period, orphans included
+            kill_session(component.process)
             component.log_file.close()
         self._http.close()
 
@@ -278,11 +197,11 @@ class AirflowStack:
             except subprocess.TimeoutExpired as exc:
                 raise AirflowStackError(
                     f"`airflow db migrate` took over {self.startup_timeout:.0f}s:\n"
-                    f"{_tail(log_path, 40)}"
+                    f"{tail(log_path, 40)}"
                 ) from exc
         if result.returncode != 0:
             raise AirflowStackError(
-                f"`airflow db migrate` exited with {result.returncode}:\n{_tail(log_path, 40)}"
+                f"`airflow db migrate` exited with {result.returncode}:\n{tail(log_path, 40)}"
             )
 
     def _spawn(self, name: str) -> None:
@@ -291,20 +210,7 @@ class AirflowStack:
         if name == "api-server":
             command += ["--host", "127.0.0.1", "--port", str(self.port)]
         log_path = self._log_path(name)
-        log_file = log_path.open("wb")
-        try:
-            process = subprocess.Popen(
-                command,
-                env=self.env,
-                cwd=self.home,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except BaseException:
-            log_file.close()
-            raise
+        process, log_file = spawn(command, self.env, self.home, log_path)
         self._components.append(_Component(name, process, log_path, log_file))
 
     def _check_alive(self) -> None:
@@ -313,7 +219,7 @@ class AirflowStack:
             code = component.process.poll()
             if code is not None:
                 raise AirflowStackError(
-                    f"airflow {component.name} exited with {code}:\n{_tail(component.log_path, 60)}"
+                    f"airflow {component.name} exited with {code}:\n{tail(component.log_path, 60)}"
                 )
 
     def _healthy(self) -> bool | None:
@@ -350,7 +256,7 @@ class AirflowStack:
         names = ["db-migrate", *COMPONENTS]
         return "\n".join(
             f"----- airflow {name} ({self._log_path(name)}) -----\n"
-            f"{_tail(self._log_path(name), lines)}"
+            f"{tail(self._log_path(name), lines)}"
             for name in names
         )
 

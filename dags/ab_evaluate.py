@@ -1,0 +1,94 @@
+"""ab_evaluate: look at the running A/B test, decide, act; check Production's health.
+
+evaluate (numbers, report, decision: promote, reject, inconclusive or continue; the registry
+follows, and servers pick it up within their poll interval) -> check Production's online metric
+-> on a new decay, emit ``driftloop://decay`` (``retrain`` is scheduled on it). Logic lives in
+``driftloop.ab``; heavy imports happen inside the tasks.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import Asset, dag, task
+
+from driftloop.config import load_settings
+from driftloop.events import DECAY_ASSET_URI
+
+CONFIG = os.environ.get("DRIFTLOOP_CONFIG") or str(
+    Path(__file__).resolve().parents[1] / "driftloop.yaml"
+)
+DECAY = Asset(DECAY_ASSET_URI)
+
+
+@dag(
+    dag_id="ab_evaluate",
+    schedule=load_settings(CONFIG).ab.schedule,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    tags=["driftloop"],
+    doc_md=__doc__,
+)
+def ab_evaluate() -> None:
+    @task
+    def evaluate_test() -> dict | None:
+        """The running test's numbers and decision, acted on and stored with its report."""
+        from driftloop.ab.evaluate import evaluate
+        from driftloop.storage import make_engine
+
+        settings = load_settings(CONFIG)
+        evaluation = evaluate(settings, make_engine(settings.database_url))
+        if evaluation is None:
+            print("no A/B test running (no Staging version, or it has answered no request yet)")
+            return None
+        print(f"A/B test {evaluation.test_id}: {evaluation.decision}: {evaluation.reason}")
+        print(f"report: {evaluation.html_path}")
+        return {
+            "test_id": evaluation.test_id,
+            "decision": evaluation.decision,
+            "reason": evaluation.reason,
+            "report": evaluation.html_path,
+        }
+
+    @task
+    def check_health() -> dict | None:
+        """Production's online metric, first window against latest."""
+        from driftloop.ab.health import check_production
+        from driftloop.registry import current_version
+        from driftloop.storage import make_engine
+
+        settings = load_settings(CONFIG)
+        version = current_version(settings)
+        if version is None:
+            print("no Production version")
+            return None
+        health = check_production(settings, make_engine(settings.database_url), version)
+        print(f"Production v{version}: {health.reason}")
+        return health.to_dict()
+
+    @task.short_circuit
+    def decay_found(health: dict | None) -> bool:
+        """Only a new decay goes on: the event is emitted once per decaying version."""
+        return bool(health and health["new_decay"])
+
+    @task(outlets=[DECAY])
+    def announce_decay(health: dict, outlet_events=None) -> None:
+        """Emit the decay event; ``retrain`` is scheduled on it."""
+        outlet_events[DECAY].extra = {
+            "model_version": health["model_version"],
+            "health_check_id": health["check_id"],
+            "metric": health["metric"],
+            "baseline": health["baseline"],
+            "current": health["current"],
+        }
+
+    health = check_health()
+    evaluate_test() >> health
+    decay_found(health) >> announce_decay(health)
+
+
+ab_evaluate()

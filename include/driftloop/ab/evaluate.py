@@ -1,0 +1,453 @@
+"""One look at the running A/B test: find it, compute its numbers, decide, act, store.
+
+A test is the pair (Production version, Staging version), started when Staging first answered
+a request. Each look (``ab_evaluate``, or ``driftloop ab evaluate``) stores an evaluation row,
+a JSON record and an HTML report, then decides:
+
+- **reject** at once when a guardrail breaks (Staging's failed-request share or p99 latency);
+- **promote** or **reject** when the sequential test crosses its boundary, once both variants
+  have ``ab.min_samples`` records with feedback;
+- **inconclusive** past ``ab.max_days``: Production stays, Staging is archived;
+- otherwise **continue** collecting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from driftloop import promotion, registry
+from driftloop.ab.sequential import SequentialResult, two_sample
+from driftloop.ab.statistics import (
+    HIGHER_IS_BETTER,
+    VariantStats,
+    decision_metric,
+    outcomes,
+    summarize,
+)
+from driftloop.config import Settings
+from driftloop.reporting import atomic_write
+from driftloop.storage import ABEvaluation, ABTest, Feedback, Prediction, session_scope
+
+log = logging.getLogger(__name__)
+RUNNING = "running"
+PROMOTE, REJECT, CONTINUE, INCONCLUSIVE = "promote", "reject", "continue", "inconclusive"
+ENDED = {PROMOTE: "promoted", REJECT: "rejected", INCONCLUSIVE: "inconclusive"}
+ACTOR = "ab_evaluate"
+TIMELINE_POINTS = 40
+
+
+@dataclass
+class Evaluation:
+    """The numbers and the decision of one look at a test."""
+
+    test_id: int
+    model_name: str
+    production_version: str
+    staging_version: str
+    started_at: datetime
+    metric: str
+    decision: str
+    reason: str
+    production: VariantStats
+    staging: VariantStats
+    sequential: SequentialResult | None
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    evaluated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    evaluation_id: int | None = None
+    json_path: str | None = None
+    html_path: str | None = None
+    acted: bool = False
+    move: dict[str, Any] | None = None
+    unmatched_feedback: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "test_id": self.test_id,
+            "evaluation_id": self.evaluation_id,
+            "model_name": self.model_name,
+            "production_version": self.production_version,
+            "staging_version": self.staging_version,
+            "started_at": self.started_at.isoformat(),
+            "evaluated_at": self.evaluated_at.isoformat(),
+            "metric": self.metric,
+            "decision": self.decision,
+            "reason": self.reason,
+            "acted": self.acted,
+            "move": self.move,
+            "unmatched_feedback": self.unmatched_feedback,
+            "production": self.production.to_dict(),
+            "staging": self.staging.to_dict(),
+            "sequential": self.sequential.to_dict() if self.sequential else None,
+            "timeline": self.timeline,
+            "json_path": self.json_path,
+            "html_path": self.html_path,
+        }
+
+
+def running_test(settings: Settings, engine: sa.Engine, create: bool = True) -> ABTest | None:
+    """The test of today's (Production, Staging) pair; tests of other pairs are closed."""
+    production, staging = promotion.roles(settings)
+    name = settings.model.name
+    with session_scope(engine) as session:
+        running = session.scalars(
+            sa.select(ABTest).where(ABTest.model_name == name, ABTest.status == RUNNING)
+        ).all()
+        current = None
+        for test in running:
+            if (test.production_version, test.staging_version) == (production, staging):
+                current = test
+            elif create:
+                test.status, test.ended_at = "superseded", datetime.now(UTC)
+                test.reason = f"the pair changed to Production {production}, Staging {staging}"
+        if current is None and create and production and staging:
+            started = session.scalar(
+                sa.select(sa.func.min(Prediction.created_at)).where(
+                    Prediction.model_name == name,
+                    Prediction.variant == registry.STAGING,
+                    Prediction.model_version == staging,
+                    Prediction.shadow.is_(False),
+                )
+            )
+            if started is None:
+                return None  # Staging has not answered a request yet: no test has started
+            current = ABTest(
+                model_name=name,
+                production_version=production,
+                staging_version=staging,
+                status=RUNNING,
+                started_at=_aware(started),
+            )
+            session.add(current)
+            session.flush()
+        if current is not None:
+            session.expunge(current)
+        return current
+
+
+def evaluate(
+    settings: Settings, engine: sa.Engine, act: bool = True, now: datetime | None = None
+) -> Evaluation | None:
+    """Look at the running test (None when there is none), store the look, and act on it."""
+    test = running_test(settings, engine)
+    if test is None:
+        return None
+    now = now or datetime.now(UTC)
+    evaluation = compute(settings, engine, test, now)
+    _store(settings, engine, evaluation)
+    if act and evaluation.decision != CONTINUE:
+        _act(settings, engine, evaluation)
+    return evaluation
+
+
+def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) -> Evaluation:
+    """The numbers and the decision, without acting or storing anything."""
+    ab, task = settings.ab, settings.data.task
+    metric = decision_metric(ab.metric, task)
+    rows = load_rows(engine, test)
+    per_variant: dict[str, VariantStats] = {}
+    labelled: dict[str, pd.DataFrame] = {}
+    for variant, version in (
+        (registry.PRODUCTION, test.production_version),
+        (registry.STAGING, test.staging_version),
+    ):
+        mine = rows[(rows["variant"] == variant) & (rows["model_version"] == version)]
+        labelled[variant] = mine[(mine["status"] == 200) & mine["has_truth"]]
+        per_variant[variant] = summarize(variant, version, mine, labelled[variant], task)
+    production, staging = per_variant[registry.PRODUCTION], per_variant[registry.STAGING]
+    sequential = None
+    enough = min(production.with_feedback, staging.with_feedback) >= ab.min_samples
+    if production.with_feedback >= 2 and staging.with_feedback >= 2:
+        sequential = two_sample(
+            outcomes(labelled[registry.PRODUCTION], metric),
+            outcomes(labelled[registry.STAGING], metric),
+            ab.min_effect,
+            ab.alpha,
+            HIGHER_IS_BETTER[metric],
+        )
+    decision, reason = _decide(settings, test, now, production, staging, sequential, enough, metric)
+    return Evaluation(
+        test.id,
+        test.model_name,
+        test.production_version,
+        test.staging_version,
+        test.started_at,
+        metric,
+        decision,
+        reason,
+        production,
+        staging,
+        sequential,
+        timeline(labelled, metric, settings),
+        now,
+        unmatched_feedback=unmatched_feedback(engine),
+    )
+
+
+def _decide(
+    settings: Settings,
+    test: ABTest,
+    now: datetime,
+    production: VariantStats,
+    staging: VariantStats,
+    sequential: SequentialResult | None,
+    enough: bool,
+    metric: str,
+) -> tuple[str, str]:
+    ab = settings.ab
+    if staging.requests >= ab.guardrail_min_requests:
+        if staging.error_rate > ab.max_error_rate:
+            return REJECT, (
+                f"guardrail: Staging failed {staging.failed_requests} of {staging.requests} "
+                f"requests ({staging.error_rate:.1%} > {ab.max_error_rate:.1%})"
+            )
+        p99 = staging.latency_ms.get("p99")
+        if p99 is not None and p99 > ab.max_p99_ms:
+            return REJECT, f"guardrail: Staging's p99 latency {p99:.0f} ms > {ab.max_p99_ms:g} ms"
+    if sequential is not None and enough and sequential.significant:
+        better = sequential.difference > 0
+        numbers = (
+            f"{metric} Staging {staging.metrics[metric].value:.4f} vs Production "
+            f"{production.metrics[metric].value:.4f} over {staging.with_feedback} and "
+            f"{production.with_feedback} records; always-valid p {sequential.p_value:.4f} "
+            f"<= alpha {ab.alpha:g}"
+        )
+        return (
+            (PROMOTE, f"Staging is better: {numbers}")
+            if better
+            else (
+                REJECT,
+                f"Staging is worse: {numbers}",
+            )
+        )
+    if now - _aware(test.started_at) >= timedelta(days=ab.max_days):
+        return INCONCLUSIVE, (
+            f"no significant difference after {ab.max_days:g} days "
+            f"({staging.with_feedback} and {production.with_feedback} records with feedback): "
+            "Production stays"
+        )
+    if not enough:
+        return CONTINUE, (
+            f"collecting: {staging.with_feedback} Staging and {production.with_feedback} "
+            f"Production records with feedback, {ab.min_samples} each needed"
+        )
+    return CONTINUE, (
+        f"collecting: no significant difference yet (always-valid p {sequential.p_value:.3f})"
+        if sequential
+        else "collecting"
+    )
+
+
+def load_rows(engine: sa.Engine, test: ABTest) -> pd.DataFrame:
+    """The test's log rows (not shadows) with their feedback, if any."""
+    query = (
+        sa.select(
+            Prediction.request_id,
+            Prediction.variant,
+            Prediction.model_version,
+            Prediction.status,
+            Prediction.output,
+            Prediction.latency_ms,
+            Prediction.created_at,
+            Feedback.value,
+            Feedback.id.is_not(None).label("has_truth"),
+        )
+        .outerjoin(Feedback, Feedback.record_id == Prediction.record_id)
+        .where(
+            Prediction.model_name == test.model_name,
+            Prediction.shadow.is_(False),
+            Prediction.created_at >= test.started_at,
+            Prediction.model_version.in_([test.production_version, test.staging_version]),
+        )
+        .order_by(Prediction.created_at, Prediction.id)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "request_id",
+            "variant",
+            "model_version",
+            "status",
+            "output",
+            "latency_ms",
+            "created_at",
+            "truth",
+            "has_truth",
+        ],
+    )
+    frame["has_truth"] = frame["has_truth"].astype(bool)
+    frame["prediction"] = [
+        o.get("prediction") if isinstance(o, dict) else None for o in frame["output"]
+    ]
+    return frame
+
+
+def timeline(
+    labelled: dict[str, pd.DataFrame], metric: str, settings: Settings
+) -> list[dict[str, Any]]:
+    """The metric per variant as feedback accumulated, with 95% bands, and the difference
+    with its always-valid interval: the points the report plots."""
+    frames = []
+    for variant, frame in labelled.items():
+        if len(frame):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "created_at": frame["created_at"].to_numpy(),
+                        "variant": variant,
+                        "outcome": outcomes(frame, metric),
+                    }
+                )
+            )
+    if not frames:
+        return []
+    merged = pd.concat(frames).sort_values("created_at", kind="stable").reset_index(drop=True)
+    cuts = np.unique(np.linspace(0, len(merged), TIMELINE_POINTS + 1, dtype=int)[1:])
+    points = []
+    for cut in cuts:
+        seen = merged.iloc[:cut]
+        point: dict[str, Any] = {"at": pd.Timestamp(seen["created_at"].iloc[-1]).isoformat()}
+        groups = {v: g["outcome"].to_numpy() for v, g in seen.groupby("variant")}
+        for variant, values in groups.items():
+            mean = float(values.mean())
+            half = (
+                1.96 * float(values.std(ddof=1)) / np.sqrt(len(values)) if len(values) > 1 else None
+            )
+            value = np.sqrt(mean) if metric == "rmse" else mean
+            point[variant] = {"n": len(values), "value": value, "half_width": half}
+        if all(len(groups.get(v, ())) >= 2 for v in (registry.PRODUCTION, registry.STAGING)):
+            result = two_sample(
+                groups[registry.PRODUCTION],
+                groups[registry.STAGING],
+                settings.ab.min_effect,
+                settings.ab.alpha,
+                HIGHER_IS_BETTER[metric],
+            )
+            point["difference"] = {
+                "value": result.difference,
+                "low": result.ci_low,
+                "high": result.ci_high,
+            }
+        points.append(point)
+    return points
+
+
+def _store(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> None:
+    from driftloop.ab.report import render_html
+
+    with session_scope(engine) as session:
+        row = ABEvaluation(
+            test_id=evaluation.test_id,
+            decision=evaluation.decision,
+            reason=evaluation.reason,
+            metric=evaluation.metric,
+            production_value=evaluation.production.metrics[evaluation.metric].value,
+            staging_value=evaluation.staging.metrics[evaluation.metric].value,
+            production_samples=evaluation.production.with_feedback,
+            staging_samples=evaluation.staging.with_feedback,
+            p_value=evaluation.sequential.p_value if evaluation.sequential else None,
+            statistics={},
+            created_at=evaluation.evaluated_at,
+        )
+        session.add(row)
+        session.flush()
+        evaluation.evaluation_id = row.id
+        folder = settings.storage.reports_dir / "ab"
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"ab-{evaluation.test_id:04d}-{row.id:06d}"
+        json_path, html_path = folder / f"{stem}.json", folder / f"{stem}.html"
+        evaluation.json_path, evaluation.html_path = str(json_path), str(html_path)
+        record = evaluation.to_dict()
+        atomic_write(json_path, json.dumps(record, indent=2, default=str))
+        atomic_write(html_path, render_html(record))
+        row.statistics = {k: record[k] for k in ("production", "staging", "sequential")}
+        row.json_path, row.html_path = str(json_path), str(html_path)
+
+
+def _act(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> None:
+    """Carry out a decision in the registry, close the test, and note the move in the report."""
+    evidence = {
+        "evaluation_id": evaluation.evaluation_id,
+        "report": evaluation.html_path,
+        "sequential": evaluation.sequential.to_dict() if evaluation.sequential else None,
+    }
+    if evaluation.decision == PROMOTE:
+        move = promotion.promote(
+            settings, engine, ACTOR, evaluation.reason, evidence, evaluation.test_id
+        )
+    else:
+        move = promotion.reject(
+            settings,
+            engine,
+            ACTOR,
+            evaluation.reason,
+            evidence,
+            evaluation.test_id,
+            action=promotion.INCONCLUSIVE
+            if evaluation.decision == INCONCLUSIVE
+            else promotion.REJECT,
+        )
+    close_test(engine, evaluation.test_id, ENDED[evaluation.decision], evaluation.reason)
+    evaluation.acted, evaluation.move = True, move.to_dict()
+    if evaluation.json_path:
+        atomic_write(
+            Path(evaluation.json_path), json.dumps(evaluation.to_dict(), indent=2, default=str)
+        )
+    log.info("A/B test %s: %s (%s)", evaluation.test_id, evaluation.decision, evaluation.reason)
+
+
+def close_test(engine: sa.Engine, test_id: int, status: str, reason: str) -> None:
+    with session_scope(engine) as session:
+        test = session.get(ABTest, test_id)
+        if test is not None and test.status == RUNNING:
+            test.status, test.ended_at, test.reason = status, datetime.now(UTC), reason
+
+
+def unmatched_feedback(engine: sa.Engine) -> int:
+    """Feedback whose record id no prediction row carries (yet): lost or foreign record ids,
+    or feedback that arrived before its prediction row was written."""
+    with session_scope(engine) as session:
+        matched = (
+            sa.select(Prediction.id).where(Prediction.record_id == Feedback.record_id).exists()
+        )
+        return session.scalar(sa.select(sa.func.count(Feedback.id)).where(~matched)) or 0
+
+
+def recent_evaluations(engine: sa.Engine, limit: int = 20) -> list[dict[str, Any]]:
+    with session_scope(engine) as session:
+        rows = session.execute(
+            sa.select(ABEvaluation, ABTest)
+            .join(ABTest, ABTest.id == ABEvaluation.test_id)
+            .order_by(ABEvaluation.id.desc())
+            .limit(limit)
+        ).all()
+        return [
+            {
+                "id": e.id,
+                "test_id": t.id,
+                "pair": f"{t.production_version} vs {t.staging_version}",
+                "decision": e.decision,
+                "metric": e.metric,
+                "production": e.production_value,
+                "staging": e.staging_value,
+                "samples": f"{e.production_samples}/{e.staging_samples}",
+                "p_value": e.p_value,
+                "html_path": e.html_path,
+                "created_at": e.created_at.isoformat(),
+            }
+            for e, t in rows
+        ]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

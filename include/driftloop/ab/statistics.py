@@ -1,0 +1,166 @@
+"""Per-variant numbers of an A/B test, from the prediction log joined with feedback.
+
+The task metrics come with 95% confidence intervals: accuracy (Wilson), macro F1 (bootstrap)
+for classification; MAE (t interval) and RMSE (bootstrap) for regression. Beside them: how many
+records were answered and how many have feedback, the share of failed requests, and latency
+percentiles. The decision itself uses :mod:`driftloop.ab.sequential` on the per-record outcome
+of the decision metric.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+CONFIDENCE = 0.95
+HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "mae": False, "rmse": False}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+@dataclass
+class VariantStats:
+    """One variant's numbers over the test so far."""
+
+    variant: str
+    version: str
+    answered: int  # records answered (non-shadow rows)
+    requests: int  # distinct requests, answered or failed
+    failed_requests: int  # server errors (5xx) after routing to this variant
+    with_feedback: int
+    metrics: dict[str, Estimate] = field(default_factory=dict)
+    latency_ms: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def error_rate(self) -> float:
+        return self.failed_requests / self.requests if self.requests else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "metrics": {k: asdict(v) for k, v in self.metrics.items()},
+            "error_rate": self.error_rate,
+        }
+
+
+def decision_metric(configured: str | None, task: str) -> str:
+    return configured or ("accuracy" if task == "classification" else "mae")
+
+
+def same_label(prediction: Any, truth: Any) -> bool:
+    """Class labels compared as the JSON they travelled in: 6, 6.0 and "6" are one class."""
+    return _label(prediction) == _label(truth)
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def outcomes(frame: pd.DataFrame, metric: str) -> np.ndarray:
+    """Per-record outcome of ``metric`` for rows with feedback: 1/0 correct, |error| or error²."""
+    if metric == "accuracy":
+        return np.fromiter(
+            (same_label(p, t) for p, t in zip(frame["prediction"], frame["truth"], strict=True)),
+            dtype=float,
+            count=len(frame),
+        )
+    error = frame["prediction"].astype(float).to_numpy() - frame["truth"].astype(float).to_numpy()
+    return np.abs(error) if metric == "mae" else error**2
+
+
+def summarize(
+    variant: str, version: str, requests: pd.DataFrame, labelled: pd.DataFrame, task: str
+) -> VariantStats:
+    """Numbers for one variant: ``requests`` has one row per log row, ``labelled`` the answered
+    records with feedback (columns ``prediction`` and ``truth``)."""
+    answered = requests[requests["status"] == 200]
+    result = VariantStats(
+        variant,
+        version,
+        answered=len(answered),
+        requests=int(requests["request_id"].nunique()),
+        failed_requests=int(requests.loc[requests["status"] >= 500, "request_id"].nunique()),
+        with_feedback=len(labelled),
+    )
+    latency = answered["latency_ms"].dropna().to_numpy(dtype=float)
+    result.latency_ms = {
+        f"p{q}": (float(np.percentile(latency, q)) if len(latency) else None) for q in (50, 95, 99)
+    }
+    if task == "classification":
+        correct = outcomes(labelled, "accuracy")
+        result.metrics["accuracy"] = _proportion(correct)
+        result.metrics["f1"] = _macro_f1(labelled)
+    else:
+        absolute = outcomes(labelled, "mae")
+        result.metrics["mae"] = _mean(absolute)
+        result.metrics["rmse"] = _rmse(outcomes(labelled, "rmse"))
+    return result
+
+
+def _proportion(correct: np.ndarray) -> Estimate:
+    n = len(correct)
+    if n == 0:
+        return Estimate(None, None, None)
+    k = int(correct.sum())
+    interval = stats.binomtest(k, n).proportion_ci(CONFIDENCE, method="wilson")
+    return Estimate(k / n, interval.low, interval.high)
+
+
+def _mean(values: np.ndarray) -> Estimate:
+    n = len(values)
+    if n == 0:
+        return Estimate(None, None, None)
+    mean = float(values.mean())
+    if n < 2:
+        return Estimate(mean, None, None)
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * float(values.std(ddof=1)) / math.sqrt(n)
+    return Estimate(mean, mean - half, mean + half)
+
+
+def _bootstrap(statistic, data: tuple[np.ndarray, ...], value: float) -> Estimate:
+    if len(data[0]) < 10:
+        return Estimate(value, None, None)
+    result = stats.bootstrap(
+        data,
+        statistic,
+        paired=True,
+        vectorized=False,
+        n_resamples=500,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        random_state=0,
+    )
+    interval = result.confidence_interval
+    return Estimate(value, float(interval.low), float(interval.high))
+
+
+def _rmse(squared: np.ndarray) -> Estimate:
+    if len(squared) == 0:
+        return Estimate(None, None, None)
+    return _bootstrap(lambda s: math.sqrt(np.mean(s)), (squared,), math.sqrt(squared.mean()))
+
+
+def _macro_f1(labelled: pd.DataFrame) -> Estimate:
+    from sklearn.metrics import f1_score
+
+    if labelled.empty:
+        return Estimate(None, None, None)
+    predicted = np.array([_label(v) for v in labelled["prediction"]])
+    truth = np.array([_label(v) for v in labelled["truth"]])
+
+    def f1(p: np.ndarray, t: np.ndarray) -> float:
+        return float(f1_score(t, p, average="macro", zero_division=0))
+
+    return _bootstrap(f1, (predicted, truth), f1(predicted, truth))

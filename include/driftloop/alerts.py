@@ -1,0 +1,68 @@
+"""Alerts: the loop's notable events posted as JSON to a webhook (Slack, Teams, Alertmanager,
+or any receiver), so people hear about them without watching dashboards.
+
+Events: ``drift_detected``, ``retrain_failed``, ``retrain_rejected``, ``promoted``,
+``rejected``, ``inconclusive`` and ``rolled_back``. Each message is
+``{"event", "model", "summary", "details", "sent_at"}``. Without ``alerts.webhook_url`` nothing
+is sent. A failing receiver is retried a few times and then logged: an alert never fails the
+work that raised it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from driftloop.config import Settings
+
+log = logging.getLogger(__name__)
+EVENTS = (
+    "drift_detected",
+    "retrain_failed",
+    "retrain_rejected",
+    "promoted",
+    "rejected",
+    "inconclusive",
+    "rolled_back",
+)
+
+
+def send(
+    settings: Settings, event: str, summary: str, details: dict[str, Any] | None = None
+) -> bool:
+    """Post one event to the configured webhook; True when it was delivered."""
+    import requests
+    from tenacity import (
+        RetryError,
+        Retrying,
+        retry_if_exception_type,
+        stop_after_attempt,
+        wait_exponential,
+    )
+
+    if event not in EVENTS:
+        raise ValueError(f"unknown alert event {event!r}; known: {', '.join(EVENTS)}")
+    url = settings.alerts.webhook_url
+    if not url:
+        return False
+    message = {
+        "event": event,
+        "model": settings.model.name,
+        "summary": summary,
+        "details": details or {},
+        "sent_at": datetime.now(UTC).isoformat(),
+    }
+    try:
+        for attempt in Retrying(
+            stop=stop_after_attempt(settings.alerts.attempts),
+            wait=wait_exponential(multiplier=0.5, max=5),
+            retry=retry_if_exception_type(requests.RequestException),
+        ):
+            with attempt:
+                response = requests.post(url, json=message, timeout=settings.alerts.timeout_seconds)
+                response.raise_for_status()
+    except (RetryError, requests.RequestException) as exc:
+        log.warning("alert %s not delivered to the webhook: %s", event, exc)
+        return False
+    return True

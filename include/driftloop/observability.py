@@ -1,0 +1,166 @@
+"""The loop's state as numbers for dashboards: the latest drift check (share, verdict, every
+feature's statistics), retrain outcomes, the running A/B test and Production's online metric.
+
+They live in driftloop's database; :func:`loop_gauges` reads them at scrape time, so every
+server replica exports the same values whatever worker answers. The server's ``/metrics``
+exposes them beside its own request metrics (``serving.metrics``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from driftloop.storage import ABEvaluation, ABTest, DriftCheck, HealthCheck, RetrainRun
+
+DRIFT_STATUSES = ("drift", "no_drift", "insufficient_data", "failed")
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """One exported metric family: name, help, label names and (labels, value) samples."""
+
+    name: str
+    documentation: str
+    labels: tuple[str, ...] = ()
+    samples: list[tuple[tuple[str, ...], float]] = field(default_factory=list)
+
+
+def loop_gauges(engine: sa.Engine, model_name: str) -> list[Gauge]:
+    """Every loop metric, read from the database now."""
+    with engine.connect() as connection:
+        return [
+            *_drift(connection),
+            _retrain(connection),
+            *_ab(connection, model_name),
+            *_health(connection, model_name),
+        ]
+
+
+def _drift(connection: sa.Connection) -> list[Gauge]:
+    counts = dict(
+        connection.execute(
+            sa.select(DriftCheck.status, sa.func.count()).group_by(DriftCheck.status)
+        ).all()
+    )
+    checks = Gauge(
+        "driftloop_drift_checks",
+        "Drift checks stored, by verdict",
+        ("status",),
+        [((s,), float(counts.get(s, 0))) for s in DRIFT_STATUSES],
+    )
+    latest = connection.execute(
+        sa.select(DriftCheck.status, DriftCheck.drift_share, DriftCheck.json_path)
+        .where(DriftCheck.status != "failed")
+        .order_by(DriftCheck.id.desc())
+        .limit(1)
+    ).first()
+    share = Gauge("driftloop_drift_share", "Share of drifted features in the latest checked batch")
+    detected = Gauge("driftloop_drift_detected", "1 when the latest checked batch drifted")
+    scores = Gauge(
+        "driftloop_drift_feature_score",
+        "Each feature's drift statistic in the latest checked batch",
+        ("feature", "statistic"),
+    )
+    if latest is not None:
+        share.samples.append(((), float(latest.drift_share or 0.0)))
+        detected.samples.append(((), 1.0 if latest.status == "drift" else 0.0))
+        scores.samples.extend(_feature_scores(latest.json_path))
+    return [checks, share, detected, scores]
+
+
+def _feature_scores(json_path: str | None) -> list[tuple[tuple[str, ...], float]]:
+    if not json_path or not Path(json_path).exists():
+        return []
+    report = json.loads(Path(json_path).read_text())
+    return [
+        ((feature["name"], statistic), float(measured["value"]))
+        for feature in report.get("features", [])
+        for statistic, measured in (feature.get("statistics") or {}).items()
+        if measured.get("value") is not None
+    ]
+
+
+def _retrain(connection: sa.Connection) -> Gauge:
+    rows = connection.execute(
+        sa.select(RetrainRun.decision, sa.func.count()).group_by(RetrainRun.decision)
+    ).all()
+    return Gauge(
+        "driftloop_retrain_runs",
+        "Retrain runs stored, by decision (staging, rejected, skipped, failed, production)",
+        ("decision",),
+        [((decision,), float(count)) for decision, count in rows],
+    )
+
+
+def _ab(connection: sa.Connection, model_name: str) -> list[Gauge]:
+    metric = Gauge(
+        "driftloop_ab_metric", "The A/B decision metric per variant", ("variant", "metric")
+    )
+    samples = Gauge("driftloop_ab_samples", "Records with feedback per variant", ("variant",))
+    p_value = Gauge("driftloop_ab_p_value", "The latest always-valid p-value of the A/B test")
+    running = Gauge("driftloop_ab_running", "1 while an A/B test is running")
+    row = connection.execute(
+        sa.select(
+            ABEvaluation.metric,
+            ABEvaluation.production_value,
+            ABEvaluation.staging_value,
+            ABEvaluation.production_samples,
+            ABEvaluation.staging_samples,
+            ABEvaluation.p_value,
+            ABTest.status,
+        )
+        .join(ABTest, ABTest.id == ABEvaluation.test_id)
+        .where(ABTest.model_name == model_name)
+        .order_by(ABEvaluation.id.desc())
+        .limit(1)
+    ).first()
+    if row is not None:
+        for variant, value, count in (
+            ("production", row.production_value, row.production_samples),
+            ("staging", row.staging_value, row.staging_samples),
+        ):
+            if value is not None:
+                metric.samples.append(((variant, row.metric), float(value)))
+            samples.samples.append(((variant,), float(count)))
+        if row.p_value is not None:
+            p_value.samples.append(((), float(row.p_value)))
+        running.samples.append(((), 1.0 if row.status == "running" else 0.0))
+    return [metric, samples, p_value, running]
+
+
+def _health(connection: sa.Connection, model_name: str) -> list[Gauge]:
+    online = Gauge(
+        "driftloop_production_online_metric",
+        "Production's metric over its latest records with feedback",
+        ("version", "metric"),
+    )
+    baseline = Gauge(
+        "driftloop_production_baseline_metric",
+        "Production's metric over its first records with feedback",
+        ("version", "metric"),
+    )
+    decayed = Gauge("driftloop_production_decayed", "1 when Production's online metric decayed")
+    row = connection.execute(
+        sa.select(
+            HealthCheck.model_version,
+            HealthCheck.metric,
+            HealthCheck.current,
+            HealthCheck.baseline,
+            HealthCheck.decayed,
+        )
+        .where(HealthCheck.model_name == model_name)
+        .order_by(HealthCheck.id.desc())
+        .limit(1)
+    ).first()
+    if row is not None:
+        labels = (row.model_version, row.metric)
+        if row.current is not None:
+            online.samples.append((labels, float(row.current)))
+        if row.baseline is not None:
+            baseline.samples.append((labels, float(row.baseline)))
+        decayed.samples.append(((), 1.0 if row.decayed else 0.0))
+    return [online, baseline, decayed]

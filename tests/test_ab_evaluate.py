@@ -1,0 +1,163 @@
+"""A/B decisions on simulated feedback: promote, reject, keep collecting, give up; guardrails;
+Production's decay; and the registry, audit log and reports that follow."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from driftloop import registry
+from driftloop.ab.evaluate import evaluate, running_test
+from driftloop.ab.health import check_production
+from driftloop.promotion import history, roles, rollback
+from driftloop.storage import ABTest, make_engine, session_scope, upgrade
+
+from .ab_traffic import send
+from .registry_home import production_and_staging
+
+PRODUCTION, STAGING = registry.PRODUCTION, registry.STAGING
+
+
+@pytest.fixture
+def pair(settings):
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    production, staging = production_and_staging(settings)
+    yield settings, engine, production, staging
+    engine.dispose()
+
+
+def test_no_test_before_staging_answers_anything(pair):
+    settings, engine, *_ = pair
+    assert running_test(settings, engine) is None
+    assert evaluate(settings, engine) is None
+
+
+def test_better_staging_is_promoted_with_its_evidence(pair):
+    settings, engine, production, staging = pair
+    send(settings, engine, PRODUCTION, production, 1500, 0.55, seed=1)
+    send(settings, engine, STAGING, staging, 1500, 0.70, seed=2)
+    evaluation = evaluate(settings, engine)
+    assert evaluation.decision == "promote" and evaluation.acted
+    assert evaluation.sequential.significant and evaluation.sequential.difference > 0
+    assert evaluation.sequential.ci_low > 0
+    assert roles(settings) == (staging, None)
+    client = registry.configure(settings)
+    assert client.get_model_version(settings.model.name, production).current_stage == "Archived"
+    assert client.get_model_version(settings.model.name, staging).current_stage == "Production"
+    (audit,) = history(engine, settings.model.name)
+    assert audit["action"] == "promote" and audit["actor"] == "ab_evaluate"
+    assert audit["production_before"] == production and audit["production_after"] == staging
+    record = json.loads(Path(evaluation.json_path).read_text())
+    assert record["decision"] == "promote" and record["move"]["production_after"] == staging
+    page = Path(evaluation.html_path).read_text()
+    assert page.count("data:image/png;base64,") == 2 and "always-valid" in page
+    with session_scope(engine) as session:
+        assert session.get(ABTest, evaluation.test_id).status == "promoted"
+    assert evaluate(settings, engine) is None  # no Staging left: no test
+
+
+def test_worse_staging_is_rejected_and_production_stays(pair):
+    settings, engine, production, staging = pair
+    send(settings, engine, PRODUCTION, production, 1500, 0.65, seed=1)
+    send(settings, engine, STAGING, staging, 1500, 0.50, seed=2)
+    evaluation = evaluate(settings, engine)
+    assert evaluation.decision == "reject" and "worse" in evaluation.reason
+    assert roles(settings) == (production, None)
+    version = registry.configure(settings).get_model_version(settings.model.name, staging)
+    assert version.current_stage == "Archived"
+
+
+def test_equal_variants_keep_collecting_then_keep_production(pair):
+    settings, engine, production, staging = pair
+    send(settings, engine, PRODUCTION, production, 1500, 0.60, seed=1)
+    send(settings, engine, STAGING, staging, 1500, 0.60, seed=1)  # the same outcomes
+    evaluation = evaluate(settings, engine)
+    assert evaluation.decision == "continue" and not evaluation.acted
+    assert roles(settings) == (production, staging)
+    later = datetime.now(UTC) + timedelta(days=settings.ab.max_days + 1)
+    expired = evaluate(settings, engine, now=later)
+    assert expired.decision == "inconclusive" and "Production stays" in expired.reason
+    assert roles(settings) == (production, None)
+    assert history(engine, settings.model.name)[0]["action"] == "inconclusive"
+
+
+def test_too_little_feedback_keeps_collecting(pair):
+    settings, engine, production, staging = pair
+    send(settings, engine, PRODUCTION, production, 100, 0.3, seed=1)
+    send(settings, engine, STAGING, staging, 100, 0.9, seed=2)  # a huge gap, but 100 < 200
+    evaluation = evaluate(settings, engine)
+    assert evaluation.decision == "continue" and "200 each needed" in evaluation.reason
+
+
+def test_a_failing_staging_is_rejected_by_the_guardrail(pair):
+    settings, engine, production, staging = pair
+    send(settings, engine, PRODUCTION, production, 100, 0.6, seed=1)
+    send(settings, engine, STAGING, staging, 60, 0.6, seed=2, failed=10)
+    evaluation = evaluate(settings, engine)
+    assert evaluation.decision == "reject" and evaluation.reason.startswith("guardrail")
+    assert evaluation.staging.failed_requests == 10
+    assert roles(settings) == (production, None)
+
+
+def test_a_slow_staging_is_rejected_by_the_guardrail(pair):
+    settings, engine, production, staging = pair
+    send(settings, engine, PRODUCTION, production, 100, 0.6, seed=1)
+    send(settings, engine, STAGING, staging, 100, 0.6, seed=2, latency_ms=900)
+    evaluation = evaluate(settings, engine)
+    assert evaluation.decision == "reject" and "p99" in evaluation.reason
+
+
+def test_a_new_staging_version_starts_a_new_test(pair):
+    settings, engine, _production, staging = pair
+    send(settings, engine, STAGING, staging, 10, 0.6, seed=2)
+    first = running_test(settings, engine)
+    from .registry_home import register_versions
+
+    (newer,) = register_versions(settings, 1)
+    client = registry.configure(settings)
+    registry.set_role(client, settings.model.name, newer, STAGING)
+    send(settings, engine, STAGING, newer, 10, 0.6, seed=3)
+    second = running_test(settings, engine)
+    assert second.id != first.id and second.staging_version == newer
+    with session_scope(engine) as session:
+        assert session.get(ABTest, first.id).status == "superseded"
+
+
+def test_rollback_restores_the_previous_production(pair):
+    settings, engine, production, staging = pair
+    send(settings, engine, PRODUCTION, production, 1500, 0.55, seed=1)
+    send(settings, engine, STAGING, staging, 1500, 0.70, seed=2)
+    assert evaluate(settings, engine).decision == "promote"
+    move = rollback(settings, engine, "cli:tester", "a bad surprise")
+    assert (move.production_before, move.production_after) == (staging, production)
+    assert roles(settings) == (production, None)
+    assert [h["action"] for h in history(engine, settings.model.name)] == ["rollback", "promote"]
+    with pytest.raises(registry.RegistryError, match="no earlier Production"):
+        rollback(settings, engine, "cli:tester", "again")  # v1 was bootstrapped: nothing before
+
+
+def test_production_decay_is_announced_once(pair):
+    settings, engine, production, _ = pair
+    start = datetime.now(UTC) - timedelta(hours=3)
+    send(settings, engine, PRODUCTION, production, 600, 0.80, seed=1, start=start)
+    healthy = check_production(settings, engine, production)
+    assert not healthy.decayed and "needed" in healthy.reason
+    send(
+        settings,
+        engine,
+        PRODUCTION,
+        production,
+        600,
+        0.50,
+        seed=2,
+        start=start + timedelta(hours=1),
+    )
+    decayed = check_production(settings, engine, production)
+    assert decayed.decayed and decayed.new_decay
+    assert decayed.baseline > 0.7 and decayed.current < 0.6
+    again = check_production(settings, engine, production)
+    assert again.decayed and not again.new_decay  # announced once per decaying version

@@ -1,0 +1,84 @@
+"""Alerts reach a webhook: one message per event type, from the places that raise them, and a
+dead receiver never fails the work."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from driftloop import alerts, promotion, registry
+from driftloop.config import load_settings
+from driftloop.stack.processes import free_port
+from driftloop.storage import make_engine, upgrade
+
+from .conftest import ROOT
+from .registry_home import production_and_staging, register_versions
+
+
+@pytest.fixture
+def receiver():
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", received
+    server.shutdown()
+
+
+def test_one_message_per_event_type(receiver, settings, tmp_path):
+    url, received = receiver
+    settings = load_settings(
+        ROOT / "driftloop.yaml", storage={"home": tmp_path / "home"}, alerts={"webhook_url": url}
+    )
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    production, staging = production_and_staging(settings)
+    # raised by the DAG tasks (drift_monitor's announce_drift, retrain's gate and its callback)
+    assert alerts.send(settings, "drift_detected", "batch 4 drifted", {"batch_id": 4})
+    assert alerts.send(settings, "retrain_rejected", "version 3 rejected", {})
+    assert alerts.send(settings, "retrain_failed", "train failed", {"task_id": "train"})
+    # raised by the registry moves, whoever makes them
+    promotion.promote(settings, engine, "cli:ops", "better in the A/B test")
+    promotion.rollback(settings, engine, "cli:ops", "complaints")
+    (third,) = register_versions(settings, 1)
+    registry.set_role(registry.configure(settings), settings.model.name, third, registry.STAGING)
+    promotion.reject(settings, engine, "ab_evaluate", "worse")
+    (fourth,) = register_versions(settings, 1)
+    registry.set_role(registry.configure(settings), settings.model.name, fourth, registry.STAGING)
+    promotion.reject(
+        settings, engine, "ab_evaluate", "no difference", action=promotion.INCONCLUSIVE
+    )
+    assert sorted(m["event"] for m in received) == sorted(alerts.EVENTS)
+    promoted = next(m for m in received if m["event"] == "promoted")
+    assert promoted["model"] == settings.model.name and promoted["details"]["actor"] == "cli:ops"
+    assert promoted["details"]["production_after"] == staging and production in promoted["summary"]
+
+
+def test_a_dead_receiver_is_logged_not_raised(tmp_path, caplog):
+    settings = load_settings(
+        ROOT / "driftloop.yaml",
+        storage={"home": tmp_path / "home"},
+        alerts={"webhook_url": f"http://127.0.0.1:{free_port()}/hook", "attempts": 2},
+    )
+    assert alerts.send(settings, "promoted", "x") is False
+    assert "not delivered" in caplog.text
+
+
+def test_no_webhook_no_alert_and_unknown_events_are_errors(settings):
+    assert alerts.send(settings, "promoted", "x") is False
+    with pytest.raises(ValueError, match="unknown alert event"):
+        alerts.send(settings, "exploded", "x")

@@ -1,0 +1,44 @@
+"""The loop gauges read what the loop stored: drift, retrain, A/B and Production's health."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from driftloop import registry
+from driftloop.ab.evaluate import evaluate
+from driftloop.ab.health import check_production
+from driftloop.observability import loop_gauges
+from driftloop.storage import make_engine, upgrade
+
+from .ab_traffic import send
+from .registry_home import production_and_staging
+
+
+def _values(gauges) -> dict[str, dict[tuple[str, ...], float]]:
+    return {g.name: dict(g.samples) for g in gauges}
+
+
+def test_an_empty_loop_exports_zeros_not_errors(settings):
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    values = _values(loop_gauges(engine, settings.model.name))
+    assert values["driftloop_drift_checks"][("drift",)] == 0.0
+    assert values["driftloop_ab_metric"] == {} and values["driftloop_drift_share"] == {}
+
+
+def test_ab_and_health_numbers_are_exported(settings):
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    production, staging = production_and_staging(settings)
+    start = datetime.now(UTC) - timedelta(hours=1)  # one start: the test counts from Staging's
+    send(settings, engine, registry.PRODUCTION, production, 1500, 0.55, seed=1, start=start)
+    send(settings, engine, registry.STAGING, staging, 1500, 0.70, seed=2, start=start)
+    evaluation = evaluate(settings, engine, act=False)
+    check_production(settings, engine, production)
+    values = _values(loop_gauges(engine, settings.model.name))
+    metric = values["driftloop_ab_metric"]
+    assert metric[("staging", "accuracy")] == evaluation.staging.metrics["accuracy"].value
+    assert values["driftloop_ab_samples"][("production",)] == 1500.0
+    assert values["driftloop_ab_running"][()] == 1.0
+    online = values["driftloop_production_online_metric"][(production, "accuracy")]
+    assert 0.5 < online < 0.6
