@@ -10,6 +10,7 @@ import math
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from driftloop.storage import Feedback, Prediction, session_scope
 from serving.app import create_app
@@ -238,8 +239,19 @@ def test_operational_endpoints(client, served):
         and models["variants"]["staging"]["version"] == "2"
     )
     assert models["weights"]["staging"] + models["weights"]["production"] == 1.0
+    refused = {"variant": "staging", "status": "422"}
+    before = _sample(client, "driftloop_prediction_errors_total", refused)
     client.post("/predict", json={"record": GOOD})
-    assert b"driftloop_predictions_total" in client.get("/metrics").data
+    client.post(
+        "/predict", json={"record": {**GOOD, "alcohol": "x"}}, headers={"X-Variant": "staging"}
+    )
+    exported = client.get("/metrics").get_data(as_text=True)
+    assert "driftloop_predictions_total" in exported
+    # counters live for the whole test process: earlier tests' refusals were routed at random
+    assert _sample(client, "driftloop_prediction_errors_total", refused) == before + 1
+    # the loop's state, read from the database and the model store at scrape time
+    assert 'driftloop_model_version_info{role="production",version="1"} 1.0' in exported
+    assert 'driftloop_drift_checks{status="drift"} 0.0' in exported
     spec = client.get("/openapi.json").json
     assert {"/predict", "/feedback", "/admin/traffic"} <= set(spec["paths"])
     assert "openapi.json" in client.get("/docs").get_data(as_text=True)
@@ -284,3 +296,13 @@ def test_unreachable_registry_keeps_the_last_good_models(app, client, monkeypatc
     ready = client.get("/ready").json
     assert ready["ready"] and "degraded" in ready["status"]
     assert client.post("/predict", json={"record": GOOD}).status_code == 200
+
+
+def _sample(client, name: str, labels: dict[str, str]) -> float:
+    """One sample of /metrics, 0 when the series does not exist yet."""
+    text = client.get("/metrics").get_data(as_text=True)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
