@@ -30,7 +30,9 @@ DRIFT = Asset(DRIFT_ASSET_URI)
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
     params={
-        "batch": Param(None, type=["null", "string"], description="Batch id or name to check.")
+        "batch": Param(
+            None, type=["null", "string", "integer"], description="Batch id or name to check."
+        )
     },
     tags=["driftloop"],
     doc_md=__doc__,

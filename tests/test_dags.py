@@ -97,7 +97,9 @@ def test_drift_monitor_emits_the_drift_asset_only_for_a_drifted_batch(airflow_en
     assert clean["tasks"]["announce_drift"] == "skipped"
     assert clean["events"] == []
 
-    drifted = _dag_test(env, "drift_monitor", {"batch": "12"})
+    drifted = _dag_test(
+        env, "drift_monitor", {"batch": 12}
+    )  # an id as a number, as a JSON conf gives it
     assert drifted["tasks"]["announce_drift"] == "success"
     (event,) = drifted["events"]
     assert event["uri"].rstrip("/") == "driftloop://drift"

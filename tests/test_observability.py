@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from driftloop import registry
 from driftloop.ab.evaluate import evaluate
 from driftloop.ab.health import check_production
+from driftloop.drift.monitor import check_next_batch
+from driftloop.ingest import ingest_landing, list_batches
 from driftloop.observability import loop_gauges
 from driftloop.storage import make_engine, upgrade
+from driftloop.stream import replay
 
 from .ab_traffic import send
 from .registry_home import production_and_staging
@@ -42,3 +49,30 @@ def test_ab_and_health_numbers_are_exported(settings):
     assert values["driftloop_ab_running"][()] == 1.0
     online = values["driftloop_production_online_metric"][(production, "accuracy")]
     assert 0.5 < online < 0.6
+
+
+def test_the_latest_drift_check_is_exported_feature_by_feature(settings, engine):
+    replay(settings, "gradual", n_batches=9, start_batch=2, strength=0.9)
+    ingest_landing(settings, engine)
+    last = list_batches(engine)[-1]
+    outcome = check_next_batch(settings, engine, last.id)
+    assert outcome.status == "drift"
+    values = _values(loop_gauges(engine, settings.model.name))
+    assert values["driftloop_drift_detected"][()] == 1.0
+    assert values["driftloop_drift_checks"][("drift",)] == 1.0
+    report = json.loads(Path(outcome.html_path).with_suffix(".json").read_text())
+    assert values["driftloop_drift_share"][()] == report["drift_share"]
+    stored = {
+        (feature["name"], statistic): measured["value"]
+        for feature in report["features"]
+        for statistic, measured in feature["statistics"].items()
+        if measured["value"] is not None
+    }
+    assert stored and values["driftloop_drift_feature_score"] == stored
+    # scrapes parse the report once, and again when the file is rewritten
+    report["features"][0]["statistics"]["mean_shift"]["value"] = 42.0
+    json_path = Path(outcome.html_path).with_suffix(".json")
+    json_path.write_text(json.dumps(report))
+    os.utime(json_path, ns=(time.time_ns(), time.time_ns() + 1_000_000_000))
+    again = _values(loop_gauges(engine, settings.model.name))["driftloop_drift_feature_score"]
+    assert again[(report["features"][0]["name"], "mean_shift")] == 42.0

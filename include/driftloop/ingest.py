@@ -146,11 +146,10 @@ def _record_validation(
     return IngestOutcome(batch.name, status, batch.id, result.reasons, result.notes, batch.n_rows)
 
 
-def find_batch(session: sa.orm.Session, batch_ref: str) -> Batch:
-    """A batch by id or by file name."""
-    query = sa.select(Batch).where(
-        Batch.id == int(batch_ref) if batch_ref.isdigit() else Batch.name == batch_ref
-    )
+def find_batch(session: sa.orm.Session, batch_ref: str | int) -> Batch:
+    """A batch by id (a number, or digits as text from the CLI or a DAG param) or by file name."""
+    text = str(batch_ref).strip()
+    query = sa.select(Batch).where(Batch.id == int(text) if text.isdigit() else Batch.name == text)
     batch = session.scalar(query)
     if batch is None:
         raise IngestError(f"no batch with id or name {batch_ref!r}")

@@ -8,6 +8,7 @@ exposes them beside its own request metrics (``serving.metrics``).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,13 +76,21 @@ def _drift(connection: sa.Connection) -> list[Gauge]:
 def _feature_scores(json_path: str | None) -> list[tuple[tuple[str, ...], float]]:
     if not json_path or not Path(json_path).exists():
         return []
-    report = json.loads(Path(json_path).read_text())
-    return [
+    path = Path(json_path)
+    return list(_scores_in_report(str(path), path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _scores_in_report(path: str, _mtime_ns: int) -> tuple[tuple[tuple[str, ...], float], ...]:
+    """A report is written once (atomically) and read on every scrape: parse it once per
+    version of the file (the modification time is part of the key)."""
+    report = json.loads(Path(path).read_text())
+    return tuple(
         ((feature["name"], statistic), float(measured["value"]))
         for feature in report.get("features", [])
         for statistic, measured in (feature.get("statistics") or {}).items()
         if measured.get("value") is not None
-    ]
+    )
 
 
 def _retrain(connection: sa.Connection) -> Gauge:

@@ -165,7 +165,7 @@ def next_unchecked_batch(engine: sa.Engine) -> int | None:
 def check_next_batch(
     settings: Settings,
     engine: sa.Engine,
-    batch_ref: str | None = None,
+    batch_ref: str | int | None = None,
     production_version: str | None = None,
 ) -> CheckOutcome | None:
     """Check ``batch_ref`` (or the oldest unchecked batch) and store the result.
