@@ -1,5 +1,7 @@
 # One image for every driftloop service: Airflow's components, the MLflow server and the
-# prediction server (compose runs each with its own command). Non-root.
+# prediction server (compose runs each with its own command). Non-root. Every folder a
+# named volume mounts is made here and owned by the user: Docker gives a new volume the
+# ownership of the image's folder (else root, and the user could not write).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,7 +20,7 @@ RUN pip install --no-cache-dir uv==0.13.9 \
 COPY . .
 RUN uv pip install --system --no-deps . \
     && useradd --uid 50000 --create-home --home-dir /home/driftloop driftloop \
-    && mkdir -p /opt/airflow /var/lib/driftloop /mlartifacts \
+    && mkdir -p /opt/airflow/logs /opt/airflow/auth /var/lib/driftloop /mlartifacts \
     && chown -R driftloop /opt/airflow /var/lib/driftloop /mlartifacts /opt/driftloop
 
 USER driftloop

@@ -3,10 +3,14 @@ the image, and the Grafana dashboard, whose every query must name a metric the c
 
 from __future__ import annotations
 
+import configparser
+import importlib.util
 import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -150,12 +154,72 @@ def test_the_dashboard_queries_only_metrics_the_code_exports():
         assert needed in queried
 
 
-def test_airflow_cfg_is_sized_for_a_small_machine():
-    import configparser
-
+def _airflow_cfg() -> configparser.ConfigParser:
     config = configparser.ConfigParser(interpolation=None)
     config.read(ROOT / "airflow.cfg")
+    return config
+
+
+def test_airflow_cfg_is_sized_for_a_small_machine():
+    config = _airflow_cfg()
     assert config["core"]["executor"] == "LocalExecutor"
     assert int(config["core"]["parallelism"]) <= 8
     keys = {key for section in config.sections() for key in config[section]}
     assert not keys & {"jwt_secret", "secret_key", "fernet_key"}  # secrets come from the env
+
+
+def test_airflow_cfg_names_only_options_airflow_knows():
+    """A misspelt option is silently ignored by Airflow; check against its own option list."""
+    package = importlib.util.find_spec("airflow").submodule_search_locations[0]
+    known = yaml.safe_load((Path(package) / "config_templates/config.yml").read_text())
+    config = _airflow_cfg()
+    for section in config.sections():
+        assert section in known, f"airflow.cfg: unknown section [{section}]"
+        for key in config[section]:
+            assert key in known[section]["options"], f"airflow.cfg: unknown [{section}] {key}"
+
+
+def _driftloop_services() -> dict[str, dict]:
+    return {name: s for name, s in SERVICES.items() if s.get("image") == "driftloop:latest"}
+
+
+def test_airflow_components_share_the_project_config_and_every_secret():
+    workdir = re.search(r"^WORKDIR (\S+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE)[1]
+    for name, service in _driftloop_services().items():
+        env = service["environment"]
+        assert env["AIRFLOW_CONFIG"] == f"{workdir}/airflow.cfg", name  # the COPY puts it there
+        for shared in (
+            "AIRFLOW__CORE__FERNET_KEY",
+            "AIRFLOW__API_AUTH__JWT_SECRET",
+            "AIRFLOW__API__SECRET_KEY",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+        ):
+            assert env[shared] == SERVICES["airflow-scheduler"]["environment"][shared], name
+
+
+def test_the_image_owns_every_folder_a_volume_mounts():
+    """Docker gives a new named volume the ownership of the image's folder: a folder the image
+    lacks is mounted root-owned, and the non-root user cannot write there."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    made = set(re.search(r"mkdir -p ([^\\&]+)", dockerfile)[1].split())
+    owned = re.search(r"chown -R \S+ ([^\n]+)", dockerfile)[1].split()
+    for name, service in _driftloop_services().items():
+        for volume in service["volumes"]:
+            source, target = volume.split(":")[:2]
+            if source.startswith("."):
+                continue
+            assert target in made, f"{name}: the image does not make {target}"
+            assert any(target.startswith(folder) for folder in owned), f"{name}: {target}"
+
+
+def test_mlflow_accepts_the_host_the_other_services_call_it_by():
+    command = SERVICES["mlflow"]["command"]
+    allowed = command[command.index("--allowed-hosts") + 1].split(",")
+    called = urlsplit(SERVICES["server"]["environment"]["DRIFTLOOP_MLFLOW__TRACKING_URI"])
+    assert called.netloc in allowed and "localhost:5000" in allowed  # and the browser's
+
+
+def test_postgres_is_healthy_only_once_it_listens_on_tcp():
+    """During first start the image's temporary server runs the init SQL on the socket only."""
+    test = SERVICES["postgres"]["healthcheck"]["test"]
+    assert "pg_isready" in test and test[test.index("-h") + 1] == "127.0.0.1"
