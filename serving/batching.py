@@ -34,6 +34,8 @@ class MicroBatcher:
         self.max_rows = max_rows
         self.wait_seconds = wait_seconds
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._closed = False
+        self._closing = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -42,12 +44,20 @@ class MicroBatcher:
         if len(frame) >= self.max_rows:
             return self._predict(frame)
         future: Future[Prediction] = Future()
-        self._queue.put((frame, future))
+        with self._closing:
+            closed = self._closed
+            if not closed:
+                self._queue.put((frame, future))
+        if closed:  # routed to this model just before a swap closed it: answer alone
+            return self._predict(frame)
         return future.result()
 
     def close(self) -> None:
-        """Finish what is queued, then stop (requests in flight still get their answers)."""
-        self._queue.put(_STOP)
+        """Finish what is queued, then stop. Requests in flight still get their answers: those
+        queued before are answered by the thread, those that arrive later predict alone."""
+        with self._closing:
+            self._closed = True
+            self._queue.put(_STOP)
 
     def _run(self) -> None:
         while True:
@@ -75,8 +85,11 @@ class MicroBatcher:
             frame = _together([f for f, _ in pending])
             predictions, probabilities = self._predict(frame)
         except Exception as exc:
-            for _, future in pending:
-                future.set_exception(exc)
+            if len(pending) == 1:
+                pending[0][1].set_exception(exc)
+                return
+            for one in pending:  # one bad request must not fail the others batched with it
+                self._answer([one])
             return
         start = 0
         for part, future in pending:

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from driftloop import registry
-from driftloop.ab.evaluate import evaluate, running_test
+from driftloop.ab.evaluate import _act, evaluate, running_test
 from driftloop.ab.health import check_production
-from driftloop.promotion import history, roles, rollback
+from driftloop.promotion import history, promote, roles, rollback
 from driftloop.storage import ABTest, make_engine, session_scope, upgrade
 
 from .ab_traffic import send
-from .registry_home import production_and_staging
+from .registry_home import production_and_staging, register_versions
 
 PRODUCTION, STAGING = registry.PRODUCTION, registry.STAGING
 
@@ -161,3 +161,19 @@ def test_production_decay_is_announced_once(pair):
     assert decayed.baseline > 0.7 and decayed.current < 0.6
     again = check_production(settings, engine, production)
     assert again.decayed and not again.new_decay  # announced once per decaying version
+
+
+def test_a_decision_moves_only_the_pair_it_tested(pair):
+    """A version staged between the evaluation and the move is never promoted untested."""
+    settings, engine, production, staging = pair
+    send(settings, engine, PRODUCTION, production, 1500, 0.55, seed=1)
+    send(settings, engine, STAGING, staging, 1500, 0.70, seed=2)
+    evaluation = evaluate(settings, engine, act=False)
+    assert evaluation.decision == "promote"
+    (newer,) = register_versions(settings, 1)
+    registry.set_role(registry.configure(settings), settings.model.name, newer, STAGING)
+    with pytest.raises(registry.RegistryError, match=r"roles of .* changed"):
+        _act(settings, engine, evaluation)
+    with pytest.raises(registry.RegistryError, match="nothing was moved"):
+        promote(settings, engine, "cli:tester", "as shown", expected=(production, staging))
+    assert roles(settings) == (production, newer) and history(engine, settings.model.name) == []

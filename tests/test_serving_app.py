@@ -306,3 +306,18 @@ def _sample(client, name: str, labels: dict[str, str]) -> float:
             if sample.name == name and sample.labels == labels:
                 return sample.value
     return 0.0
+
+
+def test_a_registry_error_is_not_read_as_no_production(app, client, monkeypatch):
+    """A 5xx from the registry while looking up an alias means "unknown", not "absent"."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    def unavailable(*_args, **_kwargs):
+        raise MlflowException("registry busy", error_code="TEMPORARILY_UNAVAILABLE")
+
+    monkeypatch.setattr(MlflowClient, "get_model_version_by_alias", unavailable)
+    snapshot = app.extensions["driftloop"]["store"].refresh()
+    assert not snapshot.registry_ok and snapshot.production.version == "1"
+    assert client.post("/predict", json={"record": GOOD}).status_code == 200
+    assert client.get("/ready").status_code == 200

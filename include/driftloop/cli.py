@@ -581,7 +581,9 @@ def promote_command(reason: Reason = None, yes: Yes = False, actor: Actor = None
         raise ValueError(f"{settings.model.name} has no Staging version to promote")
     _act(
         f"Promote Staging v{staging} to Production (archiving v{production})?",
-        lambda why, who: promote(settings, _engine(settings), who, why),
+        lambda why, who: promote(
+            settings, _engine(settings), who, why, expected=(production, staging)
+        ),
         reason,
         yes,
         actor,
@@ -594,12 +596,14 @@ def reject_command(reason: Reason = None, yes: Yes = False, actor: Actor = None)
     from driftloop.promotion import reject, roles
 
     settings = _settings()
-    _, staging = roles(settings)
+    production, staging = roles(settings)
     if staging is None:
         raise ValueError(f"{settings.model.name} has no Staging version to reject")
     _act(
         f"Reject Staging v{staging} (archive it)?",
-        lambda why, who: reject(settings, _engine(settings), who, why),
+        lambda why, who: reject(
+            settings, _engine(settings), who, why, expected=(production, staging)
+        ),
         reason,
         yes,
         actor,
@@ -744,6 +748,12 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except Exception as exc:
+        mlflow_errors = sys.modules.get("mlflow.exceptions")  # imported if MLflow raised
+        if mlflow_errors and isinstance(exc, mlflow_errors.MlflowException):
+            message = str(exc).strip().splitlines() or [exc.error_code]
+            where = sys.modules["mlflow"].get_tracking_uri()
+            typer.echo(f"error: MLflow at {where}: {message[0]}", err=True)
+            sys.exit(1)
         # Usage errors (click's, which typer vendors) show their message and carry an exit code.
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()

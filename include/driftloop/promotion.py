@@ -51,13 +51,22 @@ def _roles(client: Any, name: str) -> tuple[str | None, str | None]:
     return (production and production.version, staging and staging.version)
 
 
-def _with_staging(settings: Settings, verb: str) -> tuple[Any, str, str | None, str]:
-    """The client, model name and both roles, for a move that needs a Staging version."""
+def _with_staging(
+    settings: Settings, verb: str, expected: tuple[str | None, str] | None
+) -> tuple[Any, str, str | None, str]:
+    """The client, model name and both roles, for a move that needs a Staging version. With
+    ``expected`` (the pair a person confirmed or a test evaluated), the move happens only if
+    the roles are still that pair: a version staged meanwhile is never moved untested."""
     client = registry.configure(settings)
     name = settings.model.name
     production, staging = _roles(client, name)
     if staging is None:
         raise registry.RegistryError(f"{name} has no Staging version to {verb}")
+    if expected is not None and (production, staging) != expected:
+        raise registry.RegistryError(
+            f"the roles of {name} changed: Production v{production}, Staging v{staging}, "
+            f"not v{expected[0]} and v{expected[1]}; nothing was moved, decide again"
+        )
     return client, name, production, staging
 
 
@@ -68,9 +77,10 @@ def promote(
     reason: str,
     evidence: dict[str, Any] | None = None,
     test_id: int | None = None,
+    expected: tuple[str | None, str] | None = None,
 ) -> Move:
     """Staging becomes Production; the old Production is archived."""
-    client, name, production, staging = _with_staging(settings, "promote")
+    client, name, production, staging = _with_staging(settings, "promote", expected)
     registry.set_role(client, name, staging, registry.PRODUCTION)
     client.delete_registered_model_alias(name, registry.STAGING)
     if production is not None and production != staging:
@@ -88,9 +98,10 @@ def reject(
     evidence: dict[str, Any] | None = None,
     test_id: int | None = None,
     action: str = REJECT,
+    expected: tuple[str | None, str] | None = None,
 ) -> Move:
     """Staging is archived; all traffic goes back to Production."""
-    client, name, production, staging = _with_staging(settings, "reject")
+    client, name, production, staging = _with_staging(settings, "reject", expected)
     registry.archive(client, name, staging)
     client.set_model_version_tag(name, staging, registry.GATE_REASON, f"{action}: {reason}")
     return _audit(

@@ -75,14 +75,21 @@ def _info(version: ModelVersion) -> VersionInfo:
     )
 
 
+# What MLflow answers when the model or the alias does not exist (the stores differ); any
+# other error (the server away, a 5xx) is raised: "unknown" must not read as "absent".
+_ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+
+
 def by_alias(client: MlflowClient, name: str, alias: str) -> VersionInfo | None:
     """The version holding ``alias``, or None (also when the model is not registered yet)."""
     from mlflow.exceptions import MlflowException
 
     try:
         return _info(client.get_model_version_by_alias(name, alias))
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in _ABSENT:
+            return None
+        raise
 
 
 def by_digest(client: MlflowClient, name: str, digest: str) -> VersionInfo | None:

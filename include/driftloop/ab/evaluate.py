@@ -381,9 +381,10 @@ def _act(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> None:
         "report": evaluation.html_path,
         "sequential": evaluation.sequential.to_dict() if evaluation.sequential else None,
     }
+    tested = (evaluation.production_version, evaluation.staging_version)
     if evaluation.decision == PROMOTE:
         move = promotion.promote(
-            settings, engine, ACTOR, evaluation.reason, evidence, evaluation.test_id
+            settings, engine, ACTOR, evaluation.reason, evidence, evaluation.test_id, tested
         )
     else:
         move = promotion.reject(
@@ -396,6 +397,7 @@ def _act(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> None:
             action=promotion.INCONCLUSIVE
             if evaluation.decision == INCONCLUSIVE
             else promotion.REJECT,
+            expected=tested,
         )
     close_test(engine, evaluation.test_id, ENDED[evaluation.decision], evaluation.reason)
     evaluation.acted, evaluation.move = True, move.to_dict()

@@ -1,0 +1,69 @@
+"""The micro-batcher: requests routed to a model just before a swap closes it still get their
+answers, and one bad request never fails the others batched with it."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+import pytest
+
+from serving.batching import MicroBatcher
+
+
+def _doubling(calls: list[int]):
+    def predict(frame: pd.DataFrame):
+        calls.append(len(frame))
+        if (frame["x"] < 0).any():
+            raise ValueError("negative x")
+        return list(frame["x"] * 2), None
+
+    return predict
+
+
+def test_a_request_after_close_is_answered_not_left_waiting():
+    calls: list[int] = []
+    batcher = MicroBatcher(_doubling(calls), max_rows=64, wait_seconds=0.001, name="t")
+    assert batcher.submit(pd.DataFrame({"x": [1.0]}))[0] == [2.0]
+    batcher.close()
+    with ThreadPoolExecutor(1) as pool:  # before the fix this waited forever
+        late = pool.submit(batcher.submit, pd.DataFrame({"x": [3.0]}))
+        assert late.result(timeout=5)[0] == [6.0]
+
+
+def test_one_failing_request_fails_alone():
+    calls: list[int] = []
+    batcher = MicroBatcher(_doubling(calls), max_rows=64, wait_seconds=0.2, name="t")
+    frames = [pd.DataFrame({"x": [float(i)]}) for i in (1, -1, 2, 3)]
+    start = threading.Barrier(len(frames))
+
+    def send(frame):
+        start.wait()
+        return batcher.submit(frame)
+
+    with ThreadPoolExecutor(len(frames)) as pool:
+        futures = [pool.submit(send, f) for f in frames]
+        outcomes = [f.exception(timeout=5) or f.result()[0] for f in futures]
+    batcher.close()
+    assert outcomes[0] == [2.0] and outcomes[2] == [4.0] and outcomes[3] == [6.0]
+    assert isinstance(outcomes[1], ValueError)
+    assert max(calls) > 1  # they were batched together first
+
+
+def test_requests_queued_before_close_are_still_answered():
+    calls: list[int] = []
+    batcher = MicroBatcher(_doubling(calls), max_rows=64, wait_seconds=0.3, name="t")
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(batcher.submit, pd.DataFrame({"x": [float(i)]})) for i in range(3)]
+        batcher.close()
+        assert sorted(f.result(timeout=5)[0][0] for f in futures) == [0.0, 2.0, 4.0]
+
+
+@pytest.mark.parametrize("rows", [64, 100])
+def test_large_frames_skip_the_queue(rows):
+    calls: list[int] = []
+    batcher = MicroBatcher(_doubling(calls), max_rows=64, wait_seconds=0.001, name="t")
+    assert len(batcher.submit(pd.DataFrame({"x": [1.0] * rows}))[0]) == rows
+    batcher.close()
+    assert calls == [rows]
