@@ -28,7 +28,14 @@ from serving.prediction_log import (
     record_feedback,
 )
 from serving.routing import PRODUCTION, STAGING, VARIANTS, TrafficSplit, save_split
-from serving.validation import FeedbackRequest, PredictRequest, RequestError, parse, records_frame
+from serving.validation import (
+    FeedbackRequest,
+    PredictRequest,
+    RequestError,
+    check_feedback_value,
+    parse,
+    records_frame,
+)
 
 ADMIN_TOKEN_ENV, API_KEYS_ENV = "DRIFTLOOP_ADMIN_TOKEN", "DRIFTLOOP_API_KEYS"
 CLIENT_KEY_HEADER, FORCE_VARIANT_HEADER, API_KEY_HEADER = "X-Client-Key", "X-Variant", "X-API-Key"
@@ -272,6 +279,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     def feedback() -> tuple[Response, int]:
         check_api_key()
         body = parse(FeedbackRequest, json_body())
+        check_feedback_value(body.value, settings.data.task)
         try:
             record_feedback(engine, body.record_id, body.value)
         except DuplicateFeedback as exc:
@@ -348,10 +356,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             not isinstance(body, dict)
             or not isinstance(body.get("staging_weight"), int | float)
             or isinstance(body.get("staging_weight"), bool)
+            or not isinstance(body.get("shadow", False), bool)  # "false" is not false
+            or set(body) - {"staging_weight", "shadow"}
         ):
             raise RequestError(422, 'send {"staging_weight": 0..1, "shadow": false}')
         try:
-            split = TrafficSplit(float(body["staging_weight"]), bool(body.get("shadow", False)))
+            split = TrafficSplit(float(body["staging_weight"]), body.get("shadow", False))
         except ValueError as exc:
             raise RequestError(422, str(exc)) from None
         save_split(engine, settings.model.name, split, who="admin-api")

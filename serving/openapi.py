@@ -120,7 +120,16 @@ def openapi_spec(settings: Settings) -> dict[str, Any]:
                             "application/json": {
                                 "schema": {
                                     "type": "object",
-                                    "properties": {"record_id": {"type": "string"}, "value": {}},
+                                    "properties": {
+                                        "record_id": {
+                                            "type": "string",
+                                            "minLength": 1,
+                                            "maxLength": 64,
+                                        },
+                                        "value": {"type": "number"}
+                                        if settings.data.task == "regression"
+                                        else {},
+                                    },
                                     "required": ["record_id", "value"],
                                 }
                             }

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from tenacity import Retrying, stop_never, wait_exponential
+from tenacity import Retrying, retry_if_exception, stop_never, wait_exponential
 
 from driftloop.storage import Feedback, Prediction, make_engine, session_scope
 
@@ -177,24 +177,74 @@ def run_writer(
             # executemany needs every row to name every column
             batch.extend({**_EMPTY_ROW, "created_at": now, **row} for row in rows)
         if batch:
-            _insert(engine, batch)
-            print(len(batch), flush=True)
+            print(_insert(engine, batch), flush=True)
         if retention_days is not None and time.monotonic() >= next_purge:
             next_purge = time.monotonic() + 3600
             _purge(engine, retention_days)
     engine.dispose()
 
 
-def _insert(engine: sa.Engine, batch: list[dict[str, Any]]) -> None:
+def _insert(engine: sa.Engine, batch: list[dict[str, Any]]) -> int:
+    """Insert a batch, retrying while the database is away. A batch the database refuses for
+    its content (PostgreSQL refuses NUL characters, say) would be refused forever and hold up
+    every row behind it: it is cleaned and inserted row by row, and a row still refused is
+    logged and dropped. Returns the number of rows inserted."""
+    try:
+        _insert_retrying(engine, batch)
+        return len(batch)
+    except (sa.exc.StatementError, ValueError, TypeError) as exc:
+        log.error("prediction log: the database refused a batch, inserting row by row: %s", exc)
+    inserted = 0
+    for row in batch:
+        try:
+            _insert_retrying(engine, [_without_nul(row)])
+            inserted += 1
+        except (sa.exc.StatementError, ValueError, TypeError) as exc:
+            log.error(
+                "prediction log: dropped the row of request %s, record %s: %s",
+                row.get("request_id"),
+                row.get("record_id"),
+                exc,
+            )
+    return inserted
+
+
+# content errors: the database's, and the driver's own (psycopg2 raises a bare ValueError for
+# a NUL character before anything reaches the server)
+_REFUSED = (sa.exc.DataError, sa.exc.IntegrityError, ValueError, TypeError)
+
+
+def _is_transient(error: BaseException) -> bool:
+    """The database is away or not migrated yet (retry), not refusing this content (give up)."""
+    refused = isinstance(error, _REFUSED) or (
+        isinstance(error, sa.exc.StatementError) and not isinstance(error, sa.exc.DBAPIError)
+    )
+    return not refused
+
+
+def _insert_retrying(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
     for attempt in Retrying(
+        retry=retry_if_exception(_is_transient),
         wait=wait_exponential(multiplier=0.1, max=5),
         stop=stop_never,
+        reraise=True,
         before_sleep=lambda state: log.warning(
             "prediction log insert failed, retrying: %s", state.outcome.exception()
         ),
     ):
         with attempt, engine.begin() as connection:
-            connection.execute(sa.insert(Prediction), batch)
+            connection.execute(sa.insert(Prediction), rows)
+
+
+def _without_nul(value: Any) -> Any:
+    """The value with NUL characters removed from every string in it (keys included)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _purge(engine: sa.Engine, retention_days: float) -> None:

@@ -12,12 +12,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from serving.models import FeatureSchema
 
 MAX_DETAILS = 10
-_LARGEST = 1e300
+# scikit-learn's trees cast inputs to float32 and fail beyond its range, after routing (a 500
+# that would count against the variant): refuse such values up front
+_LARGEST = float(np.finfo(np.float32).max)
 _NUMBER_TYPES = (int, float)  # exact types: bool (a subclass of int) is not a number here
 
 
@@ -52,8 +54,19 @@ class PredictRequest(BaseModel):
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    record_id: str
+    record_id: str = Field(min_length=1, max_length=64)  # the ids /predict hands out are 32
     value: float | int | str | bool
+
+
+def check_feedback_value(value: Any, task: str) -> None:
+    """A regression's true value must be a finite number, or every later A/B evaluation fails
+    on it; a class label may be a number or a string."""
+    if task == "regression" and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+    ):
+        raise RequestError(
+            422, f"value: a regression's true value is a finite number, not {value!r}"
+        )
 
 
 def parse(model: type[BaseModel], body: Any) -> Any:
@@ -150,7 +163,13 @@ def _numbers(column: pd.Series, name: str, problems: list[str]) -> pd.Series:
         return column
     values = np.array([_as_float(v) for v in column], dtype=float)
     _note(problems, name, ~np.isfinite(values), column, "is not a finite number")
-    _note(problems, name, np.isfinite(values) & (np.abs(values) > _LARGEST), column, "is too large")
+    _note(
+        problems,
+        name,
+        np.isfinite(values) & (np.abs(values) > _LARGEST),
+        column,
+        f"is too large (beyond ±{_LARGEST:.1e})",
+    )
     return pd.Series(values, index=column.index)
 
 

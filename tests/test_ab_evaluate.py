@@ -7,10 +7,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from driftloop import registry
-from driftloop.ab.evaluate import _act, evaluate, running_test
+from driftloop.ab.evaluate import _act, _usable_truth, evaluate, running_test
 from driftloop.ab.health import check_production
 from driftloop.promotion import history, promote, roles, rollback
 from driftloop.storage import ABTest, make_engine, session_scope, upgrade
@@ -177,3 +178,9 @@ def test_a_decision_moves_only_the_pair_it_tested(pair):
     with pytest.raises(registry.RegistryError, match="nothing was moved"):
         promote(settings, engine, "cli:tester", "as shown", expected=(production, staging))
     assert roles(settings) == (production, newer) and history(engine, settings.model.name) == []
+
+
+def test_unusable_regression_feedback_is_left_out_not_fatal():
+    truth = pd.Series([1.5, "n/a", None, True, 2])
+    assert _usable_truth(truth, "regression").tolist() == [True, False, False, False, True]
+    assert _usable_truth(truth, "classification").all()

@@ -97,6 +97,10 @@ def test_features_default_to_every_column_but_target(config_file):
         ),
         (lambda d: d["model"].update(name="bad name!"), ["model.name"]),
         (lambda d: d.pop("data"), ["data", "required key is missing"]),
+        (
+            lambda d: d.setdefault("ab", {}).update(metric="mae"),
+            ["ab.metric mae does not fit a classification task", "accuracy"],
+        ),
     ],
 )
 def test_bad_values_fail_naming_the_key(config_file, change, expected):

@@ -56,6 +56,24 @@ def test_concurrent_writers_lose_nothing_even_through_a_small_buffer(engine):
         log.write([_row(1)])
 
 
+def test_a_row_the_database_refuses_holds_up_nothing(engine):
+    """PostgreSQL refuses NUL characters and over-long ids; such a row must not stall the log."""
+    nul = _row(2, inputs={"x\u0000": 1}, error="unknown field 'x\u0000'", status=422)
+    too_long = _row(3, record_id="r" * 65)
+    log = PredictionLog(engine, flush_seconds=0.05)
+    log.write([_row(1), nul, too_long, _row(4)])
+    log.write([_row(5)])
+    log.close()
+    with session_scope(engine) as session:
+        stored = {p.request_id: p for p in session.scalars(sa.select(Prediction))}
+    assert {"req-1", "req-2", "req-4", "req-5"} <= set(stored)
+    if engine.dialect.name == "postgresql":
+        assert stored["req-2"].inputs == {"x": 1} and "\u0000" not in stored["req-2"].error
+        assert "req-3" not in stored and log.written == 4
+    else:  # SQLite takes both as they are
+        assert "req-3" in stored and log.written == 5
+
+
 def test_rows_survive_a_database_that_fails_for_a_while(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'late.db'}")  # no tables yet: inserts fail
     log = PredictionLog(engine, flush_seconds=0.05)

@@ -155,6 +155,7 @@ GOOD = _records(1)[0]
         ({"json": {"record": {**GOOD, "density": 1e308 * 10}}}, 422, "density"),
         ({"json": {"record": {**GOOD, "density": 10**400}}}, 422, "field 'density'"),
         ({"json": {"record": {**GOOD, "density": 1e301}}}, 422, "is too large"),
+        ({"json": {"record": {**GOOD, "alcohol": 1e39}}}, 422, "field 'alcohol' is too large"),
         ({"json": {"records": []}}, 422, "no records"),
         ({"json": {"records": [GOOD] * 1001}}, 413, "limit is 1000"),
         ({"data": "x" * 2_100_000, "content_type": "application/json"}, 413, "larger than"),
@@ -212,6 +213,8 @@ def test_feedback_once_per_record_unknown_ids_kept(client, served):
     repeat = client.post("/feedback", json={"record_id": "never-predicted", "value": 5})
     assert repeat.status_code == 409 and "already given" in repeat.json["error"]
     assert client.post("/feedback", json={"record_id": "x"}).status_code == 422
+    too_long = client.post("/feedback", json={"record_id": "r" * 65, "value": 6})
+    assert too_long.status_code == 422 and "record_id" in too_long.json["details"][0]
     with session_scope(served[1]) as session:
         assert (
             session.scalar(sa.select(Feedback.value).where(Feedback.record_id == "never-predicted"))
@@ -228,6 +231,12 @@ def test_admin_endpoints_need_the_token(client):
         "/admin/traffic", json={"staging_weight": 3}, headers={"Authorization": f"Bearer {ADMIN}"}
     )
     assert bad.status_code == 422 and "between 0 and 1" in bad.json["error"]
+    text = client.put(
+        "/admin/traffic",
+        json={"staging_weight": 0.1, "shadow": "false"},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+    assert text.status_code == 422 and '"shadow": false' in text.json["error"]
 
 
 def test_operational_endpoints(client, served):

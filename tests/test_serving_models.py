@@ -1,4 +1,5 @@
-"""The fast paths of the request: each must give exactly what the plain path gives."""
+"""Request checks: the fast paths must give exactly what the plain path gives, and feedback
+values must be ones the A/B analysis can use."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from serving.batching import _together
 from serving.models import FeatureSchema, predictor
-from serving.validation import RequestError, _checked_frame, records_frame
+from serving.validation import RequestError, _checked_frame, check_feedback_value, records_frame
 
 SCHEMA = FeatureSchema(("a", "b", "c"), frozenset({"a", "b", "c"}))
 numbers = st.one_of(
@@ -81,3 +82,11 @@ def test_one_probability_pass_only_when_it_agrees_with_predict():
     careful = predictor(Thresholded(), ["a", "b"], example)
     assert careful.__name__ == "two_passes" and careful(example)[0] == ["b", "b"]
     assert predictor(Plain(), ["a", "b"], None).__name__ == "two_passes"  # nothing to check on
+
+
+@pytest.mark.parametrize("value", ["n/a", True, float("nan"), None])
+def test_a_regression_true_value_must_be_a_finite_number(value):
+    with pytest.raises(RequestError, match="finite number"):
+        check_feedback_value(value, "regression")
+    check_feedback_value(6.5, "regression")
+    check_feedback_value("red", "classification")  # labels may be text

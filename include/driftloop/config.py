@@ -340,6 +340,14 @@ class Settings(BaseSettings):
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path))
         return tuple(sources)
 
+    @model_validator(mode="after")
+    def _metric_fits_the_task(self) -> Settings:
+        metric, task = self.ab.metric, self.data.task
+        if metric is not None and (metric == "accuracy") != (task == "classification"):
+            fits = "accuracy" if task == "classification" else "mae or rmse"
+            raise ValueError(f"ab.metric {metric} does not fit a {task} task: use {fits}")
+        return self
+
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.storage.home / 'driftloop.db'}"

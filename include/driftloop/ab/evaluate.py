@@ -160,7 +160,9 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         (registry.STAGING, test.staging_version),
     ):
         mine = rows[(rows["variant"] == variant) & (rows["model_version"] == version)]
-        labelled[variant] = mine[(mine["status"] == 200) & mine["has_truth"]]
+        labelled[variant] = mine[
+            (mine["status"] == 200) & mine["has_truth"] & _usable_truth(mine["truth"], task)
+        ]
         per_variant[variant] = summarize(variant, version, mine, labelled[variant], task)
     production, staging = per_variant[registry.PRODUCTION], per_variant[registry.STAGING]
     sequential = None
@@ -190,6 +192,18 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         now,
         unmatched_feedback=unmatched_feedback(engine),
     )
+
+
+def _usable_truth(truth: pd.Series, task: str) -> pd.Series:
+    """Feedback the metric can use: any label for a classifier, a finite number for a
+    regression (the server refuses others; rows stored before that are left out, not fatal)."""
+    if task != "regression":
+        return pd.Series(True, index=truth.index)
+    numbers = pd.to_numeric(truth.where(~truth.map(lambda v: isinstance(v, bool))), errors="coerce")
+    usable = pd.Series(np.isfinite(numbers.to_numpy(dtype=float)), index=truth.index)
+    if (skipped := int((truth.notna() & ~usable).sum())) > 0:
+        log.warning("A/B: %d feedback values are not numbers and are left out", skipped)
+    return usable
 
 
 def _decide(
