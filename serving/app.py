@@ -18,7 +18,7 @@ from flask import Flask, Response, g, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from driftloop.config import Settings, load_settings
-from driftloop.storage import make_engine, require_current
+from driftloop.storage import FORCED, RANDOM, STICKY, make_engine, require_current
 from serving import json_codec, metrics
 from serving.models import ModelSnapshot, ModelStore
 from serving.openapi import DOCS_PAGE, openapi_spec
@@ -145,7 +145,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 503,
                 f"no Production version of {settings.model.name} is loaded: {snapshot.error or 'run driftloop bootstrap'}",
             )
-        variant = choose_variant(snapshot, body)
+        variant, assignment = choose_variant(snapshot, body)
         model = snapshot.model(variant)
         g.variant, g.model_version = variant, model.version
         sticky = settings.serving.sticky_field
@@ -164,9 +164,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             elapsed,
             sticky,
             False,
+            assignment,
         )
         if snapshot.split.shadow and variant == PRODUCTION and snapshot.staging is not None:
-            rows += shadow_rows(snapshot, frame, record_ids, body.items, elapsed, sticky)
+            rows += shadow_rows(
+                snapshot, frame, record_ids, body.items, elapsed, sticky, assignment
+            )
         log.write(rows)
         metrics.PREDICTIONS.labels(variant, model.version, "false").inc(len(record_ids))
         metrics.LATENCY.labels(variant).observe(time.perf_counter() - started)
@@ -196,7 +199,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             predictions=answers,
         )
 
-    def choose_variant(snapshot: ModelSnapshot, body: PredictRequest) -> str:
+    def choose_variant(snapshot: ModelSnapshot, body: PredictRequest) -> tuple[str, str]:
+        """The variant and how it was assigned (random, sticky or forced)."""
         forced = request.headers.get(FORCE_VARIANT_HEADER)
         if forced:
             if forced not in VARIANTS:
@@ -205,16 +209,17 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 )
             if snapshot.model(forced) is None:
                 raise RequestError(409, f"there is no {forced} version to force")
-            return forced
-        if snapshot.staging is None:
-            return PRODUCTION
+            return forced, FORCED
         key = request.headers.get(CLIENT_KEY_HEADER) or body.client_id
         if key is None and len(body.items) == 1:
             value = body.items[0].get(settings.serving.sticky_field)
             key = None if value is None else str(value)
-        return snapshot.split.variant_for(key)
+        how = RANDOM if key is None else STICKY
+        if snapshot.staging is None:
+            return PRODUCTION, how
+        return snapshot.split.variant_for(key), how
 
-    def shadow_rows(snapshot, frame, record_ids, items, elapsed, sticky):
+    def shadow_rows(snapshot, frame, record_ids, items, elapsed, sticky, assignment):
         """Staging's unreturned answers; its failure is logged, never the client's problem."""
         staging = snapshot.staging
         try:
@@ -242,10 +247,20 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             elapsed,
             sticky,
             True,
+            assignment,
         )
 
     def log_rows(
-        request_id, model, record_ids, items, predictions, probabilities, elapsed, sticky, shadow
+        request_id,
+        model,
+        record_ids,
+        items,
+        predictions,
+        probabilities,
+        elapsed,
+        sticky,
+        shadow,
+        assignment,
     ):
         common = {
             "request_id": request_id,
@@ -255,6 +270,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             "shadow": shadow,
             "status": 200,
             "latency_ms": elapsed,
+            "assignment": assignment,
         }
         return [
             {

@@ -23,9 +23,10 @@ def send(
     failed: int = 0,
     latency_ms: float = 5.0,
     start: datetime | None = None,
+    assignment: str | None = "random",
 ) -> None:
     """``records`` answered records with feedback (right with probability ``accuracy``) and
-    ``failed`` failed requests, for one variant."""
+    ``failed`` failed requests, for one variant; ``assignment`` as the server logs it."""
     rng = np.random.default_rng(seed)
     start = start or datetime.now(UTC) - timedelta(hours=1)
     predictions, feedback = [], []
@@ -36,14 +37,18 @@ def send(
         at = start + timedelta(milliseconds=i)
         predictions.append(
             _row(settings, variant, version, record_id, at, 200, latency_ms)
-            | {"output": {"prediction": truth if right else truth + 1}}
+            | {"output": {"prediction": truth if right else truth + 1}, "assignment": assignment}
         )
         feedback.append({"record_id": record_id, "value": truth, "created_at": at})
     for i in range(failed):
         at = start + timedelta(milliseconds=i)
         predictions.append(
             _row(settings, variant, version, None, at, 500, latency_ms)
-            | {"request_id": f"failed-{variant}-{seed}-{i}", "error": "internal error"}
+            | {
+                "request_id": f"failed-{variant}-{seed}-{i}",
+                "error": "internal error",
+                "assignment": None,
+            }
         )
     with engine.begin() as connection:
         connection.execute(sa.insert(Prediction), predictions)

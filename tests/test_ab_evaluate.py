@@ -13,6 +13,7 @@ import pytest
 from driftloop import registry
 from driftloop.ab.evaluate import _act, _usable_truth, evaluate, running_test
 from driftloop.ab.health import check_production
+from driftloop.ab.statistics import request_outcomes
 from driftloop.promotion import history, promote, roles, rollback
 from driftloop.storage import ABTest, make_engine, session_scope, upgrade
 
@@ -184,3 +185,24 @@ def test_unusable_regression_feedback_is_left_out_not_fatal():
     truth = pd.Series([1.5, "n/a", None, True, 2])
     assert _usable_truth(truth, "regression").tolist() == [True, False, False, False, True]
     assert _usable_truth(truth, "classification").all()
+
+
+def test_forced_requests_are_left_out_of_the_decision(pair):
+    """X-Variant requests are a person's checks, not randomized traffic."""
+    settings, engine, production, staging = pair
+    send(settings, engine, PRODUCTION, production, 1500, 0.55, seed=1)
+    send(settings, engine, STAGING, staging, 1500, 0.95, seed=2, assignment="forced")
+    evaluation = evaluate(settings, engine)
+    assert evaluation.decision == "continue" and evaluation.staging.with_feedback == 0
+    assert roles(settings) == (production, staging)
+
+
+def test_the_records_of_one_request_are_one_observation():
+    frame = pd.DataFrame(
+        {
+            "request_id": ["a", "a", "b", "c", "c", "c"],
+            "prediction": [1, 1, 1, 1, 2, 2],
+            "truth": [1, 2, 1, 1, 1, 1],
+        }
+    )
+    assert request_outcomes(frame, "accuracy").tolist() == [0.5, 1.0, 1 / 3]

@@ -80,7 +80,7 @@ def test_a_batch_is_answered_record_by_record(client):
     assert len({p["record_id"] for p in response.json["predictions"]}) == 50
 
 
-def test_sticky_keys_and_forced_variants(client):
+def test_sticky_keys_and_forced_variants(client, app, served):
     record = _records(1)[0]
     variants = {
         client.post("/predict", json={"record": record}, headers={"X-Client-Key": "alice"}).json[
@@ -91,6 +91,17 @@ def test_sticky_keys_and_forced_variants(client):
     assert len(variants) == 1
     forced = client.post("/predict", json={"record": record}, headers={"X-Variant": "staging"})
     assert forced.json["variant"] == "staging" and forced.json["version"] == "2"
+    plain = client.post("/predict", json={"record": record})
+    app.extensions["driftloop"]["log"].close()
+    assigned = {
+        response.json["request_id"]: _logged(served[1], request_id=response.json["request_id"])[
+            0
+        ].assignment
+        for response in (forced, plain)
+    }
+    assert assigned == {forced.json["request_id"]: "forced", plain.json["request_id"]: "random"}
+    sticky = _logged(served[1], variant=next(iter(variants)), assignment="sticky")
+    assert sticky  # the A/B analysis keeps sticky and random rows and leaves out forced ones
 
 
 def test_shadow_mode_logs_staging_without_returning_it(client, app, served):

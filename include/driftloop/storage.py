@@ -142,6 +142,10 @@ class TrafficSplitRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
+# How a logged request got its variant (``Prediction.assignment``)
+RANDOM, STICKY, FORCED = "random", "sticky", "forced"
+
+
 class Prediction(Base):
     """One predicted record per variant that predicted it (shadow rows marked), or one failed
     request (``status`` >= 400, no record)."""
@@ -157,6 +161,7 @@ class Prediction(Base):
     model_version: Mapped[str | None] = mapped_column(sa.String(50))
     shadow: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     status: Mapped[int] = mapped_column(sa.Integer, default=200)
+    assignment: Mapped[str | None] = mapped_column(sa.String(10))  # RANDOM, STICKY or FORCED
     inputs: Mapped[dict | None] = mapped_column(sa.JSON)
     output: Mapped[dict | None] = mapped_column(sa.JSON)
     error: Mapped[str | None] = mapped_column(sa.Text)

@@ -31,11 +31,19 @@ from driftloop.ab.statistics import (
     VariantStats,
     decision_metric,
     outcomes,
+    request_outcomes,
     summarize,
 )
 from driftloop.config import Settings
 from driftloop.reporting import atomic_write
-from driftloop.storage import ABEvaluation, ABTest, Feedback, Prediction, session_scope
+from driftloop.storage import (
+    FORCED,
+    ABEvaluation,
+    ABTest,
+    Feedback,
+    Prediction,
+    session_scope,
+)
 
 log = logging.getLogger(__name__)
 RUNNING = "running"
@@ -159,7 +167,11 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         (registry.PRODUCTION, test.production_version),
         (registry.STAGING, test.staging_version),
     ):
-        mine = rows[(rows["variant"] == variant) & (rows["model_version"] == version)]
+        mine = rows[
+            (rows["variant"] == variant)
+            & (rows["model_version"] == version)
+            & (rows["assignment"] != FORCED)  # X-Variant: chosen by a person, not randomized
+        ]
         labelled[variant] = mine[
             (mine["status"] == 200) & mine["has_truth"] & _usable_truth(mine["truth"], task)
         ]
@@ -169,8 +181,8 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
     enough = min(production.with_feedback, staging.with_feedback) >= ab.min_samples
     if production.with_feedback >= 2 and staging.with_feedback >= 2:
         sequential = two_sample(
-            outcomes(labelled[registry.PRODUCTION], metric),
-            outcomes(labelled[registry.STAGING], metric),
+            request_outcomes(labelled[registry.PRODUCTION], metric),
+            request_outcomes(labelled[registry.STAGING], metric),
             ab.min_effect,
             ab.alpha,
             HIGHER_IS_BETTER[metric],
@@ -271,6 +283,7 @@ def load_rows(engine: sa.Engine, test: ABTest) -> pd.DataFrame:
             Prediction.output,
             Prediction.latency_ms,
             Prediction.created_at,
+            Prediction.assignment,
             Feedback.value,
             Feedback.id.is_not(None).label("has_truth"),
         )
@@ -295,6 +308,7 @@ def load_rows(engine: sa.Engine, test: ABTest) -> pd.DataFrame:
             "output",
             "latency_ms",
             "created_at",
+            "assignment",
             "truth",
             "has_truth",
         ],
@@ -319,6 +333,7 @@ def timeline(
                     {
                         "created_at": frame["created_at"].to_numpy(),
                         "variant": variant,
+                        "request_id": frame["request_id"].to_numpy(),
                         "outcome": outcomes(frame, metric),
                     }
                 )
@@ -331,7 +346,10 @@ def timeline(
     for cut in cuts:
         seen = merged.iloc[:cut]
         point: dict[str, Any] = {"at": pd.Timestamp(seen["created_at"].iloc[-1]).isoformat()}
-        groups = {v: g["outcome"].to_numpy() for v, g in seen.groupby("variant")}
+        groups = {  # one value per request, as the decision counts them
+            v: g.groupby("request_id", sort=False)["outcome"].mean().to_numpy()
+            for v, g in seen.groupby("variant")
+        }
         for variant, values in groups.items():
             mean = float(values.mean())
             half = (

@@ -80,6 +80,15 @@ def outcomes(frame: pd.DataFrame, metric: str) -> np.ndarray:
     return np.abs(error) if metric == "mae" else error**2
 
 
+def request_outcomes(frame: pd.DataFrame, metric: str) -> np.ndarray:
+    """One observation per request: the mean outcome of its records, in order of arrival. The
+    records of one request are routed together and are not independent of each other (treated
+    as independent, 50-record requests take an A/A test's false promotions from 0.3% to 18%);
+    with one-record requests this is the per-record outcome."""
+    values = outcomes(frame, metric)
+    return pd.Series(values).groupby(frame["request_id"].to_numpy(), sort=False).mean().to_numpy()
+
+
 def summarize(
     variant: str, version: str, requests: pd.DataFrame, labelled: pd.DataFrame, task: str
 ) -> VariantStats:
