@@ -82,9 +82,9 @@ def outcomes(frame: pd.DataFrame, metric: str) -> np.ndarray:
 
 def request_outcomes(frame: pd.DataFrame, metric: str) -> np.ndarray:
     """One observation per request: the mean outcome of its records, in order of arrival. The
-    records of one request are routed together and are not independent of each other (treated
-    as independent, 50-record requests take an A/A test's false promotions from 0.3% to 18%);
-    with one-record requests this is the per-record outcome."""
+    records of one request are routed together and need not be independent (a review's A/A
+    simulation with correlated 50-record requests, counted per record, promoted 18% of the
+    time at alpha 0.05); with one-record requests this is the per-record outcome."""
     values = outcomes(frame, metric)
     return pd.Series(values).groupby(frame["request_id"].to_numpy(), sort=False).mean().to_numpy()
 
