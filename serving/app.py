@@ -155,21 +155,17 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         record_ids = [f"{g.request_id}-{i}" for i in range(len(body.items))]
         elapsed = (time.perf_counter() - started) * 1000
         rows = log_rows(
-            g.request_id,
             model,
             record_ids,
             body.items,
             predictions,
             probabilities,
             elapsed,
-            sticky,
-            False,
-            assignment,
+            shadow=False,
+            assignment=assignment,
         )
         if snapshot.split.shadow and variant == PRODUCTION and snapshot.staging is not None:
-            rows += shadow_rows(
-                snapshot, frame, record_ids, body.items, elapsed, sticky, assignment
-            )
+            rows += shadow_rows(snapshot, frame, record_ids, body.items, elapsed, assignment)
         log.write(rows)
         metrics.PREDICTIONS.labels(variant, model.version, "false").inc(len(record_ids))
         metrics.LATENCY.labels(variant).observe(time.perf_counter() - started)
@@ -219,7 +215,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             return PRODUCTION, how
         return snapshot.split.variant_for(key), how
 
-    def shadow_rows(snapshot, frame, record_ids, items, elapsed, sticky, assignment):
+    def shadow_rows(snapshot, frame, record_ids, items, elapsed, assignment):
         """Staging's unreturned answers; its failure is logged, never the client's problem."""
         staging = snapshot.staging
         try:
@@ -238,32 +234,23 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 }
             ]
         return log_rows(
-            g.request_id,
             staging,
             record_ids,
             items,
             predictions,
             probabilities,
             elapsed,
-            sticky,
-            True,
-            assignment,
+            shadow=True,
+            assignment=assignment,
         )
 
     def log_rows(
-        request_id,
-        model,
-        record_ids,
-        items,
-        predictions,
-        probabilities,
-        elapsed,
-        sticky,
-        shadow,
-        assignment,
+        model, record_ids, items, predictions, probabilities, elapsed, *, shadow, assignment
     ):
+        """One log row per answered record of this request (``g.request_id``)."""
+        sticky = settings.serving.sticky_field
         common = {
-            "request_id": request_id,
+            "request_id": g.request_id,
             "model_name": settings.model.name,
             "variant": model.variant,
             "model_version": model.version,
