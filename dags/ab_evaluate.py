@@ -8,18 +8,14 @@ follows, and servers pick it up within their poll interval) -> check Production'
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from airflow.sdk import Asset, dag, task
 
-from driftloop.config import load_settings
+from driftloop.config import dag_config, load_settings
 from driftloop.events import DECAY_ASSET_URI
 
-CONFIG = os.environ.get("DRIFTLOOP_CONFIG") or str(
-    Path(__file__).resolve().parents[1] / "driftloop.yaml"
-)
+CONFIG = dag_config(__file__)
 DECAY = Asset(DECAY_ASSET_URI)
 
 

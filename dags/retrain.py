@@ -10,18 +10,14 @@ there (``@task.external_python``), so PyCaret's pins need not live beside Airflo
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.config import load_settings
+from driftloop.config import dag_config, load_settings
 from driftloop.events import DECAY_ASSET_URI, DRIFT_ASSET_URI
 
-CONFIG = os.environ.get("DRIFTLOOP_CONFIG") or str(
-    Path(__file__).resolve().parents[1] / "driftloop.yaml"
-)
+CONFIG = dag_config(__file__)
 SETTINGS = load_settings(CONFIG)
 DRIFT = Asset(DRIFT_ASSET_URI)
 DECAY = Asset(DECAY_ASSET_URI)

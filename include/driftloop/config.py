@@ -370,10 +370,21 @@ class Settings(BaseSettings):
         return [c for c in read_header(self.data.path, self.data) if c != self.data.target]
 
 
-def config_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """The YAML file to read: the argument, else ``$DRIFTLOOP_CONFIG``, else ``./driftloop.yaml``."""
-    chosen = path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME
+def config_path(
+    path: str | os.PathLike[str] | None = None,
+    default: str | os.PathLike[str] = DEFAULT_CONFIG_NAME,
+) -> Path:
+    """The YAML file to read: the argument, else ``$DRIFTLOOP_CONFIG``, else ``default``
+    (``./driftloop.yaml``)."""
+    chosen = path or os.environ.get(CONFIG_ENV) or default
     return Path(chosen).expanduser().resolve()
+
+
+def dag_config(dag_file: str) -> str:
+    """The config a DAG file reads: ``$DRIFTLOOP_CONFIG``, else the project's ``driftloop.yaml``
+    beside its ``dags/`` folder (the scheduler's working directory is not the project's). A
+    string, so tasks can take it as an argument."""
+    return str(config_path(default=Path(dag_file).resolve().parents[1] / DEFAULT_CONFIG_NAME))
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
