@@ -34,10 +34,10 @@ def ab_evaluate() -> None:
     def evaluate_test() -> dict | None:
         """The running test's numbers and decision, acted on and stored with its report."""
         from driftloop.ab.evaluate import evaluate
-        from driftloop.storage import make_engine
+        from driftloop.database import open_database
 
         settings = load_settings(CONFIG)
-        evaluation = evaluate(settings, make_engine(settings.database_url))
+        evaluation = evaluate(settings, open_database(settings))
         if evaluation is None:
             print("no A/B test running (no Staging version, or it has answered no request yet)")
             return None
@@ -54,15 +54,15 @@ def ab_evaluate() -> None:
     def check_health() -> dict | None:
         """Production's online metric, first window against latest."""
         from driftloop.ab.health import check_production
+        from driftloop.database import open_database
         from driftloop.registry import current_version
-        from driftloop.storage import make_engine
 
         settings = load_settings(CONFIG)
         version = current_version(settings)
         if version is None:
             print("no Production version")
             return None
-        health = check_production(settings, make_engine(settings.database_url), version)
+        health = check_production(settings, open_database(settings), version)
         print(f"Production v{version}: {health.reason}")
         return health.to_dict()
 

@@ -37,11 +37,11 @@ def drift_monitor() -> None:
     @task
     def ingest_landing() -> int:
         """Validate new files in the landing folder: accepted or quarantined."""
+        from driftloop.database import open_database
         from driftloop.ingest import ingest_landing as ingest
-        from driftloop.storage import make_engine
 
         settings = load_settings(CONFIG)
-        outcomes = ingest(settings, make_engine(settings.database_url))
+        outcomes = ingest(settings, open_database(settings))
         for outcome in outcomes:
             print(f"{outcome.name}: {outcome.status} {outcome.reasons or ''}")
         return len(outcomes)
@@ -49,12 +49,12 @@ def drift_monitor() -> None:
     @task
     def check_batch(params: dict | None = None) -> dict | None:
         """Test the requested (or oldest unchecked) accepted batch; store the report."""
+        from driftloop.database import open_database
         from driftloop.drift.monitor import check_next_batch
         from driftloop.registry import current_version
-        from driftloop.storage import make_engine
 
         settings = load_settings(CONFIG)
-        engine = make_engine(settings.database_url)
+        engine = open_database(settings)
         # The reference is the current Production version's profile, when there is one.
         production = current_version(settings)
         outcome = check_next_batch(settings, engine, (params or {}).get("batch"), production)

@@ -69,7 +69,7 @@ def retrain() -> None:
     @task
     def assemble_training_set(params: dict | None = None, triggering_asset_events=None) -> dict:
         """Skip, or write the training set and gate holdout (Production's data + recent batches)."""
-        from driftloop.storage import make_engine
+        from driftloop.database import open_database
         from driftloop.training.retrain import assemble
 
         settings = load_settings(CONFIG)
@@ -79,7 +79,7 @@ def retrain() -> None:
             drift_check_id, trigger = list(events[DRIFT])[-1].extra.get("report_id"), "drift"
         elif list(events.get(DECAY, [])):
             trigger = "decay"
-        return assemble(settings, make_engine(settings.database_url), drift_check_id, trigger)
+        return assemble(settings, open_database(settings), drift_check_id, trigger)
 
     @task.short_circuit
     def should_train(assembly: dict) -> bool:
@@ -94,12 +94,12 @@ def retrain() -> None:
         import logging
 
         from driftloop.config import load_settings
-        from driftloop.storage import make_engine
+        from driftloop.database import open_database
         from driftloop.training.retrain import train_and_log
 
         logging.getLogger("driftloop").setLevel(logging.INFO)
         settings = load_settings(config)
-        return train_and_log(settings, make_engine(settings.database_url), assembly)
+        return train_and_log(settings, open_database(settings), assembly)
 
     @ml_task
     def evaluate(config: str, trained: dict) -> dict:
@@ -112,20 +112,20 @@ def retrain() -> None:
     @task
     def register(evaluated: dict) -> dict:
         """A new model version with lineage tags and its reference profile."""
-        from driftloop.storage import make_engine
+        from driftloop.database import open_database
         from driftloop.training.retrain import register as register_version
 
         settings = load_settings(CONFIG)
-        return register_version(settings, make_engine(settings.database_url), evaluated)
+        return register_version(settings, open_database(settings), evaluated)
 
     @task
     def gate(registered: dict) -> dict:
         """Staging if not worse than Production beyond the tolerance; else tagged rejected."""
-        from driftloop.storage import make_engine
+        from driftloop.database import open_database
         from driftloop.training.retrain import gate as decide
 
         settings = load_settings(CONFIG)
-        decision = decide(settings, make_engine(settings.database_url), registered)
+        decision = decide(settings, open_database(settings), registered)
         print(f"gate: {decision.decision}: {decision.reason}")
         if decision.decision == "rejected":
             from driftloop import alerts

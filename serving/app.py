@@ -1,8 +1,8 @@
 """The Flask prediction server: ``create_app(settings)`` builds everything; nothing starts at import.
 
 Endpoints: ``POST /predict``, ``POST /feedback``, ``GET /health``, ``GET /ready``,
-``GET /metrics``, ``GET /models``, ``GET /reports/<path>``, ``POST /admin/reload``,
-``PUT /admin/traffic``, ``GET /openapi.json`` and ``GET /docs``.
+``GET /metrics``, ``GET /models``, ``GET /reports/`` (the list) and ``GET /reports/<path>``,
+``POST /admin/reload``, ``PUT /admin/traffic``, ``GET /openapi.json`` and ``GET /docs``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from flask import Flask, Response, g, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from driftloop.config import Settings, load_settings
-from driftloop.storage import FORCED, RANDOM, STICKY, make_engine, require_current
+from driftloop.database import open_database
+from driftloop.storage import FORCED, RANDOM, STICKY
 from serving import json_codec, metrics
 from serving.models import ModelSnapshot, ModelStore
 from serving.openapi import DOCS_PAGE, openapi_spec
@@ -27,6 +28,7 @@ from serving.prediction_log import (
     PredictionLog,
     record_feedback,
 )
+from serving.reports_index import render_index, report_entries
 from serving.routing import PRODUCTION, STAGING, VARIANTS, TrafficSplit, save_split
 from serving.validation import (
     FeedbackRequest,
@@ -44,8 +46,7 @@ CLIENT_KEY_HEADER, FORCE_VARIANT_HEADER, API_KEY_HEADER = "X-Client-Key", "X-Var
 def create_app(settings: Settings | None = None, *, background: bool = True) -> Flask:
     """Build the server for ``settings`` (default: the project config)."""
     settings = settings or load_settings()
-    engine = make_engine(settings.database_url)
-    require_current(engine)
+    engine = open_database(settings)
     store = ModelStore(settings, engine)
     store.refresh()
     if background:
@@ -336,6 +337,11 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             shadow=snapshot.split.shadow,
             registry_ok=snapshot.registry_ok,
         )
+
+    @app.get("/reports/")
+    def reports_list() -> Response:
+        entries = report_entries(engine, settings.storage.reports_dir)
+        return Response(render_index(entries), content_type="text/html; charset=utf-8")
 
     @app.get("/reports/<path:name>")
     def reports(name: str) -> Response:

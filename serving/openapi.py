@@ -165,6 +165,12 @@ def openapi_spec(settings: Settings) -> dict[str, Any]:
                     "responses": {"200": {"description": "ok"}},
                 }
             },
+            "/reports/": {
+                "get": {
+                    "summary": "Drift and A/B reports, newest first, with their verdicts (HTML)",
+                    "responses": {"200": {"description": "an HTML page"}},
+                }
+            },
             "/reports/{name}": {
                 "get": {
                     "summary": "Drift and A/B HTML reports (read-only)",

@@ -37,8 +37,10 @@ def run(tmp_path: Path):
 
 def test_replay_ingest_list_and_reprocess(run, tmp_path):
     assert "needs" not in run("config", "check")
-    assert "driftloop db upgrade" in run("batches", "ingest", expect=1)
+    # first use on the embedded default creates the database at the newest revision
+    assert "no files in" in run("batches", "ingest")
     head = head_revision()
+    assert f"current {head}, head {head}" in run("db", "current")
     assert f"revision {head}" in run("db", "upgrade")
     assert f"current {head}, head {head}" in run("db", "current")
     assert "reference split: 1469 rows" in run("stream", "reference")
@@ -82,7 +84,7 @@ def test_replay_ingest_list_and_reprocess(run, tmp_path):
     [
         (("stream", "replay", "--scenario", "tsunami"), "unknown scenario"),
         (("stream", "replay", "--inject-fault", "gremlins"), "unknown fault"),
-        (("batches", "reprocess", "42"), "driftloop db upgrade"),
+        (("batches", "reprocess", "42"), "no batch with id or name '42'"),
     ],
 )
 def test_bad_requests_exit_1_with_a_sentence(run, args, message):
@@ -101,3 +103,11 @@ def test_traffic_split_is_shared_through_the_database(run):
     )
     assert "between 0 and 1" in run("traffic", "set", "--staging", "1.5", expect=1)
     assert "staging 20%" in run("traffic", "show")  # a refused value changed nothing
+
+
+def test_an_older_database_is_not_upgraded_by_an_ordinary_command(run):
+    head = head_revision()
+    run("db", "upgrade")
+    run("db", "downgrade", "--", "-1")
+    assert "run `driftloop db upgrade`" in run("batches", "list", expect=1)
+    assert f"head {head}" in run("db", "current") and f"current {head}," not in run("db", "current")

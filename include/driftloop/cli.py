@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -39,9 +40,22 @@ class _State:
     config: Path | None = None
 
 
+# MLflow's client retries an unreachable server for minutes by default (7 retries, backoff
+# factor 2, 120 s timeout); a person at a terminal wants the one-sentence error within about
+# 10 seconds. Values set in the environment win.
+MLFLOW_PATIENCE = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+}
+
+
 @app.callback()
 def _root(config: ConfigOption = None) -> None:
     _State.config = config
+    for name, value in MLFLOW_PATIENCE.items():
+        os.environ.setdefault(name, value)
 
 
 def _settings() -> Settings:
@@ -49,12 +63,14 @@ def _settings() -> Settings:
 
 
 def _engine(settings: Settings, require_schema: bool = True):
-    from driftloop.storage import make_engine, require_current
-
-    engine = make_engine(settings.database_url)
+    """The database; commands that need its tables create the embedded default on first use."""
     if require_schema:
-        require_current(engine)
-    return engine
+        from driftloop.database import open_database
+
+        return open_database(settings)
+    from driftloop.storage import make_engine
+
+    return make_engine(settings.database_url)
 
 
 @config_app.command("show")

@@ -28,10 +28,14 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def pyplot() -> Any:
-    """matplotlib's pyplot on the file-only backend (servers and workers have no screen)."""
+    """matplotlib's pyplot on the file-only backend (servers and workers have no screen), with
+    the font matplotlib ships: PyCaret imports yellowbrick, which asks for Arial or Liberation
+    Sans, and every label then logs a ``findfont`` warning where those are not installed."""
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["font.family"] = ["sans-serif"]
+    matplotlib.rcParams["font.sans-serif"] = ["DejaVu Sans"]
     import matplotlib.pyplot as plt
 
     return plt

@@ -103,11 +103,11 @@ def _version(library: str) -> str:
 
 def _plots(pipeline: Any, frame: pd.DataFrame, settings: Settings, out: Path) -> list[Path]:
     """Confusion matrix or residuals, and permutation feature importance, as PNG files."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.inspection import permutation_importance
+
+    from driftloop.reporting import pyplot
+
+    plt = pyplot()
 
     features, truth = frame[settings.feature_columns], frame[settings.data.target]
     predicted = pipeline.predict(features)
