@@ -43,6 +43,12 @@ ADMIN_TOKEN_ENV, API_KEYS_ENV = "DRIFTLOOP_ADMIN_TOKEN", "DRIFTLOOP_API_KEYS"
 CLIENT_KEY_HEADER, FORCE_VARIANT_HEADER, API_KEY_HEADER = "X-Client-Key", "X-Variant", "X-API-Key"
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of bytes: a header may hold any Latin-1 text, and
+    ``hmac.compare_digest`` refuses strings with non-ASCII characters (a 500)."""
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
 def create_app(settings: Settings | None = None, *, background: bool = True) -> Flask:
     """Build the server for ``settings`` (default: the project config)."""
     settings = settings or load_settings()
@@ -81,14 +87,14 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 503, f"API keys are required but none are configured ({API_KEYS_ENV})"
             )
         given = request.headers.get(API_KEY_HEADER, "")
-        if not any(hmac.compare_digest(given, key) for key in api_keys):
+        if not any(same_secret(given, key) for key in api_keys):
             raise RequestError(401, f"a valid API key is required in the {API_KEY_HEADER} header")
 
     def check_admin() -> None:
         if not admin_token:
             raise RequestError(403, f"admin endpoints are disabled: set {ADMIN_TOKEN_ENV}")
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if not hmac.compare_digest(given, admin_token):
+        if not same_secret(given, admin_token):
             raise RequestError(401, "a valid admin token is required (Authorization: Bearer ...)")
 
     def json_body() -> Any:
@@ -96,7 +102,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             raise RequestError(415, "send the body as JSON with Content-Type: application/json")
         try:
             return json_codec.loads(request.get_data(cache=False))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # UnicodeDecodeError is one too
             raise RequestError(400, f"the body is not valid JSON: {exc}") from None
 
     @app.errorhandler(RequestError)
@@ -371,7 +377,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             raise RequestError(422, 'send {"staging_weight": 0..1, "shadow": false}')
         try:
             split = TrafficSplit(float(body["staging_weight"]), body.get("shadow", False))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # OverflowError: an integer beyond float
             raise RequestError(422, str(exc)) from None
         save_split(engine, settings.model.name, split, who="admin-api")
         store.refresh()

@@ -8,6 +8,7 @@ field and the record; no input reaches the model unchecked.
 from __future__ import annotations
 
 import math
+import reprlib
 from typing import Any
 
 import numpy as np
@@ -54,13 +55,17 @@ class PredictRequest(BaseModel):
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    record_id: str = Field(min_length=1, max_length=64)  # the ids /predict hands out are 32
+    # the ids /predict hands out are 34 or more characters; control characters (NUL among
+    # them, which PostgreSQL cannot store) are never part of one
+    record_id: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
     value: float | int | str | bool
 
 
 def check_feedback_value(value: Any, task: str) -> None:
     """A regression's true value must be a finite number, or every later A/B evaluation fails
-    on it; a class label may be a number or a string."""
+    on it; a class label may be a number or a string, but not ``NaN`` or an infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RequestError(422, f"value: a true value is a finite number or a label, not {value!r}")
     if task == "regression" and (
         isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
     ):
@@ -75,12 +80,17 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         return model.model_validate(body)
     except ValidationError as exc:
         details = [
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()[:MAX_DETAILS]
+            f"{_where(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors(include_input=False)[:MAX_DETAILS]
         ]
         raise RequestError(
             422, "the request body does not have the expected shape", details
         ) from None
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location; a key sent in the body may be of any length."""
+    return ".".join(str(p) if len(str(p)) <= 60 else shown(p) for p in loc) or "body"
 
 
 def records_frame(
@@ -133,8 +143,8 @@ def _checked_frame(
         keys = set(record) - ignore
         for name in sorted(expected - keys):
             problems.append(f"record {index}: missing field {name!r}")
-        for name in sorted(keys - expected):
-            problems.append(f"record {index}: unknown field {name!r}")
+        for name in sorted(keys - expected)[:MAX_DETAILS]:
+            problems.append(f"record {index}: unknown field {shown(name)}")
         if len(problems) >= MAX_DETAILS:
             break
     if problems:
@@ -182,8 +192,21 @@ def _as_float(value: float | int) -> float:
 
 def _note(problems: list[str], name: str, wrong: np.ndarray, column: pd.Series, what: str) -> None:
     for index in np.flatnonzero(wrong)[: MAX_DETAILS - len(problems)]:
-        value = column.iloc[index]
-        shown = (
-            repr(value) if not isinstance(value, int) or abs(value) < 10**20 else "a huge integer"
-        )
-        problems.append(f"record {index}: field {name!r} {what} (got {shown})")
+        problems.append(f"record {index}: field {name!r} {what} (got {shown(column.iloc[index])})")
+
+
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother = 2, 60, 60
+    return short
+
+
+_SHORT = _short_repr()
+
+
+def shown(value: Any) -> str:
+    """A value as an error message quotes it: short, and safe for any JSON (a key of a
+    megabyte, nesting a thousand levels deep, an integer of 4000 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return "a huge integer"
+    return _SHORT.repr(value)
