@@ -35,8 +35,8 @@ from serving.validation import (
     PredictRequest,
     RequestError,
     check_feedback_value,
+    checked_records,
     parse,
-    records_frame,
 )
 
 ADMIN_TOKEN_ENV, API_KEYS_ENV = "DRIFTLOOP_ADMIN_TOKEN", "DRIFTLOOP_API_KEYS"
@@ -156,7 +156,15 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         model = snapshot.model(variant)
         g.variant, g.model_version = variant, model.version
         sticky = settings.serving.sticky_field
-        frame = records_frame(body.items, model.schema, settings.serving.max_records, {sticky})
+        checked = checked_records(
+            body.items,
+            model.schema,
+            settings.serving.max_records,
+            {sticky},
+            settings.serving.max_missing_share,
+        )
+        frame, g.missing = checked.frame, checked.missing_names()
+        metrics.count_missing(frame.columns, checked.missing)
         predictions, probabilities = model.predict(frame)
         # unique because the request id is; and a record's id names the request it came in
         record_ids = [f"{g.request_id}-{i}" for i in range(len(body.items))]
@@ -266,10 +274,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             "latency_ms": elapsed,
             "assignment": assignment,
         }
+        missing = g.get("missing") or [None] * len(record_ids)
         return [
             {
                 **common,
                 "record_id": record_id,
+                "missing": missing[i],
                 # the sticky key routes the request; it is not a model input
                 "inputs": {k: v for k, v in item.items() if k != sticky}
                 if sticky in item

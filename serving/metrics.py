@@ -28,11 +28,25 @@ LATENCY = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 FEEDBACK = Counter("driftloop_feedback_total", "Feedback received", ["outcome"])
+MISSING = Counter(
+    "driftloop_missing_values_total",
+    "Missing feature values (null or absent) in predicted records, per feature",
+    ["feature"],
+)
 ERRORS = Counter(
     "driftloop_prediction_errors_total",
     "Refused or failed /predict requests after routing, per variant",
     ["variant", "status"],
 )
+
+
+def count_missing(names: Any, missing: Any) -> None:
+    """Add a request's missing values (a records x features bool array, or None) per feature."""
+    if missing is None:
+        return
+    for name, count in zip(names, missing.sum(axis=0).tolist(), strict=True):
+        if count:
+            MISSING.labels(str(name)).inc(count)
 
 
 class LoopCollector:

@@ -32,10 +32,12 @@ _NUMERIC_TYPES = {"double", "float", "long", "integer"}
 
 @dataclass(frozen=True)
 class FeatureSchema:
-    """What a request record must hold: names and whether each is numeric."""
+    """What a request record must hold: names, whether each is numeric, and which ones the
+    version can take missing (null or absent)."""
 
     names: tuple[str, ...]
     numeric: frozenset[str]
+    nullable: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -186,15 +188,15 @@ class ModelStore:
             example = info.load_input_example(local)
         if signature is not None:
             columns = signature.inputs.to_dict()
-            schema = FeatureSchema(
-                tuple(c["name"] for c in columns),
-                frozenset(c["name"] for c in columns if c["type"] in _NUMERIC_TYPES),
-            )
+            names = tuple(c["name"] for c in columns)
+            numeric = frozenset(c["name"] for c in columns if c["type"] in _NUMERIC_TYPES)
         else:
             names = tuple(self.settings.feature_columns)
-            schema = FeatureSchema(
-                names, frozenset(set(names) - set(self.settings.data.categorical_features))
-            )
+            numeric = frozenset(set(names) - set(self.settings.data.categorical_features))
+        # recorded at training; a version registered without it: only the configured ones
+        recorded = (info.metadata or {}).get(registry.NULLABLE_FEATURES) or []
+        nullable = (set(recorded) | set(self.settings.data.nullable_features)) & set(names)
+        schema = FeatureSchema(names, numeric, frozenset(nullable))
         classes = _classes(pipeline)
         serving = self.settings.serving
         batcher = MicroBatcher(

@@ -72,6 +72,11 @@ class DataSettings(Section):
         default=None, description="Feature columns; empty means every column but the target."
     )
     categorical_features: list[str] = Field(default_factory=list)
+    nullable_features: list[str] = Field(
+        default_factory=list,
+        description="Features a request may leave missing for every version, beside those "
+        "missing in the version's training data.",
+    )
     bounds: dict[str, Bounds] = Field(default_factory=dict)
     max_missing_share: float = Field(default=0.2, ge=0.0, le=1.0)
     drift_source: Path | None = Field(
@@ -97,6 +102,9 @@ class DataSettings(Section):
             unknown = sorted(set(self.categorical_features) - set(features))
             if unknown:
                 raise ValueError(f"categorical_features not in features: {unknown}")
+            unknown = sorted(set(self.nullable_features) - set(features))
+            if unknown:
+                raise ValueError(f"nullable_features not in features: {unknown}")
             unbounded = sorted(set(self.bounds) - set(features) - {self.target})
             if unbounded:
                 raise ValueError(
@@ -226,6 +234,9 @@ class ServingSettings(Section):
     )
     max_records: PositiveInt = 1000
     max_body_bytes: PositiveInt = 2_000_000
+    max_missing_share: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Most a record may leave missing, as a share."
+    )
     micro_batch_max: PositiveInt = 64
     micro_batch_wait_ms: float = Field(default=1.0, ge=0.0, le=1000.0)
     poll_seconds: float = Field(default=10.0, gt=0.0)

@@ -3,7 +3,8 @@
 A version's role is its alias (``production`` or ``staging``), the source of truth; the
 deprecated registry stage (``Production``, ``Staging``, ``Archived``) is kept in step because
 users still look for it. Archiving removes the alias. Lineage lives in version tags: the
-training-data digest, the drift report that caused the version, its reference profile.
+training-data digest, the drift report that caused the version, its reference profile. The
+features a version can take missing travel with its logged model (``NULLABLE_FEATURES``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ DRIFT_BATCH = "driftloop.drift_batch_id"
 PROFILE_ID = "driftloop.profile_id"
 GATE = "driftloop.gate"  # staging, rejected or production (bootstrap)
 GATE_REASON = "driftloop.gate_reason"
+# The features that had missing values in a version's training data: a run tag (JSON list) and
+# the logged model's metadata (``MLmodel``), so the server reads it with the model itself.
+NULLABLE_FEATURES = "driftloop.nullable_features"
 
 
 class RegistryError(RuntimeError):

@@ -163,6 +163,7 @@ class Prediction(Base):
     status: Mapped[int] = mapped_column(sa.Integer, default=200)
     assignment: Mapped[str | None] = mapped_column(sa.String(10))  # RANDOM, STICKY or FORCED
     inputs: Mapped[dict | None] = mapped_column(sa.JSON)
+    missing: Mapped[list[str] | None] = mapped_column(sa.JSON)  # features sent null or absent
     output: Mapped[dict | None] = mapped_column(sa.JSON)
     error: Mapped[str | None] = mapped_column(sa.Text)
     latency_ms: Mapped[float | None] = mapped_column(sa.Float)

@@ -1,12 +1,14 @@
 """MLflow tracking of a training run, done by hand (PyCaret's ``log_experiment`` is broken on
 MLflow 3): parameters, the compare table, CV and holdout metrics, plots, data digest and row
-count, library versions, signature and input example, and the model (cloudpickle, because
-MLflow 3's default skops format refuses PyCaret's pipeline types).
+count, library versions, signature and input example, the features the training rows left
+missing, and the model (cloudpickle, because MLflow 3's default skops format refuses PyCaret's
+pipeline types).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from driftloop.config import Settings
+from driftloop.registry import NULLABLE_FEATURES
 from driftloop.training.automl import TrainedModel
 
 LIBRARIES = ("pycaret", "scikit-learn", "pandas", "numpy", "mlflow", "driftloop")
@@ -56,9 +59,11 @@ def log_training_run(
                 **extra_params,
             }
         )
+        nullable = missing_features(features)
         mlflow.set_tags(
             {
                 "driftloop.data_digest": digest,
+                NULLABLE_FEATURES: json.dumps(nullable),
                 **{f"version.{lib}": _version(lib) for lib in LIBRARIES},
             }
         )
@@ -86,8 +91,15 @@ def log_training_run(
             serialization_format="cloudpickle",
             signature=signature,
             input_example=example,
+            metadata={NULLABLE_FEATURES: nullable},
         )
         return run.info.run_id, info.model_uri
+
+
+def missing_features(features: pd.DataFrame) -> list[str]:
+    """The features with a missing value in the training rows: the model's pipeline learned to
+    impute them, so the server lets requests leave them missing."""
+    return [str(name) for name in features.columns[features.isna().any().to_numpy()]]
 
 
 def _key(metric: str) -> str:
