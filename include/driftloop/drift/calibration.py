@@ -99,6 +99,15 @@ class NullDistribution:
         return float(row[rank - 1]) if 1 <= rank <= row.size else math.inf
 
 
+def sorted_quantiles(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """``np.quantile(values, levels)`` (linear) of values already sorted: no partition, which
+    numpy runs once per level and which took minutes for 100,000 levels of 200,000 values."""
+    position = np.clip(levels, 0.0, 1.0) * (values.size - 1)
+    lower = np.floor(position).astype(np.int64)
+    upper = np.minimum(lower + 1, values.size - 1)
+    return values[lower] + (position - lower) * (values[upper] - values[lower])
+
+
 def scale(n: int, reference_count: int) -> float:
     """The null noise scale of a two-sample statistic: sqrt(1/n + 1/N)."""
     return math.sqrt(1.0 / n + 1.0 / max(reference_count, 1))
@@ -214,9 +223,7 @@ def wasserstein_limit(
         return np.zeros(draws)
     levels = np.arange(1, BRIDGE_LEVELS) / BRIDGE_LEVELS
     half = 0.5 / BRIDGE_LEVELS
-    steps = np.quantile(values, np.clip(levels + half, 0, 1)) - np.quantile(
-        values, np.clip(levels - half, 0, 1)
-    )
+    steps = sorted_quantiles(values, levels + half) - sorted_quantiles(values, levels - half)
     out = np.empty(draws)
     for start in range(0, draws, DRAW_BLOCK):
         block = min(DRAW_BLOCK, draws - start)

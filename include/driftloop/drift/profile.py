@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from driftloop.drift.calibration import NullDistribution
+from driftloop.drift.calibration import NullDistribution, sorted_quantiles
 from driftloop.drift.statistics import CATEGORICAL, NUMERIC, STATISTICS, resampled_null
 
 FORMAT_VERSION = 2
@@ -162,7 +162,7 @@ class ReferenceProfile:
             record.pop("nulls")
             record["null_sizes"] = {name: list(null.sizes) for name, null in column.nulls.items()}
             for name, null in column.nulls.items():
-                arrays[f"{index}_null_{name}"] = null.draws
+                arrays[f"{index}_null_{name}"] = null.draws.astype(np.float32)  # ample for tails
             meta["columns"].append(record)
         buffer = io.BytesIO()
         np.savez_compressed(
@@ -187,7 +187,9 @@ class ReferenceProfile:
                 for key in ("values", "bin_edges", "probabilities"):
                     record[key] = stored[f"{index}_{key}"]
                 record["nulls"] = {
-                    name: NullDistribution(tuple(sizes), stored[f"{index}_null_{name}"])
+                    name: NullDistribution(
+                        tuple(sizes), stored[f"{index}_null_{name}"].astype(float)
+                    )
                     for name, sizes in record.pop("null_sizes", {}).items()
                 }
                 columns[record["name"]] = ColumnProfile(**record)
@@ -247,10 +249,10 @@ def _numeric_column(name: str, series: pd.Series, bins: int, exact_max: int) -> 
     if values.size == 0:
         return ColumnProfile(name, NUMERIC, 0, missing, probabilities=np.ones(1))
     levels = np.linspace(0.0, 1.0, bins + 1)[1:-1]
-    edges = np.unique(np.quantile(values, levels))
+    edges = np.unique(sorted_quantiles(values, levels))
     counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
     exact = values.size <= exact_max
-    kept = values if exact else np.quantile(values, (np.arange(exact_max) + 0.5) / exact_max)
+    kept = values if exact else sorted_quantiles(values, (np.arange(exact_max) + 0.5) / exact_max)
     return ColumnProfile(
         name=name,
         kind=NUMERIC,
