@@ -23,7 +23,7 @@ numbers = st.one_of(
 @given(st.lists(st.fixed_dictionaries({"a": numbers, "b": numbers, "c": numbers}), min_size=1))
 def test_the_numeric_fast_path_equals_the_checked_path(records):
     fast = records_frame(records, SCHEMA, 10_000, set())
-    checked = _checked_frame(records, SCHEMA, set())
+    checked = _checked_frame(records, SCHEMA, set(), 1.0).frame
     assert list(fast.columns) == list(SCHEMA.names)
     np.testing.assert_array_equal(fast.to_numpy(dtype=float), checked.to_numpy(dtype=float))
 
