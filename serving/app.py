@@ -345,6 +345,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                     else {
                         "version": snapshot.model(v).version,
                         "features": list(snapshot.model(v).schema.names),
+                        "nullable": sorted(snapshot.model(v).schema.nullable),
                     }
                 )
                 for v in VARIANTS

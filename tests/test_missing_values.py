@@ -204,6 +204,11 @@ def test_a_feature_without_gaps_in_training_gets_a_422_naming_it(gappy):
     app = _app(settings)
     try:
         client = app.test_client()
+        assert client.get("/models").json["variants"]["production"]["nullable"] == [
+            "a",
+            "b",
+            "color",
+        ]
         null_c = client.post(
             "/predict", json={"record": {"a": 1.0, "b": 1.0, "c": None, "color": "red"}}
         )
