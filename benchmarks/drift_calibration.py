@@ -49,15 +49,20 @@ reference size and column type, its default threshold), and the dataset verdict 
 way (share of drifted columns >= 0.5). On the first batch of every cell the full
 ``Report([DataDriftPreset()])`` runs too and its per-column scores and drifted count are
 compared with that function's: the table prints how many of those batches agree. Evidently
-runs on the first ``--evidently-batches`` batches of each cell (the very batches driftloop
-sees first; driftloop always runs on all of them), one batch of every cell in turn, in parallel
-with driftloop (two processes on the machine); ``--evidently-timeout`` stops it after the
-round in progress, and the tables print how many batches each cell got.
+runs on the first ``--evidently-batches`` batches of each cell (default 50: the very batches
+driftloop sees first; driftloop always runs on all of them), one batch of every cell in turn,
+in parallel with driftloop; ``--evidently-timeout`` stops it after the round in progress, and
+the tables print how many batches each cell got.
 
-Run from the repository root (about 20 to 25 minutes on 2 shared cores):
+Cost: driftloop's work is about 20 CPU minutes (15,000 clean checks, a third of them on 31
+columns, plus 75 calibrated profile builds and the power cells), Evidently's about 5. On an
+idle 2-core machine the default run takes about 20 minutes; on a loaded one, ``--workers 2``
+runs driftloop's references and power cells in two processes (three with Evidently's).
 
-    .venv/bin/python benchmarks/drift_calibration.py
-    .venv/bin/python benchmarks/drift_calibration.py --quick   # a smoke run, about 2 minutes
+Run from the repository root:
+
+    .venv/bin/python benchmarks/drift_calibration.py --workers 2
+    .venv/bin/python benchmarks/drift_calibration.py --quick   # a smoke run, a few minutes
 
 Seeds are fixed (``--seed``); the output is Markdown, with the machine and the command.
 """
@@ -334,6 +339,16 @@ class Tally:
     seconds: float = 0.0
     per_feature: dict[str, int] = field(default_factory=dict)
 
+    def merge(self, other: Tally) -> None:
+        self.batches += other.batches
+        self.drift += other.drift
+        self.insufficient += other.insufficient
+        self.flagged_share_sum += other.flagged_share_sum
+        self.tested_sum += other.tested_sum
+        self.seconds += other.seconds
+        for name, count in other.per_feature.items():
+            self.per_feature[name] = self.per_feature.get(name, 0) + count
+
     def add(self, status: str, flagged: list[str], tested: int, seconds: float) -> None:
         self.batches += 1
         self.seconds += seconds
@@ -394,50 +409,81 @@ def check(profile: Any, batch: pd.DataFrame, settings: Any, tally: Tally) -> Non
     )
 
 
-def driftloop_false_alarms(
-    data: list[Population], args: argparse.Namespace, progress: Callable[[str], None]
-) -> tuple[dict[tuple[str, int], Tally], dict[str, float]]:
-    """Every batch of every cell; one profile per split, checked against all sizes."""
-    settings = drift_settings()
+_STATE: dict[str, Any] = {}
+"""The data, cells and arguments, set before worker processes fork (they inherit it)."""
+
+
+def false_alarm_task(d: int, split: int) -> tuple[dict[int, Tally], float]:
+    """One reference of one data set, and every batch (of every size) that uses it."""
+    population, args, settings = _STATE["data"][d], _STATE["args"], drift_settings()
+    reference_rows, rest = population.rows(split_rng(args.seed, d, split))
+    reference = population.frame.iloc[reference_rows].reset_index(drop=True)
+    start = time.perf_counter()
+    profile = profile_of(reference, population.categorical, settings)
+    build = time.perf_counter() - start
+    tallies = {rows: Tally() for rows in args.sizes}
+    for rows in args.sizes:
+        for b in range(split, args.batches, args.splits):
+            picked = population.batch(rest, batch_rng(args.seed, d, rows, b), rows)
+            batch = population.frame.iloc[picked].reset_index(drop=True)
+            check(profile, batch, settings, tallies[rows])
+    return tallies, build
+
+
+def power_task(c: int) -> Tally:
+    """Every batch of one power cell, with a new reference every REFERENCE_EVERY batches."""
+    cell, args, settings = _STATE["cells"][c], _STATE["args"], drift_settings()
+    tally, profile = Tally(), None
+    for b in range(cell.batches):
+        if b % REFERENCE_EVERY == 0:
+            profile = None  # the old one's memory goes before the next is drawn (1M rows)
+            reference = cell.frame(power_rng(args.seed, c, 0, b // REFERENCE_EVERY), True)
+            profile = profile_of(reference, cell.categorical, settings)
+            del reference
+        batch = cell.frame(power_rng(args.seed, c, 1, b), False)
+        check(profile, batch, settings, tally)
+    return tally
+
+
+def run_task(task: tuple[str, int, int]) -> tuple[tuple[str, int, int], Any]:
+    kind, first, second = task
+    return task, power_task(first) if kind == "power" else false_alarm_task(first, second)
+
+
+def run_driftloop(
+    data: list[Population],
+    cells: list[PowerCell],
+    args: argparse.Namespace,
+    progress: Callable[[str], None],
+) -> tuple[dict[tuple[str, int], Tally], dict[str, float], dict[str, Tally]]:
+    """Every batch of every cell, in ``--workers`` processes (the power cells first: longest)."""
+    _STATE.update(data=data, cells=cells, args=args)
+    tasks = [("power", c, 0) for c in range(len(cells))]
+    tasks += [("false", d, split) for d in range(len(data)) for split in range(args.splits)]
     tallies = {(p.name, n): Tally() for p in data for n in args.sizes}
-    build_seconds: dict[str, float] = {}
-    for d, population in enumerate(data):
-        build_seconds[population.name] = 0.0
-        for split in range(args.splits):
-            reference_rows, rest = population.rows(split_rng(args.seed, d, split))
-            reference = population.frame.iloc[reference_rows].reset_index(drop=True)
-            start = time.perf_counter()
-            profile = profile_of(reference, population.categorical, settings)
-            build_seconds[population.name] += time.perf_counter() - start
-            for rows in args.sizes:
-                for b in range(split, args.batches, args.splits):
-                    picked = population.batch(rest, batch_rng(args.seed, d, rows, b), rows)
-                    batch = population.frame.iloc[picked].reset_index(drop=True)
-                    check(profile, batch, settings, tallies[population.name, rows])
-            if split % max(1, args.splits // 5) == 0:
-                progress(f"driftloop {population.name}: split {split + 1} of {args.splits}")
-        build_seconds[population.name] /= args.splits
-    return tallies, build_seconds
+    builds = {p.name: 0.0 for p in data}
+    power: dict[str, Tally] = {}
+    if args.workers > 1:
+        import multiprocessing
 
-
-def driftloop_power(
-    cells: list[PowerCell], args: argparse.Namespace, progress: Callable[[str], None]
-) -> dict[str, Tally]:
-    settings = drift_settings()
-    tallies = {}
-    for c, cell in enumerate(cells):
-        tally = tallies[cell.key] = Tally()
-        profile = None
-        for b in range(cell.batches):
-            if b % REFERENCE_EVERY == 0:
-                profile = None  # the old one's memory goes before the next is drawn (1M rows)
-                reference = cell.frame(power_rng(args.seed, c, 0, b // REFERENCE_EVERY), True)
-                profile = profile_of(reference, cell.categorical, settings)
-                del reference
-            batch = cell.frame(power_rng(args.seed, c, 1, b), False)
-            check(profile, batch, settings, tally)
-        progress(f"driftloop power {cell.key}: {cell.batches} batches")
-    return tallies
+        pool = multiprocessing.get_context("fork").Pool(args.workers)
+        results = pool.imap_unordered(run_task, tasks)
+    else:
+        pool, results = None, map(run_task, tasks)
+    for done, ((kind, first, _), result) in enumerate(results, start=1):
+        if kind == "power":
+            power[cells[first].key] = result
+        else:
+            name = data[first].name
+            for rows, tally in result[0].items():
+                tallies[name, rows].merge(tally)
+            builds[name] += result[1] / args.splits
+        if done % max(1, len(tasks) // 10) == 0 or done == len(tasks):
+            progress(f"driftloop: {done} of {len(tasks)} tasks")
+    if pool is not None:
+        pool.close()
+        pool.join()
+    return tallies, builds, {cell.key: power[cell.key] for cell in cells}
 
 
 # ---------------------------------------------------------------------------- Evidently side
@@ -885,12 +931,12 @@ def machine_lines(started: float, evidently_meta: dict[str, Any]) -> list[str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=1000, help="clean batches per cell")
-    parser.add_argument("--splits", type=int, default=50, help="references per data set")
+    parser.add_argument("--splits", type=int, default=25, help="references per data set")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="batch rows")
     parser.add_argument("--power-batches", type=int, default=200, help="batches per power cell")
     parser.add_argument("--million-batches", type=int, default=40, help="1M-row batches")
     parser.add_argument(
-        "--evidently-batches", type=int, default=100, help="Evidently: first K batches per cell"
+        "--evidently-batches", type=int, default=50, help="Evidently: first K batches per cell"
     )
     parser.add_argument(
         "--evidently-reports",
@@ -900,6 +946,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--evidently-timeout", type=float, default=1500.0, help="seconds; then Evidently stops"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="driftloop processes (the machine is shared)"
     )
     parser.add_argument("--skip-evidently", action="store_true")
     parser.add_argument("--seed", type=int, default=SEED)
@@ -944,8 +993,7 @@ def main(argv: list[str] | None = None) -> int:
             cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         say(f"Evidently started in its own process (pid {child.pid})")
-    ours, build_seconds = driftloop_false_alarms(data, args, say)
-    power = driftloop_power(cells, args, say)
+    ours, build_seconds, power = run_driftloop(data, cells, args, say)
     theirs: dict[str, list[dict[str, Any]]] = {}
     meta: dict[str, Any] = {}
     if child is not None:
