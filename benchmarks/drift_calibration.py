@@ -450,40 +450,100 @@ def run_task(task: tuple[str, int, int]) -> tuple[tuple[str, int, int], Any]:
     return task, power_task(first) if kind == "power" else false_alarm_task(first, second)
 
 
+def checkpoint_path(args: argparse.Namespace) -> Path:
+    """Where finished tasks are kept: one file per run configuration."""
+    sizes = "-".join(map(str, args.sizes))
+    name = f"tasks-s{args.seed}-b{args.batches}-r{args.splits}-n{sizes}"
+    return WORK_DIR / f"{name}-p{args.power_batches}-m{args.million_batches}.jsonl"
+
+
+def load_checkpoint(path: Path) -> dict[tuple[str, int, int], Any]:
+    """Finished tasks of an earlier run of the same configuration (``--resume``)."""
+    done: dict[tuple[str, int, int], Any] = {}
+    if not path.is_file():
+        return done
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        kind, first, second = record["task"]
+        if kind == "power":
+            done[kind, first, second] = Tally(**record["tally"])
+        else:
+            tallies = {int(rows): Tally(**t) for rows, t in record["tallies"].items()}
+            done[kind, first, second] = (tallies, record["build"])
+    return done
+
+
+def save_task(path: Path, task: tuple[str, int, int], result: Any) -> None:
+    if task[0] == "power":
+        record = {"task": task, "tally": vars(result)}
+    else:
+        record = {
+            "task": task,
+            "tallies": {rows: vars(t) for rows, t in result[0].items()},
+            "build": result[1],
+        }
+    with path.open("a") as stored:
+        stored.write(json.dumps(record) + "\n")
+
+
 def run_driftloop(
     data: list[Population],
     cells: list[PowerCell],
     args: argparse.Namespace,
     progress: Callable[[str], None],
-) -> tuple[dict[tuple[str, int], Tally], dict[str, float], dict[str, Tally]]:
-    """Every batch of every cell, in ``--workers`` processes (the power cells first: longest)."""
+) -> tuple[dict[tuple[str, int], Tally], dict[str, float], dict[str, Tally], str]:
+    """Every batch of every cell, in ``--workers`` processes (the power cells first: longest).
+
+    Finished tasks (a reference and its batches, or a power cell) are appended to a checkpoint,
+    so ``--resume`` goes on where a run stopped and ``--report-only`` prints what is done.
+    ``--stop-after`` ends the run at a time, with the tables of the tasks finished by then.
+    """
     _STATE.update(data=data, cells=cells, args=args)
     tasks = [("power", c, 0) for c in range(len(cells))]
-    tasks += [("false", d, split) for d in range(len(data)) for split in range(args.splits)]
-    tallies = {(p.name, n): Tally() for p in data for n in args.sizes}
-    builds = {p.name: 0.0 for p in data}
-    power: dict[str, Tally] = {}
-    if args.workers > 1:
+    tasks += [("false", d, split) for split in range(args.splits) for d in range(len(data))]
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    path = checkpoint_path(args)
+    if not (args.resume or args.report_only):
+        path.unlink(missing_ok=True)
+    done = load_checkpoint(path)
+    todo = [] if args.report_only else [task for task in tasks if task not in done]
+    pool = None
+    if args.workers > 1 and todo:
         import multiprocessing
 
         pool = multiprocessing.get_context("fork").Pool(args.workers)
-        results = pool.imap_unordered(run_task, tasks)
+        results = pool.imap_unordered(run_task, todo)
     else:
-        pool, results = None, map(run_task, tasks)
-    for done, ((kind, first, _), result) in enumerate(results, start=1):
+        results = map(run_task, todo)
+    deadline = time.time() + 60 * args.stop_after if args.stop_after else math.inf
+    for count, (task, result) in enumerate(results, start=1):
+        done[task] = result
+        save_task(path, task, result)
+        if count % max(1, len(todo) // 10) == 0 or count == len(todo):
+            progress(f"driftloop: {count} of {len(todo)} tasks")
+        if time.time() > deadline:
+            progress(f"driftloop: stopped by --stop-after after {count} of {len(todo)} tasks")
+            break
+    if pool is not None:
+        pool.terminate()
+        pool.join()
+    tallies = {(p.name, n): Tally() for p in data for n in args.sizes}
+    builds = {p.name: 0.0 for p in data}
+    references = {p.name: 0 for p in data}
+    power: dict[str, Tally] = {}
+    for (kind, first, _), result in done.items():
         if kind == "power":
             power[cells[first].key] = result
-        else:
-            name = data[first].name
-            for rows, tally in result[0].items():
-                tallies[name, rows].merge(tally)
-            builds[name] += result[1] / args.splits
-        if done % max(1, len(tasks) // 10) == 0 or done == len(tasks):
-            progress(f"driftloop: {done} of {len(tasks)} tasks")
-    if pool is not None:
-        pool.close()
-        pool.join()
-    return tallies, builds, {cell.key: power[cell.key] for cell in cells}
+            continue
+        name = data[first].name
+        for rows, tally in result[0].items():
+            tallies[name, rows].merge(tally)
+        builds[name] += result[1]
+        references[name] += 1
+    builds = {name: builds[name] / max(references[name], 1) for name in builds}
+    finished = sum(task in done for task in tasks)
+    status = f"{finished} of {len(tasks)} driftloop tasks finished"
+    return tallies, builds, power, status
 
 
 # ---------------------------------------------------------------------------- Evidently side
@@ -632,6 +692,11 @@ def evidently_child(plan_path: Path, out: Path, deadline: float) -> None:
     plan = json.loads(plan_path.read_text())
     pools = {cell["pool"]: None for cell in plan}
     results: dict[str, list[dict[str, Any]]] = {cell["key"]: [] for cell in plan}
+    if out.is_file():  # --resume: go on after the last full round of an earlier run
+        earlier = json.loads(out.read_text())["results"]
+        if set(earlier) == set(results):
+            full = min((len(v) for k, v in earlier.items() if k in results), default=0)
+            results = {k: v[:full] for k, v in earlier.items()}
     jobs = {cell["key"]: np.load(cell["jobs"]) for cell in plan}
     if plan and plan[0]["count"]:  # imports and first-call costs, kept out of the timings
         pool = pd.read_parquet(plan[0]["pool"])
@@ -646,7 +711,8 @@ def evidently_child(plan_path: Path, out: Path, deadline: float) -> None:
     started = time.time()
     meta = {"evidently": version("evidently"), "stopped_at_deadline": False}
     rounds = max((cell["count"] for cell in plan), default=0)
-    for b in range(rounds):
+    first_round = min((len(v) for v in results.values()), default=0)
+    for b in range(first_round, rounds):
         if time.time() > deadline:
             meta["stopped_at_deadline"] = True
             break
@@ -675,13 +741,20 @@ def evidently_child(plan_path: Path, out: Path, deadline: float) -> None:
                 )
             results[cell["key"]].append(record)
         meta["seconds"] = time.time() - started
-        out.write_text(json.dumps({"meta": meta, "results": results}))
+        write_atomic(out, {"meta": meta, "results": results})
         needed = {cell["pool"] for cell in plan if b + 1 < cell["count"]}
         for name in pools:  # the 1M-row pool is large: keep only the pools still needed
             if name not in needed:
                 pools[name] = None
     meta["seconds"] = time.time() - started
-    out.write_text(json.dumps({"meta": meta, "results": results}))
+    write_atomic(out, {"meta": meta, "results": results})
+
+
+def write_atomic(path: Path, value: Any) -> None:
+    """Write JSON so that a reader (or a kill) never sees half a file."""
+    staged = path.with_suffix(".part")
+    staged.write_text(json.dumps(value))
+    staged.replace(path)
 
 
 def evidently_tally(records: list[dict[str, Any]]) -> tuple[Tally, int, int, float]:
@@ -765,9 +838,9 @@ def false_alarm_table(
                 str(t.batches),
                 f"{pct(t.drift_share())} ({pct(upper_bound(t.drift, t.decided))})",
                 pct(t.flagged_share()),
-                f"{t.tested_sum / t.decided if t.decided else math.nan:.1f} of {width}",
+                f"{t.tested_sum / t.decided:.1f} of {width}" if t.decided else "-",
                 str(t.insufficient),
-                verdict(ok),
+                verdict(ok) if t.decided else "-",
                 str(e.batches),
                 pct(e.drift_share()),
                 pct(e.flagged_share()),
@@ -803,7 +876,7 @@ def power_table(
     for cell in cells:
         if cell.dataset_verdict:
             continue
-        t = ours[cell.key]
+        t = ours.get(cell.key, Tally())
         e = evidently_tally(theirs.get(cell.key, []))[0]
         for column in cell.columns:
             share = t.feature_share(column.name)
@@ -842,7 +915,7 @@ def dataset_table(
     for cell in cells:
         if not cell.dataset_verdict:
             continue
-        t = ours[cell.key]
+        t = ours.get(cell.key, Tally())
         e = evidently_tally(theirs.get(cell.key, []))[0]
         shift = cell.columns[0].shift
         cells_ = [
@@ -876,7 +949,7 @@ def timing_lines(
         "| --- | ---: | ---: | ---: |",
     ]
     keys = [(f"{p.name}:{n}", ours[p.name, n]) for p in data for n in sizes]
-    keys += [(cell.key, power[cell.key]) for cell in cells]
+    keys += [(cell.key, power.get(cell.key, Tally())) for cell in cells]
     for key, tally in keys:
         e, reports, _, report_s = evidently_tally(theirs.get(key, []))
         cells_ = [
@@ -951,6 +1024,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers", type=int, default=1, help="driftloop processes (the machine is shared)"
     )
     parser.add_argument("--skip-evidently", action="store_true")
+    parser.add_argument(
+        "--stop-after", type=float, help="minutes; then report the tasks finished by then"
+    )
+    parser.add_argument("--resume", action="store_true", help="go on from the checkpoint")
+    parser.add_argument(
+        "--report-only", action="store_true", help="print the tables of the checkpoint"
+    )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--json", help="also write every figure to this file")
@@ -982,28 +1062,32 @@ def main(argv: list[str] | None = None) -> int:
     data = populations(args.seed)
     cells, reached = power_cells(args.power_batches, args.million_batches)
     child, out = None, WORK_DIR / "evidently.json"
-    if not args.skip_evidently:
+    if not (args.skip_evidently or args.report_only):
         ensure_evidently_venv()
         plan_path, _ = write_plan(data, cells, args)
-        out.unlink(missing_ok=True)
-        log = (WORK_DIR / "evidently.log").open("w")
+        if not args.resume:
+            out.unlink(missing_ok=True)
+        log = (WORK_DIR / "evidently.log").open("a")
+        deadline = started + (60 * args.stop_after if args.stop_after else args.evidently_timeout)
         child = subprocess.Popen(
             [str(EVIDENTLY_PYTHON), str(Path(__file__).resolve()), "--child", str(plan_path),
-             "--out", str(out), "--deadline", str(started + args.evidently_timeout)],
+             "--out", str(out), "--deadline", str(min(deadline, started + args.evidently_timeout))],
             cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         say(f"Evidently started in its own process (pid {child.pid})")
-    ours, build_seconds, power = run_driftloop(data, cells, args, say)
+    ours, build_seconds, power, status = run_driftloop(data, cells, args, say)
+    say(status)
     theirs: dict[str, list[dict[str, Any]]] = {}
     meta: dict[str, Any] = {}
     if child is not None:
         say("driftloop done; waiting for Evidently")
         child.wait()
-        if out.is_file():
-            stored = json.loads(out.read_text())
-            theirs, meta = stored["results"], stored["meta"]
-        else:
-            say(f"Evidently wrote nothing; see {WORK_DIR / 'evidently.log'}")
+    if out.is_file() and not args.skip_evidently:
+        stored = json.loads(out.read_text())
+        theirs, meta = stored["results"], stored["meta"]
+    elif child is not None:
+        say(f"Evidently wrote nothing; see {WORK_DIR / 'evidently.log'}")
+    meta["driftloop"] = status
     text = report(args, data, cells, reached, ours, power, build_seconds, theirs, meta, started)
     print(text)
     if args.json:
@@ -1052,7 +1136,8 @@ def report(
         [
             "",
             f"Data: {shapes}. {args.splits} references per data set; "
-            f"{args.batches} clean batches per cell. {evidently_note}",
+            f"{args.batches} clean batches per cell ({meta.get('driftloop', '')}). "
+            + evidently_note,
             "",
             "## False alarms on clean batches (targets: at most 1.5% of batches called drift, "
             "at most 1.5% of features flagged per batch)",
