@@ -895,7 +895,7 @@ def power_table(
                 str(t.decided),
                 f"{pct(share)} ({pct(lower_bound(count, t.decided))})",
                 target,
-                verdict(ok) if column.shift else "-",
+                verdict(ok) if column.shift and t.decided else "-",
                 str(e.decided),
                 pct(e.feature_share(column.name)),
             ]
@@ -924,7 +924,7 @@ def dataset_table(
             str(t.decided),
             pct(t.drift_share()),
             f">= {pct(TARGET_POWER)}",
-            verdict(t.drift_share() >= TARGET_POWER),
+            verdict(t.drift_share() >= TARGET_POWER) if t.decided else "-",
             pct(t.flagged_share()),
             str(e.decided),
             pct(e.drift_share()),
