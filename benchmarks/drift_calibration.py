@@ -54,10 +54,13 @@ driftloop sees first; driftloop always runs on all of them), one batch of every 
 in parallel with driftloop; ``--evidently-timeout`` stops it after the round in progress, and
 the tables print how many batches each cell got.
 
-Cost: driftloop's work is about 20 CPU minutes (15,000 clean checks, a third of them on 31
-columns, plus 75 calibrated profile builds and the power cells), Evidently's about 5. On an
-idle 2-core machine the default run takes about 20 minutes; on a loaded one, ``--workers 2``
-runs driftloop's references and power cells in two processes (three with Evidently's).
+Cost: driftloop checks 15,000 clean batches (a third of them with 31 columns), builds 75
+calibrated profiles and runs the power cells; Evidently's part is about a quarter of that work.
+On this project's shared 2-core machine at a load average of 8 to 11, driftloop's part took 30
+minutes with ``--workers 3`` (Evidently beside it, stopped by ``--evidently-timeout``); on an
+idle machine ``--workers 2`` or the default of one process is enough. If time runs out,
+``--stop-after MINUTES`` prints the tables of what is finished, ``--resume`` goes on from the
+checkpoint in ``var/bench-calibration/`` and ``--report-only`` reprints it.
 
 Run from the repository root:
 
@@ -695,7 +698,12 @@ def evidently_child(plan_path: Path, out: Path, deadline: float) -> None:
     if out.is_file():  # --resume: go on after the last full round of an earlier run
         earlier = json.loads(out.read_text())["results"]
         if set(earlier) == set(results):
-            full = min((len(v) for k, v in earlier.items() if k in results), default=0)
+            counts = {cell["key"]: cell["count"] for cell in plan}
+            # rounds every cell finished (a cell with fewer batches is done after its last)
+            full = min(
+                (len(v) for k, v in earlier.items() if len(v) < counts[k]),
+                default=max(counts.values(), default=0),
+            )
             results = {k: v[:full] for k, v in earlier.items()}
     jobs = {cell["key"]: np.load(cell["jobs"]) for cell in plan}
     if plan and plan[0]["count"]:  # imports and first-call costs, kept out of the timings
@@ -711,7 +719,10 @@ def evidently_child(plan_path: Path, out: Path, deadline: float) -> None:
     started = time.time()
     meta = {"evidently": version("evidently"), "stopped_at_deadline": False}
     rounds = max((cell["count"] for cell in plan), default=0)
-    first_round = min((len(v) for v in results.values()), default=0)
+    first_round = min(
+        (len(results[c["key"]]) for c in plan if len(results[c["key"]]) < c["count"]),
+        default=rounds,
+    )
     for b in range(first_round, rounds):
         if time.time() > deadline:
             meta["stopped_at_deadline"] = True
