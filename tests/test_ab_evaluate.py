@@ -230,3 +230,28 @@ def test_a_borderline_result_flips_between_two_close_alphas(pair):
         decisions[round(alpha, 4)] = evaluation.decision
     assert list(decisions.values()) == ["promote", "continue"], decisions
     assert roles(settings) == (production, staging)  # looked at, not acted on
+
+
+def test_shadow_answers_stay_out_of_the_decision(pair):
+    """Staging's shadow answers are never returned to anyone: however good, they do not count."""
+    settings, engine, production, staging = pair
+    start = datetime.now(UTC) - timedelta(hours=1)
+    send(settings, engine, PRODUCTION, production, 1500, 0.55, seed=1, start=start)
+    send(settings, engine, STAGING, staging, 1500, 0.55, seed=1, start=start)  # the same outcomes
+    send(settings, engine, STAGING, staging, 3000, 0.95, seed=3, start=start, shadow=True)
+    evaluation = evaluate(settings, engine)
+    assert evaluation.decision == "continue" and evaluation.staging.with_feedback == 1500
+    assert evaluation.staging.metrics["accuracy"].value == pytest.approx(
+        evaluation.production.metrics["accuracy"].value
+    )
+    assert roles(settings) == (production, staging)
+
+
+def test_shadow_answers_stay_out_of_the_decay_check(pair):
+    settings, engine, production, _ = pair
+    start = datetime.now(UTC) - timedelta(hours=3)
+    send(settings, engine, PRODUCTION, production, 1000, 0.80, seed=1, start=start)
+    later = start + timedelta(hours=1)
+    send(settings, engine, PRODUCTION, production, 1000, 0.30, seed=2, start=later, shadow=True)
+    health = check_production(settings, engine, production)
+    assert health.samples == 1000 and not health.decayed, health.reason
