@@ -440,7 +440,10 @@ def _split_holdout(
     columns = [*settings.feature_columns, settings.data.target]
     holdout, rest = holdout[columns], rest[columns]
     train_frame = pd.concat([base[columns], rest], ignore_index=True)
-    train_frame = train_frame[~np.isin(row_keys(train_frame), row_keys(holdout))]
+    # row hashes depend on the dtype (6 and 6.0 differ): compare in the training set's dtypes,
+    # or a column one CSV typed as integers and the other as floats lets copies through
+    holdout_keys = row_keys(holdout.astype(train_frame.dtypes.to_dict()))
+    train_frame = train_frame[~np.isin(row_keys(train_frame), holdout_keys)]
     return train_frame.reset_index(drop=True), holdout.reset_index(drop=True)
 
 
