@@ -1,0 +1,193 @@
+"""The gate's statistics: Tango's and Fieller's intervals held to first principles, the margin
+boundary for both tasks and both metric directions, and seeded simulations of how often a
+challenger whose true advantage is known reaches Staging on small holdouts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import optimize, stats
+
+from driftloop.config import TrainingSettings
+from driftloop.training.gate import (
+    FIELLER,
+    TANGO,
+    GateOutcome,
+    GateResult,
+    judge,
+    loss_ratio_interval,
+    tango_interval,
+    tango_statistic,
+)
+from driftloop.training.gate_simulation import Scenario, outcome_rates
+
+
+def _settings(**values) -> TrainingSettings:
+    return TrainingSettings(**{"min_holdout": 80, "gate_alpha": 0.05, **values})
+
+
+def _paired_accuracy(b: int, c: int, both: int, neither: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows: ``b`` only the challenger right, ``c`` only Production, then both, then neither."""
+    challenger = np.array([1] * b + [0] * c + [1] * both + [0] * neither, dtype=float)
+    production = np.array([0] * b + [1] * c + [1] * both + [0] * neither, dtype=float)
+    return challenger, production
+
+
+@pytest.mark.parametrize(
+    ("b", "c", "n", "delta"),
+    [(1, 7, 21, -0.5), (1, 7, 21, -0.1), (6, 16, 161, 0.02), (12, 3, 90, 0.2), (0, 0, 50, -0.05)],
+)
+def test_tango_statistic_uses_the_restricted_maximum_likelihood(b, c, n, delta):
+    """The closed-form restricted estimate equals a numeric maximum of the profile likelihood."""
+    rest = n - b - c
+    low, high = max(0.0, -delta), (1 - delta) / 2
+
+    def negative_log_likelihood(p: float) -> float:
+        terms = [(rest, 1 - 2 * p - delta), (b, p + delta), (c, p)]
+        return -sum(k * math.log(v) for k, v in terms if k)
+
+    p = optimize.minimize_scalar(
+        negative_log_likelihood,
+        bounds=(low + 1e-12, high - 1e-12),
+        method="bounded",
+        options={"xatol": 1e-12},
+    ).x
+    expected = (b - c - n * delta) / math.sqrt(n * (2 * p + delta * (1 - delta)))
+    assert tango_statistic(b, c, n, delta) == pytest.approx(expected, rel=1e-5)
+
+
+def test_tango_bounds_invert_the_score_test_and_a_tie_is_not_a_point():
+    challenger, production = _paired_accuracy(b=1, c=7, both=1, neither=12)
+    interval = tango_interval(challenger, production, alpha=0.025)
+    z = stats.norm.ppf(0.975)
+    assert interval.difference == pytest.approx(-6 / 21)
+    assert tango_statistic(1, 7, 21, interval.low) == pytest.approx(z, abs=1e-6)
+    assert tango_statistic(1, 7, 21, interval.high) == pytest.approx(-z, abs=1e-6)
+    assert interval.low < interval.difference < interval.high < 0
+
+    # The issue's case: both models right on all 36 rows. A Wald interval would be [0, 0].
+    tie = tango_interval(np.ones(36), np.ones(36), alpha=0.05)
+    assert tie.difference == 0 and tie.low < -0.05 and tie.high > 0.05
+
+
+def test_fieller_bounds_are_where_the_paired_t_test_turns():
+    rng = np.random.default_rng(3)
+    production = np.abs(rng.normal(0, 10, 60))
+    challenger = np.abs(production * 0.9 + rng.normal(0, 3, 60))
+    ratio, low, high = loss_ratio_interval(challenger, production, alpha=0.05)
+    t = stats.t.ppf(0.95, 59)
+    for bound, sign in ((low, 1), (high, -1)):
+        difference = bound * production - challenger
+        statistic = difference.mean() / (difference.std(ddof=1) / math.sqrt(60))
+        assert statistic == pytest.approx(sign * -t, rel=1e-6)
+    assert ratio == pytest.approx(challenger.mean() / production.mean())
+    assert low < ratio < high
+
+
+def test_fewer_rows_than_min_holdout_are_insufficient_evidence_however_clear():
+    challenger, production = _paired_accuracy(b=30, c=0, both=20, neither=0)
+    result = judge(challenger, production, "accuracy", _settings(min_holdout=80))
+    assert result.outcome is GateOutcome.INSUFFICIENT_EVIDENCE
+    assert "50 rows, fewer than training.min_holdout (80)" in result.reason
+    assert result.low > 0  # the numbers are still there to read
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.05])
+def test_accuracy_margin_boundary(tolerance):
+    """Higher is better: a challenger whose true gap sits on -margin cannot pass; clear of it on
+    either side, it passes or is rejected."""
+    n = 4000
+    settings = _settings(tolerance=tolerance)
+    gap = round(tolerance * n)  # c - b rows: the challenger worse by exactly the margin
+    on_margin = _paired_accuracy(b=400, c=400 + gap, both=2000, neither=1200 - gap)
+    above = _paired_accuracy(b=400, c=400 + gap - 160, both=2000, neither=1200 - gap + 160)
+    below = _paired_accuracy(b=400, c=400 + gap + 160, both=2000, neither=1200 - gap - 160)
+    result = judge(*on_margin, "accuracy", settings)
+    assert result.difference == pytest.approx(-tolerance)
+    assert result.outcome is GateOutcome.INSUFFICIENT_EVIDENCE and result.test == TANGO
+    assert result.low < -tolerance < result.high
+    assert judge(*above, "accuracy", settings).outcome is GateOutcome.STAGING
+    assert judge(*below, "accuracy", settings).outcome is GateOutcome.REJECTED
+
+
+@pytest.mark.parametrize("metric", ["mae", "rmse"])
+@pytest.mark.parametrize("tolerance", [0.0, 0.1])
+def test_error_margin_is_a_fraction_of_productions_error(metric, tolerance):
+    """Lower is better: the challenger's error may be at most (1 + margin) times Production's."""
+    rng = np.random.default_rng(7)
+    production_error = rng.normal(0, 10, 3000)
+    production = np.abs(production_error) if metric == "mae" else production_error**2
+    wobble = rng.uniform(-0.3, 0.3, len(production))
+    wobble -= (production * wobble).sum() / production.sum()  # the error ratio is exact
+
+    def losses(error_ratio: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row losses whose MAE (or RMSE) ratio is exactly ``error_ratio``."""
+        loss_ratio = error_ratio if metric == "mae" else error_ratio**2
+        return loss_ratio * production * (1 + wobble), production
+
+    settings = _settings(tolerance=tolerance)
+    on_margin = judge(*losses(1 + tolerance), metric, settings)
+    assert on_margin.test == FIELLER
+    assert on_margin.difference == pytest.approx(-tolerance, abs=0.005)
+    assert on_margin.outcome is GateOutcome.INSUFFICIENT_EVIDENCE
+    assert on_margin.low < -tolerance < on_margin.high
+    assert judge(*losses(1 + tolerance - 0.05), metric, settings).outcome is GateOutcome.STAGING
+    assert judge(*losses(1 + tolerance + 0.05), metric, settings).outcome is GateOutcome.REJECTED
+
+
+def test_a_slightly_worse_challenger_passes_only_within_the_tolerance():
+    """The same rows, two tolerances: the margin is what decides, not the sign of the gap."""
+    challenger, production = _paired_accuracy(b=300, c=360, both=1700, neither=640)  # -0.02
+    assert judge(challenger, production, "accuracy", _settings(tolerance=0.05)).outcome is (
+        GateOutcome.STAGING
+    )
+    assert judge(challenger, production, "accuracy", _settings(tolerance=0.0)).outcome is (
+        GateOutcome.REJECTED
+    )
+
+
+def test_a_result_travels_as_json_and_back():
+    challenger, production = _paired_accuracy(b=30, c=10, both=50, neither=10)
+    result = judge(challenger, production, "accuracy", _settings(), attempt=2)
+    assert GateResult.from_dict(result.to_dict()) == result
+    assert result.to_dict()["outcome"] == str(result.outcome)
+    assert "attempt 2" in result.summary() and "100 rows" in result.summary()
+
+
+def test_production_without_error_leaves_an_error_ratio_undecided():
+    result = judge(np.zeros(100), np.zeros(100), "mae", _settings(tolerance=0.05))
+    assert result.outcome is GateOutcome.INSUFFICIENT_EVIDENCE
+    assert result.low is None and result.high is None
+
+
+# --- seeded simulations of the error rates ------------------------------------------------------
+
+TRIALS = 1000
+# At most alpha "of the time": 1000 trials have a standard error of 0.007 at 0.05, so the
+# allowance is three of them.
+ALLOWED = 0.05 + 0.021
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "mae", "rmse"])
+@pytest.mark.parametrize("rows", [80, 150])
+def test_a_truly_equal_challenger_rarely_reaches_staging_with_no_tolerance(metric, rows):
+    rates = outcome_rates(Scenario(metric, rows, 0.0), _settings(tolerance=0.0), TRIALS, seed=1)
+    assert rates[GateOutcome.STAGING] <= ALLOWED, rates
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "mae", "rmse"])
+@pytest.mark.parametrize("rows", [80, 150])
+def test_a_challenger_worse_by_the_margin_rarely_reaches_staging(metric, rows):
+    scenario = Scenario(metric, rows, -0.05)
+    rates = outcome_rates(scenario, _settings(tolerance=0.05), TRIALS, seed=2)
+    assert rates[GateOutcome.STAGING] <= ALLOWED, rates
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "mae", "rmse"])
+def test_a_truly_better_challenger_with_enough_rows_reaches_staging(metric):
+    scenario = Scenario(metric, 300, 0.15)
+    rates = outcome_rates(scenario, _settings(tolerance=0.0), 300, seed=3)
+    assert rates[GateOutcome.STAGING] >= 0.9, rates
+    assert rates[GateOutcome.REJECTED] == 0, rates
