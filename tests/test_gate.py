@@ -191,3 +191,70 @@ def test_a_truly_better_challenger_with_enough_rows_reaches_staging(metric):
     rates = outcome_rates(scenario, _settings(tolerance=0.0), 300, seed=3)
     assert rates[GateOutcome.STAGING] >= 0.9, rates
     assert rates[GateOutcome.REJECTED] == 0, rates
+
+
+# --- what a result does to the registry ---------------------------------------------------------
+
+
+def test_an_undecided_version_waits_pending_then_is_rejected_after_its_retries(settings):
+    """Registered without an alias and tagged pending; the last allowed attempt still undecided
+    rejects it with the reason. Production never moves; every attempt is logged and recorded."""
+    import mlflow
+    import sqlalchemy as sa
+
+    from driftloop import registry
+    from driftloop.storage import RetrainRun, make_engine, session_scope, upgrade
+    from driftloop.training.gatekeeper import apply, latest_gates, pending_versions
+
+    from .registry_home import register_versions
+
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    production, challenger = register_versions(settings, 2)
+    client = registry.configure(settings)
+    name = settings.model.name
+    registry.set_role(client, name, production, registry.PRODUCTION)
+    run_id = client.get_model_version(name, challenger).run_id
+    training = settings.training.model_copy(update={"gate_retries": 1})
+    retried = settings.model_copy(update={"training": training})
+    rows = _paired_accuracy(b=12, c=10, both=50, neither=28)
+
+    def attempt(number: int):
+        return apply(
+            retried,
+            engine,
+            client,
+            judge(*rows, "accuracy", training, attempt=number),
+            version=challenger,
+            production_version=production,
+            run_id=run_id,
+            trigger="drift" if number == 1 else "regate",
+            drift_check_id=None,
+        )
+
+    first = attempt(1)
+    assert first.decision == "insufficient_evidence" and "too wide to decide" in first.reason
+    version = client.get_model_version(name, challenger)
+    assert not version.aliases and version.tags[registry.GATE] == "pending"
+    assert [v.version for v in pending_versions(client, name)] == [challenger]
+
+    second = attempt(2)  # gate_retries 1: the one re-gate is the last chance
+    assert second.decision == "rejected"
+    assert "still undecided after 2 gate attempts (training.gate_retries is 1)" in second.reason
+    version = client.get_model_version(name, challenger)
+    assert not version.aliases and version.tags[registry.GATE] == "rejected"
+    assert version.tags[registry.GATE_ATTEMPT] == "2" and pending_versions(client, name) == []
+    assert registry.current_version(settings) == production
+    assert registry.by_alias(client, name, registry.STAGING) is None
+
+    history = mlflow.MlflowClient().get_metric_history(run_id, "gate_rows")
+    assert [(m.step, m.value) for m in history] == [(1, 100.0), (2, 100.0)]
+    with session_scope(engine) as session:
+        stored = session.scalars(sa.select(RetrainRun).order_by(RetrainRun.id)).all()
+        assert [(r.decision, r.gate_attempt, r.gate_rows) for r in stored] == [
+            ("insufficient_evidence", 1, 100),
+            ("rejected", 2, 100),
+        ]
+        assert stored[0].gate_low < -0.0 < stored[0].gate_high and stored[0].gate_test == TANGO
+    assert "attempt 2" in latest_gates(engine)[challenger]
+    engine.dispose()
