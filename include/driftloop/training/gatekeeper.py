@@ -255,10 +255,12 @@ def grown_holdout(
 
 
 def _keys(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """Row hashes that agree however the rows were read back (a CSV may turn 7 into 7.0)."""
+    """Row hashes that agree however the rows were read back: a CSV round trip may turn 7 into
+    7.0, and pandas' fast float parser may change the last digit, so numbers are compared at
+    ten significant digits."""
     normalised = pd.DataFrame(
         {
-            column: pd.to_numeric(frame[column], errors="coerce").astype(float)
+            column: frame[column].map("{:.10g}".format)
             if pd.api.types.is_numeric_dtype(frame[column])
             else frame[column].astype(str)
             for column in columns
