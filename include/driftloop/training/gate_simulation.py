@@ -29,6 +29,13 @@ class Scenario:
     correlation: float = 0.8  # share of rows where both models err alike (regression)
     tails: float | None = None  # Student-t degrees of freedom of the errors; None: normal
 
+    def __post_init__(self) -> None:
+        if self.metric == "accuracy" and abs(self.advantage) > self.discordance:
+            raise ValueError(
+                f"an accuracy advantage of {self.advantage:g} needs at least that share of rows "
+                f"where the models disagree, not {self.discordance:g}"
+            )
+
 
 def paired_rows(scenario: Scenario, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One holdout: per-row values of challenger and Production, as :func:`gate.per_row` gives."""
