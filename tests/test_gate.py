@@ -5,6 +5,8 @@ challenger whose true advantage is known reaches Staging on small holdouts."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -22,6 +24,8 @@ from driftloop.training.gate import (
     tango_statistic,
 )
 from driftloop.training.gate_simulation import Scenario, outcome_rates
+
+from .conftest import ROOT
 
 
 def _settings(**values) -> TrainingSettings:
@@ -258,3 +262,20 @@ def test_an_undecided_version_waits_pending_then_is_rejected_after_its_retries(s
         assert stored[0].gate_low < -0.0 < stored[0].gate_high and stored[0].gate_test == TANGO
     assert "attempt 2" in latest_gates(engine)[challenger]
     engine.dispose()
+
+    # ... and a person sees them with `driftloop models`.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
+    shown = subprocess.run(
+        [str(ROOT / ".venv/bin/driftloop"), "--config", str(ROOT / "driftloop.yaml"), "models"],
+        env={**env, "DRIFTLOOP_STORAGE__HOME": str(settings.storage.home)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(row for row in shown.splitlines() if row.startswith(f"version {challenger:>3}"))
+    assert "gate rejected" in line and "still undecided after 2 gate attempts" in line
+    assert (
+        "gate numbers: accuracy 0.6200 vs Production 0.6000, advantage +0.0200 "
+        "[-0.0592, +0.0998], margin 0, alpha 0.05, 100 rows, tango score interval, "
+        "paired proportions, attempt 2"
+    ) in shown
