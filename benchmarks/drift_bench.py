@@ -204,9 +204,15 @@ def read_frame(rows: int, part: str) -> pd.DataFrame:
 
 
 def child_profile(rows: int, repeat: int, exact_max: int) -> dict[str, Any]:
-    """Build the reference profile once per reference (timed) and save it for the checks."""
+    """Build the reference profile once per reference (timed) and save it for the checks.
+
+    The build includes the calibration of every statistic's thresholds (the default draws), as
+    the monitor builds it, so "build plus check" is what a new reference really costs.
+    """
+    from driftloop.config import DriftSettings
     from driftloop.drift.profile import build_profile
 
+    settings = DriftSettings()
     reference, load_s = timed(lambda: read_frame(rows, "reference"))
     profile, stats = measure(
         lambda: build_profile(
@@ -216,6 +222,8 @@ def child_profile(rows: int, repeat: int, exact_max: int) -> dict[str, Any]:
             target_is_categorical=False,
             bins=BINS,
             exact_max=exact_max,
+            statistics=settings.statistics,
+            calibration_draws=settings.calibration_draws,
         ),
         repeat,
     )

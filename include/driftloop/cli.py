@@ -277,6 +277,49 @@ def drift_reports(limit: Annotated[int, typer.Option(help="How many, newest firs
         _print_check(outcome)
 
 
+@drift_app.command("show")
+def drift_show(
+    report: Annotated[int, typer.Argument(help="Drift report id (see `drift reports`).")],
+) -> None:
+    """Show one drift check per feature: each statistic, the bar it had to clear, its p-value."""
+    from driftloop.drift.report import read_report
+    from driftloop.storage import DriftCheck, session_scope
+
+    with session_scope(_engine(_settings())) as session:
+        check = session.get(DriftCheck, report)
+        json_path = check.json_path if check is not None else None
+    if json_path is None or not Path(json_path).is_file():
+        typer.echo(
+            f"no drift report {report} with a JSON record (see `driftloop drift reports`)", err=True
+        )
+        raise typer.Exit(1)
+    for line in describe_report(read_report(Path(json_path))):
+        typer.echo(line)
+
+
+def describe_report(record: dict) -> list[str]:
+    """Lines for a person: the verdict, then per column each statistic against its bar."""
+    lines = [
+        f"{record.get('batch', '?')}: {record['status']}, {len(record['drifted_features'])} of "
+        f"{len(record['tested_features'])} tested features drifted "
+        f"({record['drift_share']:.0%}; drift at {record['required_share']:.0%}); "
+        f"thresholds {record['mode']}"
+    ]
+    columns = [*record["features"], *([record["target"]] if record.get("target") else [])]
+    for column in columns:
+        state = "drifted" if column["drifted"] else "ok" if column["tested"] else "not tested"
+        lines.append(f"  {column['name']} ({column['count']} values): {state}")
+        for name, test in column["statistics"].items():
+            bar = test["floor"] if test["decided_by"] == "floor" else test["threshold"]
+            p_value = "" if test.get("p_value") is None else f", p {test['p_value']:.3g}"
+            mark = ">" if test["flag"] else "<=" if float(test["value"]) <= float(bar) else "vs"
+            lines.append(
+                f"    {name}: {float(test['value']):.4g} {mark} {float(bar):.4g} "
+                f"({test['decided_by']}){p_value}"
+            )
+    return lines
+
+
 @drift_app.command("reset-reference")
 def drift_reset_reference(
     file: Annotated[

@@ -8,6 +8,7 @@ result from any working directory.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -146,14 +147,36 @@ class StorageSettings(Section):
 
 
 class DriftSettings(Section):
-    """How batches are tested against the reference (see ``driftloop.drift``)."""
+    """How batches are tested against the reference (see ``driftloop.drift``).
+
+    By default thresholds are calibrated: a statistic flags a feature when its p-value under
+    "no drift" for this batch's size is at most its share of ``false_alarm_rate`` and its value
+    is at least its ``effect_floor``. A config that sets ``thresholds`` runs in fixed mode.
+    """
 
     statistics: list[str] = Field(
         default_factory=lambda: ["mean_shift", "wasserstein", "jensen_shannon"],
         description="Statistics computed per feature; names from driftloop.drift.statistics.",
     )
+    false_alarm_rate: float = Field(
+        default=0.01,
+        gt=0.0,
+        lt=0.5,
+        description="Chance that a feature is flagged in a batch without drift (per feature).",
+    )
+    effect_floor: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-statistic effect sizes below which nothing is flagged; unset: default.",
+    )
     thresholds: dict[str, float] = Field(
-        default_factory=dict, description="Per-statistic thresholds; unset ones use the default."
+        default_factory=dict,
+        description="Fixed per-statistic thresholds (fixed mode, not recommended); empty: calibrated.",
+    )
+    calibration_draws: int = Field(
+        default=1000,
+        ge=200,
+        le=100_000,
+        description="Draws of each statistic under no drift, per column, at profile build.",
     )
     feature_rule: Literal["any", "all"] = Field(
         default="any", description="A feature drifts when any (or all) of its statistics cross."
@@ -172,17 +195,53 @@ class DriftSettings(Section):
     def _known_statistics(self) -> DriftSettings:
         from driftloop.drift.statistics import STATISTICS
 
-        unknown = sorted((set(self.statistics) | set(self.thresholds)) - set(STATISTICS))
+        named = set(self.statistics) | set(self.thresholds) | set(self.effect_floor)
+        unknown = sorted(named - set(STATISTICS))
         if unknown:
             raise ValueError(f"unknown statistic(s) {unknown}; known: {sorted(STATISTICS)}")
         if not self.statistics:
             raise ValueError("choose at least one statistic")
+        negative = sorted(name for name, floor in self.effect_floor.items() if floor < 0)
+        if negative:
+            raise ValueError(f"effect_floor must be at least 0, not for {negative}")
+        tail = (self.calibration_draws + 1) * self.level(len(self.statistics))
+        if not self.fixed and tail < 3:
+            raise ValueError(
+                f"false_alarm_rate {self.false_alarm_rate} shared by {len(self.statistics)} "
+                f"statistic(s) leaves {tail:.1f} of calibration_draws={self.calibration_draws} "
+                "in the tail; raise calibration_draws (3 or more draws are needed)"
+            )
+        if self.fixed:
+            logging.getLogger("driftloop.config").warning(
+                "drift.thresholds is set: drift runs in fixed mode, with the same thresholds at "
+                "every batch size; remove drift.thresholds to use calibrated thresholds "
+                "(drift.false_alarm_rate, drift.effect_floor)"
+            )
         return self
 
+    @property
+    def fixed(self) -> bool:
+        """Fixed mode: the config sets thresholds, which apply at every batch size."""
+        return bool(self.thresholds)
+
     def threshold(self, name: str) -> float:
+        """The fixed threshold of a statistic (fixed mode)."""
         from driftloop.drift.statistics import STATISTICS
 
         return self.thresholds.get(name, STATISTICS[name].default_threshold)
+
+    def floor(self, name: str) -> float:
+        """The effect size a statistic must reach to flag (calibrated mode)."""
+        from driftloop.drift.statistics import STATISTICS
+
+        return self.effect_floor.get(name, STATISTICS[name].default_floor)
+
+    def level(self, statistics_tested: int) -> float:
+        """Each statistic's false-alarm level: under ``any`` a feature's statistics share the
+        rate (Bonferroni); under ``all`` each may use all of it, since all must cross."""
+        if self.feature_rule == "all":
+            return self.false_alarm_rate
+        return self.false_alarm_rate / max(statistics_tested, 1)
 
 
 class TrainingSettings(Section):

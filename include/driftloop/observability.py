@@ -9,7 +9,6 @@ exposes them beside its own request metrics (``serving.metrics``).
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,31 +65,54 @@ def _drift(connection: sa.Connection) -> list[Gauge]:
         "Each feature's drift statistic in the latest checked batch",
         ("feature", "statistic"),
     )
+    bars = Gauge(
+        "driftloop_drift_feature_threshold",
+        "The bar each feature's statistic had to clear in the latest checked batch: the threshold "
+        "calibrated to its size or the effect floor, whichever is higher (or the fixed threshold)",
+        ("feature", "statistic"),
+    )
     if latest is not None:
         share.samples.append(((), float(latest.drift_share or 0.0)))
         detected.samples.append(((), 1.0 if latest.status == "drift" else 0.0))
-        scores.samples.extend(_feature_scores(latest.json_path))
-    return [checks, share, detected, scores]
+        values, thresholds = _feature_scores(latest.json_path)
+        scores.samples.extend(values)
+        bars.samples.extend(thresholds)
+    return [checks, share, detected, scores, bars]
 
 
-def _feature_scores(json_path: str | None) -> list[tuple[tuple[str, ...], float]]:
+Samples = tuple[tuple[tuple[str, ...], float], ...]
+
+
+def _feature_scores(json_path: str | None) -> tuple[Samples, Samples]:
     if not json_path or not Path(json_path).exists():
-        return []
+        return (), ()
     path = Path(json_path)
-    return list(_scores_in_report(str(path), path.stat().st_mtime_ns))
+    return _scores_in_report(str(path), path.stat().st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=4)
-def _scores_in_report(path: str, _mtime_ns: int) -> tuple[tuple[tuple[str, ...], float], ...]:
-    """A report is written once (atomically) and read on every scrape: parse it once per
-    version of the file (the modification time is part of the key)."""
-    report = json.loads(Path(path).read_text())
-    return tuple(
-        ((feature["name"], statistic), float(measured["value"]))
-        for feature in report.get("features", [])
-        for statistic, measured in (feature.get("statistics") or {}).items()
-        if measured.get("value") is not None
-    )
+def _scores_in_report(path: str, _mtime_ns: int) -> tuple[Samples, Samples]:
+    """Each statistic's value and bar. A report is written once (atomically) and read on every
+    scrape: parse it once per version of the file (the modification time is part of the key).
+    Reports of every format are read (``read_report``)."""
+    from driftloop.drift.report import read_report
+
+    report = read_report(Path(path))
+    values, bars = [], []
+    for feature in report.get("features", []):
+        for statistic, measured in (feature.get("statistics") or {}).items():
+            labels = (feature["name"], statistic)
+            if measured.get("value") is not None:
+                values.append((labels, _number(measured["value"])))
+            bar = max(_number(measured.get("threshold")), _number(measured.get("floor")))
+            if bar == bar:  # not NaN: the report said what the bar was
+                bars.append((labels, bar))
+    return tuple(values), tuple(bars)
+
+
+def _number(value: object) -> float:
+    """A JSON number, or the strings "inf"/"-inf"/"nan" the reports write for those."""
+    return float(value) if value is not None else float("nan")  # float("inf") parses "inf"
 
 
 def _retrain(connection: sa.Connection) -> Gauge:

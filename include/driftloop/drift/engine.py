@@ -1,31 +1,66 @@
 """The drift engine: one batch against one reference profile, to a :class:`DriftVerdict`.
 
 Per feature it computes the configured statistics from :mod:`driftloop.drift.statistics`
-(those that fit the column's kind), flags the feature by the configured rule, and calls the
-batch drifted when the share of drifted features reaches ``drift.drift_share``. The target is
-tested the same way and reported apart, as target drift. Missing values are left out of every
-statistic; their share is its own check. A batch with fewer than ``drift.min_rows`` usable rows
-gets the verdict ``insufficient_data`` and never an alarm.
+(those that fit the column's kind) on the feature's own non-missing values, and tests each:
+
+- calibrated mode (the default): the statistic flags when its p-value under "no drift" for a
+  batch of this many values (``driftloop.drift.calibration``) is at most its level, the
+  feature's ``drift.false_alarm_rate`` shared among its statistics, and its value is at least
+  its ``drift.effect_floor``: the calibration keeps false alarms at the rate on small batches,
+  the floor keeps huge batches from flagging differences too small to matter;
+- fixed mode (``drift.thresholds`` set): the value reaching the threshold flags.
+
+The feature drifts by the configured rule (any or all of its statistics). A feature with fewer
+than ``drift.min_rows`` values is not tested; the batch drifts when the share of drifted
+features among those tested reaches ``drift.drift_share``, and is ``insufficient_data`` only
+when no feature could be tested. The target is tested the same way and reported apart, as
+target drift. The missing share is its own check.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from driftloop.config import DriftSettings
+from driftloop.drift.calibration import scale
 from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile, category_counts
 from driftloop.drift.statistics import STATISTICS, Measurement
 
 DRIFT, NO_DRIFT, INSUFFICIENT = "drift", "no_drift", "insufficient_data"
+REPORT_FORMAT = 2
+"""Version of :meth:`DriftVerdict.to_dict` (1: fixed thresholds, no ``format_version`` key)."""
+CALIBRATED, FIXED = "calibrated", "fixed"
 
 
 class DriftError(ValueError):
     """A batch the engine cannot test; the message says why."""
+
+
+@dataclass(frozen=True)
+class StatisticTest:
+    """One statistic on one column: its value, what it was held to, and which bar decided.
+
+    ``threshold`` is the value the statistic had to exceed: calibrated to the batch's size
+    (at ``level``) or fixed. ``decided_by`` names the higher bar, the one that mattered:
+    ``threshold``, ``floor`` or ``fixed``.
+    """
+
+    measurement: Measurement
+    threshold: float
+    floor: float
+    flag: bool
+    decided_by: str
+    p_value: float | None = None
+    level: float | None = None
+
+    @property
+    def value(self) -> float:
+        return self.measurement.value
 
 
 @dataclass
@@ -37,11 +72,19 @@ class ColumnDrift:
     count: int
     missing_share: float
     reference_missing_share: float
-    measurements: dict[str, Measurement] = field(default_factory=dict)
-    flags: dict[str, bool] = field(default_factory=dict)
+    tests: dict[str, StatisticTest] = field(default_factory=dict)
+    tested: bool = False
     drifted: bool = False
     missing_alert: bool = False
     current_probabilities: list[float] = field(default_factory=list)
+
+    @property
+    def measurements(self) -> dict[str, Measurement]:
+        return {name: test.measurement for name, test in self.tests.items()}
+
+    @property
+    def flags(self) -> dict[str, bool]:
+        return {name: test.flag for name, test in self.tests.items()}
 
 
 @dataclass
@@ -54,8 +97,13 @@ class DriftVerdict:
     required_share: float
     features: list[ColumnDrift]
     target: ColumnDrift | None
-    thresholds: dict[str, float]
+    statistics: list[str]
     feature_rule: str
+    mode: str = CALIBRATED
+    false_alarm_rate: float | None = None
+    floors: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)  # fixed mode only
+    min_rows: int = 0
 
     @property
     def drifted(self) -> bool:
@@ -64,6 +112,10 @@ class DriftVerdict:
     @property
     def drifted_features(self) -> list[str]:
         return [f.name for f in self.features if f.drifted]
+
+    @property
+    def tested_features(self) -> list[str]:
+        return [f.name for f in self.features if f.tested]
 
     @property
     def target_drift(self) -> bool:
@@ -87,27 +139,40 @@ class DriftVerdict:
                 "missing_share": c.missing_share,
                 "reference_missing_share": c.reference_missing_share,
                 "missing_alert": c.missing_alert,
+                "tested": c.tested,
                 "drifted": c.drifted,
                 "statistics": {
                     name: {
-                        "value": _json_number(m.value),
-                        "flag": c.flags[name],
-                        **{k: _json_number(v) for k, v in m.details.items()},
+                        "value": _json_number(t.value),
+                        "threshold": _json_number(t.threshold),
+                        "floor": t.floor,
+                        "p_value": t.p_value,
+                        "level": t.level,
+                        "decided_by": t.decided_by,
+                        "flag": t.flag,
+                        **{k: _json_number(v) for k, v in t.measurement.details.items()},
                     }
-                    for name, m in c.measurements.items()
+                    for name, t in c.tests.items()
                 },
                 "current_probabilities": c.current_probabilities,
             }
 
         return {
+            "format_version": REPORT_FORMAT,
             "status": self.status,
             "rows": self.rows,
             "drift_share": self.drift_share,
             "required_share": self.required_share,
             "drifted_features": self.drifted_features,
+            "tested_features": self.tested_features,
             "target_drift": self.target_drift,
             "missing_alerts": self.missing_alerts,
+            "mode": self.mode,
+            "statistics": self.statistics,
+            "false_alarm_rate": self.false_alarm_rate,
+            "floors": self.floors,
             "thresholds": self.thresholds,
+            "min_rows": self.min_rows,
             "feature_rule": self.feature_rule,
             "features": [column(c) for c in self.features],
             "target": column(self.target) if self.target else None,
@@ -123,30 +188,27 @@ def _json_number(value: float) -> float | str:
 def check_drift(
     profile: ReferenceProfile, batch: pd.DataFrame, settings: DriftSettings
 ) -> DriftVerdict:
-    """Test ``batch`` against ``profile``: every profiled feature, and the target if present."""
+    """Test ``batch`` against ``profile``: every profiled feature, and the target if present.
+
+    In calibrated mode a profile without null draws for the configured statistics is
+    calibrated here, in memory (the monitor stores it, so that happens once).
+    """
     if batch.empty:
         raise DriftError("the batch is empty: there is nothing to test for drift")
     missing = [name for name in profile.features if name not in batch.columns]
     if missing:
         raise DriftError(f"the batch lacks profiled column(s) {missing}")
-    thresholds = {name: settings.threshold(name) for name in settings.statistics}
-    features = [
-        _column_drift(profile.columns[n], batch[n], settings, thresholds) for n in profile.features
-    ]
+    if not settings.fixed:
+        profile.calibrate(settings.statistics, settings.calibration_draws)
+    features = [_column_drift(profile.columns[n], batch[n], settings) for n in profile.features]
     target = None
     if profile.target is not None and profile.target in batch.columns:
-        target = _column_drift(
-            profile.columns[profile.target], batch[profile.target], settings, thresholds
-        )
-    usable_rows = _usable_rows(profile, batch)
-    share = float(np.mean([f.drifted for f in features])) if features else 0.0
-    if usable_rows < settings.min_rows:
-        status, share = INSUFFICIENT, 0.0
-        for column in [*features, *([target] if target else [])]:
-            column.drifted = False
-            column.flags = dict.fromkeys(column.flags, False)
-    else:
-        status = DRIFT if share >= settings.drift_share else NO_DRIFT
+        target = _column_drift(profile.columns[profile.target], batch[profile.target], settings)
+    tested = [f for f in features if f.tested]
+    share = float(np.mean([f.drifted for f in tested])) if tested else 0.0
+    status = NO_DRIFT if tested else INSUFFICIENT
+    if tested and share >= settings.drift_share:
+        status = DRIFT
     return DriftVerdict(
         status=status,
         rows=len(batch),
@@ -154,26 +216,19 @@ def check_drift(
         required_share=settings.drift_share,
         features=features,
         target=target,
-        thresholds=thresholds,
+        statistics=list(settings.statistics),
         feature_rule=settings.feature_rule,
+        mode=FIXED if settings.fixed else CALIBRATED,
+        false_alarm_rate=None if settings.fixed else settings.false_alarm_rate,
+        floors={} if settings.fixed else {n: settings.floor(n) for n in settings.statistics},
+        thresholds={n: settings.threshold(n) for n in settings.statistics}
+        if settings.fixed
+        else {},
+        min_rows=settings.min_rows,
     )
 
 
-def _usable_rows(profile: ReferenceProfile, batch: pd.DataFrame) -> int:
-    """Rows whose every feature is usable, built column by column (no copy of the frame)."""
-    usable = np.ones(len(batch), dtype=bool)
-    for name in profile.features:
-        if profile.columns[name].kind == NUMERIC:
-            values = pd.to_numeric(batch[name], errors="coerce").to_numpy(dtype=float)
-            usable &= np.isfinite(values)
-        else:
-            usable &= batch[name].notna().to_numpy()
-    return int(usable.sum())
-
-
-def _column_drift(
-    column: ColumnProfile, series: pd.Series, settings: DriftSettings, thresholds: dict[str, float]
-) -> ColumnDrift:
+def _column_drift(column: ColumnProfile, series: pd.Series, settings: DriftSettings) -> ColumnDrift:
     if column.kind == NUMERIC:
         current = _sorted_finite(series)
         counts = column.histogram(current, assume_sorted=True)
@@ -193,16 +248,35 @@ def _column_drift(
     if count == 0 or column.count == 0:
         return result
     result.current_probabilities = (counts / counts.sum()).tolist()
-    for name, threshold in thresholds.items():
-        statistic = STATISTICS[name]
-        if column.kind not in statistic.column_kinds:
-            continue
-        measurement = statistic.compute(column, current)
-        result.measurements[name] = measurement
-        result.flags[name] = measurement.value >= threshold
+    names = [n for n in settings.statistics if column.kind in STATISTICS[n].column_kinds]
+    result.tested = count >= settings.min_rows
+    level = settings.level(len(names))
+    for name in names:
+        measurement = STATISTICS[name].compute(column, current)
+        if settings.fixed:
+            threshold = settings.threshold(name)
+            flag = measurement.value >= threshold
+            test = StatisticTest(measurement, threshold, 0.0, flag, FIXED)
+        else:
+            test = _calibrated_test(column, name, measurement, count, level, settings.floor(name))
+        if not result.tested:  # too few values: shown, never flagged
+            test = replace(test, flag=False)
+        result.tests[name] = test
     decide = any if settings.feature_rule == "any" else all
-    result.drifted = bool(result.flags) and decide(result.flags.values())
+    result.drifted = result.tested and bool(result.tests) and decide(result.flags.values())
     return result
+
+
+def _calibrated_test(
+    column: ColumnProfile, name: str, measurement: Measurement, n: int, level: float, floor: float
+) -> StatisticTest:
+    null = column.nulls[name]
+    noise = scale(n, column.count)
+    threshold = null.critical(level, n) * noise
+    p_value = null.p_value(measurement.value / noise, n) if math.isfinite(noise) else 1.0
+    flag = p_value <= level and measurement.value >= floor
+    decided_by = "floor" if floor > threshold else "threshold"
+    return StatisticTest(measurement, threshold, floor, flag, decided_by, p_value, level)
 
 
 def _sorted_finite(series: pd.Series) -> np.ndarray:

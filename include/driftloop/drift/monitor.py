@@ -4,10 +4,13 @@
 in use is, in order: the profile of the current Production model version (registered by the
 retraining step, stored here with ``kind='model'``), else the active reference profile (the
 initial reference split, or a person's ``driftloop drift reset-reference``), built on first use.
+A profile stored without the null draws the configured statistics need (made before calibrated
+thresholds, or with other statistics or draws) is calibrated once, saved in place and logged.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,8 @@ from driftloop.storage import Batch, DriftCheck, ReferenceProfileRecord, session
 from driftloop.stream import build_reference, reference_path
 
 FAILED = "failed"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ def profile_from_frame(frame: Any, settings: Settings, source: str) -> Reference
         bins=settings.drift.bins,
         exact_max=settings.drift.exact_reference_max,
         source=source,
+        statistics=settings.drift.statistics,
+        calibration_draws=0 if settings.drift.fixed else settings.drift.calibration_draws,
     )
 
 
@@ -147,7 +154,22 @@ def resolve_profile(
         profile = profile_from_frame(read_table(path, settings.data), settings, str(path))
         record = store_profile(settings, engine, profile, "initial", activate=True)
         return record, profile
-    return record, ReferenceProfile.load(Path(record.path))
+    profile = ReferenceProfile.load(Path(record.path))
+    drift = settings.drift
+    if not drift.fixed and not profile.is_calibrated(drift.statistics, drift.calibration_draws):
+        profile.calibrate(drift.statistics, drift.calibration_draws)
+        digest = profile.save(Path(record.path))
+        with session_scope(engine) as session:
+            session.get(ReferenceProfileRecord, record.id).digest = digest
+        log.info(
+            "profile %s (%s, format %s) calibrated for %s with %s draws and saved in place",
+            record.id,
+            record.path,
+            profile.format,
+            ", ".join(drift.statistics),
+            drift.calibration_draws,
+        )
+    return record, profile
 
 
 def next_unchecked_batch(engine: sa.Engine) -> int | None:

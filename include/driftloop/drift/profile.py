@@ -8,6 +8,11 @@ levels ``(i + 0.5) / K``. Its Wasserstein distance to the full reference is at m
 range, and the ranges add up to ``max - min``), so by the triangle inequality any Wasserstein
 distance computed from the sketch is within that bound of the exact one. The bound is stored
 per column as ``wasserstein_error_bound`` and shown in reports.
+
+Each column also keeps its statistics' null distributions (``driftloop.drift.calibration``),
+drawn once when the profile is built, so checks compare against thresholds calibrated to their
+own batch size without resampling. Profiles of format 1 have none; they are calibrated when
+first used and saved again (``driftloop.drift.monitor``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,9 +28,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from driftloop.drift.statistics import CATEGORICAL, NUMERIC
+from driftloop.drift.calibration import NullDistribution, sorted_quantiles
+from driftloop.drift.statistics import CATEGORICAL, NUMERIC, STATISTICS, resampled_null
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
+"""Format 1 (before calibration) still loads; it is calibrated on first use."""
 
 
 @dataclass
@@ -47,6 +56,8 @@ class ColumnProfile:
     # numeric: probability per bin; categorical: per level, then one bin for unseen levels
     probabilities: np.ndarray = field(default_factory=lambda: np.empty(0))
     levels: list[str] = field(default_factory=list)
+    # per statistic: scaled draws under no drift (see driftloop.drift.calibration)
+    nulls: dict[str, NullDistribution] = field(default_factory=dict)
 
     def bin_of(self, values: np.ndarray) -> np.ndarray:
         """Bin index of each value: numeric by the reference edges, categorical by level."""
@@ -87,16 +98,56 @@ class ReferenceProfile:
     source: str
     data_digest: str
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    calibration_draws: int = 0
+    format: int = FORMAT_VERSION
 
     @property
     def features(self) -> list[str]:
         return [name for name in self.columns if name != self.target]
+
+    def is_calibrated(self, statistics: Iterable[str], draws: int) -> bool:
+        """Whether every column holds null draws of every statistic that fits it."""
+        return self.calibration_draws == draws and not any(self._uncalibrated(statistics))
+
+    def _uncalibrated(self, statistics: Iterable[str]) -> Iterable[tuple[ColumnProfile, str]]:
+        names = list(statistics)
+        for column in self.columns.values():
+            if column.count == 0:
+                continue
+            for name in names:
+                if column.kind in STATISTICS[name].column_kinds and name not in column.nulls:
+                    yield column, name
+
+    def calibrate(self, statistics: Iterable[str], draws: int) -> bool:
+        """Draw the missing null distributions; return whether anything was drawn.
+
+        The generator is seeded by the reference's content, so one reference always gets the
+        same thresholds. A change in the number of draws redraws everything.
+        """
+        names = list(statistics)
+        if self.calibration_draws != draws:
+            for column in self.columns.values():
+                column.nulls.clear()
+            self.calibration_draws = draws
+        missing = list(self._uncalibrated(names))
+        if not missing:
+            return False
+        rng = np.random.default_rng(int(self.data_digest[:16] or "0", 16))
+        for column, name in missing:
+            statistic = STATISTICS[name]
+            column.nulls[name] = (
+                statistic.null(column, draws, rng)
+                if statistic.null is not None
+                else resampled_null(statistic, column, draws, rng)
+            )
+        return True
 
     def save(self, path: Path) -> str:
         """Write the profile as one ``.npz`` file; return its SHA-256."""
         arrays: dict[str, np.ndarray] = {}
         meta = {
             "format": FORMAT_VERSION,
+            "calibration_draws": self.calibration_draws,
             "target": self.target,
             "rows": self.rows,
             "source": self.source,
@@ -108,6 +159,10 @@ class ReferenceProfile:
             record = asdict(column)
             for key in ("values", "bin_edges", "probabilities"):
                 arrays[f"{index}_{key}"] = np.asarray(record.pop(key), dtype=float)
+            record.pop("nulls")
+            record["null_sizes"] = {name: list(null.sizes) for name, null in column.nulls.items()}
+            for name, null in column.nulls.items():
+                arrays[f"{index}_null_{name}"] = null.draws.astype(np.float32)  # ample for tails
             meta["columns"].append(record)
         buffer = io.BytesIO()
         np.savez_compressed(
@@ -123,14 +178,20 @@ class ReferenceProfile:
     def load(cls, path: Path) -> ReferenceProfile:
         with np.load(path, allow_pickle=False) as stored:
             meta = json.loads(stored["meta"].tobytes().decode())
-            if meta.get("format") != FORMAT_VERSION:
+            if meta.get("format") not in READABLE_FORMATS:
                 raise ValueError(
-                    f"{path}: profile format {meta.get('format')} is not {FORMAT_VERSION}"
+                    f"{path}: profile format {meta.get('format')} is not one of {READABLE_FORMATS}"
                 )
             columns = {}
             for index, record in enumerate(meta["columns"]):
                 for key in ("values", "bin_edges", "probabilities"):
                     record[key] = stored[f"{index}_{key}"]
+                record["nulls"] = {
+                    name: NullDistribution(
+                        tuple(sizes), stored[f"{index}_null_{name}"].astype(float)
+                    )
+                    for name, sizes in record.pop("null_sizes", {}).items()
+                }
                 columns[record["name"]] = ColumnProfile(**record)
         return cls(
             columns,
@@ -139,6 +200,8 @@ class ReferenceProfile:
             meta["source"],
             meta["data_digest"],
             meta["created_at"],
+            calibration_draws=meta.get("calibration_draws", 0),
+            format=meta["format"],
         )
 
 
@@ -150,8 +213,13 @@ def build_profile(
     bins: int = 10,
     exact_max: int = 100_000,
     source: str = "",
+    statistics: Iterable[str] = (),
+    calibration_draws: int = 0,
 ) -> ReferenceProfile:
-    """Summarise ``frame`` (features and, if present, the target) into a profile."""
+    """Summarise ``frame`` (features and, if present, the target) into a profile.
+
+    With ``statistics`` and ``calibration_draws``, their null distributions are drawn too.
+    """
     if frame.empty:
         raise ValueError("cannot profile an empty reference data set")
     columns = {}
@@ -166,9 +234,12 @@ def build_profile(
     digest = hashlib.sha256(
         pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
     ).hexdigest()
-    return ReferenceProfile(
+    profile = ReferenceProfile(
         columns, target if target in frame.columns else None, len(frame), source, digest
     )
+    if calibration_draws:
+        profile.calibrate(statistics, calibration_draws)
+    return profile
 
 
 def _numeric_column(name: str, series: pd.Series, bins: int, exact_max: int) -> ColumnProfile:
@@ -178,10 +249,10 @@ def _numeric_column(name: str, series: pd.Series, bins: int, exact_max: int) -> 
     if values.size == 0:
         return ColumnProfile(name, NUMERIC, 0, missing, probabilities=np.ones(1))
     levels = np.linspace(0.0, 1.0, bins + 1)[1:-1]
-    edges = np.unique(np.quantile(values, levels))
+    edges = np.unique(sorted_quantiles(values, levels))
     counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
     exact = values.size <= exact_max
-    kept = values if exact else np.quantile(values, (np.arange(exact_max) + 0.5) / exact_max)
+    kept = values if exact else sorted_quantiles(values, (np.arange(exact_max) + 0.5) / exact_max)
     return ColumnProfile(
         name=name,
         kind=NUMERIC,

@@ -1,8 +1,10 @@
 """Drift reports a person can read: a JSON record and a standalone HTML page with plots.
 
 The plots compare the reference's bin frequencies (from the profile, so the reference data is
-never reloaded) with the batch's, one small chart per column; the table shows every statistic
-next to its threshold.
+never reloaded) with the batch's, one small chart per column; the table shows per statistic its
+value, the threshold calibrated for this batch's size (or the fixed one), the effect-size floor,
+the p-value under no drift, and which bar decided. :func:`read_report` reads the JSON of every
+format written so far, so older reports stay readable wherever reports are read.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from driftloop.drift.engine import DriftVerdict
+from driftloop.drift.engine import REPORT_FORMAT, DriftVerdict, StatisticTest
 from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile
 from driftloop.reporting import STYLE, atomic_write, png_base64, pyplot
 
@@ -36,32 +38,60 @@ def write_report(
     return json_path, html_path
 
 
+def read_report(path: Path) -> dict[str, Any]:
+    """A drift report's JSON in the current format, whatever format it was written in.
+
+    Format 1 (fixed thresholds, before ``format_version``): each statistic gains the fixed
+    threshold, a floor of 0 and ``decided_by: fixed``; every column counts as tested.
+    """
+    record = json.loads(Path(path).read_text())
+    if record.get("format_version", 1) >= REPORT_FORMAT:
+        return record
+    thresholds = record.get("thresholds") or {}
+    for column in [
+        *record.get("features", []),
+        *([record["target"]] if record.get("target") else []),
+    ]:
+        column.setdefault("tested", True)
+        for name, measured in (column.get("statistics") or {}).items():
+            measured.setdefault("threshold", thresholds.get(name))
+            measured.setdefault("floor", 0.0)
+            measured.setdefault("p_value", None)
+            measured.setdefault("level", None)
+            measured.setdefault("decided_by", "fixed")
+    record.setdefault("mode", "fixed")
+    record.setdefault("statistics", list(thresholds))
+    record.setdefault("tested_features", [f["name"] for f in record.get("features", [])])
+    record["format_version"] = REPORT_FORMAT
+    return record
+
+
 def render_html(verdict: DriftVerdict, profile: ReferenceProfile, context: dict[str, Any]) -> str:
     columns = [*verdict.features, *([verdict.target] if verdict.target else [])]
-    names = list(verdict.thresholds)
+    names = verdict.statistics
+    if verdict.mode == "fixed":
+        bars = {n: f"fixed threshold {verdict.thresholds[n]:g}" for n in names}
+    else:
+        bars = {n: f"floor {verdict.floors[n]:g}" for n in names}
     header = "".join(
-        f"<th>{html.escape(n)}<br><small>threshold {verdict.thresholds[n]:g}</small></th>"
-        for n in names
+        f"<th>{html.escape(n)}<br><small>{html.escape(bars[n])}</small></th>" for n in names
     )
     rows = []
     for column in columns:
         cells = []
         for name in names:
-            measurement = column.measurements.get(name)
-            if measurement is None:
+            test = column.tests.get(name)
+            if test is None:
                 cells.append("<td>n/a</td>")
                 continue
-            extra = measurement.details.get("distance")
-            text = f"{measurement.value:.4f}" + (
-                f"<br><small>raw {extra:.4g}</small>" if extra is not None else ""
-            )
-            cells.append(f'<td class="{"flag" if column.flags.get(name) else ""}">{text}</td>')
+            cells.append(f'<td class="{"flag" if test.flag else ""}">{_test_text(test)}</td>')
         role = " (target)" if verdict.target is column else ""
         missing = f"{column.missing_share:.1%}" + (" ⚠" if column.missing_alert else "")
+        drifted = "yes" if column.drifted else "no" if column.tested else "not tested"
         rows.append(
             f'<tr><td class="{"flag" if column.drifted else ""}">{html.escape(column.name)}{role}</td>'
             f"<td>{column.kind}</td><td>{column.count}</td><td>{missing}</td>{''.join(cells)}"
-            f"<td>{'yes' if column.drifted else 'no'}</td></tr>"
+            f"<td>{drifted}</td></tr>"
         )
     figures = "".join(
         f'<figure><img alt="{html.escape(c.name)}" src="data:image/png;base64,{_plot(profile.columns[c.name], c.current_probabilities, c.drifted)}">'
@@ -82,14 +112,40 @@ def render_html(verdict: DriftVerdict, profile: ReferenceProfile, context: dict[
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Drift report {html.escape(str(context.get("batch", "")))}</title>
 <style>{STYLE}</style></head><body>
 <h1>Drift report</h1>
-<p class="verdict {verdict.status}">{verdict.status.replace("_", " ")}: {len(verdict.drifted_features)} of {len(verdict.features)} features drifted
+<p class="verdict {verdict.status}">{verdict.status.replace("_", " ")}: {len(verdict.drifted_features)} of {len(verdict.tested_features)} tested features drifted
 ({verdict.drift_share:.0%}; the batch drifts at {verdict.required_share:.0%}){" — target drift" if verdict.target_drift else ""}</p>
-<table>{facts}<tr><th>rows</th><td>{verdict.rows}</td></tr><tr><th>feature rule</th><td>{verdict.feature_rule}</td></tr></table>
+<table>{facts}<tr><th>rows</th><td>{verdict.rows}</td></tr><tr><th>feature rule</th><td>{verdict.feature_rule}</td></tr>
+<tr><th>thresholds</th><td>{html.escape(_mode_text(verdict))}</td></tr></table>
 <h2>Statistics</h2>
+<p><small>Each cell: the statistic's value; the bar it had to clear (the calibrated threshold for this
+batch's size, or the floor when higher); its p-value under no drift. Highlighted: flagged.</small></p>
 <table><tr><th>column</th><th>kind</th><th>values</th><th>missing</th>{header}<th>drifted</th></tr>{"".join(rows)}</table>
 {sketch_note}
 <h2>Reference against current</h2><div class="grid">{figures}</div>
 </body></html>"""
+
+
+def _mode_text(verdict: DriftVerdict) -> str:
+    if verdict.mode == "fixed":
+        return "fixed (drift.thresholds): the same at every batch size"
+    return (
+        f"calibrated to each feature's number of values; {verdict.false_alarm_rate:g} false-alarm"
+        f" rate per feature, shared by its statistics; features with fewer than "
+        f"{verdict.min_rows} values are not tested"
+    )
+
+
+def _test_text(test: StatisticTest) -> str:
+    """Value, the bar that decided, and the p-value, for one table cell."""
+    bar = (
+        f"threshold {test.threshold:.4g}"
+        if test.decided_by != "floor"
+        else f"floor {test.floor:.4g} (threshold {test.threshold:.3g})"
+    )
+    p_value = "" if test.p_value is None else f"<br><small>p {test.p_value:.3g}</small>"
+    distance = test.measurement.details.get("distance")
+    raw = "" if distance is None else f"<br><small>raw {distance:.4g}</small>"
+    return f"{test.value:.4f}<br><small>{'&gt;' if test.flag else 'vs'} {bar}</small>{p_value}{raw}"
 
 
 def _plot(column: ColumnProfile, current: list[float], drifted: bool) -> str:

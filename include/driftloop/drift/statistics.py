@@ -1,9 +1,13 @@
 """The registry of drift statistics.
 
 Each statistic is a small record: a name, a function of (reference column profile, current
-non-missing values), a default threshold and the column kinds it fits. The engine loops over
-the configured names, so adding PSI or KS is one function and one :func:`register` call.
-A feature is flagged by a statistic when the value reaches its threshold. The current values
+non-missing values), its effect-size floor, a fixed threshold (for configs that still set
+``drift.thresholds``), the column kinds it fits and how to draw it under no drift. The engine
+loops over the configured names, so adding PSI or KS is one function and one :func:`register`
+call: without a null sampler of its own, a statistic is calibrated by the generic (slower)
+resampling in :func:`resampled_null`. A feature is flagged by a statistic when the value is
+beyond its calibrated threshold for the batch's size and at least its floor (see
+``driftloop.drift.calibration``). The current values
 of a numeric column arrive finite and sorted ascending (the engine sorts them once, in place). A
 categorical column arrives as its counts per profile bin (the reference's levels, then one bin for
 unseen levels): frequencies are all a categorical statistic compares, and a label per row would
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
+    from driftloop.drift.calibration import NullDistribution
     from driftloop.drift.profile import ColumnProfile
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
@@ -38,6 +43,10 @@ class Measurement:
     details: dict[str, float] = field(default_factory=dict)
 
 
+NullSampler = Callable[["ColumnProfile", int, "np.random.Generator"], "NullDistribution"]
+"""(reference column, number of draws, generator) -> the statistic's scaled null draws."""
+
+
 @dataclass(frozen=True)
 class Statistic:
     name: str
@@ -45,6 +54,8 @@ class Statistic:
     default_threshold: float
     column_kinds: frozenset[str]
     description: str
+    default_floor: float = 0.0
+    null: NullSampler | None = None
 
 
 STATISTICS: dict[str, Statistic] = {}
@@ -175,15 +186,20 @@ def jensen_shannon_distance(p: np.ndarray, q: np.ndarray) -> float:
     to the check's peak memory, for arrays of a dozen bins. Like scipy, it returns NaN where
     rounding makes the divergence of identical histograms slightly negative.
     """
+    return float(jensen_shannon_rows(p[None, :], q[None, :])[0])
+
+
+def jensen_shannon_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """:func:`jensen_shannon_distance` of each row of two (rows x bins) arrays of counts."""
     import numpy as np
 
-    p = p / np.sum(p)
-    q = q / np.sum(q)
+    p = p / np.sum(p, axis=1, keepdims=True)
+    q = q / np.sum(q, axis=1, keepdims=True)
     m = (p + q) / 2.0
-    js = np.sum(_rel_entr(p, m)) + np.sum(_rel_entr(q, m))
+    js = np.sum(_rel_entr(p, m), axis=1) + np.sum(_rel_entr(q, m), axis=1)
     js /= np.log(2.0)
     with np.errstate(invalid="ignore"):
-        return float(np.sqrt(js / 2.0))
+        return np.sqrt(js / 2.0)
 
 
 def _rel_entr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -198,14 +214,60 @@ def _rel_entr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return result
 
 
+def _value_null(name: str) -> NullSampler:
+    """Resampled small batches, closed by the statistic's limit (see drift.calibration)."""
+
+    def sample(column: ColumnProfile, draws: int, rng: np.random.Generator) -> NullDistribution:
+        from driftloop.drift import calibration
+
+        if name == "mean_shift":
+            limit = calibration.mean_shift_limit(draws)
+        else:
+            limit = calibration.wasserstein_limit(column.values, column.std, draws, rng)
+        return calibration.value_null(
+            name, column.values, column.std, column.count, draws, rng, limit
+        )
+
+    return sample
+
+
+def _binned_null(column: ColumnProfile, draws: int, rng: np.random.Generator) -> NullDistribution:
+    from driftloop.drift import calibration
+
+    return calibration.binned_null(
+        jensen_shannon_rows, column.probabilities, column.count, draws, rng
+    )
+
+
+def resampled_null(
+    statistic: Statistic, column: ColumnProfile, draws: int, rng: np.random.Generator
+) -> NullDistribution:
+    """Any statistic's null, by computing it on resampled pairs (one call per draw: slow)."""
+    from driftloop.drift import calibration
+
+    return calibration.generic_null(statistic.compute, column, draws, rng)
+
+
 register(
     Statistic(
-        "mean_shift", mean_shift, 0.5, frozenset({NUMERIC}), "|mean(cur) - mean(ref)| / std(ref)"
+        "mean_shift",
+        mean_shift,
+        0.5,
+        frozenset({NUMERIC}),
+        "|mean(cur) - mean(ref)| / std(ref)",
+        default_floor=0.1,
+        null=_value_null("mean_shift"),
     )
 )
 register(
     Statistic(
-        "wasserstein", wasserstein, 0.3, frozenset({NUMERIC}), "Wasserstein distance / std(ref)"
+        "wasserstein",
+        wasserstein,
+        0.3,
+        frozenset({NUMERIC}),
+        "Wasserstein distance / std(ref)",
+        default_floor=0.075,
+        null=_value_null("wasserstein"),
     )
 )
 register(
@@ -215,5 +277,7 @@ register(
         0.2,
         frozenset({NUMERIC, CATEGORICAL}),
         "Jensen-Shannon distance, base 2, on reference bins",
+        default_floor=0.05,
+        null=_binned_null,
     )
 )

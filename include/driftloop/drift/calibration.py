@@ -1,0 +1,303 @@
+"""Calibrated thresholds: what each statistic looks like under "no drift", per batch size.
+
+A fixed threshold (mean shift 0.5, say) means different things at 50 rows and at a million: the
+noise of a statistic under no drift shrinks like ``sqrt(1/n + 1/N)`` (n batch values, N reference
+values) and depends on the column's shape (heavy tails, ties, few levels). So, once per reference
+profile, this module draws the statistic's *null distribution*: many pairs of (batch of n,
+reference of N) drawn from the reference itself, standing in for the unknown distribution the
+reference came from. Two samples are drawn, not one: a batch resampled from the reference and
+compared with that same reference would see a variance of about ``1/n - 1/N`` instead of the
+true ``1/n + 1/N`` and would raise false alarms.
+
+Each draw is stored *scaled*, ``S = T / sqrt(1/n + 1/N)``, whose distribution hardly moves with
+n once n is moderate, and is known in the limit:
+
+- mean shift: S tends to ``|Z|``, Z standard normal;
+- Wasserstein: S tends to ``integral |B(F(x))| dx / sd`` with B a Brownian bridge (del Barrio,
+  Giné and Matrán, 1999), drawn here on the reference's quantile function;
+- Jensen-Shannon on k bins: S tends to ``sqrt(chi2(k - 1) / (8 ln 2))`` (the divergence's second
+  order term is Pearson's chi-square over 8).
+
+Small batch sizes, where skewness and ties matter, are resampled exactly (``SMALL_SIZES`` for
+the statistics of values, a longer ladder for the binned ones, whose draws are multinomial and
+cost nothing per row); the limit closes the ladder at n = infinity. Between rungs the sorted
+draws (quantile functions) are interpolated linearly in ``1/sqrt(n)``, the order of the first
+correction to the limit. A check then needs no resampling: it scales its observed value, reads
+the p-value off the interpolated draws, and flags at the configured false-alarm rate.
+
+The p-value is ``(1 + #{draws >= observed}) / (draws + 1)``; flagging when it is at most the
+level keeps the expected false-alarm rate at or below that level whatever the number of draws,
+as long as the reference stands in well for its population.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from driftloop.drift.profile import ColumnProfile
+
+SMALL_SIZES = (10, 30, 100, 300)
+"""Batch sizes resampled for the statistics of values (mean shift, Wasserstein)."""
+
+BINNED_SIZES = (10, 30, 100, 300, 1_000, 10_000)
+"""Batch sizes resampled for binned statistics (multinomial draws: free at any size)."""
+
+INFINITE = 0
+"""The rung for n = infinity: the statistic's limit distribution."""
+
+BRIDGE_LEVELS = 200
+"""Quantile levels on which the Brownian bridge of the Wasserstein limit is drawn."""
+
+DRAW_BLOCK = 250
+"""Draws made at once: bounds the temporary arrays to a few times 250 x 300 values."""
+
+
+@dataclass(frozen=True)
+class NullDistribution:
+    """Sorted draws of a scaled statistic under no drift, one row per batch size (rung).
+
+    ``sizes`` are ascending batch sizes with :data:`INFINITE` last; ``draws`` has one sorted row
+    of scaled values per size.
+    """
+
+    sizes: tuple[int, ...]
+    draws: np.ndarray
+
+    def row(self, n: int) -> np.ndarray:
+        """The scaled null draws at batch size ``n``: interpolated in 1/sqrt(n) between rungs."""
+        finite = [s for s in self.sizes if s != INFINITE]
+        if n <= finite[0]:
+            return self.draws[0]
+        position = [1.0 / math.sqrt(s) for s in finite]
+        if INFINITE in self.sizes:
+            position.append(0.0)
+        target = 1.0 / math.sqrt(n)
+        for index in range(len(position) - 1):
+            hi, lo = position[index], position[index + 1]
+            if lo <= target <= hi:
+                weight = (hi - target) / (hi - lo)
+                return (1.0 - weight) * self.draws[index] + weight * self.draws[index + 1]
+        return self.draws[len(position) - 1]
+
+    def p_value(self, scaled: float, n: int) -> float:
+        """Share of null draws at least as large as ``scaled`` (with the observation counted)."""
+        row = self.row(n)
+        at_least = row.size - np.searchsorted(row, scaled, side="left")
+        return float((1 + at_least) / (row.size + 1))
+
+    def critical(self, level: float, n: int) -> float:
+        """The scaled value a statistic must exceed to have p-value at most ``level``."""
+        row = self.row(n)
+        rank = math.ceil((row.size + 1) * (1.0 - level))  # 1-based order statistic
+        return float(row[rank - 1]) if 1 <= rank <= row.size else math.inf
+
+
+def sorted_quantiles(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """``np.quantile(values, levels)`` (linear) of values already sorted: no partition, which
+    numpy runs once per level and which took minutes for 100,000 levels of 200,000 values."""
+    position = np.clip(levels, 0.0, 1.0) * (values.size - 1)
+    lower = np.floor(position).astype(np.int64)
+    upper = np.minimum(lower + 1, values.size - 1)
+    return values[lower] + (position - lower) * (values[upper] - values[lower])
+
+
+def scale(n: int, reference_count: int) -> float:
+    """The null noise scale of a two-sample statistic: sqrt(1/n + 1/N)."""
+    return math.sqrt(1.0 / n + 1.0 / max(reference_count, 1))
+
+
+def _sorted_uniforms(rng: np.random.Generator, rows: int, size: int) -> np.ndarray:
+    """``rows`` sorted samples of ``size`` uniforms, from exponential spacings (no sort)."""
+    spacings = rng.standard_exponential((rows, size + 1))
+    np.cumsum(spacings, axis=1, out=spacings)
+    spacings[:, :size] /= spacings[:, size:]
+    return spacings[:, :size]
+
+
+def _sorted_indices(size: int, rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
+    """``rows`` sorted samples of ``n`` indices into ``size`` values, drawn with replacement."""
+    index = (_sorted_uniforms(rng, rows, n) * size).astype(np.int64)
+    np.minimum(index, size - 1, out=index)
+    return index
+
+
+def mean_shift_null(values: np.ndarray, std: float, index: np.ndarray) -> np.ndarray:
+    """|mean(batch) - mean(reference)| / sd per row of resampled batches (indices)."""
+    return _ratio(np.abs(values[index].mean(axis=1) - values.mean()), std)
+
+
+def wasserstein_null(values: np.ndarray, std: float, index: np.ndarray) -> np.ndarray:
+    """W1(batch, reference) / sd per row of resampled batches, in closed form.
+
+    With H(t) the integral of the reference's empirical CDF F up to t (piecewise linear,
+    tabulated at the sorted reference values), the integral of |c - F| between two batch
+    values a <= b, where the batch's CDF is the constant c, is
+    ``c (x - a) - (H(x) - H(a)) + (H(b) - H(x)) - c (b - x)`` with x where F reaches c,
+    clipped to [a, b]. Batch values are reference values, so every H is a table look-up.
+    """
+    size = values.size
+    # H at each sorted reference value (between values j and j + 1, F is (j + 1) / size)
+    h = np.concatenate(([0.0], np.cumsum(np.arange(1, size) / size * np.diff(values))))
+    n = index.shape[1]
+    levels = np.arange(1, n) / n
+    crossing = np.minimum(np.ceil(levels * size).astype(np.int64) - 1, size - 1)
+    lower, upper = index[:, :-1], index[:, 1:]
+    a, b, x = values[lower], values[upper], values[crossing]
+    below, above = x < a, x > b
+    at = np.where(below, a, np.where(above, b, x))
+    h_at = np.where(below, h[lower], np.where(above, h[upper], h[crossing]))
+    middle = levels * (at - a) - (h_at - h[lower]) + (h[upper] - h_at) - levels * (b - at)
+    first = h[index[:, 0]]  # below the batch: the integral of F
+    top = index[:, -1]  # above the batch: the integral of 1 - F
+    last = (values[-1] - values[top]) - (h[-1] - h[top])
+    return _ratio(first + middle.sum(axis=1) + last, std)
+
+
+def _ratio(distance: np.ndarray, spread: float) -> np.ndarray:
+    """distance / spread, with a constant reference (spread 0) infinite unless nothing moved."""
+    if spread > 0:
+        return distance / spread
+    return np.where(distance == 0, 0.0, np.inf)
+
+
+ValueNull = Callable[[np.ndarray, float, np.ndarray], np.ndarray]
+"""Statistic per row of resampled batches, given as sorted indices (rows x n) into the sorted
+reference values."""
+
+VALUE_NULLS: dict[str, ValueNull] = {
+    "mean_shift": mean_shift_null,
+    "wasserstein": wasserstein_null,
+}
+
+
+def value_null(
+    name: str,
+    values: np.ndarray,
+    std: float,
+    reference_count: int,
+    draws: int,
+    rng: np.random.Generator,
+    limit: np.ndarray,
+) -> NullDistribution:
+    """Resample a statistic of values at :data:`SMALL_SIZES`; ``limit`` closes the ladder.
+
+    Batches are drawn with replacement from the reference and compared with the reference
+    itself, so their noise is 1/n; the draws are scaled by sqrt(1/n), and a check scales them
+    back by sqrt(1/n + 1/N) to add the reference's own noise. At the small sizes resampled here
+    the batch's noise dominates and shapes the tail (skewness, ties); at large sizes the limit,
+    which is exact for two samples, takes over.
+    """
+    statistic = VALUE_NULLS[name]
+    rows = []
+    for n in SMALL_SIZES:
+        parts = [
+            statistic(
+                values, std, _sorted_indices(values.size, rng, min(DRAW_BLOCK, draws - at), n)
+            )
+            for at in range(0, draws, DRAW_BLOCK)
+        ]
+        rows.append(np.sort(np.concatenate(parts)) * math.sqrt(n))
+    rows.append(np.sort(limit))
+    return NullDistribution((*SMALL_SIZES, INFINITE), np.vstack(rows))
+
+
+def mean_shift_limit(draws: int) -> np.ndarray:
+    """|Z| at evenly spaced levels: the exact limit, without sampling noise."""
+    normal = NormalDist()
+    levels = (np.arange(draws) + 0.5) / draws
+    return np.array([abs(normal.inv_cdf(0.5 + level / 2.0)) for level in levels])
+
+
+def wasserstein_limit(
+    values: np.ndarray, std: float, draws: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Draws of integral |B(t)| dQ(t) / sd, B a Brownian bridge, Q the reference's quantiles."""
+    if not std > 0:
+        return np.zeros(draws)
+    levels = np.arange(1, BRIDGE_LEVELS) / BRIDGE_LEVELS
+    half = 0.5 / BRIDGE_LEVELS
+    steps = sorted_quantiles(values, levels + half) - sorted_quantiles(values, levels - half)
+    out = np.empty(draws)
+    for start in range(0, draws, DRAW_BLOCK):
+        block = min(DRAW_BLOCK, draws - start)
+        walk = np.cumsum(rng.standard_normal((block, BRIDGE_LEVELS)), axis=1)
+        walk /= math.sqrt(BRIDGE_LEVELS)
+        bridge = walk[:, :-1] - levels * walk[:, -1:]
+        out[start : start + block] = np.abs(bridge) @ steps
+    return out / std
+
+
+def binned_null(
+    distance: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    probabilities: np.ndarray,
+    reference_count: int,
+    draws: int,
+    rng: np.random.Generator,
+) -> NullDistribution:
+    """A distance between two multinomial histograms of the reference's bins, per batch size.
+
+    ``distance(reference_counts, batch_counts)`` works row-wise on (draws x bins) arrays. The
+    limit is the Jensen-Shannon one (chi-square over k - 1 degrees of freedom).
+    """
+    p = probabilities[probabilities > 0]
+    p = p / p.sum()
+    rows = []
+    reference = rng.multinomial(reference_count, p, size=draws).astype(float)
+    for n in BINNED_SIZES:
+        batch = rng.multinomial(n, p, size=draws).astype(float)
+        rows.append(np.sort(distance(reference, batch) / scale(n, reference_count)))
+    if p.size > 1:
+        limit = np.sqrt(rng.chisquare(p.size - 1, draws) / (8.0 * math.log(2.0)))
+    else:  # one level: every histogram is the same
+        limit = np.zeros(draws)
+    rows.append(np.sort(limit))
+    return NullDistribution((*BINNED_SIZES, INFINITE), np.vstack(rows))
+
+
+def generic_null(
+    compute: Callable[..., object],
+    column: ColumnProfile,
+    draws: int,
+    rng: np.random.Generator,
+) -> NullDistribution:
+    """The null of any registered statistic, computing it once per resampled pair.
+
+    For statistics without a vectorised sampler of their own: correct, but one Python call per
+    draw, so a new statistic should add one when it proves useful. Beyond the largest rung the
+    last one is used (no limit is known in general).
+    """
+    from dataclasses import replace
+
+    sizes = SMALL_SIZES
+    rows = []
+    for n in sizes:
+        m = min(column.count, max(1_000, 10 * n))
+        values = np.empty(draws)
+        for index in range(draws):
+            if column.values.size:  # numeric: sorted values, and the histogram of the pseudo one
+                pseudo = column.values[_sorted_indices(column.values.size, rng, 1, m)[0]]
+                counts = np.diff(np.searchsorted(pseudo, column.bin_edges), prepend=0, append=m)
+                reference = replace(
+                    column,
+                    values=pseudo,
+                    mean=float(pseudo.mean()),
+                    std=float(pseudo.std(ddof=1)),
+                    probabilities=counts / m,
+                    count=m,
+                )
+                batch = column.values[_sorted_indices(column.values.size, rng, 1, n)[0]]
+            else:  # categorical: counts per level
+                reference = replace(
+                    column, probabilities=rng.multinomial(m, column.probabilities) / m, count=m
+                )
+                batch = rng.multinomial(n, column.probabilities).astype(float)
+            values[index] = compute(reference, batch).value / scale(n, m)  # type: ignore[attr-defined]
+        rows.append(np.sort(values))
+    return NullDistribution(tuple(sizes), np.vstack(rows))
