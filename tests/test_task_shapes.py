@@ -195,7 +195,9 @@ def test_regression_on_the_diabetes_data_set(tmp_path, clean_env):
         },
     )
     assert steps.bootstrap(settings, engine).decision == "production"
-    replay(settings, "concept", start_batch=2, strength=2.0, shift_features=("bmi", "s5"))
+    # four of ten features move (drift.drift_share is 0.3), and the target with them
+    shifted = ("bmi", "bp", "s4", "s5")
+    replay(settings, "concept", start_batch=2, strength=2.0, shift_features=shifted)
     assert {o.status for o in ingest_landing(settings, engine)} == {"accepted"}
     report_id = _first_drift(settings, engine)
     decision = _retrain(settings, engine, report_id)
