@@ -33,7 +33,6 @@ from driftloop.training.gate import GateResult
 log = logging.getLogger(__name__)
 
 STAGING, REJECTED, SKIPPED, PRODUCTION = "staging", "rejected", "skipped", "production"
-INSUFFICIENT_EVIDENCE = "insufficient_evidence"
 
 
 class RetrainError(RuntimeError):
