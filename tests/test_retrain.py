@@ -99,6 +99,8 @@ def test_drift_retrain_goes_to_staging_then_later_drift_is_skipped(fast):
     decision = _run_steps(settings, engine, report_id)
     assert decision.decision == "staging", decision
     assert decision.challenger_score > decision.production_score
+    # non-inferiority: the whole interval of the paired difference clears the margin
+    assert decision.evidence.low > -settings.training.tolerance
     client = registry.configure(settings)
     staging = client.get_model_version_by_alias(settings.model.name, "staging")
     assert (
@@ -120,6 +122,8 @@ def test_a_weaker_challenger_is_rejected_and_production_untouched(fast):
     )
     decision = _run_steps(weak, engine, report_id)
     assert decision.decision == "rejected", decision
+    # shown worse beyond the margin: the whole interval lies below it
+    assert decision.evidence.high < -settings.training.tolerance
     client = registry.configure(settings)
     rejected = client.get_model_version(settings.model.name, decision.model_version)
     assert (
