@@ -60,7 +60,7 @@ On this project's shared 2-core machine at a load average of 8 to 11, driftloop'
 minutes with ``--workers 3`` (Evidently beside it, stopped by ``--evidently-timeout``); on an
 idle machine ``--workers 2`` or the default of one process is enough. If time runs out,
 ``--stop-after MINUTES`` prints the tables of what is finished, ``--resume`` goes on from the
-checkpoint in ``var/bench-calibration/`` and ``--report-only`` reprints it.
+checkpoint in ``var/bench-calibration/<configuration>/`` and ``--report-only`` reprints it.
 
 Run from the repository root:
 
@@ -453,11 +453,17 @@ def run_task(task: tuple[str, int, int]) -> tuple[tuple[str, int, int], Any]:
     return task, power_task(first) if kind == "power" else false_alarm_task(first, second)
 
 
-def checkpoint_path(args: argparse.Namespace) -> Path:
-    """Where finished tasks are kept: one file per run configuration."""
+def run_dir(args: argparse.Namespace) -> Path:
+    """The work files of one run configuration (a quick run leaves a full one's alone)."""
     sizes = "-".join(map(str, args.sizes))
-    name = f"tasks-s{args.seed}-b{args.batches}-r{args.splits}-n{sizes}"
-    return WORK_DIR / f"{name}-p{args.power_batches}-m{args.million_batches}.jsonl"
+    name = f"s{args.seed}-b{args.batches}-r{args.splits}-n{sizes}"
+    name += f"-p{args.power_batches}-m{args.million_batches}-e{args.evidently_batches}"
+    return WORK_DIR / name
+
+
+def checkpoint_path(args: argparse.Namespace) -> Path:
+    """Where finished driftloop tasks are kept."""
+    return run_dir(args) / "driftloop-tasks.jsonl"
 
 
 def load_checkpoint(path: Path) -> dict[tuple[str, int, int], Any]:
@@ -504,7 +510,7 @@ def run_driftloop(
     _STATE.update(data=data, cells=cells, args=args)
     tasks = [("power", c, 0) for c in range(len(cells))]
     tasks += [("false", d, split) for split in range(args.splits) for d in range(len(data))]
-    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    run_dir(args).mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(args)
     if not (args.resume or args.report_only):
         path.unlink(missing_ok=True)
@@ -556,10 +562,11 @@ def write_plan(
     data: list[Population], cells: list[PowerCell], args: argparse.Namespace
 ) -> tuple[Path, list[dict[str, Any]]]:
     """Files for the Evidently child: per cell a pool of rows and the jobs' row indices."""
-    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    work = run_dir(args)
+    work.mkdir(parents=True, exist_ok=True)
     plan: list[dict[str, Any]] = []
     for d, population in enumerate(data):
-        pool = WORK_DIR / f"pool-{population.name}.parquet"
+        pool = work / f"pool-{population.name}.parquet"
         population.frame.to_parquet(pool, index=False)
         numerical = [c for c in population.frame.columns if c not in population.categorical]
         for rows in args.sizes:
@@ -571,7 +578,7 @@ def write_plan(
                 arrays[f"batch_{b}"] = population.batch(
                     rest, batch_rng(args.seed, d, rows, b), rows
                 )
-            jobs = WORK_DIR / f"jobs-{population.name}-{rows}.npz"
+            jobs = work / f"jobs-{population.name}-{rows}.npz"
             np.savez(jobs, **arrays)
             plan.append(
                 {
@@ -598,11 +605,11 @@ def write_plan(
             arrays[f"reference_{b}"] = np.arange(*references[r])
             arrays[f"batch_{b}"] = np.arange(at, at + cell.rows)
             at += cell.rows
-        pool = WORK_DIR / f"pool-{cell.key}.parquet"
+        pool = work / f"pool-{cell.key}.parquet"
         if frames:
             pd.concat(frames, ignore_index=True).to_parquet(pool, index=False)
         del frames
-        jobs = WORK_DIR / f"jobs-{cell.key}.npz"
+        jobs = work / f"jobs-{cell.key}.npz"
         np.savez(jobs, **arrays)
         plan.append(
             {
@@ -615,7 +622,7 @@ def write_plan(
                 "reports": args.evidently_reports if cell.evidently_reports else 0,
             }
         )
-    path = WORK_DIR / "plan.json"
+    path = work / "plan.json"
     path.write_text(json.dumps(plan, indent=1))
     return path, plan
 
@@ -1072,13 +1079,13 @@ def main(argv: list[str] | None = None) -> int:
     say = progress_printer(started)
     data = populations(args.seed)
     cells, reached = power_cells(args.power_batches, args.million_batches)
-    child, out = None, WORK_DIR / "evidently.json"
+    child, out = None, run_dir(args) / "evidently.json"
     if not (args.skip_evidently or args.report_only):
         ensure_evidently_venv()
         plan_path, _ = write_plan(data, cells, args)
         if not args.resume:
             out.unlink(missing_ok=True)
-        log = (WORK_DIR / "evidently.log").open("a")
+        log = (run_dir(args) / "evidently.log").open("a")
         deadline = started + (60 * args.stop_after if args.stop_after else args.evidently_timeout)
         child = subprocess.Popen(
             [str(EVIDENTLY_PYTHON), str(Path(__file__).resolve()), "--child", str(plan_path),
@@ -1097,7 +1104,7 @@ def main(argv: list[str] | None = None) -> int:
         stored = json.loads(out.read_text())
         theirs, meta = stored["results"], stored["meta"]
     elif child is not None:
-        say(f"Evidently wrote nothing; see {WORK_DIR / 'evidently.log'}")
+        say(f"Evidently wrote nothing; see {run_dir(args) / 'evidently.log'}")
     meta["driftloop"] = status
     text = report(args, data, cells, reached, ours, power, build_seconds, theirs, meta, started)
     print(text)
