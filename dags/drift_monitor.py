@@ -1,4 +1,5 @@
-"""drift_monitor: ingest new batches, test the oldest unchecked one for drift, announce drift.
+"""drift_monitor: ingest new batches, test the oldest unchecked one for drift, announce drift,
+and re-gate a model version that waits for evidence (tagged pending) on the grown holdout.
 
 On drift, an event on the Asset ``driftloop://drift`` carries ``batch_id``, ``report_id`` and
 ``model_version``; without drift, no event. Logic lives in ``driftloop``; heavy imports happen
@@ -88,8 +89,30 @@ def drift_monitor() -> None:
             outcome,
         )
 
+    @task
+    def regate_pending() -> int:
+        """New labelled rows may decide a pending version's gate (no new training)."""
+        from driftloop import alerts
+        from driftloop.database import open_database
+        from driftloop.training.gatekeeper import regate_pending as regate
+
+        settings = load_settings(CONFIG)
+        decisions = regate(settings, open_database(settings))
+        for decision in decisions:
+            print(
+                f"re-gate of version {decision.model_version}: {decision.decision}: {decision.reason}"
+            )
+            if decision.decision == "rejected":
+                alerts.send(
+                    settings,
+                    "retrain_rejected",
+                    f"version {decision.model_version} rejected at its re-gate: {decision.reason}",
+                    decision.to_dict(),
+                )
+        return len(decisions)
+
     outcome = check_batch()
-    ingest_landing() >> outcome
+    ingest_landing() >> [outcome, regate_pending()]
     drift_found(outcome) >> announce_drift(outcome)
 
 

@@ -2,9 +2,10 @@
 or by hand, train a challenger and gate it.
 
 assemble the training set -> train (PyCaret AutoML, tracked in MLflow) -> evaluate on the gate
-holdout -> register -> gate (Staging, or rejected with its reason). A skipped retrain (no
-Production yet, a Staging version under A/B test, the cooldown, identical data) is recorded
-and ends the run. When ``training.python`` names another interpreter, train and evaluate run
+holdout -> register -> gate (Staging, rejected with its reason, or pending when the holdout
+cannot decide yet: ``drift_monitor`` re-gates it as labelled batches land). A skipped retrain (no
+Production yet, a Staging version under A/B test, a version pending its gate, the cooldown,
+identical data) is recorded and ends the run. When ``training.python`` names another interpreter, train and evaluate run
 there (``@task.external_python``), so PyCaret's pins need not live beside Airflow's.
 """
 
@@ -120,7 +121,7 @@ def retrain() -> None:
 
     @task
     def gate(registered: dict) -> dict:
-        """Staging if not worse than Production beyond the tolerance; else tagged rejected."""
+        """Non-inferiority at the margin: Staging, rejected, or pending (insufficient evidence)."""
         from driftloop.database import open_database
         from driftloop.training.retrain import gate as decide
 

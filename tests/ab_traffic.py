@@ -24,20 +24,26 @@ def send(
     latency_ms: float = 5.0,
     start: datetime | None = None,
     assignment: str | None = "random",
+    shadow: bool = False,
 ) -> None:
     """``records`` answered records with feedback (right with probability ``accuracy``) and
-    ``failed`` failed requests, for one variant; ``assignment`` as the server logs it."""
+    ``failed`` failed requests, for one variant; ``assignment`` as the server logs it;
+    ``shadow`` marks the records as shadow answers (logged, never returned)."""
     rng = np.random.default_rng(seed)
     start = start or datetime.now(UTC) - timedelta(hours=1)
     predictions, feedback = [], []
     for i in range(records):
-        record_id = f"{variant}-{version}-{seed}-{i}"
+        record_id = f"{variant}-{version}-{seed}-{i}{'-shadow' if shadow else ''}"
         truth = int(rng.choice([5, 6, 7]))
         right = rng.random() < accuracy
         at = start + timedelta(milliseconds=i)
         predictions.append(
             _row(settings, variant, version, record_id, at, 200, latency_ms)
-            | {"output": {"prediction": truth if right else truth + 1}, "assignment": assignment}
+            | {
+                "output": {"prediction": truth if right else truth + 1},
+                "assignment": assignment,
+                "shadow": shadow,
+            }
         )
         feedback.append({"record_id": record_id, "value": truth, "created_at": at})
     for i in range(failed):

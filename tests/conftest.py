@@ -7,11 +7,14 @@ see each other's state. Without a reachable PostgreSQL the tests skip, except un
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings as hypothesis_settings
 
 from driftloop.config import Settings, load_settings
 from driftloop.storage import make_engine, upgrade
@@ -19,6 +22,19 @@ from driftloop.storage import make_engine, upgrade
 from .postgres import require_postgres, temporary_database
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Hypothesis: under CI the same examples every run (derandomized, no example database), so a
+# red build is reproducible; elsewhere random search. Either way a failure prints the blob
+# that replays it (@reproduce_failure). HYPOTHESIS_PROFILE picks one by hand.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+hypothesis_settings.register_profile("dev", print_blob=True)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
+
+
+def pytest_report_header() -> str:
+    return f"hypothesis profile: {hypothesis_settings._current_profile}"
 
 
 @pytest.fixture
@@ -28,6 +44,13 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         if name.startswith("DRIFTLOOP_") and name != "DRIFTLOOP_TEST_POSTGRES_URL":
             monkeypatch.delenv(name)
     return load_settings(ROOT / "driftloop.yaml", storage={"home": tmp_path / "home"})
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> np.random.Generator:
+    """A generator of the test's own, seeded by its name: the same draws whatever runs
+    before it (a shared module-level generator hands out draws in test order)."""
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
 @pytest.fixture

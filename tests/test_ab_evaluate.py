@@ -4,6 +4,7 @@ Production's decay; and the registry, audit log and reports that follow."""
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -206,3 +207,51 @@ def test_the_records_of_one_request_are_one_observation():
         }
     )
     assert request_outcomes(frame, "accuracy").tolist() == [0.5, 1.0, 1 / 3]
+
+
+def test_a_borderline_result_flips_between_two_close_alphas(pair):
+    """600 records each, exactly 330 and 396 right: the mixture ratio from its closed form
+    (smoothed Bernoulli variance, scale ab.min_effect) sits between 1/alpha for two alphas 3%
+    apart, so a slip in alpha, the mixture scale or the variance changes the decision."""
+    settings, engine, production, staging = pair
+    start = datetime.now(UTC) - timedelta(hours=1)  # one start: every row counts in the test
+    for variant, version, right in ((PRODUCTION, production, 330), (STAGING, staging, 396)):
+        send(settings, engine, variant, version, right, 1.0, seed=1, start=start)
+        send(settings, engine, variant, version, 600 - right, 0.0, seed=2, start=start)
+    smoothed = [(k + 0.5) / 601 for k in (396, 330)]
+    v = sum(p * (1 - p) / 600 for p in smoothed)
+    tau, d = settings.ab.min_effect, (396 - 330) / 600
+    ratio = math.sqrt(v / (v + tau**2)) * math.exp(tau**2 * d**2 / (2 * v * (v + tau**2)))
+    decisions = {}
+    for alpha in (1.03 / ratio, 0.97 / ratio):
+        strict = settings.model_copy(update={"ab": settings.ab.model_copy(update={"alpha": alpha})})
+        evaluation = evaluate(strict, engine, act=False)
+        assert evaluation.sequential.likelihood_ratio == pytest.approx(ratio, rel=1e-9)
+        decisions[round(alpha, 4)] = evaluation.decision
+    assert list(decisions.values()) == ["promote", "continue"], decisions
+    assert roles(settings) == (production, staging)  # looked at, not acted on
+
+
+def test_shadow_answers_stay_out_of_the_decision(pair):
+    """Staging's shadow answers are never returned to anyone: however good, they do not count."""
+    settings, engine, production, staging = pair
+    start = datetime.now(UTC) - timedelta(hours=1)
+    send(settings, engine, PRODUCTION, production, 1500, 0.55, seed=1, start=start)
+    send(settings, engine, STAGING, staging, 1500, 0.55, seed=1, start=start)  # the same outcomes
+    send(settings, engine, STAGING, staging, 3000, 0.95, seed=3, start=start, shadow=True)
+    evaluation = evaluate(settings, engine)
+    assert evaluation.decision == "continue" and evaluation.staging.with_feedback == 1500
+    assert evaluation.staging.metrics["accuracy"].value == pytest.approx(
+        evaluation.production.metrics["accuracy"].value
+    )
+    assert roles(settings) == (production, staging)
+
+
+def test_shadow_answers_stay_out_of_the_decay_check(pair):
+    settings, engine, production, _ = pair
+    start = datetime.now(UTC) - timedelta(hours=3)
+    send(settings, engine, PRODUCTION, production, 1000, 0.80, seed=1, start=start)
+    later = start + timedelta(hours=1)
+    send(settings, engine, PRODUCTION, production, 1000, 0.30, seed=2, start=later, shadow=True)
+    health = check_production(settings, engine, production)
+    assert health.samples == 1000 and not health.decayed, health.reason

@@ -1,14 +1,21 @@
-"""The sequential test: its algebra, its error rate when looked at every step, and its power."""
+"""The sequential test: its algebra, its error rate when looked at every step (through the
+decision code ``evaluate`` runs), and its power."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
+from driftloop import registry
+from driftloop.ab.evaluate import PROMOTE, REJECT, decide
 from driftloop.ab.sequential import mixture_sprt, two_sample
-from driftloop.ab.simulation import simulate_aa
+from driftloop.ab.simulation import aa_draws, first_decisions, simulate_aa
+from driftloop.ab.statistics import Estimate, VariantStats
+from driftloop.config import Settings
+from driftloop.storage import ABTest
 
 
 def test_no_difference_is_never_significant_and_the_interval_covers_it():
@@ -52,22 +59,67 @@ def test_aa_false_promotions_stay_within_alpha_when_checked_at_every_step(stagin
         f"{result.false_promotion_rate:.3f} over {result.tests} tests x {result.looks_per_test} looks"
     )
     assert result.tests >= 500 and result.looks_per_test >= 100
-    assert result.false_promotion_rate <= 0.05 + 0.02
+    # Staging's side of the two-sided guarantee (the README reports 0.3% at 50/50)
+    assert result.false_promotion_rate <= result.alpha / 2
+    assert (result.false_promotions + result.false_rejections) / result.tests <= result.alpha
 
 
-def test_a_naive_fixed_sample_test_looked_at_every_step_would_not():
-    """Why the sequential test: a z-test at 1.96 checked every step promotes far more often."""
-    rng = np.random.default_rng(1)
-    to_staging = rng.random((500, 5000)) < 0.5
-    correct = rng.random((500, 5000)) < 0.55
-    looks = np.arange(400, 5000, 10)
-    n_s = np.cumsum(to_staging, axis=1)[:, looks]
-    n_p = np.cumsum(~to_staging, axis=1)[:, looks]
-    p_s = np.cumsum(to_staging & correct, axis=1)[:, looks] / n_s
-    p_p = np.cumsum(~to_staging & correct, axis=1)[:, looks] / n_p
-    z = (p_s - p_p) / np.sqrt(p_s * (1 - p_s) / n_s + p_p * (1 - p_p) / n_p)
-    naive_rate = float((z > 1.96).any(axis=1).mean())
-    assert naive_rate > 0.07  # peeking inflates a 2.5% one-sided error several times over
+def _decisions_of_evaluate(
+    settings: Settings, to_staging: np.ndarray, correct: np.ndarray, look_every: int
+) -> np.ndarray:
+    """Each test looked at every ``look_every`` records through ``evaluate.decide``, the code
+    ``ab_evaluate`` decides with: +1 promotes, -1 rejects, 0 never decides."""
+    now = datetime.now(UTC)
+    test = ABTest(model_name="m", production_version="1", staging_version="2", started_at=now)
+    decisions = np.zeros(len(to_staging), dtype=int)
+    for row, (routed, right) in enumerate(zip(to_staging, correct, strict=True)):
+        for end in range(look_every, len(routed) + 1, look_every):
+            staging, production = right[:end][routed[:end]], right[:end][~routed[:end]]
+            _, decision, _ = decide(
+                settings,
+                test,
+                now,
+                "accuracy",
+                (_stats(registry.PRODUCTION, production), production.astype(float)),
+                (_stats(registry.STAGING, staging), staging.astype(float)),
+            )
+            if decision in (PROMOTE, REJECT):
+                decisions[row] = 1 if decision == PROMOTE else -1
+                break
+    return decisions
+
+
+def _stats(variant: str, outcomes: np.ndarray) -> VariantStats:
+    """One request per record, none failed, as the simulation draws them."""
+    n = len(outcomes)
+    value = float(outcomes.mean()) if n else None
+    return VariantStats(variant, "1", n, n, 0, n, {"accuracy": Estimate(value, None, None)})
+
+
+def test_aa_through_the_decision_path_of_evaluate_stays_near_alpha(settings):
+    """250 A/A tests of 2000 records, looked at every 10 through ``decide``: Staging is
+    promoted in at most alpha / 2 of them, and the fast simulation (which the 1000-test check
+    above and ``driftloop ab simulate-aa`` use) makes the same decision test by test."""
+    ab = settings.ab
+    to_staging, correct = aa_draws(250, 2000, 0.55, 0.5, seed=11)
+    decisions = _decisions_of_evaluate(settings, to_staging, correct, look_every=10)
+    promoted, decided = float((decisions > 0).mean()), float((decisions != 0).mean())
+    print(f"A/A through evaluate: promoted {promoted:.3f}, any decision {decided:.3f}")
+    assert promoted <= ab.alpha / 2 and decided <= ab.alpha
+    fast = first_decisions(to_staging, correct, ab.alpha, ab.min_effect, ab.min_samples, 10)
+    assert decisions.tolist() == fast.tolist()
+
+
+def test_the_fast_simulation_decides_as_evaluate_does_when_it_does_decide(settings):
+    """With a real difference many tests stop: the CLI's vectorized simulation must stop at
+    the same look, on the same side, as the decision path of ``evaluate``."""
+    rng = np.random.default_rng(5)
+    to_staging = rng.random((200, 2000)) < 0.5
+    correct = rng.random((200, 2000)) < np.where(to_staging, 0.62, 0.55)
+    decisions = _decisions_of_evaluate(settings, to_staging, correct, look_every=10)
+    ab = settings.ab
+    fast = first_decisions(to_staging, correct, ab.alpha, ab.min_effect, ab.min_samples, 10)
+    assert (decisions != 0).sum() >= 40 and decisions.tolist() == fast.tolist()
 
 
 def test_a_real_improvement_is_found():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from driftloop.config import load_settings
+from driftloop.scenarios import SCENARIOS
 from driftloop.storage import head_revision
 
 from .conftest import ROOT
@@ -36,7 +39,10 @@ def run(tmp_path: Path):
 
 
 def test_replay_ingest_list_and_reprocess(run, tmp_path):
-    assert "needs" not in run("config", "check")
+    assert run("config", "check") == (
+        "config ok: 11 features, target 'quality' (classification), "
+        f"data {ROOT / 'data/wine/winequality-white.csv'}\n"
+    )
     # first use on the embedded default creates the database at the newest revision
     assert "no files in" in run("batches", "ingest")
     head = head_revision()
@@ -111,3 +117,22 @@ def test_an_older_database_is_not_upgraded_by_an_ordinary_command(run):
     run("db", "downgrade", "--", "-1")
     assert "run `driftloop db upgrade`" in run("batches", "list", expect=1)
     assert f"head {head}" in run("db", "current") and f"current {head}," not in run("db", "current")
+
+
+def test_config_show_prints_the_resolved_settings_with_overrides(run, tmp_path):
+    shown = json.loads(run("config", "show"))
+    expected = json.loads(
+        load_settings(
+            ROOT / "driftloop.yaml", storage={"home": tmp_path / "home"}
+        ).model_dump_json()
+    )
+    assert shown == expected
+    assert shown["storage"]["home"] == str(tmp_path / "home")  # the environment override
+    assert shown["stream"]["batch_size"] == 250 and shown["ab"]["alpha"] == 0.05
+
+
+def test_stream_scenarios_lists_every_registered_scenario(run):
+    lines = run("stream", "scenarios").splitlines()
+    assert [line.split()[0] for line in lines] == list(SCENARIOS)
+    for line, scenario in zip(lines, SCENARIOS.values(), strict=True):
+        assert scenario.description in line

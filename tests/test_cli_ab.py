@@ -4,6 +4,7 @@ on PostgreSQL: real processes, confirmation prompts, and the audit log they leav
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from driftloop import registry
 from driftloop.config import load_settings
-from driftloop.promotion import history
+from driftloop.promotion import history, roles
 from driftloop.storage import make_engine, upgrade
 
 from .ab_traffic import send
@@ -83,9 +84,12 @@ def test_promote_asks_and_leaves_an_audit_record(home):
 
 
 def test_reject_archives_staging(home):
-    settings, engine, _production, _staging, run = home
+    settings, engine, production, staging, run = home
     out = run("reject", "--yes", "--reason", "not needed", "--actor", "ops")
-    assert "reject" in out
+    assert f"reject: Production {production} -> {production}" in out
+    assert roles(settings) == (production, None)
+    archived = registry.configure(settings).get_model_version(settings.model.name, staging)
+    assert archived.current_stage == "Archived" and not archived.aliases
     assert "has no Staging version to reject" in run("reject", "--yes", "--reason", "x", expect=1)
     assert "has no Staging version to promote" in run("promote", "--yes", "--reason", "x", expect=1)
     assert history(engine, settings.model.name)[0]["actor"] == "cli:ops"
@@ -94,4 +98,8 @@ def test_reject_archives_staging(home):
 def test_simulate_aa_reports_the_false_promotion_rate(home):
     *_, run = home
     out = run("ab", "simulate-aa", "--tests", "200", "--records", "2000")
-    assert "200 A/A tests" in out and "false promotion rate" in out
+    found = re.search(r"(\d+) A/A tests, .* false promotion rate ([0-9.]+) \((\d+) tests", out)
+    assert found, out
+    tests, rate, promoted = int(found[1]), float(found[2]), int(found[3])
+    assert tests == 200 and rate == pytest.approx(promoted / tests, abs=5e-4)
+    assert rate <= 0.05 / 2  # Staging's side of alpha (driftloop.yaml)

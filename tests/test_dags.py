@@ -51,23 +51,30 @@ def test_dagbag_imports_every_dag_without_errors(airflow_env):
     )
     errors, dag_ids = out.strip().splitlines()[-2:]
     assert errors == "{}"
-    assert "drift_monitor" in dag_ids
+    assert dag_ids == str(["ab_evaluate", "drift_monitor", "retrain"])
 
 
 @pytest.mark.parametrize("dag_file", sorted(DAGS.glob("*.py")), ids=lambda p: p.name)
 def test_each_dag_file_parses_fast_without_heavy_imports(airflow_env, dag_file):
-    out = _python(
-        "import runpy, sys, time\n"
-        "import airflow.sdk\n"  # Airflow itself is imported first: the file's own cost is measured
-        "start = time.perf_counter()\n"
-        f"runpy.run_path({str(dag_file)!r})\n"
-        "print(time.perf_counter() - start)\n"
-        "print([m for m in ('pandas', 'mlflow', 'pycaret', 'sklearn', 'scipy') if m in sys.modules])",
-        airflow_env,
-    )
-    seconds, heavy = out.strip().splitlines()[-2:]
-    assert float(seconds) < 0.5
-    assert heavy == "[]"
+    """Each run is a fresh interpreter (a second parse in one process would find its imports
+    cached); the fastest of three is the file's cost, which another engineer's load on a
+    2-core machine only ever adds to."""
+    timings = []
+    for _ in range(3):
+        out = _python(
+            "import runpy, sys, time\n"
+            "import airflow.sdk\n"  # Airflow itself first: the file's own cost is measured
+            "start = time.perf_counter()\n"
+            f"runpy.run_path({str(dag_file)!r})\n"
+            "print(time.perf_counter() - start)\n"
+            "print([m for m in ('pandas', 'mlflow', 'pycaret', 'sklearn', 'scipy') "
+            "if m in sys.modules])",
+            airflow_env,
+        )
+        seconds, heavy = out.strip().splitlines()[-2:]
+        assert heavy == "[]"
+        timings.append(float(seconds))
+    assert min(timings) < 0.5, timings
 
 
 def _dag_test(env: dict[str, str], dag_id: str, conf: dict) -> dict:

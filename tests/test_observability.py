@@ -8,13 +8,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
+
 from driftloop import registry
 from driftloop.ab.evaluate import evaluate
 from driftloop.ab.health import check_production
 from driftloop.drift.monitor import check_next_batch
 from driftloop.ingest import ingest_landing, list_batches
 from driftloop.observability import loop_gauges
-from driftloop.storage import make_engine, upgrade
+from driftloop.storage import Feedback, Prediction, make_engine, upgrade
 from driftloop.stream import replay
 
 from .ab_traffic import send
@@ -45,10 +48,27 @@ def test_ab_and_health_numbers_are_exported(settings):
     values = _values(loop_gauges(engine, settings.model.name))
     metric = values["driftloop_ab_metric"]
     assert metric[("staging", "accuracy")] == evaluation.staging.metrics["accuracy"].value
+    # and the values counted here from the stored rows, not by the code under test
+    assert metric[("staging", "accuracy")] == pytest.approx(_accuracy(engine, "staging"))
+    assert metric[("production", "accuracy")] == pytest.approx(_accuracy(engine, "production"))
     assert values["driftloop_ab_samples"][("production",)] == 1500.0
     assert values["driftloop_ab_running"][()] == 1.0
     online = values["driftloop_production_online_metric"][(production, "accuracy")]
+    assert online == pytest.approx(_accuracy(engine, "production", last=settings.ab.decay_window))
     assert 0.5 < online < 0.6
+
+
+def _accuracy(engine, variant: str, last: int | None = None) -> float:
+    """Share of a variant's answered records whose prediction equals its feedback."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(Prediction.output, Feedback.value)
+            .join(Feedback, Feedback.record_id == Prediction.record_id)
+            .where(Prediction.variant == variant, Prediction.status == 200)
+            .order_by(Prediction.created_at, Prediction.id)
+        ).all()
+    rows = rows[-last:] if last else rows
+    return sum(output["prediction"] == truth for output, truth in rows) / len(rows)
 
 
 def test_the_latest_drift_check_is_exported_feature_by_feature(settings, engine):

@@ -7,6 +7,7 @@ budgets so each training takes seconds.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -14,13 +15,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from driftloop import registry
 from driftloop.config import load_settings
 from driftloop.drift.monitor import check_next_batch, resolve_profile
 from driftloop.ingest import ingest_landing
-from driftloop.storage import make_engine, upgrade
+from driftloop.storage import RetrainRun, make_engine, session_scope, upgrade
 from driftloop.stream import replay
 from driftloop.training import retrain as steps
 
@@ -97,6 +99,8 @@ def test_drift_retrain_goes_to_staging_then_later_drift_is_skipped(fast):
     decision = _run_steps(settings, engine, report_id)
     assert decision.decision == "staging", decision
     assert decision.challenger_score > decision.production_score
+    # non-inferiority: the whole interval of the paired difference clears the margin
+    assert decision.evidence.low > -settings.training.tolerance
     client = registry.configure(settings)
     staging = client.get_model_version_by_alias(settings.model.name, "staging")
     assert (
@@ -118,6 +122,8 @@ def test_a_weaker_challenger_is_rejected_and_production_untouched(fast):
     )
     decision = _run_steps(weak, engine, report_id)
     assert decision.decision == "rejected", decision
+    # shown worse beyond the margin: the whole interval lies below it
+    assert decision.evidence.high < -settings.training.tolerance
     client = registry.configure(settings)
     rejected = client.get_model_version(settings.model.name, decision.model_version)
     assert (
@@ -137,7 +143,7 @@ def test_failed_training_leaves_the_registry_as_it_was_and_same_data_is_not_regi
         update={"training": settings.training.model_copy(update={"models": ["no-such-model"]})}
     )
     assembly = steps.assemble(broken, engine, report_id)
-    with pytest.raises(Exception):  # noqa: B017 - PyCaret's own error for an unknown model id
+    with pytest.raises(ValueError, match="Estimator no-such-model Not Available"):  # PyCaret's
         steps.train_and_log(broken, engine, assembly)
     assert [v["version"] for v in registry.list_versions(settings)] == ["1"]
 
@@ -251,5 +257,117 @@ def test_retrain_dag_registers_a_staging_version_with_lineage(airflow_env, fast)
         "training_data/train.csv",
     } <= artifacts
     model = mlflow.pyfunc.load_model(f"models:/{settings.model.name}@staging")
-    assert model.metadata.signature is not None
+    assert model.metadata.signature.inputs.input_names() == settings.feature_columns
     assert Path(resolve_profile(settings, engine, staging.version)[0].path).is_file()
+
+
+@pytest.mark.parametrize("integer_batches", [False, True], ids=["as-read", "int-typed-batches"])
+def test_the_gate_holdout_is_the_newest_rows_since_the_drift_and_never_trained_on(
+    fast, integer_batches
+):
+    """Three batches (one before the drift); Production's data holds an exact copy of a row
+    of the newest batch. The holdout is the newest holdout_share of the rows since the drift;
+    the training set has every other row and no copy of a holdout row, also when the batches'
+    CSV typed a column as integers that Production's data holds as floats."""
+    settings, _ = fast
+    columns = [*settings.feature_columns, settings.data.target]
+    wine = pd.read_csv(ROOT / settings.data.path, sep=";")[columns].drop_duplicates()
+    rows = wine.head(50).reset_index(drop=True)
+    if integer_batches:  # whole-number values, as a batch file without decimals is read
+        rows["free sulfur dioxide"] = rows["free sulfur dioxide"].round()
+    day = pd.Timestamp("2026-01-01", tz="UTC")
+    batches = [rows.iloc[10 * b : 10 * b + 10] for b in range(3)]
+    if integer_batches:
+        batches = [b.astype({"free sulfur dioxide": "int64"}) for b in batches]
+    recent = pd.concat(
+        [batch.assign(_batch_time=day + pd.Timedelta(days=b)) for b, batch in enumerate(batches)],
+        ignore_index=True,
+    )
+    # Production's data: rows 30-49 and a copy of row 29, which is in the newest batch
+    base = rows.iloc[[*range(30, 50), 29]].astype({"free sulfur dioxide": "float64"})
+    drift_time = day + pd.Timedelta(days=1)
+    train, holdout = steps._split_holdout(recent, base, drift_time, settings)
+
+    since = recent[recent["_batch_time"] >= drift_time]
+    n = math.ceil(settings.training.holdout_share * len(since))  # 0.3 of 20 rows: 6
+    assert n == 6
+    pd.testing.assert_frame_equal(
+        holdout, since.tail(n)[columns].reset_index(drop=True), check_dtype=False
+    )
+
+    def keys(frame: pd.DataFrame) -> set[tuple]:
+        return set(map(tuple, frame[columns].astype(float).to_numpy()))
+
+    assert not keys(train) & keys(holdout)  # the copy from Production's data is gone too
+    assert keys(train) == keys(rows.iloc[:24]) | keys(rows.iloc[30:50])
+    assert len(train) == 24 + 20
+
+
+def test_the_skip_rules_the_readme_lists(fast):
+    """No labelled batches; a version already trained on the same data; the cooldown; a
+    Staging version under test unless training.replace_staging, whose gate then archives it.
+    Each skip is recorded with its reason; the assembled holdout never reaches training."""
+    settings, engine = fast
+    steps.bootstrap(settings, engine)
+    name = settings.model.name
+    client = registry.configure(settings)
+
+    def assemble(report_id=None, **training):
+        changed = settings.model_copy(
+            update={"training": settings.training.model_copy(update=training)}
+        )
+        return steps.assemble(changed, engine, report_id)
+
+    assert assemble()["skip"]["reason"] == "no accepted, labelled batches to learn from"
+    report_id = _drifted(settings, engine)
+    assembly = assemble(report_id)
+    assert "skip" not in assembly, assembly
+    train, holdout = pd.read_csv(assembly["train_path"]), pd.read_csv(assembly["holdout_path"])
+    assert len(holdout) and not set(map(tuple, holdout.to_numpy())) & set(
+        map(tuple, train.to_numpy())
+    )
+
+    source = client.get_model_version(name, "1")
+    twin = client.create_model_version(
+        name, source.source, run_id=source.run_id, tags={registry.DATA_DIGEST: assembly["digest"]}
+    )
+    assert assemble(report_id)["skip"]["reason"] == (
+        f"version {twin.version} was trained on exactly this data"
+    )
+    client.delete_model_version(name, twin.version)
+
+    steps.record(engine, steps.Decision(steps.REJECTED, "a retrain just now"), "drift", report_id)
+    assert assemble(report_id, cooldown_minutes=60)["skip"]["reason"] == (
+        "the last retrain was less than 60 minutes ago (training.cooldown_minutes)"
+    )
+    assert "skip" not in assemble(report_id, cooldown_minutes=0)
+
+    staged = str(client.create_model_version(name, source.source, run_id=source.run_id).version)
+    registry.set_role(client, name, staged, registry.STAGING)
+    assert assemble(report_id)["skip"]["reason"] == (
+        f"Staging version {staged} is still under A/B test (training.replace_staging is false)"
+    )
+    replacing = assemble(report_id, replace_staging=True)
+    assert "skip" not in replacing
+    newer = str(client.create_model_version(name, source.source, run_id=source.run_id).version)
+    decision = steps.gate(
+        settings,
+        engine,
+        {
+            **replacing,
+            "version": newer,
+            "run_id": source.run_id,
+            "challenger_score": 0.6,
+            "production_score": 0.5,
+            "gate_metric": "accuracy",
+        },
+    )
+    assert decision.decision == "staging"
+    assert registry.by_alias(client, name, registry.STAGING).version == newer
+    old = client.get_model_version(name, staged)
+    assert old.current_stage == "Archived" and not old.aliases
+    with session_scope(engine) as session:
+        skipped = session.scalars(
+            sa.select(RetrainRun.reason).where(RetrainRun.decision == steps.SKIPPED)
+        ).all()
+    assert len(skipped) == 4  # no batches, same data, cooldown, Staging under test

@@ -5,13 +5,16 @@ One real bootstrapped model (PyCaret, embedded MLflow) serves every test in this
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
+from driftloop import registry
 from driftloop.storage import Feedback, Prediction, session_scope
 from serving.app import create_app
 
@@ -67,17 +70,27 @@ def test_one_record_gets_prediction_probabilities_ids_and_version(client, app, s
         and body["variant"] == "production"
     )
     (answer,) = body["predictions"]
-    assert answer["prediction"] in {3, 4, 5, 6, 7, 8, 9}
-    assert math.isclose(sum(answer["probabilities"].values()), 1.0, abs_tol=1e-6)
+    probabilities = answer["probabilities"]
+    assert math.isclose(sum(probabilities.values()), 1.0, abs_tol=1e-6)
+    assert probabilities[str(answer["prediction"])] == max(probabilities.values())
     app.extensions["driftloop"]["log"].close()
     (row,) = _logged(served[1], request_id=body["request_id"])
     assert row.record_id == answer["record_id"] and row.model_version == "1" and not row.shadow
 
 
 def test_a_batch_is_answered_record_by_record(client):
-    response = client.post("/predict", json={"records": _records(50)})
+    """Each record of a 50-record batch gets the answer it gets when sent alone."""
+    production = {"X-Variant": "production"}
+    records = _records(50)
+    response = client.post("/predict", json={"records": records}, headers=production)
     assert response.status_code == 200 and len(response.json["predictions"]) == 50
     assert len({p["record_id"] for p in response.json["predictions"]}) == 50
+    for record, answer in zip(records, response.json["predictions"], strict=True):
+        (alone,) = client.post("/predict", json={"record": record}, headers=production).json[
+            "predictions"
+        ]
+        assert alone["prediction"] == answer["prediction"]
+        assert alone["probabilities"] == pytest.approx(answer["probabilities"], abs=1e-12)
 
 
 def test_sticky_keys_and_forced_variants(client, app, served):
@@ -341,3 +354,110 @@ def test_a_registry_error_is_not_read_as_no_production(app, client, monkeypatch)
     assert not snapshot.registry_ok and snapshot.production.version == "1"
     assert client.post("/predict", json={"record": GOOD}).status_code == 200
     assert client.get("/ready").status_code == 200
+
+
+def test_reload_picks_up_an_alias_moved_in_the_registry(client, served):
+    settings, _ = served
+    registry_client = registry.configure(settings)
+    name = settings.model.name
+    source = registry_client.get_model_version(name, "1")
+    third = str(
+        registry_client.create_model_version(name, source.source, run_id=source.run_id).version
+    )
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    registry.set_role(registry_client, name, third, registry.STAGING)
+    try:
+        moved = client.post("/admin/reload", headers=headers).json
+        assert (moved["production"], moved["staging"]) == ("1", third)
+        forced = client.post("/predict", json={"record": GOOD}, headers={"X-Variant": "staging"})
+        assert forced.json["version"] == third
+    finally:
+        registry.set_role(registry_client, name, "2", registry.STAGING)
+    assert client.post("/admin/reload", headers=headers).json["staging"] == "2"
+
+
+def _point(key: str) -> float:
+    """Where the README says a sticky key falls: BLAKE2b (8 bytes, big-endian) over 2**64."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
+
+
+def test_routing_follows_client_id_and_the_sticky_field_of_the_body(client, app, served):
+    settings, engine = served
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    assert (
+        client.put("/admin/traffic", json={"staging_weight": 0.5}, headers=headers).status_code
+        == 200
+    )
+    try:
+        keys = [f"client-{i}" for i in range(40)]
+        expected = {k: "staging" if _point(k) < 0.5 else "production" for k in keys}
+        assert set(expected.values()) == {"staging", "production"}
+        field = settings.serving.sticky_field
+        by_body, by_field, header_wins = {}, {}, {}
+        for key in keys:
+            by_body[key] = client.post("/predict", json={"record": GOOD, "client_id": key}).json
+            by_field[key] = client.post("/predict", json={"record": {**GOOD, field: key}}).json
+            header_wins[key] = client.post(
+                "/predict",
+                json={"record": GOOD, "client_id": "someone-else"},
+                headers={"X-Client-Key": key},
+            ).json
+        assert {k: a["variant"] for k, a in by_body.items()} == expected
+        assert {k: a["variant"] for k, a in by_field.items()} == expected
+        assert {k: a["variant"] for k, a in header_wins.items()} == expected
+        app.extensions["driftloop"]["log"].close()
+        for answers in (by_body, by_field):
+            for key, answer in answers.items():
+                (row,) = _logged(engine, request_id=answer["request_id"])
+                assert (row.variant, row.assignment) == (expected[key], "sticky")
+                assert field not in row.inputs  # the key routes; it is not a model input
+    finally:
+        client.put("/admin/traffic", json={"staging_weight": 0.1}, headers=headers)
+
+
+def test_concurrent_one_record_requests_are_predicted_together(served, monkeypatch):
+    """With a 300 ms wait, 8 simultaneous one-record requests share fewer model calls, and
+    each still gets its own record's answer."""
+    settings, _ = served
+    patient = settings.model_copy(
+        update={"serving": settings.serving.model_copy(update={"micro_batch_wait_ms": 300.0})}
+    )
+    app = create_app(patient, background=False)
+    try:
+        client = app.test_client()
+        production = {"X-Variant": "production"}
+        records = _records(8)
+        alone = [
+            client.post("/predict", json={"record": r}, headers=production).json["predictions"][0]
+            for r in records
+        ]
+        batcher = app.extensions["driftloop"]["store"].snapshot.production.batcher
+        sizes: list[int] = []
+        predict = batcher._predict
+
+        def counted(frame):
+            sizes.append(len(frame))
+            return predict(frame)
+
+        monkeypatch.setattr(batcher, "_predict", counted)
+        start = threading.Barrier(len(records))
+        answers: list = [None] * len(records)
+
+        def send(i: int) -> None:
+            start.wait()
+            response = app.test_client().post(
+                "/predict", json={"record": records[i]}, headers=production
+            )
+            answers[i] = response.json["predictions"][0]
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(records))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sum(sizes) == len(records) and len(sizes) < len(records) and max(sizes) > 1
+        for got, expected in zip(answers, alone, strict=True):
+            assert got["prediction"] == expected["prediction"]
+            assert got["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-12)
+    finally:
+        app.extensions["driftloop"]["shutdown"]()

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import requests
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from driftloop import promotion
 from driftloop.stack.processes import free_port
@@ -151,8 +152,24 @@ def test_promotion_and_rollback_under_load_fail_no_request_and_every_record_is_l
     versions = [s[1] for s in seen]
     assert versions[0] == "1" and "2" in versions  # promoted ...
     assert versions[-20:] == ["1"] * 20  # ... and rolled back, and it stays that way
-    metrics = requests.get(f"{url}/metrics", timeout=10).text
-    assert "driftloop_predictions_total" in metrics
+    # every 200 was counted once, whichever of the two workers answered it
+    scraped = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(
+            requests.get(f"{url}/metrics", timeout=10).text
+        )
+        for sample in family.samples
+    }
+    answered_200 = sum(1 for s in seen if s[0] == 200)
+    assert scraped[("driftloop_requests_total", (("endpoint", "predict"), ("status", "200")))] == (
+        answered_200
+    )
+    predicted = sum(
+        value
+        for (name, labels), value in scraped.items()
+        if name == "driftloop_predictions_total" and dict(labels)["shadow"] == "false"
+    )
+    assert predicted == answered_200  # one record per request
 
     os.killpg(process.pid, signal.SIGTERM)  # graceful: workers drain their logs
     process.wait(60)

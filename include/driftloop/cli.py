@@ -409,17 +409,22 @@ def retrain_command(
 
 @app.command("models")
 def models_command() -> None:
-    """List the registered versions with their aliases, stages and gate decisions."""
+    """List the registered versions with their aliases, stages, gate decisions and numbers."""
     from driftloop.registry import list_versions
+    from driftloop.training.gatekeeper import latest_gates
 
-    versions = list_versions(_settings())
+    settings = _settings()
+    versions = list_versions(settings)
     if not versions:
         typer.echo("no registered versions: run `driftloop bootstrap`")
+    gates = latest_gates(_engine(settings))
     for v in versions:
         reason = f"  ({v['reason']})" if v["reason"] else ""
         typer.echo(
             f"version {v['version']:>3}  alias {v['aliases']:11} stage {v['stage']:10} gate {v['gate']}{reason}"
         )
+        if v["version"] in gates:
+            typer.echo(f"             gate numbers: {gates[v['version']]}")
 
 
 traffic_app = typer.Typer(

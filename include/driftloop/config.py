@@ -267,9 +267,23 @@ class TrainingSettings(Section):
     window_batches: PositiveInt = Field(
         default=10, description="Recent accepted, labelled batches added to the training data."
     )
-    holdout_share: float = Field(default=0.3, gt=0.0, lt=1.0)
+    holdout_share: float = Field(
+        default=0.4, gt=0.0, lt=1.0, description="Newest share of rows since the drift kept out."
+    )
     tolerance: float = Field(
-        default=0.0, ge=0.0, description="How much worse than Production a challenger may be."
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Non-inferiority margin: accuracy points, or a fraction of Production's error.",
+    )
+    gate_alpha: float = Field(
+        default=0.05, gt=0.0, lt=0.5, description="Error rate of each one-sided gate decision."
+    )
+    min_holdout: int = Field(
+        default=80, ge=10, description="Fewer gate holdout rows: insufficient evidence."
+    )
+    gate_retries: int = Field(
+        default=3, ge=0, le=20, description="Re-gates of an undecided version on a grown holdout."
     )
     cooldown_minutes: float = Field(default=0.0, ge=0.0)
     replace_staging: bool = False

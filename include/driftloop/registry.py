@@ -28,8 +28,9 @@ DATA_DIGEST = "driftloop.data_digest"
 DRIFT_REPORT = "driftloop.drift_report_id"
 DRIFT_BATCH = "driftloop.drift_batch_id"
 PROFILE_ID = "driftloop.profile_id"
-GATE = "driftloop.gate"  # staging, rejected or production (bootstrap)
+GATE = "driftloop.gate"  # staging, rejected, pending (undecided) or production (bootstrap)
 GATE_REASON = "driftloop.gate_reason"
+GATE_ATTEMPT = "driftloop.gate_attempt"  # 1 for the first gate, then one more per re-gate
 # The features that had missing values in a version's training data: a run tag (JSON list) and
 # the logged model's metadata (``MLmodel``), so the server reads it with the model itself.
 NULLABLE_FEATURES = "driftloop.nullable_features"

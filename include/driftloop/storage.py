@@ -111,14 +111,15 @@ class DriftCheck(Base):
 
 
 class RetrainRun(Base):
-    """One retraining attempt and its decision: staging, rejected, skipped or failed."""
+    """One retraining attempt or re-gate and its decision: production (bootstrap), staging,
+    rejected, insufficient_evidence (the version waits, tagged pending) or skipped."""
 
     __tablename__ = "retrain_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    trigger: Mapped[str] = mapped_column(sa.String(20))  # drift, manual or bootstrap
+    trigger: Mapped[str] = mapped_column(sa.String(20))  # drift, decay, manual, bootstrap, regate
     drift_check_id: Mapped[int | None] = mapped_column(sa.Integer)
-    decision: Mapped[str] = mapped_column(sa.String(20), index=True)
+    decision: Mapped[str] = mapped_column(sa.String(30), index=True)
     reason: Mapped[str] = mapped_column(sa.Text)
     model_version: Mapped[str | None] = mapped_column(sa.String(50))
     production_version: Mapped[str | None] = mapped_column(sa.String(50))
@@ -128,6 +129,15 @@ class RetrainRun(Base):
     mlflow_run_id: Mapped[str | None] = mapped_column(sa.String(64))
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    # The gate's numbers (driftloop.training.gate.GateResult); empty for skips and bootstrap.
+    gate_test: Mapped[str | None] = mapped_column(sa.String(60))
+    gate_rows: Mapped[int | None] = mapped_column(sa.Integer)
+    gate_difference: Mapped[float | None] = mapped_column(sa.Float)
+    gate_low: Mapped[float | None] = mapped_column(sa.Float)
+    gate_high: Mapped[float | None] = mapped_column(sa.Float)
+    gate_margin: Mapped[float | None] = mapped_column(sa.Float)
+    gate_alpha: Mapped[float | None] = mapped_column(sa.Float)
+    gate_attempt: Mapped[int | None] = mapped_column(sa.Integer)
 
 
 class TrafficSplitRecord(Base):

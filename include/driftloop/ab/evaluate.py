@@ -158,8 +158,8 @@ def evaluate(
 
 def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) -> Evaluation:
     """The numbers and the decision, without acting or storing anything."""
-    ab, task = settings.ab, settings.data.task
-    metric = decision_metric(ab.metric, task)
+    task = settings.data.task
+    metric = decision_metric(settings.ab.metric, task)
     rows = load_rows(engine, test)
     per_variant: dict[str, VariantStats] = {}
     labelled: dict[str, pd.DataFrame] = {}
@@ -177,17 +177,14 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         ]
         per_variant[variant] = summarize(variant, version, mine, labelled[variant], task)
     production, staging = per_variant[registry.PRODUCTION], per_variant[registry.STAGING]
-    sequential = None
-    enough = min(production.with_feedback, staging.with_feedback) >= ab.min_samples
-    if production.with_feedback >= 2 and staging.with_feedback >= 2:
-        sequential = two_sample(
-            request_outcomes(labelled[registry.PRODUCTION], metric),
-            request_outcomes(labelled[registry.STAGING], metric),
-            ab.min_effect,
-            ab.alpha,
-            HIGHER_IS_BETTER[metric],
-        )
-    decision, reason = _decide(settings, test, now, production, staging, sequential, enough, metric)
+    sequential, decision, reason = decide(
+        settings,
+        test,
+        now,
+        metric,
+        (production, request_outcomes(labelled[registry.PRODUCTION], metric)),
+        (staging, request_outcomes(labelled[registry.STAGING], metric)),
+    )
     return Evaluation(
         test.id,
         test.model_name,
@@ -204,6 +201,34 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         now,
         unmatched_feedback=unmatched_feedback(engine),
     )
+
+
+def decide(
+    settings: Settings,
+    test: ABTest,
+    now: datetime,
+    metric: str,
+    production: tuple[VariantStats, np.ndarray],
+    staging: tuple[VariantStats, np.ndarray],
+) -> tuple[SequentialResult | None, str, str]:
+    """The sequential test and the decision from each variant's numbers and per-request
+    outcomes: all that ``compute`` decides on, apart so that the A/A check runs this code."""
+    ab = settings.ab
+    (production_stats, production_outcomes), (staging_stats, staging_outcomes) = production, staging
+    sequential = None
+    enough = min(production_stats.with_feedback, staging_stats.with_feedback) >= ab.min_samples
+    if production_stats.with_feedback >= 2 and staging_stats.with_feedback >= 2:
+        sequential = two_sample(
+            production_outcomes,
+            staging_outcomes,
+            ab.min_effect,
+            ab.alpha,
+            HIGHER_IS_BETTER[metric],
+        )
+    decision, reason = _decide(
+        settings, test, now, production_stats, staging_stats, sequential, enough, metric
+    )
+    return sequential, decision, reason
 
 
 def _usable_truth(truth: pd.Series, task: str) -> pd.Series:

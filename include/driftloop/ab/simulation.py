@@ -33,22 +33,24 @@ class AAResult:
         return self.false_promotions / self.tests
 
 
-def simulate_aa(
-    tests: int = 500,
-    records: int = 5_000,
-    accuracy: float = 0.55,
-    staging_share: float = 0.5,
-    alpha: float = 0.05,
-    tau: float = 0.02,
-    min_samples: int = 200,
-    look_every: int = 10,
-    seed: int = 0,
-) -> AAResult:
-    """Simulate ``tests`` A/A tests of ``records`` records each, checked at every look."""
+def aa_draws(
+    tests: int, records: int, accuracy: float, staging_share: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per test and record: routed to Staging, and answered right (the same chance for both)."""
     rng = np.random.default_rng(seed)
-    to_staging = rng.random((tests, records)) < staging_share
-    correct = rng.random((tests, records)) < accuracy
-    looks = np.arange(look_every, records + 1, look_every) - 1
+    return rng.random((tests, records)) < staging_share, rng.random((tests, records)) < accuracy
+
+
+def first_decisions(
+    to_staging: np.ndarray,
+    correct: np.ndarray,
+    alpha: float,
+    tau: float,
+    min_samples: int,
+    look_every: int,
+) -> np.ndarray:
+    """Per test, the first crossing at a look: +1 promotes, -1 rejects, 0 never decides."""
+    looks = np.arange(look_every, to_staging.shape[1] + 1, look_every) - 1
 
     def cumulative(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = np.cumsum(mask, axis=1)[:, looks]
@@ -65,14 +67,31 @@ def simulate_aa(
     eligible = (n_s >= min_samples) & (n_p >= min_samples)
     crossed = eligible & (log_ratio >= np.log(1 / alpha))
     first = np.where(crossed.any(axis=1), crossed.argmax(axis=1), -1)
-    stopped = first >= 0
-    rows = np.flatnonzero(stopped)
-    staging_side = (p_s - p_p)[rows, first[rows]] > 0
+    decisions = np.zeros(len(first), dtype=int)
+    rows = np.flatnonzero(first >= 0)
+    decisions[rows] = np.where((p_s - p_p)[rows, first[rows]] > 0, 1, -1)
+    return decisions
+
+
+def simulate_aa(
+    tests: int = 500,
+    records: int = 5_000,
+    accuracy: float = 0.55,
+    staging_share: float = 0.5,
+    alpha: float = 0.05,
+    tau: float = 0.02,
+    min_samples: int = 200,
+    look_every: int = 10,
+    seed: int = 0,
+) -> AAResult:
+    """Simulate ``tests`` A/A tests of ``records`` records each, checked at every look."""
+    to_staging, correct = aa_draws(tests, records, accuracy, staging_share, seed)
+    decisions = first_decisions(to_staging, correct, alpha, tau, min_samples, look_every)
     return AAResult(
         tests,
-        int(staging_side.sum()),
-        int((~staging_side).sum()),
-        len(looks),
+        int((decisions > 0).sum()),
+        int((decisions < 0).sum()),
+        records // look_every,
         alpha,
     )
 

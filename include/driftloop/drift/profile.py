@@ -21,7 +21,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -135,11 +135,14 @@ class ReferenceProfile:
         rng = np.random.default_rng(int(self.data_digest[:16] or "0", 16))
         for column, name in missing:
             statistic = STATISTICS[name]
-            column.nulls[name] = (
+            null = (
                 statistic.null(column, draws, rng)
                 if statistic.null is not None
                 else resampled_null(statistic, column, draws, rng)
             )
+            # stored as float32 (ample for thresholds): round now, so a loaded profile decides
+            # exactly as the one in memory
+            column.nulls[name] = replace(null, draws=null.draws.astype(np.float32).astype(float))
         return True
 
     def save(self, path: Path) -> str:

@@ -161,10 +161,3 @@ def score(pipeline: Any, frame: pd.DataFrame, settings: Settings) -> float:
     if settings.data.task == "classification":
         return float(accuracy_score(truth.astype(str), pd.Series(predicted).astype(str)))
     return float(mean_absolute_error(truth, predicted))
-
-
-def better_or_equal(challenger: float, production: float, settings: Settings) -> bool:
-    """Is the challenger at least as good as Production, within the tolerance?"""
-    if settings.data.task == "classification":
-        return challenger >= production - settings.training.tolerance
-    return challenger <= production + settings.training.tolerance

@@ -1,9 +1,10 @@
 """The retraining flow: bootstrap, then assemble, train, evaluate, register, gate.
 
 Each step is one function the ``retrain`` DAG calls as one task; they exchange small
-JSON-ready dicts (paths, ids, scores), never frames. The registry is touched only by
-``register`` and ``gate``, after training and evaluation succeeded, so a failed training leaves
-it as it was.
+JSON-ready dicts (paths, ids, scores, the gate's result), never frames. The registry is touched
+only by ``register`` and ``gate``, after training and evaluation succeeded, so a failed training
+leaves it as it was. The gate's statistics are in ``gate``; what a result does to the registry,
+and the re-gate of a version that waits for evidence, in ``gatekeeper``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from driftloop.drift.monitor import profile_from_frame, store_profile
 from driftloop.ingest import ACCEPTED
 from driftloop.storage import Batch, DriftCheck, RetrainRun, session_scope, utcnow
 from driftloop.stream import build_reference, reference_path
+from driftloop.training.gate import GateResult
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +52,12 @@ class Decision:
     production_score: float | None = None
     run_id: str | None = None
     retrain_id: int | None = None
+    evidence: GateResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        values["evidence"] = self.evidence.to_dict() if self.evidence else None
+        return values
 
 
 def _client(settings: Settings):
@@ -68,7 +73,8 @@ def record(
     drift_check_id: int | None,
     details: dict[str, Any] | None = None,
 ) -> Decision:
-    """Store a decision in ``retrain_runs``; return it with its id."""
+    """Store a decision (and the gate's numbers, if any) in ``retrain_runs``; return it with its id."""
+    evidence = decision.evidence
     with session_scope(engine) as session:
         row = RetrainRun(
             trigger=trigger,
@@ -83,10 +89,11 @@ def record(
             mlflow_run_id=decision.run_id,
             details=details or {},
             created_at=utcnow(),
+            **(evidence.stored_columns() if evidence else {}),
         )
         session.add(row)
         session.flush()
-        return Decision(**{**decision.to_dict(), "retrain_id": row.id})
+        return replace(decision, retrain_id=row.id)
 
 
 # --- bootstrap ---------------------------------------------------------------------------
@@ -162,6 +169,14 @@ def assemble(
     if staging is not None and not settings.training.replace_staging:
         return skip(
             f"Staging version {staging.version} is still under A/B test (training.replace_staging is false)"
+        )
+    from driftloop.training.gatekeeper import pending_versions
+
+    waiting = pending_versions(client, name)
+    if waiting:
+        return skip(
+            f"version {waiting[0].version} awaits more labelled rows for its gate (pending); "
+            "drift_monitor re-gates it as batches land"
         )
     if settings.training.cooldown_minutes > 0:
         with session_scope(engine) as session:
@@ -249,10 +264,10 @@ def train_and_log(
 
 
 def evaluate(settings: Settings, trained: dict[str, Any]) -> dict[str, Any]:
-    """Score challenger and Production on the same unseen holdout."""
+    """Score challenger and Production row by row on the same unseen holdout; judge them."""
     import mlflow.sklearn
 
-    from driftloop.training.automl import score
+    from driftloop.training.gate import gate_metric, judge, per_row
 
     registry.configure(settings)
     holdout = pd.read_csv(trained["holdout_path"])
@@ -260,20 +275,20 @@ def evaluate(settings: Settings, trained: dict[str, Any]) -> dict[str, Any]:
     production = mlflow.sklearn.load_model(
         f"models:/{settings.model.name}/{trained['production_version']}"
     )
-    scores = {
-        "challenger_score": score(challenger, holdout, settings),
-        "production_score": score(production, holdout, settings),
-    }
-    log.info(
-        "gate holdout (%d rows): challenger %.4f, Production %.4f",
-        len(holdout),
-        scores["challenger_score"],
-        scores["production_score"],
+    metric = gate_metric(settings)
+    result = judge(
+        per_row(challenger, holdout, settings, metric),
+        per_row(production, holdout, settings, metric),
+        metric,
+        settings.training,
     )
+    log.info("gate holdout: %s", result.summary())
     return {
         **trained,
-        **scores,
-        "gate_metric": "accuracy" if settings.data.task == "classification" else "mae",
+        "challenger_score": result.challenger_score,
+        "production_score": result.production_score,
+        "gate_metric": metric,
+        "gate_result": result.to_dict(),
     }
 
 
@@ -295,45 +310,20 @@ def register(settings: Settings, engine: sa.Engine, evaluated: dict[str, Any]) -
 
 
 def gate(settings: Settings, engine: sa.Engine, registered: dict[str, Any]) -> Decision:
-    """Staging if the challenger is not worse than Production beyond the tolerance; else rejected."""
-    from driftloop.training.automl import better_or_equal
+    """Staging, rejected, or registered without an alias and tagged pending (see ``gatekeeper``)."""
+    from driftloop.training.gatekeeper import apply
 
-    client = _client(settings)
-    name, version = settings.model.name, registered["version"]
-    challenger, production = registered["challenger_score"], registered["production_score"]
-    metric = registered["gate_metric"]
-    tolerance = settings.training.tolerance
-    if better_or_equal(challenger, production, settings):
-        previous = registry.by_alias(client, name, registry.STAGING)
-        registry.set_role(client, name, version, registry.STAGING)
-        if previous is not None and previous.version != version:
-            registry.archive(client, name, previous.version)
-        outcome = STAGING
-        reason = (
-            f"{metric} {challenger:.4f} vs Production {production:.4f} (tolerance {tolerance:g})"
-        )
-    else:
-        outcome = REJECTED
-        reason = f"{metric} {challenger:.4f} is worse than Production's {production:.4f} beyond the tolerance {tolerance:g}"
-        client.set_model_version_tag(name, version, registry.GATE_REASON, reason)
-    client.set_model_version_tag(name, version, registry.GATE, outcome)
-    decision = Decision(
-        outcome,
-        reason,
-        version,
-        registered["production_version"],
-        metric,
-        challenger,
-        production,
-        registered["run_id"],
-    )
-    log.info("gate: %s (%s)", decision.decision, decision.reason)
-    return record(
+    return apply(
+        settings,
         engine,
-        decision,
-        registered["trigger"],
-        registered.get("drift_check_id"),
-        {"model": registered.get("model_name")},
+        _client(settings),
+        GateResult.from_dict(registered["gate_result"]),
+        version=registered["version"],
+        production_version=registered["production_version"],
+        run_id=registered["run_id"],
+        trigger=registered["trigger"],
+        drift_check_id=registered.get("drift_check_id"),
+        details={"model": registered.get("model_name")},
     )
 
 
@@ -440,7 +430,10 @@ def _split_holdout(
     columns = [*settings.feature_columns, settings.data.target]
     holdout, rest = holdout[columns], rest[columns]
     train_frame = pd.concat([base[columns], rest], ignore_index=True)
-    train_frame = train_frame[~np.isin(row_keys(train_frame), row_keys(holdout))]
+    # row hashes depend on the dtype (6 and 6.0 differ): compare in the training set's dtypes,
+    # or a column one CSV typed as integers and the other as floats lets copies through
+    holdout_keys = row_keys(holdout.astype(train_frame.dtypes.to_dict()))
+    train_frame = train_frame[~np.isin(row_keys(train_frame), holdout_keys)]
     return train_frame.reset_index(drop=True), holdout.reset_index(drop=True)
 
 

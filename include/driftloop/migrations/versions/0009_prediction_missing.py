@@ -3,16 +3,16 @@
 ``inputs`` shows a null, but not a feature the request left out; this column names both, so
 the log answers "what did the model impute here" without the version's schema at hand.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-29
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,275 @@
+"""The gate's statistics: is the challenger not worse than Production by more than the margin?
+
+Both models are scored row by row on the same holdout and the decision rests on the paired
+differences, so a 15-row tie or a one-point gap no longer decides anything by itself. Two
+one-sided tests at ``training.gate_alpha`` around the margin ``training.tolerance`` give three
+outcomes: non-inferiority shown (``staging``), inferiority beyond the margin shown
+(``rejected``), or neither (``insufficient_evidence``: too few rows, or an interval that still
+holds the margin). Each outcome's error rate is at most alpha (``tests/test_gate.py`` and
+``benchmarks/gate_simulation.py`` measure it).
+
+Accuracy uses Tango's score interval for the difference of paired proportions (Tango 1998,
+Stat Med 17:891), which keeps its coverage when the models disagree on few rows and does not
+collapse to a point on a tie. MAE and RMSE use Fieller's interval for the ratio of the mean
+per-row losses (a t-interval on ``ratio * loss_production - loss_challenger``), because their
+margin is a fraction of Production's error, which is itself estimated on the same rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from driftloop.config import Settings, TrainingSettings
+
+TANGO = "tango score interval, paired proportions"
+FIELLER = "fieller t interval, ratio of paired mean losses"
+
+
+class GateOutcome(StrEnum):
+    STAGING = "staging"
+    REJECTED = "rejected"
+    INSUFFICIENT_EVIDENCE = "insufficient_evidence"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The challenger's advantage and its two one-sided ``1 - alpha`` bounds."""
+
+    difference: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate attempt: the decision, why, and every number behind it.
+
+    ``difference`` is the challenger's advantage in the margin's units: accuracy points gained,
+    or the fraction of Production's error saved (``1 - error_challenger / error_production``).
+    Positive is better; the challenger passes when ``low > -margin``. A bound that does not
+    exist (Production's error not clearly above zero, or no rows) is None.
+    """
+
+    outcome: GateOutcome
+    reason: str
+    metric: str
+    test: str
+    rows: int
+    challenger_score: float | None
+    production_score: float | None
+    difference: float | None
+    low: float | None
+    high: float | None
+    margin: float
+    alpha: float
+    attempt: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "outcome": str(self.outcome)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> GateResult:
+        return cls(**{**values, "outcome": GateOutcome(values["outcome"])})
+
+    def stored_columns(self) -> dict[str, Any]:
+        """The numbers as ``retrain_runs`` keeps them (the ``gate_*`` columns)."""
+        names = ("test", "rows", "difference", "low", "high", "margin", "alpha", "attempt")
+        return {f"gate_{name}": getattr(self, name) for name in names}
+
+    def summary(self) -> str:
+        """One line for people: the difference, its interval, the margin and the rows."""
+        unit = "points" if self.metric == "accuracy" else f"of Production's {self.metric}"
+        return (
+            f"{self.metric} {_number(self.challenger_score)} vs Production {_number(self.production_score)}: "
+            f"advantage {_number(self.difference, '+')} {unit}, "
+            f"interval [{_number(self.low, '+')}, {_number(self.high, '+')}] "
+            f"at alpha {self.alpha:g} per side, margin {self.margin:g}, {self.rows} rows, "
+            f"{self.test}, attempt {self.attempt}"
+        )
+
+
+def _number(value: float | None, sign: str = "") -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:{sign}.4f}"
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+# --- per-row scores --------------------------------------------------------------------------
+
+
+def gate_metric(settings: Settings) -> str:
+    """Accuracy for classification; RMSE when training optimizes a squared error, else MAE."""
+    if settings.data.task == "classification":
+        return "accuracy"
+    return "rmse" if (settings.training.optimize or "").upper() in {"RMSE", "MSE"} else "mae"
+
+
+def per_row(pipeline: Any, frame: pd.DataFrame, settings: Settings, metric: str) -> np.ndarray:
+    """Per holdout row: 1.0 if right else 0.0 (accuracy), |error| (MAE) or error² (RMSE)."""
+    predicted = pipeline.predict(frame[settings.feature_columns])
+    truth = frame[settings.data.target]
+    if metric == "accuracy":
+        # Labels compared as text, as the A/B analysis does: 6, 6.0 and "6" are one class.
+        return (truth.astype(str).to_numpy() == pd.Series(predicted).astype(str).to_numpy()).astype(
+            float
+        )
+    error = truth.to_numpy(dtype=float) - np.asarray(predicted, dtype=float)
+    return np.abs(error) if metric == "mae" else error**2
+
+
+def aggregate(rows: np.ndarray, metric: str) -> float:
+    """The metric from its per-row values."""
+    mean = float(np.mean(rows)) if len(rows) else math.nan
+    return math.sqrt(mean) if metric == "rmse" else mean
+
+
+# --- intervals -------------------------------------------------------------------------------
+
+
+def tango_interval(
+    challenger_right: np.ndarray, production_right: np.ndarray, alpha: float
+) -> Interval:
+    """Tango's score bounds for accuracy(challenger) - accuracy(Production), each one-sided at
+    ``alpha``. Only the discordant rows move it: ``b`` only the challenger got right, ``c`` only
+    Production did."""
+    challenger_right = np.asarray(challenger_right, dtype=bool)
+    production_right = np.asarray(production_right, dtype=bool)
+    n = len(challenger_right)
+    b = int(np.sum(challenger_right & ~production_right))
+    c = int(np.sum(~challenger_right & production_right))
+    z = float(stats.norm.ppf(1 - alpha))
+    estimate = (b - c) / n
+    tiny = 1e-10
+
+    def score(delta: float) -> float:
+        return tango_statistic(b, c, n, delta)
+
+    low = (
+        -1.0
+        if estimate <= -1 + tiny
+        else optimize.brentq(lambda d: score(d) - z, -1 + tiny, estimate)
+    )
+    high = (
+        1.0 if estimate >= 1 - tiny else optimize.brentq(lambda d: score(d) + z, estimate, 1 - tiny)
+    )
+    return Interval(estimate, float(low), float(high))
+
+
+def tango_statistic(b: int, c: int, n: int, delta: float) -> float:
+    """Tango's score statistic for H0: difference = ``delta``, with the restricted maximum
+    likelihood estimate of the probability that only Production is right."""
+    a_ = 2 * n
+    b_ = -b - c + (2 * n - b + c) * delta
+    c_ = -c * delta * (1 - delta)
+    p_only_production = (math.sqrt(max(b_ * b_ - 4 * a_ * c_, 0.0)) - b_) / (2 * a_)
+    # Near the ends of [-1, 1] the stationary point can leave the feasible cell probabilities;
+    # the likelihood is concave there, so the restricted estimate is the nearest feasible one.
+    p_only_production = min(max(p_only_production, max(0.0, -delta)), (1 - delta) / 2)
+    numerator = b - c - n * delta
+    variance = n * (2 * p_only_production + delta * (1 - delta))
+    if variance <= 0:
+        return 0.0 if numerator == 0 else math.copysign(math.inf, numerator)
+    return numerator / math.sqrt(variance)
+
+
+def loss_ratio_interval(
+    challenger_loss: np.ndarray, production_loss: np.ndarray, alpha: float
+) -> tuple[float, float, float]:
+    """Fieller's bounds for ``mean(challenger_loss) / mean(production_loss)``, each one-sided
+    at ``alpha`` (t with n - 1 degrees of freedom). Unbounded (inf) when Production's mean loss
+    is not clearly above zero."""
+    challenger_loss = np.asarray(challenger_loss, dtype=float)
+    production_loss = np.asarray(production_loss, dtype=float)
+    n = len(challenger_loss)
+    a_mean, b_mean = float(production_loss.mean()), float(challenger_loss.mean())
+    ratio = b_mean / a_mean if a_mean > 0 else math.inf
+    if n < 2:
+        return ratio, -math.inf, math.inf
+    covariance = np.cov(np.vstack([production_loss, challenger_loss]), ddof=1)
+    s_aa, s_bb, s_ab = float(covariance[0, 0]), float(covariance[1, 1]), float(covariance[0, 1])
+    q = float(stats.t.ppf(1 - alpha, n - 1)) ** 2 / n
+    quadratic = a_mean**2 - q * s_aa
+    if quadratic <= 0:
+        return ratio, -math.inf, math.inf
+    half = b_mean * a_mean - q * s_ab
+    discriminant = max(half**2 - quadratic * (b_mean**2 - q * s_bb), 0.0)
+    root = math.sqrt(discriminant)
+    return ratio, (half - root) / quadratic, (half + root) / quadratic
+
+
+def error_interval(
+    challenger_loss: np.ndarray, production_loss: np.ndarray, metric: str, alpha: float
+) -> Interval:
+    """The fraction of Production's MAE or RMSE the challenger saves, with its bounds."""
+    ratio, low, high = loss_ratio_interval(challenger_loss, production_loss, alpha)
+    if metric == "rmse":  # the losses are squared errors: the RMSE ratio is the square root
+        ratio, low, high = (math.sqrt(max(v, 0.0)) for v in (ratio, low, high))
+    return Interval(1 - ratio, 1 - high, 1 - low)
+
+
+# --- the decision ----------------------------------------------------------------------------
+
+INTERVALS: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray, float], Interval]]] = {
+    "accuracy": (TANGO, tango_interval),
+    "mae": (FIELLER, lambda c, p, alpha: error_interval(c, p, "mae", alpha)),
+    "rmse": (FIELLER, lambda c, p, alpha: error_interval(c, p, "rmse", alpha)),
+}
+
+
+def judge(
+    challenger_rows: np.ndarray,
+    production_rows: np.ndarray,
+    metric: str,
+    training: TrainingSettings,
+    attempt: int = 1,
+) -> GateResult:
+    """Decide on paired per-row values (see :func:`per_row`) of the same holdout rows."""
+    if len(challenger_rows) != len(production_rows):
+        raise ValueError("challenger and Production must be scored on the same rows")
+    test, interval_of = INTERVALS[metric]
+    rows, margin, alpha = len(challenger_rows), training.tolerance, training.gate_alpha
+    interval = (
+        interval_of(challenger_rows, production_rows, alpha)
+        if rows
+        else Interval(math.nan, -math.inf, math.inf)
+    )
+    if rows < training.min_holdout:
+        outcome = GateOutcome.INSUFFICIENT_EVIDENCE
+        reason = f"the gate holdout has {rows} rows, fewer than training.min_holdout ({training.min_holdout})"
+    elif interval.low > -margin:
+        outcome = GateOutcome.STAGING
+        reason = f"not worse than Production by the margin {margin:g}: the lower bound {interval.low:+.4f} is above {-margin:+g}"
+    elif interval.high < -margin:
+        outcome = GateOutcome.REJECTED
+        reason = f"worse than Production beyond the margin {margin:g}: the upper bound {interval.high:+.4f} is below {-margin:+g}"
+    else:
+        outcome = GateOutcome.INSUFFICIENT_EVIDENCE
+        reason = (
+            f"the interval [{interval.low:+.4f}, {interval.high:+.4f}] holds the margin {-margin:+g}: "
+            f"too wide to decide on {rows} rows"
+        )
+    return GateResult(
+        outcome=outcome,
+        reason=reason,
+        metric=metric,
+        test=test,
+        rows=rows,
+        challenger_score=_finite(aggregate(challenger_rows, metric)),
+        production_score=_finite(aggregate(production_rows, metric)),
+        difference=_finite(interval.difference),
+        low=_finite(interval.low),
+        high=_finite(interval.high),
+        margin=margin,
+        alpha=alpha,
+        attempt=attempt,
+    )
