@@ -25,6 +25,7 @@ from driftloop.ingest import ingest_landing
 from driftloop.storage import RetrainRun, make_engine, session_scope, upgrade
 from driftloop.stream import replay
 from driftloop.training import retrain as steps
+from driftloop.training.gate import GateOutcome, GateResult
 
 from .conftest import ROOT
 from .test_dags import _dag_test, airflow_env  # noqa: F401  (the fixture is used by name)
@@ -357,9 +358,21 @@ def test_the_skip_rules_the_readme_lists(fast):
             **replacing,
             "version": newer,
             "run_id": source.run_id,
-            "challenger_score": 0.6,
-            "production_score": 0.5,
-            "gate_metric": "accuracy",
+            "gate_result": GateResult(
+                GateOutcome.STAGING,
+                "passed",
+                "accuracy",
+                "test",
+                300,
+                0.6,
+                0.5,
+                0.1,
+                0.05,
+                0.15,
+                0.02,
+                0.05,
+                1,
+            ).to_dict(),
         },
     )
     assert decision.decision == "staging"
