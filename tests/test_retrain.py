@@ -290,8 +290,8 @@ def test_the_gate_holdout_is_the_newest_rows_since_the_drift_and_never_trained_o
     train, holdout = steps._split_holdout(recent, base, drift_time, settings)
 
     since = recent[recent["_batch_time"] >= drift_time]
-    n = math.ceil(settings.training.holdout_share * len(since))  # 0.3 of 20 rows: 6
-    assert n == 6
+    n = math.ceil(settings.training.holdout_share * len(since))  # 0.4 of 20 rows: 8
+    assert 1 <= n < len(since)  # a holdout, and rows since the drift left to train on
     pd.testing.assert_frame_equal(
         holdout, since.tail(n)[columns].reset_index(drop=True), check_dtype=False
     )
@@ -300,8 +300,9 @@ def test_the_gate_holdout_is_the_newest_rows_since_the_drift_and_never_trained_o
         return set(map(tuple, frame[columns].astype(float).to_numpy()))
 
     assert not keys(train) & keys(holdout)  # the copy from Production's data is gone too
-    assert keys(train) == keys(rows.iloc[:24]) | keys(rows.iloc[30:50])
-    assert len(train) == 24 + 20
+    # the 30 recent rows less the holdout (the newest n), plus Production's 20 without the copy
+    assert keys(train) == keys(rows.iloc[: 30 - n]) | keys(rows.iloc[30:50])
+    assert len(train) == (30 - n) + 20
 
 
 def test_the_skip_rules_the_readme_lists(fast):
