@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,17 @@ def recent_checks(engine: sa.Engine, limit: int = 20) -> list[CheckOutcome]:
             .limit(limit)
         ).all()
         return [_outcome(check, batch, new=False) for check, batch in rows]
+
+
+def drift_batch_time(session: sa.orm.Session, drift_check_id: int | None) -> datetime | None:
+    """When the batch behind a drift check was taken: where "rows since the drift" start."""
+    if drift_check_id is None:
+        return None
+    return session.scalar(
+        sa.select(Batch.batch_time)
+        .join(DriftCheck, DriftCheck.batch_id == Batch.id)
+        .where(DriftCheck.id == drift_check_id)
+    )
 
 
 def latest_drift_check(engine: sa.Engine) -> int | None:

@@ -24,8 +24,9 @@ import sqlalchemy as sa
 from driftloop import registry
 from driftloop.config import Settings
 from driftloop.data import read_table
+from driftloop.drift.monitor import drift_batch_time
 from driftloop.ingest import ACCEPTED
-from driftloop.storage import Batch, DriftCheck, RetrainRun, session_scope
+from driftloop.storage import Batch, RetrainRun, session_scope
 from driftloop.training.gate import GateOutcome, GateResult, gate_metric, judge, per_row
 from driftloop.training.retrain import Decision, record
 from driftloop.training.retrain import _production_training_data as training_data_of
@@ -226,13 +227,7 @@ def grown_holdout(
     columns = [*settings.feature_columns, settings.data.target]
     with session_scope(engine) as session:
         query = sa.select(Batch.path).where(Batch.status == ACCEPTED, Batch.labelled.is_(True))
-        drift_time = None
-        if drift_check_id is not None:
-            drift_time = session.scalar(
-                sa.select(Batch.batch_time)
-                .join(DriftCheck, DriftCheck.batch_id == Batch.id)
-                .where(DriftCheck.id == drift_check_id)
-            )
+        drift_time = drift_batch_time(session, drift_check_id)
         if drift_time is not None:
             query = query.where(Batch.batch_time >= drift_time)
         else:

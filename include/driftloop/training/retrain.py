@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from driftloop import registry
 from driftloop.config import Settings
 from driftloop.data import read_table, row_keys
-from driftloop.drift.monitor import profile_from_frame, store_profile
+from driftloop.drift.monitor import drift_batch_time, profile_from_frame, store_profile
 from driftloop.ingest import ACCEPTED
 from driftloop.storage import Batch, DriftCheck, RetrainRun, session_scope, utcnow
 from driftloop.stream import build_reference, reference_path
@@ -388,13 +388,7 @@ def _recent_batches(
 ) -> tuple[pd.DataFrame, Any]:
     """Rows of the newest accepted, labelled batches (window), with each row's batch time."""
     with session_scope(engine) as session:
-        drift_time = None
-        if drift_check_id is not None:
-            drift_time = session.scalar(
-                sa.select(Batch.batch_time)
-                .join(DriftCheck, DriftCheck.batch_id == Batch.id)
-                .where(DriftCheck.id == drift_check_id)
-            )
+        drift_time = drift_batch_time(session, drift_check_id)
         rows = session.execute(
             sa.select(Batch.path, Batch.batch_time)
             .where(Batch.status == ACCEPTED, Batch.labelled.is_(True))
