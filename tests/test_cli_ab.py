@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from driftloop import registry
 from driftloop.config import load_settings
@@ -103,3 +104,66 @@ def test_simulate_aa_reports_the_false_promotion_rate(home):
     tests, rate, promoted = int(found[1]), float(found[2]), int(found[3])
     assert tests == 200 and rate == pytest.approx(promoted / tests, abs=5e-4)
     assert rate <= 0.05 / 2  # Staging's side of alpha (driftloop.yaml)
+
+
+AB_REPORT = re.compile(
+    r"#(?P<id>\d+) test (?P<test>\d+) \(Production vs Staging (?P<pair>\S+ vs \S+)\) "
+    r"(?P<at>\S+) (?P<decision>\w+): (?P<metric>\w+) (?P<production>\S+) vs (?P<staging>\S+), "
+    r"samples (?P<samples>\d+/\d+), p (?P<p>\S+)\n    report: (?P<report>\S+)\n"
+)
+
+
+def _printed_reports(out: str) -> list[dict]:
+    found = list(AB_REPORT.finditer(out))
+    assert "".join(m[0] for m in found) == out, out  # nothing but evaluations
+    return [m.groupdict() for m in found]
+
+
+def test_ab_reports_lists_the_evaluations_newest_first(home):
+    """Two looks at one test: too few samples (continue), then a clear winner (promote).
+    Each listed evaluation says what its stored row says."""
+    from driftloop.ab.evaluate import evaluate
+    from driftloop.storage import ABEvaluation, ABTest, session_scope
+
+    settings, engine, production, staging, run = home
+    assert run("ab", "reports") == "no A/B evaluations yet\n"
+    send(settings, engine, registry.PRODUCTION, production, 100, 0.3, seed=1)
+    send(settings, engine, registry.STAGING, staging, 100, 0.9, seed=2)
+    assert evaluate(settings, engine).decision == "continue"  # 100 < ab.min_samples
+    send(settings, engine, registry.PRODUCTION, production, 1500, 0.55, seed=3)
+    send(settings, engine, registry.STAGING, staging, 1500, 0.70, seed=4)
+    assert evaluate(settings, engine).decision == "promote"
+
+    printed = _printed_reports(run("ab", "reports"))
+    with session_scope(engine) as session:
+        stored = session.execute(
+            sa.select(ABEvaluation, ABTest)
+            .join(ABTest, ABTest.id == ABEvaluation.test_id)
+            .order_by(ABEvaluation.id.desc())
+        ).all()
+        assert [p["id"] for p in printed] == [str(e.id) for e, _ in stored]
+        for line, (evaluation, test) in zip(printed, stored, strict=True):
+            assert line["test"] == str(test.id)
+            assert line["pair"] == f"{test.production_version} vs {test.staging_version}"
+            assert line["at"] == evaluation.created_at.isoformat()[:19]
+            assert (line["decision"], line["metric"]) == (evaluation.decision, evaluation.metric)
+            assert float(line["production"]) == pytest.approx(evaluation.production_value, abs=5e-5)
+            assert float(line["staging"]) == pytest.approx(evaluation.staging_value, abs=5e-5)
+            assert line["samples"] == (
+                f"{evaluation.production_samples}/{evaluation.staging_samples}"
+            )
+            if evaluation.p_value is None:
+                assert line["p"] == "n/a"
+            else:
+                assert float(line["p"]) == pytest.approx(evaluation.p_value, abs=5e-5)
+            assert line["report"] == evaluation.html_path and Path(line["report"]).is_file()
+    # what the test did, independently of the stored rows
+    # (Staging's samples are all it was sent; Production's first rows predate the test)
+    assert [(p["decision"], p["pair"], p["samples"].split("/")[1]) for p in printed] == [
+        ("promote", f"{production} vs {staging}", "1600"),
+        ("continue", f"{production} vs {staging}", "100"),
+    ]
+    assert float(printed[0]["staging"]) > float(printed[0]["production"])
+
+    (newest,) = _printed_reports(run("ab", "reports", "--limit", "1"))
+    assert newest == printed[0]
