@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from driftloop import registry
@@ -14,6 +16,7 @@ from .conftest import ROOT
 from .registry_home import production_and_staging
 from .test_alerts import receiver  # noqa: F401  (the fixture is used by name)
 from .test_dags import _dag_test, airflow_env  # noqa: F401
+from .test_retrain import _drifted
 
 
 def _env(airflow_env, settings, url: str, **extra: str) -> dict[str, str]:  # noqa: F811
@@ -72,6 +75,66 @@ def test_retrain_with_mlflow_down_fails_clearly_alerts_and_leaves_the_registry(
     from driftloop.promotion import roles
 
     assert roles(settings) == (production, staging)
+
+
+@pytest.mark.timeout(600)
+def test_retrain_rejected_at_the_gate_sends_retrain_rejected(airflow_env, settings, receiver):  # noqa: F811
+    """A gate no challenger can pass (training.min_holdout far above any holdout, and no
+    re-gate allowed, so the undecided challenger is rejected at once): the retrain DAG's gate
+    task sends retrain_rejected with the version and its evidence, and no Staging appears."""
+    url, received = receiver
+    fast = {"models": ["dt"], "folds": 2, "budget_minutes": 0.5}
+    trained = settings.model_copy(update={"training": settings.training.model_copy(update=fast)})
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    from driftloop.training import retrain as steps
+
+    assert steps.bootstrap(trained, engine).model_version == "1"
+    report_id = _drifted(trained, engine)
+    env = _env(
+        airflow_env,
+        settings,
+        url,
+        DRIFTLOOP_TRAINING__MODELS=json.dumps(fast["models"]),
+        DRIFTLOOP_TRAINING__FOLDS=str(fast["folds"]),
+        DRIFTLOOP_TRAINING__BUDGET_MINUTES=str(fast["budget_minutes"]),
+        DRIFTLOOP_TRAINING__MIN_HOLDOUT="100000",
+        DRIFTLOOP_TRAINING__GATE_RETRIES="0",
+    )
+    run = _dag_test(env, "retrain", {"drift_check_id": report_id})
+    assert run["state"] == "success", run
+    assert set(run["tasks"].values()) == {"success"}, run["tasks"]
+
+    (message,) = received  # the rejection only: no retrain_failed
+    details = message["details"]
+    assert (message["event"], message["model"]) == ("retrain_rejected", settings.model.name)
+    assert (details["decision"], details["model_version"], details["production_version"]) == (
+        "rejected",
+        "2",
+        "1",
+    )
+    rows = details["evidence"]["rows"]
+    assert 0 < rows < 100000 and details["evidence"]["attempt"] == 1
+    assert details["reason"].startswith(
+        "still undecided after 1 gate attempts (training.gate_retries is 0): "
+        f"the gate holdout has {rows} rows, fewer than training.min_holdout (100000)"
+    )
+    assert message["summary"] == f"version 2 rejected at the gate: {details['reason']}"
+
+    with session_scope(engine) as session:
+        stored = session.get(RetrainRun, details["retrain_id"])
+        assert (stored.decision, stored.model_version, stored.drift_check_id) == (
+            "rejected",
+            "2",
+            report_id,
+        )
+    client = registry.configure(settings)
+    rejected = client.get_model_version(settings.model.name, "2")
+    assert rejected.tags[registry.GATE] == "rejected" and not rejected.aliases
+    assert registry.by_alias(client, settings.model.name, registry.STAGING) is None
+    from driftloop.promotion import roles
+
+    assert roles(settings) == ("1", None)
 
 
 @pytest.mark.parametrize("action", ["evaluate", "promote"])
