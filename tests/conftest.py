@@ -19,7 +19,7 @@ from hypothesis import settings as hypothesis_settings
 from driftloop.config import Settings, load_settings
 from driftloop.storage import make_engine, upgrade
 
-from .postgres import require_postgres, temporary_database
+from .support.postgres import require_postgres, temporary_database
 
 ROOT = Path(__file__).resolve().parents[1]
 

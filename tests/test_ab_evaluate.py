@@ -18,8 +18,8 @@ from driftloop.ab.statistics import request_outcomes
 from driftloop.promotion import history, promote, roles, rollback
 from driftloop.storage import ABTest, make_engine, session_scope, upgrade
 
-from .ab_traffic import send
-from .registry_home import production_and_staging, register_versions
+from .support.ab_traffic import send
+from .support.registry_home import production_and_staging, register_versions
 
 PRODUCTION, STAGING = registry.PRODUCTION, registry.STAGING
 
@@ -118,7 +118,7 @@ def test_a_new_staging_version_starts_a_new_test(pair):
     settings, engine, _production, staging = pair
     send(settings, engine, STAGING, staging, 10, 0.6, seed=2)
     first = running_test(settings, engine)
-    from .registry_home import register_versions
+    from .support.registry_home import register_versions
 
     (newer,) = register_versions(settings, 1)
     client = registry.configure(settings)

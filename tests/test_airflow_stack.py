@@ -17,7 +17,7 @@ import pytest
 from driftloop.stack.airflow_stack import AirflowStack
 from driftloop.stack.processes import wait_until
 
-from .postgres import require_postgres, temporary_database
+from .support.postgres import require_postgres, temporary_database
 
 PRODUCER = "driftloop_smoke_producer"
 CONSUMER = "driftloop_smoke_consumer"

@@ -15,7 +15,7 @@ from driftloop.stack.processes import free_port
 from driftloop.storage import make_engine, upgrade
 
 from .conftest import ROOT
-from .registry_home import production_and_staging, register_versions
+from .support.registry_home import production_and_staging, register_versions
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from driftloop.storage import RetrainRun, make_engine, session_scope, upgrade
 from driftloop.stream import replay
 
 from .conftest import ROOT
-from .registry_home import production_and_staging
+from .support.registry_home import production_and_staging
 from .test_alerts import receiver  # noqa: F401  (the fixture is used by name)
 from .test_dags import _dag_test, airflow_env  # noqa: F401
 from .test_retrain import _drifted
@@ -145,7 +145,7 @@ def test_ab_evaluate_and_promotion_with_mlflow_down_change_nothing(settings, mon
     from driftloop.promotion import history, promote, roles
     from driftloop.storage import ABEvaluation
 
-    from .ab_traffic import send
+    from .support.ab_traffic import send
 
     engine = make_engine(settings.database_url)
     upgrade(engine)

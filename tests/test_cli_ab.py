@@ -16,9 +16,9 @@ from driftloop.config import load_settings
 from driftloop.promotion import history, roles
 from driftloop.storage import make_engine, upgrade
 
-from .ab_traffic import send
 from .conftest import ROOT
-from .registry_home import production_and_staging
+from .support.ab_traffic import send
+from .support.registry_home import production_and_staging
 
 DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")
 

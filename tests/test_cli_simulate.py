@@ -24,7 +24,7 @@ from driftloop.stream import replay
 from serving.app import create_app
 
 from .conftest import ROOT
-from .served_home import production_and_staging
+from .support.served_home import production_and_staging
 
 DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")
 ANSWERED = re.compile(

@@ -79,7 +79,7 @@ def test_each_dag_file_parses_fast_without_heavy_imports(airflow_env, dag_file):
 
 def _dag_test(env: dict[str, str], dag_id: str, conf: dict) -> dict:
     done = subprocess.run(
-        [PYTHON, str(ROOT / "tests/dag_runner.py"), str(DAGS), dag_id, json.dumps(conf)],
+        [PYTHON, str(ROOT / "tests/support/dag_runner.py"), str(DAGS), dag_id, json.dumps(conf)],
         env=env,
         capture_output=True,
         text=True,
@@ -140,8 +140,8 @@ def test_ab_evaluate_promotes_and_a_decaying_production_queues_retrain(airflow_e
     from driftloop import registry
     from driftloop.promotion import roles
 
-    from .ab_traffic import send
-    from .registry_home import production_and_staging
+    from .support.ab_traffic import send
+    from .support.registry_home import production_and_staging
 
     env = {
         **airflow_env,

@@ -29,7 +29,7 @@ from driftloop.stack.processes import wait_until
 from driftloop.storage import ABEvaluation, AuditRecord, session_scope
 
 from .conftest import ROOT
-from .postgres import POSTGRES_ADMIN_URL, require_postgres, temporary_database
+from .support.postgres import POSTGRES_ADMIN_URL, require_postgres, temporary_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 

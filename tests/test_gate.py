@@ -210,7 +210,7 @@ def test_an_undecided_version_waits_pending_then_is_rejected_after_its_retries(s
     from driftloop.storage import RetrainRun, make_engine, session_scope, upgrade
     from driftloop.training.gatekeeper import apply, latest_gates, pending_versions
 
-    from .registry_home import register_versions
+    from .support.registry_home import register_versions
 
     engine = make_engine(settings.database_url)
     upgrade(engine)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from serving.app import create_app
 
-from .hostile import (
+from .support.hostile import (
     ADMIN,
     API_KEY,
     ROUTES,
@@ -24,7 +24,7 @@ from .hostile import (
     good_record,
     requests_for,
 )
-from .served_home import production_and_staging
+from .support.served_home import production_and_staging
 
 EXAMPLES_IN_PROCESS = 500
 

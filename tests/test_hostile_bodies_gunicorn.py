@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from driftloop.stack.processes import free_port
 
 from .conftest import ROOT
-from .hostile import ADMIN, API_KEY, ROUTES, assert_refused_politely, requests_for
-from .served_home import production_and_staging
+from .support.hostile import ADMIN, API_KEY, ROUTES, assert_refused_politely, requests_for
+from .support.served_home import production_and_staging
 
 pytestmark = pytest.mark.integration
 EXAMPLES_UNDER_GUNICORN = 100

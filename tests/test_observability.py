@@ -20,8 +20,8 @@ from driftloop.observability import loop_gauges
 from driftloop.storage import Feedback, Prediction, make_engine, upgrade
 from driftloop.stream import replay
 
-from .ab_traffic import send
-from .registry_home import production_and_staging
+from .support.ab_traffic import send
+from .support.registry_home import production_and_staging
 
 
 def _values(gauges) -> dict[str, dict[tuple[str, ...], float]]:

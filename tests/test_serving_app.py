@@ -19,7 +19,7 @@ from driftloop.storage import Feedback, Prediction, session_scope
 from serving.app import create_app
 
 from .conftest import ROOT
-from .served_home import production_and_staging
+from .support.served_home import production_and_staging
 
 ADMIN = "test-admin-token"
 

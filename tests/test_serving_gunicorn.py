@@ -21,7 +21,7 @@ from driftloop.stack.processes import free_port
 from driftloop.storage import Prediction, session_scope
 
 from .conftest import ROOT
-from .served_home import production_and_staging
+from .support.served_home import production_and_staging
 
 pytestmark = pytest.mark.integration
 GUNICORN = str(ROOT / ".venv/bin/gunicorn")

@@ -15,7 +15,7 @@ from driftloop.config import Settings, load_settings
 from driftloop.storage import make_engine, upgrade
 from driftloop.training import retrain as steps
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 
 @contextmanager

@@ -2,7 +2,7 @@
 
 Airflow reads its configuration at import time, so the tests start this script with the
 environment of a throw-away AIRFLOW_HOME instead of importing Airflow themselves.
-Usage: python dag_runner.py DAGS_FOLDER DAG_ID '{"conf": "json"}'
+Usage: python tests/support/dag_runner.py DAGS_FOLDER DAG_ID '{"conf": "json"}'
 """
 
 from __future__ import annotations
