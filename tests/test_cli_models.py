@@ -100,7 +100,7 @@ def test_retrain_latest_drift_gates_a_challenger_and_models_lists_every_version(
     stage and gate, and the gate's stored numbers."""
     settings, engine, run = home
     steps.bootstrap(settings, engine)
-    replay(settings, "concept", n_batches=8, start_batch=3, shift_features=CONCEPT)
+    replay(settings, "concept", n_batches=5, start_batch=2, shift_features=CONCEPT)
     ingest_landing(settings, engine)
     drifted = []
     while (outcome := check_next_batch(settings, engine, None, "1")) is not None:

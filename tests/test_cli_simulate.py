@@ -1,7 +1,7 @@
 """``driftloop simulate`` against a running server: the CLI in its own process sends rows of
 the newest accepted batches (and their labels) over HTTP to the real Flask app, served in this
-test process by werkzeug's threaded server, with a bootstrapped model in Production and a
-second version in Staging."""
+test process by werkzeug's threaded server, with one version in Production and another in
+Staging."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from werkzeug.serving import make_server
 from driftloop.data import read_table
 from driftloop.ingest import ingest_landing, list_batches
 from driftloop.stack.processes import free_port
-from driftloop.storage import Feedback, Prediction, session_scope
+from driftloop.storage import Feedback, Prediction, make_engine, session_scope, upgrade
 from driftloop.stream import replay
 from serving.app import create_app
 
 from .conftest import ROOT
-from .support.served_home import production_and_staging
+from .support.registry_home import production_and_staging
 
 DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")
 ANSWERED = re.compile(
@@ -34,27 +34,31 @@ ANSWERED = re.compile(
 
 
 @pytest.fixture
-def served(tmp_path: Path):
-    """The home (version 1 Production, version 2 Staging) and a way to run the CLI on it."""
-    with production_and_staging(tmp_path / "home") as (settings, engine):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-        env["DRIFTLOOP_STORAGE__HOME"] = str(settings.storage.home)
+def served(settings):
+    """Version 1 in Production and 2 in Staging (a small scikit-learn model: what is served
+    does not matter here, only that it answers), and a way to run the CLI on that home."""
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    production_and_staging(settings)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
+    env["DRIFTLOOP_STORAGE__HOME"] = str(settings.storage.home)
 
-        def run(*args: str, expect: int = 0) -> str:
-            """The command's output, or on failure its last line of errors."""
-            done = subprocess.run(
-                [DRIFTLOOP, "--config", str(ROOT / "driftloop.yaml"), *args],
-                capture_output=True,
-                text=True,
-                env=env,
-                cwd=tmp_path,
-                timeout=300,
-            )
-            assert done.returncode == expect, done.stdout + done.stderr[-3000:]
-            assert "Traceback" not in done.stderr
-            return done.stdout if expect == 0 else done.stderr.splitlines()[-1]
+    def run(*args: str, expect: int = 0) -> str:
+        """The command's output, or on failure its last line of errors."""
+        done = subprocess.run(
+            [DRIFTLOOP, "--config", str(ROOT / "driftloop.yaml"), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=settings.storage.home.parent,
+            timeout=300,
+        )
+        assert done.returncode == expect, done.stdout + done.stderr[-3000:]
+        assert "Traceback" not in done.stderr
+        return done.stdout if expect == 0 else done.stderr.splitlines()[-1]
 
-        yield settings, engine, run
+    yield settings, engine, run
+    engine.dispose()
 
 
 def _rows(settings, batches) -> dict[tuple, set[str]]:
