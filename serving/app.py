@@ -17,6 +17,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
+from driftloop.ab.traffic import PRODUCTION, STAGING, VARIANTS, TrafficSplit, save_split
 from driftloop.config import Settings, load_settings
 from driftloop.database import open_database
 from driftloop.storage import FORCED, RANDOM, STICKY
@@ -29,7 +30,6 @@ from serving.prediction_log import (
     record_feedback,
 )
 from serving.reports_index import render_index, report_entries
-from serving.routing import PRODUCTION, STAGING, VARIANTS, TrafficSplit, save_split
 from serving.validation import (
     FeedbackRequest,
     PredictRequest,

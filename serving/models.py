@@ -21,9 +21,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from driftloop import registry
+from driftloop.ab.traffic import PRODUCTION, STAGING, TrafficSplit, load_split
 from driftloop.config import Settings
 from serving.batching import MicroBatcher
-from serving.routing import PRODUCTION, STAGING, TrafficSplit, load_split
 
 log = logging.getLogger(__name__)
 

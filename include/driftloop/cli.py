@@ -436,7 +436,7 @@ app.add_typer(traffic_app, name="traffic")
 @traffic_app.command("show")
 def traffic_show() -> None:
     """Print the stored split (what every server worker uses)."""
-    from serving.routing import load_split
+    from driftloop.ab.traffic import load_split
 
     settings = _settings()
     split = load_split(_engine(settings), settings.model.name, default_weight=0.0)
@@ -456,7 +456,7 @@ def traffic_set(
     """Store a new split; servers pick it up on their next poll."""
     import getpass
 
-    from serving.routing import TrafficSplit, save_split
+    from driftloop.ab.traffic import TrafficSplit, save_split
 
     settings = _settings()
     save_split(
@@ -483,9 +483,9 @@ def simulate_command(
 
     import pandas as pd
 
+    from driftloop.ab.traffic_simulator import simulate, wait_ready
     from driftloop.data import read_table
     from driftloop.ingest import ACCEPTED, list_batches
-    from serving.simulator import simulate, wait_ready
 
     settings = _settings()
     recent = list_batches(_engine(settings), ACCEPTED)[-batches:]
@@ -600,9 +600,9 @@ def ab_simulate_aa(
 def status_command() -> None:
     """What serves where, the traffic split, the last drift verdict and the running A/B test."""
     from driftloop.ab.evaluate import compute, running_test
+    from driftloop.ab.traffic import load_split
     from driftloop.drift.monitor import recent_checks
     from driftloop.promotion import roles
-    from serving.routing import load_split
 
     settings = _settings()
     engine = _engine(settings)
