@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from serving import metrics
 from serving.context import served
+from serving.prediction import Prediction
 from serving.schemas import Error
 from serving.validation import RequestError
 
@@ -42,22 +43,24 @@ def _endpoint() -> str:
 
 
 def _count(response: Response) -> Response:
+    if request.method == "OPTIONS":  # Flask's automatic answer, not the view's
+        return response
     endpoint, status = _endpoint(), response.status_code
     metrics.REQUESTS.labels(endpoint, str(status)).inc()
     if endpoint == "predict":
-        if status == 200:
-            _count_prediction()
-        else:
+        answered = g.get("prediction")
+        if answered is not None:
+            _count_prediction(answered)
+        elif status >= 400:
             _log_refused_prediction(status)
     elif endpoint == "feedback" and status in FEEDBACK_OUTCOMES:
         metrics.FEEDBACK.labels(FEEDBACK_OUTCOMES[status]).inc()
     return response
 
 
-def _count_prediction() -> None:
-    answered = g.prediction
+def _count_prediction(answered: Prediction) -> None:
     model = answered.model
-    metrics.count_missing(answered.features, answered.missing)
+    metrics.count_missing(model.schema.names, answered.missing)
     metrics.PREDICTIONS.labels(model.variant, model.version, "false").inc(len(answered.record_ids))
     metrics.LATENCY.labels(model.variant).observe(time.perf_counter() - g.started)
 

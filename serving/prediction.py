@@ -81,8 +81,7 @@ class Prediction:
     record_ids: list[str]
     predictions: list[Any]
     probabilities: list[list[float]] | None
-    features: list[str]
-    missing: np.ndarray | None  # bool, records x features; None: nothing missing
+    missing: np.ndarray | None  # bool, records x the signature's features; None: none missing
     log_rows: list[dict[str, Any]]
 
     def response(self) -> PredictResponse:
@@ -151,7 +150,6 @@ def predict(
         record_ids,
         predictions,
         probabilities,
-        list(frame.columns),
         checked.missing,
         rows,
     )

@@ -484,3 +484,10 @@ def test_the_openapi_record_is_the_registered_production_signature(client, serve
         )
         assert record[column["name"]]["type"] in (expected, [expected, "null"])
     assert "StagingRecord" not in schemas
+
+
+def test_an_options_request_is_not_counted_as_a_prediction(client):
+    answered = {"endpoint": "predict", "status": "200"}
+    before = _sample(client, "driftloop_requests_total", answered)
+    assert client.options("/predict").status_code == 200
+    assert _sample(client, "driftloop_requests_total", answered) == before

@@ -35,13 +35,13 @@ def predict() -> Response:
     Each record is checked against the signature of the version that answers: Production's
     (Record), or Staging's where it differs (StagingRecord).
     """
-    g.request_id = uuid.uuid4().hex
+    request_id = g.request_id = uuid.uuid4().hex
     body = read_body(PredictRequest)
     context = served()
     settings, snapshot = context["settings"], context["store"].snapshot
-    g.route = prediction.route(snapshot, body, request.headers, settings)
-    g.prediction = answered = prediction.predict(
-        snapshot, g.route, body.items, settings, g.request_id, g.started
+    chosen = g.route = prediction.route(snapshot, body, request.headers, settings)
+    answered = g.prediction = prediction.predict(
+        snapshot, chosen, body.items, settings, request_id, g.started
     )
     context["log"].write(answered.log_rows)
     return jsonify(answered.response())
