@@ -14,7 +14,7 @@ What, in one run on one machine:
 3. alternating, ``--repeats`` times: ``pipeline.predict`` on the 1M rows already in memory
    (the frame is read before the clock starts), and ``score_file`` on the 1M-row CSV with the
    log off, each in a fresh process; the ratio of the medians is the figure;
-4. peak resident memory (``ru_maxrss``) of a fresh process scoring each file size, and of one
+4. peak resident memory (``VmHWM``) of a fresh process scoring each file size, and of one
    that only loads the model (the floor);
 5. the prediction-log insert on its own: scoring the 100k file with the log on (SQLite),
    rows/s of the insert part.
@@ -125,8 +125,18 @@ def child(kind: str, home: Path, file: str, log: bool) -> dict:
             "scored": scored.scored,
         }
         out.unlink()
-    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_mib"] = peak_mib()
     return result
+
+
+def peak_mib() -> float:
+    """This process's peak resident memory. ``VmHWM``, not ``ru_maxrss``: Linux carries
+    ``ru_maxrss`` over from the parent across fork and exec, so every child would report the
+    parent's peak (the one that wrote the files)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(kind: str, home: Path, file: str, log: bool = False) -> dict:
