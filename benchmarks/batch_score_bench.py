@@ -11,11 +11,12 @@ What, in one run on one machine:
    serving benchmark's model: ``n_jobs=1``, 3 folds) bootstrapped as version 1 (Production);
 2. files of 100k, 1M and 2M rows drawn from white wine with replacement plus 1% noise per
    value, as CSV (and the 1M one as Parquet);
-3. alternating, ``--repeats`` times: ``pipeline.predict`` on the 1M rows already in memory
-   (the frame is read before the clock starts), and ``score_file`` on the 1M-row CSV with the
-   log off, each in a fresh process; the ratio of the medians is the figure;
-4. peak resident memory (``VmHWM``) of a fresh process scoring each file size, and of one
-   that only loads the model (the floor);
+3. peak resident memory (``VmHWM``) of a fresh process scoring each file size, at the end and
+   after its first 200,000 rows, and of one that only loads the model (the floor);
+4. alternating, ``--repeats`` times: ``pipeline.predict`` on the 1M rows already in memory
+   (the frame is read before the clock starts), on the whole frame and in 50,000-row slices,
+   and ``score_file`` on the 1M-row CSV with the log off, each in a fresh process; the ratio
+   of the medians is the figure;
 5. the prediction-log insert on its own: scoring the 100k file with the log on (SQLite),
    rows/s of the insert part.
 
@@ -102,11 +103,13 @@ def child(kind: str, home: Path, file: str, log: bool) -> dict:
     settings = settings_for(home)
     registry.configure(settings)
     result: dict = {"kind": kind, "file": file, "load_avg": os.getloadavg()[0]}
-    if kind == "predict":
+    if kind.startswith("predict"):
         version = load_version(settings, "1")
         frame = pd.read_csv(home / file, sep=settings.data.separator)
+        step = 50_000 if kind == "predict-chunks" else len(frame)
         started = time.perf_counter()
-        version.pipeline.predict(frame)
+        for start in range(0, len(frame), step):
+            version.pipeline.predict(frame.iloc[start : start + step])
         result["seconds"] = time.perf_counter() - started
         result["rows"] = len(frame)
     elif kind == "load":
@@ -117,7 +120,16 @@ def child(kind: str, home: Path, file: str, log: bool) -> dict:
         engine = make_engine(settings.database_url)
         out = home / "out" / f"{file}.answers{Path(file).suffix}"
         out.parent.mkdir(exist_ok=True)
-        scored = score_file(settings, engine, home / file, out, log_predictions=log)
+        early: list[float] = []
+
+        def progress(rows: int) -> None:
+            if not early and rows >= 200_000:  # the peak so far, to compare with the end's
+                early.append(peak_mib())
+
+        scored = score_file(
+            settings, engine, home / file, out, log_predictions=log, progress=progress
+        )
+        result["peak_mib_200k"] = early[0] if early else None
         result |= {
             "seconds": scored.loop_seconds - scored.log_seconds,
             "log_seconds": scored.log_seconds,
@@ -162,59 +174,71 @@ def main() -> None:
     parser.add_argument("--child")
     parser.add_argument("--file")
     parser.add_argument("--log", action="store_true")
+    parser.add_argument("--memory-only", action="store_true", help="Skip the speed figures.")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.home, args.file, args.log)))
         return
     prepare(args.home, args.reuse_home)
     million = "rows-1000000.csv"
-    predict, score = [], []
-    for _ in range(args.repeats):  # alternating, so a busy spell hits both
-        predict.append(measure("predict", args.home, million))
-        score.append(measure("score", args.home, million))
-    parquet = measure("score", args.home, "rows-1000000.parquet")
     memory = {"model only": measure("load", args.home, million)}
     for file in ("rows-100000.csv", million, "rows-2000000.csv"):
         memory[file] = measure("score", args.home, file)
-    logged = measure("score", args.home, "rows-100000.csv", log=True)
-
-    def rate(results: list[dict]) -> float:
-        return statistics.median(r["rows"] / r["seconds"] for r in results)
-
-    predict_rate, score_rate = rate(predict), rate(score)
+    if not args.memory_only:
+        predict, chunked, score = [], [], []
+        for _ in range(args.repeats):  # alternating, so a busy spell hits all three
+            predict.append(measure("predict", args.home, million))
+            chunked.append(measure("predict-chunks", args.home, million))
+            score.append(measure("score", args.home, million))
+        parquet = measure("score", args.home, "rows-1000000.parquet")
+        logged = measure("score", args.home, "rows-100000.csv", log=True)
+    loads = [r["load_avg"] for r in memory.values()]
     print()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; load avg during runs "
-        f"{min(r['load_avg'] for r in predict + score):.1f} to "
-        f"{max(r['load_avg'] for r in predict + score):.1f}"
+        f"Python {platform.python_version()}; load avg at the measurements "
+        f"{min(loads):.1f} to {max(loads):.1f}"
     )
     print(f"command: .venv/bin/python benchmarks/batch_score_bench.py --repeats {args.repeats}")
     print()
+    print("| peak memory of a fresh process | MiB at the end | MiB after 200,000 rows |")
+    print("| --- | ---: | ---: |")
+    for name, result in memory.items():
+        early = result.get("peak_mib_200k")
+        shown = "" if early is None else f"{early:,.0f}"
+        print(f"| {name} | {result['peak_mib']:,.0f} | {shown} |")
+    if args.memory_only:
+        return
+    print()
     print(f"| 1M rows | rows/s (median of {args.repeats}) | seconds |")
     print("| --- | ---: | ---: |")
-    print(
-        f"| pipeline.predict in-process (frame in memory) | {predict_rate:,.0f} | "
-        f"{statistics.median(r['seconds'] for r in predict):.2f} |"
-    )
-    print(
-        f"| driftloop score, CSV: read, check, predict, write | {score_rate:,.0f} | "
-        f"{statistics.median(r['seconds'] for r in score):.2f} |"
-    )
-    print(f"| driftloop score, Parquet | {rate([parquet]):,.0f} | {parquet['seconds']:.2f} |")
+    for name, results in (
+        ("pipeline.predict in-process, the whole frame", predict),
+        ("pipeline.predict in-process, 50,000 rows at a time", chunked),
+        ("driftloop score, CSV: read, check, predict, write", score),
+        ("driftloop score, Parquet (one run)", [parquet]),
+    ):
+        print(f"| {name} | {rate(results):,.0f} | {median_seconds(results):.2f} |")
     print()
-    print(f"**ratio: {score_rate / predict_rate:.1%}** of pipeline.predict's rows/s (target 70%)")
-    print()
-    print("| peak memory of a fresh process | MiB |")
-    print("| --- | ---: |")
-    for name, result in memory.items():
-        print(f"| {name} | {result['peak_mib']:,.0f} |")
+    print(
+        f"**ratio: {rate(score) / rate(predict):.0%}** of pipeline.predict's rows/s on the "
+        f"whole frame (target 70%); {rate(score) / rate(chunked):.0%} of it in 50,000-row "
+        "chunks"
+    )
     print()
     print(
         f"prediction-log insert (SQLite, 100k rows, with inputs and outputs as JSON): "
         f"{logged['rows'] / logged['log_seconds']:,.0f} rows/s "
         f"({logged['log_seconds']:.1f} s beside {logged['seconds']:.1f} s of scoring)"
     )
+
+
+def rate(results: list[dict]) -> float:
+    return statistics.median(r["rows"] / r["seconds"] for r in results)
+
+
+def median_seconds(results: list[dict]) -> float:
+    return statistics.median(r["seconds"] for r in results)
 
 
 if __name__ == "__main__":

@@ -278,3 +278,26 @@ def test_the_batch_score_dag_scores_the_inbox(clean, airflow_env):  # noqa: F811
     assert (settings.storage.scoring_dir / "done" / "dag.csv").exists()
     assert (settings.storage.scoring_dir / "out" / "dag.v1.predictions.csv").exists()
     assert (_logged(engine)["shadow"] == False).sum() == 15  # noqa: E712
+
+
+@pytest.mark.parametrize("rows_per_chunk", [1, 2, 3, 5, 100])
+def test_rows_keep_their_numbers_around_malformed_lines_at_any_chunk_size(tmp_path, rows_per_chunk):
+    """Data rows are numbered as in the file (header not counted), malformed lines included,
+    wherever the chunks' edges fall."""
+    from driftloop.scoring.files import chunks
+    from driftloop.scoring.model import FeatureSchema
+
+    path = tmp_path / "f.csv"
+    lines = ["id,x", "a,1", "b,2,9", "c,3", "d,4,9,9", "e,5,9", "f,x6", "g,7"]
+    path.write_text("\n".join(lines) + "\n")
+    schema = FeatureSchema(("x",), frozenset({"x"}))
+    good, bad = {}, {}
+    for chunk in chunks(path, schema, rows_per_chunk):
+        good |= dict(zip(chunk.frame.index + 1, chunk.frame["id"], strict=True))
+        bad |= {row + 1: why for row, why in chunk.malformed.items()}
+    assert good == {1: "a", 3: "c", 6: "f", 7: "g"}
+    assert bad == {
+        2: "the line has 3 fields, the header 2",
+        4: "the line has 4 fields, the header 2",
+        5: "the line has 3 fields, the header 2",
+    }

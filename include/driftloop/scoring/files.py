@@ -73,62 +73,63 @@ def chunks(path: Path, schema: FeatureSchema, rows: int, separator: str = ",") -
 
 
 def _csv_chunks(path: Path, schema: FeatureSchema, rows: int, separator: str) -> Iterator[Chunk]:
-    """CSV through Arrow's streaming reader, every column read as text first: a numeric
-    column converts in one cast, and only a column with a cell that is not a number stays
-    text for the row-by-row check. Identifiers such as ``007`` come back out as they went in.
-    (pandas' chunked reader silently cuts a line with too many fields; Arrow reports it.)"""
-    columns = header(path, separator)
-    # a Python file object, not the path: given a path, Arrow reads ahead as fast as the disk
-    # allows, so its buffers grew with the file (140 MiB for 2M rows, 9 MiB this way)
-    with path.open("rb") as handle:
-        yield from _csv_batches(handle, path.name, columns, schema, rows, separator)
+    """CSV in blocks of whole lines, each parsed by Arrow with every column read as text: a
+    numeric column converts in one cast, and only a column with a cell that is not a number
+    stays text for the row-by-row check. Identifiers such as ``007`` come back out as they
+    went in.
 
-
-def _csv_batches(
-    handle: Any,
-    file_name: str,
-    columns: list[str],
-    schema: FeatureSchema,
-    rows: int,
-    separator: str,
-) -> Iterator[Chunk]:
+    One block is read at a time, so memory is one block whatever the file's size (Arrow's
+    streaming reader reads ahead of its consumer, and pandas' chunked reader silently cuts a
+    line with too many fields; here such a line is reported by Arrow's invalid-row handler).
+    """
     import pyarrow.csv as pacsv
 
-    malformed: dict[int, str] = {}
+    columns = header(path, separator)
+    options = (
+        pacsv.ReadOptions(column_names=columns, use_threads=False),
+        pacsv.ConvertOptions(
+            column_types={column: pa.string() for column in columns}, strings_can_be_null=True
+        ),
+    )
+    with path.open("rb") as handle:
+        handle.readline()  # the header, read above
+        numbered = 0  # data rows before this block, malformed lines included
+        for block in _line_blocks(handle, _block_bytes(path, rows)):
+            malformed: dict[int, str] = {}
 
-    def bad_line(row: pacsv.InvalidRow) -> str:
-        # the physical line number counts the header; data rows start at 0
-        where = (row.number or 0) - 2
-        malformed[where] = (
-            f"the line has {row.actual_columns} fields, the header {row.expected_columns}"
-        )
-        return "skip"
+            def bad_line(row: pacsv.InvalidRow, start: int = numbered, bad=malformed) -> str:
+                # numbered from 1 within the block
+                bad[start + (row.number or 1) - 1] = (
+                    f"the line has {row.actual_columns} fields, the header {row.expected_columns}"
+                )
+                return "skip"
 
-    try:
-        reader = pacsv.open_csv(
-            handle,
-            read_options=pacsv.ReadOptions(
-                block_size=_block_bytes(handle, rows), use_threads=False
-            ),
-            parse_options=pacsv.ParseOptions(delimiter=separator, invalid_row_handler=bad_line),
-            convert_options=pacsv.ConvertOptions(
-                column_types={column: pa.string() for column in columns}, strings_can_be_null=True
-            ),
-        )
-        numbered = 0
-        for batch in reader:
+            parse = pacsv.ParseOptions(delimiter=separator, invalid_row_handler=bad_line)
+            try:
+                table = pacsv.read_csv(
+                    pa.py_buffer(block),
+                    read_options=options[0],
+                    parse_options=parse,
+                    convert_options=options[1],
+                )
+            except pa.ArrowException as exc:
+                raise UnreadableFile(f"{path.name} cannot be read: {exc}") from exc
             frame = pd.DataFrame(
-                {name: _column(batch.column(name), name in schema.numeric) for name in columns}
+                {name: _column(table.column(name), name in schema.numeric) for name in columns}
             )
             frame.index, numbered = _data_rows(numbered, len(frame), malformed)
-            mine = {r: why for r, why in malformed.items() if r < numbered}
-            for row in mine:
-                del malformed[row]
-            yield Chunk(frame, mine)
-        if malformed:  # bad lines after the last good row
-            yield Chunk(pd.DataFrame(columns=columns), dict(malformed))
-    except pa.ArrowException as exc:
-        raise UnreadableFile(f"{file_name} cannot be read: {exc}") from exc
+            yield Chunk(frame, malformed)
+
+
+def _line_blocks(handle: Any, size: int) -> Iterator[bytes]:
+    """The rest of the file in blocks of about ``size`` bytes, each ending with a whole line."""
+    while True:
+        block = handle.read(size)
+        if not block:
+            return
+        if not block.endswith(b"\n"):
+            block += handle.readline()
+        yield block
 
 
 def _column(values: pa.Array, numeric: bool) -> Any:
@@ -141,8 +142,8 @@ def _column(values: pa.Array, numeric: bool) -> Any:
 
 
 def _data_rows(start: int, count: int, malformed: dict[int, str]) -> tuple[pd.Index, int]:
-    """The data rows of the next ``count`` parsed rows: the next numbers not taken by a
-    malformed line."""
+    """The data rows of the next ``count`` parsed rows (the next numbers not taken by a
+    malformed line of the same block), and the first row of the next block."""
     if not malformed:
         return pd.RangeIndex(start, start + count), start + count
     rows, row = [], start
@@ -150,16 +151,17 @@ def _data_rows(start: int, count: int, malformed: dict[int, str]) -> tuple[pd.In
         if row not in malformed:
             rows.append(row)
         row += 1
-    return pd.Index(rows), row
+    return pd.Index(rows, dtype="int64"), max(row, max(malformed) + 1)
 
 
-def _block_bytes(handle: Any, rows: int) -> int:
-    """Arrow reads in blocks of bytes: size them from the file's first lines so a block holds
-    about ``rows`` rows."""
-    sample = handle.peek(1 << 16)[: 1 << 16]
+def _block_bytes(path: Path, rows: int) -> int:
+    """Blocks of bytes sized from the file's first lines, so a block holds about ``rows``
+    rows."""
+    with path.open("rb") as handle:
+        sample = handle.read(1 << 16)
     lines = max(sample.count(b"\n") - 1, 1)
     per_row = max(len(sample) // (lines + 1), 1)
-    return min(max(per_row * rows, 1 << 16), 1 << 30)
+    return min(max(per_row * rows, 1), 1 << 30)
 
 
 class AnswerWriter:
