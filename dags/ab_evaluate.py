@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, dag, task
 
-from driftloop.config import dag_config, load_settings
 from driftloop.events import DECAY_ASSET_URI
+from driftloop.settings_loader import dag_config, load_settings
 
 CONFIG = dag_config(__file__)
 DECAY = Asset(DECAY_ASSET_URI)

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.config import dag_config, load_settings
 from driftloop.events import DRIFT_ASSET_URI
+from driftloop.settings_loader import dag_config, load_settings
 
 CONFIG = dag_config(__file__)
 DRIFT = Asset(DRIFT_ASSET_URI)

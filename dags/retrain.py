@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.config import dag_config, load_settings
 from driftloop.events import DECAY_ASSET_URI, DRIFT_ASSET_URI
+from driftloop.settings_loader import dag_config, load_settings
 
 CONFIG = dag_config(__file__)
 SETTINGS = load_settings(CONFIG)
@@ -94,8 +94,8 @@ def retrain() -> None:
         """PyCaret compare / select / finalize, logged to MLflow."""
         import logging
 
-        from driftloop.config import load_settings
         from driftloop.database import open_database
+        from driftloop.settings_loader import load_settings
         from driftloop.training.retrain import train_and_log
 
         logging.getLogger("driftloop").setLevel(logging.INFO)
@@ -105,7 +105,7 @@ def retrain() -> None:
     @ml_task
     def evaluate(config: str, trained: dict) -> dict:
         """Challenger and Production on the same holdout neither has seen."""
-        from driftloop.config import load_settings
+        from driftloop.settings_loader import load_settings
         from driftloop.training.retrain import evaluate as score_both
 
         return score_both(load_settings(config), trained)

@@ -28,7 +28,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from driftloop.config import Settings, load_settings
+from driftloop.config import Settings
+from driftloop.settings_loader import load_settings
 from driftloop.stack.airflow_stack import AirflowStack
 from driftloop.stack.mlflow_server import MlflowServer
 from driftloop.stack.prediction_server import PredictionServer
