@@ -38,13 +38,6 @@ def config_path(
     return Path(chosen).expanduser().resolve()
 
 
-def dag_config(dag_file: str) -> str:
-    """The config a DAG file reads: ``$DRIFTLOOP_CONFIG``, else the project's ``driftloop.yaml``
-    beside its ``dags/`` folder (the scheduler's working directory is not the project's). A
-    string, so tasks can take it as an argument."""
-    return str(config_path(default=Path(dag_file).resolve().parents[1] / DEFAULT_CONFIG_NAME))
-
-
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Read, validate and resolve the configuration; raise :class:`ConfigError` naming bad keys."""
     yaml_file = config_path(path)
