@@ -9,22 +9,23 @@ in ``driftloop.scoring``; heavy imports happen inside the tasks.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 
-from driftloop.config import dag_config, load_settings
+from driftloop.dag_support import dag_settings, default_args, open_task
+from driftloop.settings_loader import load_settings
 
-CONFIG = dag_config(__file__)
+CONFIG, SETTINGS = dag_settings(__file__)
 
 
 @dag(
     dag_id="batch_score",
-    schedule=load_settings(CONFIG).scoring.schedule,
+    schedule=SETTINGS.scoring.schedule,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=default_args(retries=2),
     params={
         "file": Param(
             None,
@@ -52,11 +53,9 @@ def batch_score() -> None:
         """One file: answers in ``scoring/out/``, the input in ``done/`` or ``quarantine/``."""
         from pathlib import Path
 
-        from driftloop.database import open_database
         from driftloop.scoring.batch import score_file
 
-        settings = load_settings(CONFIG)
-        result = score_file(settings, open_database(settings), Path(path))
+        result = score_file(*open_task(CONFIG), Path(path))
         print(f"{Path(path).name}: {result.outcome}: {result.scored} of {result.rows} rows")
         if result.reason:
             print(f"reason: {result.reason}")
