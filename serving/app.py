@@ -11,8 +11,9 @@ import atexit
 
 from flask import Flask
 
-from driftloop.config import Settings, load_settings
+from driftloop.config import Settings
 from driftloop.database import open_database
+from driftloop.settings_loader import load_settings
 from serving import hooks, json_codec
 from serving.auth import Secrets
 from serving.blueprints import BLUEPRINTS
