@@ -138,7 +138,7 @@ class Report:
 
 def prepare_home(home: Path, reuse: bool) -> Any:
     """A home with ExtraTrees registered as version 1 (Production); rebuilt unless ``reuse``."""
-    from driftloop.config import load_settings
+    from driftloop.settings_loader import load_settings
     from driftloop.storage import make_engine, upgrade
     from driftloop.training.retrain import bootstrap
 
@@ -659,7 +659,8 @@ def insert_costs(engine: Any, rows: list[dict[str, Any]], repeat: int) -> tuple[
 
 def stage_times(app: Any, frame: pd.DataFrame, repeat: int) -> dict[str, float]:
     """Median ms of each stage of one ``/predict`` holding every row of ``frame``."""
-    from serving.validation import PredictRequest, parse, records_frame
+    from serving.schemas import PredictRequest, parse
+    from serving.validation import records_frame
 
     context = app.extensions["driftloop"]
     model = context["store"].snapshot.production

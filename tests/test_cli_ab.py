@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from driftloop import registry
-from driftloop.config import load_settings
 from driftloop.promotion import history, roles
+from driftloop.settings_loader import load_settings
 from driftloop.storage import make_engine, upgrade
 
 from .conftest import ROOT

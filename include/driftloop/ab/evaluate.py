@@ -37,6 +37,7 @@ from driftloop.ab.statistics import (
 from driftloop.config import Settings
 from driftloop.reporting import atomic_write
 from driftloop.storage import (
+    BATCH,
     FORCED,
     ABEvaluation,
     ABTest,
@@ -170,7 +171,8 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         mine = rows[
             (rows["variant"] == variant)
             & (rows["model_version"] == version)
-            & (rows["assignment"] != FORCED)  # X-Variant: chosen by a person, not randomized
+            # X-Variant: chosen by a person; batch scoring: not randomized either
+            & ~rows["assignment"].isin([FORCED, BATCH])
         ]
         labelled[variant] = mine[
             (mine["status"] == 200) & mine["has_truth"] & _usable_truth(mine["truth"], task)
