@@ -21,7 +21,7 @@ from driftloop.scoring.model import load_version
 from driftloop.storage import BATCH, ABTest, Prediction
 
 from .conftest import ROOT
-from .served_home import production_and_staging
+from .support.served_home import production_and_staging
 from .test_dags import _dag_test, airflow_env  # noqa: F401  (the fixture is used by name)
 
 DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")

@@ -55,7 +55,7 @@ def test_a_rejection_at_the_gate_or_a_regate_is_an_alert(receiver, tmp_path: Pat
     from driftloop.training.gate import GateOutcome, GateResult
     from driftloop.training.gatekeeper import apply
 
-    from .registry_home import register_versions
+    from .support.registry_home import register_versions
 
     url, received = receiver
     settings = load_settings(
