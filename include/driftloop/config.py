@@ -34,6 +34,9 @@ from pydantic_settings import (
 
 CONFIG_ENV = "DRIFTLOOP_CONFIG"
 DEFAULT_CONFIG_NAME = "driftloop.yaml"
+# The ab.metric values each task allows (the task kinds' metrics, ``driftloop.task``; a test
+# keeps the two equal: the settings import nothing from driftloop).
+TASK_METRICS = {"classification": ("accuracy",), "regression": ("mae", "rmse")}
 
 _yaml_path: ContextVar[Path | None] = ContextVar("driftloop_yaml_path", default=None)
 
@@ -427,8 +430,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _metric_fits_the_task(self) -> Settings:
         metric, task = self.ab.metric, self.data.task
-        if metric is not None and (metric == "accuracy") != (task == "classification"):
-            fits = "accuracy" if task == "classification" else "mae or rmse"
+        if metric is not None and metric not in TASK_METRICS[task]:
+            fits = " or ".join(TASK_METRICS[task])
             raise ValueError(f"ab.metric {metric} does not fit a {task} task: use {fits}")
         return self
 

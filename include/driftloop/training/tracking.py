@@ -18,6 +18,7 @@ import pandas as pd
 
 from driftloop.config import Settings
 from driftloop.registry import NULLABLE_FEATURES
+from driftloop.task import task_of
 from driftloop.training.automl import TrainedModel
 
 LIBRARIES = ("pycaret", "scikit-learn", "pandas", "numpy", "mlflow", "driftloop")
@@ -114,48 +115,32 @@ def _version(library: str) -> str:
 
 
 def _plots(pipeline: Any, frame: pd.DataFrame, settings: Settings, out: Path) -> list[Path]:
-    """Confusion matrix or residuals, and permutation feature importance, as PNG files."""
+    """The task's plot of predictions (confusion matrix or residuals) and permutation feature
+    importance, as PNG files."""
     from sklearn.inspection import permutation_importance
 
     from driftloop.reporting import pyplot
 
     plt = pyplot()
 
+    task = task_of(settings)
     features, truth = frame[settings.feature_columns], frame[settings.data.target]
     predicted = pipeline.predict(features)
     paths = []
     figure, axes = plt.subplots(figsize=(5, 4), dpi=100)
-    if settings.data.task == "classification":
-        from sklearn.metrics import ConfusionMatrixDisplay
-
-        ConfusionMatrixDisplay.from_predictions(
-            truth.astype(str), pd.Series(predicted).astype(str), ax=axes, colorbar=False
-        )
-        axes.set_title("Confusion matrix (gate holdout)")
-        name = "confusion_matrix.png"
-    else:
-        axes.scatter(predicted, truth - predicted, s=6, alpha=0.6)
-        axes.axhline(0, color="grey")
-        axes.set_xlabel("predicted")
-        axes.set_ylabel("residual")
-        axes.set_title("Residuals (gate holdout)")
-        name = "residuals.png"
+    name = task.plot_predictions(axes, truth, predicted)
     figure.tight_layout()
     figure.savefig(out / name)
     plt.close(figure)
     paths.append(out / name)
 
-    # Score through predict(): the pipeline's own score() re-encodes labels and fails on a
-    # class the model never saw, which a holdout after drift may well hold.
-    from sklearn.metrics import accuracy_score, make_scorer, mean_absolute_error
-
-    scorer = (
-        make_scorer(lambda y, p: accuracy_score(pd.Series(y).astype(str), pd.Series(p).astype(str)))
-        if settings.data.task == "classification"
-        else make_scorer(mean_absolute_error, greater_is_better=False)
-    )
     importance = permutation_importance(
-        pipeline, features, truth, scoring=scorer, n_repeats=3, random_state=settings.training.seed
+        pipeline,
+        features,
+        truth,
+        scoring=task.importance_scorer(),
+        n_repeats=3,
+        random_state=settings.training.seed,
     )
     order = importance.importances_mean.argsort()
     figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
