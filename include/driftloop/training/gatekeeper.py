@@ -28,8 +28,8 @@ from driftloop.drift.monitor import drift_batch_time
 from driftloop.ingest import ACCEPTED
 from driftloop.storage import Batch, RetrainRun, session_scope
 from driftloop.training.gate import GateResult, gate_metric, judge, per_row
-from driftloop.training.retrain import Decision, record
-from driftloop.training.retrain import _production_training_data as training_data_of
+from driftloop.training.steps import Decision, record
+from driftloop.training.tracking import logged_training_data
 from driftloop.vocabulary import GateOutcome, RetrainDecision, Trigger
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def regate_pending(settings: Settings, engine: sa.Engine) -> list[Decision]:
         if last is None:
             log.warning("version %s is tagged pending but has no gate record", pending.version)
             continue
-        holdout = grown_holdout(settings, engine, client, pending, production, last.drift_check_id)
+        holdout = grown_holdout(settings, engine, pending, production, last.drift_check_id)
         if len(holdout) <= (last.gate_rows or 0):
             log.info(
                 "version %s: no new labelled rows since its last gate (%d)",
@@ -218,7 +218,6 @@ def _last_attempt(engine: sa.Engine, version: str) -> RetrainRun | None:
 def grown_holdout(
     settings: Settings,
     engine: sa.Engine,
-    client: Any,
     challenger: registry.VersionInfo,
     production: registry.VersionInfo,
     drift_check_id: int | None,
@@ -243,7 +242,7 @@ def grown_holdout(
     ).dropna(subset=[settings.data.target])
     seen = np.concatenate(
         [
-            _keys(training_data_of(settings, client, version), columns)
+            _keys(logged_training_data(version.run_id), columns)
             for version in (challenger, production)
         ]
     )

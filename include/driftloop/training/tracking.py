@@ -12,7 +12,7 @@ import json
 import tempfile
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -20,6 +20,9 @@ from driftloop.config import Settings
 from driftloop.registry import NULLABLE_FEATURES
 from driftloop.task import task_of
 from driftloop.training.automl import TrainedModel
+
+if TYPE_CHECKING:
+    from driftloop.drift.profile import ReferenceProfile
 
 LIBRARIES = ("pycaret", "scikit-learn", "pandas", "numpy", "mlflow", "driftloop")
 
@@ -37,10 +40,11 @@ def log_training_run(
     settings: Settings,
     digest: str,
     extra_params: dict[str, Any],
-    profile_path: Path,
+    profile: ReferenceProfile,
     run_name: str,
 ) -> tuple[str, str]:
-    """Log everything about one training; return (run id, logged model URI)."""
+    """Log everything about one training, its training data's reference profile among it;
+    return (run id, logged model URI)."""
     import mlflow
     from mlflow.models import infer_signature
 
@@ -80,7 +84,8 @@ def log_training_run(
         mlflow.log_artifact(str(out / "compare_models.csv"))
         training_frame.to_csv(out / "train.csv", index=False)
         mlflow.log_artifact(str(out / "train.csv"), artifact_path="training_data")
-        mlflow.log_artifact(str(profile_path), artifact_path="profile")
+        profile.save(out / "profile.npz")
+        mlflow.log_artifact(str(out / "profile.npz"), artifact_path="profile")
         evaluation = holdout if holdout is not None and len(holdout) else training_frame.tail(500)
         for plot in _plots(trained.pipeline, evaluation, settings, out):
             mlflow.log_artifact(str(plot), artifact_path="plots")
@@ -95,6 +100,17 @@ def log_training_run(
             metadata={NULLABLE_FEATURES: nullable},
         )
         return run.info.run_id, info.model_uri
+
+
+def logged_training_data(run_id: str) -> pd.DataFrame:
+    """The training rows a run logged (``training_data/train.csv``)."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="training_data/train.csv", dst_path=folder
+        )
+        return pd.read_csv(local)
 
 
 def missing_features(features: pd.DataFrame) -> list[str]:
