@@ -1,0 +1,98 @@
+"""``driftloop batches``: ingest, list and reprocess batches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from driftloop.cli.context import cli_context
+
+if TYPE_CHECKING:
+    from driftloop.ingest import IngestOutcome
+    from driftloop.storage import Batch
+
+app = typer.Typer(help="Ingest, list and reprocess batches.", no_args_is_help=True)
+
+
+@app.command("ingest")
+def batches_ingest(ctx: typer.Context) -> None:
+    """Validate every file in the landing folder: accept it or quarantine it with its reasons."""
+    from driftloop.ingest import ingest_landing
+
+    context = cli_context(ctx)
+    outcomes = ingest_landing(context.settings, context.engine())
+    if not outcomes:
+        typer.echo(f"no files in {context.settings.storage.landing_dir}")
+    for outcome in outcomes:
+        _print_outcome(outcome)
+
+
+@app.command("list")
+def batches_list(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option(help="Only batches with this status (accepted, quarantined).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List recorded batches, oldest first, with their status and reasons."""
+    from driftloop.ingest import list_batches
+
+    rows = list_batches(cli_context(ctx).engine(), status)
+    if not rows:
+        typer.echo("no batches" + (f" with status {status}" if status else ""))
+    for batch in rows:
+        if as_json:
+            typer.echo(json.dumps(_batch_record(batch)))
+        else:
+            _print_batch(batch)
+
+
+@app.command("reprocess")
+def batches_reprocess(
+    ctx: typer.Context,
+    batch: Annotated[str, typer.Argument(help="Batch id or file name.")],
+    file: Annotated[
+        Path | None, typer.Option(help="A fixed file to use instead of the quarantined one.")
+    ] = None,
+) -> None:
+    """Validate a quarantined batch again after fixing its file."""
+    from driftloop.ingest import reprocess
+
+    context = cli_context(ctx)
+    _print_outcome(reprocess(batch, context.settings, context.engine(), file))
+
+
+def _batch_record(batch: Batch) -> dict:
+    return {
+        "id": batch.id,
+        "name": batch.name,
+        "status": batch.status,
+        "rows": batch.n_rows,
+        "time": batch.batch_time.isoformat(),
+        "reasons": batch.reasons,
+        "path": batch.path,
+    }
+
+
+def _print_batch(batch: Batch) -> None:
+    from driftloop.ingest import QUARANTINED
+
+    rows_text = f"{batch.n_rows} rows" if batch.n_rows is not None else "-"
+    typer.echo(f"{batch.id:>4}  {batch.status:11}  {batch.name}  {rows_text}")
+    for reason in batch.reasons:
+        typer.echo(f"        - {reason}")
+    if batch.status == QUARANTINED:
+        typer.echo(f"        file: {batch.path}")
+
+
+def _print_outcome(outcome: IngestOutcome) -> None:
+    rows = f", {outcome.n_rows} rows" if outcome.n_rows is not None else ""
+    typer.echo(f"{outcome.name}: {outcome.status} (batch {outcome.batch_id}{rows})")
+    for reason in outcome.reasons:
+        typer.echo(f"    - {reason}")
+    for note in outcome.notes:
+        typer.echo(f"    note: {note}")

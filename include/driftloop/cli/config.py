@@ -1,0 +1,25 @@
+"""``driftloop config``: show and check the configuration."""
+
+from __future__ import annotations
+
+import typer
+
+from driftloop.cli.context import cli_context
+
+app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
+
+
+@app.command("show")
+def config_show(ctx: typer.Context) -> None:
+    """Print the resolved configuration (YAML file plus environment overrides) as JSON."""
+    typer.echo(cli_context(ctx).settings.model_dump_json(indent=2))
+
+
+@app.command("check")
+def config_check(ctx: typer.Context) -> None:
+    """Validate the configuration and say where its data lives."""
+    settings = cli_context(ctx).settings
+    typer.echo(
+        f"config ok: {len(settings.feature_columns)} features, target {settings.data.target!r} "
+        f"({settings.data.task}), data {settings.data.path}"
+    )

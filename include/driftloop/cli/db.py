@@ -1,0 +1,46 @@
+"""``driftloop db``: driftloop's database schema (Alembic migrations)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from driftloop.cli.context import cli_context
+
+app = typer.Typer(help="driftloop's database schema (Alembic migrations).", no_args_is_help=True)
+
+
+@app.command("upgrade")
+def db_upgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Migrate driftloop's tables up to REVISION (default: the newest)."""
+    from driftloop.storage import current_revision, upgrade
+
+    engine = cli_context(ctx).engine(require_schema=False)
+    upgrade(engine, revision)
+    typer.echo(f"database at revision {current_revision(engine)}")
+
+
+@app.command("downgrade")
+def db_downgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Target revision, or 'base'.")],
+) -> None:
+    """Migrate driftloop's tables down to REVISION ('base' drops them all)."""
+    from driftloop.storage import current_revision, downgrade
+
+    engine = cli_context(ctx).engine(require_schema=False)
+    downgrade(engine, revision)
+    typer.echo(f"database at revision {current_revision(engine) or 'base'}")
+
+
+@app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Print the database's revision and the newest one this code knows."""
+    from driftloop.storage import current_revision, head_revision
+
+    engine = cli_context(ctx).engine(require_schema=False)
+    typer.echo(f"current {current_revision(engine) or 'base'}, head {head_revision()}")

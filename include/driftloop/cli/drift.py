@@ -1,0 +1,139 @@
+"""``driftloop drift``: drift checks, their reports, and the reference they test against."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from driftloop.cli.context import cli_context
+
+if TYPE_CHECKING:
+    from driftloop.drift.monitor import CheckOutcome
+
+app = typer.Typer(help="Drift checks, reports and the reference.", no_args_is_help=True)
+
+
+@app.command("check")
+def drift_check(
+    ctx: typer.Context,
+    batch: Annotated[
+        str | None, typer.Argument(help="Batch id or name (default: the oldest unchecked).")
+    ] = None,
+    all_batches: Annotated[
+        bool, typer.Option("--all", help="Check every unchecked batch, oldest first.")
+    ] = False,
+) -> None:
+    """Test accepted batches for drift against the reference; store and render reports."""
+    from driftloop.drift.monitor import check_next_batch
+    from driftloop.registry import PRODUCTION
+
+    context = cli_context(ctx)
+    engine = context.engine()
+    production = context.version(PRODUCTION)
+    while True:
+        outcome = check_next_batch(context.settings, engine, batch, production)
+        if outcome is None:
+            typer.echo("no unchecked accepted batches")
+            return
+        _print_check(outcome)
+        if batch is not None or not all_batches:
+            return
+
+
+@app.command("reports")
+def drift_reports(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+) -> None:
+    """List recent drift checks with their verdicts and report paths."""
+    from driftloop.drift.monitor import recent_checks
+
+    checks = recent_checks(cli_context(ctx).engine(), limit)
+    if not checks:
+        typer.echo("no drift checks yet")
+    for outcome in checks:
+        _print_check(outcome)
+
+
+@app.command("show")
+def drift_show(
+    ctx: typer.Context,
+    report: Annotated[int, typer.Argument(help="Drift report id (see `drift reports`).")],
+) -> None:
+    """Show one drift check per feature: each statistic, the bar it had to clear, its p-value."""
+    from driftloop.drift.report import read_report
+    from driftloop.storage import DriftCheck, session_scope
+
+    with session_scope(cli_context(ctx).engine()) as session:
+        check = session.get(DriftCheck, report)
+        json_path = check.json_path if check is not None else None
+    if json_path is None or not Path(json_path).is_file():
+        typer.echo(
+            f"no drift report {report} with a JSON record (see `driftloop drift reports`)", err=True
+        )
+        raise typer.Exit(1)
+    for line in describe_report(read_report(Path(json_path))):
+        typer.echo(line)
+
+
+@app.command("reset-reference")
+def drift_reset_reference(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None,
+        typer.Option(help="Reference data file (default: the initial reference split)."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Make a new reference profile the active one (used when no Production model provides one)."""
+    from driftloop.drift.monitor import reset_reference
+
+    context = cli_context(ctx)
+    engine = context.engine()
+    if not yes:
+        typer.confirm("Replace the active drift reference?", abort=True)
+    record = reset_reference(context.settings, engine, file)
+    typer.echo(
+        f"reference profile {record.id}: {record.rows} rows from {record.source} ({record.path})"
+    )
+
+
+def describe_report(record: dict[str, Any]) -> list[str]:
+    """Lines for a person from a stored report's JSON record: the verdict, then per column each
+    statistic against its bar."""
+    lines = [
+        f"{record.get('batch', '?')}: {record['status']}, {len(record['drifted_features'])} of "
+        f"{len(record['tested_features'])} tested features drifted "
+        f"({record['drift_share']:.0%}; drift at {record['required_share']:.0%}); "
+        f"thresholds {record['mode']}"
+    ]
+    columns = [*record["features"], *([record["target"]] if record.get("target") else [])]
+    for column in columns:
+        state = "drifted" if column["drifted"] else "ok" if column["tested"] else "not tested"
+        lines.append(f"  {column['name']} ({column['count']} values): {state}")
+        for name, test in column["statistics"].items():
+            bar = test["floor"] if test["decided_by"] == "floor" else test["threshold"]
+            p_value = "" if test.get("p_value") is None else f", p {test['p_value']:.3g}"
+            mark = ">" if test["flag"] else "<=" if float(test["value"]) <= float(bar) else "vs"
+            lines.append(
+                f"    {name}: {float(test['value']):.4g} {mark} {float(bar):.4g} "
+                f"({test['decided_by']}){p_value}"
+            )
+    return lines
+
+
+def _print_check(outcome: CheckOutcome) -> None:
+    from driftloop.drift.monitor import FAILED
+
+    if outcome.status == FAILED:
+        typer.echo(f"{outcome.batch_name}: check failed: {outcome.error}")
+        return
+    share = f" {outcome.drift_share:.0%} of features" if outcome.drift_share is not None else ""
+    drifted = ", ".join(outcome.drifted_features) or "none"
+    target = "; target drift" if outcome.target_drift else ""
+    again = " (checked before)" if not outcome.new else ""
+    typer.echo(f"{outcome.batch_name}: {outcome.status}{share}{again}; drifted: {drifted}{target}")
+    if outcome.html_path:
+        typer.echo(f"    report: {outcome.html_path}")

@@ -1,0 +1,78 @@
+"""The model's life before the A/B test: ``driftloop bootstrap``, ``retrain`` and ``models``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from driftloop.cli.context import cli_context, configure_logging
+
+
+def bootstrap_command(ctx: typer.Context) -> None:
+    """Train the first model on the initial reference split and register it as Production."""
+    from driftloop.training.retrain import bootstrap
+
+    configure_logging()
+    context = cli_context(ctx)
+    decision = bootstrap(context.settings, context.engine())
+    typer.echo(
+        f"version {decision.model_version} is Production ({decision.metric} on PyCaret's holdout: {decision.challenger_score:.4f})"
+    )
+
+
+def retrain_command(
+    ctx: typer.Context,
+    drift_check: Annotated[
+        int | None, typer.Option(help="The drift report id behind this retrain.")
+    ] = None,
+    latest_drift: Annotated[
+        bool, typer.Option("--latest-drift", help="Use the newest drift verdict.")
+    ] = False,
+) -> None:
+    """Run the retrain steps here (what the `retrain` DAG does): assemble, train, evaluate, register, gate."""
+    from driftloop.drift.monitor import latest_drift_check
+    from driftloop.training import retrain as steps
+
+    configure_logging()
+    context = cli_context(ctx)
+    settings = context.settings
+    engine = context.engine()
+    if latest_drift:
+        drift_check = latest_drift_check(engine)
+        if drift_check is None:
+            raise ValueError(
+                "no drift verdict yet: nothing to retrain for (run `driftloop drift check --all`)"
+            )
+    assembly = steps.assemble(
+        settings, engine, drift_check, "manual" if drift_check is None else "drift"
+    )
+    if "skip" in assembly:
+        typer.echo(f"skipped: {assembly['skip']['reason']}")
+        return
+    trained = steps.train_and_log(settings, engine, assembly)
+    decision = steps.gate(
+        settings, engine, steps.register(settings, engine, steps.evaluate(settings, trained))
+    )
+    typer.echo(
+        f"version {decision.model_version} ({trained['model_name']}): {decision.decision}: {decision.reason}"
+    )
+
+
+def models_command(ctx: typer.Context) -> None:
+    """List the registered versions with their aliases, stages, gate decisions and numbers."""
+    from driftloop.registry import list_versions
+    from driftloop.training.gatekeeper import latest_gates
+
+    context = cli_context(ctx)
+    versions = list_versions(context.settings)
+    if not versions:
+        typer.echo("no registered versions: run `driftloop bootstrap`")
+    gates = latest_gates(context.engine())
+    for v in versions:
+        reason = f"  ({v['reason']})" if v["reason"] else ""
+        typer.echo(
+            f"version {v['version']:>3}  alias {v['aliases']:11} stage {v['stage']:10} gate {v['gate']}{reason}"
+        )
+        if v["version"] in gates:
+            typer.echo(f"             gate numbers: {gates[v['version']]}")
