@@ -28,7 +28,7 @@ from driftloop.training import retrain as steps
 from driftloop.training.assembly import split_holdout
 from driftloop.training.gate import GateOutcome, GateResult
 from driftloop.training.steps import Registered, Scored, Skip, Trained
-from driftloop.vocabulary import RetrainDecision
+from driftloop.vocabulary import RetrainDecision, Trigger
 
 from .conftest import ROOT
 from .test_dags import _dag_test, airflow_env  # noqa: F401  (the fixture is used by name)
@@ -63,12 +63,10 @@ def _drifted(settings, engine) -> int:
 
 
 def _run_steps(settings, engine, drift_check_id):
-    assembly = steps.assemble(settings, engine, drift_check_id)
-    assert not isinstance(assembly, Skip), assembly
-    trained = steps.train_and_log(settings, engine, assembly)
-    return steps.gate(
-        settings, engine, steps.register(settings, engine, steps.evaluate(settings, trained))
-    )
+    """Every step in one process, as ``driftloop retrain`` runs them."""
+    decision, trained = steps.retrain(settings, engine, drift_check_id, Trigger.DRIFT)
+    assert trained is not None, decision  # not skipped
+    return decision
 
 
 def test_bootstrap_registers_production_with_its_profile(fast):
