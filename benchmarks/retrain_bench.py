@@ -109,7 +109,7 @@ def drop_rare(frame: pd.DataFrame, min_rows: int) -> tuple[pd.DataFrame, list[st
 
 def settings_for(colour: str, overrides: dict[str, Any]) -> Any:
     """driftloop's settings from driftloop.yaml, reading ``colour``'s file, plus ``overrides``."""
-    from driftloop.config import load_settings
+    from driftloop.settings_loader import load_settings
 
     merged: dict[str, Any] = {"data": {"path": str(DATA[colour])}}
     for section, values in overrides.items():

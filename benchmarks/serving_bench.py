@@ -138,7 +138,7 @@ class Report:
 
 def prepare_home(home: Path, reuse: bool) -> Any:
     """A home with ExtraTrees registered as version 1 (Production); rebuilt unless ``reuse``."""
-    from driftloop.config import load_settings
+    from driftloop.settings_loader import load_settings
     from driftloop.storage import make_engine, upgrade
     from driftloop.training.retrain import bootstrap
 

@@ -8,24 +8,25 @@ follows, and servers pick it up within their poll interval) -> check Production'
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Asset, dag, task
 
-from driftloop.config import dag_config, load_settings
+from driftloop.dag_support import dag_settings, default_args, open_task
 from driftloop.events import DECAY_ASSET_URI
+from driftloop.settings_loader import load_settings
 
-CONFIG = dag_config(__file__)
+CONFIG, SETTINGS = dag_settings(__file__)
 DECAY = Asset(DECAY_ASSET_URI)
 
 
 @dag(
     dag_id="ab_evaluate",
-    schedule=load_settings(CONFIG).ab.schedule,
+    schedule=SETTINGS.ab.schedule,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=default_args(retries=2),
     tags=["driftloop"],
     doc_md=__doc__,
 )
@@ -34,10 +35,8 @@ def ab_evaluate() -> None:
     def evaluate_test() -> dict | None:
         """The running test's numbers and decision, acted on and stored with its report."""
         from driftloop.ab.evaluate import evaluate
-        from driftloop.database import open_database
 
-        settings = load_settings(CONFIG)
-        evaluation = evaluate(settings, open_database(settings))
+        evaluation = evaluate(*open_task(CONFIG))
         if evaluation is None:
             print("no A/B test running (no Staging version, or it has answered no request yet)")
             return None
@@ -59,7 +58,7 @@ def ab_evaluate() -> None:
 
         settings = load_settings(CONFIG)
         version = current_version(settings)
-        if version is None:
+        if version is None:  # nothing to check: the database is not even opened
             print("no Production version")
             return None
         health = check_production(settings, open_database(settings), version)

@@ -2,30 +2,30 @@
 and re-gate a model version that waits for evidence (tagged pending) on the grown holdout.
 
 On drift, an event on the Asset ``driftloop://drift`` carries ``batch_id``, ``report_id`` and
-``model_version``; without drift, no event. Logic lives in ``driftloop``; heavy imports happen
-inside the tasks.
+``model_version``; without drift, no event. Logic lives in ``driftloop`` (which also sends the
+drift and gate alerts); heavy imports happen inside the tasks.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.config import dag_config, load_settings
+from driftloop.dag_support import dag_settings, default_args, open_task
 from driftloop.events import DRIFT_ASSET_URI
 
-CONFIG = dag_config(__file__)
+CONFIG, SETTINGS = dag_settings(__file__)
 DRIFT = Asset(DRIFT_ASSET_URI)
 
 
 @dag(
     dag_id="drift_monitor",
-    schedule=load_settings(CONFIG).drift.schedule,
+    schedule=SETTINGS.drift.schedule,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=default_args(retries=2),
     params={
         "batch": Param(
             None, type=["null", "string", "integer"], description="Batch id or name to check."
@@ -38,11 +38,10 @@ def drift_monitor() -> None:
     @task
     def ingest_landing() -> int:
         """Validate new files in the landing folder: accepted or quarantined."""
-        from driftloop.database import open_database
         from driftloop.ingest import ingest_landing as ingest
 
-        settings = load_settings(CONFIG)
-        outcomes = ingest(settings, open_database(settings))
+        settings, engine = open_task(CONFIG)
+        outcomes = ingest(settings, engine)
         for outcome in outcomes:
             print(f"{outcome.name}: {outcome.status} {outcome.reasons or ''}")
         return len(outcomes)
@@ -50,12 +49,10 @@ def drift_monitor() -> None:
     @task
     def check_batch(params: dict | None = None) -> dict | None:
         """Test the requested (or oldest unchecked) accepted batch; store the report."""
-        from driftloop.database import open_database
         from driftloop.drift.monitor import check_next_batch
         from driftloop.registry import current_version
 
-        settings = load_settings(CONFIG)
-        engine = open_database(settings)
+        settings, engine = open_task(CONFIG)
         # The reference is the current Production version's profile, when there is one.
         production = current_version(settings)
         outcome = check_next_batch(settings, engine, (params or {}).get("batch"), production)
@@ -70,45 +67,29 @@ def drift_monitor() -> None:
     @task.short_circuit
     def drift_found(outcome: dict | None) -> bool:
         """Only a new drift verdict goes on; re-running a batch changes nothing."""
-        return bool(outcome and outcome["status"] == "drift" and outcome["new"])
+        from driftloop.vocabulary import DriftStatus
+
+        return bool(outcome and outcome["status"] == DriftStatus.DRIFT and outcome["new"])
 
     @task(outlets=[DRIFT])
     def announce_drift(outcome: dict, outlet_events=None) -> None:
-        """Emit the drift event for retraining."""
-        from driftloop import alerts
-
+        """Emit the drift event for retraining (the check itself sent the drift alert)."""
         outlet_events[DRIFT].extra = {
             "batch_id": outcome["batch_id"],
             "report_id": outcome["report_id"],
             "model_version": outcome["model_version"],
         }
-        alerts.send(
-            load_settings(CONFIG),
-            "drift_detected",
-            f"batch {outcome['batch_name']} drifted: {', '.join(outcome['drifted_features'])}",
-            outcome,
-        )
 
     @task
     def regate_pending() -> int:
         """New labelled rows may decide a pending version's gate (no new training)."""
-        from driftloop import alerts
-        from driftloop.database import open_database
         from driftloop.training.gatekeeper import regate_pending as regate
 
-        settings = load_settings(CONFIG)
-        decisions = regate(settings, open_database(settings))
+        decisions = regate(*open_task(CONFIG))
         for decision in decisions:
             print(
                 f"re-gate of version {decision.model_version}: {decision.decision}: {decision.reason}"
             )
-            if decision.decision == "rejected":
-                alerts.send(
-                    settings,
-                    "retrain_rejected",
-                    f"version {decision.model_version} rejected at its re-gate: {decision.reason}",
-                    decision.to_dict(),
-                )
         return len(decisions)
 
     outcome = check_batch()

@@ -17,8 +17,9 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
-from driftloop.config import Settings, load_settings
+from driftloop.config import Settings
 from driftloop.database import open_database
+from driftloop.settings_loader import load_settings
 from driftloop.storage import FORCED, RANDOM, STICKY
 from serving import json_codec, metrics
 from serving.models import ModelSnapshot, ModelStore

@@ -16,7 +16,8 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
 
-from driftloop.config import Settings, load_settings
+from driftloop.config import Settings
+from driftloop.settings_loader import load_settings
 from driftloop.storage import make_engine, upgrade
 
 from .postgres import require_postgres, temporary_database

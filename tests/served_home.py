@@ -11,7 +11,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from driftloop import registry
-from driftloop.config import Settings, load_settings
+from driftloop.config import Settings
+from driftloop.settings_loader import load_settings
 from driftloop.storage import make_engine, upgrade
 from driftloop.training import retrain as steps
 

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from driftloop import alerts, promotion, registry
-from driftloop.config import load_settings
+from driftloop.settings_loader import load_settings
 from driftloop.stack.processes import free_port
 from driftloop.storage import make_engine, upgrade
 from driftloop.vocabulary import Action

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from driftloop.config import load_settings
 from driftloop.scenarios import SCENARIOS
+from driftloop.settings_loader import load_settings
 from driftloop.storage import head_revision
 
 from .conftest import ROOT

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from driftloop import registry
-from driftloop.config import load_settings
 from driftloop.promotion import history, roles
+from driftloop.settings_loader import load_settings
 from driftloop.storage import make_engine, upgrade
 
 from .ab_traffic import send

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from driftloop.config import ConfigError, load_settings
+from driftloop.settings_loader import ConfigError, load_settings
 
 from .conftest import ROOT
 

@@ -35,7 +35,7 @@ from .conftest import ROOT
 
 OPEN_IN_A_PROCESS = """
 import sys
-from driftloop.config import load_settings
+from driftloop.settings_loader import load_settings
 from driftloop.database import open_database
 settings = load_settings(sys.argv[1], storage={"home": sys.argv[2]})
 print(open_database(settings).url)

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 import yaml
 
 from driftloop import registry
-from driftloop.config import load_settings
 from driftloop.database import open_database
+from driftloop.settings_loader import load_settings
 from driftloop.storage import Prediction, session_scope
 from serving.models import FeatureSchema
 from serving.validation import RequestError, checked_records

@@ -19,9 +19,9 @@ import sqlalchemy as sa
 import yaml
 
 from driftloop import registry
-from driftloop.config import load_settings
 from driftloop.drift.monitor import check_next_batch, resolve_profile
 from driftloop.ingest import ingest_landing
+from driftloop.settings_loader import load_settings
 from driftloop.storage import RetrainRun, make_engine, session_scope, upgrade
 from driftloop.stream import replay
 from driftloop.training import retrain as steps

@@ -1,6 +1,12 @@
-"""driftloop: the library behind the loop (data, drift, training, registry, A/B statistics).
+"""driftloop: the library behind the loop (settings, data, drift, training, registry, A/B tests
+and promotion).
 
-It knows nothing of Airflow or Flask: DAGs and the server call into it.
+Layers, bottom up: ``config`` (the settings models, importing nothing else from driftloop) and
+``settings_loader``; the domain modules (``data``, ``ingest``, ``drift``, ``training``,
+``registry``, ``promotion``, ``ab``, ``alerts``...); ``dag_support`` for the DAG files. None of
+them imports Airflow, Flask, the server (``serving``) or the DAGs: those call into the library.
+The command line (``cli``) and the demo are the top layer and may use the server too.
+``tests/test_layering.py`` checks this from the code's own imports.
 """
 
 __version__ = "0.1.0"

@@ -1,8 +1,10 @@
 """Alerts: the loop's notable events posted as JSON to a webhook (Slack, Teams, Alertmanager,
 or any receiver), so people hear about them without watching dashboards.
 
-Events: ``drift_detected``, ``retrain_failed``, ``retrain_rejected``, ``promoted``,
-``rejected``, ``inconclusive`` and ``rolled_back``. Each message is
+Events, each sent where it happens, so the DAGs and the CLI alert alike: ``drift_detected``
+(``drift.monitor``, on a new drift verdict), ``retrain_rejected`` (``training.gatekeeper``, at the
+gate or a re-gate), ``promoted``, ``rejected``, ``inconclusive`` and ``rolled_back``
+(``promotion``), and ``retrain_failed`` (the retrain DAG's failure callback). Each message is
 ``{"event", "model", "summary", "details", "sent_at"}``. Without ``alerts.webhook_url`` nothing
 is sent. A failing receiver is retried a few times and then logged: an alert never fails the
 work that raised it.

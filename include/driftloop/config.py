@@ -1,27 +1,28 @@
-"""Project configuration: one YAML file, overridable by ``DRIFTLOOP_<SECTION>__<KEY>`` variables.
+"""The settings models: every section of the configuration, what each key means and what it
+must satisfy.
 
-DAGs, the CLI and the server all call :func:`load_settings`, so they see the same values.
-Relative paths are resolved against the folder of the YAML file, so a command gives the same
-result from any working directory.
+Values come from one YAML file, overridable by ``DRIFTLOOP_<SECTION>__<KEY>`` variables; the
+file is found, read and its relative paths resolved by :mod:`driftloop.settings_loader`
+(``load_settings``), which DAGs, the CLI and the server all call. This module is the bottom of
+the library: it imports nothing else from driftloop, so anything may import it.
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
-import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     PositiveInt,
-    ValidationError,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -32,17 +33,16 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-CONFIG_ENV = "DRIFTLOOP_CONFIG"
-DEFAULT_CONFIG_NAME = "driftloop.yaml"
-# The ab.metric values each task allows (the task kinds' metrics, ``driftloop.task``; a test
-# keeps the two equal: the settings import nothing from driftloop).
+STATISTIC_NAMES = ("mean_shift", "wasserstein", "jensen_shannon")
+"""The drift statistics ``driftloop.drift.statistics`` registers (a test keeps the two equal),
+listed here so that validating a config imports nothing of the drift code."""
+KNOWN_STATISTICS = set(STATISTIC_NAMES)
+"""What a config may name: those, and any statistic registered later (``register`` adds it)."""
 TASK_METRICS = {"classification": ("accuracy",), "regression": ("mae", "rmse")}
+"""The ab.metric values each task allows: the metrics of ``driftloop.task``'s task kinds (a
+test keeps the two equal), listed here for the same reason."""
 
 _yaml_path: ContextVar[Path | None] = ContextVar("driftloop_yaml_path", default=None)
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot start driftloop; the message names each bad key."""
 
 
 class Section(BaseModel):
@@ -204,12 +204,10 @@ class DriftSettings(Section):
 
     @model_validator(mode="after")
     def _known_statistics(self) -> DriftSettings:
-        from driftloop.drift.statistics import STATISTICS
-
         named = set(self.statistics) | set(self.thresholds) | set(self.effect_floor)
-        unknown = sorted(named - set(STATISTICS))
+        unknown = sorted(named - KNOWN_STATISTICS)
         if unknown:
-            raise ValueError(f"unknown statistic(s) {unknown}; known: {sorted(STATISTICS)}")
+            raise ValueError(f"unknown statistic(s) {unknown}; known: {sorted(KNOWN_STATISTICS)}")
         if not self.statistics:
             raise ValueError("choose at least one statistic")
         negative = sorted(name for name, floor in self.effect_floor.items() if floor < 0)
@@ -234,18 +232,6 @@ class DriftSettings(Section):
     def fixed(self) -> bool:
         """Fixed mode: the config sets thresholds, which apply at every batch size."""
         return bool(self.thresholds)
-
-    def threshold(self, name: str) -> float:
-        """The fixed threshold of a statistic (fixed mode)."""
-        from driftloop.drift.statistics import STATISTICS
-
-        return self.thresholds.get(name, STATISTICS[name].default_threshold)
-
-    def floor(self, name: str) -> float:
-        """The effect size a statistic must reach to flag (calibrated mode)."""
-        from driftloop.drift.statistics import STATISTICS
-
-        return self.effect_floor.get(name, STATISTICS[name].default_floor)
 
     def level(self, statistics_tested: int) -> float:
         """Each statistic's false-alarm level: under ``any`` a feature's statistics share the
@@ -411,6 +397,9 @@ class Settings(BaseSettings):
     model: ModelSettings
     mlflow: MlflowSettings = MlflowSettings()
 
+    # Reads a data file's column names; set by the loader, which may import the data code.
+    _read_header: Callable[[DataSettings], list[str]] | None = PrivateAttr(default=None)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -449,99 +438,23 @@ class Settings(BaseSettings):
 
     @property
     def feature_columns(self) -> list[str]:
-        """The configured features; resolved from the data file when the config leaves it empty."""
+        """The configured features; when the config leaves them empty, every column of the data
+        file but the target (read from its header, each time, by the loader's reader)."""
         if self.data.features is not None:
             return list(self.data.features)
-        from driftloop.data import read_header
-
-        return [c for c in read_header(self.data.path, self.data) if c != self.data.target]
-
-
-def config_path(
-    path: str | os.PathLike[str] | None = None,
-    default: str | os.PathLike[str] = DEFAULT_CONFIG_NAME,
-) -> Path:
-    """The YAML file to read: the argument, else ``$DRIFTLOOP_CONFIG``, else ``default``
-    (``./driftloop.yaml``)."""
-    chosen = path or os.environ.get(CONFIG_ENV) or default
-    return Path(chosen).expanduser().resolve()
+        if self._read_header is None:
+            raise ValueError(
+                "data.features is empty and these settings were not made by load_settings, "
+                "which reads the feature columns from the data file's header"
+            )
+        return [c for c in self._read_header(self.data) if c != self.data.target]
 
 
-def dag_config(dag_file: str) -> str:
-    """The config a DAG file reads: ``$DRIFTLOOP_CONFIG``, else the project's ``driftloop.yaml``
-    beside its ``dags/`` folder (the scheduler's working directory is not the project's). A
-    string, so tasks can take it as an argument."""
-    return str(config_path(default=Path(dag_file).resolve().parents[1] / DEFAULT_CONFIG_NAME))
-
-
-def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
-    """Read, validate and resolve the configuration; raise :class:`ConfigError` naming bad keys."""
-    yaml_file = config_path(path)
-    if not yaml_file.is_file():
-        raise ConfigError(
-            f"config file {yaml_file} does not exist (set {CONFIG_ENV} or pass --config)"
-        )
-    token = _yaml_path.set(yaml_file)
+@contextmanager
+def yaml_source(path: Path) -> Iterator[None]:
+    """Settings made inside read ``path`` below the environment (and explicit arguments)."""
+    token = _yaml_path.set(path)
     try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, yaml_file)) from None
-    except (ValueError, yaml.YAMLError) as exc:  # malformed YAML or environment JSON
-        raise ConfigError(f"{yaml_file}: {exc}") from None
+        yield
     finally:
         _yaml_path.reset(token)
-    return _resolve_paths(settings, yaml_file.parent)
-
-
-def _describe(exc: ValidationError, yaml_file: Path) -> str:
-    lines = [f"invalid configuration in {yaml_file} (or its DRIFTLOOP_* environment overrides):"]
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        reason = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            reason = "unknown key" + _suggestion(exc, error["loc"])
-        elif error["type"] == "missing":
-            reason = "required key is missing"
-        elif "input" in error and not isinstance(error["input"], dict | list):
-            reason += f" (got {error['input']!r})"
-        env_name = "DRIFTLOOP_" + "__".join(str(p).upper() for p in error["loc"][:2])
-        lines.append(f"  {key}: {reason} [env {env_name}]")
-    return "\n".join(lines)
-
-
-def _suggestion(exc: ValidationError, loc: tuple[int | str, ...]) -> str:
-    model: type[BaseModel] = Settings
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return ""
-        model = annotation
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _resolve_paths(settings: Settings, base: Path) -> Settings:
-    """Make every relative path absolute against the config file's folder."""
-
-    def absolute(path: Path | None) -> Path | None:
-        if path is None:
-            return None
-        path = path.expanduser()
-        return path if path.is_absolute() else (base / path).resolve()
-
-    home = absolute(settings.storage.home)
-    return settings.model_copy(
-        update={
-            "data": settings.data.model_copy(
-                update={
-                    "path": absolute(settings.data.path),
-                    "drift_source": absolute(settings.data.drift_source),
-                }
-            ),
-            "storage": settings.storage.model_copy(update={"home": home}),
-            "mlflow": settings.mlflow.model_copy(
-                update={"artifact_root": absolute(settings.mlflow.artifact_root)}
-            ),
-        }
-    )

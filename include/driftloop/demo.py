@@ -10,6 +10,9 @@ requests and feedback for rows no model trained on (batches held back from the s
 ``ab_evaluate`` decides. The demo triggers the DAG runs through Airflow's REST API instead of
 waiting for their hourly schedules; everything else happens on its own. Every process it
 started is stopped at the end, also on Ctrl-C or an error.
+
+Here: the run and its summary; ``demo_setup``: the environment, the stream and the background
+``driftloop`` commands; ``demo_watch``: triggering and reading the DAG runs.
 """
 
 from __future__ import annotations
@@ -17,28 +20,25 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from driftloop.config import Settings, load_settings
+from driftloop import demo_setup, demo_watch
+from driftloop.config import Settings
+from driftloop.demo_setup import CLEAN_BATCHES
+from driftloop.settings_loader import load_settings
 from driftloop.stack.airflow_stack import AirflowStack
 from driftloop.stack.mlflow_server import MlflowServer
 from driftloop.stack.prediction_server import PredictionServer
-from driftloop.stack.processes import VENV_BIN, StackError, wait_until
+from driftloop.vocabulary import DriftStatus, RetrainDecision
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIO = "concept"  # features shift and the labels move with them: the old model is wrong
-SHIFTED = ("alcohol", "pH", "density", "residual sugar", "chlorides")
-CLEAN_BATCHES, DRIFTING_BATCHES = 3, 3  # the drifting ones land together, as a day's data
-DECIDED = {"promote", "reject", "inconclusive"}
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,12 @@ def run_loop(
     home = home.resolve()
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    env = _environment(config, home, databases)
-    with _environment_applied(env), _interruptible(), contextlib.ExitStack() as services:
+    env = demo_setup.environment(config, home, databases.driftloop)
+    with (
+        demo_setup.environment_applied(env),
+        demo_setup.interruptible(),
+        contextlib.ExitStack() as services,
+    ):
 
         def say(message: str) -> None:
             progress(f"[{time.monotonic() - started:5.0f}s] {message}")
@@ -117,9 +121,9 @@ def run_loop(
         )
         result.urls["MLflow UI"] = mlflow_server.tracking_uri
         settings = load_settings(config)
-        traffic = _prepare_stream(settings, say)
+        traffic = demo_setup.prepare_stream(settings, say)
         say("bootstrapping the first model (PyCaret) while Airflow starts")
-        bootstrap = _start_cli(env, home, "bootstrap")
+        bootstrap = demo_setup.start_cli(env, home, "bootstrap")
         airflow = services.enter_context(
             AirflowStack(
                 ROOT / "dags",
@@ -135,7 +139,7 @@ def run_loop(
             airflow.wait_for_dag(dag_id, timeout=120)
             airflow.unpause(dag_id)
         say(f"Airflow is up: {airflow.base_url}")
-        _finish_cli(bootstrap, "bootstrap", timeout=400)
+        demo_setup.finish_cli(bootstrap, "bootstrap", timeout=400)
         say("version 1 is Production")
         server = services.enter_context(
             PredictionServer({**os.environ, **env}, home / "server", port=ports.server)
@@ -156,273 +160,25 @@ def run_loop(
         for drop in drops:
             for path in drop:
                 shutil.move(str(path), settings.storage.landing_dir / path.name)
-            batch = _check_batch(airflow, engine, say)  # ingests the drop, checks the oldest
+            # one drift_monitor run: it ingests the drop and checks the oldest unchecked batch
+            batch = demo_watch.check_batch(airflow, engine, say)
             result.batches.append(batch)
-            if batch["status"] == "drift":
-                result.gate = _await_retrain(airflow, engine, say)
+            if batch["status"] == DriftStatus.DRIFT:
+                result.gate = demo_watch.await_retrain(airflow, engine, say)
                 break
         result.drift_events = len(airflow.asset_events("driftloop://drift"))
-        result.retrain_runs = _retrain_runs(engine)
-        if result.gate and result.gate.get("decision") == "staging":
-            result.evaluations = _await_decision(airflow, engine, say, ab_timeout)
+        result.retrain_runs = demo_watch.retrain_runs(engine)
+        if result.gate and result.gate.get("decision") == RetrainDecision.STAGING:
+            result.evaluations = demo_watch.await_decision(airflow, engine, say, ab_timeout)
         simulator.stop()
         result.urls["reports"] = f"{server.url}/reports/ (drift/ and ab/)"
         time.sleep(2 * settings.serving.poll_seconds)  # servers pick up the decision
-        result.after = _answer_after(server.url, simulator.records[0])
+        result.after = demo_watch.answer_after(server.url, simulator.records[0])
         result.traffic = simulator.summary()
-        result.versions, result.lineage = _versions()
+        result.versions, result.lineage = demo_watch.versions()
         result.seconds = time.monotonic() - started
         say("stopping every process the demo started")
     return result
-
-
-# --- set-up ---------------------------------------------------------------------------------
-
-
-def _environment(config: Path, home: Path, databases: LoopDatabases) -> dict[str, str]:
-    env = {
-        "DRIFTLOOP_CONFIG": str(config.resolve()),
-        "DRIFTLOOP_STORAGE__HOME": str(home),
-        "DRIFTLOOP_MLFLOW__TRACKING_URI": "",
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-        "PATH": os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),
-    }
-    if databases.driftloop:
-        env["DRIFTLOOP_DATABASE__URL"] = databases.driftloop
-    return env
-
-
-@contextlib.contextmanager
-def _environment_applied(env: dict[str, str]) -> Iterator[None]:
-    """This process sees what the services see (its own calls load the same settings)."""
-    saved = {
-        k: os.environ.get(k) for k in [*env, *[k for k in os.environ if k.startswith("DRIFTLOOP_")]]
-    }
-    for key in list(os.environ):
-        if key.startswith("DRIFTLOOP_") and key not in env and key != "DRIFTLOOP_TEST_POSTGRES_URL":
-            del os.environ[key]
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextlib.contextmanager
-def _interruptible() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C: the services are stopped on the way out."""
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _prepare_stream(settings: Settings, say: Callable[[str], None]) -> list[dict[str, Any]]:
-    """The database, the reference split, and the stream: the first batches to land one by one
-    (clean, then drifting), the rest held back as the traffic no model ever trains on."""
-    import pandas as pd
-
-    from driftloop.data import read_table
-    from driftloop.storage import make_engine, upgrade
-    from driftloop.stream import build_reference, replay
-
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    engine.dispose()
-    build_reference(settings)
-    written = replay(settings, SCENARIO, start_batch=CLEAN_BATCHES, shift_features=SHIFTED)
-    landing, held_back = (
-        written[: CLEAN_BATCHES + DRIFTING_BATCHES],
-        written[CLEAN_BATCHES + DRIFTING_BATCHES :],
-    )
-    stream = settings.storage.home / "stream"
-    stream.mkdir()
-    for batch in landing:
-        shutil.move(str(batch.path), stream / batch.path.name)
-    frame = pd.concat([read_table(b.path, settings.data) for b in held_back], ignore_index=True)
-    traffic_dir = settings.storage.home / "traffic"
-    traffic_dir.mkdir()
-    for batch in held_back:
-        shutil.move(str(batch.path), traffic_dir / batch.path.name)
-    say(
-        f"stream: {CLEAN_BATCHES} clean and {DRIFTING_BATCHES} drifting batches to land "
-        f"({SCENARIO} shift of {', '.join(SHIFTED)}); {len(held_back)} batches held back as traffic"
-    )
-    return frame.to_dict("records")
-
-
-def _start_cli(env: dict[str, str], home: Path, *args: str) -> subprocess.Popen[str]:
-    with (home / f"cli-{args[0]}.log").open("w") as log:  # the child keeps its own handle
-        return subprocess.Popen(
-            [str(VENV_BIN / "driftloop"), *args],
-            env={**os.environ, **env},
-            cwd=home,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-
-
-def _finish_cli(process: subprocess.Popen[str], name: str, timeout: float) -> None:
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        raise StackError(f"`driftloop {name}` took over {timeout:.0f} s") from None
-    if process.returncode != 0:
-        raise StackError(f"`driftloop {name}` exited with {process.returncode}; see cli-{name}.log")
-
-
-# --- the loop -------------------------------------------------------------------------------
-
-
-def _check_batch(airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None]) -> dict:
-    """One drift_monitor run: ingest what landed, check the oldest unchecked batch."""
-    from driftloop.storage import Batch, DriftCheck
-
-    run_id = airflow.trigger("drift_monitor")
-    state = airflow.wait_for_run("drift_monitor", run_id, timeout=240)
-    if state != "success":
-        raise StackError(f"drift_monitor run {run_id} {state}\n{airflow.logs_tail()}")
-    with engine.connect() as connection:
-        row = connection.execute(
-            sa.select(
-                Batch.name,
-                DriftCheck.status,
-                DriftCheck.drift_share,
-                DriftCheck.drifted_features,
-                DriftCheck.html_path,
-            )
-            .join(Batch, Batch.id == DriftCheck.batch_id)
-            .order_by(DriftCheck.id.desc())
-            .limit(1)
-        ).first()
-    if row is None:
-        raise StackError("drift_monitor found no batch to check")
-    batch = {
-        "batch": row.name,
-        "status": row.status,
-        "drift_share": row.drift_share,
-        "drifted": list(row.drifted_features or []),
-        "report": row.html_path,
-    }
-    name = row.name
-    drifted = f": {', '.join(batch['drifted'])}" if batch["drifted"] else ""
-    say(f"drift_monitor: {name} {batch['status']}{drifted}")
-    return batch
-
-
-def _await_retrain(airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None]) -> dict:
-    """The drift event starts retrain on its own (an Asset-triggered run); wait for its gate."""
-    say("drift announced on driftloop://drift: waiting for the retrain run it starts")
-    run = wait_until(
-        lambda: next(iter(airflow.dag_runs("retrain")), None), 120, "the Asset-triggered retrain"
-    )
-    say(f"retrain started ({run['run_type']}); PyCaret compares models, MLflow tracks the run")
-    state = airflow.wait_for_run("retrain", run["dag_run_id"], timeout=600)
-    if state != "success":
-        raise StackError(f"retrain run {run['dag_run_id']} {state}\n{airflow.logs_tail()}")
-    gate = _retrain_runs(engine)[-1]
-    say(f"gate: version {gate['model_version']} {gate['decision']}: {gate['reason']}")
-    return gate
-
-
-def _await_decision(
-    airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None], timeout: float
-) -> list[dict[str, Any]]:
-    """Trigger ab_evaluate until it decides (or the time is up); return every evaluation."""
-    from driftloop.storage import ABEvaluation
-
-    deadline = time.monotonic() + timeout
-    evaluations: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        time.sleep(10)
-        run_id = airflow.trigger("ab_evaluate")
-        airflow.wait_for_run("ab_evaluate", run_id, timeout=180)
-        with engine.connect() as connection:
-            row = connection.execute(
-                sa.select(ABEvaluation).order_by(ABEvaluation.id.desc()).limit(1)
-            ).first()
-        if row is None:
-            say("ab_evaluate: no test yet (Staging has answered no request)")
-            continue
-        evaluation = {
-            "id": row.id,
-            "test_id": row.test_id,
-            "decision": row.decision,
-            "reason": row.reason,
-            "metric": row.metric,
-            "production": row.production_value,
-            "staging": row.staging_value,
-            "samples": (row.production_samples, row.staging_samples),
-            "p_value": row.p_value,
-            "report": row.html_path,
-            "statistics": row.statistics,
-        }
-        if evaluations and evaluations[-1]["id"] == evaluation["id"]:
-            continue
-        evaluations.append(evaluation)
-        say(f"ab_evaluate: {row.decision}: {row.reason}")
-        if row.decision in DECIDED:
-            break
-    return evaluations
-
-
-def _retrain_runs(engine: sa.Engine) -> list[dict[str, Any]]:
-    from driftloop.storage import RetrainRun
-
-    with engine.connect() as connection:
-        rows = connection.execute(sa.select(RetrainRun).order_by(RetrainRun.id)).all()
-    return [
-        {
-            "trigger": r.trigger,
-            "decision": r.decision,
-            "reason": r.reason,
-            "model_version": r.model_version,
-            "production_version": r.production_version,
-            "challenger_score": r.challenger_score,
-            "production_score": r.production_score,
-            "drift_check_id": r.drift_check_id,
-        }
-        for r in rows
-    ]
-
-
-def _versions() -> tuple[list[dict[str, str]], dict[str, str]]:
-    """Every version with its role, and the lineage tags of the one in Production."""
-    from driftloop import registry
-
-    settings = load_settings()
-    production = registry.by_alias(
-        registry.configure(settings), settings.model.name, registry.PRODUCTION
-    )
-    return registry.list_versions(settings), dict(production.tags) if production else {}
-
-
-def _answer_after(url: str, record: dict[str, Any]) -> dict[str, Any]:
-    """Which version answers a Production request once the decision is in."""
-    import requests
-
-    response = requests.post(
-        f"{url}/predict", json={"record": record}, headers={"X-Variant": "production"}, timeout=30
-    )
-    body = response.json()
-    return {
-        "status": response.status_code,
-        "version": body.get("version"),
-        "variant": body.get("variant"),
-    }
 
 
 class _TrafficThread:

@@ -15,7 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from driftloop.storage import ABEvaluation, ABTest, DriftCheck, HealthCheck, RetrainRun
-from driftloop.vocabulary import ABTestStatus, DriftStatus
+from driftloop.vocabulary import ABTestStatus, DriftStatus, Role
 
 
 @dataclass(frozen=True)
@@ -150,8 +150,8 @@ def _ab(connection: sa.Connection, model_name: str) -> list[Gauge]:
     ).first()
     if row is not None:
         for variant, value, count in (
-            ("production", row.production_value, row.production_samples),
-            ("staging", row.staging_value, row.staging_samples),
+            (Role.PRODUCTION, row.production_value, row.production_samples),
+            (Role.STAGING, row.staging_value, row.staging_samples),
         ):
             if value is not None:
                 metric.samples.append(((variant, row.metric), float(value)))

@@ -21,7 +21,7 @@ from driftloop.cli import (
     traffic,
 )
 from driftloop.cli.context import CliContext, ConfigOption
-from driftloop.config import ConfigError
+from driftloop.settings_loader import ConfigError
 
 app = typer.Typer(
     help="driftloop: monitor drift, retrain, register, serve and promote.",

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from driftloop.config import Settings, load_settings
+from driftloop.config import Settings
+from driftloop.settings_loader import load_settings
 
 if TYPE_CHECKING:
     import sqlalchemy as sa

@@ -19,8 +19,8 @@ def demo_command(
 ) -> None:
     """Run the whole loop for real: MLflow, Airflow's components and the server as processes,
     drift -> retrain -> Staging -> A/B decision, then a summary; everything is stopped after."""
-    from driftloop.config import config_path
     from driftloop.demo import run_loop, summary_lines
+    from driftloop.settings_loader import config_path
 
     context = cli_context(ctx)
     settings = context.settings  # a bad config stops here, before any process starts

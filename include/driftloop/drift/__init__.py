@@ -1,8 +1,11 @@
-"""Drift: reference profiles, the statistics registry, the engine, reports and the monitor.
+"""Drift: reference profiles, the statistics registry, calibration, the engine, reports and the
+monitor.
 
 - ``profile``: a reference data set turned once into what every statistic needs.
 - ``statistics``: the registry of per-column statistics (name, function, threshold, types).
+- ``calibration``: each statistic's draws under "no drift", for thresholds per batch size.
 - ``engine``: tests a batch against a profile and gives the verdict.
 - ``report``: the JSON record and the standalone HTML page with plots.
-- ``monitor``: the stored side (which batch, which profile, saved checks); used by the DAG.
+- ``monitor``: the stored side (which batch, which profile, saved checks, the drift alert); used
+  by the DAG and the CLI.
 """

@@ -29,7 +29,7 @@ import pandas as pd
 from driftloop.config import DriftSettings
 from driftloop.drift.calibration import scale
 from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile, category_counts
-from driftloop.drift.statistics import STATISTICS, Measurement
+from driftloop.drift.statistics import STATISTICS, Measurement, effect_floor, fixed_threshold
 from driftloop.vocabulary import DriftStatus
 
 REPORT_FORMAT = 2
@@ -220,8 +220,10 @@ def check_drift(
         feature_rule=settings.feature_rule,
         mode=FIXED if settings.fixed else CALIBRATED,
         false_alarm_rate=None if settings.fixed else settings.false_alarm_rate,
-        floors={} if settings.fixed else {n: settings.floor(n) for n in settings.statistics},
-        thresholds={n: settings.threshold(n) for n in settings.statistics}
+        floors={}
+        if settings.fixed
+        else {n: effect_floor(settings, n) for n in settings.statistics},
+        thresholds={n: fixed_threshold(settings, n) for n in settings.statistics}
         if settings.fixed
         else {},
         min_rows=settings.min_rows,
@@ -254,11 +256,13 @@ def _column_drift(column: ColumnProfile, series: pd.Series, settings: DriftSetti
     for name in names:
         measurement = STATISTICS[name].compute(column, current)
         if settings.fixed:
-            threshold = settings.threshold(name)
+            threshold = fixed_threshold(settings, name)
             flag = measurement.value >= threshold
             test = StatisticTest(measurement, threshold, 0.0, flag, FIXED)
         else:
-            test = _calibrated_test(column, name, measurement, count, level, settings.floor(name))
+            test = _calibrated_test(
+                column, name, measurement, count, level, effect_floor(settings, name)
+            )
         if not result.tested:  # too few values: shown, never flagged
             test = replace(test, flag=False)
         result.tests[name] = test

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from driftloop import alerts
 from driftloop.config import Settings
 from driftloop.data import read_table
 from driftloop.drift.engine import DriftError, check_drift
@@ -194,7 +195,8 @@ def check_next_batch(
     """Check ``batch_ref`` (or the oldest unchecked batch) and store the result.
 
     A batch checked before returns its stored outcome with ``new=False``. A check that fails
-    is stored as ``failed`` with its reason, so it never blocks the batches after it.
+    is stored as ``failed`` with its reason, so it never blocks the batches after it. A new
+    drift verdict is a ``drift_detected`` alert.
     """
     with session_scope(engine) as session:
         if batch_ref is None:
@@ -254,7 +256,17 @@ def check_next_batch(
             existing = session.scalar(sa.select(DriftCheck).where(DriftCheck.batch_id == batch_id))
             return _outcome(existing, session.get(Batch, batch_id), new=False)
     with session_scope(engine) as session:
-        return _outcome(session.get(DriftCheck, check.id), session.get(Batch, batch_id), new=True)
+        outcome = _outcome(
+            session.get(DriftCheck, check.id), session.get(Batch, batch_id), new=True
+        )
+    if outcome.drifted:  # a new drift verdict, whoever asked for the check (DAG or CLI)
+        alerts.send(
+            settings,
+            "drift_detected",
+            f"batch {outcome.batch_name} drifted: {', '.join(outcome.drifted_features)}",
+            outcome.to_dict(),
+        )
+    return outcome
 
 
 def _outcome(check: DriftCheck, batch: Batch, new: bool) -> CheckOutcome:

@@ -4,18 +4,20 @@ Each statistic is a small record: a name, a function of (reference column profil
 non-missing values), its effect-size floor, a fixed threshold (for configs that still set
 ``drift.thresholds``), the column kinds it fits and how to draw it under no drift. The engine
 loops over the configured names, so adding PSI or KS is one function and one :func:`register`
-call: without a null sampler of its own, a statistic is calibrated by the generic (slower)
-resampling in :func:`resampled_null`. A feature is flagged by a statistic when the value is
-beyond its calibrated threshold for the batch's size and at least its floor (see
-``driftloop.drift.calibration``). The current values
-of a numeric column arrive finite and sorted ascending (the engine sorts them once, in place). A
-categorical column arrives as its counts per profile bin (the reference's levels, then one bin for
-unseen levels): frequencies are all a categorical statistic compares, and a label per row would
-hold a million Python references for a 1M-row batch.
+call; one shipped with driftloop is also named in ``driftloop.config.STATISTIC_NAMES`` (configs
+are validated without importing this module; a test keeps the two equal). Without a null
+sampler of its own, a statistic is calibrated by the generic (slower) resampling in
+:func:`resampled_null`. A feature is flagged by a statistic when the value is beyond its
+calibrated threshold for the batch's size and at least its floor (see
+``driftloop.drift.calibration``). The current values of a numeric column arrive finite and
+sorted ascending (the engine sorts them once, in place). A categorical column arrives as its
+counts per profile bin (the reference's levels, then one bin for unseen levels): frequencies
+are all a categorical statistic compares, and a label per row would hold a million Python
+references for a 1M-row batch.
 
-numpy is imported inside the functions: the configuration validates statistic names against this
-registry, and DAG files load the configuration at parse time. scipy is not imported at all: its
-formulas are reproduced in numpy (and tested against scipy), which keeps the check's memory low.
+numpy is imported inside the functions, so the registry's names and defaults can be read without
+it. scipy is not imported at all: its formulas are reproduced in numpy (and tested against
+scipy), which keeps the check's memory low.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from driftloop.config import KNOWN_STATISTICS
+
 if TYPE_CHECKING:
     import numpy as np
 
+    from driftloop.config import DriftSettings
     from driftloop.drift.calibration import NullDistribution
     from driftloop.drift.profile import ColumnProfile
 
@@ -62,8 +67,22 @@ STATISTICS: dict[str, Statistic] = {}
 
 
 def register(statistic: Statistic) -> Statistic:
+    """Add a statistic, and let configs name it. One of driftloop's own is also listed in
+    ``driftloop.config.STATISTIC_NAMES``, so a config is validated without this module."""
     STATISTICS[statistic.name] = statistic
+    KNOWN_STATISTICS.add(statistic.name)
     return statistic
+
+
+def fixed_threshold(settings: DriftSettings, name: str) -> float:
+    """The fixed threshold of a statistic (fixed mode): the config's, else the default."""
+    return settings.thresholds.get(name, STATISTICS[name].default_threshold)
+
+
+def effect_floor(settings: DriftSettings, name: str) -> float:
+    """The effect size a statistic must reach to flag (calibrated mode): the config's, else
+    the default."""
+    return settings.effect_floor.get(name, STATISTICS[name].default_floor)
 
 
 def _scaled(distance: float, scale: float) -> float:

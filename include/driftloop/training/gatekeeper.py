@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from driftloop import registry
+from driftloop import alerts, registry
 from driftloop.config import Settings
 from driftloop.data import read_table
 from driftloop.drift.monitor import drift_batch_time
@@ -93,7 +93,21 @@ def apply(
         evidence=result,
     )
     log.info("gate: version %s %s: %s", version, decision.decision, decision.reason)
-    return record(engine, decision, trigger, drift_check_id, details)
+    decision = record(engine, decision, trigger, drift_check_id, details)
+    return _alert_rejection(settings, decision, regate=trigger == Trigger.REGATE)
+
+
+def _alert_rejection(settings: Settings, decision: Decision, regate: bool) -> Decision:
+    """A rejection (at the gate or a re-gate, from a DAG or the CLI) is a ``retrain_rejected`` alert."""
+    if decision.decision == GateOutcome.REJECTED:
+        alerts.send(
+            settings,
+            "retrain_rejected",
+            f"version {decision.model_version} rejected at {'its re-gate' if regate else 'the gate'}: "
+            f"{decision.reason}",
+            decision.to_dict(),
+        )
+    return decision
 
 
 def latest_gates(engine: sa.Engine) -> dict[str, str]:

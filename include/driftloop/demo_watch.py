@@ -1,0 +1,160 @@
+"""Following the demo's loop: trigger the DAG runs through Airflow's REST API, wait for them,
+and read what they recorded (see :mod:`driftloop.demo`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from driftloop.settings_loader import load_settings
+from driftloop.stack.airflow_stack import AirflowStack
+from driftloop.stack.processes import StackError, wait_until
+from driftloop.vocabulary import ABDecision
+
+DECIDED = {
+    ABDecision.PROMOTE,
+    ABDecision.REJECT,
+    ABDecision.INCONCLUSIVE,
+}  # a look that ends a test
+
+
+def check_batch(airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None]) -> dict:
+    """One drift_monitor run: ingest what landed, check the oldest unchecked batch."""
+    from driftloop.storage import Batch, DriftCheck
+
+    run_id = airflow.trigger("drift_monitor")
+    state = airflow.wait_for_run("drift_monitor", run_id, timeout=240)
+    if state != "success":
+        raise StackError(f"drift_monitor run {run_id} {state}\n{airflow.logs_tail()}")
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(
+                Batch.name,
+                DriftCheck.status,
+                DriftCheck.drift_share,
+                DriftCheck.drifted_features,
+                DriftCheck.html_path,
+            )
+            .join(Batch, Batch.id == DriftCheck.batch_id)
+            .order_by(DriftCheck.id.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        raise StackError("drift_monitor found no batch to check")
+    batch = {
+        "batch": row.name,
+        "status": row.status,
+        "drift_share": row.drift_share,
+        "drifted": list(row.drifted_features or []),
+        "report": row.html_path,
+    }
+    name = row.name
+    drifted = f": {', '.join(batch['drifted'])}" if batch["drifted"] else ""
+    say(f"drift_monitor: {name} {batch['status']}{drifted}")
+    return batch
+
+
+def await_retrain(airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None]) -> dict:
+    """The drift event starts retrain on its own (an Asset-triggered run); wait for its gate."""
+    say("drift announced on driftloop://drift: waiting for the retrain run it starts")
+    run = wait_until(
+        lambda: next(iter(airflow.dag_runs("retrain")), None), 120, "the Asset-triggered retrain"
+    )
+    say(f"retrain started ({run['run_type']}); PyCaret compares models, MLflow tracks the run")
+    state = airflow.wait_for_run("retrain", run["dag_run_id"], timeout=600)
+    if state != "success":
+        raise StackError(f"retrain run {run['dag_run_id']} {state}\n{airflow.logs_tail()}")
+    gate = retrain_runs(engine)[-1]
+    say(f"gate: version {gate['model_version']} {gate['decision']}: {gate['reason']}")
+    return gate
+
+
+def await_decision(
+    airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None], timeout: float
+) -> list[dict[str, Any]]:
+    """Trigger ab_evaluate until it decides (or the time is up); return every evaluation."""
+    from driftloop.storage import ABEvaluation
+
+    deadline = time.monotonic() + timeout
+    evaluations: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        time.sleep(10)
+        run_id = airflow.trigger("ab_evaluate")
+        airflow.wait_for_run("ab_evaluate", run_id, timeout=180)
+        with engine.connect() as connection:
+            row = connection.execute(
+                sa.select(ABEvaluation).order_by(ABEvaluation.id.desc()).limit(1)
+            ).first()
+        if row is None:
+            say("ab_evaluate: no test yet (Staging has answered no request)")
+            continue
+        evaluation = {
+            "id": row.id,
+            "test_id": row.test_id,
+            "decision": row.decision,
+            "reason": row.reason,
+            "metric": row.metric,
+            "production": row.production_value,
+            "staging": row.staging_value,
+            "samples": (row.production_samples, row.staging_samples),
+            "p_value": row.p_value,
+            "report": row.html_path,
+            "statistics": row.statistics,
+        }
+        if evaluations and evaluations[-1]["id"] == evaluation["id"]:
+            continue
+        evaluations.append(evaluation)
+        say(f"ab_evaluate: {row.decision}: {row.reason}")
+        if row.decision in DECIDED:
+            break
+    return evaluations
+
+
+def retrain_runs(engine: sa.Engine) -> list[dict[str, Any]]:
+    """Every recorded retrain decision, oldest first."""
+    from driftloop.storage import RetrainRun
+
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(RetrainRun).order_by(RetrainRun.id)).all()
+    return [
+        {
+            "trigger": r.trigger,
+            "decision": r.decision,
+            "reason": r.reason,
+            "model_version": r.model_version,
+            "production_version": r.production_version,
+            "challenger_score": r.challenger_score,
+            "production_score": r.production_score,
+            "drift_check_id": r.drift_check_id,
+        }
+        for r in rows
+    ]
+
+
+def versions() -> tuple[list[dict[str, str]], dict[str, str]]:
+    """Every version with its role, and the lineage tags of the one in Production."""
+    from driftloop import registry
+
+    settings = load_settings()
+    production = registry.by_alias(
+        registry.configure(settings), settings.model.name, registry.PRODUCTION
+    )
+    return registry.listversions(settings), dict(production.tags) if production else {}
+
+
+def answer_after(url: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Which version answers a Production request once the decision is in."""
+    import requests
+
+    response = requests.post(
+        f"{url}/predict", json={"record": record}, headers={"X-Variant": "production"}, timeout=30
+    )
+    body = response.json()
+    return {
+        "status": response.status_code,
+        "version": body.get("version"),
+        "variant": body.get("variant"),
+    }
