@@ -21,6 +21,7 @@ TOP = [
     "bootstrap",
     "retrain",
     "models",
+    "score",
     "simulate",
     "status",
     "promote",

@@ -275,3 +275,37 @@ def test_configured_nullable_features_and_a_version_registered_without_the_recor
                 app.extensions["driftloop"]["shutdown"]()
     finally:
         registry.set_role(client, settings.model.name, "1", registry.PRODUCTION)
+
+
+def test_batch_scoring_takes_empty_cells_where_the_version_allows_them(gappy, tmp_path):
+    """A file with empty cells: numeric and categorical features the version trained with gaps
+    reach it as NaN; an empty cell where it had none sets that row aside, naming the field."""
+    from driftloop.scoring.batch import score_file
+    from driftloop.scoring.model import load_version
+
+    settings, engine = gappy
+    path = tmp_path / "gaps.csv"
+    path.write_text(
+        "id,a,b,c,color\nr1,0.5,,0.1,red\nr2,,0.2,0.3,\nr3,0.1,0.2,,blue\nr4,1,1,1,green\n"
+    )
+    result = score_file(settings, engine, path, tmp_path / "answers.csv", log_predictions=False)
+    assert (result.rows, result.scored, result.set_aside) == (4, 3, 1)
+    assert pd.read_csv(result.rejected).to_dict("records") == [
+        {
+            "row": 3,
+            "reasons": "field 'c' is missing, and this version was not trained with missing "
+            "values for it",
+        }
+    ]
+    answers = pd.read_csv(result.answers)
+    assert answers["id"].tolist() == ["r1", "r2", "r4"]
+    sent = pd.DataFrame(
+        {
+            "a": [0.5, np.nan, 1.0],
+            "b": [np.nan, 0.2, 1.0],
+            "c": [0.1, 0.3, 1.0],
+            "color": pd.Series(["red", np.nan, "green"], dtype=object),
+        }
+    )
+    version = load_version(settings, "1")
+    assert answers["prediction"].tolist() == version.pipeline.predict(sent).tolist()

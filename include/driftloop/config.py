@@ -156,6 +156,12 @@ class StorageSettings(Section):
     def reports_dir(self) -> Path:
         return self.home / "reports"
 
+    @property
+    def scoring_dir(self) -> Path:
+        """Batch scoring: ``inbox/`` to score, ``out/`` answers, ``done/`` scored inputs,
+        ``quarantine/`` files with no usable row."""
+        return self.home / "scoring"
+
 
 class DriftSettings(Section):
     """How batches are tested against the reference (see ``driftloop.drift``).
@@ -305,6 +311,21 @@ class ServingSettings(Section):
     retention_days: float = Field(default=30.0, gt=0.0)
 
 
+class ScoringSettings(Section):
+    """Batch scoring of files with the Production version (``driftloop score``, ``batch_score``)."""
+
+    chunk_rows: PositiveInt = Field(
+        default=50_000, description="Rows read, checked, predicted and written at a time."
+    )
+    log_predictions: bool = Field(
+        default=True, description="Log every scored row (marked batch) in the prediction log."
+    )
+    schedule: str | None = Field(
+        default="*/10 * * * *",
+        description="How often batch_score looks in the inbox; empty: only when triggered.",
+    )
+
+
 class ABSettings(Section):
     """The A/B test between Staging and Production, and Production's health (``driftloop.ab``)."""
 
@@ -391,6 +412,7 @@ class Settings(BaseSettings):
     drift: DriftSettings = DriftSettings()
     training: TrainingSettings = TrainingSettings()
     serving: ServingSettings = ServingSettings()
+    scoring: ScoringSettings = ScoringSettings()
     ab: ABSettings = ABSettings()
     alerts: AlertSettings = AlertSettings()
     database: DatabaseSettings = DatabaseSettings()

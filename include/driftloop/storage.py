@@ -152,8 +152,9 @@ class TrafficSplitRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
-# How a logged request got its variant (``Prediction.assignment``)
-RANDOM, STICKY, FORCED = "random", "sticky", "forced"
+# How a logged record got its variant (``Prediction.assignment``); batch-scored rows are always
+# Production's (Staging's in shadow) and never count in an A/B test
+RANDOM, STICKY, FORCED, BATCH = "random", "sticky", "forced", "batch"
 
 
 class Prediction(Base):
@@ -171,7 +172,7 @@ class Prediction(Base):
     model_version: Mapped[str | None] = mapped_column(sa.String(50))
     shadow: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     status: Mapped[int] = mapped_column(sa.Integer, default=200)
-    assignment: Mapped[str | None] = mapped_column(sa.String(10))  # RANDOM, STICKY or FORCED
+    assignment: Mapped[str | None] = mapped_column(sa.String(10))  # RANDOM, STICKY, FORCED or BATCH
     inputs: Mapped[dict | None] = mapped_column(sa.JSON)
     missing: Mapped[list[str] | None] = mapped_column(sa.JSON)  # features sent null or absent
     output: Mapped[dict | None] = mapped_column(sa.JSON)

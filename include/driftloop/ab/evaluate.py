@@ -30,7 +30,7 @@ from driftloop.ab.sequential import SequentialResult, two_sample
 from driftloop.ab.statistics import VariantStats, request_outcomes, summarize, timeline
 from driftloop.config import Settings
 from driftloop.reporting import atomic_write
-from driftloop.storage import FORCED, ABEvaluation, ABTest, Prediction, session_scope
+from driftloop.storage import BATCH, FORCED, ABEvaluation, ABTest, Prediction, session_scope
 from driftloop.task import metric as metric_named
 from driftloop.task import task_kind, task_of
 from driftloop.vocabulary import ABDecision, ABTestStatus, Action, Role
@@ -163,7 +163,8 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         mine = rows[
             (rows["variant"] == variant)
             & (rows["model_version"] == version)
-            & (rows["assignment"] != FORCED)  # X-Variant: chosen by a person, not randomized
+            # X-Variant: chosen by a person; batch scoring: not randomized either
+            & ~rows["assignment"].isin([FORCED, BATCH])
         ]
         labelled[variant] = mine[
             (mine["status"] == 200) & mine["has_truth"] & _usable_truth(mine["truth"], task)

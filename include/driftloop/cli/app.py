@@ -16,6 +16,7 @@ from driftloop.cli import (
     drift,
     models,
     promotion,
+    score,
     status,
     stream,
     traffic,
@@ -51,6 +52,7 @@ def _root(ctx: typer.Context, config: ConfigOption = None) -> None:
 app.command("bootstrap")(models.bootstrap_command)
 app.command("retrain")(models.retrain_command)
 app.command("models")(models.models_command)
+app.command("score")(score.score_command)
 app.command("simulate")(traffic.simulate_command)
 app.command("status")(status.status_command)
 app.command("promote")(promotion.promote_command)
@@ -74,7 +76,8 @@ def main() -> None:
     from driftloop.stream import StreamError
 
     try:
-        app(standalone_mode=False)
+        # without standalone mode click returns a command's ``typer.Exit`` code, not exits
+        code = app(standalone_mode=False)
     except KeyboardInterrupt:  # Ctrl-C: whatever was started has been stopped on the way out
         typer.echo("interrupted", err=True)
         sys.exit(130)
@@ -99,3 +102,4 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,245 @@
+"""Batch scoring benchmark: ``driftloop score`` against the model alone.
+
+Why: issue 15 asks that scoring a file (read, check, predict, write) of 1M rows run at 70% or
+more of the rows/s of calling ``pipeline.predict`` in-process on the same rows, with no A/B
+test running and the prediction-log insert left out (its rate reported on its own), and that
+peak memory not grow with the file.
+
+What, in one run on one machine:
+
+1. a fresh home (``var/bench-batch-score``, ignored by git) with PyCaret ExtraTrees (the
+   serving benchmark's model: ``n_jobs=1``, 3 folds) bootstrapped as version 1 (Production);
+2. files of 100k, 1M and 2M rows drawn from white wine with replacement plus 1% noise per
+   value, as CSV (and the 1M one as Parquet);
+3. peak resident memory (``VmHWM``) of a fresh process scoring each file size, at the end and
+   after its first 200,000 rows, and of one that only loads the model (the floor);
+4. alternating, ``--repeats`` times: ``pipeline.predict`` on the 1M rows already in memory
+   (the frame is read before the clock starts), on the whole frame and in 50,000-row slices,
+   and ``score_file`` on the 1M-row CSV with the log off, each in a fresh process; the ratio
+   of the medians is the figure;
+5. the prediction-log insert on its own: scoring the 100k file with the log on (SQLite),
+   rows/s of the insert part.
+
+Run from the repository root (about 6 minutes on 2 cores, on a quiet machine):
+
+    .venv/bin/python benchmarks/batch_score_bench.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "driftloop.yaml"
+PYTHON = sys.executable
+
+
+def settings_for(home: Path):
+    from driftloop.config import load_settings
+
+    return load_settings(
+        CONFIG,
+        storage={"home": home},
+        training={"models": ["et"], "folds": 3, "budget_minutes": 1},
+    )
+
+
+def prepare(home: Path, reuse: bool) -> None:
+    """The home with version 1 in Production, and the files to score."""
+    if reuse and (home / "mlflow.db").is_file():
+        return
+    from driftloop.storage import make_engine, upgrade
+    from driftloop.training.retrain import bootstrap
+
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    settings = settings_for(home)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    started = time.perf_counter()
+    bootstrap(settings, engine)
+    print(f"bootstrap: {time.perf_counter() - started:.0f} s", flush=True)
+    write_files(settings, home)
+
+
+def write_files(settings, home: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    data = pd.read_csv(settings.data.path, sep=settings.data.separator)
+    features = data[settings.feature_columns]
+    rng = np.random.default_rng(0)
+    for rows in (100_000, 1_000_000, 2_000_000):
+        picked = features.sample(rows, replace=True, random_state=rows).to_numpy()
+        noisy = picked * rng.normal(1.0, 0.01, picked.shape)
+        frame = pd.DataFrame(noisy.round(5), columns=features.columns)
+        frame.to_csv(home / f"rows-{rows}.csv", sep=settings.data.separator, index=False)
+        if rows == 1_000_000:
+            frame.to_parquet(home / f"rows-{rows}.parquet", index=False)
+        print(f"wrote {rows:,} rows", flush=True)
+
+
+# --- measurements, each in a fresh process (``child``) --------------------------------------
+
+
+def child(kind: str, home: Path, file: str, log: bool) -> dict:
+    """One measurement in this process; printed as JSON for the parent."""
+    import pandas as pd
+
+    from driftloop import registry
+    from driftloop.scoring.model import load_version
+    from driftloop.storage import make_engine
+
+    settings = settings_for(home)
+    registry.configure(settings)
+    result: dict = {"kind": kind, "file": file, "load_avg": os.getloadavg()[0]}
+    if kind.startswith("predict"):
+        version = load_version(settings, "1")
+        frame = pd.read_csv(home / file, sep=settings.data.separator)
+        step = 50_000 if kind == "predict-chunks" else len(frame)
+        started = time.perf_counter()
+        for start in range(0, len(frame), step):
+            version.pipeline.predict(frame.iloc[start : start + step])
+        result["seconds"] = time.perf_counter() - started
+        result["rows"] = len(frame)
+    elif kind == "load":
+        load_version(settings, "1")
+    else:
+        from driftloop.scoring.batch import score_file
+
+        engine = make_engine(settings.database_url)
+        out = home / "out" / f"{file}.answers{Path(file).suffix}"
+        out.parent.mkdir(exist_ok=True)
+        early: list[float] = []
+
+        def progress(rows: int) -> None:
+            if not early and rows >= 200_000:  # the peak so far, to compare with the end's
+                early.append(peak_mib())
+
+        scored = score_file(
+            settings, engine, home / file, out, log_predictions=log, progress=progress
+        )
+        result["peak_mib_200k"] = early[0] if early else None
+        result |= {
+            "seconds": scored.loop_seconds - scored.log_seconds,
+            "log_seconds": scored.log_seconds,
+            "rows": scored.rows,
+            "scored": scored.scored,
+        }
+        out.unlink()
+    result["peak_mib"] = peak_mib()
+    return result
+
+
+def peak_mib() -> float:
+    """This process's peak resident memory. ``VmHWM``, not ``ru_maxrss``: Linux carries
+    ``ru_maxrss`` over from the parent across fork and exec, so every child would report the
+    parent's peak (the one that wrote the files)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(kind: str, home: Path, file: str, log: bool = False) -> dict:
+    done = subprocess.run(
+        [PYTHON, __file__, "--child", kind, "--home", str(home), "--file", file]
+        + (["--log"] if log else []),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if done.returncode:
+        raise SystemExit(done.stderr[-3000:])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", type=Path, default=ROOT / "var/bench-batch-score")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reuse-home", action="store_true")
+    parser.add_argument("--child")
+    parser.add_argument("--file")
+    parser.add_argument("--log", action="store_true")
+    parser.add_argument("--memory-only", action="store_true", help="Skip the speed figures.")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.home, args.file, args.log)))
+        return
+    prepare(args.home, args.reuse_home)
+    million = "rows-1000000.csv"
+    memory = {"model only": measure("load", args.home, million)}
+    for file in ("rows-100000.csv", million, "rows-2000000.csv"):
+        memory[file] = measure("score", args.home, file)
+    if not args.memory_only:
+        predict, chunked, score = [], [], []
+        for _ in range(args.repeats):  # alternating, so a busy spell hits all three
+            predict.append(measure("predict", args.home, million))
+            chunked.append(measure("predict-chunks", args.home, million))
+            score.append(measure("score", args.home, million))
+        parquet = measure("score", args.home, "rows-1000000.parquet")
+        logged = measure("score", args.home, "rows-100000.csv", log=True)
+    loads = [r["load_avg"] for r in memory.values()]
+    print()
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; load avg at the measurements "
+        f"{min(loads):.1f} to {max(loads):.1f}"
+    )
+    print(f"command: .venv/bin/python benchmarks/batch_score_bench.py --repeats {args.repeats}")
+    print()
+    print("| peak memory of a fresh process | MiB at the end | MiB after 200,000 rows |")
+    print("| --- | ---: | ---: |")
+    for name, result in memory.items():
+        early = result.get("peak_mib_200k")
+        shown = "" if early is None else f"{early:,.0f}"
+        print(f"| {name} | {result['peak_mib']:,.0f} | {shown} |")
+    if args.memory_only:
+        return
+    print()
+    print(f"| 1M rows | rows/s (median of {args.repeats}) | seconds |")
+    print("| --- | ---: | ---: |")
+    for name, results in (
+        ("pipeline.predict in-process, the whole frame", predict),
+        ("pipeline.predict in-process, 50,000 rows at a time", chunked),
+        ("driftloop score, CSV: read, check, predict, write", score),
+        ("driftloop score, Parquet (one run)", [parquet]),
+    ):
+        print(f"| {name} | {rate(results):,.0f} | {median_seconds(results):.2f} |")
+    print()
+    print(
+        f"**ratio: {rate(score) / rate(predict):.0%}** of pipeline.predict's rows/s on the "
+        f"whole frame (target 70%); {rate(score) / rate(chunked):.0%} of it in 50,000-row "
+        "chunks"
+    )
+    print()
+    print(
+        f"prediction-log insert (SQLite, 100k rows, with inputs and outputs as JSON): "
+        f"{logged['rows'] / logged['log_seconds']:,.0f} rows/s "
+        f"({logged['log_seconds']:.1f} s beside {logged['seconds']:.1f} s of scoring)"
+    )
+
+
+def rate(results: list[dict]) -> float:
+    return statistics.median(r["rows"] / r["seconds"] for r in results)
+
+
+def median_seconds(results: list[dict]) -> float:
+    return statistics.median(r["seconds"] for r in results)
+
+
+if __name__ == "__main__":
+    main()
