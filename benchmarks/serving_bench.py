@@ -659,7 +659,8 @@ def insert_costs(engine: Any, rows: list[dict[str, Any]], repeat: int) -> tuple[
 
 def stage_times(app: Any, frame: pd.DataFrame, repeat: int) -> dict[str, float]:
     """Median ms of each stage of one ``/predict`` holding every row of ``frame``."""
-    from serving.validation import PredictRequest, parse, records_frame
+    from serving.schemas import PredictRequest, parse
+    from serving.validation import records_frame
 
     context = app.extensions["driftloop"]
     model = context["store"].snapshot.production

@@ -10,34 +10,22 @@ from __future__ import annotations
 
 import gc
 import logging
-import tempfile
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from driftloop import registry
+from driftloop.ab.traffic import PRODUCTION, STAGING, TrafficSplit, load_split
 from driftloop.config import Settings
+from driftloop.scoring import model as scoring
+from driftloop.scoring.model import FeatureSchema
 from serving.batching import MicroBatcher
-from serving.routing import PRODUCTION, STAGING, TrafficSplit, load_split
 
 log = logging.getLogger(__name__)
-
-_NUMERIC_TYPES = {"double", "float", "long", "integer"}
-
-
-@dataclass(frozen=True)
-class FeatureSchema:
-    """What a request record must hold: names, whether each is numeric, and which ones the
-    version can take missing (null or absent)."""
-
-    names: tuple[str, ...]
-    numeric: frozenset[str]
-    nullable: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -69,50 +57,17 @@ class ModelSnapshot:
         return self.production if variant == PRODUCTION else self.staging
 
 
-def _classes(pipeline: Any) -> list[Any] | None:
-    """Class labels in the order of ``predict_proba`` columns (PyCaret encodes labels)."""
-    if not hasattr(pipeline, "predict_proba"):
-        return None
-    steps = dict(getattr(pipeline, "steps", []))
-    encoder = getattr(steps.get("label_encoding"), "transformer", None)
-    labels = getattr(encoder, "classes_", None)
-    if labels is None:
-        labels = getattr(pipeline, "classes_", None)
-    return None if labels is None else [x.item() if hasattr(x, "item") else x for x in labels]
-
-
-def _plain(values: Any) -> list[Any]:
-    return [x.item() if hasattr(x, "item") else x for x in values]
-
-
 def predictor(pipeline: Any, classes: list[Any] | None, example: pd.DataFrame | None = None):
-    """A function from a frame to (predictions, probabilities), for the micro-batcher.
+    """The version's predict function (:func:`driftloop.scoring.model.predictor`: one
+    ``predict_proba`` pass when it agrees with ``predict``), answering in the plain Python
+    values a JSON response carries, for the micro-batcher."""
+    predict = scoring.predictor(pipeline, classes, example)
 
-    A classifier's prediction is the most probable class, so one ``predict_proba`` pass gives
-    both (a second pass would double the cost of every batch). That shortcut is taken only when
-    it agrees with ``predict`` on the version's input example; an estimator with its own
-    decision threshold keeps two passes.
-    """
+    def answer(frame: pd.DataFrame) -> tuple[list[Any], list[list[float]] | None]:
+        return scoring.as_lists(predict(frame))
 
-    def two_passes(frame: pd.DataFrame) -> tuple[list[Any], list[list[float]] | None]:
-        predictions = _plain(pipeline.predict(frame))
-        probabilities = pipeline.predict_proba(frame).tolist() if classes is not None else None
-        return predictions, probabilities
-
-    if classes is None or example is None or not len(example):
-        return two_passes
-    labels = np.asarray(classes, dtype=object)
-
-    def one_pass(frame: pd.DataFrame) -> tuple[list[Any], list[list[float]] | None]:
-        probabilities = pipeline.predict_proba(frame)
-        return labels[probabilities.argmax(axis=1)].tolist(), probabilities.tolist()
-
-    try:
-        agrees = one_pass(example)[0] == two_passes(example)[0]
-    except Exception as exc:  # an odd example must not stop the model from serving
-        log.warning("one-pass prediction check failed, using two passes: %s", exc)
-        agrees = False
-    return one_pass if agrees else two_passes
+    answer.__name__ = predict.__name__  # which of the two ways it predicts, for the logs
+    return answer
 
 
 def _settle_memory() -> None:
@@ -175,38 +130,18 @@ class ModelStore:
             return fresh
 
     def _load(self, variant: str, version: str) -> LoadedModel:
-        import mlflow
-        import mlflow.sklearn
-        from mlflow.models import Model
-
-        uri = f"models:/{self.settings.model.name}/{version}"
-        with tempfile.TemporaryDirectory(prefix="driftloop-model-") as folder:
-            local = mlflow.artifacts.download_artifacts(uri, dst_path=folder)
-            pipeline = mlflow.sklearn.load_model(local)
-            info = Model.load(local)
-            signature = info.signature
-            example = info.load_input_example(local)
-        if signature is not None:
-            columns = signature.inputs.to_dict()
-            names = tuple(c["name"] for c in columns)
-            numeric = frozenset(c["name"] for c in columns if c["type"] in _NUMERIC_TYPES)
-        else:
-            names = tuple(self.settings.feature_columns)
-            numeric = frozenset(set(names) - set(self.settings.data.categorical_features))
-        # recorded at training; a version registered without it: only the configured ones
-        recorded = (info.metadata or {}).get(registry.NULLABLE_FEATURES) or []
-        nullable = (set(recorded) | set(self.settings.data.nullable_features)) & set(names)
-        schema = FeatureSchema(names, numeric, frozenset(nullable))
-        classes = _classes(pipeline)
+        loaded = scoring.load_version(self.settings, version)
         serving = self.settings.serving
         batcher = MicroBatcher(
-            predictor(pipeline, classes, example if isinstance(example, pd.DataFrame) else None),
+            predictor(loaded.pipeline, loaded.classes, loaded.example),
             serving.micro_batch_max,
             serving.micro_batch_wait_ms / 1000,
             f"{variant}-v{version}",
         )
         log.info("loaded %s version %s", variant, version)
-        return LoadedModel(variant, version, pipeline, schema, classes, batcher)
+        return LoadedModel(
+            variant, version, loaded.pipeline, loaded.schema, loaded.classes, batcher
+        )
 
     def start_polling(self) -> None:
         def poll() -> None:

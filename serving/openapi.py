@@ -1,228 +1,229 @@
-"""The server's OpenAPI description and a docs page that renders it without any CDN."""
+"""The server's OpenAPI document, generated from what the server runs on: its routes (each view
+declares what it reads and answers with :func:`documented`; the auth decorators mark who may
+call it), the pydantic models of its bodies (``serving.schemas``) and the loaded models'
+signatures. A record's schema is Production's signature; where Staging's differs, it is listed
+too (``StagingRecord``), since a request routed to Staging is checked against Staging's.
+
+Also the docs page, which renders the document without any CDN.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+from flask import Flask
+from pydantic import BaseModel, TypeAdapter
 
 from driftloop.config import Settings
+from serving.auth import ADMIN, API_KEY, API_KEY_HEADER
+from serving.models import FeatureSchema, LoadedModel, ModelSnapshot
+from serving.schemas import SIGNATURE_MARK, Error
 
-_ERROR = {
-    "description": "refused, with a sentence naming the field and record",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
+REF = "#/components/schemas/{model}"
+View = TypeVar("View", bound=Callable[..., Any])
 
 
-def openapi_spec(settings: Settings) -> dict[str, Any]:
-    """OpenAPI 3.1 for this server; record fields are the configured features."""
-    features = settings.feature_columns
-    numeric = set(features) - set(settings.data.categorical_features)
-    record = {
-        "type": "object",
-        "properties": {
-            **{f: {"type": "number" if f in numeric else "string"} for f in features},
-            settings.serving.sticky_field: {
-                "type": "string",
-                "description": "sticky assignment key",
-            },
-        },
-        "required": features,
-        "additionalProperties": False,
+@dataclass(frozen=True)
+class Operation:
+    """What a view reads and answers with, for the document."""
+
+    body: type[BaseModel] | None
+    answer: Any  # a TypedDict or pydantic model for JSON, else a description
+    status: int
+    refusals: tuple[int, ...]
+    parameters: tuple[dict[str, Any], ...]
+    media: str
+    also: tuple[int, ...]
+
+
+def documented(
+    *,
+    body: type[BaseModel] | None = None,
+    answer: Any = None,
+    status: int = 200,
+    refusals: tuple[int, ...] = (),
+    parameters: tuple[dict[str, Any], ...] = (),
+    media: str = "application/json",
+    also: tuple[int, ...] = (),
+) -> Callable[[View], View]:
+    """Put a view in the OpenAPI document: its summary is its docstring's first paragraph,
+        ``body`` the pydantic model of what it reads, ``answer`` the type of what it returns with
+        ``status``, ``refusals`` the other statuses it may answer with (an error body each), ``also``
+    those it answers with ``answer`` too."""
+
+    def attach(view: View) -> View:
+        view.openapi = Operation(body, answer, status, refusals, parameters, media, also)  # type: ignore[attr-defined]
+        return view
+
+    return attach
+
+
+def header(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A request header a view reads."""
+    return {
+        "name": name,
+        "in": "header",
+        "schema": schema or {"type": "string"},
+        "description": description,
     }
+
+
+def openapi_spec(app: Flask, snapshot: ModelSnapshot, settings: Settings) -> dict[str, Any]:
+    """OpenAPI 3.1 for ``app``'s documented routes, with the records ``snapshot``'s models take."""
+    components: dict[str, Any] = {}
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        operation = getattr(view, "openapi", None)
+        if operation is None:
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(
+                view, operation, sorted(rule.arguments), components, settings
+            )
+    components.update(record_components(snapshot, settings))
     return {
         "openapi": "3.1.0",
         "info": {"title": f"driftloop prediction server: {settings.model.name}", "version": "1"},
         "components": {
-            "schemas": {
-                "Record": record,
-                "Error": {
-                    "type": "object",
-                    "properties": {
-                        "error": {"type": "string"},
-                        "details": {"type": "array", "items": {"type": "string"}},
-                    },
-                },
-            },
+            "schemas": dict(sorted(components.items())),
             "securitySchemes": {
-                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-                "admin": {"type": "http", "scheme": "bearer"},
+                API_KEY: {"type": "apiKey", "in": "header", "name": API_KEY_HEADER},
+                ADMIN: {"type": "http", "scheme": "bearer"},
             },
         },
-        "paths": {
-            "/predict": {
-                "post": {
-                    "summary": "Predict one record or a batch; routed to production or staging",
-                    "parameters": [
-                        {
-                            "name": "X-Client-Key",
-                            "in": "header",
-                            "schema": {"type": "string"},
-                            "description": "sticky assignment key",
-                        },
-                        {
-                            "name": "X-Variant",
-                            "in": "header",
-                            "schema": {"enum": ["production", "staging"]},
-                            "description": "force a variant (testing)",
-                        },
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "oneOf": [
-                                        {
-                                            "type": "object",
-                                            "properties": {
-                                                "record": {"$ref": "#/components/schemas/Record"},
-                                                "client_id": {"type": "string"},
-                                            },
-                                            "required": ["record"],
-                                        },
-                                        {
-                                            "type": "object",
-                                            "properties": {
-                                                "records": {
-                                                    "type": "array",
-                                                    "maxItems": settings.serving.max_records,
-                                                    "items": {
-                                                        "$ref": "#/components/schemas/Record"
-                                                    },
-                                                },
-                                                "client_id": {"type": "string"},
-                                            },
-                                            "required": ["records"],
-                                        },
-                                    ]
-                                }
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "per record: record_id, prediction, probabilities (classifiers); plus model, version, variant, request_id"
-                        },
-                        "400": _ERROR,
-                        "401": _ERROR,
-                        "413": _ERROR,
-                        "415": _ERROR,
-                        "422": _ERROR,
-                        "503": {"description": "no Production model"},
-                    },
-                }
-            },
-            "/feedback": {
-                "post": {
-                    "summary": "The true value of a predicted record",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "record_id": {
-                                            "type": "string",
-                                            "minLength": 1,
-                                            "maxLength": 64,
-                                        },
-                                        "value": {"type": "number"}
-                                        if settings.data.task == "regression"
-                                        else {},
-                                    },
-                                    "required": ["record_id", "value"],
-                                }
-                            }
-                        },
-                    },
-                    "responses": {"201": {"description": "stored"}, "409": _ERROR, "422": _ERROR},
-                }
-            },
-            "/health": {
-                "get": {
-                    "summary": "The process is alive",
-                    "responses": {"200": {"description": "ok"}},
-                }
-            },
-            "/ready": {
-                "get": {
-                    "summary": "A Production model is loaded (degraded when the registry is away)",
-                    "responses": {
-                        "200": {"description": "ready"},
-                        "503": {"description": "not ready"},
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics of every worker",
-                    "responses": {"200": {"description": "text"}},
-                }
-            },
-            "/models": {
-                "get": {
-                    "summary": "Loaded versions, variants and weights",
-                    "responses": {"200": {"description": "ok"}},
-                }
-            },
-            "/reports/": {
-                "get": {
-                    "summary": "Drift and A/B reports, newest first, with their verdicts (HTML)",
-                    "responses": {"200": {"description": "an HTML page"}},
-                }
-            },
-            "/reports/{name}": {
-                "get": {
-                    "summary": "Drift and A/B HTML reports (read-only)",
-                    "parameters": [
-                        {
-                            "name": "name",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                    ],
-                    "responses": {"200": {"description": "file"}, "404": _ERROR},
-                }
-            },
-            "/admin/reload": {
-                "post": {
-                    "summary": "Reload models and weights now",
-                    "security": [{"admin": []}],
-                    "responses": {"200": {"description": "reloaded"}, "401": _ERROR, "403": _ERROR},
-                }
-            },
-            "/admin/traffic": {
-                "put": {
-                    "summary": "Set the staging weight and shadow mode",
-                    "security": [{"admin": []}],
-                    "requestBody": {
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "staging_weight": {
-                                            "type": "number",
-                                            "minimum": 0,
-                                            "maximum": 1,
-                                        },
-                                        "shadow": {"type": "boolean"},
-                                    },
-                                }
-                            }
-                        }
-                    },
-                    "responses": {
-                        "200": {"description": "stored"},
-                        "401": _ERROR,
-                        "403": _ERROR,
-                        "422": _ERROR,
-                    },
-                }
-            },
+        "paths": dict(sorted(paths.items())),
+    }
+
+
+def _operation(
+    view: Callable[..., Any],
+    operation: Operation,
+    arguments: list[str],
+    components: dict[str, Any],
+    settings: Settings,
+) -> dict[str, Any]:
+    summary, _, description = (inspect.getdoc(view) or "").partition("\n\n")
+    out: dict[str, Any] = {"summary": " ".join(summary.split())}
+    if description:
+        out["description"] = " ".join(description.split())
+    refusals = set(operation.refusals)
+    security = getattr(view, "security", None)
+    if security == ADMIN:
+        out["security"] = [{ADMIN: []}]
+        refusals |= {401, 403}
+    elif security == API_KEY and settings.serving.require_api_key:
+        out["security"] = [{API_KEY: []}]
+        refusals |= {401, 503}
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in arguments
+    ]
+    parameters += operation.parameters
+    if parameters:
+        out["parameters"] = parameters
+    if operation.body is not None:
+        schema = _component(operation.body, components)
+        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+    answer: dict[str, Any] = {"description": HTTPStatus(operation.status).phrase}
+    if isinstance(operation.answer, str):
+        answer["description"] = operation.answer
+        answer["content"] = {operation.media: {"schema": {"type": "string"}}}
+    elif operation.answer is not None:
+        answer["content"] = {operation.media: {"schema": _component(operation.answer, components)}}
+    out["responses"] = {str(operation.status): answer}
+    for status in operation.also:
+        out["responses"][str(status)] = {**answer, "description": HTTPStatus(status).phrase}
+    for status in sorted(refusals):
+        out["responses"][str(status)] = {
+            "description": HTTPStatus(status).phrase,
+            "content": {"application/json": {"schema": _component(Error, components)}},
+        }
+    return out
+
+
+def _component(kind: Any, components: dict[str, Any]) -> dict[str, str]:
+    """A reference to ``kind``'s schema, added to ``components`` with the ones it uses."""
+    name = kind.__name__
+    if name not in components:
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            schema = kind.model_json_schema(ref_template=REF)
+        else:
+            schema = TypeAdapter(kind).json_schema(ref_template=REF)
+        for defined, definition in schema.pop("$defs", {}).items():
+            components.setdefault(defined, _marked(definition))
+        components[name] = _marked(schema)
+    return {"$ref": REF.format(model=name)}
+
+
+def _marked(schema: Any) -> Any:
+    """``schema`` with each signature mark made a reference to the record components."""
+    if isinstance(schema, dict):
+        if SIGNATURE_MARK in schema:
+            return {"$ref": REF.format(model=schema[SIGNATURE_MARK])}
+        return {key: _marked(value) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_marked(value) for value in schema]
+    return schema
+
+
+def record_schema(schema: FeatureSchema, sticky_field: str) -> dict[str, Any]:
+    """What one record must hold for a version with this signature: every feature, numbers or
+    strings as the signature says; those it takes missing may be null or absent."""
+    properties: dict[str, Any] = {}
+    for name in schema.names:
+        kind = "number" if name in schema.numeric else "string"
+        properties[name] = {"type": [kind, "null"] if name in schema.nullable else kind}
+    properties[sticky_field] = {"type": "string", "description": "sticky assignment key"}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [name for name in schema.names if name not in schema.nullable],
+        "additionalProperties": False,
+    }
+
+
+def record_components(snapshot: ModelSnapshot, settings: Settings) -> dict[str, Any]:
+    """``Record`` (Production's signature), ``Records`` (a batch of them) and, where Staging's
+    signature differs, ``StagingRecord``."""
+    sticky = settings.serving.sticky_field
+    production, staging = snapshot.production, snapshot.staging
+    if production is None:
+        record: dict[str, Any] = {
+            "type": "object",
+            "description": "no Production version is loaded: its signature will say",
+        }
+    else:
+        record = {**record_schema(production.schema, sticky), "description": _about(production)}
+    components = {
+        "Record": record,
+        "Records": {
+            "type": "array",
+            "items": {"$ref": REF.format(model="Record")},
+            "minItems": 1,
+            "maxItems": settings.serving.max_records,
         },
     }
+    if staging is not None and production is not None:
+        theirs = record_schema(staging.schema, sticky)
+        if theirs != record_schema(production.schema, sticky):
+            components["StagingRecord"] = {
+                **theirs,
+                "description": _about(staging)
+                + "; it differs from Production's, and a request routed to Staging is "
+                "checked against it",
+            }
+    return components
+
+
+def _about(model: LoadedModel) -> str:
+    return f"a record as {model.variant} (version {model.version}) takes it: its signature"
 
 
 DOCS_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>driftloop API</title>

@@ -1,5 +1,6 @@
-"""Request validation at the edge: the envelope with pydantic, the records against the model
-version's feature schema, column by column (vectorized) so large batches stay cheap.
+"""Request validation at the edge: the records of a prediction request against the model
+version's feature schema, column by column (vectorized) so large batches stay cheap. The
+envelopes around them are pydantic models (``serving.schemas``).
 
 Every problem becomes a :class:`RequestError` with an HTTP status and a sentence naming the
 field and the record; no input reaches the model unchecked.
@@ -14,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from serving.models import FeatureSchema
 
@@ -33,35 +33,6 @@ class RequestError(Exception):
         self.status, self.message, self.details = status, message, details or []
 
 
-class PredictRequest(BaseModel):
-    """``{"record": {...}}`` or ``{"records": [{...}, ...]}``, with an optional ``client_id``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    record: dict[str, Any] | None = None
-    records: list[dict[str, Any]] | None = None
-    client_id: str | None = None
-
-    @model_validator(mode="after")
-    def _one_form(self) -> PredictRequest:
-        if (self.record is None) == (self.records is None):
-            raise ValueError("give either 'record' (one object) or 'records' (a list of objects)")
-        return self
-
-    @property
-    def items(self) -> list[dict[str, Any]]:
-        return [self.record] if self.record is not None else list(self.records or [])
-
-
-class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # the ids /predict hands out are 34 or more characters; control characters (NUL among
-    # them, which PostgreSQL cannot store) are never part of one
-    record_id: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
-    value: float | int | str | bool
-
-
 def check_feedback_value(value: Any, task: str) -> None:
     """A regression's true value must be a finite number, or every later A/B evaluation fails
     on it; a class label may be a number or a string, but not ``NaN`` or an infinity."""
@@ -73,25 +44,6 @@ def check_feedback_value(value: Any, task: str) -> None:
         raise RequestError(
             422, f"value: a regression's true value is a finite number, not {value!r}"
         )
-
-
-def parse(model: type[BaseModel], body: Any) -> Any:
-    """Validate a JSON body against a pydantic model; 422 with each problem named."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        details = [
-            f"{_where(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors(include_input=False)[:MAX_DETAILS]
-        ]
-        raise RequestError(
-            422, "the request body does not have the expected shape", details
-        ) from None
-
-
-def _where(loc: tuple[int | str, ...]) -> str:
-    """A pydantic error location; a key sent in the body may be of any length."""
-    return ".".join(str(p) if len(str(p)) <= 60 else shown(p) for p in loc) or "body"
 
 
 @dataclass(frozen=True)

@@ -120,10 +120,9 @@ def test_only_the_cli_and_the_demo_use_the_server_dags_or_plugins():
     assert _imports_from_outside([m for m in MODULES if not _within(m, TOP_LAYER)]) == []
 
 
-@pytest.mark.xfail(strict=True, reason="traffic split moves in issue-14s")
 def test_the_traffic_split_and_the_simulator_live_in_the_library():
     """Even the command line and the demo take the traffic split and the simulator from the
-    library, as the server does (when this passes, drop the xfail mark)."""
+    library, as the server does."""
     assert _imports_from_outside(list(MODULES)) == []
 
 

@@ -7,8 +7,15 @@ import sys
 
 import pytest
 
+from driftloop.ab.traffic import (
+    PRODUCTION,
+    STAGING,
+    TrafficSplit,
+    key_point,
+    load_split,
+    save_split,
+)
 from driftloop.storage import TrafficSplitRecord, session_scope
-from serving.routing import PRODUCTION, STAGING, TrafficSplit, key_point, load_split, save_split
 
 KEYS = [f"customer-{i}" for i in range(100_000)]
 
@@ -29,7 +36,7 @@ def test_keyless_requests_are_split_at_random_by_the_weight():
 
 def test_a_key_gets_the_same_variant_in_processes_with_different_hash_seeds():
     code = (
-        "from serving.routing import TrafficSplit\n"
+        "from driftloop.ab.traffic import TrafficSplit\n"
         "split = TrafficSplit(0.3)\n"
         "print(''.join(split.variant_for(f'customer-{i}')[0] for i in range(2000)))"
     )

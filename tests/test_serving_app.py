@@ -461,3 +461,33 @@ def test_concurrent_one_record_requests_are_predicted_together(served, monkeypat
             assert got["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-12)
     finally:
         app.extensions["driftloop"]["shutdown"]()
+
+
+def test_the_openapi_record_is_the_registered_production_signature(client, served):
+    """The document's record is what the served version's MLflow signature says, not what the
+    config says; Staging (the same model here) is not listed apart."""
+    import mlflow
+    from mlflow.models import Model
+
+    settings, _ = served
+    version = registry.configure(settings).get_model_version_by_alias(
+        settings.model.name, registry.PRODUCTION
+    )
+    local = mlflow.artifacts.download_artifacts(f"models:/{settings.model.name}/{version.version}")
+    columns = Model.load(local).signature.inputs.to_dict()
+    schemas = client.get("/openapi.json").json["components"]["schemas"]
+    record = schemas["Record"]["properties"]
+    assert list(record) == [c["name"] for c in columns] + [settings.serving.sticky_field]
+    for column in columns:
+        expected = (
+            "number" if column["type"] in {"double", "float", "long", "integer"} else "string"
+        )
+        assert record[column["name"]]["type"] in (expected, [expected, "null"])
+    assert "StagingRecord" not in schemas
+
+
+def test_an_options_request_is_not_counted_as_a_prediction(client):
+    answered = {"endpoint": "predict", "status": "200"}
+    before = _sample(client, "driftloop_requests_total", answered)
+    assert client.options("/predict").status_code == 200
+    assert _sample(client, "driftloop_requests_total", answered) == before

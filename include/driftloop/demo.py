@@ -186,7 +186,7 @@ class _TrafficThread:
     followed by its true label as feedback."""
 
     def __init__(self, url: str, rows: list[dict[str, Any]], settings: Settings, rate: float):
-        from serving.simulator import SimulationResult
+        from driftloop.ab.traffic_simulator import SimulationResult
 
         target = settings.data.target
         self.records = [{k: v for k, v in r.items() if k != target} for r in rows]
@@ -205,7 +205,7 @@ class _TrafficThread:
         self.stop()
 
     def _run(self) -> None:
-        from serving.simulator import simulate
+        from driftloop.ab.traffic_simulator import simulate
 
         try:
             simulate(

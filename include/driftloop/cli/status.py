@@ -13,8 +13,8 @@ def status_command(ctx: typer.Context) -> None:
     from datetime import UTC, datetime
 
     from driftloop.ab.evaluate import compute, running_test
+    from driftloop.ab.traffic import load_split
     from driftloop.drift.monitor import recent_checks
-    from serving.routing import load_split
 
     context = cli_context(ctx)
     settings = context.settings

@@ -16,7 +16,7 @@ app = typer.Typer(help="Traffic split between Production and Staging.", no_args_
 @app.command("show")
 def traffic_show(ctx: typer.Context) -> None:
     """Print the stored split (what every server worker uses)."""
-    from serving.routing import load_split
+    from driftloop.ab.traffic import load_split
 
     context = cli_context(ctx)
     name = context.settings.model.name
@@ -38,7 +38,7 @@ def traffic_set(
     """Store a new split; servers pick it up on their next poll."""
     import getpass
 
-    from serving.routing import TrafficSplit, save_split
+    from driftloop.ab.traffic import TrafficSplit, save_split
 
     context = cli_context(ctx)
     save_split(
@@ -65,9 +65,9 @@ def simulate_command(
 
     import pandas as pd
 
+    from driftloop.ab.traffic_simulator import simulate, wait_ready
     from driftloop.data import read_table
     from driftloop.ingest import ACCEPTED, list_batches
-    from serving.simulator import simulate, wait_ready
 
     context = cli_context(ctx)
     settings = context.settings

@@ -47,6 +47,7 @@ class VersionPipeline:
     schema: FeatureSchema
     classes: list[Any] | None
     predict: Predict
+    example: pd.DataFrame | None = None  # the logged input example, if any
 
 
 def load_version(settings: Settings, version: str) -> VersionPipeline:
@@ -80,6 +81,7 @@ def load_version(settings: Settings, version: str) -> VersionPipeline:
         FeatureSchema(names, numeric, frozenset(nullable)),
         classes,
         predictor(pipeline, classes, example),
+        example,
     )
 
 
@@ -132,4 +134,6 @@ def predictor(pipeline: Any, classes: list[Any] | None, example: pd.DataFrame | 
 def as_lists(answers: Answers) -> tuple[list[Any], list[list[float]] | None]:
     """Answers as plain Python values, as a JSON response carries them."""
     predictions, probabilities = answers
-    return _plain(predictions), None if probabilities is None else probabilities.tolist()
+    # class labels are plain already (``class_labels``); numbers convert in one call
+    plain = predictions.tolist() if predictions.dtype != object else _plain(predictions)
+    return plain, None if probabilities is None else probabilities.tolist()

@@ -1,5 +1,8 @@
-"""A traffic simulator: clients send rows no model trained on to ``/predict`` and, when asked,
-their true labels to ``/feedback``, the way users of a served model would."""
+"""A traffic simulator for A/B tests: clients send rows no model trained on to a prediction
+server's ``/predict`` and, when asked, their true labels to ``/feedback``, the way users of a
+served model would (``driftloop simulate`` and the demo). It talks HTTP only, so it works
+against any server. Not to be confused with :mod:`driftloop.ab.simulation`, which simulates
+A/A tests statistically without a server."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Traffic routing between the ``production`` and ``staging`` model versions.
+"""The traffic split between the ``production`` and ``staging`` model versions: what share of
+requests Staging answers and whether it also shadows Production. The prediction server routes
+by it; the CLI shows and sets it.
 
 A client key maps to a point in [0, 1) through a stable hash (BLAKE2b, not Python's salted
 ``hash``), so the same key lands on the same variant in every process and worker. A key goes to
@@ -17,9 +19,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from driftloop.registry import PRODUCTION, STAGING
 from driftloop.storage import TrafficSplitRecord, session_scope
 
-PRODUCTION, STAGING = "production", "staging"
 VARIANTS = (PRODUCTION, STAGING)
 _SCALE = float(1 << 64)
 
