@@ -114,3 +114,17 @@ def test_only_classification_drops_classes_too_rare_to_cross_validate():
     assert CLASSIFICATION.setup_options()["fold_strategy"] == "stratifiedkfold"
     assert REGRESSION.setup_options() == {}
     assert CLASSIFICATION.categorical_target and not REGRESSION.categorical_target
+
+
+def test_the_servers_feedback_check_refuses_what_the_task_cannot_use():
+    from serving.validation import RequestError, check_feedback_value
+
+    check_feedback_value(3, "classification")
+    check_feedback_value("good", "classification")
+    check_feedback_value(2.5, "regression")
+    for value, task in [(True, "regression"), ("3", "regression"), (math.nan, "classification")]:
+        with pytest.raises(RequestError) as refused:
+            check_feedback_value(value, task)
+        assert refused.value.status == 422 and refused.value.message.startswith("value: ")
+    with pytest.raises(RequestError, match="a regression's true value is a finite number, not 'x'"):
+        check_feedback_value("x", "regression")
