@@ -67,7 +67,9 @@ def drift_monitor() -> None:
     @task.short_circuit
     def drift_found(outcome: dict | None) -> bool:
         """Only a new drift verdict goes on; re-running a batch changes nothing."""
-        return bool(outcome and outcome["status"] == "drift" and outcome["new"])
+        from driftloop.vocabulary import DriftStatus
+
+        return bool(outcome and outcome["status"] == DriftStatus.DRIFT and outcome["new"])
 
     @task(outlets=[DRIFT])
     def announce_drift(outcome: dict, outlet_events=None) -> None:

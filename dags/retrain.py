@@ -25,6 +25,19 @@ DRIFT = Asset(DRIFT_ASSET_URI)
 DECAY = Asset(DECAY_ASSET_URI)
 
 
+def cause(params: dict | None, events) -> tuple[int | None, str]:
+    """The drift report and the trigger behind a run: the newest drift event's report, a
+    decay event, or by hand (the run's ``drift_check_id`` parameter, if any)."""
+    from driftloop.vocabulary import Trigger
+
+    events = events or {}
+    if list(events.get(DRIFT, [])):
+        return list(events[DRIFT])[-1].extra.get("report_id"), Trigger.DRIFT
+    if list(events.get(DECAY, [])):
+        return (params or {}).get("drift_check_id"), Trigger.DECAY
+    return (params or {}).get("drift_check_id"), Trigger.MANUAL
+
+
 def ml_task(function):
     """``@task``, or ``@task.external_python`` when ``training.python`` names an interpreter.
 
@@ -58,21 +71,18 @@ def retrain() -> None:
         """Skip, or write the training set and gate holdout (Production's data + recent batches)."""
         from driftloop.training.retrain import assemble
 
-        settings, engine = open_task(CONFIG)
-        drift_check_id, trigger = (params or {}).get("drift_check_id"), "manual"
-        events = triggering_asset_events or {}
-        if list(events.get(DRIFT, [])):
-            drift_check_id, trigger = list(events[DRIFT])[-1].extra.get("report_id"), "drift"
-        elif list(events.get(DECAY, [])):
-            trigger = "decay"
-        return assemble(settings, engine, drift_check_id, trigger)
+        drift_check_id, trigger = cause(params, triggering_asset_events)
+        return assemble(*open_task(CONFIG), drift_check_id, trigger).to_xcom()
 
     @task.short_circuit
     def should_train(assembly: dict) -> bool:
         """A recorded skip ends the run here."""
-        if "skip" in assembly:
-            print(f"skipped: {assembly['skip']['reason']}")
-        return "skip" not in assembly
+        from driftloop.training.steps import Skip, from_xcom
+
+        assembled = from_xcom(assembly)
+        if isinstance(assembled, Skip):
+            print(f"skipped: {assembled.reason}")
+        return not isinstance(assembled, Skip)
 
     @ml_task
     def train(config: str, assembly: dict) -> dict:
@@ -81,32 +91,36 @@ def retrain() -> None:
 
         from driftloop.dag_support import open_task
         from driftloop.training.retrain import train_and_log
+        from driftloop.training.steps import Assembly
 
         logging.getLogger("driftloop").setLevel(logging.INFO)
-        return train_and_log(*open_task(config), assembly)
+        return train_and_log(*open_task(config), Assembly.from_xcom(assembly)).to_xcom()
 
     @ml_task
     def evaluate(config: str, trained: dict) -> dict:
         """Challenger and Production on the same holdout neither has seen."""
         from driftloop.settings_loader import load_settings
         from driftloop.training.retrain import evaluate as score_both
+        from driftloop.training.steps import Trained
 
-        return score_both(load_settings(config), trained)
+        return score_both(load_settings(config), Trained.from_xcom(trained)).to_xcom()
 
     @task
     def register(evaluated: dict) -> dict:
         """A new model version with lineage tags and its reference profile."""
         from driftloop.training.retrain import register as register_version
+        from driftloop.training.steps import Scored
 
-        return register_version(*open_task(CONFIG), evaluated)
+        return register_version(*open_task(CONFIG), Scored.from_xcom(evaluated)).to_xcom()
 
     @task
     def gate(registered: dict) -> dict:
         """Non-inferiority at the margin: Staging, rejected (an alert), or pending (insufficient
         evidence)."""
         from driftloop.training.retrain import gate as decide
+        from driftloop.training.steps import Registered
 
-        decision = decide(*open_task(CONFIG), registered)
+        decision = decide(*open_task(CONFIG), Registered.from_xcom(registered))
         print(f"gate: {decision.decision}: {decision.reason}")
         return decision.to_dict()
 

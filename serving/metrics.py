@@ -17,6 +17,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from driftloop.vocabulary import Role
+
 REQUESTS = Counter("driftloop_requests_total", "HTTP requests answered", ["endpoint", "status"])
 PREDICTIONS = Counter(
     "driftloop_predictions_total", "Records predicted", ["variant", "version", "shadow"]
@@ -74,7 +76,7 @@ class LoopCollector:
             labels=["role", "version"],
         )
         snapshot = self.snapshot()
-        for role in ("production", "staging"):
+        for role in Role:
             model = snapshot.model(role)
             if model is not None:
                 versions.add_metric([role, model.version], 1.0)

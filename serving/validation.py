@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from driftloop.task import task_kind
 from serving.models import FeatureSchema
 
 MAX_DETAILS = 10
@@ -34,16 +35,13 @@ class RequestError(Exception):
 
 
 def check_feedback_value(value: Any, task: str) -> None:
-    """A regression's true value must be a finite number, or every later A/B evaluation fails
-    on it; a class label may be a number or a string, but not ``NaN`` or an infinity."""
+    """A true value the task can use (a regression's must be a finite number, or every later
+    A/B evaluation fails on it); a class label may be a number or a string, but not ``NaN``
+    or an infinity."""
     if isinstance(value, float) and not math.isfinite(value):
         raise RequestError(422, f"value: a true value is a finite number or a label, not {value!r}")
-    if task == "regression" and (
-        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-    ):
-        raise RequestError(
-            422, f"value: a regression's true value is a finite number, not {value!r}"
-        )
+    if (problem := task_kind(task).truth_problem(value)) is not None:
+        raise RequestError(422, f"value: {problem}")
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from driftloop import registry
-from driftloop.ab.evaluate import PROMOTE, REJECT, decide
+from driftloop.ab.evaluate import decide
 from driftloop.ab.sequential import mixture_sprt, two_sample
 from driftloop.ab.simulation import aa_draws, first_decisions, simulate_aa
 from driftloop.ab.statistics import Estimate, VariantStats
 from driftloop.config import Settings
 from driftloop.storage import ABTest
+from driftloop.vocabulary import ABDecision
 
 
 def test_no_difference_is_never_significant_and_the_interval_covers_it():
@@ -83,8 +84,8 @@ def _decisions_of_evaluate(
                 (_stats(registry.PRODUCTION, production), production.astype(float)),
                 (_stats(registry.STAGING, staging), staging.astype(float)),
             )
-            if decision in (PROMOTE, REJECT):
-                decisions[row] = 1 if decision == PROMOTE else -1
+            if decision in (ABDecision.PROMOTE, ABDecision.REJECT):
+                decisions[row] = 1 if decision == ABDecision.PROMOTE else -1
                 break
     return decisions
 

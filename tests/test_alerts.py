@@ -13,6 +13,7 @@ from driftloop import alerts, promotion, registry
 from driftloop.settings_loader import load_settings
 from driftloop.stack.processes import free_port
 from driftloop.storage import make_engine, upgrade
+from driftloop.vocabulary import Action
 
 from .conftest import ROOT
 from .support.registry_home import production_and_staging, register_versions
@@ -59,9 +60,7 @@ def test_one_message_per_event_type(receiver, settings, tmp_path):
     promotion.reject(settings, engine, "ab_evaluate", "worse")
     (fourth,) = register_versions(settings, 1)
     registry.set_role(registry.configure(settings), settings.model.name, fourth, registry.STAGING)
-    promotion.reject(
-        settings, engine, "ab_evaluate", "no difference", action=promotion.INCONCLUSIVE
-    )
+    promotion.reject(settings, engine, "ab_evaluate", "no difference", action=Action.INCONCLUSIVE)
     assert sorted(m["event"] for m in received) == sorted(alerts.EVENTS)
     promoted = next(m for m in received if m["event"] == "promoted")
     assert promoted["model"] == settings.model.name and promoted["details"]["actor"] == "cli:ops"

@@ -17,8 +17,9 @@ from scipy import stats
 
 from driftloop.config import DriftSettings
 from driftloop.drift.calibration import INFINITE, scale, wasserstein_null
-from driftloop.drift.engine import INSUFFICIENT, check_drift
+from driftloop.drift.engine import check_drift
 from driftloop.drift.profile import build_profile
+from driftloop.vocabulary import DriftStatus
 
 SETTINGS = DriftSettings()
 CATEGORICAL = ["colour", "city"]
@@ -109,7 +110,7 @@ def test_no_false_alarms_on_clean_batches_at_any_size():
         for n in flagged:
             for _ in range(25):
                 verdict = check_drift(profile, _population(rng, n), SETTINGS)
-                assert verdict.status != INSUFFICIENT
+                assert verdict.status != DriftStatus.INSUFFICIENT_DATA
                 flagged[n].append(len(verdict.drifted_features) / len(verdict.tested_features))
                 drifted[n] += verdict.drifted
     for n, shares in flagged.items():
@@ -221,11 +222,11 @@ def test_missing_values_leave_out_a_feature_not_the_batch():
     batch.iloc[:, :20] = batch.iloc[:, :20].mask(rng.random((30, 20)) < 0.05)
     batch["f30"] = np.nan  # one feature entirely missing: not tested, not counted
     verdict = check_drift(profile, batch, SETTINGS)
-    assert verdict.status != INSUFFICIENT
+    assert verdict.status != DriftStatus.INSUFFICIENT_DATA
     assert "f30" not in verdict.tested_features
     assert len(verdict.tested_features) >= 10  # the complete ones, at least
     nothing = check_drift(profile, batch.iloc[:5], SETTINGS)
-    assert nothing.status == INSUFFICIENT and nothing.drift_share == 0.0
+    assert nothing.status == DriftStatus.INSUFFICIENT_DATA and nothing.drift_share == 0.0
 
 
 def test_the_limit_closes_every_ladder_and_thresholds_shrink_with_size():

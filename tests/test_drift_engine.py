@@ -6,8 +6,9 @@ import pytest
 
 from driftloop.config import DriftSettings
 from driftloop.drift import statistics
-from driftloop.drift.engine import DRIFT, INSUFFICIENT, NO_DRIFT, DriftError, check_drift
+from driftloop.drift.engine import DriftError, check_drift
 from driftloop.drift.profile import ReferenceProfile, build_profile
+from driftloop.vocabulary import DriftStatus
 
 
 def _frame(
@@ -31,13 +32,13 @@ def profile() -> ReferenceProfile:
 
 def test_same_distribution_does_not_drift(profile, rng):
     verdict = check_drift(profile, _frame(rng, 500), DriftSettings())
-    assert verdict.status == NO_DRIFT and verdict.drifted_features == []
+    assert verdict.status == DriftStatus.NO_DRIFT and verdict.drifted_features == []
     assert not verdict.target_drift
 
 
 def test_shifted_batch_drifts_with_the_shifted_features(profile, rng):
     verdict = check_drift(profile, _frame(rng, 500, shift=1.5), DriftSettings(drift_share=0.5))
-    assert verdict.status == DRIFT
+    assert verdict.status == DriftStatus.DRIFT
     assert set(verdict.drifted_features) == {"a", "b"}
     a = next(f for f in verdict.features if f.name == "a")
     assert a.measurements["mean_shift"].value > 1.2 and a.flags["mean_shift"]
@@ -80,7 +81,7 @@ def test_missing_values_are_ignored_and_reported(profile, rng):
 
 def test_tiny_batch_is_insufficient_data_never_an_alarm(profile, rng):
     verdict = check_drift(profile, _frame(rng, 10, shift=5.0), DriftSettings(min_rows=30))
-    assert verdict.status == INSUFFICIENT
+    assert verdict.status == DriftStatus.INSUFFICIENT_DATA
     assert verdict.drifted_features == [] and not verdict.target_drift
 
 
@@ -95,7 +96,7 @@ def test_target_drift_is_reported_apart(profile, rng):
     batch = _frame(rng, 500)
     batch["label"] = 1
     verdict = check_drift(profile, batch, DriftSettings())
-    assert verdict.target_drift and verdict.status == NO_DRIFT
+    assert verdict.target_drift and verdict.status == DriftStatus.NO_DRIFT
     assert "label" not in verdict.drifted_features
 
 

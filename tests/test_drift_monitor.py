@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from driftloop.drift.monitor import (
-    FAILED,
     check_next_batch,
     recent_checks,
     reset_reference,
@@ -14,6 +13,7 @@ from driftloop.drift.monitor import (
 )
 from driftloop.ingest import IngestError, ingest_landing, list_batches
 from driftloop.stream import replay
+from driftloop.vocabulary import DriftStatus
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_a_failing_check_is_stored_and_does_not_block_the_next(gradual, engine):
     first = list_batches(engine)[0]
     Path(first.path).write_text("")  # the stored file went bad after ingestion
     failed = check_next_batch(gradual, engine)
-    assert failed.batch_id == first.id and failed.status == FAILED and failed.error
+    assert failed.batch_id == first.id and failed.status == DriftStatus.FAILED and failed.error
     assert check_next_batch(gradual, engine).batch_id == list_batches(engine)[1].id
 
 

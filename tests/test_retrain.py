@@ -25,7 +25,10 @@ from driftloop.settings_loader import load_settings
 from driftloop.storage import RetrainRun, make_engine, session_scope, upgrade
 from driftloop.stream import replay
 from driftloop.training import retrain as steps
+from driftloop.training.assembly import split_holdout
 from driftloop.training.gate import GateOutcome, GateResult
+from driftloop.training.steps import Registered, Scored, Skip, Trained
+from driftloop.vocabulary import RetrainDecision, Trigger
 
 from .conftest import ROOT
 from .test_dags import _dag_test, airflow_env  # noqa: F401  (the fixture is used by name)
@@ -60,12 +63,10 @@ def _drifted(settings, engine) -> int:
 
 
 def _run_steps(settings, engine, drift_check_id):
-    assembly = steps.assemble(settings, engine, drift_check_id)
-    assert "skip" not in assembly, assembly
-    trained = steps.train_and_log(settings, engine, assembly)
-    return steps.gate(
-        settings, engine, steps.register(settings, engine, steps.evaluate(settings, trained))
-    )
+    """Every step in one process, as ``driftloop retrain`` runs them."""
+    decision, trained = steps.retrain(settings, engine, drift_check_id, Trigger.DRIFT)
+    assert trained is not None, decision  # not skipped
+    return decision
 
 
 def test_bootstrap_registers_production_with_its_profile(fast):
@@ -86,11 +87,8 @@ def test_bootstrap_registers_production_with_its_profile(fast):
 def test_retrain_without_production_says_there_is_nothing_to_compare_with(fast):
     settings, engine = fast
     assembly = steps.assemble(settings, engine)
-    assert assembly["skip"]["decision"] == "skipped"
-    assert (
-        "nothing to compare with" in assembly["skip"]["reason"]
-        and "driftloop bootstrap" in assembly["skip"]["reason"]
-    )
+    assert assembly.decision.decision == "skipped"
+    assert "nothing to compare with" in assembly.reason and "driftloop bootstrap" in assembly.reason
 
 
 def test_drift_retrain_goes_to_staging_then_later_drift_is_skipped(fast):
@@ -111,7 +109,7 @@ def test_drift_retrain_goes_to_staging_then_later_drift_is_skipped(fast):
     assert str(client.get_model_version_by_alias(settings.model.name, "production").version) == "1"
 
     again = steps.assemble(settings, engine, report_id)  # one challenger at a time
-    assert "Staging version 2 is still under A/B test" in again["skip"]["reason"]
+    assert "Staging version 2 is still under A/B test" in again.reason
 
 
 def test_a_weaker_challenger_is_rejected_and_production_untouched(fast):
@@ -151,7 +149,7 @@ def test_failed_training_leaves_the_registry_as_it_was_and_same_data_is_not_regi
     trained = steps.train_and_log(settings, engine, assembly)
     evaluated = steps.evaluate(settings, trained)
     first = steps.register(settings, engine, evaluated)
-    assert steps.register(settings, engine, evaluated)["version"] == first["version"]  # a retry
+    assert steps.register(settings, engine, evaluated).version == first.version  # a retry
     assert len(registry.list_versions(settings)) == 2
 
 
@@ -287,7 +285,7 @@ def test_the_gate_holdout_is_the_newest_rows_since_the_drift_and_never_trained_o
     # Production's data: rows 30-49 and a copy of row 29, which is in the newest batch
     base = rows.iloc[[*range(30, 50), 29]].astype({"free sulfur dioxide": "float64"})
     drift_time = day + pd.Timedelta(days=1)
-    train, holdout = steps._split_holdout(recent, base, drift_time, settings)
+    train, holdout = split_holdout(recent, base, drift_time, settings)
 
     since = recent[recent["_batch_time"] >= drift_time]
     n = math.ceil(settings.training.holdout_share * len(since))  # 0.4 of 20 rows: 8
@@ -320,68 +318,63 @@ def test_the_skip_rules_the_readme_lists(fast):
         )
         return steps.assemble(changed, engine, report_id)
 
-    assert assemble()["skip"]["reason"] == "no accepted, labelled batches to learn from"
+    assert assemble().reason == "no accepted, labelled batches to learn from"
     report_id = _drifted(settings, engine)
     assembly = assemble(report_id)
-    assert "skip" not in assembly, assembly
-    train, holdout = pd.read_csv(assembly["train_path"]), pd.read_csv(assembly["holdout_path"])
+    assert not isinstance(assembly, Skip), assembly
+    train, holdout = pd.read_csv(assembly.train_path), pd.read_csv(assembly.holdout_path)
     assert len(holdout) and not set(map(tuple, holdout.to_numpy())) & set(
         map(tuple, train.to_numpy())
     )
 
     source = client.get_model_version(name, "1")
     twin = client.create_model_version(
-        name, source.source, run_id=source.run_id, tags={registry.DATA_DIGEST: assembly["digest"]}
+        name, source.source, run_id=source.run_id, tags={registry.DATA_DIGEST: assembly.digest}
     )
-    assert assemble(report_id)["skip"]["reason"] == (
+    assert assemble(report_id).reason == (
         f"version {twin.version} was trained on exactly this data"
     )
     client.delete_model_version(name, twin.version)
 
-    steps.record(engine, steps.Decision(steps.REJECTED, "a retrain just now"), "drift", report_id)
-    assert assemble(report_id, cooldown_minutes=60)["skip"]["reason"] == (
+    steps.record(
+        engine, steps.Decision(RetrainDecision.REJECTED, "a retrain just now"), "drift", report_id
+    )
+    assert assemble(report_id, cooldown_minutes=60).reason == (
         "the last retrain was less than 60 minutes ago (training.cooldown_minutes)"
     )
-    assert "skip" not in assemble(report_id, cooldown_minutes=0)
+    assert not isinstance(assemble(report_id, cooldown_minutes=0), Skip)
 
     staged = str(client.create_model_version(name, source.source, run_id=source.run_id).version)
     registry.set_role(client, name, staged, registry.STAGING)
-    assert assemble(report_id)["skip"]["reason"] == (
+    assert assemble(report_id).reason == (
         f"Staging version {staged} is still under A/B test (training.replace_staging is false)"
     )
     replacing = assemble(report_id, replace_staging=True)
-    assert "skip" not in replacing
+    assert not isinstance(replacing, Skip)
     newer = str(client.create_model_version(name, source.source, run_id=source.run_id).version)
-    decision = steps.gate(
-        settings,
-        engine,
-        {
-            **replacing,
-            "version": newer,
-            "run_id": source.run_id,
-            "gate_result": GateResult(
-                GateOutcome.STAGING,
-                "passed",
-                "accuracy",
-                "test",
-                300,
-                0.6,
-                0.5,
-                0.1,
-                0.05,
-                0.15,
-                0.02,
-                0.05,
-                1,
-            ).to_dict(),
-        },
+    passed = GateResult(
+        GateOutcome.STAGING,
+        "passed",
+        "accuracy",
+        "test",
+        300,
+        0.6,
+        0.5,
+        0.1,
+        0.05,
+        0.15,
+        0.02,
+        0.05,
+        1,
     )
+    trained = Trained(replacing, source.run_id, source.source, "Accuracy", None, None, None)
+    decision = steps.gate(settings, engine, Registered(Scored(trained, passed), newer))
     assert decision.decision == "staging"
     assert registry.by_alias(client, name, registry.STAGING).version == newer
     old = client.get_model_version(name, staged)
     assert old.current_stage == "Archived" and not old.aliases
     with session_scope(engine) as session:
         skipped = session.scalars(
-            sa.select(RetrainRun.reason).where(RetrainRun.decision == steps.SKIPPED)
+            sa.select(RetrainRun.reason).where(RetrainRun.decision == RetrainDecision.SKIPPED)
         ).all()
     assert len(skipped) == 4  # no batches, same data, cooldown, Staging under test

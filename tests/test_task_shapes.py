@@ -27,6 +27,7 @@ from driftloop.storage import RetrainRun, make_engine, session_scope, upgrade
 from driftloop.stream import replay
 from driftloop.training import retrain as steps
 from driftloop.training.gatekeeper import pending_versions, regate_pending
+from driftloop.training.steps import Skip
 
 FAST = {"models": ["lr", "dt"], "budget_minutes": 0.5, "folds": 3}
 
@@ -54,7 +55,7 @@ def _with_training(settings, **values):
 
 def _retrain(settings, engine, drift_check_id, trigger="drift") -> steps.Decision:
     assembly = steps.assemble(settings, engine, drift_check_id, trigger)
-    assert "skip" not in assembly, assembly
+    assert not isinstance(assembly, Skip), assembly
     trained = steps.train_and_log(settings, engine, assembly)
     registered = steps.register(settings, engine, steps.evaluate(settings, trained))
     return steps.gate(settings, engine, registered)
@@ -147,7 +148,7 @@ def test_classification_with_a_categorical_feature_and_missing_values(tmp_path, 
     _assert_registry_follows(settings, first)
     assert first.evidence.attempt == 1 and first.evidence.rows == 200  # 0.4 of 2 batches
     again = steps.assemble(settings, engine, report_id)
-    assert "awaits more labelled rows for its gate" in again["skip"]["reason"]
+    assert "awaits more labelled rows for its gate" in again.reason
     assert regate_pending(settings, engine) == []  # no new labelled rows, no new attempt
 
     # A labelled batch lands: the same version is judged again on the grown holdout.

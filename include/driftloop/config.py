@@ -38,6 +38,9 @@ STATISTIC_NAMES = ("mean_shift", "wasserstein", "jensen_shannon")
 listed here so that validating a config imports nothing of the drift code."""
 KNOWN_STATISTICS = set(STATISTIC_NAMES)
 """What a config may name: those, and any statistic registered later (``register`` adds it)."""
+TASK_METRICS = {"classification": ("accuracy",), "regression": ("mae", "rmse")}
+"""The ab.metric values each task allows: the metrics of ``driftloop.task``'s task kinds (a
+test keeps the two equal), listed here for the same reason."""
 
 _yaml_path: ContextVar[Path | None] = ContextVar("driftloop_yaml_path", default=None)
 
@@ -438,8 +441,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _metric_fits_the_task(self) -> Settings:
         metric, task = self.ab.metric, self.data.task
-        if metric is not None and (metric == "accuracy") != (task == "classification"):
-            fits = "accuracy" if task == "classification" else "mae or rmse"
+        if metric is not None and metric not in TASK_METRICS[task]:
+            fits = " or ".join(TASK_METRICS[task])
             raise ValueError(f"ab.metric {metric} does not fit a {task} task: use {fits}")
         return self
 

@@ -36,6 +36,7 @@ from driftloop.settings_loader import load_settings
 from driftloop.stack.airflow_stack import AirflowStack
 from driftloop.stack.mlflow_server import MlflowServer
 from driftloop.stack.prediction_server import PredictionServer
+from driftloop.vocabulary import DriftStatus, RetrainDecision
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -162,12 +163,12 @@ def run_loop(
             # one drift_monitor run: it ingests the drop and checks the oldest unchecked batch
             batch = demo_watch.check_batch(airflow, engine, say)
             result.batches.append(batch)
-            if batch["status"] == "drift":
+            if batch["status"] == DriftStatus.DRIFT:
                 result.gate = demo_watch.await_retrain(airflow, engine, say)
                 break
         result.drift_events = len(airflow.asset_events("driftloop://drift"))
         result.retrain_runs = demo_watch.retrain_runs(engine)
-        if result.gate and result.gate.get("decision") == "staging":
+        if result.gate and result.gate.get("decision") == RetrainDecision.STAGING:
             result.evaluations = demo_watch.await_decision(airflow, engine, say, ab_timeout)
         simulator.stop()
         result.urls["reports"] = f"{server.url}/reports/ (drift/ and ab/)"

@@ -12,8 +12,13 @@ import sqlalchemy as sa
 from driftloop.settings_loader import load_settings
 from driftloop.stack.airflow_stack import AirflowStack
 from driftloop.stack.processes import StackError, wait_until
+from driftloop.vocabulary import ABDecision
 
-DECIDED = {"promote", "reject", "inconclusive"}
+DECIDED = {
+    ABDecision.PROMOTE,
+    ABDecision.REJECT,
+    ABDecision.INCONCLUSIVE,
+}  # a look that ends a test
 
 
 def check_batch(airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None]) -> dict:

@@ -15,8 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from driftloop.storage import ABEvaluation, ABTest, DriftCheck, HealthCheck, RetrainRun
-
-DRIFT_STATUSES = ("drift", "no_drift", "insufficient_data", "failed")
+from driftloop.vocabulary import ABTestStatus, DriftStatus, Role
 
 
 @dataclass(frozen=True)
@@ -50,11 +49,11 @@ def _drift(connection: sa.Connection) -> list[Gauge]:
         "driftloop_drift_checks",
         "Drift checks stored, by verdict",
         ("status",),
-        [((s,), float(counts.get(s, 0))) for s in DRIFT_STATUSES],
+        [((s,), float(counts.get(s, 0))) for s in DriftStatus],
     )
     latest = connection.execute(
         sa.select(DriftCheck.status, DriftCheck.drift_share, DriftCheck.json_path)
-        .where(DriftCheck.status != "failed")
+        .where(DriftCheck.status != DriftStatus.FAILED)
         .order_by(DriftCheck.id.desc())
         .limit(1)
     ).first()
@@ -73,7 +72,7 @@ def _drift(connection: sa.Connection) -> list[Gauge]:
     )
     if latest is not None:
         share.samples.append(((), float(latest.drift_share or 0.0)))
-        detected.samples.append(((), 1.0 if latest.status == "drift" else 0.0))
+        detected.samples.append(((), 1.0 if latest.status == DriftStatus.DRIFT else 0.0))
         values, thresholds = _feature_scores(latest.json_path)
         scores.samples.extend(values)
         bars.samples.extend(thresholds)
@@ -151,15 +150,15 @@ def _ab(connection: sa.Connection, model_name: str) -> list[Gauge]:
     ).first()
     if row is not None:
         for variant, value, count in (
-            ("production", row.production_value, row.production_samples),
-            ("staging", row.staging_value, row.staging_samples),
+            (Role.PRODUCTION, row.production_value, row.production_samples),
+            (Role.STAGING, row.staging_value, row.staging_samples),
         ):
             if value is not None:
                 metric.samples.append(((variant, row.metric), float(value)))
             samples.samples.append(((variant,), float(count)))
         if row.p_value is not None:
             p_value.samples.append(((), float(row.p_value)))
-        running.samples.append(((), 1.0 if row.status == "running" else 0.0))
+        running.samples.append(((), 1.0 if row.status == ABTestStatus.RUNNING else 0.0))
     return [metric, samples, p_value, running]
 
 

@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from driftloop import alerts, registry
 from driftloop.config import Settings
 from driftloop.storage import AuditRecord, session_scope
+from driftloop.vocabulary import Action
 
-PROMOTE, REJECT, ROLLBACK, INCONCLUSIVE = "promote", "reject", "rollback", "inconclusive"
-ALERTS = {
-    PROMOTE: "promoted",
-    REJECT: "rejected",
-    INCONCLUSIVE: "inconclusive",
-    ROLLBACK: "rolled_back",
+ALERTS = {  # the alert event of each move
+    Action.PROMOTE: "promoted",
+    Action.REJECT: "rejected",
+    Action.INCONCLUSIVE: "inconclusive",
+    Action.ROLLBACK: "rolled_back",
 }
 
 
@@ -30,7 +30,7 @@ ALERTS = {
 class Move:
     """What one action did to the registry."""
 
-    action: str
+    action: Action
     production_before: str | None
     production_after: str | None
     staging_before: str | None
@@ -86,7 +86,16 @@ def promote(
     if production is not None and production != staging:
         registry.archive(client, name, production)
     return _audit(
-        engine, settings, PROMOTE, production, staging, staging, actor, reason, evidence, test_id
+        engine,
+        settings,
+        Action.PROMOTE,
+        production,
+        staging,
+        staging,
+        actor,
+        reason,
+        evidence,
+        test_id,
     )
 
 
@@ -97,7 +106,7 @@ def reject(
     reason: str,
     evidence: dict[str, Any] | None = None,
     test_id: int | None = None,
-    action: str = REJECT,
+    action: Action = Action.REJECT,
     expected: tuple[str | None, str] | None = None,
 ) -> Move:
     """Staging is archived; all traffic goes back to Production."""
@@ -129,7 +138,16 @@ def rollback(
     if production is not None:
         registry.archive(client, name, production)
     return _audit(
-        engine, settings, ROLLBACK, production, previous, staging, actor, reason, evidence, None
+        engine,
+        settings,
+        Action.ROLLBACK,
+        production,
+        previous,
+        staging,
+        actor,
+        reason,
+        evidence,
+        None,
     )
 
 
@@ -146,7 +164,7 @@ def previous_production(engine: sa.Engine, name: str, production: str | None) ->
             sa.select(AuditRecord)
             .where(
                 AuditRecord.model_name == name,
-                AuditRecord.action == PROMOTE,
+                AuditRecord.action == Action.PROMOTE,
                 AuditRecord.production_after == production,
             )
             .order_by(AuditRecord.id.desc())
@@ -182,7 +200,7 @@ def history(engine: sa.Engine, name: str, limit: int = 20) -> list[dict[str, Any
 def _audit(
     engine: sa.Engine,
     settings: Settings,
-    action: str,
+    action: Action,
     production_before: str | None,
     production_after: str | None,
     staging_before: str | None,

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from driftloop.config import Settings
+from driftloop.vocabulary import Role
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-PRODUCTION, STAGING = "production", "staging"
-STAGES = {PRODUCTION: "Production", STAGING: "Staging"}
+PRODUCTION, STAGING = Role.PRODUCTION, Role.STAGING  # the aliases are the roles
+STAGES = {Role.PRODUCTION: "Production", Role.STAGING: "Staging"}
 ARCHIVED = "Archived"
 
 # Version tags.
@@ -52,7 +53,12 @@ class VersionInfo:
 
     @property
     def model_uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
+        return model_uri(self.name, self.version)
+
+
+def model_uri(name: str, version: str) -> str:
+    """The ``models:/`` URI MLflow loads a registered version from."""
+    return f"models:/{name}/{version}"
 
 
 def configure(settings: Settings) -> MlflowClient:
@@ -107,7 +113,7 @@ def get(client: MlflowClient, name: str, version: str) -> VersionInfo:
     return _info(client.get_model_version(name, version))
 
 
-def set_role(client: MlflowClient, name: str, version: str, role: str) -> None:
+def set_role(client: MlflowClient, name: str, version: str, role: Role) -> None:
     """Give ``version`` the alias ``role`` and the matching stage.
 
     The version that held the alias before loses it with the alias move; its stage is left
@@ -133,7 +139,7 @@ def ensure_registered_model(client: MlflowClient, name: str) -> None:
         client.create_registered_model(name, description="Managed by driftloop.")
 
 
-def current_version(settings: Settings, role: str = PRODUCTION) -> str | None:
+def current_version(settings: Settings, role: Role = Role.PRODUCTION) -> str | None:
     """The version number holding ``role`` for the configured model, or None."""
     return getattr(by_alias(configure(settings), settings.model.name, role), "version", None)
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.config import Settings
+from driftloop.task import task_of
 
 _OTHER_SEPARATORS = (",", ";", "\t", "|")
 
@@ -110,7 +111,9 @@ def _check_values(
     columns = [*settings.feature_columns, *([data.target] if result.labelled else [])]
     frame = frame[columns].copy()
     numeric = [c for c in settings.feature_columns if c not in data.categorical_features]
-    if result.labelled and (data.task == "regression" or _all_numeric(frame[data.target])):
+    if result.labelled and (
+        not task_of(settings).categorical_target or _all_numeric(frame[data.target])
+    ):
         numeric.append(data.target)
     for column in numeric:
         frame[column] = _to_number(frame[column], column, result)

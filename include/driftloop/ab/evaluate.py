@@ -24,34 +24,24 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from driftloop import promotion, registry
+from driftloop import promotion
+from driftloop.ab.rows import load_rows, unmatched_feedback
 from driftloop.ab.sequential import SequentialResult, two_sample
-from driftloop.ab.statistics import (
-    HIGHER_IS_BETTER,
-    VariantStats,
-    decision_metric,
-    outcomes,
-    request_outcomes,
-    summarize,
-)
+from driftloop.ab.statistics import VariantStats, request_outcomes, summarize, timeline
 from driftloop.config import Settings
 from driftloop.reporting import atomic_write
-from driftloop.storage import (
-    BATCH,
-    FORCED,
-    ABEvaluation,
-    ABTest,
-    Feedback,
-    Prediction,
-    session_scope,
-)
+from driftloop.storage import BATCH, FORCED, ABEvaluation, ABTest, Prediction, session_scope
+from driftloop.task import metric as metric_named
+from driftloop.task import task_kind, task_of
+from driftloop.vocabulary import ABDecision, ABTestStatus, Action, Role
 
 log = logging.getLogger(__name__)
-RUNNING = "running"
-PROMOTE, REJECT, CONTINUE, INCONCLUSIVE = "promote", "reject", "continue", "inconclusive"
-ENDED = {PROMOTE: "promoted", REJECT: "rejected", INCONCLUSIVE: "inconclusive"}
+ENDED = {  # the test's status once a decision ends it
+    ABDecision.PROMOTE: ABTestStatus.PROMOTED,
+    ABDecision.REJECT: ABTestStatus.REJECTED,
+    ABDecision.INCONCLUSIVE: ABTestStatus.INCONCLUSIVE,
+}
 ACTOR = "ab_evaluate"
-TIMELINE_POINTS = 40
 
 
 @dataclass
@@ -64,7 +54,7 @@ class Evaluation:
     staging_version: str
     started_at: datetime
     metric: str
-    decision: str
+    decision: ABDecision
     reason: str
     production: VariantStats
     staging: VariantStats
@@ -108,20 +98,22 @@ def running_test(settings: Settings, engine: sa.Engine, create: bool = True) -> 
     name = settings.model.name
     with session_scope(engine) as session:
         running = session.scalars(
-            sa.select(ABTest).where(ABTest.model_name == name, ABTest.status == RUNNING)
+            sa.select(ABTest).where(
+                ABTest.model_name == name, ABTest.status == ABTestStatus.RUNNING
+            )
         ).all()
         current = None
         for test in running:
             if (test.production_version, test.staging_version) == (production, staging):
                 current = test
             elif create:
-                test.status, test.ended_at = "superseded", datetime.now(UTC)
+                test.status, test.ended_at = ABTestStatus.SUPERSEDED, datetime.now(UTC)
                 test.reason = f"the pair changed to Production {production}, Staging {staging}"
         if current is None and create and production and staging:
             started = session.scalar(
                 sa.select(sa.func.min(Prediction.created_at)).where(
                     Prediction.model_name == name,
-                    Prediction.variant == registry.STAGING,
+                    Prediction.variant == Role.STAGING,
                     Prediction.model_version == staging,
                     Prediction.shadow.is_(False),
                 )
@@ -132,7 +124,7 @@ def running_test(settings: Settings, engine: sa.Engine, create: bool = True) -> 
                 model_name=name,
                 production_version=production,
                 staging_version=staging,
-                status=RUNNING,
+                status=ABTestStatus.RUNNING,
                 started_at=_aware(started),
             )
             session.add(current)
@@ -152,7 +144,7 @@ def evaluate(
     now = now or datetime.now(UTC)
     evaluation = compute(settings, engine, test, now)
     _store(settings, engine, evaluation)
-    if act and evaluation.decision != CONTINUE:
+    if act and evaluation.decision != ABDecision.CONTINUE:
         _act(settings, engine, evaluation)
     return evaluation
 
@@ -160,13 +152,13 @@ def evaluate(
 def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) -> Evaluation:
     """The numbers and the decision, without acting or storing anything."""
     task = settings.data.task
-    metric = decision_metric(settings.ab.metric, task)
+    metric = task_of(settings).decision_metric(settings.ab.metric).name
     rows = load_rows(engine, test)
     per_variant: dict[str, VariantStats] = {}
     labelled: dict[str, pd.DataFrame] = {}
     for variant, version in (
-        (registry.PRODUCTION, test.production_version),
-        (registry.STAGING, test.staging_version),
+        (Role.PRODUCTION, test.production_version),
+        (Role.STAGING, test.staging_version),
     ):
         mine = rows[
             (rows["variant"] == variant)
@@ -178,14 +170,14 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
             (mine["status"] == 200) & mine["has_truth"] & _usable_truth(mine["truth"], task)
         ]
         per_variant[variant] = summarize(variant, version, mine, labelled[variant], task)
-    production, staging = per_variant[registry.PRODUCTION], per_variant[registry.STAGING]
+    production, staging = per_variant[Role.PRODUCTION], per_variant[Role.STAGING]
     sequential, decision, reason = decide(
         settings,
         test,
         now,
         metric,
-        (production, request_outcomes(labelled[registry.PRODUCTION], metric)),
-        (staging, request_outcomes(labelled[registry.STAGING], metric)),
+        (production, request_outcomes(labelled[Role.PRODUCTION], metric)),
+        (staging, request_outcomes(labelled[Role.STAGING], metric)),
     )
     return Evaluation(
         test.id,
@@ -199,7 +191,7 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         production,
         staging,
         sequential,
-        timeline(labelled, metric, settings),
+        timeline(labelled, metric, settings.ab.min_effect, settings.ab.alpha),
         now,
         unmatched_feedback=unmatched_feedback(engine),
     )
@@ -212,7 +204,7 @@ def decide(
     metric: str,
     production: tuple[VariantStats, np.ndarray],
     staging: tuple[VariantStats, np.ndarray],
-) -> tuple[SequentialResult | None, str, str]:
+) -> tuple[SequentialResult | None, ABDecision, str]:
     """The sequential test and the decision from each variant's numbers and per-request
     outcomes: all that ``compute`` decides on, apart so that the A/A check runs this code."""
     ab = settings.ab
@@ -225,7 +217,7 @@ def decide(
             staging_outcomes,
             ab.min_effect,
             ab.alpha,
-            HIGHER_IS_BETTER[metric],
+            metric_named(metric).higher_is_better,
         )
     decision, reason = _decide(
         settings, test, now, production_stats, staging_stats, sequential, enough, metric
@@ -236,10 +228,7 @@ def decide(
 def _usable_truth(truth: pd.Series, task: str) -> pd.Series:
     """Feedback the metric can use: any label for a classifier, a finite number for a
     regression (the server refuses others; rows stored before that are left out, not fatal)."""
-    if task != "regression":
-        return pd.Series(True, index=truth.index)
-    numbers = pd.to_numeric(truth.where(~truth.map(lambda v: isinstance(v, bool))), errors="coerce")
-    usable = pd.Series(np.isfinite(numbers.to_numpy(dtype=float)), index=truth.index)
+    usable = task_kind(task).usable_truth(truth)
     if (skipped := int((truth.notna() & ~usable).sum())) > 0:
         log.warning("A/B: %d feedback values are not numbers and are left out", skipped)
     return usable
@@ -254,17 +243,20 @@ def _decide(
     sequential: SequentialResult | None,
     enough: bool,
     metric: str,
-) -> tuple[str, str]:
+) -> tuple[ABDecision, str]:
     ab = settings.ab
     if staging.requests >= ab.guardrail_min_requests:
         if staging.error_rate > ab.max_error_rate:
-            return REJECT, (
+            return ABDecision.REJECT, (
                 f"guardrail: Staging failed {staging.failed_requests} of {staging.requests} "
                 f"requests ({staging.error_rate:.1%} > {ab.max_error_rate:.1%})"
             )
         p99 = staging.latency_ms.get("p99")
         if p99 is not None and p99 > ab.max_p99_ms:
-            return REJECT, f"guardrail: Staging's p99 latency {p99:.0f} ms > {ab.max_p99_ms:g} ms"
+            return (
+                ABDecision.REJECT,
+                f"guardrail: Staging's p99 latency {p99:.0f} ms > {ab.max_p99_ms:g} ms",
+            )
     if sequential is not None and enough and sequential.significant:
         better = sequential.difference > 0
         numbers = (
@@ -273,132 +265,25 @@ def _decide(
             f"{production.with_feedback} records; always-valid p {sequential.p_value:.4f} "
             f"<= alpha {ab.alpha:g}"
         )
-        return (
-            (PROMOTE, f"Staging is better: {numbers}")
-            if better
-            else (
-                REJECT,
-                f"Staging is worse: {numbers}",
-            )
-        )
+        if better:
+            return ABDecision.PROMOTE, f"Staging is better: {numbers}"
+        return ABDecision.REJECT, f"Staging is worse: {numbers}"
     if now - _aware(test.started_at) >= timedelta(days=ab.max_days):
-        return INCONCLUSIVE, (
+        return ABDecision.INCONCLUSIVE, (
             f"no significant difference after {ab.max_days:g} days "
             f"({staging.with_feedback} and {production.with_feedback} records with feedback): "
             "Production stays"
         )
     if not enough:
-        return CONTINUE, (
+        return ABDecision.CONTINUE, (
             f"collecting: {staging.with_feedback} Staging and {production.with_feedback} "
             f"Production records with feedback, {ab.min_samples} each needed"
         )
-    return CONTINUE, (
+    return ABDecision.CONTINUE, (
         f"collecting: no significant difference yet (always-valid p {sequential.p_value:.3f})"
         if sequential
         else "collecting"
     )
-
-
-def load_rows(engine: sa.Engine, test: ABTest) -> pd.DataFrame:
-    """The test's log rows (not shadows) with their feedback, if any."""
-    query = (
-        sa.select(
-            Prediction.request_id,
-            Prediction.variant,
-            Prediction.model_version,
-            Prediction.status,
-            Prediction.output,
-            Prediction.latency_ms,
-            Prediction.created_at,
-            Prediction.assignment,
-            Feedback.value,
-            Feedback.id.is_not(None).label("has_truth"),
-        )
-        .outerjoin(Feedback, Feedback.record_id == Prediction.record_id)
-        .where(
-            Prediction.model_name == test.model_name,
-            Prediction.shadow.is_(False),
-            Prediction.created_at >= test.started_at,
-            Prediction.model_version.in_([test.production_version, test.staging_version]),
-        )
-        .order_by(Prediction.created_at, Prediction.id)
-    )
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    frame = pd.DataFrame(
-        rows,
-        columns=[
-            "request_id",
-            "variant",
-            "model_version",
-            "status",
-            "output",
-            "latency_ms",
-            "created_at",
-            "assignment",
-            "truth",
-            "has_truth",
-        ],
-    )
-    frame["has_truth"] = frame["has_truth"].astype(bool)
-    frame["prediction"] = [
-        o.get("prediction") if isinstance(o, dict) else None for o in frame["output"]
-    ]
-    return frame
-
-
-def timeline(
-    labelled: dict[str, pd.DataFrame], metric: str, settings: Settings
-) -> list[dict[str, Any]]:
-    """The metric per variant as feedback accumulated, with 95% bands, and the difference
-    with its always-valid interval: the points the report plots."""
-    frames = []
-    for variant, frame in labelled.items():
-        if len(frame):
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "created_at": frame["created_at"].to_numpy(),
-                        "variant": variant,
-                        "request_id": frame["request_id"].to_numpy(),
-                        "outcome": outcomes(frame, metric),
-                    }
-                )
-            )
-    if not frames:
-        return []
-    merged = pd.concat(frames).sort_values("created_at", kind="stable").reset_index(drop=True)
-    cuts = np.unique(np.linspace(0, len(merged), TIMELINE_POINTS + 1, dtype=int)[1:])
-    points = []
-    for cut in cuts:
-        seen = merged.iloc[:cut]
-        point: dict[str, Any] = {"at": pd.Timestamp(seen["created_at"].iloc[-1]).isoformat()}
-        groups = {  # one value per request, as the decision counts them
-            v: g.groupby("request_id", sort=False)["outcome"].mean().to_numpy()
-            for v, g in seen.groupby("variant")
-        }
-        for variant, values in groups.items():
-            mean = float(values.mean())
-            half = (
-                1.96 * float(values.std(ddof=1)) / np.sqrt(len(values)) if len(values) > 1 else None
-            )
-            value = np.sqrt(mean) if metric == "rmse" else mean
-            point[variant] = {"n": len(values), "value": value, "half_width": half}
-        if all(len(groups.get(v, ())) >= 2 for v in (registry.PRODUCTION, registry.STAGING)):
-            result = two_sample(
-                groups[registry.PRODUCTION],
-                groups[registry.STAGING],
-                settings.ab.min_effect,
-                settings.ab.alpha,
-                HIGHER_IS_BETTER[metric],
-            )
-            point["difference"] = {
-                "value": result.difference,
-                "low": result.ci_low,
-                "high": result.ci_high,
-            }
-        points.append(point)
-    return points
 
 
 def _store(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> None:
@@ -441,11 +326,11 @@ def _act(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> None:
         "sequential": evaluation.sequential.to_dict() if evaluation.sequential else None,
     }
     tested = (evaluation.production_version, evaluation.staging_version)
-    if evaluation.decision == PROMOTE:
+    if evaluation.decision == ABDecision.PROMOTE:
         move = promotion.promote(
             settings, engine, ACTOR, evaluation.reason, evidence, evaluation.test_id, tested
         )
-    else:
+    else:  # reject, or inconclusive: Staging is archived either way
         move = promotion.reject(
             settings,
             engine,
@@ -453,9 +338,7 @@ def _act(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> None:
             evaluation.reason,
             evidence,
             evaluation.test_id,
-            action=promotion.INCONCLUSIVE
-            if evaluation.decision == INCONCLUSIVE
-            else promotion.REJECT,
+            action=Action(evaluation.decision),
             expected=tested,
         )
     close_test(engine, evaluation.test_id, ENDED[evaluation.decision], evaluation.reason)
@@ -467,21 +350,11 @@ def _act(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> None:
     log.info("A/B test %s: %s (%s)", evaluation.test_id, evaluation.decision, evaluation.reason)
 
 
-def close_test(engine: sa.Engine, test_id: int, status: str, reason: str) -> None:
+def close_test(engine: sa.Engine, test_id: int, status: ABTestStatus, reason: str) -> None:
     with session_scope(engine) as session:
         test = session.get(ABTest, test_id)
-        if test is not None and test.status == RUNNING:
+        if test is not None and test.status == ABTestStatus.RUNNING:
             test.status, test.ended_at, test.reason = status, datetime.now(UTC), reason
-
-
-def unmatched_feedback(engine: sa.Engine) -> int:
-    """Feedback whose record id no prediction row carries (yet): lost or foreign record ids,
-    or feedback that arrived before its prediction row was written."""
-    with session_scope(engine) as session:
-        matched = (
-            sa.select(Prediction.id).where(Prediction.record_id == Feedback.record_id).exists()
-        )
-        return session.scalar(sa.select(sa.func.count(Feedback.id)).where(~matched)) or 0
 
 
 def recent_evaluations(engine: sa.Engine, limit: int = 20) -> list[dict[str, Any]]:

@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 import sqlalchemy as sa
 
-from driftloop import registry
-from driftloop.ab.statistics import HIGHER_IS_BETTER, decision_metric, outcomes
+from driftloop.ab.statistics import outcomes
 from driftloop.config import Settings
 from driftloop.storage import Feedback, HealthCheck, Prediction, session_scope
+from driftloop.task import task_of
+from driftloop.vocabulary import Role
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class Health:
 def check_production(settings: Settings, engine: sa.Engine, version: str) -> Health:
     """Compare the version's first and latest feedback windows; store and return the check."""
     ab = settings.ab
-    metric = decision_metric(ab.metric, settings.data.task)
+    decision = task_of(settings).decision_metric(ab.metric)
+    metric = decision.name
     labelled = _labelled(engine, settings.model.name, version)
     window = ab.decay_window
     baseline = current = None
@@ -47,8 +49,8 @@ def check_production(settings: Settings, engine: sa.Engine, version: str) -> Hea
     if len(labelled) >= 2 * window:
         first = outcomes(labelled.head(window), metric).mean()
         last = outcomes(labelled.tail(window), metric).mean()
-        baseline, current = _value(first, metric), _value(last, metric)
-        drop = baseline - current if HIGHER_IS_BETTER[metric] else current - baseline
+        baseline, current = decision.value(first), decision.value(last)
+        drop = baseline - current if decision.higher_is_better else current - baseline
         decayed = drop > ab.decay_limit
         reason = (
             f"{metric} {current:.4f} over the latest {window} records against {baseline:.4f} "
@@ -84,10 +86,6 @@ def check_production(settings: Settings, engine: sa.Engine, version: str) -> Hea
     )
 
 
-def _value(mean: float, metric: str) -> float:
-    return float(mean) ** 0.5 if metric == "rmse" else float(mean)
-
-
 def _labelled(engine: sa.Engine, name: str, version: str) -> pd.DataFrame:
     """The version's answered Production records with feedback, oldest first."""
     query = (
@@ -95,7 +93,7 @@ def _labelled(engine: sa.Engine, name: str, version: str) -> pd.DataFrame:
         .join(Feedback, Feedback.record_id == Prediction.record_id)
         .where(
             Prediction.model_name == name,
-            Prediction.variant == registry.PRODUCTION,
+            Prediction.variant == Role.PRODUCTION,
             Prediction.model_version == version,
             Prediction.shadow.is_(False),
             Prediction.status == 200,

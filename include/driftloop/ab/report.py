@@ -8,9 +8,10 @@ import html
 from typing import Any
 
 from driftloop.reporting import STYLE, png_base64, pyplot
+from driftloop.vocabulary import Role
 
-VARIANTS = ("production", "staging")
-COLOURS = {"production": "#7a9cc6", "staging": "#e08a3c"}
+VARIANTS = tuple(Role)
+COLOURS = {Role.PRODUCTION: "#7a9cc6", Role.STAGING: "#e08a3c"}
 
 
 def render_html(record: dict[str, Any]) -> str:

@@ -17,8 +17,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from driftloop.ab.sequential import two_sample
+from driftloop.task import labels, metric, task_kind
+from driftloop.vocabulary import Role
+
 CONFIDENCE = 0.95
-HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "mae": False, "rmse": False}
+TIMELINE_POINTS = 40
 
 
 @dataclass(frozen=True)
@@ -53,39 +57,19 @@ class VariantStats:
         }
 
 
-def decision_metric(configured: str | None, task: str) -> str:
-    return configured or ("accuracy" if task == "classification" else "mae")
+def outcomes(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """Per-record outcome of metric ``name`` for rows with feedback (columns ``prediction`` and
+    ``truth``): 1/0 correct (class labels compared as the JSON they travelled in: 6, 6.0 and
+    "6" are one class), |error| or error²."""
+    return metric(name).outcomes(frame["truth"], frame["prediction"])
 
 
-def same_label(prediction: Any, truth: Any) -> bool:
-    """Class labels compared as the JSON they travelled in: 6, 6.0 and "6" are one class."""
-    return _label(prediction) == _label(truth)
-
-
-def _label(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
-
-
-def outcomes(frame: pd.DataFrame, metric: str) -> np.ndarray:
-    """Per-record outcome of ``metric`` for rows with feedback: 1/0 correct, |error| or error²."""
-    if metric == "accuracy":
-        return np.fromiter(
-            (same_label(p, t) for p, t in zip(frame["prediction"], frame["truth"], strict=True)),
-            dtype=float,
-            count=len(frame),
-        )
-    error = frame["prediction"].astype(float).to_numpy() - frame["truth"].astype(float).to_numpy()
-    return np.abs(error) if metric == "mae" else error**2
-
-
-def request_outcomes(frame: pd.DataFrame, metric: str) -> np.ndarray:
+def request_outcomes(frame: pd.DataFrame, name: str) -> np.ndarray:
     """One observation per request: the mean outcome of its records, in order of arrival. The
     records of one request are routed together and need not be independent (a review's A/A
     simulation with correlated 50-record requests, counted per record, promoted 18% of the
     time at alpha 0.05); with one-record requests this is the per-record outcome."""
-    values = outcomes(frame, metric)
+    values = outcomes(frame, name)
     return pd.Series(values).groupby(frame["request_id"].to_numpy(), sort=False).mean().to_numpy()
 
 
@@ -107,15 +91,63 @@ def summarize(
     result.latency_ms = {
         f"p{q}": (float(np.percentile(latency, q)) if len(latency) else None) for q in (50, 95, 99)
     }
-    if task == "classification":
-        correct = outcomes(labelled, "accuracy")
-        result.metrics["accuracy"] = _proportion(correct)
-        result.metrics["f1"] = _macro_f1(labelled)
-    else:
-        absolute = outcomes(labelled, "mae")
-        result.metrics["mae"] = _mean(absolute)
-        result.metrics["rmse"] = _rmse(outcomes(labelled, "rmse"))
+    for name in task_kind(task).report_metrics:
+        result.metrics[name] = ESTIMATES[name](labelled)
     return result
+
+
+def timeline(
+    labelled: dict[str, pd.DataFrame], name: str, min_effect: float, alpha: float
+) -> list[dict[str, Any]]:
+    """The metric per variant as feedback accumulated, with 95% bands, and the difference
+    with its always-valid interval: the points the report plots."""
+    frames = []
+    for variant, frame in labelled.items():
+        if len(frame):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "created_at": frame["created_at"].to_numpy(),
+                        "variant": variant,
+                        "request_id": frame["request_id"].to_numpy(),
+                        "outcome": outcomes(frame, name),
+                    }
+                )
+            )
+    if not frames:
+        return []
+    merged = pd.concat(frames).sort_values("created_at", kind="stable").reset_index(drop=True)
+    cuts = np.unique(np.linspace(0, len(merged), TIMELINE_POINTS + 1, dtype=int)[1:])
+    points = []
+    for cut in cuts:
+        seen = merged.iloc[:cut]
+        point: dict[str, Any] = {"at": pd.Timestamp(seen["created_at"].iloc[-1]).isoformat()}
+        groups = {  # one value per request, as the decision counts them
+            v: g.groupby("request_id", sort=False)["outcome"].mean().to_numpy()
+            for v, g in seen.groupby("variant")
+        }
+        for variant, values in groups.items():
+            mean = float(values.mean())
+            half = (
+                1.96 * float(values.std(ddof=1)) / np.sqrt(len(values)) if len(values) > 1 else None
+            )
+            value = metric(name).value(mean)
+            point[variant] = {"n": len(values), "value": value, "half_width": half}
+        if all(len(groups.get(v, ())) >= 2 for v in Role):
+            result = two_sample(
+                groups[Role.PRODUCTION],
+                groups[Role.STAGING],
+                min_effect,
+                alpha,
+                metric(name).higher_is_better,
+            )
+            point["difference"] = {
+                "value": result.difference,
+                "low": result.ci_low,
+                "high": result.ci_high,
+            }
+        points.append(point)
+    return points
 
 
 def _proportion(correct: np.ndarray) -> Estimate:
@@ -166,10 +198,17 @@ def _macro_f1(labelled: pd.DataFrame) -> Estimate:
 
     if labelled.empty:
         return Estimate(None, None, None)
-    predicted = np.array([_label(v) for v in labelled["prediction"]])
-    truth = np.array([_label(v) for v in labelled["truth"]])
+    predicted, truth = labels(labelled["prediction"]), labels(labelled["truth"])
 
     def f1(p: np.ndarray, t: np.ndarray) -> float:
         return float(f1_score(t, p, average="macro", zero_division=0))
 
     return _bootstrap(f1, (predicted, truth), f1(predicted, truth))
+
+
+ESTIMATES = {  # per metric an A/B report shows: its value over the labelled records, with a CI
+    "accuracy": lambda labelled: _proportion(outcomes(labelled, "accuracy")),
+    "f1": _macro_f1,
+    "mae": lambda labelled: _mean(outcomes(labelled, "mae")),
+    "rmse": lambda labelled: _rmse(outcomes(labelled, "rmse")),
+}

@@ -125,9 +125,9 @@ def describe_report(record: dict[str, Any]) -> list[str]:
 
 
 def _print_check(outcome: CheckOutcome) -> None:
-    from driftloop.drift.monitor import FAILED
+    from driftloop.vocabulary import DriftStatus
 
-    if outcome.status == FAILED:
+    if outcome.status == DriftStatus.FAILED:
         typer.echo(f"{outcome.batch_name}: check failed: {outcome.error}")
         return
     share = f" {outcome.drift_share:.0%} of features" if outcome.drift_share is not None else ""

@@ -32,11 +32,11 @@ def retrain_command(
 ) -> None:
     """Run the retrain steps here (what the `retrain` DAG does): assemble, train, evaluate, register, gate."""
     from driftloop.drift.monitor import latest_drift_check
-    from driftloop.training import retrain as steps
+    from driftloop.training.retrain import retrain
+    from driftloop.vocabulary import Trigger
 
     configure_logging()
     context = cli_context(ctx)
-    settings = context.settings
     engine = context.engine()
     if latest_drift:
         drift_check = latest_drift_check(engine)
@@ -44,18 +44,13 @@ def retrain_command(
             raise ValueError(
                 "no drift verdict yet: nothing to retrain for (run `driftloop drift check --all`)"
             )
-    assembly = steps.assemble(
-        settings, engine, drift_check, "manual" if drift_check is None else "drift"
-    )
-    if "skip" in assembly:
-        typer.echo(f"skipped: {assembly['skip']['reason']}")
+    trigger = Trigger.MANUAL if drift_check is None else Trigger.DRIFT
+    decision, trained = retrain(context.settings, engine, drift_check, trigger)
+    if trained is None:
+        typer.echo(f"skipped: {decision.reason}")
         return
-    trained = steps.train_and_log(settings, engine, assembly)
-    decision = steps.gate(
-        settings, engine, steps.register(settings, engine, steps.evaluate(settings, trained))
-    )
     typer.echo(
-        f"version {decision.model_version} ({trained['model_name']}): {decision.decision}: {decision.reason}"
+        f"version {decision.model_version} ({trained.model_name}): {decision.decision}: {decision.reason}"
     )
 
 

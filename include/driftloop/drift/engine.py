@@ -30,8 +30,8 @@ from driftloop.config import DriftSettings
 from driftloop.drift.calibration import scale
 from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile, category_counts
 from driftloop.drift.statistics import STATISTICS, Measurement, effect_floor, fixed_threshold
+from driftloop.vocabulary import DriftStatus
 
-DRIFT, NO_DRIFT, INSUFFICIENT = "drift", "no_drift", "insufficient_data"
 REPORT_FORMAT = 2
 """Version of :meth:`DriftVerdict.to_dict` (1: fixed thresholds, no ``format_version`` key)."""
 CALIBRATED, FIXED = "calibrated", "fixed"
@@ -91,7 +91,7 @@ class ColumnDrift:
 class DriftVerdict:
     """The result of testing one batch: per-column numbers and the dataset-level verdict."""
 
-    status: str
+    status: DriftStatus
     rows: int
     drift_share: float
     required_share: float
@@ -107,7 +107,7 @@ class DriftVerdict:
 
     @property
     def drifted(self) -> bool:
-        return self.status == DRIFT
+        return self.status == DriftStatus.DRIFT
 
     @property
     def drifted_features(self) -> list[str]:
@@ -206,9 +206,9 @@ def check_drift(
         target = _column_drift(profile.columns[profile.target], batch[profile.target], settings)
     tested = [f for f in features if f.tested]
     share = float(np.mean([f.drifted for f in tested])) if tested else 0.0
-    status = NO_DRIFT if tested else INSUFFICIENT
+    status = DriftStatus.NO_DRIFT if tested else DriftStatus.INSUFFICIENT_DATA
     if tested and share >= settings.drift_share:
-        status = DRIFT
+        status = DriftStatus.DRIFT
     return DriftVerdict(
         status=status,
         rows=len(batch),

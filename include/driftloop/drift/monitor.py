@@ -27,8 +27,8 @@ from driftloop.drift.report import write_report
 from driftloop.ingest import ACCEPTED, IngestError, find_batch
 from driftloop.storage import Batch, DriftCheck, ReferenceProfileRecord, session_scope, utcnow
 from driftloop.stream import build_reference, reference_path
-
-FAILED = "failed"
+from driftloop.task import task_of
+from driftloop.vocabulary import DriftStatus
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class CheckOutcome:
 
     @property
     def drifted(self) -> bool:
-        return self.status == "drift"
+        return self.status == DriftStatus.DRIFT
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +67,7 @@ def profile_from_frame(frame: Any, settings: Settings, source: str) -> Reference
         frame[columns],
         categorical=settings.data.categorical_features,
         target=settings.data.target,
-        target_is_categorical=settings.data.task == "classification",
+        target_is_categorical=task_of(settings).categorical_target,
         bins=settings.drift.bins,
         exact_max=settings.drift.exact_reference_max,
         source=source,
@@ -226,7 +226,7 @@ def check_next_batch(
         verdict = check_drift(profile, frame, settings.drift)
     except (DriftError, OSError, ValueError) as exc:
         check.status, check.error, check.drifted_features, check.target_drift = (
-            FAILED,
+            DriftStatus.FAILED,
             str(exc),
             [],
             False,
@@ -313,7 +313,7 @@ def latest_drift_check(engine: sa.Engine) -> int | None:
     with session_scope(engine) as session:
         return session.scalar(
             sa.select(DriftCheck.id)
-            .where(DriftCheck.status == "drift")
+            .where(DriftCheck.status == DriftStatus.DRIFT)
             .order_by(DriftCheck.id.desc())
             .limit(1)
         )

@@ -30,6 +30,7 @@ import pandas as pd
 
 from driftloop.drift.calibration import NullDistribution, sorted_quantiles
 from driftloop.drift.statistics import CATEGORICAL, NUMERIC, STATISTICS, resampled_null
+from driftloop.task import labels
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
@@ -274,18 +275,18 @@ def _numeric_column(name: str, series: pd.Series, bins: int, exact_max: int) -> 
 
 
 def category_labels(series: pd.Series) -> pd.Series:
-    """Non-missing values as text labels; an integral number prints without ``.0`` (6, not 6.0).
+    """Non-missing values as text labels. Numbers are labelled as a classifier's labels are
+    compared (:func:`driftloop.task.labels`: an integral number prints without ``.0``, 6 not
+    6.0); booleans are 1 and 0, as stored profiles name them; text stays as it is.
 
     Each value is labelled on its own, so one 2.5 in a batch does not turn every 3 into "3.0".
     """
     present = series.dropna()
+    if pd.api.types.is_bool_dtype(present):
+        return present.astype(np.int64).astype(str)
     if not pd.api.types.is_numeric_dtype(present):
         return present.astype(str)
-    numbers = present.to_numpy(dtype=float)
-    labels = present.astype(str).to_numpy(dtype=object)
-    integral = np.isfinite(numbers) & (numbers == np.round(numbers))
-    labels[integral] = numbers[integral].astype(np.int64).astype(str)
-    return pd.Series(labels, index=present.index)
+    return pd.Series(labels(present), index=present.index)
 
 
 def category_counts(series: pd.Series) -> dict[str, int]:

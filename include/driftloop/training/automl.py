@@ -16,11 +16,9 @@ import pandas as pd
 
 from driftloop.config import Settings
 from driftloop.data import group_split
+from driftloop.task import task_of
 
 log = logging.getLogger(__name__)
-
-DEFAULT_METRIC = {"classification": "Accuracy", "regression": "MAE"}
-LOWER_IS_BETTER = {"MAE", "MSE", "RMSE", "RMSLE", "MAPE"}
 
 
 class TrainingError(RuntimeError):
@@ -42,29 +40,23 @@ class TrainedModel:
 
 
 def optimize_metric(settings: Settings) -> str:
-    return settings.training.optimize or DEFAULT_METRIC[settings.data.task]
+    return settings.training.optimize or task_of(settings).optimize
 
 
 def train(frame: pd.DataFrame, settings: Settings) -> TrainedModel:
     """Compare the configured models on ``frame`` (features and target) and finalize the best."""
-    target, training = settings.data.target, settings.training
+    target, training, task = settings.data.target, settings.training, task_of(settings)
     frame = frame[[*settings.feature_columns, target]].dropna(subset=[target])
-    dropped: list[str] = []
-    if settings.data.task == "classification":
-        # A class with fewer rows than folds cannot be stratified and breaks PyCaret's CV.
-        counts = frame[target].value_counts()
-        rare = counts[counts < 2 * training.folds].index
-        dropped = [str(c) for c in rare]
-        if dropped:
-            log.info("leaving out classes too rare to cross-validate: %s", dropped)
-            frame = frame[~frame[target].isin(rare)]
+    frame, dropped = task.training_rows(frame, target, training.folds)
+    if dropped:
+        log.info("leaving out classes too rare to cross-validate: %s", dropped)
     if len(frame) < 4 * training.folds:
         raise TrainingError(
             f"{len(frame)} labelled rows are too few to train with {training.folds} folds"
         )
     # Exact duplicate rows never straddle PyCaret's own train/test split.
     fit_part, test_part = group_split(frame, 0.8, np.random.default_rng(training.seed))
-    experiment = _experiment(settings)
+    experiment = task.experiment()
     metric = optimize_metric(settings)
     log.info(
         "setup: %d training rows, %d test rows, %d folds",
@@ -84,11 +76,7 @@ def train(frame: pd.DataFrame, settings: Settings) -> TrainedModel:
         verbose=False,
         html=False,
         system_log=False,  # PyCaret would append to ./logs.log wherever it runs
-        **(
-            {"data_split_stratify": True, "fold_strategy": "stratifiedkfold"}
-            if settings.data.task == "classification"
-            else {}
-        ),
+        **task.setup_options(),
     )
     log.info(
         "compare_models: %s, budget %.1f min, sorted by %s",
@@ -125,16 +113,6 @@ def train(frame: pd.DataFrame, settings: Settings) -> TrainedModel:
     )
 
 
-def _experiment(settings: Settings) -> Any:
-    if settings.data.task == "classification":
-        from pycaret.classification import ClassificationExperiment
-
-        return ClassificationExperiment()
-    from pycaret.regression import RegressionExperiment
-
-    return RegressionExperiment()
-
-
 def _numbers(row: pd.Series) -> dict[str, float]:
     return {
         str(k): float(v)
@@ -153,11 +131,6 @@ def _single_threaded(pipeline: Any) -> None:
 
 
 def score(pipeline: Any, frame: pd.DataFrame, settings: Settings) -> float:
-    """The gate's metric of ``pipeline`` on ``frame``: accuracy, or MAE for regression."""
-    from sklearn.metrics import accuracy_score, mean_absolute_error
-
-    features, truth = frame[settings.feature_columns], frame[settings.data.target]
-    predicted = pipeline.predict(features)
-    if settings.data.task == "classification":
-        return float(accuracy_score(truth.astype(str), pd.Series(predicted).astype(str)))
-    return float(mean_absolute_error(truth, predicted))
+    """The task's default metric of ``pipeline`` on ``frame``: accuracy, or MAE for regression."""
+    predicted = pipeline.predict(frame[settings.feature_columns])
+    return task_of(settings).score(frame[settings.data.target], predicted)

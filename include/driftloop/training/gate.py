@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -28,15 +27,12 @@ import pandas as pd
 from scipy import optimize, stats
 
 from driftloop.config import Settings, TrainingSettings
+from driftloop.task import metric as metric_named
+from driftloop.task import task_of
+from driftloop.vocabulary import GateOutcome
 
 TANGO = "tango score interval, paired proportions"
 FIELLER = "fieller t interval, ratio of paired mean losses"
-
-
-class GateOutcome(StrEnum):
-    STAGING = "staging"
-    REJECTED = "rejected"
-    INSUFFICIENT_EVIDENCE = "insufficient_evidence"
 
 
 @dataclass(frozen=True)
@@ -108,29 +104,16 @@ def _finite(value: float) -> float | None:
 
 
 def gate_metric(settings: Settings) -> str:
-    """Accuracy for classification; RMSE when training optimizes a squared error, else MAE."""
-    if settings.data.task == "classification":
-        return "accuracy"
-    return "rmse" if (settings.training.optimize or "").upper() in {"RMSE", "MSE"} else "mae"
+    """The task's gate metric: accuracy; for a regression RMSE when training optimizes a
+    squared error, else MAE."""
+    return task_of(settings).gate_metric(settings.training.optimize).name
 
 
 def per_row(pipeline: Any, frame: pd.DataFrame, settings: Settings, metric: str) -> np.ndarray:
-    """Per holdout row: 1.0 if right else 0.0 (accuracy), |error| (MAE) or error² (RMSE)."""
+    """Per holdout row: 1.0 if right else 0.0 (accuracy, labels compared as the A/B test
+    compares them), |error| (MAE) or error² (RMSE)."""
     predicted = pipeline.predict(frame[settings.feature_columns])
-    truth = frame[settings.data.target]
-    if metric == "accuracy":
-        # Labels compared as text, as the A/B analysis does: 6, 6.0 and "6" are one class.
-        return (truth.astype(str).to_numpy() == pd.Series(predicted).astype(str).to_numpy()).astype(
-            float
-        )
-    error = truth.to_numpy(dtype=float) - np.asarray(predicted, dtype=float)
-    return np.abs(error) if metric == "mae" else error**2
-
-
-def aggregate(rows: np.ndarray, metric: str) -> float:
-    """The metric from its per-row values."""
-    mean = float(np.mean(rows)) if len(rows) else math.nan
-    return math.sqrt(mean) if metric == "rmse" else mean
+    return metric_named(metric).outcomes(frame[settings.data.target], predicted)
 
 
 # --- intervals -------------------------------------------------------------------------------
@@ -264,8 +247,8 @@ def judge(
         metric=metric,
         test=test,
         rows=rows,
-        challenger_score=_finite(aggregate(challenger_rows, metric)),
-        production_score=_finite(aggregate(production_rows, metric)),
+        challenger_score=_finite(metric_named(metric).aggregate(challenger_rows)),
+        production_score=_finite(metric_named(metric).aggregate(production_rows)),
         difference=_finite(interval.difference),
         low=_finite(interval.low),
         high=_finite(interval.high),

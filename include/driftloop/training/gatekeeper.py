@@ -27,16 +27,17 @@ from driftloop.data import read_table
 from driftloop.drift.monitor import drift_batch_time
 from driftloop.ingest import ACCEPTED
 from driftloop.storage import Batch, RetrainRun, session_scope
-from driftloop.training.gate import GateOutcome, GateResult, gate_metric, judge, per_row
-from driftloop.training.retrain import Decision, record
-from driftloop.training.retrain import _production_training_data as training_data_of
+from driftloop.training.gate import GateResult, gate_metric, judge, per_row
+from driftloop.training.steps import Decision, record
+from driftloop.training.tracking import logged_training_data
+from driftloop.vocabulary import GateOutcome, RetrainDecision, Trigger
 
 log = logging.getLogger(__name__)
 
 PENDING = "pending"  # the registry tag of a version that waits for evidence
-TAG_OF = {
-    GateOutcome.STAGING: "staging",
-    GateOutcome.REJECTED: "rejected",
+TAG_OF = {  # the registry's gate tag of each outcome
+    GateOutcome.STAGING: GateOutcome.STAGING,
+    GateOutcome.REJECTED: GateOutcome.REJECTED,
     GateOutcome.INSUFFICIENT_EVIDENCE: PENDING,
 }
 
@@ -58,7 +59,7 @@ def apply(
     version: str,
     production_version: str,
     run_id: str,
-    trigger: str,
+    trigger: Trigger,
     drift_check_id: int | None,
     details: dict[str, Any] | None = None,
 ) -> Decision:
@@ -81,7 +82,7 @@ def apply(
     client.set_model_version_tag(name, version, registry.GATE_ATTEMPT, str(result.attempt))
     _log_to_run(client, run_id, result)
     decision = Decision(
-        str(result.outcome),
+        RetrainDecision(result.outcome),
         f"{result.reason} ({result.summary()})",
         version,
         production_version,
@@ -93,7 +94,7 @@ def apply(
     )
     log.info("gate: version %s %s: %s", version, decision.decision, decision.reason)
     decision = record(engine, decision, trigger, drift_check_id, details)
-    return _alert_rejection(settings, decision, regate=trigger == "regate")
+    return _alert_rejection(settings, decision, regate=trigger == Trigger.REGATE)
 
 
 def _alert_rejection(settings: Settings, decision: Decision, regate: bool) -> Decision:
@@ -168,7 +169,7 @@ def regate_pending(settings: Settings, engine: sa.Engine) -> list[Decision]:
         if last is None:
             log.warning("version %s is tagged pending but has no gate record", pending.version)
             continue
-        holdout = grown_holdout(settings, engine, client, pending, production, last.drift_check_id)
+        holdout = grown_holdout(settings, engine, pending, production, last.drift_check_id)
         if len(holdout) <= (last.gate_rows or 0):
             log.info(
                 "version %s: no new labelled rows since its last gate (%d)",
@@ -209,7 +210,7 @@ def _regate(
         version=pending.version,
         production_version=production.version,
         run_id=pending.run_id,
-        trigger="regate",
+        trigger=Trigger.REGATE,
         drift_check_id=last.drift_check_id,
         details={"previous_rows": last.gate_rows, "previous_retrain_id": last.id},
     )
@@ -231,7 +232,6 @@ def _last_attempt(engine: sa.Engine, version: str) -> RetrainRun | None:
 def grown_holdout(
     settings: Settings,
     engine: sa.Engine,
-    client: Any,
     challenger: registry.VersionInfo,
     production: registry.VersionInfo,
     drift_check_id: int | None,
@@ -256,7 +256,7 @@ def grown_holdout(
     ).dropna(subset=[settings.data.target])
     seen = np.concatenate(
         [
-            _keys(training_data_of(settings, client, version), columns)
+            _keys(logged_training_data(version.run_id), columns)
             for version in (challenger, production)
         ]
     )

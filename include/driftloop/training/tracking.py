@@ -12,13 +12,17 @@ import json
 import tempfile
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from driftloop.config import Settings
 from driftloop.registry import NULLABLE_FEATURES
+from driftloop.task import task_of
 from driftloop.training.automl import TrainedModel
+
+if TYPE_CHECKING:
+    from driftloop.drift.profile import ReferenceProfile
 
 LIBRARIES = ("pycaret", "scikit-learn", "pandas", "numpy", "mlflow", "driftloop")
 
@@ -36,10 +40,11 @@ def log_training_run(
     settings: Settings,
     digest: str,
     extra_params: dict[str, Any],
-    profile_path: Path,
+    profile: ReferenceProfile,
     run_name: str,
 ) -> tuple[str, str]:
-    """Log everything about one training; return (run id, logged model URI)."""
+    """Log everything about one training, its training data's reference profile among it;
+    return (run id, logged model URI)."""
     import mlflow
     from mlflow.models import infer_signature
 
@@ -79,7 +84,8 @@ def log_training_run(
         mlflow.log_artifact(str(out / "compare_models.csv"))
         training_frame.to_csv(out / "train.csv", index=False)
         mlflow.log_artifact(str(out / "train.csv"), artifact_path="training_data")
-        mlflow.log_artifact(str(profile_path), artifact_path="profile")
+        profile.save(out / "profile.npz")
+        mlflow.log_artifact(str(out / "profile.npz"), artifact_path="profile")
         evaluation = holdout if holdout is not None and len(holdout) else training_frame.tail(500)
         for plot in _plots(trained.pipeline, evaluation, settings, out):
             mlflow.log_artifact(str(plot), artifact_path="plots")
@@ -94,6 +100,17 @@ def log_training_run(
             metadata={NULLABLE_FEATURES: nullable},
         )
         return run.info.run_id, info.model_uri
+
+
+def logged_training_data(run_id: str) -> pd.DataFrame:
+    """The training rows a run logged (``training_data/train.csv``)."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="training_data/train.csv", dst_path=folder
+        )
+        return pd.read_csv(local)
 
 
 def missing_features(features: pd.DataFrame) -> list[str]:
@@ -114,48 +131,32 @@ def _version(library: str) -> str:
 
 
 def _plots(pipeline: Any, frame: pd.DataFrame, settings: Settings, out: Path) -> list[Path]:
-    """Confusion matrix or residuals, and permutation feature importance, as PNG files."""
+    """The task's plot of predictions (confusion matrix or residuals) and permutation feature
+    importance, as PNG files."""
     from sklearn.inspection import permutation_importance
 
     from driftloop.reporting import pyplot
 
     plt = pyplot()
 
+    task = task_of(settings)
     features, truth = frame[settings.feature_columns], frame[settings.data.target]
     predicted = pipeline.predict(features)
     paths = []
     figure, axes = plt.subplots(figsize=(5, 4), dpi=100)
-    if settings.data.task == "classification":
-        from sklearn.metrics import ConfusionMatrixDisplay
-
-        ConfusionMatrixDisplay.from_predictions(
-            truth.astype(str), pd.Series(predicted).astype(str), ax=axes, colorbar=False
-        )
-        axes.set_title("Confusion matrix (gate holdout)")
-        name = "confusion_matrix.png"
-    else:
-        axes.scatter(predicted, truth - predicted, s=6, alpha=0.6)
-        axes.axhline(0, color="grey")
-        axes.set_xlabel("predicted")
-        axes.set_ylabel("residual")
-        axes.set_title("Residuals (gate holdout)")
-        name = "residuals.png"
+    name = task.plot_predictions(axes, truth, predicted)
     figure.tight_layout()
     figure.savefig(out / name)
     plt.close(figure)
     paths.append(out / name)
 
-    # Score through predict(): the pipeline's own score() re-encodes labels and fails on a
-    # class the model never saw, which a holdout after drift may well hold.
-    from sklearn.metrics import accuracy_score, make_scorer, mean_absolute_error
-
-    scorer = (
-        make_scorer(lambda y, p: accuracy_score(pd.Series(y).astype(str), pd.Series(p).astype(str)))
-        if settings.data.task == "classification"
-        else make_scorer(mean_absolute_error, greater_is_better=False)
-    )
     importance = permutation_importance(
-        pipeline, features, truth, scoring=scorer, n_repeats=3, random_state=settings.training.seed
+        pipeline,
+        features,
+        truth,
+        scoring=task.importance_scorer(),
+        n_repeats=3,
+        random_state=settings.training.seed,
     )
     order = importance.importances_mean.argsort()
     figure, axes = plt.subplots(figsize=(6, 4), dpi=100)

@@ -1,0 +1,171 @@
+"""The first retrain step: whether to retrain at all, and on which rows.
+
+A retrain is skipped, and the skip recorded with its reason, when there is no Production
+version to compare with, a Staging version is still under A/B test (unless
+``training.replace_staging``), a version waits for more labelled rows for its gate, the last
+retrain was within ``training.cooldown_minutes``, there are no labelled batches, or a version
+was trained on exactly these rows. Otherwise the training set (Production's training data and
+the recent batches) and the gate holdout (the newest rows since the drift) are written as CSV
+files for the next steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from driftloop import registry
+from driftloop.config import Settings
+from driftloop.data import read_table, row_keys
+from driftloop.drift.monitor import drift_batch_time
+from driftloop.ingest import ACCEPTED
+from driftloop.storage import Batch, RetrainRun, session_scope, utcnow
+from driftloop.training.gatekeeper import pending_versions
+from driftloop.training.steps import Assembly, Decision, Skip, record
+from driftloop.training.tracking import data_digest, logged_training_data
+from driftloop.vocabulary import RetrainDecision, Trigger
+
+log = logging.getLogger(__name__)
+
+
+def assemble(
+    settings: Settings,
+    engine: sa.Engine,
+    drift_check_id: int | None = None,
+    trigger: Trigger = Trigger.DRIFT,
+) -> Assembly | Skip:
+    """Decide whether to retrain; if so, write the training set and the gate holdout."""
+    client = registry.configure(settings)
+    registry.ensure_registered_model(client, settings.model.name)
+    name = settings.model.name
+    production = registry.by_alias(client, name, registry.PRODUCTION)
+
+    def skip(reason: str) -> Skip:
+        log.info("retraining skipped: %s", reason)
+        decision = Decision(
+            RetrainDecision.SKIPPED,
+            reason,
+            production_version=production.version if production else None,
+        )
+        return Skip(record(engine, decision, trigger, drift_check_id))
+
+    if production is None:
+        return skip(
+            f"{name} has no Production version, so there is nothing to compare with: run `driftloop bootstrap` first"
+        )
+    staging = registry.by_alias(client, name, registry.STAGING)
+    if staging is not None and not settings.training.replace_staging:
+        return skip(
+            f"Staging version {staging.version} is still under A/B test (training.replace_staging is false)"
+        )
+    waiting = pending_versions(client, name)
+    if waiting:
+        return skip(
+            f"version {waiting[0].version} awaits more labelled rows for its gate (pending); "
+            "drift_monitor re-gates it as batches land"
+        )
+    if _cooling_down(settings, engine):
+        return skip(
+            f"the last retrain was less than {settings.training.cooldown_minutes:g} minutes ago (training.cooldown_minutes)"
+        )
+
+    base = logged_training_data(production.run_id)
+    recent, drift_time = _recent_batches(settings, engine, drift_check_id)
+    if recent.empty:
+        return skip("no accepted, labelled batches to learn from")
+    train_frame, holdout = split_holdout(recent, base, drift_time, settings)
+    digest = data_digest(train_frame)
+    same = registry.by_digest(client, name, digest)
+    if same is not None:
+        return skip(f"version {same.version} was trained on exactly this data")
+    folder = settings.storage.home / "training" / f"{utcnow():%Y%m%dT%H%M%S%f}"
+    folder.mkdir(parents=True, exist_ok=True)
+    train_frame.to_csv(folder / "train.csv", index=False)
+    holdout.to_csv(folder / "holdout.csv", index=False)
+    log.info(
+        "training set: %d rows (%d from Production's data); gate holdout: %d rows",
+        len(train_frame),
+        len(base),
+        len(holdout),
+    )
+    return Assembly(
+        train_path=str(folder / "train.csv"),
+        holdout_path=str(folder / "holdout.csv"),
+        digest=digest,
+        production_version=production.version,
+        drift_check_id=drift_check_id,
+        trigger=trigger,
+    )
+
+
+def _cooling_down(settings: Settings, engine: sa.Engine) -> bool:
+    """Whether a challenger was gated (Staging or rejected) within the cooldown."""
+    if settings.training.cooldown_minutes <= 0:
+        return False
+    with session_scope(engine) as session:
+        last = session.scalar(
+            sa.select(RetrainRun.created_at)
+            .where(RetrainRun.decision.in_([RetrainDecision.STAGING, RetrainDecision.REJECTED]))
+            .order_by(RetrainRun.id.desc())
+        )
+    return last is not None and utcnow() - _aware(last) < timedelta(
+        minutes=settings.training.cooldown_minutes
+    )
+
+
+def _recent_batches(
+    settings: Settings, engine: sa.Engine, drift_check_id: int | None
+) -> tuple[pd.DataFrame, datetime | None]:
+    """Rows of the newest accepted, labelled batches (window), with each row's batch time."""
+    with session_scope(engine) as session:
+        drift_time = drift_batch_time(session, drift_check_id)
+        rows = session.execute(
+            sa.select(Batch.path, Batch.batch_time)
+            .where(Batch.status == ACCEPTED, Batch.labelled.is_(True))
+            .order_by(Batch.batch_time.desc(), Batch.id.desc())
+            .limit(settings.training.window_batches)
+        ).all()
+    columns = [*settings.feature_columns, settings.data.target]
+    frames = []
+    for path, batch_time in reversed(rows):
+        frame = read_table(Path(path), settings.data)[columns].dropna(subset=[settings.data.target])
+        frames.append(frame.assign(_batch_time=_aware(batch_time)))
+    recent = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=[*columns, "_batch_time"])
+    )
+    return recent, _aware(drift_time) if drift_time is not None else None
+
+
+def split_holdout(
+    recent: pd.DataFrame, base: pd.DataFrame, drift_time: datetime | None, settings: Settings
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The gate holdout: the newest ``holdout_share`` of the rows since the drift; Production
+    never saw them and the challenger does not train on them (nor on exact copies of them).
+    The share is of the rows since the drift, not of all recent rows, so the challenger always
+    keeps most of the new data to learn from."""
+    since = recent if drift_time is None else recent[recent["_batch_time"] >= drift_time]
+    if since.empty:
+        since = recent
+    n_holdout = min(len(since), max(1, math.ceil(settings.training.holdout_share * len(since))))
+    holdout = since.iloc[len(since) - n_holdout :]
+    rest = recent.drop(index=holdout.index)
+    columns = [*settings.feature_columns, settings.data.target]
+    holdout, rest = holdout[columns], rest[columns]
+    train_frame = pd.concat([base[columns], rest], ignore_index=True)
+    # row hashes depend on the dtype (6 and 6.0 differ): compare in the training set's dtypes,
+    # or a column one CSV typed as integers and the other as floats lets copies through
+    holdout_keys = row_keys(holdout.astype(train_frame.dtypes.to_dict()))
+    train_frame = train_frame[~np.isin(row_keys(train_frame), holdout_keys)]
+    return train_frame.reset_index(drop=True), holdout.reset_index(drop=True)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

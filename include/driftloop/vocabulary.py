@@ -1,0 +1,85 @@
+"""The loop's words: each status, outcome, role and trigger that is stored in the database,
+written to a report or sent in an alert, defined once.
+
+They are ``StrEnum`` members, so each one is also its string: it compares equal to it, is
+stored as it, and is written to JSON (and passed between Airflow tasks) as it. This module
+imports nothing, so every layer can use it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """A model version's role: its registry alias, and the A/B variant that answers a request."""
+
+    PRODUCTION = "production"
+    STAGING = "staging"
+
+
+class DriftStatus(StrEnum):
+    """A drift check's verdict (``drift_checks.status``)."""
+
+    DRIFT = "drift"
+    NO_DRIFT = "no_drift"
+    INSUFFICIENT_DATA = "insufficient_data"  # no feature had enough values to test
+    FAILED = "failed"  # the check itself failed; its error is stored beside it
+
+
+class GateOutcome(StrEnum):
+    """What the gate made of a challenger (see ``driftloop.training.gate``)."""
+
+    STAGING = "staging"
+    REJECTED = "rejected"
+    INSUFFICIENT_EVIDENCE = "insufficient_evidence"
+
+
+class RetrainDecision(StrEnum):
+    """How a retraining attempt ended (``retrain_runs.decision``): a gate outcome, a skip, or
+    the first version registered as Production by ``bootstrap``."""
+
+    STAGING = GateOutcome.STAGING.value
+    REJECTED = GateOutcome.REJECTED.value
+    INSUFFICIENT_EVIDENCE = GateOutcome.INSUFFICIENT_EVIDENCE.value
+    SKIPPED = "skipped"
+    PRODUCTION = Role.PRODUCTION.value
+
+
+class Trigger(StrEnum):
+    """Why a retraining attempt ran (``retrain_runs.trigger``)."""
+
+    DRIFT = "drift"
+    DECAY = "decay"
+    MANUAL = "manual"
+    BOOTSTRAP = "bootstrap"
+    REGATE = "regate"  # a pending version judged again on a grown holdout, without training
+
+
+class ABDecision(StrEnum):
+    """What one look at an A/B test decides (``ab_evaluations.decision``)."""
+
+    PROMOTE = "promote"
+    REJECT = "reject"
+    INCONCLUSIVE = "inconclusive"  # no difference within ``ab.max_days``: Production stays
+    CONTINUE = "continue"
+
+
+class Action(StrEnum):
+    """A move between roles, as the audit log records it (``audit_records.action``): an A/B
+    decision that ends a test, or a person's rollback."""
+
+    PROMOTE = ABDecision.PROMOTE.value
+    REJECT = ABDecision.REJECT.value
+    INCONCLUSIVE = ABDecision.INCONCLUSIVE.value
+    ROLLBACK = "rollback"
+
+
+class ABTestStatus(StrEnum):
+    """An A/B test's state (``ab_tests.status``): running, or how it ended."""
+
+    RUNNING = "running"
+    SUPERSEDED = "superseded"  # the (Production, Staging) pair changed under it
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
+    INCONCLUSIVE = "inconclusive"
