@@ -45,7 +45,7 @@ PYTHON = sys.executable
 
 
 def settings_for(home: Path):
-    from driftloop.config import load_settings
+    from driftloop.settings_loader import load_settings
 
     return load_settings(
         CONFIG,
