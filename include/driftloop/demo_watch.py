@@ -142,7 +142,7 @@ def versions() -> tuple[list[dict[str, str]], dict[str, str]]:
     production = registry.by_alias(
         registry.configure(settings), settings.model.name, registry.PRODUCTION
     )
-    return registry.listversions(settings), dict(production.tags) if production else {}
+    return registry.list_versions(settings), dict(production.tags) if production else {}
 
 
 def answer_after(url: str, record: dict[str, Any]) -> dict[str, Any]:
