@@ -16,13 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from driftloop.scoring.frame_checks import LARGEST
 from driftloop.task import task_kind
 from serving.models import FeatureSchema
 
 MAX_DETAILS = 10
-# scikit-learn's trees cast inputs to float32 and fail beyond its range, after routing (a 500
-# that would count against the variant): refuse such values up front
-_LARGEST = float(np.finfo(np.float32).max)
 _NUMBER_TYPES = (int, float)  # exact types: bool (a subclass of int) is not a number here
 
 
@@ -107,7 +105,7 @@ def _numeric_frame(
         values = np.array(rows, dtype=float)
     except OverflowError:
         return None
-    if not (np.isfinite(values).all() and (np.abs(values) <= _LARGEST).all()):
+    if not (np.isfinite(values).all() and (np.abs(values) <= LARGEST).all()):
         return None
     return pd.DataFrame(values, columns=list(names))
 
@@ -187,9 +185,9 @@ def _numbers(values: list[Any], is_null: np.ndarray, name: str, problems: list[s
     _note(
         problems,
         name,
-        np.isfinite(numbers) & (np.abs(numbers) > _LARGEST),
+        np.isfinite(numbers) & (np.abs(numbers) > LARGEST),
         values,
-        f"is too large (beyond ±{_LARGEST:.1e})",
+        f"is too large (beyond ±{LARGEST:.1e})",
     )
     return numbers
 

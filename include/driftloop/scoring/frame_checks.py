@@ -17,13 +17,11 @@ import pandas as pd
 
 from driftloop.scoring.model import FeatureSchema
 
-# scikit-learn's trees cast inputs to float32 and fail beyond its range
+# scikit-learn's trees cast inputs to float32 and fail beyond its range (in the server after
+# routing, a 500 that would count against the variant): the server's record checks and these
+# row checks refuse such values up front
 LARGEST = float(np.finfo(np.float32).max)
 _CANNOT_BE_MISSING = "is missing, and this version was not trained with missing values for it"
-
-
-class UnusableFile(ValueError):
-    """A file whose header leaves no row scorable (a required feature column is absent)."""
 
 
 def missing_columns(columns: list[str], schema: FeatureSchema) -> list[str]:
