@@ -229,6 +229,11 @@ def test_scoring_cannot_start_without_the_file(clean, tmp_path):
     settings, engine = clean
     with pytest.raises(ScoringError, match="does not exist or is not a file"):
         score_file(settings, engine, tmp_path / "nowhere.csv")
+    path = _write(settings, _rows(settings, 3), "kept.csv")
+    with pytest.raises(ScoringError, match=r"^answers.txt: answers are written as CSV \(.csv\)"):
+        score_file(settings, engine, path, tmp_path / "answers.txt")
+    assert path.exists()  # nothing moved, nothing written
+    assert list((settings.storage.scoring_dir / "out").iterdir()) == []
 
 
 def _cli(settings, *args: str, expect: int) -> str:

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from driftloop import registry
 from driftloop.config import Settings
 from driftloop.scoring.files import (
+    FORMATS,
     AnswerWriter,
     Chunk,
     RejectWriter,
@@ -145,6 +146,8 @@ def score_file(
     started = time.perf_counter()
     if not path.is_file():
         raise ScoringError(f"{path} does not exist or is not a file")
+    if out is not None and out.suffix.lower() not in FORMATS:
+        raise ScoringError(f"{out.name}: answers are written as CSV (.csv) or Parquet (.parquet)")
     client = registry.configure(settings)
     production = registry.by_alias(client, settings.model.name, registry.PRODUCTION)
     if production is None:
