@@ -2,7 +2,9 @@
 
 evaluate (numbers, report, decision: promote, reject, inconclusive or continue; the registry
 follows, and servers pick it up within their poll interval) -> check Production's online metric
--> on a new decay, emit ``driftloop://decay`` (``retrain`` is scheduled on it). Logic lives in
+-> on a new decay, emit ``driftloop://decay`` (``retrain`` is scheduled on it). With
+``ab.approval: required`` a decision that must wait for a person is announced on
+``driftloop://approval`` instead of acted on (``ab_approval`` asks the person). Logic lives in
 ``driftloop.ab``; heavy imports happen inside the tasks.
 """
 
@@ -13,11 +15,12 @@ from datetime import datetime
 from airflow.sdk import Asset, dag, task
 
 from driftloop.dag_support import dag_settings, default_args, open_task
-from driftloop.events import DECAY_ASSET_URI
+from driftloop.events import APPROVAL_ASSET_URI, DECAY_ASSET_URI
 from driftloop.settings_loader import load_settings
 
 CONFIG, SETTINGS = dag_settings(__file__)
 DECAY = Asset(DECAY_ASSET_URI)
+APPROVAL = Asset(APPROVAL_ASSET_URI)
 
 
 @dag(
@@ -42,11 +45,32 @@ def ab_evaluate() -> None:
             return None
         print(f"A/B test {evaluation.test_id}: {evaluation.decision}: {evaluation.reason}")
         print(f"report: {evaluation.html_path}")
+        if evaluation.approval:
+            print(f"waits for a person: approval #{evaluation.approval['id']}")
         return {
             "test_id": evaluation.test_id,
             "decision": evaluation.decision,
             "reason": evaluation.reason,
             "report": evaluation.html_path,
+            "approval": evaluation.approval,
+        }
+
+    @task.short_circuit
+    def approval_needed(evaluation: dict | None) -> bool:
+        """An approval no Airflow run asks about yet is announced; one being asked is not again."""
+        return bool(
+            evaluation and evaluation["approval"] and not evaluation["approval"]["dag_run_id"]
+        )
+
+    @task(outlets=[APPROVAL])
+    def ask_for_approval(evaluation: dict, outlet_events=None) -> None:
+        """Emit the approval event; ``ab_approval`` is scheduled on it."""
+        waiting = evaluation["approval"]
+        outlet_events[APPROVAL].extra = {
+            "approval_id": waiting["id"],
+            "test_id": waiting["test_id"],
+            "decision": waiting["decision"],
+            "staging_version": waiting["staging_version"],
         }
 
     @task
@@ -82,7 +106,9 @@ def ab_evaluate() -> None:
         }
 
     health = check_health()
-    evaluate_test() >> health
+    evaluation = evaluate_test()
+    evaluation >> health
+    approval_needed(evaluation) >> ask_for_approval(evaluation)
     decay_found(health) >> announce_decay(health)
 
 

@@ -51,7 +51,7 @@ def test_dagbag_imports_every_dag_without_errors(airflow_env):
     )
     errors, dag_ids = out.strip().splitlines()[-2:]
     assert errors == "{}"
-    assert dag_ids == str(["ab_evaluate", "batch_score", "drift_monitor", "retrain"])
+    assert dag_ids == str(["ab_approval", "ab_evaluate", "batch_score", "drift_monitor", "retrain"])
 
 
 @pytest.mark.parametrize("dag_file", sorted(DAGS.glob("*.py")), ids=lambda p: p.name)

@@ -23,6 +23,8 @@ ALERTS = {  # the alert event of each move
     Action.REJECT: "rejected",
     Action.INCONCLUSIVE: "inconclusive",
     Action.ROLLBACK: "rolled_back",
+    Action.DECLINED: "approval_declined",
+    Action.EXPIRED: "approval_expired",
 }
 
 
@@ -149,6 +151,23 @@ def rollback(
         evidence,
         None,
     )
+
+
+def record_answer(
+    settings: Settings,
+    engine: sa.Engine,
+    action: Action,
+    pair: tuple[str | None, str],
+    actor: str,
+    reason: str,
+    evidence: dict[str, Any],
+    test_id: int,
+) -> int:
+    """An answer to a waiting decision that moved nothing, audited and alerted like a move."""
+    production, staging = pair
+    return _audit(
+        engine, settings, action, production, production, staging, actor, reason, evidence, test_id
+    ).audit_id
 
 
 def previous_production(engine: sa.Engine, name: str, production: str | None) -> str | None:

@@ -255,6 +255,28 @@ class AuditRecord(Base):
     )
 
 
+class Approval(Base):
+    """A decision of ``ab_evaluate`` that waits for a person (``ab.approval: required``): at
+    most one pending per A/B test; who answered, what and why once it is settled."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    test_id: Mapped[int] = mapped_column(sa.ForeignKey("ab_tests.id", ondelete="CASCADE"))
+    evaluation_id: Mapped[int | None] = mapped_column(sa.Integer)
+    decision: Mapped[str] = mapped_column(sa.String(20))  # promote, reject or inconclusive
+    reason: Mapped[str] = mapped_column(sa.Text)
+    production_version: Mapped[str | None] = mapped_column(sa.String(50))
+    staging_version: Mapped[str] = mapped_column(sa.String(50))
+    status: Mapped[str] = mapped_column(sa.String(20), index=True)
+    dag_run_id: Mapped[str | None] = mapped_column(sa.String(255))
+    responded_by: Mapped[str | None] = mapped_column(sa.String(255))
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    audit_id: Mapped[int | None] = mapped_column(sa.Integer)
+    requested_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
 class HealthCheck(Base):
     """Production's online metric from feedback: its first window against its latest."""
 

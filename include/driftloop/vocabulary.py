@@ -73,6 +73,8 @@ class Action(StrEnum):
     REJECT = ABDecision.REJECT.value
     INCONCLUSIVE = ABDecision.INCONCLUSIVE.value
     ROLLBACK = "rollback"
+    DECLINED = "declined"  # a person declined a decision that waited for them: nothing moved
+    EXPIRED = "expired"  # nobody answered a waiting decision in time: nothing moved
 
 
 class ABTestStatus(StrEnum):
@@ -83,3 +85,20 @@ class ABTestStatus(StrEnum):
     PROMOTED = "promoted"
     REJECTED = "rejected"
     INCONCLUSIVE = "inconclusive"
+
+
+class ApprovalStatus(StrEnum):
+    """Where a decision that waits for a person stands (``approvals.status``)."""
+
+    PENDING = "pending"
+    APPROVED = "approved"  # the person said yes; the decision was carried out
+    DECLINED = "declined"  # the person said no: nothing moved, not asked again in this test
+    EXPIRED = "expired"  # nobody answered in time: nothing moved, the test goes on
+    SUPERSEDED = "superseded"  # something else moved the pair first (a guardrail, the CLI)
+
+
+class ApprovalChoice(StrEnum):
+    """The options the person is offered in Airflow (those of ``ApprovalOperator``)."""
+
+    APPROVE = "Approve"
+    REJECT = "Reject"

@@ -9,6 +9,9 @@ a JSON record and an HTML report, then decides:
   have ``ab.min_samples`` records with feedback;
 - **inconclusive** past ``ab.max_days``: Production stays, Staging is archived;
 - otherwise **continue** collecting.
+
+With ``ab.approval: required`` a decision in ``ab.approval_actions`` waits for a person
+(``driftloop.ab.approval``) instead of being acted on; guardrail rejections never wait.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from driftloop import promotion
+from driftloop.ab import approval
 from driftloop.ab.rows import load_rows, unmatched_feedback
 from driftloop.ab.sequential import SequentialResult, two_sample
 from driftloop.ab.statistics import VariantStats, request_outcomes, summarize, timeline
@@ -67,6 +71,7 @@ class Evaluation:
     acted: bool = False
     move: dict[str, Any] | None = None
     unmatched_feedback: int = 0
+    approval: dict[str, Any] | None = None  # the pending approval the decision waits on
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +88,7 @@ class Evaluation:
             "acted": self.acted,
             "move": self.move,
             "unmatched_feedback": self.unmatched_feedback,
+            "approval": self.approval,
             "production": self.production.to_dict(),
             "staging": self.staging.to_dict(),
             "sequential": self.sequential.to_dict() if self.sequential else None,
@@ -145,7 +151,12 @@ def evaluate(
     evaluation = compute(settings, engine, test, now)
     _store(settings, engine, evaluation)
     if act and evaluation.decision != ABDecision.CONTINUE:
-        _act(settings, engine, evaluation)
+        if approval.waits(settings, evaluation.decision, evaluation.reason):
+            waiting = approval.request(engine, evaluation)  # None: a person declined it already
+            evaluation.approval = waiting.to_dict() if waiting else None
+        else:
+            _act(settings, engine, evaluation)
+            approval.supersede(engine, evaluation.test_id, ACTOR, evaluation.reason)
     return evaluation
 
 

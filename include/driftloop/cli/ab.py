@@ -132,5 +132,10 @@ def print_evaluation(evaluation: Evaluation, indent: str = "") -> None:
             f"{indent}unmatched feedback: {evaluation.unmatched_feedback} (no prediction row)"
         )
     typer.echo(f"{indent}decision: {evaluation.decision}: {evaluation.reason}")
+    if evaluation.approval:
+        typer.echo(
+            f"{indent}waits for a person: approval #{evaluation.approval['id']} "
+            "(ab.approval: required; ab_evaluate announces it to Airflow's ab_approval DAG)"
+        )
     if evaluation.html_path:
         typer.echo(f"{indent}report: {evaluation.html_path}")

@@ -1,5 +1,9 @@
 """Moves between the registry's roles, each asked for, reasoned and audited: ``driftloop
-promote``, ``reject`` and ``rollback`` (also under ``driftloop ab``, beside ``ab history``)."""
+promote``, ``reject`` and ``rollback`` (also under ``driftloop ab``, beside ``ab history``).
+
+A person's promote or reject also settles an approval waiting in Airflow (``ab.approval:
+required``): it no longer moves anything, and with ``airflow.api_url`` and a token the waiting
+human-in-the-loop task is answered too; otherwise the command says what is left pending."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import typer
 from driftloop.cli.context import cli_context
 
 if TYPE_CHECKING:
+    from driftloop.cli.context import CliContext
     from driftloop.promotion import Move
 
 Reason = Annotated[str | None, typer.Option(help="Why (kept in the audit log); asked when absent.")]
@@ -39,6 +44,7 @@ def promote_command(
         reason,
         yes,
         actor,
+        settle=lambda why, who: _settle_waiting(context, "promote", who, why),
     )
 
 
@@ -61,6 +67,7 @@ def reject_command(
         reason,
         yes,
         actor,
+        settle=lambda why, who: _settle_waiting(context, "reject", who, why),
     )
 
 
@@ -95,15 +102,32 @@ def _act(
     reason: str | None,
     yes: bool,
     actor: str | None,
-) -> None:
+    settle: Callable[[str, str], None] | None = None,
+) -> Move:
     import getpass
 
     if not yes:
         typer.confirm(question, abort=True)
     if not reason:
         reason = typer.prompt("Reason (for the audit log)")
-    move = action(reason, f"cli:{actor or getpass.getuser()}")
+    who = f"cli:{actor or getpass.getuser()}"
+    move = action(reason, who)
     typer.echo(
         f"{move.action}: Production {move.production_before or '-'} -> {move.production_after or '-'} "
         f"(audit #{move.audit_id}); servers follow within serving.poll_seconds"
     )
+    if settle is not None:
+        settle(reason, who)
+    return move
+
+
+def _settle_waiting(context: CliContext, action: str, who: str, reason: str) -> None:
+    """The approval this move makes moot: settled here, and answered in Airflow if possible."""
+    from driftloop.ab import approval
+    from driftloop.vocabulary import ApprovalChoice
+
+    engine = context.engine()
+    for view in approval.pending(engine, context.settings.model.name):
+        approval.supersede(engine, view.test_id, who, f"{action} by hand: {reason}")
+        choice = ApprovalChoice.APPROVE if view.decision == action else ApprovalChoice.REJECT
+        typer.echo(approval.answer_in_airflow(context.settings, view, choice, reason))

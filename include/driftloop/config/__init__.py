@@ -31,6 +31,7 @@ from driftloop.config.base import (
 )
 from driftloop.config.sections import (
     ABSettings,
+    AirflowSettings,
     AlertSettings,
     DatabaseSettings,
     DataSettings,
@@ -49,6 +50,7 @@ __all__ = [
     "STATISTIC_NAMES",
     "TASK_METRICS",
     "ABSettings",
+    "AirflowSettings",
     "AlertSettings",
     "Bounds",
     "DataSettings",
@@ -92,6 +94,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     model: ModelSettings
     mlflow: MlflowSettings = MlflowSettings()
+    airflow: AirflowSettings = AirflowSettings()
 
     # Reads a data file's column names; set by the loader, which may import the data code.
     _read_header: Callable[[DataSettings], list[str]] | None = PrivateAttr(default=None)

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import (
     Field,
     PositiveInt,
+    SecretStr,
     field_validator,
     model_validator,
 )
@@ -316,6 +317,47 @@ class ABSettings(Section):
         description="Decay when the recent metric is this much worse than the version's first window.",
     )
     schedule: str | None = Field(default="@hourly", description="ab_evaluate's Airflow schedule.")
+    approval: Literal["auto", "required"] = Field(
+        default="auto",
+        description="required: a person approves the decisions in approval_actions in Airflow "
+        "(the ab_approval DAG) before the registry moves; guardrail rejections stay immediate.",
+    )
+    approval_actions: list[Literal["promote", "reject", "inconclusive"]] = Field(
+        default_factory=lambda: ["promote"],
+        description="The decisions that wait for a person when approval is required.",
+    )
+    approval_timeout_hours: float = Field(
+        default=24.0, gt=0.0, description="An unanswered approval expires; nothing moves."
+    )
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="Airflow user ids who may answer (the HITL operator's assigned_users); "
+        "empty: anyone allowed to act on the DAG.",
+    )
+
+    @field_validator("approval_actions")
+    @classmethod
+    def _some_actions(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("list at least one of promote, reject, inconclusive")
+        return sorted(set(value), key=value.index)
+
+
+class AirflowSettings(Section):
+    """Where driftloop reaches Airflow's REST API (``driftloop promote`` answering a waiting
+    approval); the token belongs in ``DRIFTLOOP_AIRFLOW__TOKEN``, never in the file."""
+
+    api_url: str | None = Field(
+        default=None, description="The api-server's base URL, e.g. http://localhost:8080."
+    )
+    token: SecretStr | None = Field(default=None, description="A JWT for Airflow's REST API.")
+
+    @field_validator("api_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value.rstrip("/") if value else value
 
 
 class AlertSettings(Section):

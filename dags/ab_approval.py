@@ -1,0 +1,87 @@
+"""ab_approval: a person approves (or not) a decision of ``ab_evaluate`` before it moves the
+registry, the Airflow way (``ab.approval: required``).
+
+Started by an event on ``driftloop://approval`` carrying the waiting approval's id: describe it
+-> wait for a person in Airflow's human-in-the-loop task (Approve or Reject, with a comment;
+only ``ab.approvers`` may answer when set; it expires after ``ab.approval_timeout_hours``) ->
+settle: an approval carries the decision out, a rejection or no answer moves nothing. The
+person's choice, name and comment go into the audit log and the alert. Logic lives in
+``driftloop.ab.approval``; heavy imports happen inside the tasks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.sdk import Asset, Param, dag, task
+
+from driftloop.dag_support import dag_settings, default_args, open_task
+from driftloop.events import APPROVAL_ASSET_URI, APPROVAL_DAG_ID, APPROVAL_TASK_ID
+
+CONFIG, SETTINGS = dag_settings(__file__)
+APPROVAL = Asset(APPROVAL_ASSET_URI)
+
+
+@dag(
+    dag_id=APPROVAL_DAG_ID,
+    schedule=[APPROVAL],
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args=default_args(retries=2),
+    tags=["driftloop"],
+    doc_md=__doc__,
+)
+def ab_approval() -> None:
+    @task
+    def describe(triggering_asset_events=None, run_id=None) -> dict:
+        """The waiting approval this run asks about; its run is noted for the CLI."""
+        from driftloop.ab.approval import attach_run
+
+        events = list((triggering_asset_events or {}).get(APPROVAL, []))
+        if not events:
+            raise ValueError("ab_approval starts from a driftloop://approval event, not by hand")
+        approval_id = int(events[-1].extra["approval_id"])
+        _, engine = open_task(CONFIG)
+        view = attach_run(engine, approval_id, run_id)
+        body = (
+            f"**A/B test {view.test_id}**: Production v{view.production_version}, "
+            f"Staging v{view.staging_version}\n\n{view.reason}\n\n"
+            "Approve carries the decision out; Reject moves nothing (and ab_evaluate will not ask "
+            "again in this test). No answer in time moves nothing; the test goes on."
+        )
+        return {"approval_id": view.id, "subject": view.subject, "body": body}
+
+    wait = HITLOperator(
+        task_id=APPROVAL_TASK_ID,
+        subject="{{ ti.xcom_pull(task_ids='describe')['subject'] }}",
+        body="{{ ti.xcom_pull(task_ids='describe')['body'] }}",
+        options=["Approve", "Reject"],
+        params={"comment": Param("", type="string", description="Why (kept in the audit log).")},
+        assigned_users=[{"id": user, "name": user} for user in SETTINGS.ab.approvers] or None,
+        response_timeout=timedelta(hours=SETTINGS.ab.approval_timeout_hours),
+        retries=0,  # a timeout is an answer (none), not a failure to retry
+    )
+
+    @task(trigger_rule="all_done")
+    def settle(described: dict, ti=None) -> dict:
+        """The person's answer carried out; no answer (the timeout) moves nothing."""
+        from driftloop.ab.approval import settle as settle_approval
+        from driftloop.vocabulary import ApprovalChoice
+
+        answer = ti.xcom_pull(task_ids=APPROVAL_TASK_ID) or {}
+        chosen = answer.get("chosen_options") or []
+        person = (answer.get("responded_by_user") or {}).get("name")
+        comment = (answer.get("params_input") or {}).get("comment") or None
+        choice = ApprovalChoice(chosen[0]) if chosen else None
+        view = settle_approval(
+            *open_task(CONFIG), described["approval_id"], choice, person, comment
+        )
+        print(f"approval #{view.id}: {view.status} ({choice or 'no answer'} by {person or '-'})")
+        return view.to_dict()
+
+    described = describe()
+    described >> wait >> settle(described)
+
+
+ab_approval()

@@ -1,0 +1,1 @@
+"""The driftloop plugin's FastAPI app (built lazily by ``driftloop_plugin``)."""
