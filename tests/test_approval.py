@@ -1,0 +1,150 @@
+"""ab.approval: required: a decision waits for a person, once per test; the answer (approve,
+reject, none in time) is carried out, audited and alerted; guardrails and the CLI never wait."""
+
+from __future__ import annotations
+
+import pytest
+
+from driftloop import registry
+from driftloop.ab import approval
+from driftloop.ab.evaluate import evaluate
+from driftloop.promotion import history, roles
+from driftloop.settings_loader import load_settings
+from driftloop.storage import ABTest, make_engine, session_scope, upgrade
+from driftloop.vocabulary import ApprovalChoice
+
+from .conftest import ROOT
+from .support.ab_traffic import send
+from .support.registry_home import production_and_staging
+
+PRODUCTION, STAGING = registry.PRODUCTION, registry.STAGING
+
+
+@pytest.fixture
+def pair(settings, monkeypatch):
+    """Approval required; alerts caught; Production v1, a better Staging v2 with feedback."""
+    settings = load_settings(
+        ROOT / "driftloop.yaml",
+        storage={"home": settings.storage.home},
+        ab={"approval": "required"},
+    )
+    sent: list[tuple[str, str, dict]] = []
+    monkeypatch.setattr(
+        "driftloop.alerts.send", lambda _s, event, text, data: sent.append((event, text, data))
+    )
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    production, staging = production_and_staging(settings)
+    send(settings, engine, PRODUCTION, production, 1500, 0.55, seed=1)
+    send(settings, engine, STAGING, staging, 1500, 0.70, seed=2)
+    yield settings, engine, production, staging, sent
+    engine.dispose()
+
+
+def test_a_promotion_waits_for_a_person_and_is_asked_once(pair):
+    settings, engine, production, staging, _ = pair
+    first = evaluate(settings, engine)
+    assert first.decision == "promote" and not first.acted
+    assert first.approval["status"] == "pending" and first.approval["new"]
+    assert roles(settings) == (production, staging)  # traffic stays as it is
+    second = evaluate(settings, engine)
+    assert second.decision == "promote" and not second.acted
+    assert second.approval["id"] == first.approval["id"] and not second.approval["new"]
+    assert len(approval.pending(engine, settings.model.name)) == 1
+
+
+def test_an_approval_promotes_with_the_persons_name_and_comment(pair):
+    settings, engine, production, staging, sent = pair
+    waiting = evaluate(settings, engine).approval
+    approval.attach_run(engine, waiting["id"], "asset_triggered__1")
+    view = approval.settle(
+        settings, engine, waiting["id"], ApprovalChoice.APPROVE, "alice", "numbers look right"
+    )
+    assert view.status == "approved" and view.responded_by == "alice"
+    assert roles(settings) == (staging, None)
+    (audit,) = history(engine, settings.model.name)
+    assert audit["action"] == "promote" and audit["actor"] == "airflow:alice"
+    assert "alice chose Approve: numbers look right" in audit["reason"]
+    event, text, data = sent[-1]
+    assert event == "promoted" and "alice" in text and "numbers look right" in data["reason"]
+    with session_scope(engine) as session:
+        assert session.get(ABTest, waiting["test_id"]).status == "promoted"
+    # answering twice changes nothing
+    again = approval.settle(settings, engine, waiting["id"], ApprovalChoice.REJECT, "bob")
+    assert again.status == "approved" and roles(settings) == (staging, None)
+
+
+def test_a_rejection_moves_nothing_and_is_not_asked_again(pair):
+    settings, engine, production, staging, sent = pair
+    waiting = evaluate(settings, engine).approval
+    view = approval.settle(settings, engine, waiting["id"], ApprovalChoice.REJECT, "bob", "wait")
+    assert view.status == "declined"
+    assert roles(settings) == (production, staging)
+    (audit,) = history(engine, settings.model.name)
+    assert audit["action"] == "declined" and audit["actor"] == "airflow:bob"
+    assert audit["production_after"] == production and "bob chose Reject: wait" in audit["reason"]
+    assert sent[-1][0] == "approval_declined"
+    later = evaluate(settings, engine)
+    assert later.decision == "promote" and later.approval is None and not later.acted
+    assert approval.pending(engine) == []
+
+
+def test_no_answer_in_time_moves_nothing_and_the_test_goes_on(pair):
+    settings, engine, production, staging, sent = pair
+    waiting = evaluate(settings, engine).approval
+    view = approval.settle(settings, engine, waiting["id"], None)
+    assert view.status == "expired" and roles(settings) == (production, staging)
+    assert history(engine, settings.model.name)[0]["action"] == "expired"
+    assert sent[-1][0] == "approval_expired"
+    asked_again = evaluate(settings, engine).approval
+    assert asked_again["new"] and asked_again["id"] != waiting["id"]
+
+
+def test_a_guardrail_rejects_at_once_and_supersedes_the_waiting_approval(pair):
+    settings, engine, production, staging, _ = pair
+    waiting = evaluate(settings, engine).approval
+    send(settings, engine, STAGING, staging, 0, 0.7, seed=9, failed=200)
+    evaluation = evaluate(settings, engine)
+    assert evaluation.reason.startswith("guardrail") and evaluation.acted
+    assert roles(settings) == (production, None)
+    (view,) = approval.recent(engine, 1)
+    assert view.id == waiting["id"] and view.status == "superseded"
+    # a late approval in Airflow moves nothing
+    late = approval.settle(settings, engine, waiting["id"], ApprovalChoice.APPROVE, "alice")
+    assert late.status == "superseded" and roles(settings) == (production, None)
+
+
+def test_auto_approval_acts_at_once(settings):
+    assert settings.ab.approval == "auto"
+    assert not approval.waits(settings, "promote", "Staging is better")
+
+
+def test_only_listed_decisions_wait(pair):
+    settings = pair[0]
+    assert approval.waits(settings, "promote", "Staging is better")
+    assert not approval.waits(settings, "reject", "Staging is worse")
+    assert not approval.waits(settings, "promote", "guardrail: whatever")
+
+
+def test_answering_in_airflow_without_url_or_token_says_what_is_pending(pair):
+    settings, engine, *_ = pair
+    waiting = approval.ApprovalView(**{**evaluate(settings, engine).approval, "dag_run_id": "r1"})
+    message = approval.answer_in_airflow(settings, waiting, ApprovalChoice.APPROVE, "ok")
+    assert f"approval #{waiting.id}" in message and "still waits" in message
+    assert "airflow.api_url" in message
+    with_url = settings.model_copy(
+        update={"airflow": settings.airflow.model_copy(update={"api_url": "http://x"})}
+    )
+    message = approval.answer_in_airflow(with_url, waiting, ApprovalChoice.APPROVE, "ok")
+    assert "DRIFTLOOP_AIRFLOW__TOKEN" in message
+
+
+def test_bad_approval_settings_are_refused(settings):
+    from driftloop.settings_loader import ConfigError
+
+    with pytest.raises(ConfigError, match="ab.approval: Input should be 'auto' or 'required'"):
+        load_settings(ROOT / "driftloop.yaml", ab={"approval": "sometimes"})
+    with pytest.raises(ConfigError, match="at least one"):
+        load_settings(ROOT / "driftloop.yaml", ab={"approval_actions": []})
+    with pytest.raises(ConfigError, match="airflow.api_url.*http"):
+        load_settings(ROOT / "driftloop.yaml", airflow={"api_url": "localhost:8080"})
