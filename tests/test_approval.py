@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from driftloop import registry
+from driftloop import alerts, registry
 from driftloop.ab import approval
 from driftloop.ab.evaluate import evaluate
 from driftloop.promotion import history, roles
@@ -29,9 +29,12 @@ def pair(settings, monkeypatch):
         ab={"approval": "required"},
     )
     sent: list[tuple[str, str, dict]] = []
-    monkeypatch.setattr(
-        "driftloop.alerts.send", lambda _s, event, text, data: sent.append((event, text, data))
-    )
+
+    def send_alert(_settings, event, text, data):
+        assert event in alerts.EVENTS, event  # what the real sender would refuse
+        sent.append((event, text, data))
+
+    monkeypatch.setattr("driftloop.alerts.send", send_alert)
     engine = make_engine(settings.database_url)
     upgrade(engine)
     production, staging = production_and_staging(settings)
@@ -54,7 +57,7 @@ def test_a_promotion_waits_for_a_person_and_is_asked_once(pair):
 
 
 def test_an_approval_promotes_with_the_persons_name_and_comment(pair):
-    settings, engine, production, staging, sent = pair
+    settings, engine, _production, staging, sent = pair
     waiting = evaluate(settings, engine).approval
     approval.attach_run(engine, waiting["id"], "asset_triggered__1")
     view = approval.settle(
@@ -142,9 +145,9 @@ def test_answering_in_airflow_without_url_or_token_says_what_is_pending(pair):
 def test_bad_approval_settings_are_refused(settings):
     from driftloop.settings_loader import ConfigError
 
-    with pytest.raises(ConfigError, match="ab.approval: Input should be 'auto' or 'required'"):
+    with pytest.raises(ConfigError, match=r"ab\.approval: Input should be 'auto' or 'required'"):
         load_settings(ROOT / "driftloop.yaml", ab={"approval": "sometimes"})
     with pytest.raises(ConfigError, match="at least one"):
         load_settings(ROOT / "driftloop.yaml", ab={"approval_actions": []})
-    with pytest.raises(ConfigError, match="airflow.api_url.*http"):
+    with pytest.raises(ConfigError, match=r"airflow\.api_url.*http"):
         load_settings(ROOT / "driftloop.yaml", airflow={"api_url": "localhost:8080"})

@@ -27,6 +27,8 @@ EVENTS = (
     "rejected",
     "inconclusive",
     "rolled_back",
+    "approval_declined",
+    "approval_expired",
 )
 
 

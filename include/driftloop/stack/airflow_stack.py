@@ -11,6 +11,7 @@ REST API (/api/v2), and always stops every process it started, together with its
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import subprocess
@@ -71,8 +72,14 @@ class AirflowStack(Service):
         startup_timeout: float = 180.0,
         stop_grace: float = 10.0,
         port: int | None = None,
+        users: dict[str, tuple[str, str]] | None = None,
+        plugins_folder: Path | None = None,
     ) -> None:
+        """``users`` (name: (role, password)) switch sign-in on (else everyone is admin); the
+        stack then calls the API as the first of them. ``plugins_folder``: Airflow plugins."""
         self.dags_folder = Path(dags_folder).resolve()
+        self.users = dict(users or {})
+        self.plugins_folder = Path(plugins_folder).resolve() if plugins_folder else None
         self.preferred_port = port
         self.home = Path(home).resolve()
         self.sql_alchemy_conn = sql_alchemy_conn
@@ -168,6 +175,16 @@ class AirflowStack(Service):
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             }
         )
+        if self.users:
+            passwords = self.home / "simple_auth_manager_passwords.json"
+            passwords.write_text(json.dumps({n: p for n, (_, p) in self.users.items()}))
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "False"
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = ",".join(
+                f"{name}:{role}" for name, (role, _) in self.users.items()
+            )
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(passwords)
+        if self.plugins_folder is not None:
+            env["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(self.plugins_folder)
         if self.sql_alchemy_conn.startswith("postgresql") and not find_spec("asyncpg"):
             # Airflow derives a `postgresql+asyncpg` URL for its async engine and fails at import
             # without that driver. Only multi-team auth, the experimental run-wait endpoint and
@@ -244,10 +261,25 @@ class AirflowStack(Service):
         credentials (GET /auth/token); using one keeps the calls valid should that middleware
         stop injecting its own header.
         """
-        response = self._http.get(f"{self.base_url}/auth/token", timeout=10)
-        response.raise_for_status()
-        token = response.json()["access_token"]
+        if self.users:
+            name = next(iter(self.users))
+            token = self.token(name, self.users[name][1])
+        else:
+            response = self._http.get(f"{self.base_url}/auth/token", timeout=10)
+            response.raise_for_status()
+            token = response.json()["access_token"]
         self._http.headers["Authorization"] = f"Bearer {token}"
+
+    def token(self, username: str, password: str) -> str:
+        """A JWT for one of ``users``, as ``POST /auth/token`` hands it out."""
+        response = requests.post(
+            f"{self.base_url}/auth/token",
+            json={"username": username, "password": password},
+            timeout=10,
+        )
+        if response.status_code != 201:
+            raise AirflowStackError(f"sign-in as {username} answered {response.status_code}")
+        return str(response.json()["access_token"])
 
     # -- diagnostics -----------------------------------------------------------------------
 
