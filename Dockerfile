@@ -17,8 +17,11 @@ WORKDIR /opt/driftloop
 COPY requirements.txt ./
 RUN pip install --no-cache-dir uv==0.13.9 \
     && uv pip sync --system requirements.txt
+# The project: dags/ and plugins/ (Airflow's AIRFLOW__CORE__DAGS_FOLDER and PLUGINS_FOLDER point
+# here), include/ installed as the driftloop package, the configs.
 COPY . .
-RUN uv pip install --system --no-deps . \
+RUN test -f plugins/driftloop_plugin.py && test -f plugins/.airflowignore \
+    && uv pip install --system --no-deps . \
     && useradd --uid 50000 --create-home --home-dir /home/driftloop driftloop \
     && mkdir -p /opt/airflow/logs /opt/airflow/auth /var/lib/driftloop /mlartifacts \
     && chown -R driftloop /opt/airflow /var/lib/driftloop /mlartifacts /opt/driftloop

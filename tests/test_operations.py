@@ -204,6 +204,16 @@ def test_airflow_components_share_the_project_config_and_every_secret():
             assert env[shared] == SERVICES["airflow-scheduler"]["environment"][shared], name
 
 
+def test_every_airflow_component_loads_the_projects_plugins():
+    """The driftloop plugin must be in every component's plugins folder (the api-server serves
+    it; the others load it too), and that folder is the image's copy of plugins/."""
+    workdir = re.search(r"^WORKDIR (\S+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE)[1]
+    assert (ROOT / "plugins" / "driftloop_plugin.py").is_file()
+    for name, service in _driftloop_services().items():
+        if name.startswith("airflow-"):
+            assert service["environment"]["AIRFLOW__CORE__PLUGINS_FOLDER"] == f"{workdir}/plugins"
+
+
 def test_the_image_owns_every_folder_a_volume_mounts():
     """Docker gives a new named volume the ownership of the image's folder: a folder the image
     lacks is mounted root-owned, and the non-root user cannot write there."""

@@ -21,14 +21,15 @@ import requests
 import sqlalchemy as sa
 
 from driftloop import registry
-from driftloop.ab.approval import recent
+from driftloop.ab.approval import answer_in_airflow, pending, recent
 from driftloop.ab.evaluate import evaluate
-from driftloop.config import Settings
+from driftloop.config import AirflowSettings, Settings
 from driftloop.promotion import history, roles
 from driftloop.settings_loader import load_settings
 from driftloop.stack.airflow_stack import AirflowStack
 from driftloop.stack.processes import wait_until
 from driftloop.storage import make_engine, upgrade
+from driftloop.vocabulary import ApprovalChoice
 
 from .conftest import ROOT
 from .support import loop_rows
@@ -228,14 +229,12 @@ def test_a_promotion_waits_for_a_person_in_airflow(loop: Loop) -> None:
     answer = {"chosen_options": ["Approve"], "params_input": {"comment": "numbers hold up"}}
     not_assigned = stack.request("PATCH", path, json=answer)  # the stack signs in as admin
     assert not_assigned.status_code == 403, not_assigned.text
-    alice = stack.token("alice", USERS["alice"][1])
-    answered = requests.patch(
-        f"{stack.base_url}/api/v2{path}",
-        json=answer,
-        headers={"Authorization": f"Bearer {alice}"},
-        timeout=30,
-    )
-    assert answered.status_code == 200, answered.text
+    # alice answers through the REST API as `driftloop promote` would: airflow.api_url + token
+    airflow = {"api_url": stack.base_url, "token": stack.token("alice", USERS["alice"][1])}
+    as_alice = settings.model_copy(update={"airflow": AirflowSettings(**airflow)})
+    (waiting,) = pending(loop.engine)
+    said = answer_in_airflow(as_alice, waiting, ApprovalChoice.APPROVE, "numbers hold up")
+    assert said == f"answered approval #{waiting.id} in Airflow: Approve (run {second})"
     assert stack.wait_for_run("ab_approval", second, timeout=180) == "success"
     assert roles(settings) == (loop.staging, None)
     audit = history(loop.engine, settings.model.name)[0]

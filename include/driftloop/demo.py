@@ -132,6 +132,7 @@ def run_loop(
                 extra_env=env,
                 port=ports.airflow,
                 startup_timeout=300,
+                plugins_folder=ROOT / "plugins",
             )
         )
         result.urls["Airflow UI"] = airflow.base_url
@@ -141,6 +142,7 @@ def run_loop(
         say(f"Airflow is up: {airflow.base_url}")
         demo_setup.finish_cli(bootstrap, "bootstrap", timeout=400)
         say("version 1 is Production")
+        result.urls["driftloop page"] = demo_setup.plugin_page(airflow, say)
         server = services.enter_context(
             PredictionServer({**os.environ, **env}, home / "server", port=ports.server)
         )

@@ -126,3 +126,17 @@ def finish_cli(process: subprocess.Popen[str], name: str, timeout: float) -> Non
         raise StackError(f"`driftloop {name}` took over {timeout:.0f} s") from None
     if process.returncode != 0:
         raise StackError(f"`driftloop {name}` exited with {process.returncode}; see cli-{name}.log")
+
+
+def plugin_page(airflow: Any, say: Callable[[str], None]) -> str:
+    """Check that the api-server mounted the driftloop plugin (plugins/) and say where its page
+    is: in Airflow's navigation, and the app's own URL."""
+    answer = airflow.fetch("/driftloop/api/overview")
+    if answer.status_code != 200:
+        raise StackError(
+            f"the driftloop plugin did not answer ({answer.status_code}: {answer.text[:300]}); "
+            "see the api-server's log"
+        )
+    page = f"{airflow.base_url}/plugin/driftloop"
+    say(f"driftloop page in Airflow: {page} (the app itself: {airflow.base_url}/driftloop/)")
+    return page

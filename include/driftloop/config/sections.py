@@ -352,6 +352,11 @@ class AirflowSettings(Section):
     )
     token: SecretStr | None = Field(default=None, description="A JWT for Airflow's REST API.")
 
+    @field_validator("api_url", "token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # compose passes .env's empty values as ""
+
     @field_validator("api_url")
     @classmethod
     def _http(cls, value: str | None) -> str | None:

@@ -308,6 +308,11 @@ class AirflowStack(Service):
         kwargs.setdefault("timeout", 30)
         return self._http.request(method, f"{self.base_url}/api/v2{path}", **kwargs)
 
+    def fetch(self, path: str, **kwargs: Any) -> requests.Response:
+        """GET any path of the api-server (a plugin's app, the UI) as the signed-in user."""
+        kwargs.setdefault("timeout", 60)
+        return self._http.get(f"{self.base_url}{path}", **kwargs)
+
     def import_errors(self) -> list[dict[str, Any]]:
         """DAG files the dag-processor could not import, with their tracebacks."""
         return list(self.api("GET", "/importErrors", params={"limit": 100})["import_errors"])
