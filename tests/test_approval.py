@@ -151,3 +151,28 @@ def test_bad_approval_settings_are_refused(settings):
         load_settings(ROOT / "driftloop.yaml", ab={"approval_actions": []})
     with pytest.raises(ConfigError, match=r"airflow\.api_url.*http"):
         load_settings(ROOT / "driftloop.yaml", airflow={"api_url": "localhost:8080"})
+
+
+def test_a_person_at_the_cli_settles_the_waiting_approval_and_is_told_what_waits(pair, monkeypatch):
+    from typer.testing import CliRunner
+
+    from driftloop.cli.app import app
+
+    settings, engine, _production, staging, _ = pair
+    waiting = evaluate(settings, engine).approval
+    approval.attach_run(engine, waiting["id"], "asset_triggered__7")
+    monkeypatch.setenv("DRIFTLOOP_STORAGE__HOME", str(settings.storage.home))
+    monkeypatch.setenv("DRIFTLOOP_AB__APPROVAL", "required")
+    result = CliRunner().invoke(
+        app,
+        ["--config", str(ROOT / "driftloop.yaml"), "promote", "--yes", "--reason", "by hand"],
+    )
+    assert result.exit_code == 0, result.output
+    assert roles(settings) == (staging, None)
+    assert f"approval #{waiting['id']} (promote of Staging v{staging}) still waits" in result.output
+    assert "run asset_triggered__7" in result.output and "airflow.api_url" in result.output
+    (view,) = approval.recent(engine, 1)
+    assert view.status == "superseded" and view.comment == "promote by hand: by hand"
+    # the run's late answer moves nothing
+    late = approval.settle(settings, engine, view.id, ApprovalChoice.REJECT, "bob")
+    assert late.status == "superseded" and roles(settings) == (staging, None)
