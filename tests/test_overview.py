@@ -90,3 +90,15 @@ def test_airflow_loads_the_plugin_without_importing_driftloop(tmp_path):
     mounted, heavy = done.stdout.strip().splitlines()[-2:]
     assert mounted == "['/driftloop'] ['driftloop']"
     assert heavy == "[]"
+
+
+def test_an_unreachable_registry_hides_only_the_versions(settings, monkeypatch):
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    away = settings.model_copy(
+        update={"mlflow": settings.mlflow.model_copy(update={"tracking_uri": "http://127.0.0.1:9"})}
+    )
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a closed port: fail at once
+    view = overview(away, engine)
+    assert view["versions"]["production"] is None and "MLflow registry" in view["versions"]["error"]
+    assert "MLflow registry" in render_page(view, "/driftloop")

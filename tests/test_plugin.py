@@ -226,6 +226,10 @@ def test_a_promotion_waits_for_a_person_in_airflow(loop: Loop) -> None:
     second = _asked(loop, already=1)
     path = f"/dags/ab_approval/dagRuns/{second}/taskInstances/wait_for_person/-1/hitlDetails"
     _awaiting_input(loop, second)
+    asked = stack.api("GET", path)  # what the person sees under Required Actions
+    assert asked["subject"] == f"Promote Staging v{loop.staging} to Production?"
+    assert "Staging is better" in asked["body"] and asked["options"] == ["Approve", "Reject"]
+    assert asked["assigned_users"] == [{"id": "alice", "name": "alice"}]
     answer = {"chosen_options": ["Approve"], "params_input": {"comment": "numbers hold up"}}
     not_assigned = stack.request("PATCH", path, json=answer)  # the stack signs in as admin
     assert not_assigned.status_code == 403, not_assigned.text

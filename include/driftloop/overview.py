@@ -8,6 +8,7 @@ Reports are served by id only (``report_path``), never by a path a request names
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from driftloop.storage import (
 )
 from driftloop.vocabulary import ABTestStatus, Role
 
+log = logging.getLogger(__name__)
 ReportKind = Literal["drift", "ab"]
 DRIFT_ROWS = 10
 SHARE_POINTS = 200
@@ -58,8 +60,17 @@ def mlflow_ui(settings: Settings) -> str | None:
     return uri.rstrip("/") if uri and uri.startswith(("http://", "https://")) else None
 
 
-def versions(settings: Settings) -> dict[str, dict[str, Any] | None]:
-    """The Production and Staging versions with their gate tags and, with a server, links."""
+def versions(settings: Settings) -> dict[str, Any]:
+    """The Production and Staging versions with their gate tags and, with a server, links; an
+    unreachable registry is said (``error``), not fatal: the rest of the page still reads."""
+    try:
+        return _versions(settings)
+    except Exception as exc:  # MLflow's errors are many; any of them only hides the versions
+        log.warning("overview: the MLflow registry did not answer: %s", exc)
+        return {Role.PRODUCTION: None, Role.STAGING: None, "error": f"MLflow registry: {exc}"}
+
+
+def _versions(settings: Settings) -> dict[str, Any]:
     from driftloop import registry
 
     client = registry.configure(settings)

@@ -62,6 +62,8 @@ def _versions(view: dict[str, Any]) -> str:
         f"<b data-testid='staging-weight'>{traffic['staging_weight']:.0%}</b>"
         f" <span class='muted'>shadow {'on' if traffic['shadow'] else 'off'}</span></div>"
     )
+    if view["versions"].get("error"):
+        cards.append(f"<div class='card flag'>{_e(view['versions']['error'])}</div>")
     ui = view.get("mlflow_ui")
     link = f"<p><a href='{_e(ui)}' target='_blank'>MLflow UI</a></p>" if ui else ""
     return f"<h2>Versions</h2><div class='cards'>{''.join(cards)}</div>{link}"

@@ -161,7 +161,7 @@ def record_answer(
     actor: str,
     reason: str,
     evidence: dict[str, Any],
-    test_id: int,
+    test_id: int | None = None,
 ) -> int:
     """An answer to a waiting decision that moved nothing, audited and alerted like a move."""
     production, staging = pair

@@ -42,6 +42,7 @@ class ApprovalView:
 
     id: int
     test_id: int
+    evaluation_id: int | None
     decision: str
     reason: str
     production_version: str | None
@@ -60,6 +61,7 @@ class ApprovalView:
         return cls(
             row.id,
             row.test_id,
+            row.evaluation_id,
             row.decision,
             row.reason,
             row.production_version,
@@ -173,7 +175,7 @@ def settle(
     said = f"{person or 'nobody'} chose {choice or 'nothing'}" + (f": {comment}" if comment else "")
     evidence = {
         "approval_id": view.id,
-        "evaluation_id": None,
+        "evaluation_id": view.evaluation_id,
         "choice": str(choice) if choice else None,
         "responded_by": person,
         "comment": comment,
