@@ -21,13 +21,10 @@ About 6 minutes on 2 cores (two bootstraps, then 12 rounds of 13 s).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
-import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,27 +38,10 @@ TARGETS = {"rps": 0.90, "p99_ms": 50.0}
 
 def bootstrap_home(home: Path, seed: int, models: list[str] | None, reuse: bool) -> Any:
     """A home with version 1 in Production, trained by ``models`` (None: driftloop.yaml's)."""
-    from driftloop.settings_loader import load_settings
-    from driftloop.storage import make_engine, upgrade
-    from driftloop.training.retrain import bootstrap
-
     training: dict[str, Any] = {"seed": seed}
     if models is not None:
-        training |= {"models": models, "folds": 3, "budget_minutes": 1}
-    settings = load_settings(sb.CONFIG, storage={"home": home}, training=training)
-    if reuse and (home / "mlflow.db").is_file():
-        return settings
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    started = time.perf_counter()
-    decision = bootstrap(settings, engine)
-    engine.dispose()
-    log.info(
-        "%s: version %s in %.0f s", home.name, decision.model_version, time.perf_counter() - started
-    )
-    return settings
+        training |= {**sb.EXTRA_TREES, "models": models}
+    return sb.prepare_home(home, reuse, training)
 
 
 def order(rounds: int) -> list[str]:
@@ -104,11 +84,9 @@ def main() -> None:
             sb.wait_ready(server, "/ready")
         for n, side in enumerate(order(args.rounds)):
             server, load = servers[side], os.getloadavg()[0]
-            drive = sb._drive(
-                "POST", server.url + "/predict", bodies, headers, args.clients, args.warmup,
-                args.seconds, server.process.pid,
-            )  # fmt: skip
-            window = asyncio.run(drive)
+            window = sb.predict_round(
+                server, bodies, headers, args.clients, args.warmup, args.seconds
+            )
             windows[side].append(window)
             r = sb.summarize(side, "/predict", str(n), [window])
             rounds.append({"side": side, "rps": r.rps, "p99_ms": r.p99_ms, "load1": load})
