@@ -92,6 +92,8 @@ def test_drift_retrain_staging_ab_promotion_on_real_services(tmp_path: Path, mon
         )
         print("\n".join(summary_lines(result)))
 
+        # the api-server mounted the driftloop plugin (the demo checks it answers) and says where
+        assert result.urls["driftloop page"].endswith("/plugin/driftloop"), result.urls
         # drift: the clean batches pass, the first drifting one is drift, announced once
         statuses = [b["status"] for b in result.batches]
         assert statuses == ["no_drift"] * CLEAN_BATCHES + ["drift"], result.batches

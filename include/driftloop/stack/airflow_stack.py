@@ -255,11 +255,10 @@ class AirflowStack(Service):
         return None
 
     def _authenticate(self) -> None:
-        """Fetch a JWT for the public API.
-
-        With `simple_auth_manager_all_admins` the api-server hands out admin tokens without
-        credentials (GET /auth/token); using one keeps the calls valid should that middleware
-        stop injecting its own header.
+        """Fetch a JWT for the public API: signed in as the first of ``users`` when sign-in is
+        on; otherwise (`simple_auth_manager_all_admins`) the api-server hands out admin tokens
+        without credentials (GET /auth/token), and using one keeps the calls valid should that
+        middleware stop injecting its own header.
         """
         if self.users:
             name = next(iter(self.users))
