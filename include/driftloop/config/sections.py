@@ -204,10 +204,13 @@ class TrainingSettings(Section):
     """PyCaret AutoML, the training window, and the gate a challenger must pass."""
 
     models: list[str] = Field(
-        default_factory=lambda: ["et_ordinal", "et", "rf", "lightgbm", "xgboost", "lr"],
+        default_factory=lambda: [
+            *("et_ordinal", "rf_ordinal", "et", "rf", "lightgbm", "xgboost", "lr")
+        ],
         description=(
-            "Model ids compared: PyCaret's, plus et_ordinal (ExtraTrees deciding on the expected"
-            " grade, for numeric class labels; left out elsewhere). Empty: PyCaret's defaults."
+            "Model ids compared: PyCaret's, plus et_ordinal and rf_ordinal (forests deciding on"
+            " the expected grade, for numeric class labels; left out elsewhere). Empty:"
+            " PyCaret's defaults."
         ),
     )
     folds: int = Field(default=10, ge=2, le=20)
