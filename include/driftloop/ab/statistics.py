@@ -113,6 +113,7 @@ def timeline(
         return []
     merged = pd.concat(frames).sort_values("created_at", kind="stable").reset_index(drop=True)
     cuts = np.unique(np.linspace(0, len(merged), TIMELINE_POINTS + 1, dtype=int)[1:])
+    cuts = cuts[cuts > 0]  # under 40 records the first cuts round to 0: an empty look
     points = []
     for cut in cuts:
         seen = merged.iloc[:cut]
