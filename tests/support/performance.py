@@ -68,3 +68,51 @@ def pipeline(task: str = "classification"):
     )
     model = LogisticRegression() if task == "classification" else LinearRegression()
     return make_pipeline(prepare, model)
+
+
+def register_production(
+    settings: Settings, engine, train: pd.DataFrame, task: str = "classification"
+) -> str:
+    """Fit the pipeline on ``train``, log it with its training rows and signature, register it
+    as Production and keep its cross-validated reference, as retraining does."""
+    import tempfile
+
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    from driftloop import registry
+    from driftloop.drift.monitor import profile_from_frame, store_profile
+    from driftloop.performance.reference import attach_version, out_of_sample, store_reference
+
+    client = registry.configure(settings)
+    registry.ensure_registered_model(client, settings.model.name)
+    model = pipeline(task).fit(train[FEATURES], train["y"])
+    example = train[FEATURES].head(5)
+    with mlflow.start_run(), tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "train.csv"
+        train.to_csv(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="training_data")
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            serialization_format="cloudpickle",
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+        )
+    version = str(mlflow.register_model(info.model_uri, settings.model.name).version)
+    registry.set_role(client, settings.model.name, version, registry.PRODUCTION)
+    reference_id = store_reference(settings, engine, out_of_sample(model, train, None, settings))
+    attach_version(engine, reference_id, version)
+    profile = profile_from_frame(train, settings, "training rows")
+    store_profile(settings, engine, profile, "model", model_version=version)
+    return version
+
+
+def land(settings: Settings, frame: pd.DataFrame, hour: int, day: int = 1) -> None:
+    """Write ``frame`` into the landing folder as a batch taken at that hour of January 2026."""
+    folder = settings.storage.landing_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(
+        folder / f"batch-{day:02d}{hour:02d}-202601{day:02d}T{hour:02d}0000Z.csv", index=False
+    )
