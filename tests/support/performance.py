@@ -116,3 +116,22 @@ def land(settings: Settings, frame: pd.DataFrame, hour: int, day: int = 1) -> No
     frame.to_csv(
         folder / f"batch-{day:02d}{hour:02d}-202601{day:02d}T{hour:02d}0000Z.csv", index=False
     )
+
+
+def known_reference(
+    settings: Settings, engine, version: str, accuracy: float, rows: int = 500
+) -> None:
+    """A reference of a chosen out-of-sample accuracy for a version registered without one
+    (``registry_home``'s): labels 5, 6 and 7, as the simulated A/B traffic uses."""
+    from driftloop.performance.reference import (
+        ReferencePredictions,
+        attach_version,
+        store_reference,
+    )
+
+    truth = np.array(["5", "6", "7"] * (rows // 3 + 1), dtype=object)[:rows]
+    predictions = truth.copy()
+    wrong = round(rows * (1 - accuracy))
+    predictions[:wrong] = "8"
+    reference = ReferencePredictions("gate holdout", truth, predictions)
+    attach_version(engine, store_reference(settings, engine, reference), version)
