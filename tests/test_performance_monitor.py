@@ -120,6 +120,9 @@ def test_late_labels_join_on_the_id_column(monitored, tmp_path):
     assert labelled.labels == 200 and labelled.replaced == 0
     realized = labelled.check.realized
     assert realized.rows == 200 and realized.test is not None and not realized.decayed
+    (note,) = labelled.check.notes  # the estimate before labels, against what they say
+    estimated = before["estimated"]["metrics"]["accuracy"]["value"]
+    assert f"estimated before labels {estimated:.4f}" in note and "inside the band" in note
     day = check_day(settings, engine, version, date(2026, 1, 1)).realized
     assert day.rows == 200
     # bad files are refused whole: nothing in the kept predictions changes

@@ -87,6 +87,8 @@ def batches_label(
             band = "" if value.low is None else f" ({value.low:.4f} to {value.high:.4f})"
             typer.echo(f"    {name} {value.value:.4f}{band}")
         typer.echo(f"    {realized.reason}")
+    for note in labelled.check.notes:
+        typer.echo(f"    note: {note}")
 
 
 def _batch_record(batch: Batch) -> dict:

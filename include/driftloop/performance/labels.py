@@ -48,13 +48,19 @@ def label_batch(
         batch = find_batch(session, batch_ref)
         if batch.status != ACCEPTED:
             raise IngestError(f"batch {batch.id} ({batch.name}) is {batch.status}, not accepted")
-        version = session.scalar(
-            sa.select(PerformanceCheck.model_version)
-            .where(PerformanceCheck.batch_id == batch.id, PerformanceCheck.scope == "batch")
+        first = session.execute(
+            sa.select(
+                PerformanceCheck.model_version,
+                PerformanceCheck.estimated_value,
+                PerformanceCheck.estimated_low,
+                PerformanceCheck.estimated_high,
+            )
+            .where(PerformanceCheck.batch_id == batch.id, PerformanceCheck.source == "batch")
             .order_by(PerformanceCheck.id.desc())
             .limit(1)
-        )
+        ).first()
         batch_id = batch.id
+    version = first.model_version if first else None
     if version is None:
         raise IngestError(
             f"batch {batch_id} has not been predicted by a Production version yet "
@@ -87,6 +93,15 @@ def label_batch(
     write_rows(kept, path)
     result = BatchPerformance(batch_id, version, len(kept), 0.0)
     result.realized = realized_of(settings, kept, load_reference(settings, engine, version))
+    if first.estimated_value is not None and result.realized is not None:
+        realized = result.realized.metrics["accuracy"].value
+        inside = first.estimated_low <= realized <= first.estimated_high
+        result.notes.append(
+            f"estimated before labels {first.estimated_value:.4f} (band {first.estimated_low:.4f}"
+            f" to {first.estimated_high:.4f}); realized {realized:.4f}: "
+            f"{'inside' if inside else 'outside'} the band, error "
+            f"{realized - first.estimated_value:+.4f}"
+        )
     store_check(settings, engine, result, "batch", batch_id=batch_id, source="labels")
     return Labelled(batch_id, int(given.sum()), replaced, result)
 
