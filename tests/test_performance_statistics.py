@@ -238,3 +238,31 @@ def test_a_regression_decays_on_diabetes_when_its_errors_grow(tmp_path):
     moved = held_out["y"] + np.where(held_out["bmi"] > 0, 60.0, -60.0)
     decayed = drop_test(np.abs(predicted - moved), errors, MAE, settings.monitoring)
     assert decayed.decayed and decayed.drop > 0.1 * decayed.reference, decayed.sentence()
+
+
+def test_copies_of_a_row_never_straddle_the_cross_validation(tmp_path):
+    """Every breast-cancer row three times over: a fold that held one copy and predicted its
+    twin would call the forest perfect; grouped folds keep the reference honest."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+
+    from driftloop.config import DataSettings, ModelSettings, Settings
+
+    frame = _sklearn_frame(load_breast_cancer)
+    features = [c for c in frame.columns if c != "y"]
+    settings = Settings(
+        data=DataSettings(
+            path=tmp_path / "x.csv", target="y", task="classification", features=features
+        ),
+        model=ModelSettings(name="cancer"),
+        storage={"home": tmp_path},
+    )
+    train, held_out = frame.iloc[:350], frame.iloc[350:]
+    tripled = pd.concat([train] * 3, ignore_index=True)
+    forest = RandomForestClassifier(n_estimators=50, random_state=0)
+    forest.fit(tripled[features], tripled["y"])
+    reference = out_of_sample(forest, tripled, None, settings)
+    accuracy = float(np.mean(reference.labelled().eval("prediction == truth")))
+    predicted, _ = predict_frame(forest, held_out[features], [0, 1])
+    realized = float(np.mean(predicted == held_out["y"].astype(str).to_numpy()))
+    assert accuracy < 0.99 and abs(accuracy - realized) < 0.05

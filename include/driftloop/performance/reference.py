@@ -4,7 +4,7 @@ In-sample predictions flatter a model (a forest memorises its training rows), so
 judgement compares against predictions on rows the finalized model never fitted: the gate
 holdout when the version has one with at least ``monitoring.min_rows`` rows, else
 cross-validated predictions over its training rows (``monitoring.reference_folds`` folds, each
-fold predicted by a clone fitted on the others). The same predictions are the calibration set
+fold predicted by a clone fitted on the others; rows with the same inputs in the same fold). The same predictions are the calibration set
 of the estimated performance and the reference of prediction drift.
 """
 
@@ -21,6 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from driftloop.config import Settings
+from driftloop.data import comparable_row_keys
 from driftloop.performance.intervals import Estimate, estimate
 from driftloop.storage import PerformanceReferenceRecord, session_scope, utcnow
 from driftloop.task import labels, task_of
@@ -128,7 +129,7 @@ def _cross_validated(
     pipeline: Any, frame: pd.DataFrame, settings: Settings, classes: list[Any] | None
 ) -> ReferencePredictions:
     from sklearn.base import clone
-    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
     from driftloop.scoring.model import class_labels
 
@@ -137,15 +138,18 @@ def _cross_validated(
     folds, seed = settings.monitoring.reference_folds, settings.training.seed
     classifier = classes is not None
     truth = _truth(frame[target], classifier)
+    # rows with the same inputs stay in one fold: a copy on both sides (white wine holds
+    # about 900) would be predicted from its twin and flatter the reference
+    groups = comparable_row_keys(frame, features)
     splitter = (
-        StratifiedKFold(folds, shuffle=True, random_state=seed)
-        if classifier and pd.Series(truth).value_counts().min() >= folds
-        else KFold(folds, shuffle=True, random_state=seed)
+        StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+        if classifier
+        else GroupKFold(folds)
     )
     predictions = np.empty(len(frame), dtype=object if classifier else float)
     probabilities = np.zeros((len(frame), len(classes))) if classifier else None
     names = _names(classes)
-    for fit_rows, predict_rows in splitter.split(frame, truth):
+    for fit_rows, predict_rows in splitter.split(frame, truth, groups):
         model = clone(pipeline).fit(frame.loc[fit_rows, features], frame.loc[fit_rows, target])
         fold_classes = class_labels(model) if classifier else None
         predicted, fold_probabilities = predict_frame(
