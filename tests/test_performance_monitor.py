@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from driftloop.drift.monitor import check_next_batch
@@ -20,7 +21,7 @@ from driftloop.performance.labels import label_batch
 from driftloop.performance.monitor import check_day, take_decay
 from driftloop.performance.rows import predictions_path
 from driftloop.settings_loader import ConfigError, load_settings
-from driftloop.storage import make_engine, upgrade
+from driftloop.storage import PerformanceCheck, make_engine, upgrade
 
 from .conftest import ROOT
 from .support.performance import FEATURES, land, register_production, synthetic, synthetic_settings
@@ -125,6 +126,15 @@ def test_late_labels_join_on_the_id_column(monitored, tmp_path):
     assert f"estimated before labels {estimated:.4f}" in note and "inside the band" in note
     day = check_day(settings, engine, version, date(2026, 1, 1)).realized
     assert day.rows == 200
+    with engine.connect() as connection:  # labelling checked the batch's day again
+        days = (
+            connection.execute(
+                sa.select(PerformanceCheck.rows).where(PerformanceCheck.scope == "day")
+            )
+            .scalars()
+            .all()
+        )
+    assert days[0] == 0 and 200 in days[1:]
     # bad files are refused whole: nothing in the kept predictions changes
     stored = kept.read_bytes()
     unknown = tmp_path / "unknown.csv"
@@ -194,3 +204,28 @@ def test_the_id_column_is_never_a_feature(tmp_path):
     with pytest.raises(ValueError, match="id_column 'y' is a feature or the target"):
         synthetic_settings(tmp_path, data={"id_column": "y"})
     assert "row_id" not in FEATURES
+
+
+def test_a_regression_batch_is_measured_with_mae_and_its_predictions_tested(tmp_path):
+    """Regression: MAE and RMSE with intervals, Welch's test, prediction drift on values; no
+    estimate before labels (nothing to calibrate), said in the docs."""
+    settings = synthetic_settings(
+        tmp_path / "home",
+        task="regression",
+        drift={"calibration_draws": 400, "false_alarm_rate": 0.05},
+    )
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    rng = np.random.default_rng(6)
+    version = register_production(settings, engine, synthetic(rng, 800), task="regression")
+    land(settings, synthetic(rng, 300), hour=1)
+    ingest_landing(settings, engine)
+    performance = check_next_batch(settings, engine, production_version=version).performance
+    realized = performance["realized"]
+    assert (
+        set(realized["metrics"]) == {"mae", "rmse"} and realized["test"]["test"] == "Welch's t test"
+    )
+    assert not realized["decayed"] and performance["estimated"] is None
+    assert (
+        performance["prediction_drift"]["tested"] and not performance["prediction_drift"]["drifted"]
+    )

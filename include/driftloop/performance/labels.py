@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from driftloop.config import Settings
 from driftloop.data import read_table
 from driftloop.ingest import ACCEPTED, IngestError, find_batch
-from driftloop.performance.monitor import BatchPerformance, realized_of, store_check
+from driftloop.performance.monitor import BatchPerformance, check_day, realized_of, store_check
 from driftloop.performance.reference import load_reference
 from driftloop.performance.rows import TRUTH, predictions_path, read_predictions, write_rows
 from driftloop.storage import PerformanceCheck, session_scope
@@ -59,7 +59,7 @@ def label_batch(
             .order_by(PerformanceCheck.id.desc())
             .limit(1)
         ).first()
-        batch_id = batch.id
+        batch_id, batch_day = batch.id, batch.batch_time.date()
     version = first.model_version if first else None
     if version is None:
         raise IngestError(
@@ -103,6 +103,7 @@ def label_batch(
             f"{realized - first.estimated_value:+.4f}"
         )
     store_check(settings, engine, result, "batch", batch_id=batch_id, source="labels")
+    check_day(settings, engine, version, batch_day)  # the batch's day gains these labels too
     return Labelled(batch_id, int(given.sum()), replaced, result)
 
 
