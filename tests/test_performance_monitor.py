@@ -68,11 +68,16 @@ def test_a_labelled_batch_is_measured_judged_and_reported(monitored):
     assert realized["test"]["test"] == "Fisher's exact test" and not realized["decayed"]
     assert performance["estimated"] and not performance["estimated"]["dropped"]
     assert performance["prediction_drift"]["drifted"] is False
+    attribution = performance["attribution_drift"]  # SHAP per feature, holdout -> batch
+    assert set(attribution) == set(FEATURES)
+    assert max(attribution, key=lambda f: attribution[f]["current"]) == "signal"
+    assert abs(attribution["signal"]["change"]) < 0.5 * attribution["signal"]["reference"]
     report = json.loads(Path(outcome.html_path).with_suffix(".json").read_text())
     assert report["performance"]["realized"]["rows"] == 260
     assert report["drift check seconds"] > 0
     page = Path(outcome.html_path).read_text()
     assert "Model performance (Production v" in page and "estimated before labels" in page
+    assert "attribution drift" in page
     assert take_decay(settings, engine) is None
 
 

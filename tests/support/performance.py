@@ -93,6 +93,10 @@ def register_production(
         path = Path(folder) / "train.csv"
         train.to_csv(path, index=False)
         mlflow.log_artifact(str(path), artifact_path="training_data")
+        from driftloop.explain import explain
+
+        importance = explain(model, train.head(200), FEATURES, background=train).global_importance()
+        mlflow.log_dict({"mean_abs_shap": importance}, "explanations/global_shap.json")
         info = mlflow.sklearn.log_model(
             model,
             name="model",

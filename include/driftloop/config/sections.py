@@ -260,6 +260,10 @@ class ServingSettings(Section):
         default="client_id", description="Record field (or X-Client-Key header)."
     )
     max_records: PositiveInt = 1000
+    explain_max_records: PositiveInt = Field(
+        default=20,
+        description="Records per /explain request (SHAP costs far more than predicting).",
+    )
     max_body_bytes: PositiveInt = 2_000_000
     max_missing_share: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Most a record may leave missing, as a share."

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from driftloop import alerts
 from driftloop.config import Settings
 from driftloop.data import comparable_row_keys
+from driftloop.performance.attribution import attribution_drift
 from driftloop.performance.estimated import Calibrator, Estimated, estimate_performance
 from driftloop.performance.prediction_drift import prediction_drift, prediction_profile
 from driftloop.performance.realized import Realized, measure
@@ -56,6 +57,7 @@ class BatchPerformance:
     realized: Realized | None = None
     estimated: Estimated | None = None
     prediction_drift: dict[str, Any] | None = None
+    attribution_drift: dict[str, dict[str, float]] | None = None
     check_id: int | None = None
     new_decay: bool = False
     notes: list[str] = field(default_factory=list)
@@ -69,6 +71,7 @@ class BatchPerformance:
             "realized": self.realized.to_dict() if self.realized else None,
             "estimated": self.estimated.to_dict() if self.estimated else None,
             "prediction_drift": self.prediction_drift,
+            "attribution_drift": self.attribution_drift,
             "check_id": self.check_id,
             "new_decay": self.new_decay,
             "notes": self.notes,
@@ -120,6 +123,7 @@ def assess_batch(
         )
         result.prediction_drift = prediction_drift(profile, predictions, settings.drift, classifier)
     result.realized = realized_of(settings, stored, reference)
+    result.attribution_drift = attribution_drift(settings, version, model, frame, result.notes)
     store_check(settings, engine, result, BATCH, batch_id=batch_id, source=BATCH)
     return result
 

@@ -134,9 +134,13 @@ def _cross_validated(
     from driftloop.scoring.model import class_labels
 
     features, target = settings.feature_columns, settings.data.target
-    frame = frame.dropna(subset=[target]).reset_index(drop=True)
-    folds, seed = settings.monitoring.reference_folds, settings.training.seed
+    frame = frame.dropna(subset=[target])
     classifier = classes is not None
+    names = _names(classes)
+    if classifier:  # the rows the version learned from: training leaves out too rare a class
+        frame = frame[np.isin(labels(frame[target]), names)]
+    frame = frame.reset_index(drop=True)
+    folds, seed = settings.monitoring.reference_folds, settings.training.seed
     truth = _truth(frame[target], classifier)
     # rows with the same inputs stay in one fold: a copy on both sides (white wine holds
     # about 900) would be predicted from its twin and flatter the reference
@@ -148,7 +152,6 @@ def _cross_validated(
     )
     predictions = np.empty(len(frame), dtype=object if classifier else float)
     probabilities = np.zeros((len(frame), len(classes))) if classifier else None
-    names = _names(classes)
     for fit_rows, predict_rows in splitter.split(frame, truth, groups):
         model = clone(pipeline).fit(frame.loc[fit_rows, features], frame.loc[fit_rows, target])
         fold_classes = class_labels(model) if classifier else None

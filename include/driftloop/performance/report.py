@@ -59,6 +59,18 @@ def render_section(performance: dict[str, Any] | None) -> str:
             f"{'flag' if drift['drifted'] else ''}'>{'drifted' if drift['drifted'] else 'no'}: "
             f"{statistics}</td></tr>"
         )
+    attribution = performance.get("attribution_drift")
+    if attribution:
+        ranked = sorted(attribution.items(), key=lambda item: -abs(item[1]["change"]))
+        cells = "<br>".join(
+            f"{html.escape(name)}: {v['reference']:.4f} &rarr; {v['current']:.4f} "
+            f"({v['change']:+.4f})"
+            for name, v in ranked
+        )
+        parts.append(
+            "<tr><th>attribution drift (mean |SHAP| per feature, training holdout &rarr; "
+            f"batch)</th><td><small>{cells}</small></td></tr>"
+        )
     day = performance.get("day")
     if day and day.get("realized"):
         accuracy = next(iter(day["realized"]["metrics"].items()))
