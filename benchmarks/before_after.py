@@ -39,7 +39,6 @@ About 10 minutes on 2 cores (bootstrap under 1, serving about 3, drift about 1, 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -196,11 +195,9 @@ def serving(args: argparse.Namespace, trees: dict[str, Path]) -> dict[str, Any]:
         for n, side in enumerate(order(args.rounds)):
             server = servers[side]
             load = load1()
-            drive = sb._drive(
-                "POST", server.url + "/predict", bodies, headers, args.clients, args.warmup,
-                args.seconds, server.process.pid,
-            )  # fmt: skip
-            window = asyncio.run(drive)
+            window = sb.predict_round(
+                server, bodies, headers, args.clients, args.warmup, args.seconds
+            )
             windows[side].append(window)
             r = sb.summarize(side, "/predict", str(n), [window])
             rounds.append(

@@ -136,8 +136,12 @@ class Report:
 # --- the home and the model ----------------------------------------------------------------
 
 
-def prepare_home(home: Path, reuse: bool) -> Any:
-    """A home with ExtraTrees registered as version 1 (Production); rebuilt unless ``reuse``."""
+EXTRA_TREES = {"models": ["et"], "folds": 3, "budget_minutes": 1}
+
+
+def prepare_home(home: Path, reuse: bool, training: dict[str, Any] | None = None) -> Any:
+    """A home with version 1 registered (Production), trained with ``training`` (default:
+    ExtraTrees only, 3 folds); rebuilt unless ``reuse``."""
     from driftloop.settings_loader import load_settings
     from driftloop.storage import make_engine, upgrade
     from driftloop.training.retrain import bootstrap
@@ -145,7 +149,7 @@ def prepare_home(home: Path, reuse: bool) -> Any:
     settings = load_settings(
         CONFIG,
         storage={"home": home},
-        training={"models": ["et"], "folds": 3, "budget_minutes": 1},
+        training=EXTRA_TREES if training is None else training,
     )
     if reuse and (home / "mlflow.db").is_file():
         log.info("reusing the home %s", home)
@@ -460,6 +464,22 @@ async def _drive(
     used = [b - a for a, b in zip(before, after, strict=True)]
     inside = [s for s in samples if window_start <= s[1] <= window_end]
     return Window(inside, window_end - window_start, used, connections)
+
+
+def predict_round(
+    server: Server,
+    bodies: list[bytes],
+    headers: dict[str, str],
+    clients: int,
+    warmup: float,
+    seconds: float,
+) -> Window:
+    """One round of closed-loop one-record ``/predict`` load on fresh connections."""
+    drive = _drive(
+        "POST", server.url + "/predict", bodies, headers, clients, warmup, seconds,
+        server.process.pid,
+    )  # fmt: skip
+    return asyncio.run(drive)
 
 
 def summarize(server: str, endpoint: str, label: str, windows: list[Window]) -> LoadResult:

@@ -5,8 +5,6 @@ fails part-way."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,10 +19,9 @@ from driftloop.scoring.model import load_version
 from driftloop.storage import BATCH, ABTest, Prediction
 
 from .conftest import ROOT
+from .support.cli import Cli, clean_env
 from .support.served_home import production_and_staging
 from .test_dags import _dag_test, airflow_env  # noqa: F401  (the fixture is used by name)
-
-DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")
 
 
 @pytest.fixture(scope="module")
@@ -237,17 +234,7 @@ def test_scoring_cannot_start_without_the_file(clean, tmp_path):
 
 
 def _cli(settings, *args: str, expect: int) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-    env["DRIFTLOOP_STORAGE__HOME"] = str(settings.storage.home)
-    done = subprocess.run(
-        [DRIFTLOOP, "--config", str(ROOT / "driftloop.yaml"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert done.returncode == expect, done.stdout + done.stderr
-    assert "Traceback" not in done.stderr
-    return done.stdout + done.stderr
+    return Cli(clean_env(settings.storage.home), cwd=Path.cwd())(*args, expect=expect)
 
 
 def test_the_score_command(clean, tmp_path):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,28 +12,12 @@ from driftloop.settings_loader import load_settings
 from driftloop.storage import head_revision
 
 from .conftest import ROOT
-
-DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")
+from .support.cli import Cli, clean_env
 
 
 @pytest.fixture
 def run(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-    env["DRIFTLOOP_STORAGE__HOME"] = str(tmp_path / "home")
-
-    def run(*args: str, expect: int = 0) -> str:
-        done = subprocess.run(
-            [DRIFTLOOP, "--config", str(ROOT / "driftloop.yaml"), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-        )
-        assert done.returncode == expect, done.stdout + done.stderr
-        assert "Traceback" not in done.stderr
-        return done.stdout + done.stderr
-
-    return run
+    return Cli(clean_env(tmp_path / "home"), cwd=tmp_path)
 
 
 def test_replay_ingest_list_and_reprocess(run, tmp_path):

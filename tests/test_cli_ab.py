@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,8 @@ from driftloop.storage import make_engine, upgrade
 
 from .conftest import ROOT
 from .support.ab_traffic import send
+from .support.cli import Cli, clean_env
 from .support.registry_home import production_and_staging
-
-DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")
 
 
 @pytest.fixture
@@ -34,25 +32,8 @@ def home(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch):
     engine = make_engine(database_url)
     upgrade(engine)
     production, staging = production_and_staging(settings)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-    env |= {
-        "DRIFTLOOP_STORAGE__HOME": str(settings.storage.home),
-        "DRIFTLOOP_DATABASE__URL": database_url,
-        "USER": "tester",
-    }
-
-    def run(*args: str, expect: int = 0, answer: str | None = None) -> str:
-        done = subprocess.run(
-            [DRIFTLOOP, "--config", str(ROOT / "driftloop.yaml"), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            input=answer,
-            cwd=tmp_path,
-        )
-        assert done.returncode == expect, done.stdout + done.stderr
-        assert "Traceback" not in done.stderr
-        return done.stdout + done.stderr
+    env = clean_env(settings.storage.home, DRIFTLOOP_DATABASE__URL=database_url, USER="tester")
+    run = Cli(env, cwd=tmp_path)
 
     yield settings, engine, production, staging, run
     engine.dispose()

@@ -4,8 +4,6 @@ retrain``, the retrain DAG's gate, drift_monitor's re-gate) sends retrain_reject
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 from driftloop.settings_loader import load_settings
@@ -13,30 +11,15 @@ from driftloop.storage import make_engine, upgrade
 from driftloop.stream import replay
 
 from .conftest import ROOT
+from .support.cli import Cli, Shown, clean_env
 from .test_alerts import receiver  # noqa: F401  (the fixture is used by name)
-
-DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")
 
 
 def test_drift_check_from_the_cli_sends_drift_detected(settings, receiver, tmp_path: Path):  # noqa: F811
     url, received = receiver
     replay(settings, "gradual")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-    env |= {
-        "DRIFTLOOP_STORAGE__HOME": str(settings.storage.home),
-        "DRIFTLOOP_ALERTS__WEBHOOK_URL": url,
-    }
-
-    def run(*args: str) -> str:
-        done = subprocess.run(
-            [DRIFTLOOP, "--config", str(ROOT / "driftloop.yaml"), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
+    env = clean_env(settings.storage.home, DRIFTLOOP_ALERTS__WEBHOOK_URL=url)
+    run = Cli(env, cwd=tmp_path, shown=Shown.OUTPUT_OR_ERROR)
 
     run("batches", "ingest")
     assert ": no_drift" in run("drift", "check", "1")

@@ -5,9 +5,7 @@ are tested in test_cli.py)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -26,9 +24,8 @@ from driftloop.storage import (
 )
 from driftloop.stream import reference_path, replay
 
-from .conftest import ROOT
+from .support.cli import Cli, Shown, clean_env
 
-DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")
 # One checked batch as the CLI prints it, and the report line after it.
 CHECKED = re.compile(
     r"(?P<name>\S+): (?P<status>drift|no_drift) (?P<share>\d+)% of features"
@@ -52,25 +49,7 @@ def gradual(settings):
 
 @pytest.fixture
 def run(settings, tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-    env["DRIFTLOOP_STORAGE__HOME"] = str(settings.storage.home)
-
-    def run(*args: str, expect: int = 0, answer: str | None = None) -> str:
-        """What the command printed: its output, or on failure its last line of errors
-        (MLflow logs its own lines to stderr first)."""
-        done = subprocess.run(
-            [DRIFTLOOP, "--config", str(ROOT / "driftloop.yaml"), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            input=answer,
-            cwd=tmp_path,
-        )
-        assert done.returncode == expect, done.stdout + done.stderr
-        assert "Traceback" not in done.stderr
-        return done.stdout if expect == 0 else done.stderr.splitlines()[-1]
-
-    return run
+    return Cli(clean_env(settings.storage.home), cwd=tmp_path, shown=Shown.OUTPUT_OR_ERROR)
 
 
 def _checks(engine) -> list[tuple[DriftCheck, Batch]]:

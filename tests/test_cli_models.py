@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,9 +21,9 @@ from driftloop.stream import replay
 from driftloop.training import retrain as steps
 
 from .conftest import ROOT
+from .support.cli import Cli, Shown, clean_env
 from .test_retrain import CONCEPT
 
-DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")
 FAST = {"models": ["dt"], "budget_minutes": 0.5, "folds": 2}  # one model: seconds per training
 VERSION = re.compile(
     r"version +(?P<version>\d+)  alias (?P<alias>\S+) +stage (?P<stage>\S+) +gate (?P<gate>\S+)"
@@ -48,26 +47,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     )
     engine = make_engine(settings.database_url)
     upgrade(engine)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-    env |= {
-        "DRIFTLOOP_STORAGE__HOME": str(settings.storage.home),
-        "DRIFTLOOP_TRAINING__MODELS": json.dumps(FAST["models"]),
-        "DRIFTLOOP_TRAINING__BUDGET_MINUTES": str(FAST["budget_minutes"]),
-        "DRIFTLOOP_TRAINING__FOLDS": str(FAST["folds"]),
-    }
-
-    def run(*args: str, expect: int = 0, **extra: str) -> str:
-        """The command's output, or on failure its last line of errors."""
-        done = subprocess.run(
-            [DRIFTLOOP, "--config", str(ROOT / "driftloop.yaml"), *args],
-            capture_output=True,
-            text=True,
-            env=env | extra,
-            cwd=tmp_path,
-        )
-        assert done.returncode == expect, done.stdout + done.stderr[-3000:]
-        assert "Traceback" not in done.stderr
-        return done.stdout if expect == 0 else done.stderr.splitlines()[-1]
+    env = clean_env(
+        settings.storage.home,
+        DRIFTLOOP_TRAINING__MODELS=json.dumps(FAST["models"]),
+        DRIFTLOOP_TRAINING__BUDGET_MINUTES=str(FAST["budget_minutes"]),
+        DRIFTLOOP_TRAINING__FOLDS=str(FAST["folds"]),
+    )
+    run = Cli(env, cwd=tmp_path, shown=Shown.OUTPUT_OR_ERROR)
 
     yield settings, engine, run
     engine.dispose()

@@ -5,9 +5,7 @@ Staging."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import threading
 from collections import Counter
 from pathlib import Path
@@ -23,10 +21,9 @@ from driftloop.storage import Feedback, Prediction, make_engine, session_scope, 
 from driftloop.stream import replay
 from serving.app import create_app
 
-from .conftest import ROOT
+from .support.cli import Cli, Shown, clean_env
 from .support.registry_home import production_and_staging
 
-DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")
 ANSWERED = re.compile(
     r"(?P<variant>production|staging) +version +(?P<version>\d+): +(?P<count>\d+) requests "
     r"\((?P<share>[\d.]+)%\), (?P<correct>[\d.]+)% correct"
@@ -40,22 +37,11 @@ def served(settings):
     engine = make_engine(settings.database_url)
     upgrade(engine)
     production_and_staging(settings)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-    env["DRIFTLOOP_STORAGE__HOME"] = str(settings.storage.home)
-
-    def run(*args: str, expect: int = 0) -> str:
-        """The command's output, or on failure its last line of errors."""
-        done = subprocess.run(
-            [DRIFTLOOP, "--config", str(ROOT / "driftloop.yaml"), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=settings.storage.home.parent,
-            timeout=300,
-        )
-        assert done.returncode == expect, done.stdout + done.stderr[-3000:]
-        assert "Traceback" not in done.stderr
-        return done.stdout if expect == 0 else done.stderr.splitlines()[-1]
+    run = Cli(
+        clean_env(settings.storage.home),
+        cwd=settings.storage.home.parent,
+        shown=Shown.OUTPUT_OR_ERROR,
+    )
 
     yield settings, engine, run
     engine.dispose()

@@ -210,8 +210,11 @@ class TrainingSettings(Section):
     """PyCaret AutoML, the training window, and the gate a challenger must pass."""
 
     models: list[str] = Field(
-        default_factory=lambda: ["et", "rf", "lightgbm", "xgboost", "lr"],
-        description="PyCaret model ids compared; empty means PyCaret's default list.",
+        default_factory=lambda: ["et_ordinal", "et", "rf", "lightgbm", "xgboost", "lr"],
+        description=(
+            "Model ids compared: PyCaret's, plus et_ordinal (ExtraTrees deciding on the expected"
+            " grade, for numeric class labels; left out elsewhere). Empty: PyCaret's defaults."
+        ),
     )
     folds: int = Field(default=10, ge=2, le=20)
     optimize: str | None = Field(

@@ -101,11 +101,22 @@ def _plain(values: Any) -> list[Any]:
     return [x.item() if hasattr(x, "item") else x for x in values]
 
 
+def _decision_rule(pipeline: Any) -> Any:
+    """How the final estimator turns probabilities into a class position: its own
+    ``class_index`` when it has one (an ordinal forest decides on the expected grade), else the
+    most probable class."""
+    steps = getattr(pipeline, "steps", None)
+    final = steps[-1][1] if steps else pipeline
+    rule = getattr(final, "class_index", None)
+    return rule if callable(rule) else (lambda probabilities: probabilities.argmax(axis=1))
+
+
 def predictor(pipeline: Any, classes: list[Any] | None, example: pd.DataFrame | None) -> Predict:
     """A function from a frame to (predictions, probabilities) as arrays.
 
-    A classifier's prediction is the most probable class, so one ``predict_proba`` pass gives
-    both (a second pass would double the cost of every batch). That shortcut is taken only when
+    A classifier's prediction follows from its probabilities (the most probable class, or the
+    final estimator's own ``class_index``), so one ``predict_proba`` pass gives both (a second
+    pass would double the cost of every batch). That shortcut is taken only when
     it agrees with ``predict`` on the version's input example; an estimator with its own
     decision threshold keeps two passes.
     """
@@ -118,10 +129,11 @@ def predictor(pipeline: Any, classes: list[Any] | None, example: pd.DataFrame | 
     if classes is None or example is None or not len(example):
         return two_passes
     labels = np.asarray(classes, dtype=object)
+    decide = _decision_rule(pipeline)
 
     def one_pass(frame: pd.DataFrame) -> Answers:
         probabilities = pipeline.predict_proba(frame)
-        return labels[probabilities.argmax(axis=1)], probabilities
+        return labels[decide(probabilities)], probabilities
 
     try:
         agrees = _plain(one_pass(example)[0]) == _plain(two_passes(example)[0])

@@ -17,6 +17,7 @@ import pandas as pd
 from driftloop.config import Settings
 from driftloop.data import group_split
 from driftloop.task import task_of
+from driftloop.training.candidates import own_model_names, resolve
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,11 @@ def train(frame: pd.DataFrame, settings: Settings) -> TrainedModel:
         training.budget_minutes,
         metric,
     )
+    candidates = resolve(training.models, frame[target], task, training.seed)
+    if training.models and not candidates:
+        raise TrainingError(f"none of the models {training.models} can learn a {task.name} task")
     best = experiment.compare_models(
-        include=training.models or None,
+        include=candidates or None,
         sort=metric,
         budget_time=training.budget_minutes,
         n_select=1,
@@ -93,6 +97,9 @@ def train(frame: pd.DataFrame, settings: Settings) -> TrainedModel:
         errors="ignore",
     )
     table = experiment.pull()
+    for key, name in own_model_names(candidates).items():
+        if key in table.index:
+            table.loc[key, "Model"] = name
     if isinstance(best, list) or table.empty:
         raise TrainingError("no candidate model trained successfully")
     log.info("compared models:\n%s", table.to_string())

@@ -1,0 +1,58 @@
+"""The real ``driftloop`` command, run as a user runs it: the installed entry point in a fresh
+process, with ``driftloop.yaml`` and only the ``DRIFTLOOP_*`` variables a test sets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from ..conftest import ROOT
+
+DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")
+
+
+class Shown(Enum):
+    """What a call returns: everything printed, or (the command's message when it fails) its
+    output on success and its last line of errors on failure (MLflow logs to stderr first)."""
+
+    ALL = "all"
+    OUTPUT_OR_ERROR = "output or error"
+
+
+def clean_env(home: Path, **variables: str) -> dict[str, str]:
+    """This process's environment without any ``DRIFTLOOP_*``, with ``home`` as the store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
+    return env | {"DRIFTLOOP_STORAGE__HOME": str(home)} | variables
+
+
+@dataclass
+class Cli:
+    """``cli("drift", "check", "3", expect=1)``: runs the command, checks its exit code and
+    that no traceback reached the user, and returns what it showed."""
+
+    env: dict[str, str]
+    cwd: Path
+    shown: Shown = Shown.ALL
+    timeout: float = 300.0
+    config: Path = field(default=ROOT / "driftloop.yaml")
+
+    def __call__(
+        self, *args: str, expect: int = 0, answer: str | None = None, **variables: str
+    ) -> str:
+        done = subprocess.run(
+            [DRIFTLOOP, "--config", str(self.config), *args],
+            capture_output=True,
+            text=True,
+            env=self.env | variables,
+            input=answer,
+            cwd=self.cwd,
+            timeout=self.timeout,
+        )
+        assert done.returncode == expect, done.stdout + done.stderr[-3000:]
+        assert "Traceback" not in done.stderr
+        if self.shown is Shown.ALL:
+            return done.stdout + done.stderr
+        return done.stdout if expect == 0 else done.stderr.splitlines()[-1]
