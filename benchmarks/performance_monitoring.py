@@ -81,7 +81,9 @@ def stream_estimates(home: Path) -> list[tuple]:
             frame = pd.read_csv(batch.path, sep=settings.data.separator)
             predicted, probabilities = predict_frame(forest, frame[features], list(forest.classes_))
             realized = float(np.mean(predicted == labels(frame[target])))
-            estimated = estimate_performance(calibrator, probabilities, accuracy, monitoring)
+            estimated = estimate_performance(
+                calibrator, probabilities, accuracy, monitoring, predicted
+            )
             band = estimated.metrics["accuracy"]
             errors.append(abs(band.value - realized))
             inside += band.low <= realized <= band.high

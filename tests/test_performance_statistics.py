@@ -111,7 +111,9 @@ def _signals(settings, model, reference, calibrator, train, batch):
     """What each signal says on one batch: realized and estimated accuracy, input drift."""
     predicted, probabilities = predict_frame(model, batch[FEATURES], [0, 1])
     accuracy = float(np.mean(reference.labelled().eval("prediction == truth")))
-    estimated = estimate_performance(calibrator, probabilities, accuracy, settings.monitoring)
+    estimated = estimate_performance(
+        calibrator, probabilities, accuracy, settings.monitoring, predicted
+    )
     realized = float(np.mean(predicted == batch["y"].astype(str).to_numpy()))
     drift = check_drift(profile_from_frame(train, settings, "train"), batch, settings.drift)
     return realized, estimated, drift, accuracy
@@ -204,7 +206,9 @@ def test_a_forest_is_judged_out_of_sample_on_breast_cancer(tmp_path):
     predicted, probabilities = predict_frame(forest, held_out[features], [0, 1])
     realized = float(np.mean(predicted == held_out["y"].astype(str).to_numpy()))
     assert abs(realized - accuracy) < 0.05
-    estimated = estimate_performance(Calibrator(reference), probabilities, accuracy, MONITORING)
+    estimated = estimate_performance(
+        Calibrator(reference), probabilities, accuracy, MONITORING, predicted
+    )
     band = estimated.metrics["accuracy"]
     assert band.low <= realized <= band.high and not estimated.dropped
 
@@ -266,3 +270,19 @@ def test_copies_of_a_row_never_straddle_the_cross_validation(tmp_path):
     predicted, _ = predict_frame(forest, held_out[features], [0, 1])
     realized = float(np.mean(predicted == held_out["y"].astype(str).to_numpy()))
     assert accuracy < 0.99 and abs(accuracy - realized) < 0.05
+
+
+def test_the_estimate_follows_the_models_own_decision_not_the_most_probable_class(fitted):
+    """An estimator may answer another class than its most probable one (main's ordinal
+    forest does): the estimate is of the answers given. Here every answer is flipped."""
+    settings, model, reference, calibrator, _ = fitted
+    batch = synthetic(np.random.default_rng(13), 400)
+    predicted, probabilities = predict_frame(model, batch[FEATURES], [0, 1])
+    flipped = np.where(predicted == "1", "0", "1")
+    accuracy = float(np.mean(reference.labelled().eval("prediction == truth")))
+    estimated = estimate_performance(
+        calibrator, probabilities, accuracy, settings.monitoring, flipped
+    )
+    realized = float(np.mean(flipped == batch["y"].astype(str).to_numpy()))
+    band = estimated.metrics["accuracy"]
+    assert realized < 0.3 and abs(band.value - realized) < 0.05 and estimated.dropped

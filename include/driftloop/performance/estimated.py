@@ -87,13 +87,19 @@ def estimate_performance(
     probabilities: np.ndarray,
     reference_accuracy: float,
     monitoring: MonitoringSettings,
+    predictions: np.ndarray | None = None,
     seed: int = 0,
 ) -> Estimated:
     """Estimate accuracy and macro F1 of a batch from its probabilities (classes in the
-    calibrator's order). ``dropped``: the band's upper end (at ``1 - alpha``) is below the
+    calibrator's order) and the model's predictions (class labels as text; without them, the
+    most probable class). ``dropped``: the band's upper end (at ``1 - alpha``) is below the
     reference and the estimated drop is at least ``min_drop``."""
     calibrated = calibrator.calibrate(np.asarray(probabilities, dtype=float))
     predicted = calibrated.argmax(axis=1)
+    if predictions is not None:  # the model's own decision (an ordinal forest's, say)
+        position = {name: i for i, name in enumerate(calibrator.classes)}
+        chosen = np.array([position.get(str(p), -1) for p in predictions])
+        predicted = np.where(chosen >= 0, chosen, predicted)
     n, k = calibrated.shape
     accuracy = float(calibrated[np.arange(n), predicted].mean())
     f1 = _expected_macro_f1(calibrated, predicted)

@@ -114,7 +114,9 @@ def assess_batch(
         )
     else:
         if classifier and settings.monitoring.estimate and probabilities is not None:
-            result.estimated = _estimate(settings, reference, probabilities, result.notes)
+            result.estimated = _estimate(
+                settings, reference, probabilities, predictions, result.notes
+            )
         profile = prediction_profile(
             reference,
             settings.drift,
@@ -186,6 +188,7 @@ def _estimate(
     settings: Settings,
     reference: ReferencePredictions,
     probabilities: np.ndarray,
+    predictions: np.ndarray,
     notes: list[str],
 ) -> Estimated | None:
     if reference.probabilities is None:
@@ -193,7 +196,7 @@ def _estimate(
         return None
     accuracy = float(np.mean(reference.labelled().eval("prediction == truth")))
     return estimate_performance(
-        _calibrator(reference), probabilities, accuracy, settings.monitoring
+        _calibrator(reference), probabilities, accuracy, settings.monitoring, predictions
     )
 
 

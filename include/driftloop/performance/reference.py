@@ -96,13 +96,12 @@ def predict_frame(
     pipeline: Any, features: pd.DataFrame, classes: list[Any] | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Predictions (class labels as text for a classifier) and probabilities in ``classes``
-    order: the most probable class when the model gives probabilities, as the server answers."""
+    order. The prediction is ``predict``'s, not the most probable class: an estimator may
+    decide otherwise (an ordinal forest answers the expected grade)."""
+    predicted = np.asarray(pipeline.predict(features))
     if classes is not None and hasattr(pipeline, "predict_proba"):
         probabilities = np.asarray(pipeline.predict_proba(features), dtype=float)
-        return labels(
-            np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
-        ), probabilities
-    predicted = np.asarray(pipeline.predict(features))
+        return labels(predicted), probabilities
     return (labels(predicted) if classes is not None else predicted.astype(float)), None
 
 
