@@ -3,7 +3,9 @@
 Same body, keys and record checks as ``/predict``, with fewer records per request
 (``serving.explain_max_records``). Nothing is prepared at start-up or per prediction: the
 explainer is built on the request (``driftloop.explain``), so ``/predict`` is unchanged. Not
-written to the prediction log: an explanation answers no prediction a client acts on.
+written to the prediction log: an explanation answers no prediction a client acts on. Linear
+models and the permutation fallback are explained against the version's logged input example
+(a few training rows); trees need no background.
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ def explain() -> Response:
         serving.max_missing_share,
     )
     predictions, _ = model.predict(checked.frame)
-    attributions = shap_values(model.pipeline, checked.frame, list(model.schema.names))
+    attributions = shap_values(
+        model.pipeline, checked.frame, list(model.schema.names), background=model.example
+    )
     answer: ExplainResponse = {
         "request_id": request_id,
         "model": settings.model.name,
