@@ -160,11 +160,16 @@ def _classes_first(values: Any) -> np.ndarray:
 
 
 def _of_prediction(raw: np.ndarray, estimator: Any, transformed: pd.DataFrame) -> np.ndarray:
-    """Per record, the values of the class it is predicted (a single margin of a binary
+    """Per record, the values of the class the estimator answers (a single margin of a binary
     classifier explains class 1: its opposite explains class 0)."""
     if not hasattr(estimator, "predict_proba"):
         return raw if raw.ndim == 2 else raw[:, 0, :]
-    predicted = np.asarray(estimator.predict_proba(transformed)).argmax(axis=1)
+    known = list(getattr(estimator, "classes_", []))
+    answers = np.asarray(estimator.predict(transformed))
+    if known and all(a in known for a in answers):  # the class it answers (an ordinal forest
+        predicted = np.array([known.index(a) for a in answers])  # may not answer the likeliest)
+    else:
+        predicted = np.asarray(estimator.predict_proba(transformed)).argmax(axis=1)
     if raw.ndim == 3:
         return raw[np.arange(len(raw)), predicted, :]
     return np.where((predicted == 1)[:, None], raw, -raw)
