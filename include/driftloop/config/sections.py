@@ -330,7 +330,8 @@ class ABSettings(Section):
             old = sorted(set(values) & REPLACED_AB_KEYS)
             if old:
                 raise ValueError(
-                    f"{', '.join('ab.' + k for k in old)} no longer exist: Production's decay is "
+                    f"{', '.join('ab.' + k for k in old)} no longer "
+                    f"{'exists' if len(old) == 1 else 'exist'}: Production's decay is "
                     "judged per batch and per day against the version's out-of-sample estimate, "
                     "with its uncertainty; use monitoring.alpha (the test's level), "
                     "monitoring.min_drop (the smallest drop that matters) and monitoring.min_rows "
