@@ -29,6 +29,8 @@ EVENTS = (
     "rolled_back",
     "approval_declined",
     "approval_expired",
+    "performance_decay",
+    "performance_estimated_drop",
 )
 
 
