@@ -129,7 +129,12 @@ def test_the_traffic_split_and_the_simulator_live_in_the_library():
 
 def test_the_settings_models_import_nothing_else_from_driftloop():
     package = [m for m in MODULES if _within(m, ("driftloop.config",))]
-    assert package == ["driftloop.config", "driftloop.config.base", "driftloop.config.sections"]
+    assert package == [
+        "driftloop.config",
+        "driftloop.config.ab",
+        "driftloop.config.base",
+        "driftloop.config.sections",
+    ]
     outside = {
         m
         for module in package
@@ -159,6 +164,7 @@ def test_loading_the_settings_imports_no_drift_or_data_code():
         [
             "driftloop",
             "driftloop.config",
+            "driftloop.config.ab",
             "driftloop.config.base",
             "driftloop.config.sections",
             "driftloop.settings_loader",

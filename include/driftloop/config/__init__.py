@@ -22,6 +22,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from driftloop.config.ab import ABSettings, AirflowSettings
 from driftloop.config.base import (
     KNOWN_STATISTICS,
     STATISTIC_NAMES,
@@ -30,8 +31,6 @@ from driftloop.config.base import (
     Section,
 )
 from driftloop.config.sections import (
-    ABSettings,
-    AirflowSettings,
     AlertSettings,
     DatabaseSettings,
     DataSettings,
