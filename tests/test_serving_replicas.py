@@ -196,7 +196,9 @@ def test_a_weight_change_and_a_promotion_under_load_fail_nothing_and_count_once(
     )
     arms = {("production", "1"), ("staging", "2")}  # after the promotion v2 is Production's
     rows = load_rows(engine, test)
-    counted = rows[[arm in arms for arm in zip(rows["variant"], rows["model_version"])]]
+    counted = rows[
+        [arm in arms for arm in zip(rows["variant"], rows["model_version"], strict=True)]
+    ]
     assert counted["request_id"].is_unique
     pair = {a[1] for a in answered if (a[2], a[3]) in arms}
     assert len(counted) >= 0.5 * len(pair)  # the window left out is short
