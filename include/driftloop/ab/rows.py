@@ -71,14 +71,14 @@ def routed_in_force(engine: sa.Engine, model_name: str, rows: pd.DataFrame) -> p
     recorded (``split_version`` missing) are kept. Replicas on several hosts need clocks in
     step to well under ``serving.poll_seconds``.
     """
+    if rows.empty:
+        return pd.Series(dtype=bool, index=rows.index)
     with engine.connect() as connection:
         saved = connection.execute(
             sa.select(TrafficSplitVersion.saved_at, TrafficSplitVersion.version)
             .where(TrafficSplitVersion.model_name == model_name)
             .order_by(TrafficSplitVersion.version)
         ).all()
-    if rows.empty:
-        return pd.Series(dtype=bool, index=rows.index)
     logged = pd.to_datetime(rows["created_at"], utc=True).to_numpy(dtype="datetime64[ns]")
     times = pd.to_datetime([t for t, _ in saved], utc=True).to_numpy(dtype="datetime64[ns]")
     versions = np.array([0] + [v for _, v in saved])
