@@ -223,15 +223,15 @@ def summary(fits: list[Fit], tasks: dict[str, str]) -> list[str]:
         a = np.array([theirs[s].score for s in seeds])
         d = np.array([ours[s].score for s in seeds])
         if task == "classification":
-            metric, diff, unit = "accuracy", d - a, "+{:.4f}"
+            metric, diff, unit, bounds = "accuracy", d - a, "{:+.4f}", "[{:+.4f}, {:+.4f}]"
         else:
-            metric, diff, unit = "MAE", (a - d) / a, "{:.2%} lower"
+            metric, diff, unit, bounds = "MAE", (a - d) / a, "{:.2%} lower", "[{:+.2%}, {:+.2%}]"
         mean, low, high = corrected_interval(diff, HOLDOUT_SHARE)
         met = mean >= TARGETS[task]
         slowest = max(ours[s].seconds for s in seeds)
         lines.append(
             f"| {name} | {metric} | {len(seeds)} | {a.mean():.4f} | {d.mean():.4f} "
-            f"| {unit.format(mean)} [{low:+.4f}, {high:+.4f}] | {unit.format(TARGETS[task])} "
+            f"| {unit.format(mean)} {bounds.format(low, high)} | {unit.format(TARGETS[task])} "
             f"| {'yes' if met else 'NO'} | {slowest:.0f} ({'ok' if slowest <= TIME_TARGET_SECONDS else 'OVER'}) "
             f"| {np.mean([theirs[s].seconds for s in seeds]):.0f} |"
         )

@@ -1,8 +1,9 @@
-"""ab_evaluate: look at the running A/B test, decide, act; check Production's health.
+"""ab_evaluate: look at the running A/B test, decide, act; check Production's performance.
 
 evaluate (numbers, report, decision: promote, reject, inconclusive or continue; the registry
-follows, and servers pick it up within their poll interval) -> check Production's online metric
--> on a new decay, emit ``driftloop://decay`` (``retrain`` is scheduled on it). Logic lives in
+follows, and servers pick it up within their poll interval) -> Production's realized metrics
+today (``driftloop.performance``) -> on a decay not yet announced, emit ``driftloop://decay``
+(``retrain`` is scheduled on it). Logic lives in
 ``driftloop.ab``; heavy imports happen inside the tasks.
 """
 
@@ -50,10 +51,13 @@ def ab_evaluate() -> None:
         }
 
     @task
-    def check_health() -> dict | None:
-        """Production's online metric, first window against latest."""
-        from driftloop.ab.health import check_production
+    def check_today() -> dict | None:
+        """Production's realized metrics today (feedback and labelled batches), judged against
+        its out-of-sample estimate; then the oldest decay not yet announced, if any."""
+        from datetime import UTC, datetime
+
         from driftloop.database import open_database
+        from driftloop.performance.monitor import check_day, take_decay
         from driftloop.registry import current_version
 
         settings = load_settings(CONFIG)
@@ -61,29 +65,25 @@ def ab_evaluate() -> None:
         if version is None:  # nothing to check: the database is not even opened
             print("no Production version")
             return None
-        health = check_production(settings, open_database(settings), version)
-        print(f"Production v{version}: {health.reason}")
-        return health.to_dict()
+        engine = open_database(settings)
+        day = check_day(settings, engine, version, datetime.now(UTC).date())
+        realized = day.realized
+        print(f"Production v{version} today: {realized.reason if realized else 'no labels'}")
+        return take_decay(settings, engine)
 
     @task.short_circuit
-    def decay_found(health: dict | None) -> bool:
-        """Only a new decay goes on: the event is emitted once per decaying version."""
-        return bool(health and health["new_decay"])
+    def decay_found(decay: dict | None) -> bool:
+        """Only a decay not announced before goes on: once per decaying version and check."""
+        return bool(decay)
 
     @task(outlets=[DECAY])
-    def announce_decay(health: dict, outlet_events=None) -> None:
+    def announce_decay(decay: dict, outlet_events=None) -> None:
         """Emit the decay event; ``retrain`` is scheduled on it."""
-        outlet_events[DECAY].extra = {
-            "model_version": health["model_version"],
-            "health_check_id": health["check_id"],
-            "metric": health["metric"],
-            "baseline": health["baseline"],
-            "current": health["current"],
-        }
+        outlet_events[DECAY].extra = decay
 
-    health = check_health()
-    evaluate_test() >> health
-    decay_found(health) >> announce_decay(health)
+    decay = check_today()
+    evaluate_test() >> decay
+    decay_found(decay) >> announce_decay(decay)
 
 
 ab_evaluate()

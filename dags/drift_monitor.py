@@ -2,7 +2,9 @@
 and re-gate a model version that waits for evidence (tagged pending) on the grown holdout.
 
 On drift, an event on the Asset ``driftloop://drift`` carries ``batch_id``, ``report_id`` and
-``model_version``; without drift, no event. Logic lives in ``driftloop`` (which also sends the
+``model_version``; without drift, no event. The Production version also predicts the batch
+(``driftloop.performance``: realized metrics when labelled, estimated before, prediction drift,
+in the same report); a realized decay not yet announced emits ``driftloop://decay``. Logic lives in ``driftloop`` (which also sends the
 drift and gate alerts); heavy imports happen inside the tasks.
 """
 
@@ -13,10 +15,11 @@ from datetime import datetime
 from airflow.sdk import Asset, Param, dag, task
 
 from driftloop.dag_support import dag_settings, default_args, open_task
-from driftloop.events import DRIFT_ASSET_URI
+from driftloop.events import DECAY_ASSET_URI, DRIFT_ASSET_URI
 
 CONFIG, SETTINGS = dag_settings(__file__)
 DRIFT = Asset(DRIFT_ASSET_URI)
+DECAY = Asset(DECAY_ASSET_URI)
 
 
 @dag(
@@ -62,6 +65,11 @@ def drift_monitor() -> None:
         print(
             f"batch {outcome.batch_name}: {outcome.status}, drifted {outcome.drifted_features}, report {outcome.html_path}"
         )
+        performance = outcome.performance or {}
+        if performance.get("error"):
+            print(f"performance not assessed: {performance['error']}")
+        elif performance:
+            print(f"model inference {performance['inference_seconds']:.3f} s (apart from drift)")
         return outcome.to_dict()
 
     @task.short_circuit
@@ -81,6 +89,22 @@ def drift_monitor() -> None:
         }
 
     @task
+    def decay_waiting(outcome: dict | None) -> dict | None:
+        """The oldest realized decay not yet announced (this batch's, or late labels')."""
+        from driftloop.performance.monitor import take_decay
+
+        return take_decay(*open_task(CONFIG))
+
+    @task.short_circuit
+    def decay_found(decay: dict | None) -> bool:
+        return bool(decay)
+
+    @task(outlets=[DECAY])
+    def announce_decay(decay: dict, outlet_events=None) -> None:
+        """Emit the decay event; ``retrain`` is scheduled on it."""
+        outlet_events[DECAY].extra = decay
+
+    @task
     def regate_pending() -> int:
         """New labelled rows may decide a pending version's gate (no new training)."""
         from driftloop.training.gatekeeper import regate_pending as regate
@@ -95,6 +119,8 @@ def drift_monitor() -> None:
     outcome = check_batch()
     ingest_landing() >> [outcome, regate_pending()]
     drift_found(outcome) >> announce_drift(outcome)
+    decay = decay_waiting(outcome)
+    decay_found(decay) >> announce_decay(decay)
 
 
 drift_monitor()

@@ -38,6 +38,9 @@ class LoadedModel:
     schema: FeatureSchema
     classes: list[Any] | None
     batcher: MicroBatcher = field(repr=False)
+    # the logged input example (training rows): /explain's background for linear models and
+    # the permutation fallback (tree explanations need none)
+    example: pd.DataFrame | None = field(default=None, repr=False)
 
     def predict(self, frame: pd.DataFrame) -> tuple[list[Any], list[list[float]] | None]:
         """Predictions (and class probabilities for classifiers) for every row of ``frame``."""
@@ -140,7 +143,13 @@ class ModelStore:
         )
         log.info("loaded %s version %s", variant, version)
         return LoadedModel(
-            variant, version, loaded.pipeline, loaded.schema, loaded.classes, batcher
+            variant,
+            version,
+            loaded.pipeline,
+            loaded.schema,
+            loaded.classes,
+            batcher,
+            loaded.example,
         )
 
     def start_polling(self) -> None:

@@ -116,6 +116,21 @@ class PredictResponse(TypedDict):
     predictions: list[Answer]
 
 
+class Explanation(TypedDict):
+    prediction: Any
+    shap: dict[str, float]  # per original feature, of the predicted class (or value)
+
+
+class ExplainResponse(TypedDict):
+    request_id: str
+    model: str
+    version: str
+    variant: Literal["production", "staging"]
+    method: str  # which explainer: exact TreeSHAP, linear, or the bounded permutation fallback
+    quality: Literal["exact", "approximate"]
+    explanations: list[Explanation]
+
+
 class FeedbackResponse(TypedDict):
     record_id: str
     stored: bool

@@ -13,12 +13,13 @@ import pytest
 
 from driftloop import registry
 from driftloop.ab.evaluate import _act, _usable_truth, evaluate, running_test
-from driftloop.ab.health import check_production
 from driftloop.ab.statistics import request_outcomes
+from driftloop.performance.monitor import check_day, take_decay
 from driftloop.promotion import history, promote, roles, rollback
 from driftloop.storage import ABTest, make_engine, session_scope, upgrade
 
 from .support.ab_traffic import send
+from .support.performance import known_reference
 from .support.registry_home import production_and_staging, register_versions
 
 PRODUCTION, STAGING = registry.PRODUCTION, registry.STAGING
@@ -143,27 +144,27 @@ def test_rollback_restores_the_previous_production(pair):
         rollback(settings, engine, "cli:tester", "again")  # v1 was bootstrapped: nothing before
 
 
+def _today() -> datetime:
+    return datetime.now(UTC).replace(hour=0, minute=1, second=0, microsecond=0)
+
+
 def test_production_decay_is_announced_once(pair):
+    """Feedback of one day against the version's out-of-sample accuracy (0.80 on 500 rows):
+    as good, no decay; much worse, decay, announced once."""
     settings, engine, production, _ = pair
-    start = datetime.now(UTC) - timedelta(hours=3)
-    send(settings, engine, PRODUCTION, production, 600, 0.80, seed=1, start=start)
-    healthy = check_production(settings, engine, production)
-    assert not healthy.decayed and "needed" in healthy.reason
-    send(
-        settings,
-        engine,
-        PRODUCTION,
-        production,
-        600,
-        0.50,
-        seed=2,
-        start=start + timedelta(hours=1),
-    )
-    decayed = check_production(settings, engine, production)
-    assert decayed.decayed and decayed.new_decay
-    assert decayed.baseline > 0.7 and decayed.current < 0.6
-    again = check_production(settings, engine, production)
-    assert again.decayed and not again.new_decay  # announced once per decaying version
+    known_reference(settings, engine, production, 0.80)
+    send(settings, engine, PRODUCTION, production, 300, 0.80, seed=1, start=_today())
+    healthy = check_day(settings, engine, production, _today().date()).realized
+    assert healthy.rows == 300 and not healthy.decayed, healthy.reason
+    send(settings, engine, PRODUCTION, production, 600, 0.50, seed=2, start=_today())
+    decayed = check_day(settings, engine, production, _today().date())
+    assert decayed.realized.decayed and decayed.new_decay
+    assert decayed.realized.test.reference == pytest.approx(0.80)
+    event = take_decay(settings, engine)
+    assert event["model_version"] == production and event["scope"] == "day"
+    again = check_day(settings, engine, production, _today().date())
+    assert again.realized.decayed and not again.new_decay  # announced once per decaying version
+    assert take_decay(settings, engine) is None
 
 
 def test_a_decision_moves_only_the_pair_it_tested(pair):
@@ -249,9 +250,8 @@ def test_shadow_answers_stay_out_of_the_decision(pair):
 
 def test_shadow_answers_stay_out_of_the_decay_check(pair):
     settings, engine, production, _ = pair
-    start = datetime.now(UTC) - timedelta(hours=3)
-    send(settings, engine, PRODUCTION, production, 1000, 0.80, seed=1, start=start)
-    later = start + timedelta(hours=1)
-    send(settings, engine, PRODUCTION, production, 1000, 0.30, seed=2, start=later, shadow=True)
-    health = check_production(settings, engine, production)
-    assert health.samples == 1000 and not health.decayed, health.reason
+    known_reference(settings, engine, production, 0.80)
+    send(settings, engine, PRODUCTION, production, 1000, 0.80, seed=1, start=_today())
+    send(settings, engine, PRODUCTION, production, 1000, 0.30, seed=2, start=_today(), shadow=True)
+    day = check_day(settings, engine, production, _today().date()).realized
+    assert day.rows == 1000 and not day.decayed, day.reason

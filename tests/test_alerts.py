@@ -52,6 +52,9 @@ def test_one_message_per_event_type(receiver, settings, tmp_path):
     assert alerts.send(settings, "drift_detected", "batch 4 drifted", {"batch_id": 4})
     assert alerts.send(settings, "retrain_rejected", "version 3 rejected", {})
     assert alerts.send(settings, "retrain_failed", "train failed", {"task_id": "train"})
+    # raised where performance checks are stored (drift_monitor, ab_evaluate, batches label)
+    assert alerts.send(settings, "performance_decay", "v1 decayed on batch 4", {})
+    assert alerts.send(settings, "performance_estimated_drop", "v1 estimated drop", {})
     # raised by the registry moves, whoever makes them
     promotion.promote(settings, engine, "cli:ops", "better in the A/B test")
     promotion.rollback(settings, engine, "cli:ops", "complaints")

@@ -14,13 +14,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from sklearn.ensemble import ExtraTreesClassifier
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from driftloop.scoring.model import predictor
 from driftloop.task import task_kind
-from driftloop.training.candidates import OrdinalExtraTrees, own_model_names, resolve
+from driftloop.training.candidates import (
+    OrdinalExtraTrees,
+    OrdinalRandomForest,
+    own_model_names,
+    resolve,
+)
 
 
 def test_the_decision_is_the_rounded_expected_position():
@@ -52,12 +57,16 @@ def test_the_candidate_is_left_out_where_it_does_not_fit(caplog):
         assert resolve(["et_ordinal", "rf"], words, classification, 0) == ["rf"]
         assert resolve(["et_ordinal", "lr"], numbers, regression, 0) == ["lr"]
     assert caplog.text.count("model et_ordinal left out") == 2
-    (built, plain) = resolve(["et_ordinal", "et"], numbers, classification, 7)
+    (built, plain, forest) = resolve(["et_ordinal", "et", "rf_ordinal"], numbers, classification, 7)
     assert isinstance(built, OrdinalExtraTrees) and plain == "et"
-    assert built.get_params()["n_jobs"] == 1 and built.get_params()["random_state"] == 7
+    assert isinstance(forest, OrdinalRandomForest)
+    for model in (built, forest):
+        params = model.get_params()
+        assert (params["n_jobs"], params["random_state"], params["n_estimators"]) == (1, 7, 100)
     # PyCaret indexes rows by position once an estimator is included, and would name the
     # subclass after its parent
-    assert own_model_names([built, plain]) == {"0": "Ordinal Extra Trees"}
+    names = own_model_names([built, plain, forest])
+    assert names == {"0": "Ordinal Extra Trees", "2": "Ordinal Random Forest"}
 
 
 def _grades(rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -68,15 +77,19 @@ def _grades(rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
     return features, grades.astype(int)
 
 
-def test_on_ordered_grades_it_beats_the_most_voted_class():
+@pytest.mark.parametrize(
+    ("forest", "ordinal_forest"),
+    [(ExtraTreesClassifier, OrdinalExtraTrees), (RandomForestClassifier, OrdinalRandomForest)],
+)
+def test_on_ordered_grades_it_beats_the_most_voted_class(forest, ordinal_forest):
     """Seeded: 6 training sets of 600 rows, each scored on 3,000 new rows, same 100 trees."""
     gains = []
     for seed in range(6):
         rng = np.random.default_rng(seed)
         X, y = _grades(600, rng)
         X_new, y_new = _grades(3000, rng)
-        plain = ExtraTreesClassifier(100, random_state=seed, n_jobs=1).fit(X, y)
-        ordinal = OrdinalExtraTrees(n_estimators=100, random_state=seed, n_jobs=1).fit(X, y)
+        plain = forest(100, random_state=seed, n_jobs=1).fit(X, y)
+        ordinal = ordinal_forest(n_estimators=100, random_state=seed, n_jobs=1).fit(X, y)
         gains.append(
             np.mean(ordinal.predict(X_new) == y_new) - np.mean(plain.predict(X_new) == y_new)
         )

@@ -12,7 +12,7 @@ TREE = {
     "config": ["show", "check"],
     "db": ["upgrade", "downgrade", "current"],
     "stream": ["reference", "scenarios", "replay"],
-    "batches": ["ingest", "list", "reprocess"],
+    "batches": ["ingest", "list", "reprocess", "label"],
     "drift": ["check", "reports", "show", "reset-reference"],
     "traffic": ["show", "set"],
     "ab": ["evaluate", "reports", "history", "promote", "reject", "rollback", "simulate-aa"],

@@ -166,21 +166,15 @@ def test_ab_evaluate_promotes_and_a_decaying_production_queues_retrain(airflow_e
     assert promoted["tasks"]["announce_decay"] == "skipped"
     assert roles(settings) == (staging, None)
 
-    # the new Production decays: its first 500 records right 80% of the time, its latest 50%
-    later = datetime.now(UTC) - timedelta(minutes=30)
-    send(settings, engine, registry.PRODUCTION, staging, 500, 0.80, seed=3, start=later)
-    send(
-        settings,
-        engine,
-        registry.PRODUCTION,
-        staging,
-        500,
-        0.50,
-        seed=4,
-        start=later + timedelta(minutes=1),
-    )
+    # the new Production decays: right 50% of the time today, against 80% out of sample
+    from .support.performance import known_reference
+
+    known_reference(settings, engine, staging, 0.80)
+    today = datetime.now(UTC).replace(hour=0, minute=1, second=0, microsecond=0)
+    send(settings, engine, registry.PRODUCTION, staging, 500, 0.50, seed=4, start=today)
     decayed = _dag_test(env, "ab_evaluate", {})
     assert decayed["tasks"]["announce_decay"] == "success"
     (event,) = [e for e in decayed["events"] if e["uri"].rstrip("/") == "driftloop://decay"]
     assert event["extra"]["model_version"] == staging and event["extra"]["current"] < 0.6
+    assert event["extra"]["reference"] == 0.8 and event["extra"]["scope"] == "day"
     assert "retrain" in decayed["queued"]  # the scheduler starts retrain from this queue

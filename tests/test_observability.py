@@ -1,4 +1,4 @@
-"""The loop gauges read what the loop stored: drift, retrain, A/B and Production's health."""
+"""The loop gauges read what the loop stored: drift, retrain, A/B and Production's performance."""
 
 from __future__ import annotations
 
@@ -13,14 +13,15 @@ import sqlalchemy as sa
 
 from driftloop import registry
 from driftloop.ab.evaluate import evaluate
-from driftloop.ab.health import check_production
 from driftloop.drift.monitor import check_next_batch
 from driftloop.ingest import ingest_landing, list_batches
 from driftloop.observability import loop_gauges
+from driftloop.performance.monitor import check_day
 from driftloop.storage import Feedback, Prediction, make_engine, upgrade
 from driftloop.stream import replay
 
 from .support.ab_traffic import send
+from .support.performance import known_reference
 from .support.registry_home import production_and_staging
 
 
@@ -36,7 +37,7 @@ def test_an_empty_loop_exports_zeros_not_errors(settings):
     assert values["driftloop_ab_metric"] == {} and values["driftloop_drift_share"] == {}
 
 
-def test_ab_and_health_numbers_are_exported(settings):
+def test_ab_and_performance_numbers_are_exported(settings):
     engine = make_engine(settings.database_url)
     upgrade(engine)
     production, staging = production_and_staging(settings)
@@ -44,7 +45,8 @@ def test_ab_and_health_numbers_are_exported(settings):
     send(settings, engine, registry.PRODUCTION, production, 1500, 0.55, seed=1, start=start)
     send(settings, engine, registry.STAGING, staging, 1500, 0.70, seed=2, start=start)
     evaluation = evaluate(settings, engine, act=False)
-    check_production(settings, engine, production)
+    known_reference(settings, engine, production, 0.80)
+    check_day(settings, engine, production, start.date())
     values = _values(loop_gauges(engine, settings.model.name))
     metric = values["driftloop_ab_metric"]
     assert metric[("staging", "accuracy")] == evaluation.staging.metrics["accuracy"].value
@@ -53,9 +55,13 @@ def test_ab_and_health_numbers_are_exported(settings):
     assert metric[("production", "accuracy")] == pytest.approx(_accuracy(engine, "production"))
     assert values["driftloop_ab_samples"][("production",)] == 1500.0
     assert values["driftloop_ab_running"][()] == 1.0
-    online = values["driftloop_production_online_metric"][(production, "accuracy")]
-    assert online == pytest.approx(_accuracy(engine, "production", last=settings.ab.decay_window))
+    online = values["driftloop_performance_realized"][("day", production, "accuracy")]
+    assert online == pytest.approx(_accuracy(engine, "production"))
     assert 0.5 < online < 0.6
+    assert values["driftloop_performance_reference"][(production, "accuracy")] == 0.8
+    assert values["driftloop_performance_decayed"][("day",)] == 1.0  # 0.55 against 0.80
+    low = values["driftloop_performance_realized_low"][("day", production, "accuracy")]
+    assert 0.0 <= low < online
 
 
 def _accuracy(engine, variant: str, last: int | None = None) -> float:

@@ -186,7 +186,9 @@ def test_the_dashboard_queries_only_metrics_the_code_exports():
         "predictions_total",
         "latency",
         "errors",
-        "online_metric",
+        "performance_realized",
+        "performance_estimated",
+        "prediction_drift",
         "drift_feature_score",
         "model_version_info",
     ):

@@ -21,6 +21,7 @@ import yaml
 from driftloop import registry
 from driftloop.drift.monitor import check_next_batch, resolve_profile
 from driftloop.ingest import ingest_landing
+from driftloop.performance.reference import load_reference
 from driftloop.settings_loader import load_settings
 from driftloop.storage import RetrainRun, make_engine, session_scope, upgrade
 from driftloop.stream import replay
@@ -80,6 +81,14 @@ def test_bootstrap_registers_production_with_its_profile(fast):
     assert record.kind == "model" and record.model_version == "1"
     assert profile.target == "quality" and profile.rows == 1469  # the initial reference split
     assert version.tags[registry.PROFILE_ID] == str(record.id)
+    # out of sample: cross-validated over the reference split (no gate holdout at bootstrap)
+    reference = load_reference(settings, engine, "1")
+    assert reference.source == "cross-validation" and 1440 < reference.rows <= 1469  # no rare class
+    assert reference.probabilities is not None and len(reference.classes) >= 5
+    explained = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/explanations/global_shap.json")
+    assert explained["quality"] == "exact" and set(explained["mean_abs_shap"]) == set(
+        settings.feature_columns
+    )
     with pytest.raises(steps.RetrainError, match="already has Production version 1"):
         steps.bootstrap(settings, engine)
 
@@ -107,6 +116,8 @@ def test_drift_retrain_goes_to_staging_then_later_drift_is_skipped(fast):
     )
     assert staging.tags[registry.DRIFT_REPORT] == str(report_id)
     assert str(client.get_model_version_by_alias(settings.model.name, "production").version) == "1"
+    reference = load_reference(settings, engine, "2")  # the challenger on its gate holdout
+    assert reference.source == "gate holdout" and reference.rows == decision.evidence.rows
 
     again = steps.assemble(settings, engine, report_id)  # one challenger at a time
     assert "Staging version 2 is still under A/B test" in again.reason

@@ -491,3 +491,26 @@ def test_an_options_request_is_not_counted_as_a_prediction(client):
     before = _sample(client, "driftloop_requests_total", answered)
     assert client.options("/predict").status_code == 200
     assert _sample(client, "driftloop_requests_total", answered) == before
+
+
+def test_explain_answers_shap_values_of_the_variant_that_would_answer(client, served):
+    """Per record, a value per original feature from the forced variant; the record limit is
+    serving.explain_max_records; /predict's checks apply."""
+    settings, engine = served
+    records = _records(3)
+    logged = len(_logged(engine))
+    response = client.post("/explain", json={"records": records}, headers={"X-Variant": "staging"})
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert body["variant"] == "staging" and body["version"] == "2"
+    assert body["quality"] == "exact" and len(body["explanations"]) == 3
+    for answer in body["explanations"]:
+        assert set(answer["shap"]) == set(settings.feature_columns)
+        assert any(value != 0 for value in answer["shap"].values())
+    assert len(_logged(engine)) == logged  # explanations are not predictions: not logged
+    many = client.post(
+        "/explain", json={"records": _records(settings.serving.explain_max_records + 1)}
+    )
+    assert many.status_code == 413 and "limit" in many.json["error"]
+    bad = client.post("/explain", json={"record": {**records[0], "alcohol": "strong"}})
+    assert bad.status_code == 422 and "alcohol" in str(bad.json["details"])

@@ -91,6 +91,7 @@ def test_request_bodies_are_the_models_the_routes_validate_with(app, settings):
     }
     expected = {
         ("/predict", "post"): PredictRequest,
+        ("/explain", "post"): PredictRequest,  # the same body, fewer records
         ("/feedback", "post"): FeedbackRequest,
         ("/admin/traffic", "put"): TrafficRequest,
     }

@@ -27,6 +27,8 @@ EVENTS = (
     "rejected",
     "inconclusive",
     "rolled_back",
+    "performance_decay",
+    "performance_estimated_drop",
 )
 
 

@@ -67,3 +67,18 @@ def group_split(
     n_first_groups = int(np.searchsorted(np.cumsum(counts), share * len(frame)))
     in_first = np.isin(keys, unique_keys[:n_first_groups])
     return frame[in_first], frame[~in_first]
+
+
+def comparable_row_keys(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Row hashes that agree however the rows were read back: a CSV round trip may turn 7 into
+    7.0, and pandas' fast float parser may change the last digit, so numbers are compared at
+    ten significant digits."""
+    normalised = pd.DataFrame(
+        {
+            column: frame[column].map("{:.10g}".format)
+            if pd.api.types.is_numeric_dtype(frame[column])
+            else frame[column].astype(str)
+            for column in columns
+        }
+    )
+    return pd.util.hash_pandas_object(normalised, index=False).to_numpy()

@@ -1,5 +1,7 @@
 """The loop's state as numbers for dashboards: the latest drift check (share, verdict, every
-feature's statistics), retrain outcomes, the running A/B test and Production's online metric.
+feature's statistics), retrain outcomes, the running A/B test and Production's performance
+(realized per batch and per day against its out-of-sample estimate, estimated before labels,
+prediction drift).
 
 They live in driftloop's database; :func:`loop_gauges` reads them at scrape time, so every
 server replica exports the same values whatever worker answers. The server's ``/metrics``
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from driftloop.storage import ABEvaluation, ABTest, DriftCheck, HealthCheck, RetrainRun
+from driftloop.storage import ABEvaluation, ABTest, DriftCheck, PerformanceCheck, RetrainRun
 from driftloop.vocabulary import ABTestStatus, DriftStatus, Role
 
 
@@ -35,7 +37,7 @@ def loop_gauges(engine: sa.Engine, model_name: str) -> list[Gauge]:
             *_drift(connection),
             _retrain(connection),
             *_ab(connection, model_name),
-            *_health(connection, model_name),
+            *_performance(connection, model_name),
         ]
 
 
@@ -162,35 +164,124 @@ def _ab(connection: sa.Connection, model_name: str) -> list[Gauge]:
     return [metric, samples, p_value, running]
 
 
-def _health(connection: sa.Connection, model_name: str) -> list[Gauge]:
-    online = Gauge(
-        "driftloop_production_online_metric",
-        "Production's metric over its latest records with feedback",
+def _performance(connection: sa.Connection, model_name: str) -> list[Gauge]:
+    """The latest batch and day checks: realized metric with its interval and reference, the
+    decay verdict, the estimate before labels, prediction drift and the model's inference time."""
+    realized = Gauge(
+        "driftloop_performance_realized",
+        "Production's realized metric on its latest labelled batch or day",
+        ("scope", "version", "metric"),
+    )
+    low = Gauge(
+        "driftloop_performance_realized_low",
+        "Lower end of the realized metric's interval (monitoring.confidence)",
+        ("scope", "version", "metric"),
+    )
+    high = Gauge(
+        "driftloop_performance_realized_high",
+        "Upper end of the realized metric's interval (monitoring.confidence)",
+        ("scope", "version", "metric"),
+    )
+    reference = Gauge(
+        "driftloop_performance_reference",
+        "The version's out-of-sample metric that realized performance is judged against",
         ("version", "metric"),
     )
-    baseline = Gauge(
-        "driftloop_production_baseline_metric",
-        "Production's metric over its first records with feedback",
-        ("version", "metric"),
+    decayed = Gauge(
+        "driftloop_performance_decayed",
+        "1 when the latest judged batch or day decayed",
+        ("scope",),
     )
-    decayed = Gauge("driftloop_production_decayed", "1 when Production's online metric decayed")
-    row = connection.execute(
+    estimated = Gauge(
+        "driftloop_performance_estimated",
+        "Production's estimated accuracy on the latest batch, before labels (CBPE)",
+        ("version", "bound"),
+    )
+    estimated_drop = Gauge(
+        "driftloop_performance_estimated_drop", "1 when the latest batch's estimate dropped"
+    )
+    prediction_drift = Gauge(
+        "driftloop_prediction_drift", "1 when Production's predictions on the latest batch drifted"
+    )
+    inference = Gauge(
+        "driftloop_model_inference_seconds",
+        "Time Production took to predict the latest checked batch (apart from the drift check)",
+    )
+    columns = (
+        PerformanceCheck.scope,
+        PerformanceCheck.model_version,
+        PerformanceCheck.metric,
+        PerformanceCheck.value,
+        PerformanceCheck.low,
+        PerformanceCheck.high,
+        PerformanceCheck.reference_value,
+        PerformanceCheck.decayed,
+        PerformanceCheck.p_value,
+    )
+    for scope in ("batch", "day"):
+        row = connection.execute(
+            sa.select(*columns)
+            .where(
+                PerformanceCheck.model_name == model_name,
+                PerformanceCheck.scope == scope,
+                PerformanceCheck.value.is_not(None),
+            )
+            .order_by(PerformanceCheck.id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            continue
+        labels = (scope, row.model_version, row.metric)
+        realized.samples.append((labels, float(row.value)))
+        for gauge, value in ((low, row.low), (high, row.high)):
+            if value is not None:
+                gauge.samples.append((labels, float(value)))
+        if row.reference_value is not None:
+            sample = ((row.model_version, row.metric), float(row.reference_value))
+            if sample not in reference.samples:
+                reference.samples.append(sample)
+        if row.p_value is not None:  # judged: it had a reference and enough rows
+            decayed.samples.append(((scope,), 1.0 if row.decayed else 0.0))
+    latest = connection.execute(
         sa.select(
-            HealthCheck.model_version,
-            HealthCheck.metric,
-            HealthCheck.current,
-            HealthCheck.baseline,
-            HealthCheck.decayed,
+            PerformanceCheck.model_version,
+            PerformanceCheck.estimated_value,
+            PerformanceCheck.estimated_low,
+            PerformanceCheck.estimated_high,
+            PerformanceCheck.estimated_drop,
+            PerformanceCheck.prediction_drift,
+            PerformanceCheck.details,
         )
-        .where(HealthCheck.model_name == model_name)
-        .order_by(HealthCheck.id.desc())
+        .where(
+            PerformanceCheck.model_name == model_name,
+            PerformanceCheck.scope == "batch",
+            PerformanceCheck.source == "batch",
+        )
+        .order_by(PerformanceCheck.id.desc())
         .limit(1)
     ).first()
-    if row is not None:
-        labels = (row.model_version, row.metric)
-        if row.current is not None:
-            online.samples.append((labels, float(row.current)))
-        if row.baseline is not None:
-            baseline.samples.append((labels, float(row.baseline)))
-        decayed.samples.append(((), 1.0 if row.decayed else 0.0))
-    return [online, baseline, decayed]
+    if latest is not None:
+        if latest.estimated_value is not None:
+            for bound, value in (
+                ("value", latest.estimated_value),
+                ("low", latest.estimated_low),
+                ("high", latest.estimated_high),
+            ):
+                estimated.samples.append(((latest.model_version, bound), float(value)))
+            estimated_drop.samples.append(((), 1.0 if latest.estimated_drop else 0.0))
+        if latest.prediction_drift is not None:
+            prediction_drift.samples.append(((), 1.0 if latest.prediction_drift else 0.0))
+        seconds = (latest.details or {}).get("inference_seconds")
+        if seconds is not None:
+            inference.samples.append(((), float(seconds)))
+    return [
+        realized,
+        low,
+        high,
+        reference,
+        decayed,
+        estimated,
+        estimated_drop,
+        prediction_drift,
+        inference,
+    ]

@@ -276,19 +276,54 @@ class AuditRecord(Base):
     )
 
 
-class HealthCheck(Base):
-    """Production's online metric from feedback: its first window against its latest."""
+class PerformanceReferenceRecord(Base):
+    """Where a version's out-of-sample predictions are stored (``driftloop.performance``)."""
 
-    __tablename__ = "health_checks"
+    __tablename__ = "performance_references"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    model_version: Mapped[str | None] = mapped_column(sa.String(50), index=True)
+    source: Mapped[str] = mapped_column(sa.String(30))  # gate holdout or cross-validation
+    rows: Mapped[int] = mapped_column(sa.Integer)
+    metrics: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    path: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class PerformanceCheck(Base):
+    """Production's performance on one batch or one day: realized (labelled rows, judged
+    against the version's out-of-sample reference), estimated before labels, and whether its
+    predictions drifted. A decay is announced once (``announced``) by whichever DAG sees it."""
+
+    __tablename__ = "performance_checks"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     model_name: Mapped[str] = mapped_column(sa.String(255))
     model_version: Mapped[str] = mapped_column(sa.String(50), index=True)
+    scope: Mapped[str] = mapped_column(sa.String(10))  # batch or day
+    batch_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("batches.id", ondelete="CASCADE"), index=True
+    )
+    day: Mapped[str | None] = mapped_column(sa.String(10))  # YYYY-MM-DD (UTC)
+    source: Mapped[str] = mapped_column(sa.String(20))  # batch, labels or day
+    rows: Mapped[int] = mapped_column(sa.Integer, default=0)  # labelled rows measured
+    excluded_rows: Mapped[int] = mapped_column(sa.Integer, default=0)  # trained on: left out
     metric: Mapped[str] = mapped_column(sa.String(20))
-    baseline: Mapped[float | None] = mapped_column(sa.Float)
-    current: Mapped[float | None] = mapped_column(sa.Float)
-    samples: Mapped[int] = mapped_column(sa.Integer)
+    value: Mapped[float | None] = mapped_column(sa.Float)
+    low: Mapped[float | None] = mapped_column(sa.Float)
+    high: Mapped[float | None] = mapped_column(sa.Float)
+    reference_value: Mapped[float | None] = mapped_column(sa.Float)
+    reference_rows: Mapped[int | None] = mapped_column(sa.Integer)
+    p_value: Mapped[float | None] = mapped_column(sa.Float)
     decayed: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    announced: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    estimated_value: Mapped[float | None] = mapped_column(sa.Float)
+    estimated_low: Mapped[float | None] = mapped_column(sa.Float)
+    estimated_high: Mapped[float | None] = mapped_column(sa.Float)
+    estimated_drop: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    prediction_drift: Mapped[bool | None] = mapped_column(sa.Boolean)
+    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), index=True, default=utcnow
     )

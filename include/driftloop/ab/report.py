@@ -72,6 +72,16 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _bounds(point: dict[str, Any]) -> tuple[float, float]:
+    """A timeline point's band; records written before bands had bounds kept a half-width."""
+    value = point["value"]
+    if "low" in point:
+        low, high = point["low"], point["high"]
+        return (value if low is None else low), (value if high is None else high)
+    half = point.get("half_width") or 0.0
+    return value - half, value + half
+
+
 def _plots(record: dict[str, Any]) -> list[tuple[str, str]]:
     points = record.get("timeline") or []
     if not points:
@@ -84,18 +94,12 @@ def _plots(record: dict[str, Any]) -> list[tuple[str, str]]:
         if not mine:
             continue
         values = [p[1]["value"] for p in mine]
-        halves = [p[1]["half_width"] or 0.0 for p in mine]
+        lows, highs = zip(*(_bounds(p[1]) for p in mine), strict=True)
         xs = [p[1]["n"] for p in mine]
         axes.plot(
             xs, values, label=f"{variant} v{record[f'{variant}_version']}", color=COLOURS[variant]
         )
-        axes.fill_between(
-            xs,
-            [v - h for v, h in zip(values, halves, strict=True)],
-            [v + h for v, h in zip(values, halves, strict=True)],
-            color=COLOURS[variant],
-            alpha=0.2,
-        )
+        axes.fill_between(xs, lows, highs, color=COLOURS[variant], alpha=0.2)
     axes.set_xlabel("records with feedback (per variant)", fontsize=8)
     axes.set_ylabel(metric, fontsize=8)
     axes.set_title(f"{metric} per variant, 95% band", fontsize=9)

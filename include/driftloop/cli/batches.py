@@ -1,4 +1,4 @@
-"""``driftloop batches``: ingest, list and reprocess batches."""
+"""``driftloop batches``: ingest, list, reprocess and label batches."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from driftloop.ingest import IngestOutcome
     from driftloop.storage import Batch
 
-app = typer.Typer(help="Ingest, list and reprocess batches.", no_args_is_help=True)
+app = typer.Typer(help="Ingest, list, reprocess and label batches.", no_args_is_help=True)
 
 
 @app.command("ingest")
@@ -64,6 +64,31 @@ def batches_reprocess(
 
     context = cli_context(ctx)
     _print_outcome(reprocess(batch, context.settings, context.engine(), file))
+
+
+@app.command("label")
+def batches_label(
+    ctx: typer.Context,
+    batch: Annotated[str, typer.Argument(help="Batch id or file name.")],
+    file: Annotated[
+        Path, typer.Argument(help="Labels: the data.id_column and target columns, one row each.")
+    ],
+) -> None:
+    """Join late labels to a checked batch on data.id_column and judge its performance again."""
+    from driftloop.performance.labels import label_batch
+
+    context = cli_context(ctx)
+    labelled = label_batch(context.settings, context.engine(), batch, file)
+    replaced = f", {labelled.replaced} replaced a different label" if labelled.replaced else ""
+    typer.echo(f"batch {labelled.batch_id}: {labelled.labels} labels joined{replaced}")
+    realized = labelled.check.realized
+    if realized is not None:
+        for name, value in realized.metrics.items():
+            band = "" if value.low is None else f" ({value.low:.4f} to {value.high:.4f})"
+            typer.echo(f"    {name} {value.value:.4f}{band}")
+        typer.echo(f"    {realized.reason}")
+    for note in labelled.check.notes:
+        typer.echo(f"    note: {note}")
 
 
 def _batch_record(batch: Batch) -> dict:

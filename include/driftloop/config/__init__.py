@@ -37,6 +37,7 @@ from driftloop.config.sections import (
     DriftSettings,
     MlflowSettings,
     ModelSettings,
+    MonitoringSettings,
     ScoringSettings,
     ServingSettings,
     StorageSettings,
@@ -56,6 +57,7 @@ __all__ = [
     "DriftSettings",
     "MlflowSettings",
     "ModelSettings",
+    "MonitoringSettings",
     "ScoringSettings",
     "Section",
     "ServingSettings",
@@ -88,6 +90,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     scoring: ScoringSettings = ScoringSettings()
     ab: ABSettings = ABSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     alerts: AlertSettings = AlertSettings()
     database: DatabaseSettings = DatabaseSettings()
     model: ModelSettings
@@ -135,7 +138,7 @@ class Settings(BaseSettings):
     @property
     def feature_columns(self) -> list[str]:
         """The configured features; when the config leaves them empty, every column of the data
-        file but the target (read from its header, each time, by the loader's reader)."""
+        file but the target and the id column (read from its header, each time, by the loader's reader)."""
         if self.data.features is not None:
             return list(self.data.features)
         if self._read_header is None:
@@ -143,7 +146,8 @@ class Settings(BaseSettings):
                 "data.features is empty and these settings were not made by load_settings, "
                 "which reads the feature columns from the data file's header"
             )
-        return [c for c in self._read_header(self.data) if c != self.data.target]
+        leave_out = {self.data.target, self.data.id_column}
+        return [c for c in self._read_header(self.data) if c not in leave_out]
 
 
 @contextmanager

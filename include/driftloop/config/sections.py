@@ -40,6 +40,10 @@ class DataSettings(Section):
         default=None,
         description="A second source of rows for the gradual-shift scenario; never a feature.",
     )
+    id_column: str | None = Field(
+        default=None,
+        description="A row identifier in batches (never a feature); late labels join on it.",
+    )
 
     @field_validator("separator")
     @classmethod
@@ -53,6 +57,8 @@ class DataSettings(Section):
         features = self.features or []
         if self.target in features:
             raise ValueError(f"target {self.target!r} is also listed in features")
+        if self.id_column is not None and self.id_column in {*features, self.target}:
+            raise ValueError(f"id_column {self.id_column!r} is a feature or the target")
         if len(set(features)) != len(features):
             raise ValueError("features list a column twice")
         if self.features is not None:
@@ -204,10 +210,13 @@ class TrainingSettings(Section):
     """PyCaret AutoML, the training window, and the gate a challenger must pass."""
 
     models: list[str] = Field(
-        default_factory=lambda: ["et_ordinal", "et", "rf", "lightgbm", "xgboost", "lr"],
+        default_factory=lambda: [
+            *("et_ordinal", "rf_ordinal", "et", "rf", "lightgbm", "xgboost", "lr")
+        ],
         description=(
-            "Model ids compared: PyCaret's, plus et_ordinal (ExtraTrees deciding on the expected"
-            " grade, for numeric class labels; left out elsewhere). Empty: PyCaret's defaults."
+            "Model ids compared: PyCaret's, plus et_ordinal and rf_ordinal (forests deciding on"
+            " the expected grade, for numeric class labels; left out elsewhere). Empty:"
+            " PyCaret's defaults."
         ),
     )
     folds: int = Field(default=10, ge=2, le=20)
@@ -257,6 +266,10 @@ class ServingSettings(Section):
         default="client_id", description="Record field (or X-Client-Key header)."
     )
     max_records: PositiveInt = 1000
+    explain_max_records: PositiveInt = Field(
+        default=20,
+        description="Records per /explain request (SHAP costs far more than predicting).",
+    )
     max_body_bytes: PositiveInt = 2_000_000
     max_missing_share: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Most a record may leave missing, as a share."
@@ -310,15 +323,64 @@ class ABSettings(Section):
     guardrail_min_requests: PositiveInt = Field(
         default=50, description="Staging requests before a guardrail may reject."
     )
-    decay_window: PositiveInt = Field(
-        default=500, description="Production's recent records with feedback, per health check."
-    )
-    decay_limit: float = Field(
-        default=0.05,
-        gt=0.0,
-        description="Decay when the recent metric is this much worse than the version's first window.",
-    )
     schedule: str | None = Field(default="@hourly", description="ab_evaluate's Airflow schedule.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_keys(cls, values: object) -> object:
+        """The decay keys of old configs fail with what replaces them, never silently."""
+        if isinstance(values, dict):
+            old = sorted(set(values) & REPLACED_AB_KEYS)
+            if old:
+                raise ValueError(
+                    f"{', '.join('ab.' + k for k in old)} no longer "
+                    f"{'exists' if len(old) == 1 else 'exist'}: Production's decay is "
+                    "judged per batch and per day against the version's out-of-sample estimate, "
+                    "with its uncertainty; use monitoring.alpha (the test's level), "
+                    "monitoring.min_drop (the smallest drop that matters) and monitoring.min_rows "
+                    "(labelled rows before a judgement) instead, and remove "
+                    f"{', '.join('ab.' + k for k in old)}"
+                )
+        return values
+
+
+REPLACED_AB_KEYS = {"decay_window", "decay_limit"}
+
+
+class MonitoringSettings(Section):
+    """Production's performance on labelled rows (realized) and before labels (estimated);
+    see ``driftloop.performance``. A drop is judged against the version's out-of-sample
+    estimate: decay when a one-sided test at ``alpha`` finds the metric worse AND the drop is
+    at least ``min_drop``, so neither noise on small batches nor a trivial drop on huge ones
+    decays."""
+
+    alpha: float = Field(
+        default=0.01,
+        gt=0.0,
+        lt=0.5,
+        description="Level of each one-sided drop test (false alarms per check on a healthy model).",
+    )
+    min_drop: float = Field(
+        default=0.03,
+        ge=0.0,
+        lt=1.0,
+        description="Smallest drop that matters: accuracy points, or a fraction of the reference error.",
+    )
+    min_rows: PositiveInt = Field(
+        default=30, description="Labelled rows a batch or day needs before it is judged."
+    )
+    confidence: float = Field(
+        default=0.95, gt=0.5, lt=1.0, description="Level of the intervals shown with each metric."
+    )
+    reference_folds: int = Field(
+        default=5,
+        ge=2,
+        le=20,
+        description="Folds of the cross-validated reference when a version has no gate holdout.",
+    )
+    estimate: bool = Field(
+        default=True, description="Estimate accuracy and F1 before labels (classification)."
+    )
 
 
 class AlertSettings(Section):

@@ -11,7 +11,8 @@ thresholds, or with other statistics or draws) is calibrated once, saved in plac
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from driftloop.drift.engine import DriftError, check_drift
 from driftloop.drift.profile import ReferenceProfile, build_profile
 from driftloop.drift.report import write_report
 from driftloop.ingest import ACCEPTED, IngestError, find_batch
+from driftloop.performance.monitor import assess_production
 from driftloop.storage import Batch, DriftCheck, ReferenceProfileRecord, session_scope, utcnow
 from driftloop.stream import build_reference, reference_path
 from driftloop.task import task_of
@@ -48,6 +50,7 @@ class CheckOutcome:
     html_path: str | None = None
     error: str | None = None
     new: bool = True  # False when the batch had been checked before: nothing changes
+    performance: dict[str, Any] | None = None  # Production's predictions on the batch (new checks)
 
     @property
     def drifted(self) -> bool:
@@ -191,8 +194,13 @@ def check_next_batch(
     engine: sa.Engine,
     batch_ref: str | int | None = None,
     production_version: str | None = None,
+    model: Any | None = None,
 ) -> CheckOutcome | None:
     """Check ``batch_ref`` (or the oldest unchecked batch) and store the result.
+
+    With a Production version, the version also predicts the batch (``model``, or the version
+    loaded from the registry): its realized, estimated and prediction-drift figures are stored
+    (``driftloop.performance``) and shown in the report, beside the drift check's own time.
 
     A batch checked before returns its stored outcome with ``new=False``. A check that fails
     is stored as ``failed`` with its reason, so it never blocks the batches after it. A new
@@ -221,9 +229,12 @@ def check_next_batch(
         model_version=production_version,
         created_at=utcnow(),
     )
+    performance = None
     try:
         frame = read_table(batch_path, settings.data)
+        started = time.perf_counter()
         verdict = check_drift(profile, frame, settings.drift)
+        drift_seconds = time.perf_counter() - started
     except (DriftError, OSError, ValueError) as exc:
         check.status, check.error, check.drifted_features, check.target_drift = (
             DriftStatus.FAILED,
@@ -235,6 +246,10 @@ def check_next_batch(
         check.status, check.drift_share = verdict.status, verdict.drift_share
         check.drifted_features, check.target_drift = verdict.drifted_features, verdict.target_drift
         stem = f"drift-{batch_id:06d}-{Path(batch_name).stem}"
+        if production_version is not None:
+            performance = assess_production(
+                settings, engine, batch_id, frame, production_version, model
+            )
         context = {
             "batch": batch_name,
             "batch id": batch_id,
@@ -243,9 +258,10 @@ def check_next_batch(
             "profile id": record.id,
             "production model version": production_version or "none",
             "checked at": check.created_at.isoformat(timespec="seconds"),
+            "drift check seconds": round(drift_seconds, 4),
         }
         json_path, html_path = write_report(
-            verdict, profile, settings.storage.reports_dir / "drift", stem, context
+            verdict, profile, settings.storage.reports_dir / "drift", stem, context, performance
         )
         check.json_path, check.html_path = str(json_path), str(html_path)
     try:
@@ -259,6 +275,7 @@ def check_next_batch(
         outcome = _outcome(
             session.get(DriftCheck, check.id), session.get(Batch, batch_id), new=True
         )
+    outcome = replace(outcome, performance=performance)
     if outcome.drifted:  # a new drift verdict, whoever asked for the check (DAG or CLI)
         alerts.send(
             settings,

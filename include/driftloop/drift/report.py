@@ -19,6 +19,7 @@ import numpy as np
 
 from driftloop.drift.engine import REPORT_FORMAT, DriftVerdict, StatisticTest
 from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile
+from driftloop.performance.report import render_section
 from driftloop.reporting import STYLE, atomic_write, png_base64, pyplot
 
 
@@ -28,13 +29,15 @@ def write_report(
     folder: Path,
     stem: str,
     context: dict[str, Any],
+    performance: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``<stem>.json`` and ``<stem>.html`` under ``folder``; return both paths."""
+    """Write ``<stem>.json`` and ``<stem>.html`` under ``folder``; return both paths. With
+    ``performance`` (the Production version on the batch), both show it."""
     folder.mkdir(parents=True, exist_ok=True)
-    record = {**context, **verdict.to_dict()}
+    record = {**context, **verdict.to_dict(), "performance": performance}
     json_path, html_path = folder / f"{stem}.json", folder / f"{stem}.html"
-    atomic_write(json_path, json.dumps(record, indent=2))
-    atomic_write(html_path, render_html(verdict, profile, context))
+    atomic_write(json_path, json.dumps(record, indent=2, default=_json_default))
+    atomic_write(html_path, render_html(verdict, profile, context, performance))
     return json_path, html_path
 
 
@@ -66,7 +69,17 @@ def read_report(path: Path) -> dict[str, Any]:
     return record
 
 
-def render_html(verdict: DriftVerdict, profile: ReferenceProfile, context: dict[str, Any]) -> str:
+def _json_default(value: Any) -> Any:
+    """numpy numbers and booleans in the performance section, as JSON's own."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def render_html(
+    verdict: DriftVerdict,
+    profile: ReferenceProfile,
+    context: dict[str, Any],
+    performance: dict[str, Any] | None = None,
+) -> str:
     columns = [*verdict.features, *([verdict.target] if verdict.target else [])]
     names = verdict.statistics
     if verdict.mode == "fixed":
@@ -121,6 +134,7 @@ def render_html(verdict: DriftVerdict, profile: ReferenceProfile, context: dict[
 batch's size, or the floor when higher); its p-value under no drift. Highlighted: flagged.</small></p>
 <table><tr><th>column</th><th>kind</th><th>values</th><th>missing</th>{header}<th>drifted</th></tr>{"".join(rows)}</table>
 {sketch_note}
+{render_section(performance)}
 <h2>Reference against current</h2><div class="grid">{figures}</div>
 </body></html>"""
 

@@ -1,38 +1,41 @@
 """The models AutoML compares: PyCaret's own ids, plus driftloop's, resolved to estimators.
 
-Why driftloop adds a model: many tabular targets that look like classes are ordered grades
+Why driftloop adds models: many tabular targets that look like classes are ordered grades
 (wine quality 3 to 9, ratings, severity levels). A forest's vote shares are noisy, and taking
 the most voted grade ignores that a vote for 5 is also evidence for "about 5". Deciding on the
 expected grade position (the vote shares' mean, rounded) uses that order, at the same
-prediction cost as the plain forest (measured in docs/benchmarks-retrain.md). It is one more
-candidate, not a rule: PyCaret's cross-validation decides whether it wins on the data at hand.
+prediction cost as the plain forest (measured in docs/benchmarks-retrain.md). ExtraTrees and
+Random Forest each get such a variant; they are more candidates, not a rule: PyCaret's cross-validation decides whether it wins on the data at hand.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import ExtraTreesClassifier
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
 from driftloop.task import TaskKind
 
 log = logging.getLogger(__name__)
 
 
-class OrdinalExtraTrees(ExtraTreesClassifier):
-    """ExtraTrees whose prediction is the class at the rounded expected class position.
+class OrdinalDecision:
+    """A forest mixin whose prediction is the class at the rounded expected class position.
 
     The classes are taken in sorted order (PyCaret encodes labels in sorted order, so grade
     3 is position 0, grade 4 position 1, ...), equally spaced. ``predict_proba`` is the
     forest's own, so SHAP's TreeExplainer and probability-based monitoring see a plain forest.
     """
 
+    classes_: np.ndarray
+
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[self.class_index(self.predict_proba(X))]
+        return self.classes_[self.class_index(self.predict_proba(X))]  # type: ignore[attr-defined]
 
     @staticmethod
     def class_index(probabilities: np.ndarray) -> np.ndarray:
@@ -42,16 +45,33 @@ class OrdinalExtraTrees(ExtraTreesClassifier):
         return np.clip(np.rint(expected), 0, len(positions) - 1).astype(int)
 
 
-def _ordinal_extra_trees(seed: int) -> Any:
-    return OrdinalExtraTrees(n_estimators=100, random_state=seed, n_jobs=1)
+class OrdinalExtraTrees(OrdinalDecision, ExtraTreesClassifier):
+    """ExtraTrees deciding on the expected grade."""
 
 
-NAMES: dict[type, str] = {OrdinalExtraTrees: "Ordinal Extra Trees"}
+class OrdinalRandomForest(OrdinalDecision, RandomForestClassifier):
+    """Random Forest deciding on the expected grade."""
 
-# driftloop's own model ids: (builder, whether the target must be ordered numbers).
-OWN_MODELS: dict[str, tuple[Callable[[int], Any], bool]] = {
-    "et_ordinal": (_ordinal_extra_trees, True),
+
+@dataclass(frozen=True)
+class OwnModel:
+    """One of driftloop's model ids: its estimator, listed name, and whether it needs class
+    labels that are ordered numbers."""
+
+    estimator: type
+    name: str
+    needs_ordered_labels: bool = True
+
+    def build(self, seed: int) -> Any:
+        # PyCaret's own forests have 100 trees; same size, same serving cost
+        return self.estimator(n_estimators=100, random_state=seed, n_jobs=1)
+
+
+OWN_MODELS: dict[str, OwnModel] = {
+    "et_ordinal": OwnModel(OrdinalExtraTrees, "Ordinal Extra Trees"),
+    "rf_ordinal": OwnModel(OrdinalRandomForest, "Ordinal Random Forest"),
 }
+NAMES: dict[type, str] = {model.estimator: model.name for model in OWN_MODELS.values()}
 
 
 def own_model_names(candidates: Sequence[Any]) -> dict[str, str]:
@@ -82,9 +102,9 @@ def resolve(models: Sequence[str], target: pd.Series, task: TaskKind, seed: int)
         if model not in OWN_MODELS:
             resolved.append(model)
             continue
-        build, needs_order = OWN_MODELS[model]
-        if not task.categorical_target or (needs_order and not ordered_labels(target)):
+        own = OWN_MODELS[model]
+        if not task.categorical_target or (own.needs_ordered_labels and not ordered_labels(target)):
             log.info("model %s left out: it needs class labels that are ordered numbers", model)
             continue
-        resolved.append(build(seed))
+        resolved.append(own.build(seed))
     return resolved

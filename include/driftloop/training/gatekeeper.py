@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from driftloop import alerts, registry
 from driftloop.config import Settings
-from driftloop.data import read_table
+from driftloop.data import comparable_row_keys, read_table
 from driftloop.drift.monitor import drift_batch_time
 from driftloop.ingest import ACCEPTED
 from driftloop.storage import Batch, RetrainRun, session_scope
@@ -256,23 +256,8 @@ def grown_holdout(
     ).dropna(subset=[settings.data.target])
     seen = np.concatenate(
         [
-            _keys(logged_training_data(version.run_id), columns)
+            comparable_row_keys(logged_training_data(version.run_id), columns)
             for version in (challenger, production)
         ]
     )
-    return rows[~np.isin(_keys(rows, columns), seen)].reset_index(drop=True)
-
-
-def _keys(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """Row hashes that agree however the rows were read back: a CSV round trip may turn 7 into
-    7.0, and pandas' fast float parser may change the last digit, so numbers are compared at
-    ten significant digits."""
-    normalised = pd.DataFrame(
-        {
-            column: frame[column].map("{:.10g}".format)
-            if pd.api.types.is_numeric_dtype(frame[column])
-            else frame[column].astype(str)
-            for column in columns
-        }
-    )
-    return pd.util.hash_pandas_object(normalised, index=False).to_numpy()
+    return rows[~np.isin(comparable_row_keys(rows, columns), seen)].reset_index(drop=True)

@@ -188,6 +188,7 @@ def _train_and_log(
         assembly.run_name,
     )
     stored = store_profile(settings, engine, profile, "model")
+    reference_id = _store_reference(settings, engine, trained.pipeline, frame, holdout)
     return Trained(
         assembly,
         run_id,
@@ -196,7 +197,27 @@ def _train_and_log(
         trained.model_name,
         trained.holdout_metrics.get(trained.metric),
         stored.id,
+        reference_id,
     )
+
+
+def _store_reference(
+    settings: Settings,
+    engine: sa.Engine,
+    pipeline: Any,
+    frame: pd.DataFrame,
+    holdout: pd.DataFrame | None,
+) -> int | None:
+    """The version's out-of-sample predictions (``driftloop.performance.reference``), kept for
+    its performance monitoring. A model that cannot be cross-validated still registers: it is
+    then monitored without a reference (measured, not judged), and the log says why."""
+    from driftloop.performance.reference import out_of_sample, store_reference
+
+    try:
+        return store_reference(settings, engine, out_of_sample(pipeline, frame, holdout, settings))
+    except Exception as exc:
+        log.warning("no out-of-sample reference for this version: %s", exc)
+        return None
 
 
 def _register(settings: Settings, engine: sa.Engine, client: Any, trained: Trained) -> str:
@@ -213,6 +234,10 @@ def _register(settings: Settings, engine: sa.Engine, client: Any, trained: Train
         **_drift_lineage(engine, assembly.drift_check_id),
     }
     version = str(mlflow.register_model(trained.model_uri, name, tags=tags).version)
+    if trained.reference_id is not None:
+        from driftloop.performance.reference import attach_version
+
+        attach_version(engine, trained.reference_id, version)
     if trained.profile_id is not None:
         with session_scope(engine) as session:
             session.get(ReferenceProfileRecord, trained.profile_id).model_version = version

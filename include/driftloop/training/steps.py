@@ -159,6 +159,7 @@ class Trained:
     model_name: str | None
     holdout_score: float | None  # that metric on PyCaret's own test split
     profile_id: int | None  # the reference profile of its training data, stored for drift checks
+    reference_id: int | None = None  # its out-of-sample predictions (driftloop.performance)
 
     def to_xcom(self) -> dict[str, Any]:
         return {"step": "trained", **asdict(self), "assembly": self.assembly.to_xcom()}

@@ -89,6 +89,7 @@ def log_training_run(
         evaluation = holdout if holdout is not None and len(holdout) else training_frame.tail(500)
         for plot in _plots(trained.pipeline, evaluation, settings, out):
             mlflow.log_artifact(str(plot), artifact_path="plots")
+        _log_explanations(trained.pipeline, evaluation, settings, out)
         example = features.head(5)
         signature = infer_signature(example, trained.pipeline.predict(example))
         info = mlflow.sklearn.log_model(
@@ -167,3 +168,44 @@ def _plots(pipeline: Any, frame: pd.DataFrame, settings: Settings, out: Path) ->
     plt.close(figure)
     paths.append(out / "feature_importance.png")
     return paths
+
+
+EXPLAINED_ROWS = 200
+
+
+def _log_explanations(pipeline: Any, frame: pd.DataFrame, settings: Settings, out: Path) -> None:
+    """Global SHAP importances (mean absolute SHAP per original feature) on a sample of the
+    gate holdout, or of the training rows without one, as JSON and a plot. An explanation that
+    fails is logged as a warning: it never stops a version from registering."""
+    import logging
+
+    import mlflow
+
+    from driftloop.explain import explain
+    from driftloop.reporting import pyplot
+
+    sample = frame.sample(min(len(frame), EXPLAINED_ROWS), random_state=settings.training.seed)
+    try:
+        attributions = explain(pipeline, sample, settings.feature_columns, background=frame)
+    except Exception as exc:
+        logging.getLogger(__name__).warning("no SHAP explanation for this run: %s", exc)
+        return
+    importance = attributions.global_importance()
+    mlflow.log_dict(
+        {
+            "method": attributions.method,
+            "quality": attributions.quality,
+            "rows": len(sample),
+            "mean_abs_shap": importance,
+        },
+        "explanations/global_shap.json",
+    )
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
+    names = list(importance)[::-1]
+    axes.barh(names, [importance[n] for n in names])
+    axes.set_title(f"Mean |SHAP| per feature ({attributions.method})", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(out / "shap_importance.png")
+    plt.close(figure)
+    mlflow.log_artifact(str(out / "shap_importance.png"), artifact_path="plots")

@@ -1,0 +1,79 @@
+"""``POST /explain``: per-record SHAP values from the variant that would answer ``/predict``.
+
+Same body, keys and record checks as ``/predict``, with fewer records per request
+(``serving.explain_max_records``). Nothing is prepared at start-up or per prediction: the
+explainer is built on the request (``driftloop.explain``), so ``/predict`` is unchanged. Not
+written to the prediction log: an explanation answers no prediction a client acts on. Linear
+models and the permutation fallback are explained against the version's logged input example
+(a few training rows); trees need no background.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from driftloop.ab.traffic import VARIANTS
+from serving import prediction
+from serving.auth import api_key_required
+from serving.context import read_body, served
+from serving.openapi import documented, header
+from serving.schemas import ExplainResponse, PredictRequest
+from serving.validation import checked_records
+
+bp = Blueprint("explain", __name__)
+
+
+@bp.post("/explain")
+@api_key_required
+@documented(
+    body=PredictRequest,
+    answer=ExplainResponse,
+    refusals=(400, 409, 413, 415, 422, 503),
+    parameters=(
+        header(prediction.CLIENT_KEY_HEADER, "sticky assignment key"),
+        header(
+            prediction.FORCE_VARIANT_HEADER, "force a variant (testing)", {"enum": list(VARIANTS)}
+        ),
+    ),
+)
+def explain() -> Response:
+    """Explain one record or a few: SHAP values per original feature of the predicted class.
+
+    Routed as ``/predict`` routes the same request, so the explanation is of the version that
+    answers it.
+    """
+    from driftloop.explain import explain as shap_values
+
+    request_id = g.request_id = uuid.uuid4().hex
+    body = read_body(PredictRequest)
+    context = served()
+    settings, snapshot = context["settings"], context["store"].snapshot
+    chosen = prediction.route(snapshot, body, request.headers, settings)
+    model = chosen.model
+    serving = settings.serving
+    checked = checked_records(
+        body.items,
+        model.schema,
+        serving.explain_max_records,
+        {serving.sticky_field},
+        serving.max_missing_share,
+    )
+    predictions, _ = model.predict(checked.frame)
+    attributions = shap_values(
+        model.pipeline, checked.frame, list(model.schema.names), background=model.example
+    )
+    answer: ExplainResponse = {
+        "request_id": request_id,
+        "model": settings.model.name,
+        "version": model.version,
+        "variant": model.variant,  # type: ignore[typeddict-item]
+        "method": attributions.method,
+        "quality": attributions.quality,  # type: ignore[typeddict-item]
+        "explanations": [
+            {"prediction": predicted, "shap": values}
+            for predicted, values in zip(predictions, attributions.records(), strict=True)
+        ],
+    }
+    return jsonify(answer)
