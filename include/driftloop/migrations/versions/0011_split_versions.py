@@ -6,7 +6,7 @@ change they disagree. Each save now bumps ``traffic_splits.version`` and is kept
 routed under, so the A/B analysis keeps only rows routed under the split then in force.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-11-29
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"  # re-chained after the 0010 migrations of other branches at merge
+down_revision = "0010"  # main's 0010_performance; re-chain if another 0010 lands first
 branch_labels = None
 depends_on = None
 
