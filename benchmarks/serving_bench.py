@@ -139,9 +139,15 @@ class Report:
 EXTRA_TREES = {"models": ["et"], "folds": 3, "budget_minutes": 1}
 
 
-def prepare_home(home: Path, reuse: bool, training: dict[str, Any] | None = None) -> Any:
+def prepare_home(
+    home: Path,
+    reuse: bool,
+    training: dict[str, Any] | None = None,
+    database_url: str | None = None,
+) -> Any:
     """A home with version 1 registered (Production), trained with ``training`` (default:
-    ExtraTrees only, 3 folds); rebuilt unless ``reuse``."""
+    ExtraTrees only, 3 folds); rebuilt unless ``reuse``. driftloop's tables in
+    ``database_url`` (default: SQLite in the home)."""
     from driftloop.settings_loader import load_settings
     from driftloop.storage import make_engine, upgrade
     from driftloop.training.retrain import bootstrap
@@ -149,6 +155,7 @@ def prepare_home(home: Path, reuse: bool, training: dict[str, Any] | None = None
     settings = load_settings(
         CONFIG,
         storage={"home": home},
+        database={"url": database_url},
         training=EXTRA_TREES if training is None else training,
     )
     if reuse and (home / "mlflow.db").is_file():

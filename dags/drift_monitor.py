@@ -4,8 +4,9 @@ and re-gate a model version that waits for evidence (tagged pending) on the grow
 On drift, an event on the Asset ``driftloop://drift`` carries ``batch_id``, ``report_id`` and
 ``model_version``; without drift, no event. The Production version also predicts the batch
 (``driftloop.performance``: realized metrics when labelled, estimated before, prediction drift,
-in the same report); a realized decay not yet announced emits ``driftloop://decay``. Logic lives in ``driftloop`` (which also sends the
-drift and gate alerts); heavy imports happen inside the tasks.
+in the same report); a realized decay not yet announced emits ``driftloop://decay``. Logic
+lives in ``driftloop`` (which also sends the drift and gate alerts); heavy imports happen
+inside the tasks.
 """
 
 from __future__ import annotations

@@ -76,6 +76,7 @@ def _log_refused_prediction(status: int) -> None:
                 "model_name": context["settings"].model.name,
                 "variant": variant,
                 "model_version": None if chosen is None else chosen.model.version,
+                "split_version": None if chosen is None else chosen.split_version,
                 "status": status,
                 "error": g.get("refusal"),
                 "shadow": False,

@@ -31,10 +31,12 @@ CLIENT_KEY_HEADER, FORCE_VARIANT_HEADER = "X-Client-Key", "X-Variant"
 
 @dataclass(frozen=True)
 class Route:
-    """The version that answers a request, and how it was assigned (random, sticky, forced)."""
+    """The version that answers a request, how it was assigned (random, sticky, forced), and
+    the version of the traffic split it was routed by (logged with each row)."""
 
     model: LoadedModel
     assignment: str
+    split_version: int
 
 
 def route(
@@ -60,15 +62,15 @@ def route(
         model = snapshot.model(forced)
         if model is None:
             raise RequestError(409, f"there is no {forced} version to force")
-        return Route(model, FORCED)
+        return Route(model, FORCED, snapshot.split.version)
     key = headers.get(CLIENT_KEY_HEADER) or body.client_id
     if key is None and len(body.items) == 1:
         value = body.items[0].get(settings.serving.sticky_field)
         key = None if value is None else str(value)
     how = RANDOM if key is None else STICKY
     if snapshot.staging is None:
-        return Route(snapshot.production, how)
-    return Route(snapshot.model(snapshot.split.variant_for(key)), how)
+        return Route(snapshot.production, how, snapshot.split.version)
+    return Route(snapshot.model(snapshot.split.variant_for(key)), how, snapshot.split.version)
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,15 @@ def predict(
     # unique because the request id is; and a record's id names the request it came in
     record_ids = [f"{request_id}-{i}" for i in range(len(items))]
     elapsed = (time.perf_counter() - started) * 1000
-    logged = _Logged(settings, request_id, record_ids, items, checked.missing_names(), elapsed)
+    logged = _Logged(
+        settings,
+        request_id,
+        record_ids,
+        items,
+        checked.missing_names(),
+        elapsed,
+        chosen.split_version,
+    )
     rows = logged.rows(model, predictions, probabilities, False, chosen.assignment)
     if snapshot.split.shadow and model.variant == PRODUCTION and snapshot.staging is not None:
         rows += _shadow_rows(snapshot.staging, frame, logged, chosen.assignment)
@@ -165,6 +175,7 @@ class _Logged:
     items: list[dict[str, Any]]
     missing: list[list[str] | None]
     elapsed_ms: float
+    split_version: int  # the traffic split this replica routed by
 
     def rows(
         self,
@@ -185,6 +196,7 @@ class _Logged:
             "status": 200,
             "latency_ms": self.elapsed_ms,
             "assignment": assignment,
+            "split_version": self.split_version,
         }
         return [
             {
@@ -223,6 +235,7 @@ def _shadow_rows(
                 "model_version": staging.version,
                 "shadow": True,
                 "status": 500,
+                "split_version": logged.split_version,
                 "error": f"shadow prediction failed: {type(exc).__name__}: {exc}",
             }
         ]

@@ -179,4 +179,5 @@ class Models(TypedDict):
     variants: dict[str, VariantInfo | None]
     weights: dict[str, float]
     shadow: bool
+    split_version: int  # the traffic split's version this replica routes by
     registry_ok: bool

@@ -85,12 +85,15 @@ def test_usage_errors_exit_2(run):
 
 def test_traffic_split_is_shared_through_the_database(run):
     run("db", "upgrade")
-    assert "staging 0%, production 100%" in run("traffic", "show")
-    assert "staging 20%, production 80%, staging shadows production" in run(
+    assert "staging 0%, production 100% (never set)" in run("traffic", "show")
+    assert "staging 20%, production 80%, staging shadows production (split version 1)" in run(
         "traffic", "set", "--staging", "0.2", "--shadow"
     )
     assert "between 0 and 1" in run("traffic", "set", "--staging", "1.5", expect=1)
-    assert "staging 20%" in run("traffic", "show")  # a refused value changed nothing
+    # a refused value changed nothing, not even the version
+    assert "staging 20%, production 80%, staging shadows production (split version 1)" in run(
+        "traffic", "show"
+    )
 
 
 def test_an_older_database_is_not_upgraded_by_an_ordinary_command(run):

@@ -33,6 +33,9 @@ def test_every_service_is_there_with_a_health_check():
         "airflow-triggerer",
         "mlflow",
         "server",
+        "server-1",
+        "server-2",
+        "load-balancer",
         "prometheus",
         "grafana",
     }
@@ -60,6 +63,33 @@ def test_the_services_run_the_commands_the_full_stack_test_runs():
     ]
 
 
+def test_the_replicas_profile_puts_two_servers_behind_nginx():
+    """Each replica runs the server's command on the shared database; nginx's upstream names
+    exactly the replicas, and both of its files are mounted where its config expects them."""
+    replicas = [n for n, s in SERVICES.items() if "replicas" in s.get("profiles", [])]
+    assert sorted(replicas) == ["load-balancer", "server-1", "server-2"]
+    assert "profiles" not in SERVICES["server"]  # the plain stack keeps its one server
+    for name in ("server-1", "server-2"):
+        replica = SERVICES[name]
+        assert replica["command"] == SERVICES["server"]["command"]
+        assert replica["environment"] == SERVICES["server"]["environment"]
+        assert replica["environment"]["DRIFTLOOP_DATABASE__URL"].startswith("postgresql")
+        assert replica["ports"] == []  # reached through nginx only
+    nginx = SERVICES["load-balancer"]
+    mounts = dict(volume.rsplit(":", 1)[0].split(":") for volume in nginx["volumes"])
+    assert mounts == {
+        "./deploy/nginx/nginx.conf": "/etc/nginx/nginx.conf",
+        "./deploy/nginx/proxy.conf": "/etc/nginx/driftloop/proxy.conf",
+    }
+    config = (ROOT / "deploy/nginx/nginx.conf").read_text()
+    assert re.findall(r"^\s*server (\S+):8000", config, re.MULTILINE) == ["server-1", "server-2"]
+    assert "include /etc/nginx/driftloop/proxy.conf;" in config
+    listen = re.search(r"listen (\d+);", config).group(1)
+    assert nginx["ports"] == [f"8088:{listen}"]
+    for name in ("server-1", "server-2"):
+        assert nginx["depends_on"][name]["condition"] == "service_healthy"
+
+
 def test_start_order_and_volumes():
     for name in (
         "airflow-apiserver",
@@ -67,6 +97,8 @@ def test_start_order_and_volumes():
         "airflow-dag-processor",
         "airflow-triggerer",
         "server",
+        "server-1",
+        "server-2",
     ):
         depends = SERVICES[name]["depends_on"]
         assert depends["airflow-init"]["condition"] == "service_completed_successfully", name

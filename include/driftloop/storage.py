@@ -150,6 +150,25 @@ class TrafficSplitRecord(Base):
     shadow: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     updated_by: Mapped[str] = mapped_column(sa.String(255))
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    # bumped by every save; each prediction row records the version it was routed under
+    version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+
+
+class TrafficSplitVersion(Base):
+    """Every saved split, kept: when each version took effect, so the A/B analysis can tell a
+    row routed under the split then in force from one a lagging replica routed under an older
+    one."""
+
+    __tablename__ = "traffic_split_versions"
+    __table_args__ = (sa.UniqueConstraint("model_name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    version: Mapped[int] = mapped_column(sa.Integer)
+    staging_weight: Mapped[float] = mapped_column(sa.Float)
+    shadow: Mapped[bool] = mapped_column(sa.Boolean)
+    saved_by: Mapped[str] = mapped_column(sa.String(255))
+    saved_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
 # How a logged record got its variant (``Prediction.assignment``); batch-scored rows are always
@@ -178,6 +197,8 @@ class Prediction(Base):
     output: Mapped[dict | None] = mapped_column(sa.JSON)
     error: Mapped[str | None] = mapped_column(sa.Text)
     latency_ms: Mapped[float | None] = mapped_column(sa.Float)
+    # the traffic split's version the serving replica routed by (None: logged before 0011)
+    split_version: Mapped[int | None] = mapped_column(sa.Integer)
     created_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), index=True, default=utcnow
     )

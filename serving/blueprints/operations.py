@@ -70,6 +70,7 @@ def models() -> Response:
         "variants": variants,
         "weights": weights,
         "shadow": snapshot.split.shadow,
+        "split_version": snapshot.split.version,
         "registry_ok": snapshot.registry_ok,
     }
     return jsonify(answer)

@@ -20,8 +20,11 @@ from ..conftest import ROOT
 
 
 @contextmanager
-def production_and_staging(home: Path) -> Iterator[tuple[Settings, sa.Engine]]:
-    """Version 1 bootstrapped into Production; a copy of it registered as version 2 (Staging)."""
+def production_and_staging(
+    home: Path, database_url: str | None = None
+) -> Iterator[tuple[Settings, sa.Engine]]:
+    """Version 1 bootstrapped into Production; a copy of it registered as version 2 (Staging).
+    driftloop's tables in ``database_url`` (PostgreSQL, for replicas), else SQLite in ``home``."""
     saved = {
         k: os.environ.pop(k)
         for k in list(os.environ)
@@ -31,6 +34,7 @@ def production_and_staging(home: Path) -> Iterator[tuple[Settings, sa.Engine]]:
         settings = load_settings(
             ROOT / "driftloop.yaml",
             storage={"home": home},
+            database={"url": database_url},
             training={"models": ["dt"], "folds": 2, "budget_minutes": 0.5},
         )
         engine = make_engine(settings.database_url)

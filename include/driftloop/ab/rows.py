@@ -3,14 +3,16 @@ prediction row carries."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from driftloop.storage import ABTest, Feedback, Prediction, session_scope
+from driftloop.storage import ABTest, Feedback, Prediction, TrafficSplitVersion, session_scope
 
 
 def load_rows(engine: sa.Engine, test: ABTest) -> pd.DataFrame:
-    """The test's log rows (not shadows) with their feedback, if any."""
+    """The test's log rows (not shadows) with their feedback, if any, routed under the traffic
+    split in force when they were served (:func:`routed_in_force`)."""
     query = (
         sa.select(
             Prediction.request_id,
@@ -21,6 +23,7 @@ def load_rows(engine: sa.Engine, test: ABTest) -> pd.DataFrame:
             Prediction.latency_ms,
             Prediction.created_at,
             Prediction.assignment,
+            Prediction.split_version,
             Feedback.value,
             Feedback.id.is_not(None).label("has_truth"),
         )
@@ -46,15 +49,42 @@ def load_rows(engine: sa.Engine, test: ABTest) -> pd.DataFrame:
             "latency_ms",
             "created_at",
             "assignment",
+            "split_version",
             "truth",
             "has_truth",
         ],
     )
+    frame = frame[routed_in_force(engine, test.model_name, frame)].reset_index(drop=True)
     frame["has_truth"] = frame["has_truth"].astype(bool)
     frame["prediction"] = [
         o.get("prediction") if isinstance(o, dict) else None for o in frame["output"]
     ]
     return frame
+
+
+def routed_in_force(engine: sa.Engine, model_name: str, rows: pd.DataFrame) -> pd.Series:
+    """Whether each row (``split_version``, ``created_at``) was routed under the split version
+    in force when it was logged: the newest saved at or before that moment (0 before any save).
+
+    A row routed under an older version comes from a replica that had not polled the change
+    yet; counting it would put a sticky client in both arms. Rows logged before versions were
+    recorded (``split_version`` missing) are kept. Replicas on several hosts need clocks in
+    step to well under ``serving.poll_seconds``.
+    """
+    if rows.empty:
+        return pd.Series(dtype=bool, index=rows.index)
+    with engine.connect() as connection:
+        saved = connection.execute(
+            sa.select(TrafficSplitVersion.saved_at, TrafficSplitVersion.version)
+            .where(TrafficSplitVersion.model_name == model_name)
+            .order_by(TrafficSplitVersion.version)
+        ).all()
+    logged = pd.to_datetime(rows["created_at"], utc=True).to_numpy(dtype="datetime64[ns]")
+    times = pd.to_datetime([t for t, _ in saved], utc=True).to_numpy(dtype="datetime64[ns]")
+    versions = np.array([0] + [v for _, v in saved])
+    in_force = versions[np.searchsorted(times, logged, side="right")]
+    routed = rows["split_version"]
+    return routed.isna() | (routed.to_numpy(dtype=float, na_value=np.nan) == in_force)
 
 
 def unmatched_feedback(engine: sa.Engine) -> int:

@@ -8,19 +8,24 @@ Staging when its point falls below the Staging weight: raising the weight from 1
 moves keys from Production to Staging, never back. Requests without a key are split at random.
 The weights themselves live in the database (``traffic_splits``), so every worker and the CLI
 see the same values.
+
+Every save bumps the split's version and keeps it, with its time, in ``traffic_split_versions``.
+Server replicas poll the split each on their own clock, so for up to ``serving.poll_seconds``
+after a change some still route by the old one; each logged row records the version it was
+routed under, and :func:`driftloop.ab.rows.routed_in_force` tells the A/B analysis which rows to keep.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from driftloop.registry import PRODUCTION, STAGING
-from driftloop.storage import TrafficSplitRecord, session_scope
+from driftloop.storage import TrafficSplitRecord, TrafficSplitVersion, session_scope
 
 VARIANTS = (PRODUCTION, STAGING)
 _SCALE = float(1 << 64)
@@ -38,6 +43,8 @@ class TrafficSplit:
 
     staging_weight: float = 0.0
     shadow: bool = False
+    # which save this is (0: never saved, the configured default); not part of the split's value
+    version: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.staging_weight <= 1.0:
@@ -55,15 +62,32 @@ def load_split(engine: sa.Engine, model_name: str, default_weight: float) -> Tra
         record = session.get(TrafficSplitRecord, model_name)
         if record is None:
             return TrafficSplit(default_weight)
-        return TrafficSplit(record.staging_weight, record.shadow)
+        return TrafficSplit(record.staging_weight, record.shadow, record.version)
 
 
-def save_split(engine: sa.Engine, model_name: str, split: TrafficSplit, who: str) -> None:
-    """Store a split for every worker and the CLI to see."""
+def save_split(engine: sa.Engine, model_name: str, split: TrafficSplit, who: str) -> int:
+    """Store a split for every worker and the CLI to see, as the next version; return it.
+
+    The row is locked while its version is bumped (PostgreSQL), and versions are unique per
+    model, so two saves at once never share a version.
+    """
     with session_scope(engine) as session:
-        record = session.get(TrafficSplitRecord, model_name) or TrafficSplitRecord(
-            model_name=model_name
-        )
+        record = session.get(
+            TrafficSplitRecord, model_name, with_for_update=True
+        ) or TrafficSplitRecord(model_name=model_name, version=0)
+        now = datetime.now(UTC)
         record.staging_weight, record.shadow = split.staging_weight, split.shadow
-        record.updated_by, record.updated_at = who, datetime.now(UTC)
+        record.updated_by, record.updated_at = who, now
+        record.version = (record.version or 0) + 1
         session.add(record)
+        session.add(
+            TrafficSplitVersion(
+                model_name=model_name,
+                version=record.version,
+                staging_weight=split.staging_weight,
+                shadow=split.shadow,
+                saved_by=who,
+                saved_at=now,
+            )
+        )
+        return record.version

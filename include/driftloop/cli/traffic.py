@@ -22,8 +22,10 @@ def traffic_show(ctx: typer.Context) -> None:
     name = context.settings.model.name
     split = load_split(context.engine(), name, default_weight=0.0)
     shadow = ", staging shadows production" if split.shadow else ""
+    # the version each replica's /models shows once it routes by this split
+    saved = f" (split version {split.version})" if split.version else " (never set)"
     typer.echo(
-        f"{name}: staging {split.staging_weight:.0%}, production {1 - split.staging_weight:.0%}{shadow}"
+        f"{name}: staging {split.staging_weight:.0%}, production {1 - split.staging_weight:.0%}{shadow}{saved}"
     )
 
 
