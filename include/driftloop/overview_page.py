@@ -18,7 +18,7 @@ PAGE_STYLE = (
 body{margin:1rem}h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:1.6rem}
 .cards{display:flex;gap:1rem;flex-wrap:wrap}.card{border:1px solid #ccc;border-radius:6px;padding:.6rem 1rem}
 .muted{color:#777}.pending{background:#fff4d6}.approved{background:#e3f6e5}
-.declined,.expired,.superseded{background:#eee}td.text{text-align:left;max-width:40rem}
+.declined,.expired,.superseded{background:#eee}span.text{display:block;text-align:left;max-width:40rem}
 """
 )
 
