@@ -153,6 +153,12 @@ def serving(args: argparse.Namespace, trees: dict[str, Path]) -> dict[str, Any]:
 
     started = time.perf_counter()
     settings = sb.prepare_home(args.home, reuse=args.reuse_home)
+    homes = {side: args.home for side in SIDES}
+    if args.separate_homes:
+        # when the two checkouts' database schemas differ, each serves a home it bootstrapped
+        # itself (the same model: PyCaret ExtraTrees with a fixed session id)
+        homes["before"] = args.home.parent / "home-before"
+        bootstrap_with(trees["before"], homes["before"], args.reuse_home)
     bootstrap_s = time.perf_counter() - started
     frame = sb.feature_frame(settings, sb.BATCH_ROWS)
     bodies = sb.one_record_bodies("driftloop", frame)
@@ -167,20 +173,20 @@ def serving(args: argparse.Namespace, trees: dict[str, Path]) -> dict[str, Any]:
             env = base_env(root)
             env.update(
                 DRIFTLOOP_CONFIG=str(root / "driftloop.yaml"),
-                DRIFTLOOP_STORAGE__HOME=str(args.home),
+                DRIFTLOOP_STORAGE__HOME=str(homes[side]),
                 DRIFTLOOP_BIND=f"127.0.0.1:{port}",
                 DRIFTLOOP_WORKERS=str(args.workers),
                 DRIFTLOOP_THREADS=str(args.threads),
-                PROMETHEUS_MULTIPROC_DIR=str(args.home / f"prometheus-{side}"),
+                PROMETHEUS_MULTIPROC_DIR=str(homes[side] / f"prometheus-{side}"),
             )
-            (args.home / f"prometheus-{side}").mkdir(parents=True, exist_ok=True)
+            (homes[side] / f"prometheus-{side}").mkdir(parents=True, exist_ok=True)
             command = [
                 str(root / ".venv" / "bin" / "gunicorn"),
                 "-c",
                 str(root / "serving" / "gunicorn.conf.py"),
                 "serving.app:create_app()",
             ]
-            log_path = args.home / f"driftloop-{side}.log"
+            log_path = homes[side] / f"driftloop-{side}.log"
             with log_path.open("wb") as out:
                 process = subprocess.Popen(
                     command, env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT,
@@ -228,7 +234,7 @@ def serving(args: argparse.Namespace, trees: dict[str, Path]) -> dict[str, Any]:
         }  # fmt: skip
     b, a = pooled["before"], pooled["after"]
     return {
-        "home": str(args.home),
+        "homes": {side: str(home) for side, home in homes.items()},
         "bootstrap_s": bootstrap_s,
         "same_answer": same(answers),
         "answers": answers,
@@ -243,6 +249,15 @@ def serving(args: argparse.Namespace, trees: dict[str, Path]) -> dict[str, Any]:
         "rps_met": ratio(a["rps"], b["rps"]) >= TARGETS["rps"],
         "p99_met": ratio(a["p99_ms"], b["p99_ms"]) <= TARGETS["p99"],
     }
+
+
+def bootstrap_with(root: Path, home: Path, reuse: bool) -> None:
+    """``root``'s own serving_bench.prepare_home, run by ``root``'s interpreter."""
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, 'benchmarks'); "
+        f"import serving_bench; serving_bench.prepare_home(Path({str(home)!r}), {reuse!r})"
+    )
+    subprocess.run([str(python_of(root)), "-c", code], cwd=root, env=base_env(root), check=True)
 
 
 def cpu_ms(result: Any) -> float:
@@ -517,7 +532,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--after", type=Path, required=True, help="checkout with a .venv")
     parser.add_argument("--parts", default="serving,drift,dags", help="comma-separated")
     parser.add_argument(
-        "--home", type=Path, help="shared serving home (default: AFTER/var/bench-before-after/home)"
+        "--home",
+        type=Path,
+        help="shared serving home (default: AFTER/var/bench-before-after/home)",
+    )
+    parser.add_argument(
+        "--separate-homes",
+        action="store_true",
+        help="BEFORE bootstraps and serves its own home (for checkouts with different schemas)",
     )
     parser.add_argument("--reuse-home", action="store_true", help="keep a bootstrapped home")
     parser.add_argument("--rounds", type=int, default=6, help="serving rounds per side")
