@@ -14,11 +14,11 @@ import uuid
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from driftloop.ab.traffic import VARIANTS
 from serving import prediction
 from serving.auth import api_key_required
+from serving.blueprints.predict import ROUTING_HEADERS
 from serving.context import read_body, served
-from serving.openapi import documented, header
+from serving.openapi import documented
 from serving.schemas import ExplainResponse, PredictRequest
 from serving.validation import checked_records
 
@@ -31,12 +31,7 @@ bp = Blueprint("explain", __name__)
     body=PredictRequest,
     answer=ExplainResponse,
     refusals=(400, 409, 413, 415, 422, 503),
-    parameters=(
-        header(prediction.CLIENT_KEY_HEADER, "sticky assignment key"),
-        header(
-            prediction.FORCE_VARIANT_HEADER, "force a variant (testing)", {"enum": list(VARIANTS)}
-        ),
-    ),
+    parameters=ROUTING_HEADERS,
 )
 def explain() -> Response:
     """Explain one record or a few: SHAP values per original feature of the predicted class.

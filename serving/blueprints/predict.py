@@ -15,6 +15,12 @@ from serving.schemas import PredictRequest, PredictResponse
 
 bp = Blueprint("predict", __name__)
 
+# the headers that steer routing, shared by every endpoint routed as /predict is
+ROUTING_HEADERS = (
+    header(prediction.CLIENT_KEY_HEADER, "sticky assignment key"),
+    header(prediction.FORCE_VARIANT_HEADER, "force a variant (testing)", {"enum": list(VARIANTS)}),
+)
+
 
 @bp.post("/predict")
 @api_key_required
@@ -22,12 +28,7 @@ bp = Blueprint("predict", __name__)
     body=PredictRequest,
     answer=PredictResponse,
     refusals=(400, 409, 413, 415, 422, 503),
-    parameters=(
-        header(prediction.CLIENT_KEY_HEADER, "sticky assignment key"),
-        header(
-            prediction.FORCE_VARIANT_HEADER, "force a variant (testing)", {"enum": list(VARIANTS)}
-        ),
-    ),
+    parameters=ROUTING_HEADERS,
 )
 def predict() -> Response:
     """Predict one record or a batch; routed to Production or Staging.

@@ -25,10 +25,7 @@ def render_section(performance: dict[str, Any] | None) -> str:
     )
     realized = performance.get("realized")
     if realized:
-        cells = "; ".join(
-            f"{name} {_number(m['value'])} ({_number(m['low'])} to {_number(m['high'])})"
-            for name, m in realized["metrics"].items()
-        )
+        cells = _metrics(realized["metrics"])
         parts.append(
             f"<tr><th>realized ({realized['rows']} labelled rows, {realized['excluded_rows']} "
             f"left out: trained on)</th><td>{cells}</td></tr>"
@@ -39,10 +36,7 @@ def render_section(performance: dict[str, Any] | None) -> str:
         parts.append("<tr><th>realized</th><td>no labels yet</td></tr>")
     estimated = performance.get("estimated")
     if estimated:
-        cells = "; ".join(
-            f"{name} {m['value']:.4f} ({m['low']:.4f} to {m['high']:.4f})"
-            for name, m in estimated["metrics"].items()
-        )
+        cells = _metrics(estimated["metrics"])
         parts.append(
             f"<tr><th>estimated before labels (CBPE)</th><td class='"
             f"{'flag' if estimated['dropped'] else ''}'>{cells}<br><small>"
@@ -73,15 +67,22 @@ def render_section(performance: dict[str, Any] | None) -> str:
         )
     day = performance.get("day")
     if day and day.get("realized"):
-        accuracy = next(iter(day["realized"]["metrics"].items()))
+        name, metric = next(iter(day["realized"]["metrics"].items()))  # the default metric
         parts.append(
             f"<tr><th>day {html.escape(day['day'])} ({day['realized']['rows']} labelled rows)</th>"
-            f"<td>{accuracy[0]} {_number(accuracy[1]['value'])} ({_number(accuracy[1]['low'])} "
-            f"to {_number(accuracy[1]['high'])}): {html.escape(day['realized']['reason'])}</td></tr>"
+            f"<td>{_metrics({name: metric})}: {html.escape(day['realized']['reason'])}</td></tr>"
         )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in performance.get("notes", []))
     parts.append("</table>" + (f"<ul>{notes}</ul>" if notes else ""))
     return "".join(parts)
+
+
+def _metrics(metrics: dict[str, dict[str, float | None]]) -> str:
+    """Each metric as "name value (low to high)"."""
+    return "; ".join(
+        f"{name} {_number(m['value'])} ({_number(m['low'])} to {_number(m['high'])})"
+        for name, m in metrics.items()
+    )
 
 
 def _number(value: float | None, digits: int = 4) -> str:
