@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from driftloop.stack.processes import free_port
 from driftloop.storage import Prediction, session_scope
 
 from .conftest import ROOT
+from .support.load import one_record_load
 from .support.served_home import production_and_staging
 
 pytestmark = pytest.mark.integration
@@ -112,41 +112,18 @@ def test_refusals_under_gunicorn_are_4xx(server, kwargs, status):
 def test_promotion_and_rollback_under_load_fail_no_request_and_every_record_is_logged(server, home):
     url, process = server
     settings, engine = home
-    seen: list[tuple[int, str, str, str]] = []
-    stop = threading.Event()
-
-    def client(n: int) -> None:
-        session = requests.Session()
-        i = 0
-        while not stop.is_set():
-            response = session.post(
-                f"{url}/predict",
-                json={"record": RECORDS[(n * 31 + i) % len(RECORDS)]},
-                headers={"X-Variant": "production"},
-                timeout=10,
-            )
-            body = response.json()
-            seen.append(
-                (
-                    response.status_code,
-                    body.get("version", ""),
-                    body.get("request_id", ""),
-                    body.get("error", ""),
-                )
-            )
-            i += 1
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    time.sleep(6)  # 20 s of load in all: a promotion, then a rollback
-    promotion.promote(settings, engine, "test", "under load")
-    time.sleep(7)
-    promotion.rollback(settings, engine, "test", "under load too")
-    time.sleep(7)
-    stop.set()
-    for thread in threads:
-        thread.join(30)
+    with one_record_load(
+        url, RECORDS, clients=8, headers=lambda n, i: {"X-Variant": "production"}, timeout=10
+    ) as answers:
+        time.sleep(6)  # 20 s of load in all: a promotion, then a rollback
+        promotion.promote(settings, engine, "test", "under load")
+        time.sleep(7)
+        promotion.rollback(settings, engine, "test", "under load too")
+        time.sleep(7)
+    seen = [  # status, version, request id, error
+        (status, body.get("version", ""), body.get("request_id", ""), body.get("error", ""))
+        for status, body in answers
+    ]
     failures = [s for s in seen if s[0] != 200]
     assert not failures, failures[:5]
     versions = [s[1] for s in seen]

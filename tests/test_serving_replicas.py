@@ -6,7 +6,6 @@ nginx fails no request, and the A/B analysis counts every replica's rows exactly
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from driftloop.stack.processes import StackError
 from driftloop.storage import ABTest, Prediction, session_scope
 
 from .conftest import ROOT
+from .support.load import one_record_load
 from .support.postgres import require_postgres, temporary_database
 from .support.served_home import production_and_staging
 
@@ -125,48 +125,29 @@ def test_a_weight_change_and_a_promotion_under_load_fail_nothing_and_count_once(
     settings, engine = replicas.settings, replicas.engine
     name = settings.model.name
     started_at = pd.Timestamp.now(tz="UTC").to_pydatetime()
-    answered: list[tuple[int, str, str, str]] = []  # status, request id, variant, version
-    stop = threading.Event()
-
-    def client(n: int) -> None:
-        session = requests.Session()
-        i = 0
-        while not stop.is_set():
-            response = session.post(
-                f"{replicas.balancer.url}/predict",
-                json={"record": RECORDS[(n * 31 + i) % len(RECORDS)]},
-                headers={"X-Client-Key": f"client-{n}-{i % 17}"},
-                timeout=30,
-            )
-            body = response.json()
-            answered.append(
-                (
-                    response.status_code,
-                    body.get("request_id", ""),
-                    body.get("variant", ""),
-                    body.get("version", ""),
-                )
-            )
-            i += 1
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    time.sleep(4)
-    changed = save_split(engine, name, TrafficSplit(0.6), "t")
-    time.sleep(5)
-    promotion.promote(settings, engine, "test", "under load, through nginx")
-    _followed(
-        replicas,
-        lambda m: (
-            m["variants"]["production"]["version"] == "2" and m["variants"]["staging"] is None
-        ),
-        "serves version 2 alone",
-    )
-    time.sleep(3)
-    stop.set()
-    for thread in threads:
-        thread.join(60)
+    with one_record_load(
+        replicas.balancer.url,
+        RECORDS,
+        clients=6,
+        headers=lambda n, i: {"X-Client-Key": f"client-{n}-{i % 17}"},
+        timeout=30,
+    ) as answers:
+        time.sleep(4)
+        changed = save_split(engine, name, TrafficSplit(0.6), "t")
+        time.sleep(5)
+        promotion.promote(settings, engine, "test", "under load, through nginx")
+        _followed(
+            replicas,
+            lambda m: (
+                m["variants"]["production"]["version"] == "2" and m["variants"]["staging"] is None
+            ),
+            "serves version 2 alone",
+        )
+        time.sleep(3)
+    answered = [  # status, request id, variant, version
+        (status, body.get("request_id", ""), body.get("variant", ""), body.get("version", ""))
+        for status, body in answers
+    ]
 
     failed = [a for a in answered if a[0] != 200]
     assert not failed, failed[:5]
