@@ -143,3 +143,28 @@ def test_automl_compares_it_and_names_it(tmp_path, monkeypatch):
     words = frame.assign(grade=frame.grade.map(lambda g: f"grade {g}"))
     trained = train(words, settings)
     assert list(trained.compare_table["Model"]) == ["Extra Trees Classifier"]
+
+
+def test_a_model_list_that_cannot_learn_the_task_is_refused_with_a_sentence(tmp_path, monkeypatch):
+    """Only ordinal candidates on a regression target: a clear TrainingError before PyCaret."""
+    from driftloop.settings_loader import load_settings
+    from driftloop.training.automl import TrainingError, train
+
+    for name in [k for k in os.environ if k.startswith("DRIFTLOOP_")]:
+        monkeypatch.delenv(name)
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(rng.normal(size=(200, 2)), columns=["a", "b"]).assign(
+        y=rng.normal(size=200)
+    )
+    (tmp_path / "data.csv").write_text(frame.to_csv(index=False))
+    config = {
+        "data": {"path": str(tmp_path / "data.csv"), "separator": ",", "target": "y",
+                 "task": "regression", "features": ["a", "b"], "bounds": {}},
+        "model": {"name": "numbers"},
+        "storage": {"home": str(tmp_path / "home")},
+        "training": {"models": ["et_ordinal", "rf_ordinal"], "folds": 3},
+    }  # fmt: skip
+    (tmp_path / "driftloop.yaml").write_text(yaml.safe_dump(config))
+    settings = load_settings(tmp_path / "driftloop.yaml")
+    with pytest.raises(TrainingError, match=r"none of the models .* can learn a regression task"):
+        train(frame, settings)

@@ -56,6 +56,10 @@ def train(frame: pd.DataFrame, settings: Settings) -> TrainedModel:
             f"{len(frame)} labelled rows are too few to train with {training.folds} folds"
         )
     # Exact duplicate rows never straddle PyCaret's own train/test split.
+    # before PyCaret's setup, so a model list that cannot learn this task fails at once
+    candidates = resolve(training.models, frame[target], task, training.seed)
+    if training.models and not candidates:
+        raise TrainingError(f"none of the models {training.models} can learn a {task.name} task")
     fit_part, test_part = group_split(frame, 0.8, np.random.default_rng(training.seed))
     experiment = task.experiment()
     metric = optimize_metric(settings)
@@ -85,9 +89,6 @@ def train(frame: pd.DataFrame, settings: Settings) -> TrainedModel:
         training.budget_minutes,
         metric,
     )
-    candidates = resolve(training.models, frame[target], task, training.seed)
-    if training.models and not candidates:
-        raise TrainingError(f"none of the models {training.models} can learn a {task.name} task")
     best = experiment.compare_models(
         include=candidates or None,
         sort=metric,
