@@ -55,11 +55,11 @@ def train(frame: pd.DataFrame, settings: Settings) -> TrainedModel:
         raise TrainingError(
             f"{len(frame)} labelled rows are too few to train with {training.folds} folds"
         )
-    # Exact duplicate rows never straddle PyCaret's own train/test split.
-    # before PyCaret's setup, so a model list that cannot learn this task fails at once
+    # Before PyCaret's setup, so that a model list that cannot learn this task fails at once.
     candidates = resolve(training.models, frame[target], task, training.seed)
     if training.models and not candidates:
         raise TrainingError(f"none of the models {training.models} can learn a {task.name} task")
+    # Exact duplicate rows never straddle PyCaret's own train/test split.
     fit_part, test_part = group_split(frame, 0.8, np.random.default_rng(training.seed))
     experiment = task.experiment()
     metric = optimize_metric(settings)
