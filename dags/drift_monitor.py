@@ -1,8 +1,14 @@
-"""drift_monitor: ingest new batches, test the oldest unchecked one for drift, announce drift,
-and re-gate a model version that waits for evidence (tagged pending) on the grown holdout.
+"""drift_monitor: ingest new batches, test every unchecked one for drift in parallel, announce
+drift, and re-gate a model version that waits for evidence (tagged pending) on the grown holdout.
 
-On drift, an event on the Asset ``driftloop://drift`` carries ``batch_id``, ``report_id`` and
-``model_version``; without drift, no event. The Production version also predicts the batch
+``unchecked_batches`` lists the accepted batches nobody has checked (or the one the ``batch``
+parameter names); ``check_batch`` is mapped over them, one task per batch, which Celery spreads
+over its workers. Each batch is checked exactly once: a mapped task claims its batch in the
+database first, so two tasks or two overlapping runs never both check it. Each new drift
+verdict is one event on the Asset ``driftloop://drift`` (``announce_drift`` is mapped over
+them) carrying ``batch_id``, ``report_id`` and ``model_version``; without drift, no event.
+Events that wait together make one ``retrain``, which takes the newest check and records the
+others as merged into it. The Production version also predicts the batch
 (``driftloop.performance``: realized metrics when labelled, estimated before, prediction drift,
 in the same report); a realized decay not yet announced emits ``driftloop://decay``. Logic
 lives in ``driftloop`` (which also sends the drift and gate alerts); heavy imports happen
@@ -51,17 +57,37 @@ def drift_monitor() -> None:
         return len(outcomes)
 
     @task
-    def check_batch(params: dict | None = None) -> dict | None:
-        """Test the requested (or oldest unchecked) accepted batch; store the report."""
+    def unchecked_batches(params: dict | None = None) -> list[int]:
+        """The batch the run names, else every accepted batch nobody has checked, oldest first."""
+        from driftloop.drift.claims import unchecked_batches as waiting
+        from driftloop.ingest import find_batch
+        from driftloop.storage import session_scope
+
+        _settings, engine = open_task(CONFIG)
+        requested = (params or {}).get("batch")
+        if requested is not None:
+            with session_scope(engine) as session:
+                return [find_batch(session, requested).id]
+        batch_ids = waiting(engine)
+        print(f"unchecked accepted batches: {batch_ids or 'none'}")
+        return batch_ids
+
+    @task
+    def check_batch(batch_id: int, ti=None) -> dict | None:
+        """Claim one batch, test it against the reference, store the report."""
+        from driftloop.drift.claims import BatchBusy
         from driftloop.drift.monitor import check_next_batch
         from driftloop.registry import current_version
 
         settings, engine = open_task(CONFIG)
         # The reference is the current Production version's profile, when there is one.
         production = current_version(settings)
-        outcome = check_next_batch(settings, engine, (params or {}).get("batch"), production)
-        if outcome is None:
-            print("no unchecked accepted batch")
+        # An Airflow retry of this very task may take its own claim again.
+        claimant = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
+        try:
+            outcome = check_next_batch(settings, engine, batch_id, production, claimant=claimant)
+        except BatchBusy as exc:
+            print(exc)
             return None
         print(
             f"batch {outcome.batch_name}: {outcome.status}, drifted {outcome.drifted_features}, report {outcome.html_path}"
@@ -73,24 +99,24 @@ def drift_monitor() -> None:
             print(f"model inference {performance['inference_seconds']:.3f} s (apart from drift)")
         return outcome.to_dict()
 
-    @task.short_circuit
-    def drift_found(outcome: dict | None) -> bool:
-        """Only a new drift verdict goes on; re-running a batch changes nothing."""
+    @task(trigger_rule="none_failed")
+    def new_drift(outcomes: list[dict | None] | None = None) -> list[dict]:
+        """The checks of this run that found drift; re-checking a batch changes nothing."""
         from driftloop.vocabulary import DriftStatus
 
-        return bool(outcome and outcome["status"] == DriftStatus.DRIFT and outcome["new"])
+        found = [o for o in (outcomes or []) if o and o["status"] == DriftStatus.DRIFT and o["new"]]
+        return [
+            {k: o[k] for k in ("batch_id", "report_id", "model_version")}
+            for o in sorted(found, key=lambda o: o["report_id"])
+        ]
 
     @task(outlets=[DRIFT])
-    def announce_drift(outcome: dict, outlet_events=None) -> None:
-        """Emit the drift event for retraining (the check itself sent the drift alert)."""
-        outlet_events[DRIFT].extra = {
-            "batch_id": outcome["batch_id"],
-            "report_id": outcome["report_id"],
-            "model_version": outcome["model_version"],
-        }
+    def announce_drift(drift: dict, outlet_events=None) -> None:
+        """One drift event per drifted batch, for retraining (the check sent the drift alert)."""
+        outlet_events[DRIFT].extra = drift
 
-    @task
-    def decay_waiting(outcome: dict | None) -> dict | None:
+    @task(trigger_rule="none_failed")
+    def decay_waiting(outcomes: list[dict | None] | None = None) -> dict | None:
         """The oldest realized decay not yet announced (this batch's, or late labels')."""
         from driftloop.performance.monitor import take_decay
 
@@ -117,10 +143,11 @@ def drift_monitor() -> None:
             )
         return len(decisions)
 
-    outcome = check_batch()
-    ingest_landing() >> [outcome, regate_pending()]
-    drift_found(outcome) >> announce_drift(outcome)
-    decay = decay_waiting(outcome)
+    batch_ids = unchecked_batches()
+    ingest_landing() >> [batch_ids, regate_pending()]
+    outcomes = check_batch.expand(batch_id=batch_ids)
+    announce_drift.expand(drift=new_drift(outcomes))
+    decay = decay_waiting(outcomes)
     decay_found(decay) >> announce_decay(decay)
 
 

@@ -17,7 +17,13 @@ from datetime import datetime
 
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.dag_support import dag_settings, default_args, open_task, retrain_failure_alert
+from driftloop.dag_support import (
+    TRAINING_QUEUE,
+    dag_settings,
+    default_args,
+    open_task,
+    retrain_failure_alert,
+)
 from driftloop.events import DECAY_ASSET_URI, DRIFT_ASSET_URI
 
 CONFIG, SETTINGS = dag_settings(__file__)
@@ -25,27 +31,32 @@ DRIFT = Asset(DRIFT_ASSET_URI)
 DECAY = Asset(DECAY_ASSET_URI)
 
 
-def cause(params: dict | None, events) -> tuple[int | None, str]:
-    """The drift report and the trigger behind a run: the newest drift event's report, a
-    decay event, or by hand (the run's ``drift_check_id`` parameter, if any)."""
+def cause(params: dict | None, events) -> tuple[list[int | None], str]:
+    """The drift reports and the trigger behind a run: every waiting drift event's report (the
+    run takes the newest and merges the others into it), a decay event, or by hand (the run's
+    ``drift_check_id`` parameter, if any)."""
     from driftloop.vocabulary import Trigger
 
     events = events or {}
-    if list(events.get(DRIFT, [])):
-        return list(events[DRIFT])[-1].extra.get("report_id"), Trigger.DRIFT
+    drift = list(events.get(DRIFT, []))
+    if drift:
+        return [event.extra.get("report_id") for event in drift], Trigger.DRIFT
     if list(events.get(DECAY, [])):
-        return (params or {}).get("drift_check_id"), Trigger.DECAY
-    return (params or {}).get("drift_check_id"), Trigger.MANUAL
+        return [(params or {}).get("drift_check_id")], Trigger.DECAY
+    return [(params or {}).get("drift_check_id")], Trigger.MANUAL
 
 
 def ml_task(function):
-    """``@task``, or ``@task.external_python`` when ``training.python`` names an interpreter.
+    """``@task``, or ``@task.external_python`` when ``training.python`` names an interpreter; on
+    the ``training`` queue (Celery workers with the ML stack and the memory; ignored locally).
 
     A fresh decorator per function: one external_python decorator reused keeps the first task's id.
     """
     if SETTINGS.training.python:
-        return task.external_python(python=str(SETTINGS.training.python))(function)
-    return task(function)
+        return task.external_python(python=str(SETTINGS.training.python), queue=TRAINING_QUEUE)(
+            function
+        )
+    return task(queue=TRAINING_QUEUE)(function)
 
 
 @dag(
@@ -68,11 +79,12 @@ def ml_task(function):
 def retrain() -> None:
     @task
     def assemble_training_set(params: dict | None = None, triggering_asset_events=None) -> dict:
-        """Skip, or write the training set and gate holdout (Production's data + recent batches)."""
-        from driftloop.training.retrain import assemble
+        """Skip, or write the training set and gate holdout (Production's data + recent batches).
+        Several waiting drift events make one retrain, on the newest check."""
+        from driftloop.training.assembly import assemble_waiting
 
-        drift_check_id, trigger = cause(params, triggering_asset_events)
-        return assemble(*open_task(CONFIG), drift_check_id, trigger).to_xcom()
+        drift_check_ids, trigger = cause(params, triggering_asset_events)
+        return assemble_waiting(*open_task(CONFIG), drift_check_ids, trigger).to_xcom()
 
     @task.short_circuit
     def should_train(assembly: dict) -> bool:

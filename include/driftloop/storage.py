@@ -57,6 +57,10 @@ class Batch(Base):
     received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     validated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=1)
+    # Who is checking this batch for drift, and since when (driftloop.drift.claims): parallel
+    # checkers claim a batch before checking it, so each batch is checked exactly once.
+    drift_claimed_by: Mapped[str | None] = mapped_column(sa.String(255))
+    drift_claimed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class BatchValidation(Base):
@@ -108,6 +112,8 @@ class DriftCheck(Base):
     json_path: Mapped[str | None] = mapped_column(sa.Text)
     html_path: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    # The newer drift check a retrain took instead of this one (several drift events waited).
+    merged_into: Mapped[int | None] = mapped_column(sa.Integer)
 
 
 class RetrainRun(Base):

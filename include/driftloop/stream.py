@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,10 +52,18 @@ def split_reference(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def build_reference(settings: Settings) -> tuple[Path, int]:
-    """Write the initial reference split, the data the first model will be trained on."""
+    """Write the initial reference split, the data the first model will be trained on.
+
+    Written beside and then renamed into place, so parallel drift checks that all build it on
+    first use never read a half-written file."""
     reference, _pool = split_reference(settings)
     path = reference_path(settings)
-    write_table(reference, path, settings.data)
+    partial = path.with_name(f".{path.stem}.{uuid.uuid4().hex}{path.suffix}")
+    try:
+        write_table(reference, partial, settings.data)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path, len(reference)
 
 

@@ -25,10 +25,22 @@ def main(dags_folder: str, dag_id: str, conf: str) -> None:
             {"uri": e.asset.uri, "extra": e.extra}
             for e in session.query(AssetEvent).order_by(AssetEvent.id)
         ]
-        tasks = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
+        instances = run.get_task_instances(session=session)
+        tasks = {ti.task_id: str(ti.state) for ti in instances}
+        # a mapped task's instances, one state each in map index order
+        mapped: dict[str, list[str]] = {}
+        for ti in sorted(instances, key=lambda ti: ti.map_index):
+            if ti.map_index >= 0:
+                mapped.setdefault(ti.task_id, []).append(str(ti.state))
         # DAGs the scheduler will start because of those events
         queued = sorted({q.target_dag_id for q in session.query(AssetDagRunQueue)})
-    result = {"state": str(run.state), "events": events, "tasks": tasks, "queued": queued}
+    result = {
+        "state": str(run.state),
+        "events": events,
+        "tasks": tasks,
+        "mapped": mapped,
+        "queued": queued,
+    }
     print("RESULT " + json.dumps(result))
 
 

@@ -69,6 +69,7 @@ def drift_show(
     with session_scope(cli_context(ctx).engine()) as session:
         check = session.get(DriftCheck, report)
         json_path = check.json_path if check is not None else None
+        merged_into = check.merged_into if check is not None else None
     if json_path is None or not Path(json_path).is_file():
         typer.echo(
             f"no drift report {report} with a JSON record (see `driftloop drift reports`)", err=True
@@ -76,6 +77,12 @@ def drift_show(
         raise typer.Exit(1)
     for line in describe_report(read_report(Path(json_path))):
         typer.echo(line)
+    if merged_into is not None:
+        typer.echo(_merged(merged_into))
+
+
+def _merged(into: int) -> str:
+    return f"merged into drift check {into}: one retrain took that newer check for both"
 
 
 @app.command("reset-reference")
@@ -137,3 +144,5 @@ def _print_check(outcome: CheckOutcome) -> None:
     typer.echo(f"{outcome.batch_name}: {outcome.status}{share}{again}; drifted: {drifted}{target}")
     if outcome.html_path:
         typer.echo(f"    report: {outcome.html_path}")
+    if outcome.merged_into is not None:
+        typer.echo(f"    {_merged(outcome.merged_into)}")

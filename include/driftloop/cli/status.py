@@ -34,6 +34,8 @@ def status_command(ctx: typer.Context) -> None:
         typer.echo(
             f"  last drift check: {last.batch_name} {last.status}{drifted} (report {last.report_id})"
         )
+        if last.merged_into is not None:
+            typer.echo(f"    merged into drift check {last.merged_into} by one retrain")
     else:
         typer.echo("  last drift check: none yet")
     test = running_test(settings, engine, create=False)

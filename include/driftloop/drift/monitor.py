@@ -22,6 +22,13 @@ import sqlalchemy as sa
 from driftloop import alerts
 from driftloop.config import Settings
 from driftloop.data import read_table
+from driftloop.drift.claims import (
+    busy,
+    claim_batch,
+    claimant_id,
+    release_claim,
+    unchecked_batches,
+)
 from driftloop.drift.engine import DriftError, check_drift
 from driftloop.drift.profile import ReferenceProfile, build_profile
 from driftloop.drift.report import write_report
@@ -51,6 +58,7 @@ class CheckOutcome:
     error: str | None = None
     new: bool = True  # False when the batch had been checked before: nothing changes
     performance: dict[str, Any] | None = None  # Production's predictions on the batch (new checks)
+    merged_into: int | None = None  # the newer drift check a retrain took instead of this one
 
     @property
     def drifted(self) -> bool:
@@ -178,15 +186,9 @@ def resolve_profile(
 
 
 def next_unchecked_batch(engine: sa.Engine) -> int | None:
-    """The oldest accepted batch without a drift check."""
-    with session_scope(engine) as session:
-        return session.scalar(
-            sa.select(Batch.id)
-            .outerjoin(DriftCheck, DriftCheck.batch_id == Batch.id)
-            .where(Batch.status == ACCEPTED, DriftCheck.id.is_(None))
-            .order_by(Batch.batch_time, Batch.id)
-            .limit(1)
-        )
+    """The oldest accepted batch without a drift check that nobody is checking."""
+    found = unchecked_batches(engine, limit=1)
+    return found[0] if found else None
 
 
 def check_next_batch(
@@ -195,6 +197,7 @@ def check_next_batch(
     batch_ref: str | int | None = None,
     production_version: str | None = None,
     model: Any | None = None,
+    claimant: str | None = None,
 ) -> CheckOutcome | None:
     """Check ``batch_ref`` (or the oldest unchecked batch) and store the result.
 
@@ -202,10 +205,13 @@ def check_next_batch(
     loaded from the registry): its realized, estimated and prediction-drift figures are stored
     (``driftloop.performance``) and shown in the report, beside the drift check's own time.
 
-    A batch checked before returns its stored outcome with ``new=False``. A check that fails
-    is stored as ``failed`` with its reason, so it never blocks the batches after it. A new
-    drift verdict is a ``drift_detected`` alert.
+    A batch checked before returns its stored outcome with ``new=False``. The checker
+    (``claimant``: an Airflow task's name, else one made up) claims the batch first
+    (``driftloop.drift.claims``); a batch another checker holds raises :class:`BatchBusy`. A
+    check that fails is stored as ``failed`` with its reason, so it never blocks the batches
+    after it. A new drift verdict is a ``drift_detected`` alert.
     """
+    claimant = claimant or claimant_id()
     with session_scope(engine) as session:
         if batch_ref is None:
             batch_id = next_unchecked_batch(engine)
@@ -222,6 +228,31 @@ def check_next_batch(
         if existing is not None:
             return _outcome(existing, batch, new=False)
         batch_id, batch_name, batch_path = batch.id, batch.name, Path(batch.path)
+    if not claim_batch(engine, batch_id, claimant):
+        with session_scope(engine) as session:
+            existing = session.scalar(sa.select(DriftCheck).where(DriftCheck.batch_id == batch_id))
+            if existing is not None:  # checked between our look and our claim
+                return _outcome(existing, session.get(Batch, batch_id), new=False)
+        raise busy(engine, batch_id)
+    try:
+        return _check_claimed(
+            settings, engine, batch_id, batch_name, batch_path, production_version, model
+        )
+    except BaseException:
+        release_claim(engine, batch_id, claimant)
+        raise
+
+
+def _check_claimed(
+    settings: Settings,
+    engine: sa.Engine,
+    batch_id: int,
+    batch_name: str,
+    batch_path: Path,
+    production_version: str | None,
+    model: Any | None,
+) -> CheckOutcome:
+    """The check itself, of a batch this checker holds."""
     record, profile = resolve_profile(settings, engine, production_version)
     check = DriftCheck(
         batch_id=batch_id,
@@ -267,7 +298,7 @@ def check_next_batch(
     try:
         with session_scope(engine) as session:
             session.add(check)
-    except sa.exc.IntegrityError:  # another run checked it meanwhile: keep theirs
+    except sa.exc.IntegrityError:  # a check without a claim stored it meanwhile: keep theirs
         with session_scope(engine) as session:
             existing = session.scalar(sa.select(DriftCheck).where(DriftCheck.batch_id == batch_id))
             return _outcome(existing, session.get(Batch, batch_id), new=False)
@@ -299,6 +330,7 @@ def _outcome(check: DriftCheck, batch: Batch, new: bool) -> CheckOutcome:
         html_path=check.html_path,
         error=check.error,
         new=new,
+        merged_into=check.merged_into,
     )
 
 

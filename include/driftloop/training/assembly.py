@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from driftloop import registry
 from driftloop.config import Settings
 from driftloop.data import read_table, row_keys
+from driftloop.drift.claims import merge_drift_checks
 from driftloop.drift.monitor import drift_batch_time
 from driftloop.ingest import ACCEPTED
 from driftloop.storage import Batch, RetrainRun, session_scope, utcnow
@@ -34,13 +35,26 @@ from driftloop.vocabulary import RetrainDecision, Trigger
 log = logging.getLogger(__name__)
 
 
+def assemble_waiting(
+    settings: Settings, engine: sa.Engine, drift_check_ids: list[int | None], trigger: Trigger
+) -> Assembly | Skip:
+    """One retrain for every drift event that waited: it takes the newest drift check and
+    records the others as merged into it (``driftloop.drift.claims.merge_drift_checks``)."""
+    merge = merge_drift_checks(engine, drift_check_ids)
+    if merge.merged:
+        log.info("drift checks %s merged into drift check %s", merge.merged, merge.drift_check_id)
+    return assemble(settings, engine, merge.drift_check_id, trigger, merge.merged)
+
+
 def assemble(
     settings: Settings,
     engine: sa.Engine,
     drift_check_id: int | None = None,
     trigger: Trigger = Trigger.DRIFT,
+    merged: tuple[int, ...] = (),
 ) -> Assembly | Skip:
-    """Decide whether to retrain; if so, write the training set and the gate holdout."""
+    """Decide whether to retrain; if so, write the training set and the gate holdout.
+    ``merged``: drift checks whose events this attempt absorbed (recorded with its decision)."""
     client = registry.configure(settings)
     registry.ensure_registered_model(client, settings.model.name)
     name = settings.model.name
@@ -53,7 +67,8 @@ def assemble(
             reason,
             production_version=production.version if production else None,
         )
-        return Skip(record(engine, decision, trigger, drift_check_id))
+        details = {"merged_drift_checks": list(merged)} if merged else None
+        return Skip(record(engine, decision, trigger, drift_check_id, details))
 
     if production is None:
         return skip(
@@ -101,6 +116,7 @@ def assemble(
         production_version=production.version,
         drift_check_id=drift_check_id,
         trigger=trigger,
+        merged_drift_checks=tuple(merged),
     )
 
 

@@ -149,7 +149,14 @@ def gate(settings: Settings, engine: sa.Engine, registered: Registered) -> Decis
         run_id=trained.run_id,
         trigger=assembly.trigger,
         drift_check_id=assembly.drift_check_id,
-        details={"model": trained.model_name},
+        details={
+            "model": trained.model_name,
+            **(
+                {"merged_drift_checks": list(assembly.merged_drift_checks)}
+                if assembly.merged_drift_checks
+                else {}
+            ),
+        },
     )
 
 
@@ -232,6 +239,7 @@ def _register(settings: Settings, engine: sa.Engine, client: Any, trained: Train
     tags = {
         registry.DATA_DIGEST: assembly.digest,
         **_drift_lineage(engine, assembly.drift_check_id),
+        **{f"driftloop.{k}": v for k, v in assembly.merge_details.items()},
     }
     version = str(mlflow.register_model(trained.model_uri, name, tags=tags).version)
     if trained.reference_id is not None:

@@ -116,6 +116,8 @@ class Assembly:
     production_version: str | None
     drift_check_id: int | None
     trigger: Trigger
+    # Drift checks whose events waited beside ``drift_check_id``'s and were merged into it.
+    merged_drift_checks: tuple[int, ...] = ()
 
     @property
     def run_name(self) -> str:
@@ -130,7 +132,15 @@ class Assembly:
             "trigger": self.trigger,
             "drift_check_id": self.drift_check_id,
             "production_version": self.production_version,
+            **self.merge_details,
         }
+
+    @property
+    def merge_details(self) -> dict[str, Any]:
+        """The merged drift checks, for the run's parameters and the stored decision."""
+        if not self.merged_drift_checks:
+            return {}
+        return {"merged_drift_check_ids": ",".join(map(str, self.merged_drift_checks))}
 
     @property
     def profile_source(self) -> str:
@@ -145,7 +155,10 @@ class Assembly:
     @classmethod
     def from_xcom(cls, values: dict[str, Any]) -> Assembly:
         values = {k: v for k, v in values.items() if k != "step"}
-        return cls(**{**values, "trigger": Trigger(values["trigger"])})
+        merged = tuple(values.pop("merged_drift_checks", ()) or ())
+        return cls(
+            **{**values, "trigger": Trigger(values["trigger"]), "merged_drift_checks": merged}
+        )
 
 
 @dataclass(frozen=True)
