@@ -21,9 +21,9 @@ def run(tmp_path: Path):
 
 
 def test_replay_ingest_list_and_reprocess(run, tmp_path):
-    assert run("config", "check") == (
+    assert run("config", "check", AIRFLOW__CORE__EXECUTOR="LocalExecutor") == (
         "config ok: 11 features, target 'quality' (classification), "
-        f"data {ROOT / 'data/wine/winequality-white.csv'}\n"
+        f"data {ROOT / 'data/wine/winequality-white.csv'}\nAirflow executor: LocalExecutor\n"
     )
     # first use on the embedded default creates the database at the newest revision
     assert "no files in" in run("batches", "ingest")

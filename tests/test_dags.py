@@ -119,6 +119,67 @@ def test_drift_monitor_emits_the_drift_asset_only_for_a_drifted_batch(airflow_en
     assert len(ingest_landing(settings, make_engine(settings.database_url))) == 0
 
 
+def test_drift_monitor_checks_every_unchecked_batch_in_parallel_once(airflow_env, settings):
+    """Without a ``batch`` parameter one run maps ``check_batch`` over every unchecked batch
+    and announces each new drift as its own event; the next run finds nothing to check."""
+    env = {
+        **airflow_env,
+        "DRIFTLOOP_CONFIG": str(ROOT / "driftloop.yaml"),
+        "DRIFTLOOP_STORAGE__HOME": str(settings.storage.home),
+    }
+    written = replay(settings, "gradual", n_batches=5, start_batch=3, strength=0.9)
+    upgrade(make_engine(settings.database_url))
+    before = int(  # events earlier tests left in this module's Airflow database
+        _python(
+            "from airflow.models.asset import AssetEvent\n"
+            "from airflow.utils.session import create_session\n"
+            "with create_session() as s: print(s.query(AssetEvent).count())",
+            airflow_env,
+        ).split()[-1]
+    )
+
+    first = _dag_test(env, "drift_monitor", {})
+    assert first["state"] == "success"
+    assert first["mapped"]["check_batch"] == ["success"] * len(written)
+    engine = make_engine(settings.database_url)
+    from driftloop.drift.monitor import recent_checks
+
+    checks = recent_checks(engine, 100)
+    assert sorted(c.batch_id for c in checks) == list(range(1, len(written) + 1))
+    drifted = sorted(c.report_id for c in checks if c.status == "drift")
+    assert len(drifted) >= 2, [(c.batch_name, c.status) for c in checks]
+    assert first["mapped"]["announce_drift"] == ["success"] * len(drifted)
+    assert sorted(e["extra"]["report_id"] for e in first["events"][before:]) == drifted
+
+    again = _dag_test(env, "drift_monitor", {})
+    assert again["state"] == "success"
+    assert again["tasks"]["check_batch"] == "skipped"  # mapped over no batches
+    assert again["tasks"]["announce_drift"] == "skipped"
+    assert len(again["events"]) == before + len(drifted)  # no new event
+    assert len(recent_checks(engine, 100)) == len(written)
+
+
+def test_dags_refuse_sqlite_when_celery_runs_the_tasks(airflow_env, settings):
+    """Under CeleryExecutor the embedded SQLite database is an import error of every
+    driftloop DAG, in the sentence ``driftloop config check`` prints."""
+    env = {
+        **airflow_env,
+        "DRIFTLOOP_CONFIG": str(ROOT / "driftloop.yaml"),
+        "DRIFTLOOP_STORAGE__HOME": str(settings.storage.home),
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+    }
+    out = _python(
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(DAGS)!r})\n"
+        "print(sorted(bag.dag_ids)); print(len(bag.import_errors))\n"
+        "print(next(iter(bag.import_errors.values())).strip().splitlines()[-1])",
+        env,
+    )
+    dag_ids, errors, first = out.strip().splitlines()[-3:]
+    assert dag_ids == "[]" and errors == "5"
+    assert "Airflow's executor is CeleryExecutor" in first and "database is SQLite" in first
+
+
 def test_ml_tasks_run_in_another_interpreter_when_configured(airflow_env):
     env = {**airflow_env, "DRIFTLOOP_TRAINING__PYTHON": PYTHON}
     out = _python(

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 RETRY_DELAY = timedelta(seconds=30)
+TRAINING_QUEUE = "training"
+"""The Celery queue of the tasks that train and score models (``retrain``'s train and
+evaluate): served by workers with the ML stack and more memory. Everything else runs on
+``[operators] default_queue`` (``default``). The LocalExecutor ignores queues."""
 
 
 def dag_config(dag_file: str) -> str:
@@ -32,9 +36,10 @@ def dag_config(dag_file: str) -> str:
 
 
 def dag_settings(dag_file: str) -> tuple[str, Settings]:
-    """The config a DAG file reads, and its settings (for the schedule and the arguments)."""
+    """The config a DAG file reads, and its settings (for the schedule and the arguments);
+    settings a distributed executor's workers cannot share are an import error of the DAG."""
     config = dag_config(dag_file)
-    return config, load_settings(config)
+    return config, _checked(load_settings(config))
 
 
 def default_args(
@@ -51,8 +56,16 @@ def open_task(config: str) -> tuple[Settings, sa.Engine]:
     """What a task works with: the settings, read when it runs, and driftloop's database."""
     from driftloop.database import open_database
 
-    settings = load_settings(config)
+    settings = _checked(load_settings(config))
     return settings, open_database(settings)
+
+
+def _checked(settings: Settings) -> Settings:
+    """The settings, once they suit the executor running the tasks (``driftloop.executor``)."""
+    from driftloop.executor import check_executor
+
+    check_executor(settings)
+    return settings
 
 
 def retrain_failure_alert(config: str) -> Callable[[dict[str, Any]], None]:

@@ -17,9 +17,14 @@ def config_show(ctx: typer.Context) -> None:
 
 @app.command("check")
 def config_check(ctx: typer.Context) -> None:
-    """Validate the configuration and say where its data lives."""
+    """Validate the configuration (also against Airflow's executor) and say where its data lives."""
+    from driftloop.executor import airflow_executor, check_executor
+
     settings = cli_context(ctx).settings
+    executor = airflow_executor()
+    check_executor(settings, executor)
     typer.echo(
         f"config ok: {len(settings.feature_columns)} features, target {settings.data.target!r} "
         f"({settings.data.task}), data {settings.data.path}"
     )
+    typer.echo(f"Airflow executor: {executor}")
