@@ -36,6 +36,10 @@ def test_every_service_is_there_with_a_health_check():
         "server-1",
         "server-2",
         "load-balancer",
+        "redis",
+        "airflow-worker",
+        "airflow-worker-training",
+        "flower",
         "prometheus",
         "grafana",
     }
@@ -90,6 +94,50 @@ def test_the_replicas_profile_puts_two_servers_behind_nginx():
         assert nginx["depends_on"][name]["condition"] == "service_healthy"
 
 
+def test_the_celery_profile_adds_a_broker_two_workers_and_flower():
+    """Drift checks on `default`, training on `training` (its worker with more memory), the
+    result backend on Airflow's PostgreSQL, and everything the workers share where all reach
+    it: driftloop's PostgreSQL, the MLflow server, storage.home on the shared volume."""
+    celery = sorted(n for n, s in SERVICES.items() if "celery" in s.get("profiles", []))
+    assert celery == ["airflow-worker", "airflow-worker-training", "flower", "redis"]
+    env = SERVICES["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql")
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].endswith("@postgres:5432/airflow")
+    assert env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == "default"
+    assert SERVICES["airflow-scheduler"]["depends_on"]["redis"]["required"] is False
+
+    def queues(name: str) -> str:
+        command = SERVICES[name]["command"]
+        assert command[:3] == ["airflow", "celery", "worker"], name
+        return command[command.index("--queues") + 1]
+
+    assert queues("airflow-worker") == "default"
+    assert queues("airflow-worker-training") == "training"
+    from driftloop.dag_support import TRAINING_QUEUE
+
+    assert TRAINING_QUEUE == "training"
+
+    def gib(name: str) -> int:
+        return int(SERVICES[name]["mem_limit"].removesuffix("g"))
+
+    assert gib("airflow-worker-training") > gib("airflow-worker")
+    for name in ("airflow-worker", "airflow-worker-training"):
+        worker = SERVICES[name]
+        assert worker["environment"] == env  # the same settings as every component
+        assert worker["environment"]["DRIFTLOOP_DATABASE__URL"].startswith("postgresql")
+        assert worker["environment"]["DRIFTLOOP_MLFLOW__TRACKING_URI"] == "http://mlflow:5000"
+        assert "driftloop-home:/var/lib/driftloop" in worker["volumes"]
+        assert worker["environment"]["DRIFTLOOP_STORAGE__HOME"] == "/var/lib/driftloop"
+        assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert worker["depends_on"]["mlflow"]["condition"] == "service_healthy"
+        assert worker["healthcheck"]["test"][0] == "CMD-SHELL"
+        assert "inspect ping" in worker["healthcheck"]["test"][1]
+    assert SERVICES["flower"]["command"][:3] == ["airflow", "celery", "flower"]
+    assert SERVICES["redis"]["image"].startswith("redis:")
+
+
 def test_start_order_and_volumes():
     for name in (
         "airflow-apiserver",
@@ -115,7 +163,8 @@ def test_start_order_and_volumes():
 
 
 def test_every_variable_the_stack_uses_is_in_env_example():
-    used = set(re.findall(r"\$\{(\w+)", (ROOT / "docker-compose.yaml").read_text()))
+    # `$${NAME}` is compose's escape: the container's shell expands it, not compose
+    used = set(re.findall(r"(?<!\$)\$\{(\w+)", (ROOT / "docker-compose.yaml").read_text()))
     example = {
         line.split("=")[0]
         for line in (ROOT / ".env.example").read_text().splitlines()
