@@ -4,11 +4,12 @@ drift, and re-gate a model version that waits for evidence (tagged pending) on t
 ``unchecked_batches`` lists the accepted batches nobody has checked (or the one the ``batch``
 parameter names); ``check_batch`` is mapped over them, one task per batch, which Celery spreads
 over its workers. Each batch is checked exactly once: a mapped task claims its batch in the
-database first, so two tasks or two overlapping runs never both check it. Each new drift
-verdict is one event on the Asset ``driftloop://drift`` (``announce_drift`` is mapped over
-them) carrying ``batch_id``, ``report_id`` and ``model_version``; without drift, no event.
-Events that wait together make one ``retrain``, which takes the newest check and records the
-others as merged into it. The Production version also predicts the batch
+database first, so two tasks or two overlapping runs never both check it. A run that found
+drift emits one event on the Asset ``driftloop://drift``: ``drift_checks`` lists every new
+drift verdict (``batch_id``, ``report_id``), and ``batch_id``, ``report_id`` and
+``model_version`` are those of the newest batch among them; without drift, no event. One
+``retrain`` takes every event waiting for it: the newest check drives it, the others are
+recorded as merged into it. The Production version also predicts the batch
 (``driftloop.performance``: realized metrics when labelled, estimated before, prediction drift,
 in the same report); a realized decay not yet announced emits ``driftloop://decay``. Logic
 lives in ``driftloop`` (which also sends the drift and gate alerts); heavy imports happen
@@ -100,19 +101,31 @@ def drift_monitor() -> None:
         return outcome.to_dict()
 
     @task(trigger_rule="none_failed")
-    def new_drift(outcomes: list[dict | None] | None = None) -> list[dict]:
-        """The checks of this run that found drift; re-checking a batch changes nothing."""
+    def new_drift(outcomes: list[dict | None] | None = None) -> dict | None:
+        """This run's new drift verdicts, newest batch last; re-checking changes nothing."""
         from driftloop.vocabulary import DriftStatus
 
-        found = [o for o in (outcomes or []) if o and o["status"] == DriftStatus.DRIFT and o["new"]]
-        return [
-            {k: o[k] for k in ("batch_id", "report_id", "model_version")}
-            for o in sorted(found, key=lambda o: o["report_id"])
-        ]
+        found = sorted(
+            (o for o in (outcomes or []) if o and o["status"] == DriftStatus.DRIFT and o["new"]),
+            key=lambda o: o["batch_id"],
+        )
+        if not found:
+            return None
+        newest = found[-1]
+        return {
+            "batch_id": newest["batch_id"],
+            "report_id": newest["report_id"],
+            "model_version": newest["model_version"],
+            "drift_checks": [{k: o[k] for k in ("batch_id", "report_id")} for o in found],
+        }
+
+    @task.short_circuit
+    def drift_found(drift: dict | None) -> bool:
+        return bool(drift)
 
     @task(outlets=[DRIFT])
     def announce_drift(drift: dict, outlet_events=None) -> None:
-        """One drift event per drifted batch, for retraining (the check sent the drift alert)."""
+        """Emit the drift event for retraining (each check sent its drift alert)."""
         outlet_events[DRIFT].extra = drift
 
     @task(trigger_rule="none_failed")
@@ -146,7 +159,8 @@ def drift_monitor() -> None:
     batch_ids = unchecked_batches()
     ingest_landing() >> [batch_ids, regate_pending()]
     outcomes = check_batch.expand(batch_id=batch_ids)
-    announce_drift.expand(drift=new_drift(outcomes))
+    drift = new_drift(outcomes)
+    drift_found(drift) >> announce_drift(drift)
     decay = decay_waiting(outcomes)
     decay_found(decay) >> announce_decay(decay)
 

@@ -40,7 +40,12 @@ def cause(params: dict | None, events) -> tuple[list[int | None], str]:
     events = events or {}
     drift = list(events.get(DRIFT, []))
     if drift:
-        return [event.extra.get("report_id") for event in drift], Trigger.DRIFT
+        ids = [
+            check.get("report_id")
+            for event in drift
+            for check in event.extra.get("drift_checks") or [event.extra]
+        ]
+        return ids, Trigger.DRIFT
     if list(events.get(DECAY, [])):
         return [(params or {}).get("drift_check_id")], Trigger.DECAY
     return [(params or {}).get("drift_check_id")], Trigger.MANUAL

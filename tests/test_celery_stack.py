@@ -95,7 +95,9 @@ def test_a_training_queue_task_runs_on_the_worker_that_serves_it(
 
         def flower_workers() -> list[str] | None:
             try:
-                found = requests.get(f"{workers.flower_url}/api/workers?refresh=1", timeout=20).json()
+                found = requests.get(
+                    f"{workers.flower_url}/api/workers?refresh=1", timeout=20
+                ).json()
             except (requests.RequestException, ValueError):
                 return None
             return sorted(found) if len(found) == 2 else None

@@ -19,7 +19,7 @@ from driftloop.drift.claims import (
     merge_drift_checks,
     unchecked_batches,
 )
-from driftloop.drift.monitor import check_next_batch, recent_checks
+from driftloop.drift.monitor import check_next_batch, drift_batch_time, recent_checks
 from driftloop.ingest import ingest_landing, list_batches
 from driftloop.storage import Batch, DriftCheck, RetrainRun, make_engine, session_scope, utcnow
 from driftloop.stream import replay
@@ -144,6 +144,8 @@ def test_waiting_drift_events_make_one_retrain_on_the_newest_check(settings, eng
         assert run.details == {"merged_drift_checks": [older]}
         assert session.get(DriftCheck, older).merged_into == newer
         assert session.get(DriftCheck, newer).merged_into is None
+        # the rows "since the drift" start at the oldest merged batch: the drift began there
+        assert drift_batch_time(session, newer) == session.get(Batch, batches[1]).batch_time
     shown = {c.report_id: c.merged_into for c in recent_checks(engine)}
     assert shown == {newer: None, older: newer}
     # a retried task merges alike; one event alone merges nothing

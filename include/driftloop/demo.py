@@ -34,6 +34,7 @@ from driftloop.config import Settings
 from driftloop.demo_setup import CLEAN_BATCHES
 from driftloop.settings_loader import load_settings
 from driftloop.stack.airflow_stack import AirflowStack
+from driftloop.stack.celery_workers import CeleryWorker, CeleryWorkers, celery_env
 from driftloop.stack.mlflow_server import MlflowServer
 from driftloop.stack.prediction_server import PredictionServer
 from driftloop.vocabulary import DriftStatus, RetrainDecision
@@ -59,6 +60,19 @@ class LoopPorts:
     server: int | None = 8000
 
 
+@dataclass(frozen=True)
+class LoopCelery:
+    """Run the DAGs on the CeleryExecutor: the broker, and the workers (by default one on
+    ``default``, one on ``default`` and ``training``, one task slot each). Needs Airflow's
+    database on PostgreSQL (the result backend)."""
+
+    broker_url: str
+    workers: tuple[CeleryWorker, ...] = (
+        CeleryWorker("default", ("default",)),
+        CeleryWorker("training", ("default", "training")),
+    )
+
+
 @dataclass
 class LoopResult:
     """What happened, for the summary and for the full-stack test's assertions."""
@@ -73,6 +87,10 @@ class LoopResult:
     after: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, str] = field(default_factory=dict)  # tags of Production at the end
     urls: dict[str, str] = field(default_factory=dict)
+    # every task instance of drift_monitor, retrain and ab_evaluate: dag_id, task_id, map_index,
+    # state, queue, hostname
+    task_instances: list[dict[str, Any]] = field(default_factory=list)
+    celery_tasks: dict[str, list[str]] = field(default_factory=dict)  # worker: task ids it ran
     seconds: float = 0.0
 
     @property
@@ -91,8 +109,12 @@ def run_loop(
     progress: Callable[[str], None] = print,
     ab_timeout: float = 240.0,
     traffic_rate: float = 12.0,
+    celery: LoopCelery | None = None,
 ) -> LoopResult:
-    """Run the loop once from an empty ``home``; stop everything before returning."""
+    """Run the loop once from an empty ``home``; stop everything before returning. With
+    ``celery``, on the CeleryExecutor and its workers instead of the LocalExecutor."""
+    if celery is not None and not (databases.airflow or "").startswith("postgresql"):
+        raise ValueError("the CeleryExecutor needs Airflow's database on PostgreSQL")
     started = time.monotonic()
     result = LoopResult()
     home = home.resolve()
@@ -124,18 +146,23 @@ def run_loop(
         traffic = demo_setup.prepare_stream(settings, say)
         say("bootstrapping the first model (PyCaret) while Airflow starts")
         bootstrap = demo_setup.start_cli(env, home, "bootstrap")
+        airflow_db = databases.airflow or f"sqlite:///{home / 'airflow' / 'airflow.db'}"
         airflow = services.enter_context(
             AirflowStack(
                 ROOT / "dags",
                 home / "airflow",
-                databases.airflow or f"sqlite:///{home / 'airflow' / 'airflow.db'}",
-                extra_env=env,
+                airflow_db,
+                extra_env={**env, **(celery_env(celery.broker_url, airflow_db) if celery else {})},
                 port=ports.airflow,
                 startup_timeout=300,
                 plugins_folder=ROOT / "plugins",
             )
         )
         result.urls["Airflow UI"] = airflow.base_url
+        workers = None
+        if celery is not None:  # left before the stack, so stopping tasks still reach its API
+            workers = services.enter_context(CeleryWorkers(airflow, celery.workers))
+            say(f"Celery workers ready: {', '.join(w.name for w in celery.workers)}")
         for dag_id in ("drift_monitor", "retrain", "ab_evaluate"):
             airflow.wait_for_dag(dag_id, timeout=120)
             airflow.unpause(dag_id)
@@ -162,10 +189,10 @@ def run_loop(
         for drop in drops:
             for path in drop:
                 shutil.move(str(path), settings.storage.landing_dir / path.name)
-            # one drift_monitor run: it ingests the drop and checks the oldest unchecked batch
-            batch = demo_watch.check_batch(airflow, engine, say)
-            result.batches.append(batch)
-            if batch["status"] == DriftStatus.DRIFT:
+            # one drift_monitor run: it ingests the drop and checks every unchecked batch
+            checked = demo_watch.check_batches(airflow, engine, say)
+            result.batches += checked
+            if any(batch["status"] == DriftStatus.DRIFT for batch in checked):
                 result.gate = demo_watch.await_retrain(airflow, engine, say)
                 break
         result.drift_events = len(airflow.asset_events("driftloop://drift"))
@@ -178,6 +205,11 @@ def run_loop(
         result.after = demo_watch.answer_after(server.url, simulator.records[0])
         result.traffic = simulator.summary()
         result.versions, result.lineage = demo_watch.versions()
+        result.task_instances = demo_watch.task_instances(
+            airflow, ("drift_monitor", "retrain", "ab_evaluate")
+        )
+        if workers is not None:
+            result.celery_tasks = {w.name: workers.executed(w.name) for w in celery.workers}
         result.seconds = time.monotonic() - started
         say("stopping every process the demo started")
     return result

@@ -21,16 +21,21 @@ DECIDED = {
 }  # a look that ends a test
 
 
-def check_batch(airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None]) -> dict:
-    """One drift_monitor run: ingest what landed, check the oldest unchecked batch."""
+def check_batches(
+    airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """One drift_monitor run: ingest what landed, check every unchecked batch (in parallel);
+    the checks it made, oldest batch first."""
     from driftloop.storage import Batch, DriftCheck
 
+    with engine.connect() as connection:
+        before = connection.execute(sa.select(sa.func.max(DriftCheck.id))).scalar() or 0
     run_id = airflow.trigger("drift_monitor")
     state = airflow.wait_for_run("drift_monitor", run_id, timeout=240)
     if state != "success":
         raise StackError(f"drift_monitor run {run_id} {state}\n{airflow.logs_tail()}")
     with engine.connect() as connection:
-        row = connection.execute(
+        rows = connection.execute(
             sa.select(
                 Batch.name,
                 DriftCheck.status,
@@ -39,22 +44,36 @@ def check_batch(airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], N
                 DriftCheck.html_path,
             )
             .join(Batch, Batch.id == DriftCheck.batch_id)
-            .order_by(DriftCheck.id.desc())
-            .limit(1)
-        ).first()
-    if row is None:
+            .where(DriftCheck.id > before)
+            .order_by(Batch.batch_time, Batch.id)
+        ).all()
+    if not rows:
         raise StackError("drift_monitor found no batch to check")
-    batch = {
-        "batch": row.name,
-        "status": row.status,
-        "drift_share": row.drift_share,
-        "drifted": list(row.drifted_features or []),
-        "report": row.html_path,
-    }
-    name = row.name
-    drifted = f": {', '.join(batch['drifted'])}" if batch["drifted"] else ""
-    say(f"drift_monitor: {name} {batch['status']}{drifted}")
-    return batch
+    checked = []
+    for row in rows:
+        batch = {
+            "batch": row.name,
+            "status": row.status,
+            "drift_share": row.drift_share,
+            "drifted": list(row.drifted_features or []),
+            "report": row.html_path,
+        }
+        drifted = f": {', '.join(batch['drifted'])}" if batch["drifted"] else ""
+        say(f"drift_monitor: {row.name} {batch['status']}{drifted}")
+        checked.append(batch)
+    return checked
+
+
+def task_instances(airflow: AirflowStack, dag_ids: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Every task instance of every run of ``dag_ids``, as the REST API describes it: where
+    it ran (queue, hostname) and how it ended."""
+    keys = ("dag_id", "task_id", "map_index", "state", "queue", "hostname")
+    found = []
+    for dag_id in dag_ids:
+        for run in airflow.dag_runs(dag_id):
+            for ti in airflow.task_instances(dag_id, run["dag_run_id"]):
+                found.append({key: ti.get(key) for key in keys})
+    return found
 
 
 def await_retrain(airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None]) -> dict:
@@ -129,6 +148,7 @@ def retrain_runs(engine: sa.Engine) -> list[dict[str, Any]]:
             "challenger_score": r.challenger_score,
             "production_score": r.production_score,
             "drift_check_id": r.drift_check_id,
+            "details": r.details,
         }
         for r in rows
     ]

@@ -347,13 +347,15 @@ def recent_checks(engine: sa.Engine, limit: int = 20) -> list[CheckOutcome]:
 
 
 def drift_batch_time(session: sa.orm.Session, drift_check_id: int | None) -> datetime | None:
-    """When the batch behind a drift check was taken: where "rows since the drift" start."""
+    """When the batch behind a drift check was taken: where "rows since the drift" start. For a
+    check that older waiting checks were merged into, the oldest of their batches: the drift
+    began there, and a retrain on the newest check still judges on every row since."""
     if drift_check_id is None:
         return None
     return session.scalar(
-        sa.select(Batch.batch_time)
+        sa.select(sa.func.min(Batch.batch_time))
         .join(DriftCheck, DriftCheck.batch_id == Batch.id)
-        .where(DriftCheck.id == drift_check_id)
+        .where(sa.or_(DriftCheck.id == drift_check_id, DriftCheck.merged_into == drift_check_id))
     )
 
 

@@ -8,7 +8,10 @@ about 20 ms per one-row prediction).
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +49,7 @@ def optimize_metric(settings: Settings) -> str:
 
 def train(frame: pd.DataFrame, settings: Settings) -> TrainedModel:
     """Compare the configured models on ``frame`` (features and target) and finalize the best."""
+    _open_standard_streams()
     target, training, task = settings.data.target, settings.training, task_of(settings)
     frame = frame[[*settings.feature_columns, target]].dropna(subset=[target])
     frame, dropped = task.training_rows(frame, target, training.folds)
@@ -102,7 +106,9 @@ def train(frame: pd.DataFrame, settings: Settings) -> TrainedModel:
         if key in table.index:
             table.loc[key, "Model"] = name
     if isinstance(best, list) or table.empty:
-        raise TrainingError("no candidate model trained successfully")
+        raise TrainingError(
+            "no candidate model trained successfully" + _first_failure(experiment, candidates)
+        )
     log.info("compared models:\n%s", table.to_string())
     experiment.predict_model(best, verbose=False)
     holdout = experiment.pull()
@@ -142,3 +148,37 @@ def score(pipeline: Any, frame: pd.DataFrame, settings: Settings) -> float:
     """The task's default metric of ``pipeline`` on ``frame``: accuracy, or MAE for regression."""
     predicted = pipeline.predict(frame[settings.feature_columns])
     return task_of(settings).score(frame[settings.data.target], predicted)
+
+
+def _open_standard_streams() -> None:
+    """PyCaret sends fds 1 and 2 through pipes while models fit (wurlitzer, which asks
+    ``sys.__stdout__`` and ``sys.__stderr__`` for their fds). In a task process of an
+    ``airflow celery worker`` those can arrive closed, and then every candidate fails with
+    "I/O operation on closed file"; reopen them on fds 1 and 2 (or on /dev/null)."""
+    for name, fd in (("__stdout__", 1), ("__stderr__", 2)):
+        stream = getattr(sys, name)
+        if stream is not None and not stream.closed:
+            continue
+        try:
+            os.fstat(fd)
+            reopened = open(fd, "w", closefd=False)  # noqa: SIM115 - lives as long as sys
+        except OSError:
+            reopened = open(os.devnull, "w")  # noqa: SIM115
+        setattr(sys, name, reopened)
+        log.info("sys.%s was closed; reopened for PyCaret's output capture", name)
+
+
+def _first_failure(experiment: Any, candidates: list[Any]) -> str:
+    """Why the first candidate failed: compare_models (errors="ignore") keeps no reason, so
+    the first one is trained once more on its own to say it."""
+    try:
+        experiment.create_model(candidates[0] if candidates else "lr", verbose=False)
+    except Exception as exc:
+        import traceback
+
+        frames = traceback.extract_tb(exc.__traceback__)[-4:]
+        where = " <- ".join(
+            f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames)
+        )
+        return f" (the first, on its own: {type(exc).__name__}: {exc}, at {where})"
+    return ""
