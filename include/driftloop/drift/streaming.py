@@ -110,9 +110,17 @@ def check_drift_streamed(
         )
     target = profile.target if profile.target in names else None
     columns = [*profile.features, *([target] if target else [])]
-    summary = summarise_parquet(path, profile, columns)
+    return check_summary(profile, summarise_parquet(path, profile, columns), settings)
+
+
+def check_summary(
+    profile: ReferenceProfile, summary: BatchSummary, settings: DriftSettings
+) -> DriftVerdict:
+    """Test a batch's summaries against ``profile``: every profiled feature and the target
+    that the summary holds."""
     if summary.rows == 0:
         raise DriftError("the batch is empty: there is nothing to test for drift")
+    target = profile.target if profile.target in summary.columns else None
     if not settings.fixed:
         profile.calibrate(settings.statistics, settings.calibration_draws)
     features = [
