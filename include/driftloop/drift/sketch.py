@@ -7,19 +7,18 @@ merged by addition, so the order and size of chunks do not matter. Per column:
 - numeric: the count of finite values and of missing ones (null, NaN and infinite count as
   missing, as on the exact path), the mean and the sum of squared deviations (merged by Chan's
   formula: exact up to float rounding, so the mean shift needs no approximation), the minimum and
-  maximum, and a fine histogram with the count and the sum of the values in each bin. The bins'
-  edges come from the reference: :data:`SKETCH_BINS` of its quantiles plus the Jensen-Shannon bin
+  maximum, and a fine histogram with the count, the sum, the minimum and the maximum of the values
+  in each bin. The bins' edges come from the reference: :data:`SKETCH_BINS` of its quantiles plus the Jensen-Shannon bin
   edges, so the Jensen-Shannon counts are exact sums of fine bins;
 - categorical: counts per label, summed over row groups by label (a row group's dictionary codes
   are counted first, then its few distinct values labelled), never one Python string per row.
 
 **Wasserstein on a sketch.** The batch is stood in for by its fine histogram with each bin's mass
-at the bin's mean (the outer bins are closed by the batch's own minimum and maximum). Moving
-every value of a bin to the bin's mean moves probability mass by at most the mean absolute
-deviation of the bin, and a set of values in ``[a, b]`` with mean ``m`` has a mean absolute
-deviation of at most ``2 (m - a)(b - m) / (b - a)`` (all the mass at the two ends is the worst
-case). So ``W1(sketch, batch) <= bound = sum_i p_i * 2 (m_i - a_i)(b_i - m_i) / (b_i - a_i)``
-(``p_i`` the bin's share), and by the triangle inequality the Wasserstein distance of the
+at the bin's mean. Moving every value of a bin to the bin's mean moves probability mass by at
+most the mean absolute deviation of the bin, and values in ``[a, b]`` (the bin's own minimum and
+maximum) with mean ``m`` have a mean absolute deviation of at most ``2 (m - a)(b - m) / (b - a)``
+(all the mass at the two ends is the worst case). So ``W1(sketch, batch) <= bound = sum_i p_i *
+2 (m_i - a_i)(b_i - m_i) / (b_i - a_i)`` (``p_i`` the bin's share; 0 for a bin of one value), and by the triangle inequality the Wasserstein distance of the
 reference to the sketch is within ``bound`` of its distance to the batch. The bound is
 deterministic, computed from the batch's own summary, and reported per column; the engine
 flags only when the value minus the bound still crosses the calibrated threshold, so the false-
@@ -67,11 +66,15 @@ class NumericSummary:
     maximum: float = -np.inf
     bin_counts: np.ndarray = field(default_factory=lambda: np.empty(0))
     bin_sums: np.ndarray = field(default_factory=lambda: np.empty(0))
+    bin_min: np.ndarray = field(default_factory=lambda: np.empty(0))
+    bin_max: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def __post_init__(self) -> None:
         if self.bin_counts.size == 0:
-            self.bin_counts = np.zeros(self.edges.size + 1, dtype=np.int64)
-            self.bin_sums = np.zeros(self.edges.size + 1)
+            size = self.edges.size + 1
+            self.bin_counts = np.zeros(size, dtype=np.int64)
+            self.bin_sums = np.zeros(size)
+            self.bin_min, self.bin_max = np.full(size, np.inf), np.full(size, -np.inf)
 
     def add(self, raw: np.ndarray) -> None:
         """Fold in one chunk of values (float64; non-finite ones count as missing)."""
@@ -91,6 +94,8 @@ class NumericSummary:
         bins = np.searchsorted(self.edges, finite, side="right")
         self.bin_counts += np.bincount(bins, minlength=self.bin_counts.size)
         self.bin_sums += np.bincount(bins, weights=finite, minlength=self.bin_sums.size)
+        np.minimum.at(self.bin_min, bins, finite)
+        np.maximum.at(self.bin_max, bins, finite)
 
     def merge(self, other: NumericSummary) -> None:
         """Add another summary on the same edges (another chunk or file part)."""
@@ -104,6 +109,8 @@ class NumericSummary:
             self.maximum = max(self.maximum, other.maximum)
             self.bin_counts += other.bin_counts
             self.bin_sums += other.bin_sums
+            np.minimum(self.bin_min, other.bin_min, out=self.bin_min)
+            np.maximum(self.bin_max, other.bin_max, out=self.bin_max)
         self.missing += other.missing
 
     def histogram(self, coarse_edges: np.ndarray) -> np.ndarray:
@@ -118,8 +125,7 @@ class NumericSummary:
         occupied = np.flatnonzero(self.bin_counts)
         counts = self.bin_counts[occupied].astype(float)
         means = self.bin_sums[occupied] / counts
-        lower = np.concatenate(([self.minimum], self.edges))[occupied]
-        upper = np.concatenate((self.edges, [self.maximum]))[occupied]
+        lower, upper = self.bin_min[occupied], self.bin_max[occupied]
         means = np.clip(means, lower, upper)  # rounding of the sums must not leave the bin
         width = upper - lower
         with np.errstate(invalid="ignore", divide="ignore"):
