@@ -68,8 +68,12 @@ def parquet_batches(
     import pyarrow.parquet as pq
 
     names = set(pq.read_schema(path).names)
+    # pre_buffer off: with it (pyarrow 25's default), the reader's cache of column-chunk bytes
+    # grew to the whole file over a pass (1.8 GB of RSS for a 1.6 GB, 20M-row file; 0.3 GB off)
     handle = pq.ParquetFile(
-        path, read_dictionary=[c for c in dictionary_columns if c in names] or None
+        path,
+        read_dictionary=[c for c in dictionary_columns if c in names] or None,
+        pre_buffer=False,
     )
     yield from handle.iter_batches(batch_size=rows, columns=columns)
 
