@@ -8,8 +8,9 @@ merged by addition, so the order and size of chunks do not matter. Per column:
   missing, as on the exact path), the mean and the sum of squared deviations (merged by Chan's
   formula: exact up to float rounding, so the mean shift needs no approximation), the minimum and
   maximum, and a fine histogram with the count, the sum, the minimum and the maximum of the values
-  in each bin. The bins' edges come from the reference: :data:`SKETCH_BINS` of its quantiles plus the Jensen-Shannon bin
-  edges, so the Jensen-Shannon counts are exact sums of fine bins;
+  in each bin. The bins' edges come from the reference: :data:`SKETCH_BINS` of its quantiles,
+  widening edges past its ends and its Jensen-Shannon edges, so the Jensen-Shannon counts are
+  exact sums of fine bins;
 - categorical: counts per label, summed over row groups by label (a row group's dictionary codes
   are counted first, then its few distinct values labelled), never one Python string per row.
 
@@ -39,18 +40,31 @@ import numpy as np
 from driftloop.drift.calibration import sorted_quantiles
 from driftloop.drift.profile import ColumnProfile
 
-SKETCH_BINS = 16_384
+SKETCH_BINS = 65_536
 """Reference quantiles used as fine bin edges: the finer, the smaller the Wasserstein bound
-(about ``range / (2 * SKETCH_BINS)`` in the body of a distribution) and the slower each value's
-bin lookup (a binary search over the edges)."""
+(at most about ``range / (2 * SKETCH_BINS)`` in the body of a distribution) and the slower each
+value's bin lookup (a binary search over the edges); 4 arrays of this length per column."""
+
+
+TAIL_EDGES, TAIL_GROWTH = 4_096, 1.005
+"""Edges beyond the reference's range on each side: the first as fine as the quantile edges'
+average spacing, each next one 0.5% wider, reaching ~7e8 spacings out. A batch that moved past
+the reference (the drift that matters most) still lands in narrow bins, so its bound stays
+small instead of one wide bin from the reference's end to the batch's."""
 
 
 def fine_edges(column: ColumnProfile) -> np.ndarray:
-    """The fine bin edges of a numeric reference column: its quantiles and its Jensen-Shannon
-    edges, sorted and unique (values fall in ``[edge[i-1], edge[i])`` as in the profile)."""
+    """The fine bin edges of a numeric reference column: its quantiles, its Jensen-Shannon
+    edges and widening edges past both ends, sorted and unique (values fall in
+    ``[edge[i-1], edge[i])`` as in the profile)."""
+    if column.values.size == 0:
+        return np.asarray(column.bin_edges, dtype=float)
     levels = np.linspace(0.0, 1.0, SKETCH_BINS + 1)
-    quantiles = sorted_quantiles(column.values, levels) if column.values.size else np.empty(0)
-    return np.unique(np.concatenate((quantiles, column.bin_edges)))
+    quantiles = sorted_quantiles(column.values, levels)
+    low, high = float(quantiles[0]), float(quantiles[-1])
+    step = (high - low) / SKETCH_BINS or max(abs(low), 1.0) / SKETCH_BINS
+    reach = step * np.cumsum(TAIL_GROWTH ** np.arange(TAIL_EDGES))
+    return np.unique(np.concatenate((low - reach, quantiles, column.bin_edges, high + reach)))
 
 
 @dataclass
