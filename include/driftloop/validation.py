@@ -228,7 +228,8 @@ class ValueChecks:
                 )
             if inf.count:
                 result.reasons.append(
-                    f"column {column!r}: {inf.count} infinite value(s) (first in data row {inf.row})"
+                    f"column {column!r}: {inf.count} infinite value(s) "
+                    f"(first in data row {inf.row})"
                 )
         for column in self.columns:
             share = self.missing[column] / max(self.rows, 1)

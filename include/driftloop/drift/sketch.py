@@ -19,8 +19,9 @@ at the bin's mean. Moving every value of a bin to the bin's mean moves probabili
 most the mean absolute deviation of the bin, and values in ``[a, b]`` (the bin's own minimum and
 maximum) with mean ``m`` have a mean absolute deviation of at most ``2 (m - a)(b - m) / (b - a)``
 (all the mass at the two ends is the worst case). So ``W1(sketch, batch) <= bound = sum_i p_i *
-2 (m_i - a_i)(b_i - m_i) / (b_i - a_i)`` (``p_i`` the bin's share; 0 for a bin of one value), and by the triangle inequality the Wasserstein distance of the
-reference to the sketch is within ``bound`` of its distance to the batch. The bound is
+2 (m_i - a_i)(b_i - m_i) / (b_i - a_i)`` (``p_i`` the bin's share; 0 for a bin of one value),
+and by the triangle inequality the Wasserstein distance of the reference to the sketch is within
+``bound`` of its distance to the batch. The bound is
 deterministic, computed from the batch's own summary, and reported per column; the engine
 flags only when the value minus the bound still crosses the calibrated threshold, so the false-
 alarm rate stays at most its level (power is what the bound costs).
