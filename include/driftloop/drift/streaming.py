@@ -110,7 +110,11 @@ def check_drift_streamed(
         )
     target = profile.target if profile.target in names else None
     columns = [*profile.features, *([target] if target else [])]
-    return check_summary(profile, summarise_parquet(path, profile, columns), settings)
+    try:
+        summary = summarise_parquet(path, profile, columns)
+    except pa.ArrowException as exc:  # e.g. a column of a type that is not a number
+        raise DriftError(f"the batch cannot be read by row group: {exc}") from exc
+    return check_summary(profile, summary, settings)
 
 
 def check_summary(
