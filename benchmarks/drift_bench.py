@@ -27,6 +27,9 @@ Evidently's environment is created by this script when missing, or by hand:
 Run from the repository root (about 4 minutes on 2 cores; on a quiet machine, as it times):
 
     .venv/bin/python benchmarks/drift_bench.py --sizes 10000,100000,1000000
+
+``--pipeline`` measures batches larger than memory instead (ingest, validation and check at 1M
+and 20M rows; the sketch path's false alarms and power): see benchmarks/drift_pipeline.py.
 """
 
 from __future__ import annotations
@@ -686,11 +689,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--exact-max", type=int, default=DEFAULT_EXACT_MAX, help=argparse.SUPPRESS)
+    big = parser.add_argument_group("batches larger than memory (benchmarks/drift_pipeline.py)")
+    big.add_argument("--pipeline", action="store_true", help="ingest+validate+check, 1M vs 20M")
+    big.add_argument("--pipeline-sizes", default="1000000,20000000", help="rows, comma-separated")
+    big.add_argument("--pipeline-exact-max", type=int, help="drift.exact_batch_max (default: 1M)")
+    big.add_argument("--stat-rows", type=int, default=200_000, help="values per sketched batch")
+    big.add_argument("--stat-trials", type=int, default=60, help="clean batches (0: skip)")
+    big.add_argument("--pipeline-child", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.pipeline or args.pipeline_child:
+        import drift_pipeline  # a sibling module: this one's length stays readable
+
+        return drift_pipeline.main(args)
     if args.child:
         child_main(args)
         return 0

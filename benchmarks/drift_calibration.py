@@ -1002,12 +1002,14 @@ def machine_lines(started: float, evidently_meta: dict[str, Any]) -> list[str]:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return [
-        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; run took {(time.time() - started) / 60:.1f} min",
+        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
+        f"run took {(time.time() - started) / 60:.1f} min",
         f"- machine: {platform.platform()}, {os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM",
         "- load average (1, 5, 15 min) at the start: "
         + ", ".join(f"{x:.2f}" for x in LOAD_AT_START)
         + f"; at the end: {load}",
-        f"- Python {platform.python_version()}; numpy {version('numpy')}, pandas {version('pandas')}, "
+        f"- Python {platform.python_version()}; numpy {version('numpy')}, "
+        f"pandas {version('pandas')}, "
         f"scikit-learn {version('scikit-learn')}, driftloop {version('driftloop')}; "
         f"Evidently {evidently_meta.get('evidently', 'not run')} in var/bench-evidently-venv",
         "- command: `"

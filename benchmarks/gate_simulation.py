@@ -81,11 +81,13 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     print(
-        f"# gate simulation: {args.trials} holdouts per line, gate_alpha {args.alpha}, seed {args.seed}"
+        f"# gate simulation: {args.trials} holdouts per line, "
+        f"gate_alpha {args.alpha}, seed {args.seed}"
     )
     print(f"# {platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
-        "| metric | errors / disagreement | true challenger | tolerance | rows | Staging | rejected | insufficient |"
+        "| metric | errors / disagreement | true challenger | tolerance | rows "
+        "| Staging | rejected | insufficient |"
     )
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
     results = []
@@ -103,14 +105,16 @@ def main() -> None:
             }
         )
         print(
-            f"| {scenario.metric} | {shape_of(scenario)} | {what} | {tolerance:g} | {scenario.rows} "
+            f"| {scenario.metric} | {shape_of(scenario)} | {what} | {tolerance:g} "
+            f"| {scenario.rows} "
             f"| {rates[GateOutcome.STAGING]:.3f} | {rates[GateOutcome.REJECTED]:.3f} "
             f"| {rates[GateOutcome.INSUFFICIENT_EVIDENCE]:.3f} |",
             flush=True,
         )
     elapsed = time.perf_counter() - started
     print(
-        f"# {elapsed:.0f} s; load average (1 min) {load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end"
+        f"# {elapsed:.0f} s; load average (1 min) {load_before:.2f} at start, "
+        f"{os.getloadavg()[0]:.2f} at end"
     )
     if args.json:
         args.json.write_text(

@@ -117,7 +117,8 @@ def main() -> None:
         print("scenario  batches  reference  mean |est-real|  max |est-real|  in band  est. drops")
         for scenario, n, ref, mean, most, share, drops in stream_estimates(Path(folder)):
             print(
-                f"{scenario:9} {n:7}  {ref:9.4f}  {mean:15.4f}  {most:14.4f}  {share:7.2f}  {drops:10}"
+                f"{scenario:9} {n:7}  {ref:9.4f}  {mean:15.4f}  "
+                f"{most:14.4f}  {share:7.2f}  {drops:10}"
             )
     print(f"\n{time.perf_counter() - started:.0f} s")
 

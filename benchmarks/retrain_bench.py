@@ -232,7 +232,8 @@ def summary(fits: list[Fit], tasks: dict[str, str]) -> list[str]:
         lines.append(
             f"| {name} | {metric} | {len(seeds)} | {a.mean():.4f} | {d.mean():.4f} "
             f"| {unit.format(mean)} {bounds.format(low, high)} | {unit.format(TARGETS[task])} "
-            f"| {'yes' if met else 'NO'} | {slowest:.0f} ({'ok' if slowest <= TIME_TARGET_SECONDS else 'OVER'}) "
+            f"| {'yes' if met else 'NO'} "
+            f"| {slowest:.0f} ({'ok' if slowest <= TIME_TARGET_SECONDS else 'OVER'}) "
             f"| {np.mean([theirs[s].seconds for s in seeds]):.0f} |"
         )
     return lines

@@ -117,7 +117,8 @@ def main() -> None:
     )
     print(f"| p50 ms (pooled) | {et.p50_ms:.1f} | {default.p50_ms:.1f} | | | |")
     print(
-        f"| errors / requests | {et.errors} / {et.requests} | {default.errors} / {default.requests} | | | |"
+        f"| errors / requests | {et.errors} / {et.requests} "
+        f"| {default.errors} / {default.requests} | | | |"
     )
     if args.json:
         args.json.write_text(

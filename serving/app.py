@@ -1,4 +1,4 @@
-"""The Flask prediction server: ``create_app(settings)`` builds everything; nothing starts at import.
+"""The Flask prediction server: ``create_app(settings)`` builds it all; nothing starts at import.
 
 It only wires: the shared objects (model store, prediction log, secrets, metrics collector) into
 ``app.extensions["driftloop"]``, the request hooks (``serving.hooks``) and the blueprints

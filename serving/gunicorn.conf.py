@@ -3,9 +3,11 @@ Prometheus multiprocess mode so ``/metrics`` adds up every worker.
 
     gunicorn -c serving/gunicorn.conf.py 'serving.app:create_app()'
 
-Environment: ``DRIFTLOOP_BIND`` (127.0.0.1:8000), ``DRIFTLOOP_WORKERS`` (2), ``DRIFTLOOP_THREADS`` (8),
-``DRIFTLOOP_ACCESS_LOG`` (off; ``-`` for stdout), ``DRIFTLOOP_PIN_CPUS`` (``auto``: one core per worker when workers equal cores; ``0``, ``1``),
-``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary folder when unset), and the usual DRIFTLOOP_* config.
+Environment: ``DRIFTLOOP_BIND`` (127.0.0.1:8000), ``DRIFTLOOP_WORKERS`` (2),
+``DRIFTLOOP_THREADS`` (8), ``DRIFTLOOP_ACCESS_LOG`` (off; ``-`` for stdout),
+``DRIFTLOOP_PIN_CPUS`` (``auto``: one core per worker when workers equal cores; ``0``, ``1``),
+``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary folder when unset), and the usual
+DRIFTLOOP_* config.
 """
 
 import os

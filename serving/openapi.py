@@ -52,9 +52,9 @@ def documented(
     also: tuple[int, ...] = (),
 ) -> Callable[[View], View]:
     """Put a view in the OpenAPI document: its summary is its docstring's first paragraph,
-        ``body`` the pydantic model of what it reads, ``answer`` the type of what it returns with
-        ``status``, ``refusals`` the other statuses it may answer with (an error body each), ``also``
-    those it answers with ``answer`` too."""
+    ``body`` the pydantic model of what it reads, ``answer`` the type of what it returns with
+    ``status``, ``refusals`` the other statuses it may answer with (an error body each),
+    ``also`` those it answers with ``answer`` too."""
 
     def attach(view: View) -> View:
         view.openapi = Operation(body, answer, status, refusals, parameters, media, also)  # type: ignore[attr-defined]
@@ -226,18 +226,24 @@ def _about(model: LoadedModel) -> str:
     return f"a record as {model.variant} (version {model.version}) takes it: its signature"
 
 
+# A backslash at a line's end continues that line: the page's text has no line break there.
 DOCS_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>driftloop API</title>
-<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:900px}code,pre{background:#f4f4f4;padding:.1rem .3rem}
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:900px}\
+code,pre{background:#f4f4f4;padding:.1rem .3rem}
 h2{margin-top:1.5rem}.method{font-weight:700;text-transform:uppercase;margin-right:.5rem}</style></head>
-<body><h1>driftloop prediction server</h1><p>The machine-readable description is at <a href="openapi.json">/openapi.json</a>.</p>
+<body><h1>driftloop prediction server</h1>\
+<p>The machine-readable description is at <a href="openapi.json">/openapi.json</a>.</p>
 <div id="paths">Loading…</div>
-<h2>Example</h2><pre>curl -s localhost:8000/predict -H 'Content-Type: application/json' -d '{"record": {...}}'</pre>
+<h2>Example</h2>\
+<pre>curl -s localhost:8000/predict -H 'Content-Type: application/json' -d '{"record": {...}}'</pre>
 <script>
 fetch("openapi.json").then(r => r.json()).then(spec => {
   const out = [];
-  for (const [path, ops] of Object.entries(spec.paths)) for (const [method, op] of Object.entries(ops)) {
+  for (const [path, ops] of Object.entries(spec.paths)) \
+for (const [method, op] of Object.entries(ops)) {
     const codes = Object.keys(op.responses || {}).join(", ");
-    out.push(`<h2><span class="method">${method}</span><code>${path}</code></h2><p>${op.summary}</p><p>Responses: ${codes}</p>`);
+    out.push(`<h2><span class="method">${method}</span><code>${path}</code></h2>\
+<p>${op.summary}</p><p>Responses: ${codes}</p>`);
   }
   document.getElementById("paths").innerHTML = out.join("");
 });

@@ -51,7 +51,8 @@ def route(
     if snapshot.production is None:
         raise RequestError(
             503,
-            f"no Production version of {settings.model.name} is loaded: {snapshot.error or 'run driftloop bootstrap'}",
+            f"no Production version of {settings.model.name} is loaded: "
+            f"{snapshot.error or 'run driftloop bootstrap'}",
         )
     forced = headers.get(FORCE_VARIANT_HEADER)
     if forced:

@@ -91,12 +91,14 @@ class PredictionLog:
         return self._written
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        """Queue rows (keys of :class:`~driftloop.storage.Prediction`); waits while the queue is full."""
+        """Queue rows (keys of :class:`~driftloop.storage.Prediction`); waits while the queue is
+        full."""
         if self._closed:
             raise RuntimeError("the prediction log is closed")
         if self._process.poll() is not None:
             raise RuntimeError(
-                f"the prediction log writer exited with code {self._process.returncode}; see the server log"
+                f"the prediction log writer exited with code {self._process.returncode}; "
+                "see the server log"
             )
         self._queue.put((datetime.now(UTC), rows))  # the writer fills in the rest
 

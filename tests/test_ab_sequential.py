@@ -57,7 +57,8 @@ def test_aa_false_promotions_stay_within_alpha_when_checked_at_every_step(stagin
     result = simulate_aa(tests=1000, records=5000, staging_share=staging_share, seed=7)
     print(
         f"A/A, staging share {staging_share}: false promotion rate "
-        f"{result.false_promotion_rate:.3f} over {result.tests} tests x {result.looks_per_test} looks"
+        f"{result.false_promotion_rate:.3f} over {result.tests} tests "
+        f"x {result.looks_per_test} looks"
     )
     assert result.tests >= 500 and result.looks_per_test >= 100
     # Staging's side of the two-sided guarantee (the README reports 0.3% at 50/50)

@@ -138,6 +138,25 @@ def test_the_celery_profile_adds_a_broker_two_workers_and_flower():
     assert SERVICES["redis"]["image"].startswith("redis:")
 
 
+def test_prometheus_scrapes_every_prediction_server():
+    """Each service running the server's command (the plain one and every replica) is a scrape
+    target on the port it binds, so no replica's requests go uncounted."""
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    servers = {
+        f"{name}:{service['environment']['DRIFTLOOP_BIND'].rsplit(':', 1)[1]}"
+        for name, service in SERVICES.items()
+        if service.get("command") == SERVICES["server"]["command"]
+    }
+    assert servers == {"server:8000", "server-1:8000", "server-2:8000"}
+    assert servers <= targets
+
+
 def test_start_order_and_volumes():
     for name in (
         "airflow-apiserver",

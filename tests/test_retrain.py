@@ -165,7 +165,8 @@ def test_failed_training_leaves_the_registry_as_it_was_and_same_data_is_not_regi
 
 
 def test_a_regression_data_set_goes_through_unchanged_code(tmp_path, monkeypatch):
-    """Another CSV (comma-separated, a categorical feature, a continuous target) only needs a config."""
+    """Another CSV (comma-separated, a categorical feature, a continuous target) only needs a
+    config."""
     for name in list(os.environ):
         if name.startswith("DRIFTLOOP_") and name != "DRIFTLOOP_TEST_POSTGRES_URL":
             monkeypatch.delenv(name)

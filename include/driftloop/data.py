@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from driftloop.config import DataSettings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+PARQUET_CHUNK_ROWS = 262_144
+"""Rows per chunk when a Parquet file is read in pieces: about 2 MB per numeric column."""
 
 
 def read_table(path: Path, data: DataSettings) -> pd.DataFrame:
@@ -36,6 +44,38 @@ def read_header(path: Path, data: DataSettings) -> list[str]:
         return list(pq.read_schema(path).names)
     with path.open(newline="", encoding="utf-8") as handle:
         return next(csv.reader(handle, delimiter=data.separator), [])
+
+
+def parquet_rows(path: Path) -> int:
+    """Rows of a Parquet file, from its footer (no rows read)."""
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def parquet_batches(
+    path: Path,
+    columns: list[str] | None = None,
+    rows: int = PARQUET_CHUNK_ROWS,
+    dictionary_columns: list[str] = (),
+) -> Iterator[pa.RecordBatch]:
+    """A Parquet file in Arrow record batches of at most ``rows`` rows, read a row group at a
+    time, so memory follows the chunk and the row group, never the file.
+
+    Text columns named in ``dictionary_columns`` stay dictionary encoded (codes and the row
+    group's distinct values), instead of one Python string per row once in pandas.
+    """
+    import pyarrow.parquet as pq
+
+    names = set(pq.read_schema(path).names)
+    # pre_buffer off: with it (pyarrow 25's default), the reader's cache of column-chunk bytes
+    # grew to the whole file over a pass (1.8 GB of RSS for a 1.6 GB, 20M-row file; 0.3 GB off)
+    handle = pq.ParquetFile(
+        path,
+        read_dictionary=[c for c in dictionary_columns if c in names] or None,
+        pre_buffer=False,
+    )
+    yield from handle.iter_batches(batch_size=rows, columns=columns)
 
 
 def file_digest(path: Path) -> str:
@@ -82,3 +122,15 @@ def comparable_row_keys(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
         }
     )
     return pd.util.hash_pandas_object(normalised, index=False).to_numpy()
+
+
+def exceeds_rows(path: Path, data: DataSettings, max_rows: int) -> bool:
+    """Whether ``path`` is a Parquet batch of more than ``max_rows`` rows (read from its footer):
+    such a batch is validated and checked by row group, never loaded whole. A file whose footer
+    cannot be read is not: the whole-file reader then says why it is unreadable."""
+    if data.format != "parquet":
+        return False
+    try:
+        return parquet_rows(path) > max_rows
+    except Exception:  # any unreadable footer: left to the whole-file reader
+        return False

@@ -179,7 +179,8 @@ def run_loop(
             _TrafficThread(server.url, traffic, settings, traffic_rate)
         )
         say(
-            f"traffic: {traffic_rate:g} requests/s with feedback, from {len(traffic)} held-back rows"
+            f"traffic: {traffic_rate:g} requests/s with feedback, "
+            f"from {len(traffic)} held-back rows"
         )
 
         engine = sa.create_engine(settings.database_url)
@@ -279,7 +280,8 @@ def summary_lines(result: LoopResult) -> list[str]:
     lines.append(f"drift events: {result.drift_events}")
     for run in result.retrain_runs:
         lines.append(
-            f"retrain ({run['trigger']}): {run['decision']} version {run['model_version'] or '-'}: {run['reason']}"
+            f"retrain ({run['trigger']}): {run['decision']} "
+            f"version {run['model_version'] or '-'}: {run['reason']}"
         )
     lines.append("registry:")
     for v in result.versions:

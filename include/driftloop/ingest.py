@@ -130,7 +130,7 @@ def _record_validation(
     """Write a validation's verdict onto the batch and append it to the batch's history."""
     batch.digest, batch.status = digest, status
     batch.reasons, batch.notes = result.reasons, result.notes
-    batch.n_rows = None if result.frame is None else len(result.frame)
+    batch.n_rows = result.rows if result.ok else None
     batch.labelled, batch.validated_at = result.labelled, now
     session.add(batch)
     session.flush()

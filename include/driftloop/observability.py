@@ -122,7 +122,8 @@ def _retrain(connection: sa.Connection) -> Gauge:
     ).all()
     return Gauge(
         "driftloop_retrain_runs",
-        "Retrain runs and re-gates stored, by decision (staging, rejected, insufficient_evidence, skipped, failed, production)",
+        "Retrain runs and re-gates stored, by decision "
+        "(staging, rejected, insufficient_evidence, skipped, failed, production)",
         ("decision",),
         [((decision,), float(count)) for decision, count in rows],
     )

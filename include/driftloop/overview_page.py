@@ -12,11 +12,13 @@ from typing import Any
 
 from driftloop.reporting import STYLE
 
+# A backslash at a line's end continues that line: the text has no line break there.
 PAGE_STYLE = (
     STYLE
     + """
 body{margin:1rem}h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:1.6rem}
-.cards{display:flex;gap:1rem;flex-wrap:wrap}.card{border:1px solid #ccc;border-radius:6px;padding:.6rem 1rem}
+.cards{display:flex;gap:1rem;flex-wrap:wrap}\
+.card{border:1px solid #ccc;border-radius:6px;padding:.6rem 1rem}
 .muted{color:#777}.pending{background:#fff4d6}.approved{background:#e3f6e5}
 .declined,.expired,.superseded{background:#eee}span.text{display:block;text-align:left;max-width:40rem}
 """
@@ -87,7 +89,10 @@ def _drift(drift: dict[str, Any], base: str) -> str:
     table = _table(
         ("checked", "batch", "verdict", "drift share", "drifted features", "report"), rows
     )
-    return f"<h2>Drift</h2>{table}<h3>Drift share over time</h3>{_share_chart(drift['share_over_time'])}"
+    return (
+        f"<h2>Drift</h2>{table}<h3>Drift share over time</h3>"
+        f"{_share_chart(drift['share_over_time'])}"
+    )
 
 
 def _share_chart(points: list[dict[str, Any]]) -> str:
@@ -102,13 +107,15 @@ def _share_chart(points: list[dict[str, Any]]) -> str:
     ]
     line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
     dots = "".join(
-        f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3' fill='{'#c0392b' if p['status'] == 'drift' else '#2e7d32'}'>"
+        f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3' "
+        f"fill='{'#c0392b' if p['status'] == 'drift' else '#2e7d32'}'>"
         f"<title>{_e(p['at'])}: {p['share']:.2f}</title></circle>"
         for (x, y), p in zip(xy, points, strict=True)
     )
     return (
         f"<svg data-testid='drift-share' width='{width}' height='{height}' role='img' "
-        f"aria-label='drift share per check'><rect width='{width}' height='{height}' fill='#fafafa'/>"
+        f"aria-label='drift share per check'>"
+        f"<rect width='{width}' height='{height}' fill='#fafafa'/>"
         f"<polyline points='{line}' fill='none' stroke='#555'/>{dots}</svg>"
     )
 
@@ -211,7 +218,10 @@ def _retrains(runs: list[dict[str, Any]]) -> str:
             _e(r["trigger"]),
             f"<span data-testid='retrain-decision'>{_e(r['decision'])}</span>",
             f"v{_e(r['model_version'])}" if r["model_version"] else "-",
-            f"{_num(r['challenger_score'])} vs {_num(r['production_score'])} ({_e(r['metric'] or '-')})",
+            (
+                f"{_num(r['challenger_score'])} vs {_num(r['production_score'])} "
+                f"({_e(r['metric'] or '-')})"
+            ),
             _text(r["reason"]),
         )
         for r in runs

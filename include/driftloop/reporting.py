@@ -8,9 +8,11 @@ import io
 from pathlib import Path
 from typing import Any
 
+# A backslash at a line's end continues that line: the text has no line break there.
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
-table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
+table{border-collapse:collapse;margin:1rem 0}\
+td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.flag{background:#fde2e1;font-weight:600}
 .verdict{font-size:1.3rem;padding:.5rem 1rem;display:inline-block;border-radius:4px}
 .drift,.reject{background:#fde2e1}.no_drift,.promote{background:#e3f6e5}

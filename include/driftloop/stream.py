@@ -92,7 +92,7 @@ def replay(
     shift_features: tuple[str, ...] = (),
     seed: int | None = None,
 ) -> list[WrittenBatch]:
-    """Cut the stream pool into batches shaped by ``scenario`` and write them to the landing folder."""
+    """Cut the stream pool into batches shaped by ``scenario``, written to the landing folder."""
     if scenario not in SCENARIOS:
         raise StreamError(f"unknown scenario {scenario!r}; choose one of {sorted(SCENARIOS)}")
     chosen = SCENARIOS[scenario]

@@ -23,7 +23,8 @@ def render_html(record: dict[str, Any]) -> str:
         for name, estimate in stats["metrics"].items():
             value = _number(estimate["value"])
             band = (
-                f"<br><small>95% CI {_number(estimate['low'])} to {_number(estimate['high'])}</small>"
+                f"<br><small>95% CI {_number(estimate['low'])} "
+                f"to {_number(estimate['high'])}</small>"
                 if estimate["low"] is not None
                 else ""
             )
@@ -32,20 +33,25 @@ def render_html(record: dict[str, Any]) -> str:
         rows.append(
             f"<tr><td>{variant} v{html.escape(stats['version'])}</td><td>{stats['answered']}</td>"
             f"<td>{stats['with_feedback']}</td>{''.join(cells)}"
-            f"<td>{stats['failed_requests']} of {stats['requests']} ({stats['error_rate']:.2%})</td>"
+            f"<td>{stats['failed_requests']} of {stats['requests']} "
+            f"({stats['error_rate']:.2%})</td>"
             f"<td>{_number(latency.get('p50'), 1)} / {_number(latency.get('p99'), 1)}</td></tr>"
         )
     sequential = record.get("sequential")
     test_rows = (
-        f"<tr><th>difference ({metric}, positive = Staging better)</th><td>{sequential['difference']:.4f}</td></tr>"
-        f"<tr><th>always-valid {1 - sequential['alpha']:.0%} interval</th><td>{sequential['ci_low']:.4f} to {sequential['ci_high']:.4f}</td></tr>"
-        f"<tr><th>always-valid p</th><td>{sequential['p_value']:.4f} (alpha {sequential['alpha']:g})</td></tr>"
+        f"<tr><th>difference ({metric}, positive = Staging better)</th>"
+        f"<td>{sequential['difference']:.4f}</td></tr>"
+        f"<tr><th>always-valid {1 - sequential['alpha']:.0%} interval</th>"
+        f"<td>{sequential['ci_low']:.4f} to {sequential['ci_high']:.4f}</td></tr>"
+        f"<tr><th>always-valid p</th>"
+        f"<td>{sequential['p_value']:.4f} (alpha {sequential['alpha']:g})</td></tr>"
         if sequential
         else "<tr><th>sequential test</th><td>not enough feedback yet</td></tr>"
     )
     move = record.get("move")
     acted = (
-        f"<p>Acted: {html.escape(move['action'])}; Production v{move['production_after']} now (was v{move['production_before']}).</p>"
+        f"<p>Acted: {html.escape(move['action'])}; Production v{move['production_after']} now "
+        f"(was v{move['production_before']}).</p>"
         if move
         else ""
     )
@@ -53,16 +59,23 @@ def render_html(record: dict[str, Any]) -> str:
         f'<figure><img style="width:520px" alt="{alt}" src="data:image/png;base64,{png}"></figure>'
         for alt, png in _plots(record)
     )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>A/B test {record["test_id"]}</title>
+    # a backslash at a line's end continues that line: the page's text has no line break there
+    return f"""<!doctype html><html><head><meta charset="utf-8">\
+<title>A/B test {record["test_id"]}</title>
 <style>{STYLE}</style></head><body>
-<h1>A/B test {record["test_id"]}: Production v{html.escape(record["production_version"])} against Staging v{html.escape(record["staging_version"])}</h1>
-<p class="verdict {record["decision"]}">{html.escape(record["decision"])}: {html.escape(record["reason"])}</p>
+<h1>A/B test {record["test_id"]}: Production v{html.escape(record["production_version"])} \
+against Staging v{html.escape(record["staging_version"])}</h1>
+<p class="verdict {record["decision"]}">\
+{html.escape(record["decision"])}: {html.escape(record["reason"])}</p>
 {acted}
-<table><tr><th>started</th><td>{record["started_at"]}</td></tr><tr><th>evaluated</th><td>{record["evaluated_at"]}</td></tr>
+<table><tr><th>started</th><td>{record["started_at"]}</td></tr>\
+<tr><th>evaluated</th><td>{record["evaluated_at"]}</td></tr>
 <tr><th>decision metric</th><td>{metric}</td></tr>{test_rows}
-<tr><th>unmatched feedback (no prediction row with its record id)</th><td>{record.get("unmatched_feedback", 0)}</td></tr></table>
+<tr><th>unmatched feedback (no prediction row with its record id)</th>\
+<td>{record.get("unmatched_feedback", 0)}</td></tr></table>
 <h2>Per variant</h2>
-<table><tr><th>variant</th><th>answered</th><th>with feedback</th><th colspan="2">metrics</th><th>failed requests</th><th>latency p50 / p99 ms</th></tr>
+<table><tr><th>variant</th><th>answered</th><th>with feedback</th>\
+<th colspan="2">metrics</th><th>failed requests</th><th>latency p50 / p99 ms</th></tr>
 {"".join(rows)}</table>
 <h2>Over time</h2><div class="grid">{figures}</div>
 </body></html>"""

@@ -12,7 +12,8 @@ see the same values.
 Every save bumps the split's version and keeps it, with its time, in ``traffic_split_versions``.
 Server replicas poll the split each on their own clock, so for up to ``serving.poll_seconds``
 after a change some still route by the old one; each logged row records the version it was
-routed under, and :func:`driftloop.ab.rows.routed_in_force` tells the A/B analysis which rows to keep.
+routed under, and :func:`driftloop.ab.rows.routed_in_force` tells the A/B analysis which rows
+to keep.
 """
 
 from __future__ import annotations

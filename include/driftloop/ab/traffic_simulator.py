@@ -33,7 +33,8 @@ class SimulationResult:
                 f", {self.correct[(variant, version)] / count:.1%} correct" if self.feedback else ""
             )
             lines.append(
-                f"{variant:10} version {version:>3}: {count:5} requests ({count / total:.1%}){accuracy}"
+                f"{variant:10} version {version:>3}: "
+                f"{count:5} requests ({count / total:.1%}){accuracy}"
             )
         if self.failed:
             lines.append(f"failed: {dict(self.failed)}")

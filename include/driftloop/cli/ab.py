@@ -49,8 +49,9 @@ def ab_reports(
     for r in rows:
         values = f"{fmt(r['production'])} vs {fmt(r['staging'])}"
         typer.echo(
-            f"#{r['id']} test {r['test_id']} (Production vs Staging {r['pair']}) {r['created_at'][:19]} "
-            f"{r['decision']}: {r['metric']} {values}, samples {r['samples']}, p {fmt(r['p_value'])}"
+            f"#{r['id']} test {r['test_id']} (Production vs Staging {r['pair']}) "
+            f"{r['created_at'][:19]} {r['decision']}: {r['metric']} {values}, "
+            f"samples {r['samples']}, p {fmt(r['p_value'])}"
         )
         typer.echo(f"    report: {r['html_path']}")
 
@@ -111,7 +112,7 @@ def ab_simulate_aa(
 
 
 def print_evaluation(evaluation: Evaluation, indent: str = "") -> None:
-    """Each variant's numbers, the sequential test and the decision (``ab evaluate``, ``status``)."""
+    """Each variant's numbers, the sequential test, the decision (``ab evaluate``, ``status``)."""
     metric = evaluation.metric
     for label, variant in (("production", evaluation.production), ("staging", evaluation.staging)):
         estimate = variant.metrics[metric]

@@ -17,7 +17,8 @@ def bootstrap_command(ctx: typer.Context) -> None:
     context = cli_context(ctx)
     decision = bootstrap(context.settings, context.engine())
     typer.echo(
-        f"version {decision.model_version} is Production ({decision.metric} on PyCaret's holdout: {decision.challenger_score:.4f})"
+        f"version {decision.model_version} is Production "
+        f"({decision.metric} on PyCaret's holdout: {decision.challenger_score:.4f})"
     )
 
 
@@ -30,7 +31,8 @@ def retrain_command(
         bool, typer.Option("--latest-drift", help="Use the newest drift verdict.")
     ] = False,
 ) -> None:
-    """Run the retrain steps here (what the `retrain` DAG does): assemble, train, evaluate, register, gate."""
+    """Run the retrain steps here (what the `retrain` DAG does): assemble, train, evaluate, \
+register, gate."""
     from driftloop.drift.monitor import latest_drift_check
     from driftloop.training.retrain import retrain
     from driftloop.vocabulary import Trigger
@@ -50,7 +52,8 @@ def retrain_command(
         typer.echo(f"skipped: {decision.reason}")
         return
     typer.echo(
-        f"version {decision.model_version} ({trained.model_name}): {decision.decision}: {decision.reason}"
+        f"version {decision.model_version} ({trained.model_name}): "
+        f"{decision.decision}: {decision.reason}"
     )
 
 
@@ -67,7 +70,8 @@ def models_command(ctx: typer.Context) -> None:
     for v in versions:
         reason = f"  ({v['reason']})" if v["reason"] else ""
         typer.echo(
-            f"version {v['version']:>3}  alias {v['aliases']:11} stage {v['stage']:10} gate {v['gate']}{reason}"
+            f"version {v['version']:>3}  alias {v['aliases']:11} "
+            f"stage {v['stage']:10} gate {v['gate']}{reason}"
         )
         if v["version"] in gates:
             typer.echo(f"             gate numbers: {gates[v['version']]}")

@@ -113,7 +113,8 @@ def _act(
     who = f"cli:{actor or getpass.getuser()}"
     move = action(reason, who)
     typer.echo(
-        f"{move.action}: Production {move.production_before or '-'} -> {move.production_after or '-'} "
+        f"{move.action}: Production {move.production_before or '-'} "
+        f"-> {move.production_after or '-'} "
         f"(audit #{move.audit_id}); servers follow within serving.poll_seconds"
     )
     if settle is not None:

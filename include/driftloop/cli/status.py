@@ -32,7 +32,8 @@ def status_command(ctx: typer.Context) -> None:
         last = checks[0]
         drifted = f", drifted: {', '.join(last.drifted_features)}" if last.drifted_features else ""
         typer.echo(
-            f"  last drift check: {last.batch_name} {last.status}{drifted} (report {last.report_id})"
+            f"  last drift check: {last.batch_name} {last.status}{drifted} "
+            f"(report {last.report_id})"
         )
         if last.merged_into is not None:
             typer.echo(f"    merged into drift check {last.merged_into} by one retrain")

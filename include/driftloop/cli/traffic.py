@@ -25,7 +25,8 @@ def traffic_show(ctx: typer.Context) -> None:
     # the version each replica's /models shows once it routes by this split
     saved = f" (split version {split.version})" if split.version else " (never set)"
     typer.echo(
-        f"{name}: staging {split.staging_weight:.0%}, production {1 - split.staging_weight:.0%}{shadow}{saved}"
+        f"{name}: staging {split.staging_weight:.0%}, "
+        f"production {1 - split.staging_weight:.0%}{shadow}{saved}"
     )
 
 

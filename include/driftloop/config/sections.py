@@ -164,6 +164,15 @@ class DriftSettings(Section):
         default=100_000,
         description="Up to this many reference values per column are kept exactly; beyond, a sketch.",
     )
+    exact_batch_max: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        description=(
+            "Batches (Parquet) of up to this many rows are read whole and tested exactly; "
+            "larger ones are streamed by row group into mergeable summaries, and the "
+            "Wasserstein distance carries its error bound (see driftloop.drift.sketch)."
+        ),
+    )
     max_missing_increase: float = Field(default=0.1, ge=0.0, le=1.0)
     schedule: str | None = Field(default="@hourly", description="drift_monitor's Airflow schedule.")
 

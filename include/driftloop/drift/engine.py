@@ -20,6 +20,7 @@ target drift. The missing share is its own check.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -57,6 +58,7 @@ class StatisticTest:
     decided_by: str
     p_value: float | None = None
     level: float | None = None
+    sketch_bound: float | None = None  # sketched batches: the value's error bound, in its units
 
     @property
     def value(self) -> float:
@@ -104,6 +106,7 @@ class DriftVerdict:
     floors: dict[str, float] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)  # fixed mode only
     min_rows: int = 0
+    sketched: bool = False  # streamed by row group into summaries (driftloop.drift.sketch)
 
     @property
     def drifted(self) -> bool:
@@ -150,6 +153,7 @@ class DriftVerdict:
                         "level": t.level,
                         "decided_by": t.decided_by,
                         "flag": t.flag,
+                        **({} if t.sketch_bound is None else {"sketch_bound": t.sketch_bound}),
                         **{k: _json_number(v) for k, v in t.measurement.details.items()},
                     }
                     for name, t in c.tests.items()
@@ -174,6 +178,7 @@ class DriftVerdict:
             "thresholds": self.thresholds,
             "min_rows": self.min_rows,
             "feature_rule": self.feature_rule,
+            **({"sketched": True} if self.sketched else {}),
             "features": [column(c) for c in self.features],
             "target": column(self.target) if self.target else None,
         }
@@ -204,6 +209,17 @@ def check_drift(
     target = None
     if profile.target is not None and profile.target in batch.columns:
         target = _column_drift(profile.columns[profile.target], batch[profile.target], settings)
+    return verdict_of(features, target, len(batch), settings)
+
+
+def verdict_of(
+    features: list[ColumnDrift],
+    target: ColumnDrift | None,
+    rows: int,
+    settings: DriftSettings,
+    sketched: bool = False,
+) -> DriftVerdict:
+    """The batch's verdict from its columns' results (exact or sketched alike)."""
     tested = [f for f in features if f.tested]
     share = float(np.mean([f.drifted for f in tested])) if tested else 0.0
     status = DriftStatus.NO_DRIFT if tested else DriftStatus.INSUFFICIENT_DATA
@@ -211,7 +227,7 @@ def check_drift(
         status = DriftStatus.DRIFT
     return DriftVerdict(
         status=status,
-        rows=len(batch),
+        rows=rows,
         drift_share=share,
         required_share=settings.drift_share,
         features=features,
@@ -227,7 +243,12 @@ def check_drift(
         if settings.fixed
         else {},
         min_rows=settings.min_rows,
+        sketched=sketched,
     )
+
+
+Measure = Callable[[str], Measurement]
+"""A statistic's name -> its measurement on the column (from values or from a summary)."""
 
 
 def _column_drift(column: ColumnProfile, series: pd.Series, settings: DriftSettings) -> ColumnDrift:
@@ -238,7 +259,29 @@ def _column_drift(column: ColumnProfile, series: pd.Series, settings: DriftSetti
     else:  # categorical statistics take the counts per bin (see driftloop.drift.statistics)
         current = counts = column.level_histogram(category_counts(series))
         count = int(counts.sum())
-    missing_share = 1.0 - count / len(series)
+    return judge_column(
+        column,
+        count,
+        len(series),
+        counts,
+        lambda name: STATISTICS[name].compute(column, current),
+        settings,
+    )
+
+
+def judge_column(
+    column: ColumnProfile,
+    count: int,
+    rows: int,
+    counts: np.ndarray,
+    measure: Measure,
+    settings: DriftSettings,
+    bounds: dict[str, float] | None = None,
+) -> ColumnDrift:
+    """Test one column: ``count`` non-missing values of ``rows``, ``counts`` per profile bin,
+    ``measure`` giving each statistic. ``bounds`` (sketched batches) are the statistics' error
+    bounds: a statistic flags only when its value minus its bound still crosses its bar."""
+    missing_share = 1.0 - count / rows
     result = ColumnDrift(
         name=column.name,
         kind=column.kind,
@@ -254,14 +297,15 @@ def _column_drift(column: ColumnProfile, series: pd.Series, settings: DriftSetti
     result.tested = count >= settings.min_rows
     level = settings.level(len(names))
     for name in names:
-        measurement = STATISTICS[name].compute(column, current)
+        measurement = measure(name)
+        bound = None if bounds is None else bounds.get(name, 0.0)
         if settings.fixed:
-            threshold = fixed_threshold(settings, name)
+            threshold = fixed_threshold(settings, name) + (bound or 0.0)
             flag = measurement.value >= threshold
-            test = StatisticTest(measurement, threshold, 0.0, flag, FIXED)
+            test = StatisticTest(measurement, threshold, 0.0, flag, FIXED, sketch_bound=bound)
         else:
             test = _calibrated_test(
-                column, name, measurement, count, level, effect_floor(settings, name)
+                column, name, measurement, count, level, effect_floor(settings, name), bound
             )
         if not result.tested:  # too few values: shown, never flagged
             test = replace(test, flag=False)
@@ -272,15 +316,28 @@ def _column_drift(column: ColumnProfile, series: pd.Series, settings: DriftSetti
 
 
 def _calibrated_test(
-    column: ColumnProfile, name: str, measurement: Measurement, n: int, level: float, floor: float
+    column: ColumnProfile,
+    name: str,
+    measurement: Measurement,
+    n: int,
+    level: float,
+    floor: float,
+    bound: float | None = None,
 ) -> StatisticTest:
+    """The calibrated test; with a sketch's ``bound``, on the lowest value the exact statistic
+    can have (value - bound), so a flag is one the exact statistic would raise too, and the
+    false-alarm rate stays at most ``level``. The threshold shown is the bar for the value."""
     null = column.nulls[name]
     noise = scale(n, column.count)
-    threshold = null.critical(level, n) * noise
-    p_value = null.p_value(measurement.value / noise, n) if math.isfinite(noise) else 1.0
-    flag = p_value <= level and measurement.value >= floor
-    decided_by = "floor" if floor > threshold else "threshold"
-    return StatisticTest(measurement, threshold, floor, flag, decided_by, p_value, level)
+    slack = bound or 0.0
+    lowest = max(measurement.value - slack, 0.0)
+    threshold = null.critical(level, n) * noise + slack
+    p_value = null.p_value(lowest / noise, n) if math.isfinite(noise) else 1.0
+    flag = p_value <= level and lowest >= floor
+    decided_by = "floor" if floor + slack > threshold else "threshold"
+    return StatisticTest(
+        measurement, threshold, floor + slack, flag, decided_by, p_value, level, bound
+    )
 
 
 def _sorted_finite(series: pd.Series) -> np.ndarray:

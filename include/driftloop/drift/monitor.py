@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from driftloop import alerts
 from driftloop.config import Settings
-from driftloop.data import read_table
+from driftloop.data import exceeds_rows, read_table
 from driftloop.drift.claims import (
     busy,
     claim_batch,
@@ -32,6 +32,7 @@ from driftloop.drift.claims import (
 from driftloop.drift.engine import DriftError, check_drift
 from driftloop.drift.profile import ReferenceProfile, build_profile
 from driftloop.drift.report import write_report
+from driftloop.drift.streaming import check_drift_streamed
 from driftloop.ingest import ACCEPTED, IngestError, find_batch
 from driftloop.performance.monitor import assess_production
 from driftloop.storage import Batch, DriftCheck, ReferenceProfileRecord, session_scope, utcnow
@@ -260,11 +261,16 @@ def _check_claimed(
         model_version=production_version,
         created_at=utcnow(),
     )
-    performance = None
+    performance, frame = None, None
+    streamed = exceeds_rows(batch_path, settings.data, settings.drift.exact_batch_max)
     try:
-        frame = read_table(batch_path, settings.data)
         started = time.perf_counter()
-        verdict = check_drift(profile, frame, settings.drift)
+        if streamed:  # read by row group into summaries, never whole (drift.streaming)
+            verdict = check_drift_streamed(profile, batch_path, settings.drift)
+        else:
+            frame = read_table(batch_path, settings.data)
+            started = time.perf_counter()
+            verdict = check_drift(profile, frame, settings.drift)
         drift_seconds = time.perf_counter() - started
     except (DriftError, OSError, ValueError) as exc:
         check.status, check.error, check.drifted_features, check.target_drift = (
@@ -277,7 +283,7 @@ def _check_claimed(
         check.status, check.drift_share = verdict.status, verdict.drift_share
         check.drifted_features, check.target_drift = verdict.drifted_features, verdict.target_drift
         stem = f"drift-{batch_id:06d}-{Path(batch_name).stem}"
-        if production_version is not None:
+        if production_version is not None and frame is not None:
             performance = assess_production(
                 settings, engine, batch_id, frame, production_version, model
             )
@@ -291,6 +297,13 @@ def _check_claimed(
             "checked at": check.created_at.isoformat(timespec="seconds"),
             "drift check seconds": round(drift_seconds, 4),
         }
+        if streamed:
+            context["batch read"] = (
+                f"by row group: {verdict.rows} rows > drift.exact_batch_max="
+                f"{settings.drift.exact_batch_max}; Wasserstein from a sketch, flagged only "
+                "beyond its error bound (sketch bound per statistic); Production's "
+                "performance is not assessed on such a batch"
+            )
         json_path, html_path = write_report(
             verdict, profile, settings.storage.reports_dir / "drift", stem, context, performance
         )

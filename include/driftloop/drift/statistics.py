@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from driftloop.config import DriftSettings
     from driftloop.drift.calibration import NullDistribution
     from driftloop.drift.profile import ColumnProfile
+    from driftloop.drift.sketch import NumericSummary
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 
@@ -47,6 +48,10 @@ class Measurement:
     value: float
     details: dict[str, float] = field(default_factory=dict)
 
+
+Sketched = Callable[["ColumnProfile", "NumericSummary"], tuple[Measurement, float]]
+"""(reference column, a numeric batch's summary) -> the measurement and its error bound (in
+the statistic's units) on a batch too large to hold (see driftloop.drift.sketch)."""
 
 NullSampler = Callable[["ColumnProfile", int, "np.random.Generator"], "NullDistribution"]
 """(reference column, number of draws, generator) -> the statistic's scaled null draws."""
@@ -61,6 +66,7 @@ class Statistic:
     description: str
     default_floor: float = 0.0
     null: NullSampler | None = None
+    sketched: Sketched | None = None  # numeric columns of sketched batches; None: cannot
 
 
 STATISTICS: dict[str, Statistic] = {}
@@ -101,6 +107,15 @@ def mean_shift(column: ColumnProfile, current: np.ndarray) -> Measurement:
     return Measurement(
         _scaled(shift, column.std), {"reference_mean": column.mean, "current_mean": current_mean}
     )
+
+
+def mean_shift_sketched(
+    column: ColumnProfile, summary: NumericSummary
+) -> tuple[Measurement, float]:
+    """The mean shift from a streamed mean: exact up to rounding, so its bound is 0."""
+    shift = abs(summary.mean - column.mean)
+    details = {"reference_mean": column.mean, "current_mean": summary.mean}
+    return Measurement(_scaled(shift, column.std), details), 0.0
 
 
 WASSERSTEIN_BLOCK = 65_536
@@ -188,6 +203,24 @@ def wasserstein(column: ColumnProfile, current: np.ndarray) -> Measurement:
     )
 
 
+def wasserstein_sketched(
+    column: ColumnProfile, summary: NumericSummary
+) -> tuple[Measurement, float]:
+    """The Wasserstein distance of the reference to the batch's fine histogram (each bin's mass
+    at its mean), with the histogram's proven bound (driftloop.drift.sketch). scipy's weighted
+    form is used here: a sketched batch is large, so its import is a small share of memory."""
+    from scipy.stats import wasserstein_distance
+
+    means, counts, bound = summary.support()
+    distance = float(wasserstein_distance(column.values, means, v_weights=counts))
+    details = {
+        "distance": distance,
+        "error_bound": column.wasserstein_error_bound,
+        "batch_error_bound": bound,
+    }
+    return Measurement(_scaled(distance, column.std), details), _scaled(bound, column.std)
+
+
 def jensen_shannon(column: ColumnProfile, current: np.ndarray) -> Measurement:
     """Jensen-Shannon distance (base 2, so 0..1) between reference and current bin frequencies."""
     if column.kind == CATEGORICAL:
@@ -196,6 +229,14 @@ def jensen_shannon(column: ColumnProfile, current: np.ndarray) -> Measurement:
         counts = column.histogram(current, assume_sorted=True)
     distance = jensen_shannon_distance(column.probabilities, counts)
     return Measurement(0.0 if math.isnan(distance) else distance)  # NaN: identical histograms
+
+
+def jensen_shannon_sketched(
+    column: ColumnProfile, summary: NumericSummary
+) -> tuple[Measurement, float]:
+    """Jensen-Shannon from the fine histogram's counts, summed into the reference bins: exact."""
+    distance = jensen_shannon_distance(column.probabilities, summary.histogram(column.bin_edges))
+    return Measurement(0.0 if math.isnan(distance) else distance), 0.0
 
 
 def jensen_shannon_distance(p: np.ndarray, q: np.ndarray) -> float:
@@ -276,6 +317,7 @@ register(
         "|mean(cur) - mean(ref)| / std(ref)",
         default_floor=0.1,
         null=_value_null("mean_shift"),
+        sketched=mean_shift_sketched,
     )
 )
 register(
@@ -287,6 +329,7 @@ register(
         "Wasserstein distance / std(ref)",
         default_floor=0.075,
         null=_value_null("wasserstein"),
+        sketched=wasserstein_sketched,
     )
 )
 register(
@@ -298,5 +341,6 @@ register(
         "Jensen-Shannon distance, base 2, on reference bins",
         default_floor=0.05,
         null=_binned_null,
+        sketched=jensen_shannon_sketched,
     )
 )

@@ -4,8 +4,9 @@ In-sample predictions flatter a model (a forest memorises its training rows), so
 judgement compares against predictions on rows the finalized model never fitted: the gate
 holdout when the version has one with at least ``monitoring.min_rows`` rows, else
 cross-validated predictions over its training rows (``monitoring.reference_folds`` folds, each
-fold predicted by a clone fitted on the others; rows with the same inputs in the same fold). The same predictions are the calibration set
-of the estimated performance and the reference of prediction drift.
+fold predicted by a clone fitted on the others; rows with the same inputs in the same fold).
+The same predictions are the calibration set of the estimated performance and the reference of
+prediction drift.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from driftloop.data import parquet_batches
 from driftloop.scoring.model import FeatureSchema
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -59,11 +60,9 @@ def chunks(path: Path, schema: FeatureSchema, rows: int, separator: str = ",") -
     if file_format(path) == "csv":
         yield from _csv_chunks(path, schema, rows, separator)
         return
-    import pyarrow.parquet as pq
-
     start = 0
     try:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+        for batch in parquet_batches(path, rows=rows):
             frame = batch.to_pandas()
             frame.index = pd.RangeIndex(start, start + len(frame))
             start += len(frame)

@@ -72,12 +72,14 @@ def assemble(
 
     if production is None:
         return skip(
-            f"{name} has no Production version, so there is nothing to compare with: run `driftloop bootstrap` first"
+            f"{name} has no Production version, so there is nothing to compare with: "
+            "run `driftloop bootstrap` first"
         )
     staging = registry.by_alias(client, name, registry.STAGING)
     if staging is not None and not settings.training.replace_staging:
         return skip(
-            f"Staging version {staging.version} is still under A/B test (training.replace_staging is false)"
+            f"Staging version {staging.version} is still under A/B test "
+            "(training.replace_staging is false)"
         )
     waiting = pending_versions(client, name)
     if waiting:
@@ -87,7 +89,8 @@ def assemble(
         )
     if _cooling_down(settings, engine):
         return skip(
-            f"the last retrain was less than {settings.training.cooldown_minutes:g} minutes ago (training.cooldown_minutes)"
+            f"the last retrain was less than {settings.training.cooldown_minutes:g} minutes ago "
+            "(training.cooldown_minutes)"
         )
 
     base = logged_training_data(production.run_id)

@@ -5,7 +5,8 @@ Why driftloop adds models: many tabular targets that look like classes are order
 the most voted grade ignores that a vote for 5 is also evidence for "about 5". Deciding on the
 expected grade position (the vote shares' mean, rounded) uses that order, at the same
 prediction cost as the plain forest (measured in docs/benchmarks-retrain.md). ExtraTrees and
-Random Forest each get such a variant; they are more candidates, not a rule: PyCaret's cross-validation decides whether it wins on the data at hand.
+Random Forest each get such a variant; they are more candidates, not a rule: PyCaret's
+cross-validation decides whether it wins on the data at hand.
 """
 
 from __future__ import annotations

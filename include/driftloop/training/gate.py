@@ -84,7 +84,8 @@ class GateResult:
         """One line for people: the difference, its interval, the margin and the rows."""
         unit = "points" if self.metric == "accuracy" else f"of Production's {self.metric}"
         return (
-            f"{self.metric} {_number(self.challenger_score)} vs Production {_number(self.production_score)}: "
+            f"{self.metric} {_number(self.challenger_score)} "
+            f"vs Production {_number(self.production_score)}: "
             f"advantage {_number(self.difference, '+')} {unit}, "
             f"interval [{_number(self.low, '+')}, {_number(self.high, '+')}] "
             f"at alpha {self.alpha:g} per side, margin {self.margin:g}, {self.rows} rows, "
@@ -228,17 +229,27 @@ def judge(
     )
     if rows < training.min_holdout:
         outcome = GateOutcome.INSUFFICIENT_EVIDENCE
-        reason = f"the gate holdout has {rows} rows, fewer than training.min_holdout ({training.min_holdout})"
+        reason = (
+            f"the gate holdout has {rows} rows, "
+            f"fewer than training.min_holdout ({training.min_holdout})"
+        )
     elif interval.low > -margin:
         outcome = GateOutcome.STAGING
-        reason = f"not worse than Production by the margin {margin:g}: the lower bound {interval.low:+.4f} is above {-margin:+g}"
+        reason = (
+            f"not worse than Production by the margin {margin:g}: "
+            f"the lower bound {interval.low:+.4f} is above {-margin:+g}"
+        )
     elif interval.high < -margin:
         outcome = GateOutcome.REJECTED
-        reason = f"worse than Production beyond the margin {margin:g}: the upper bound {interval.high:+.4f} is below {-margin:+g}"
+        reason = (
+            f"worse than Production beyond the margin {margin:g}: "
+            f"the upper bound {interval.high:+.4f} is below {-margin:+g}"
+        )
     else:
         outcome = GateOutcome.INSUFFICIENT_EVIDENCE
         reason = (
-            f"the interval [{interval.low:+.4f}, {interval.high:+.4f}] holds the margin {-margin:+g}: "
+            f"the interval [{interval.low:+.4f}, {interval.high:+.4f}] "
+            f"holds the margin {-margin:+g}: "
             f"too wide to decide on {rows} rows"
         )
     return GateResult(

@@ -98,12 +98,13 @@ def apply(
 
 
 def _alert_rejection(settings: Settings, decision: Decision, regate: bool) -> Decision:
-    """A rejection (at the gate or a re-gate, from a DAG or the CLI) is a ``retrain_rejected`` alert."""
+    """A rejection (gate or re-gate, from a DAG or the CLI) is a ``retrain_rejected`` alert."""
     if decision.decision == GateOutcome.REJECTED:
         alerts.send(
             settings,
             "retrain_rejected",
-            f"version {decision.model_version} rejected at {'its re-gate' if regate else 'the gate'}: "
+            f"version {decision.model_version} rejected at "
+            f"{'its re-gate' if regate else 'the gate'}: "
             f"{decision.reason}",
             decision.to_dict(),
         )
@@ -126,8 +127,10 @@ def _gate_line(row: RetrainRun) -> str:
         return "n/a" if value is None else f"{value:+.4f}"
 
     return (
-        f"{row.metric} {row.challenger_score or 0:.4f} vs Production {row.production_score or 0:.4f}, "
-        f"advantage {number(row.gate_difference)} [{number(row.gate_low)}, {number(row.gate_high)}], "
+        f"{row.metric} {row.challenger_score or 0:.4f} "
+        f"vs Production {row.production_score or 0:.4f}, "
+        f"advantage {number(row.gate_difference)} "
+        f"[{number(row.gate_low)}, {number(row.gate_high)}], "
         f"margin {row.gate_margin:g}, alpha {row.gate_alpha:g}, {row.gate_rows} rows, "
         f"{row.gate_test}, attempt {row.gate_attempt}"
     )

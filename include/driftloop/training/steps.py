@@ -58,7 +58,7 @@ def record(
     drift_check_id: int | None,
     details: dict[str, Any] | None = None,
 ) -> Decision:
-    """Store a decision (and the gate's numbers, if any) in ``retrain_runs``; return it with its id."""
+    """Store a decision (and any gate numbers) in ``retrain_runs``; return it with its id."""
     evidence = decision.evidence
     with session_scope(engine) as session:
         row = RetrainRun(
