@@ -42,6 +42,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # serving: the writer's own insert
 
+from databases import POSTGRES_ADMIN_URL, fresh_postgres  # noqa: E402
+
 from driftloop.storage import ABTest, Feedback, make_engine, upgrade  # noqa: E402
 from serving.prediction_log import _insert  # noqa: E402
 
@@ -167,13 +169,8 @@ def timed_analysis_read(url: str, label: str) -> Figure:
     return Figure(label, "A/B analysis read (load_rows, 30% with feedback)", count, seconds, load)
 
 
-def fresh_postgres(admin_url: str, name: str) -> str:
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    admin.dispose()
+def migrated_postgres(admin_url: str, name: str) -> str:
+    url = fresh_postgres(admin_url, name)
     upgrade(make_engine(url))
     return url
 
@@ -187,9 +184,7 @@ def fresh_sqlite(folder: Path, name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument(
-        "--postgres-admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-    )
+    parser.add_argument("--postgres-admin-url", default=POSTGRES_ADMIN_URL)
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -201,7 +196,7 @@ def main() -> None:
                 rows = args.rows if batch == 1_000 else args.rows // 10
                 name = f"driftloop_bench_db_{batch}"
                 url = (
-                    fresh_postgres(args.postgres_admin_url, name)
+                    migrated_postgres(args.postgres_admin_url, name)
                     if label == "PostgreSQL"
                     else fresh_sqlite(Path(folder), name)
                 )
@@ -211,7 +206,7 @@ def main() -> None:
                     figures.append(timed_analysis_read(url, label))
                     print(f"{figures[-1]}", flush=True)
                 if label == "PostgreSQL":
-                    url = fresh_postgres(args.postgres_admin_url, f"{name}_w")
+                    url = migrated_postgres(args.postgres_admin_url, f"{name}_w")
                     figures.append(timed_insert(url, label, rows, batch, args.writers))
                     print(f"{figures[-1]}", flush=True)
 

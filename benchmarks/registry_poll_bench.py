@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
+from databases import POSTGRES_ADMIN_URL, fresh_postgres
 from mlflow import MlflowClient
 
 from driftloop import registry
@@ -33,16 +33,6 @@ from driftloop.stack.mlflow_server import MlflowServer
 
 DATABASE = "driftloop_bench_registry"
 MODEL = "bench-model"
-
-
-def fresh_database(admin_url: str) -> str:
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        connection.execute(sa.text(f'CREATE DATABASE "{DATABASE}"'))
-    url = admin.url.set(database=DATABASE).render_as_string(hide_password=False)
-    admin.dispose()
-    return url
 
 
 def register_two_versions(client: MlflowClient, folder: Path) -> None:
@@ -90,16 +80,14 @@ def look_ups(tracking_uri: str, clients: int, seconds: float) -> tuple[float, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--postgres-admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-    )
+    parser.add_argument("--postgres-admin-url", default=POSTGRES_ADMIN_URL)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
     with tempfile.TemporaryDirectory() as folder:
-        server = MlflowServer(fresh_database(args.postgres_admin_url), Path(folder))
+        server = MlflowServer(fresh_postgres(args.postgres_admin_url, DATABASE), Path(folder))
         server.start()
         try:
             client = MlflowClient(server.tracking_uri)

@@ -41,6 +41,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serving_bench as sb  # the home, the load generator and its figures
+from databases import fresh_postgres
 
 log = logging.getLogger("replicas_bench")
 DEFAULT_HOME = sb.ROOT / "var" / "bench-replicas"
@@ -61,17 +62,6 @@ class Configuration:
     answered_200: int  # every 200, warm-up and rounds' edges included
     rows_logged: int
     load1_before: float
-
-
-def fresh_database(admin_url: str) -> str:
-    """An empty database for the prediction log (dropped first when an earlier run left it)."""
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        connection.execute(sa.text(f'CREATE DATABASE "{DATABASE}"'))
-    url = admin.url.set(database=DATABASE).render_as_string(hide_password=False)
-    admin.dispose()
-    return url
 
 
 def logged_rows(engine: sa.Engine) -> int:
@@ -206,7 +196,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args()
-    url = fresh_database(args.postgres_admin_url)
+    url = fresh_postgres(args.postgres_admin_url, DATABASE)
     settings = sb.prepare_home(args.home, args.reuse_home, database_url=url)
     from driftloop.storage import make_engine, upgrade
 
