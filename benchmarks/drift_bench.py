@@ -560,7 +560,8 @@ def detail_row(rows: int, result: dict[str, Any]) -> str:
 
 
 def detail_table(results: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
-    """Every child: check time (median, range), load, absolute peak, baseline and the check's rise."""
+    """Every child: check time (median, range), load, absolute peak, baseline and the check's
+    rise."""
     lines = [
         "| rows | contender | check s (median) | range s | load s | peak RSS MiB "
         "| RSS after load MiB | check rise MiB | child wall s | check CPU s | load avg |",

@@ -91,7 +91,8 @@ def drift_monitor() -> None:
             print(exc)
             return None
         print(
-            f"batch {outcome.batch_name}: {outcome.status}, drifted {outcome.drifted_features}, report {outcome.html_path}"
+            f"batch {outcome.batch_name}: {outcome.status}, "
+            f"drifted {outcome.drifted_features}, report {outcome.html_path}"
         )
         performance = outcome.performance or {}
         if performance.get("error"):
@@ -152,7 +153,8 @@ def drift_monitor() -> None:
         decisions = regate(*open_task(CONFIG))
         for decision in decisions:
             print(
-                f"re-gate of version {decision.model_version}: {decision.decision}: {decision.reason}"
+                f"re-gate of version {decision.model_version}: "
+                f"{decision.decision}: {decision.reason}"
             )
         return len(decisions)
 

@@ -27,7 +27,9 @@ EXPECTED_REASON = {
     "text-in-numeric": "that are not numbers (first 'n/a (sensor fault)'",
     "empty-file": "empty file",
     "duplicate-header": "duplicate column name(s) in the header: ['fixed acidity']",
-    "wrong-separator": "wrong separator: expected columns separated by ';'; the header looks separated by ','",
+    "wrong-separator": (
+        "wrong separator: expected columns separated by ';'; the header looks separated by ','"
+    ),
     "out-of-bounds": "value(s) below the minimum 0",
     "too-many-missing": "missing, above the limit of 20%",
 }

@@ -87,7 +87,8 @@ def reprocess(
         batch = find_batch(session, batch_ref)
         if batch.status != QUARANTINED:
             raise IngestError(
-                f"batch {batch.id} ({batch.name}) is {batch.status}; only quarantined batches are reprocessed"
+                f"batch {batch.id} ({batch.name}) is {batch.status}; "
+                "only quarantined batches are reprocessed"
             )
         current = Path(batch.path)
         if fixed_file is not None:
@@ -104,7 +105,8 @@ def reprocess(
         other = session.scalar(sa.select(Batch).where(Batch.digest == digest, Batch.id != batch.id))
         if other is not None:
             raise IngestError(
-                f"the fixed file has the same content as batch {other.id} ({other.name}); nothing to reprocess"
+                f"the fixed file has the same content as batch {other.id} ({other.name}); "
+                "nothing to reprocess"
             )
         result = validate_file(current, settings)
         status = ACCEPTED if result.ok else QUARANTINED

@@ -140,7 +140,8 @@ class Settings(BaseSettings):
     @property
     def feature_columns(self) -> list[str]:
         """The configured features; when the config leaves them empty, every column of the data
-        file but the target and the id column (read from its header, each time, by the loader's reader)."""
+        file but the target and the id column (read from its header, each time, by the loader's
+        reader)."""
         if self.data.features is not None:
             return list(self.data.features)
         if self._read_header is None:

@@ -146,7 +146,9 @@ class DriftSettings(Section):
     )
     thresholds: dict[str, float] = Field(
         default_factory=dict,
-        description="Fixed per-statistic thresholds (fixed mode, not recommended); empty: calibrated.",
+        description=(
+            "Fixed per-statistic thresholds (fixed mode, not recommended); empty: calibrated."
+        ),
     )
     calibration_draws: int = Field(
         default=1000,
@@ -162,7 +164,9 @@ class DriftSettings(Section):
     bins: int = Field(default=10, ge=2, le=1000)
     exact_reference_max: PositiveInt = Field(
         default=100_000,
-        description="Up to this many reference values per column are kept exactly; beyond, a sketch.",
+        description=(
+            "Up to this many reference values per column are kept exactly; beyond, a sketch."
+        ),
     )
     exact_batch_max: int = Field(
         default=1_000_000,
@@ -315,13 +319,17 @@ class MonitoringSettings(Section):
         default=0.01,
         gt=0.0,
         lt=0.5,
-        description="Level of each one-sided drop test (false alarms per check on a healthy model).",
+        description=(
+            "Level of each one-sided drop test (false alarms per check on a healthy model)."
+        ),
     )
     min_drop: float = Field(
         default=0.03,
         ge=0.0,
         lt=1.0,
-        description="Smallest drop that matters: accuracy points, or a fraction of the reference error.",
+        description=(
+            "Smallest drop that matters: accuracy points, or a fraction of the reference error."
+        ),
     )
     min_rows: PositiveInt = Field(
         default=30, description="Labelled rows a batch or day needs before it is judged."

@@ -223,7 +223,8 @@ def check_next_batch(
             batch = find_batch(session, batch_ref)
         if batch.status != ACCEPTED:
             raise IngestError(
-                f"batch {batch.id} ({batch.name}) is {batch.status}; only accepted batches are checked"
+                f"batch {batch.id} ({batch.name}) is {batch.status}; "
+                "only accepted batches are checked"
             )
         existing = session.scalar(sa.select(DriftCheck).where(DriftCheck.batch_id == batch.id))
         if existing is not None:

@@ -102,13 +102,16 @@ def render_html(
         missing = f"{column.missing_share:.1%}" + (" ⚠" if column.missing_alert else "")
         drifted = "yes" if column.drifted else "no" if column.tested else "not tested"
         rows.append(
-            f'<tr><td class="{"flag" if column.drifted else ""}">{html.escape(column.name)}{role}</td>'
+            f'<tr><td class="{"flag" if column.drifted else ""}">'
+            f"{html.escape(column.name)}{role}</td>"
             f"<td>{column.kind}</td><td>{column.count}</td><td>{missing}</td>{''.join(cells)}"
             f"<td>{drifted}</td></tr>"
         )
     figures = "".join(
-        f'<figure><img alt="{html.escape(c.name)}" src="data:image/png;base64,{_plot(profile.columns[c.name], c.current_probabilities, c.drifted)}">'
-        f"<figcaption>{html.escape(c.name)}{' — drifted' if c.drifted else ''}</figcaption></figure>"
+        f'<figure><img alt="{html.escape(c.name)}" src="data:image/png;base64,'
+        f'{_plot(profile.columns[c.name], c.current_probabilities, c.drifted)}">'
+        f"<figcaption>{html.escape(c.name)}{' — drifted' if c.drifted else ''}"
+        "</figcaption></figure>"
         for c in columns
         if c.current_probabilities
     )
@@ -118,21 +121,30 @@ def render_html(
     )
     sketch = [c.name for c in profile.columns.values() if not c.exact]
     sketch_note = (
-        f"<p>Wasserstein for {', '.join(sketch)} uses the profile's quantile sketch; its error bound is shown per column in the JSON.</p>"
+        f"<p>Wasserstein for {', '.join(sketch)} uses the profile's quantile sketch; "
+        "its error bound is shown per column in the JSON.</p>"
         if sketch
         else ""
     )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Drift report {html.escape(str(context.get("batch", "")))}</title>
+    # a backslash at a line's end continues that line: the page's text has no line break there
+    return f"""<!doctype html><html><head><meta charset="utf-8">\
+<title>Drift report {html.escape(str(context.get("batch", "")))}</title>
 <style>{STYLE}</style></head><body>
 <h1>Drift report</h1>
-<p class="verdict {verdict.status}">{verdict.status.replace("_", " ")}: {len(verdict.drifted_features)} of {len(verdict.tested_features)} tested features drifted
-({verdict.drift_share:.0%}; the batch drifts at {verdict.required_share:.0%}){" — target drift" if verdict.target_drift else ""}</p>
-<table>{facts}<tr><th>rows</th><td>{verdict.rows}</td></tr><tr><th>feature rule</th><td>{verdict.feature_rule}</td></tr>
+<p class="verdict {verdict.status}">{verdict.status.replace("_", " ")}: \
+{len(verdict.drifted_features)} of {len(verdict.tested_features)} tested features drifted
+({verdict.drift_share:.0%}; the batch drifts at {verdict.required_share:.0%})\
+{" — target drift" if verdict.target_drift else ""}</p>
+<table>{facts}<tr><th>rows</th><td>{verdict.rows}</td></tr>\
+<tr><th>feature rule</th><td>{verdict.feature_rule}</td></tr>
 <tr><th>thresholds</th><td>{html.escape(_mode_text(verdict))}</td></tr></table>
 <h2>Statistics</h2>
-<p><small>Each cell: the statistic's value; the bar it had to clear (the calibrated threshold for this
-batch's size, or the floor when higher); its p-value under no drift. Highlighted: flagged.</small></p>
-<table><tr><th>column</th><th>kind</th><th>values</th><th>missing</th>{header}<th>drifted</th></tr>{"".join(rows)}</table>
+<p><small>Each cell: the statistic's value; the bar it had to clear \
+(the calibrated threshold for this
+batch's size, or the floor when higher); its p-value under no drift. \
+Highlighted: flagged.</small></p>
+<table><tr><th>column</th><th>kind</th><th>values</th><th>missing</th>{header}\
+<th>drifted</th></tr>{"".join(rows)}</table>
 {sketch_note}
 {render_section(performance)}
 <h2>Reference against current</h2><div class="grid">{figures}</div>
