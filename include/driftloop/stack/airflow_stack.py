@@ -3,7 +3,7 @@
 Airflow 3 splits into processes that only meet through the metadata database and the
 api-server: the scheduler (with the LocalExecutor's workers), the dag-processor that parses DAG
 files, the triggerer, and the api-server, which serves both the public REST API and the
-Execution API that every running task calls. Mocking any of them hides exactly the wiring these
+Execution API that every running task calls. Mocking any of them hides exactly the wiring
 the demo and the tests exist to show, so `AirflowStack` starts all four, talks to them only
 through the public REST API (/api/v2), and always stops every process it started, together with
 its descendants.
