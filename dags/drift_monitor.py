@@ -103,22 +103,10 @@ def drift_monitor() -> None:
 
     @task(trigger_rule="none_failed")
     def new_drift(outcomes: list[dict | None] | None = None) -> dict | None:
-        """This run's new drift verdicts, newest batch last; re-checking changes nothing."""
-        from driftloop.vocabulary import DriftStatus
+        """This run's new drift verdicts in one event; re-checking a batch changes nothing."""
+        from driftloop.events import drift_event
 
-        found = sorted(
-            (o for o in (outcomes or []) if o and o["status"] == DriftStatus.DRIFT and o["new"]),
-            key=lambda o: o["batch_id"],
-        )
-        if not found:
-            return None
-        newest = found[-1]
-        return {
-            "batch_id": newest["batch_id"],
-            "report_id": newest["report_id"],
-            "model_version": newest["model_version"],
-            "drift_checks": [{k: o[k] for k in ("batch_id", "report_id")} for o in found],
-        }
+        return drift_event(outcomes or [])
 
     @task.short_circuit
     def drift_found(drift: dict | None) -> bool:

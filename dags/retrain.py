@@ -24,7 +24,7 @@ from driftloop.dag_support import (
     open_task,
     retrain_failure_alert,
 )
-from driftloop.events import DECAY_ASSET_URI, DRIFT_ASSET_URI
+from driftloop.events import DECAY_ASSET_URI, DRIFT_ASSET_URI, drift_check_ids
 
 CONFIG, SETTINGS = dag_settings(__file__)
 DRIFT = Asset(DRIFT_ASSET_URI)
@@ -40,12 +40,7 @@ def cause(params: dict | None, events) -> tuple[list[int | None], str]:
     events = events or {}
     drift = list(events.get(DRIFT, []))
     if drift:
-        ids = [
-            check.get("report_id")
-            for event in drift
-            for check in event.extra.get("drift_checks") or [event.extra]
-        ]
-        return ids, Trigger.DRIFT
+        return drift_check_ids(event.extra for event in drift), Trigger.DRIFT
     if list(events.get(DECAY, [])):
         return [(params or {}).get("drift_check_id")], Trigger.DECAY
     return [(params or {}).get("drift_check_id")], Trigger.MANUAL

@@ -283,6 +283,12 @@ def summary_lines(result: LoopResult) -> list[str]:
             f"retrain ({run['trigger']}): {run['decision']} "
             f"version {run['model_version'] or '-'}: {run['reason']}"
         )
+        merged = (run.get("details") or {}).get("merged_drift_checks")
+        if merged:
+            lines.append(
+                f"  on drift check {run['drift_check_id']}, the newest waiting; checks "
+                f"{', '.join(map(str, merged))} merged into it"
+            )
     lines.append("registry:")
     for v in result.versions:
         lines.append(
