@@ -58,7 +58,8 @@ def prepare(home: Path, reuse: bool) -> None:
     """The home with version 1 in Production, and the files to score."""
     if reuse and (home / "mlflow.db").is_file():
         return
-    from driftloop.storage import make_engine, upgrade
+    from driftloop.schema import upgrade
+    from driftloop.storage import make_engine
     from driftloop.training.retrain import bootstrap
 
     shutil.rmtree(home, ignore_errors=True)

@@ -44,7 +44,8 @@ sys.path.insert(0, str(ROOT))  # serving: the writer's own insert
 
 from databases import POSTGRES_ADMIN_URL, fresh_postgres  # noqa: E402
 
-from driftloop.storage import ABTest, Feedback, make_engine, upgrade  # noqa: E402
+from driftloop.schema import upgrade  # noqa: E402
+from driftloop.storage import ABTest, Feedback, make_engine  # noqa: E402
 from serving.prediction_log import _insert  # noqa: E402
 
 MODEL = "bench-model"

@@ -26,8 +26,9 @@ def main() -> None:
     parser.add_argument("--model", default="rf", help="PyCaret model id")
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
+    from driftloop.schema import upgrade
     from driftloop.settings_loader import load_settings
-    from driftloop.storage import make_engine, upgrade
+    from driftloop.storage import make_engine
     from driftloop.training import retrain as steps
     from serving.app import create_app
 

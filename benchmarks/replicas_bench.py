@@ -198,7 +198,8 @@ def main() -> None:
     args = parse_args()
     url = fresh_postgres(args.postgres_admin_url, DATABASE)
     settings = sb.prepare_home(args.home, args.reuse_home, database_url=url)
-    from driftloop.storage import make_engine, upgrade
+    from driftloop.schema import upgrade
+    from driftloop.storage import make_engine
 
     engine = make_engine(url)
     upgrade(engine)  # a reused home was bootstrapped against an earlier database

@@ -7,7 +7,7 @@ of at most 50 ms, and that 1000-row requests reach at least half the rows/s of c
 
 What:
 
-1. a fresh home (``var/bench-serving``, ignored by git): ``driftloop.storage.upgrade`` and
+1. a fresh home (``var/bench-serving``, ignored by git): ``driftloop.schema.upgrade`` and
    ``driftloop.training.retrain.bootstrap`` with PyCaret ExtraTrees only (3 folds, 1 minute),
    registered as version 1 (Production) in the embedded MLflow (SQLite under the home); the
    script checks that the fitted estimator has ``n_jobs=1``;
@@ -148,8 +148,9 @@ def prepare_home(
     """A home with version 1 registered (Production), trained with ``training`` (default:
     ExtraTrees only, 3 folds); rebuilt unless ``reuse``. driftloop's tables in
     ``database_url`` (default: SQLite in the home)."""
+    from driftloop.schema import upgrade
     from driftloop.settings_loader import load_settings
-    from driftloop.storage import make_engine, upgrade
+    from driftloop.storage import make_engine
     from driftloop.training.retrain import bootstrap
 
     settings = load_settings(

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
 
 from driftloop.config import Settings
+from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
-from driftloop.storage import make_engine, upgrade
+from driftloop.storage import make_engine
 
 from .support.postgres import require_postgres, temporary_database
 

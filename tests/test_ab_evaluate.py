@@ -16,7 +16,8 @@ from driftloop.ab.evaluate import _act, _usable_truth, evaluate, running_test
 from driftloop.ab.statistics import request_outcomes
 from driftloop.performance.monitor import check_day, take_decay
 from driftloop.promotion import history, promote, roles, rollback
-from driftloop.storage import ABTest, make_engine, session_scope, upgrade
+from driftloop.schema import upgrade
+from driftloop.storage import ABTest, make_engine, session_scope
 
 from .support.ab_traffic import send
 from .support.performance import known_reference

@@ -10,9 +10,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from driftloop import alerts, promotion, registry
+from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
 from driftloop.stack.processes import free_port
-from driftloop.storage import make_engine, upgrade
+from driftloop.storage import make_engine
 from driftloop.vocabulary import Action
 
 from .conftest import ROOT

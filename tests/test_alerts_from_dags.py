@@ -8,8 +8,9 @@ import json
 import pytest
 
 from driftloop import registry
+from driftloop.schema import upgrade
 from driftloop.stack.processes import free_port
-from driftloop.storage import RetrainRun, make_engine, session_scope, upgrade
+from driftloop.storage import RetrainRun, make_engine, session_scope
 from driftloop.stream import replay
 
 from .conftest import ROOT

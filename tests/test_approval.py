@@ -9,8 +9,9 @@ from driftloop import alerts, registry
 from driftloop.ab import approval
 from driftloop.ab.evaluate import evaluate
 from driftloop.promotion import history, roles
+from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
-from driftloop.storage import ABTest, make_engine, session_scope, upgrade
+from driftloop.storage import ABTest, make_engine, session_scope
 from driftloop.vocabulary import ApprovalChoice
 
 from .conftest import ROOT

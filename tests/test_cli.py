@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from driftloop.scenarios import SCENARIOS
+from driftloop.schema import head_revision
 from driftloop.settings_loader import load_settings
-from driftloop.storage import head_revision
 
 from .conftest import ROOT
 from .support.cli import Cli, clean_env

@@ -12,8 +12,9 @@ import sqlalchemy as sa
 
 from driftloop import registry
 from driftloop.promotion import history, roles
+from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
-from driftloop.storage import make_engine, upgrade
+from driftloop.storage import make_engine
 
 from .conftest import ROOT
 from .support.ab_traffic import send

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
-from driftloop.storage import make_engine, upgrade
+from driftloop.storage import make_engine
 from driftloop.stream import replay
 
 from .conftest import ROOT

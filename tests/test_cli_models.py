@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from driftloop import registry
 from driftloop.drift.monitor import check_next_batch
 from driftloop.ingest import ingest_landing
+from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
-from driftloop.storage import RetrainRun, make_engine, session_scope, upgrade
+from driftloop.storage import RetrainRun, make_engine, session_scope
 from driftloop.stream import replay
 from driftloop.training import retrain as steps
 

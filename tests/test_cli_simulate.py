@@ -16,8 +16,9 @@ from werkzeug.serving import make_server
 
 from driftloop.data import read_table
 from driftloop.ingest import ingest_landing, list_batches
+from driftloop.schema import upgrade
 from driftloop.stack.processes import free_port
-from driftloop.storage import Feedback, Prediction, make_engine, session_scope, upgrade
+from driftloop.storage import Feedback, Prediction, make_engine, session_scope
 from driftloop.stream import replay
 from serving.app import create_app
 

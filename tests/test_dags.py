@@ -9,7 +9,8 @@ import subprocess
 import pytest
 
 from driftloop.ingest import ingest_landing
-from driftloop.storage import make_engine, upgrade
+from driftloop.schema import upgrade
+from driftloop.storage import make_engine
 from driftloop.stream import replay
 
 from .conftest import ROOT

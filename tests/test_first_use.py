@@ -17,19 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from driftloop.database import open_database
-from driftloop.storage import (
-    VERSION_TABLE,
-    ABEvaluation,
-    ABTest,
-    Batch,
-    DriftCheck,
-    current_revision,
-    downgrade,
-    head_revision,
-    make_engine,
-    session_scope,
-    upgrade,
-)
+from driftloop.schema import VERSION_TABLE, current_revision, downgrade, head_revision, upgrade
+from driftloop.storage import ABEvaluation, ABTest, Batch, DriftCheck, make_engine, session_scope
 
 from .conftest import ROOT
 

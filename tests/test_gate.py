@@ -207,7 +207,8 @@ def test_an_undecided_version_waits_pending_then_is_rejected_after_its_retries(s
     import sqlalchemy as sa
 
     from driftloop import registry
-    from driftloop.storage import RetrainRun, make_engine, session_scope, upgrade
+    from driftloop.schema import upgrade
+    from driftloop.storage import RetrainRun, make_engine, session_scope
     from driftloop.training.gatekeeper import apply, latest_gates, pending_versions
 
     from .support.registry_home import register_versions

@@ -17,7 +17,8 @@ from driftloop.drift.monitor import check_next_batch
 from driftloop.ingest import ingest_landing, list_batches
 from driftloop.observability import loop_gauges
 from driftloop.performance.monitor import check_day
-from driftloop.storage import Feedback, Prediction, make_engine, upgrade
+from driftloop.schema import upgrade
+from driftloop.storage import Feedback, Prediction, make_engine
 from driftloop.stream import replay
 
 from .support.ab_traffic import send

@@ -8,7 +8,8 @@ import subprocess
 
 from driftloop.overview import mlflow_ui, overview, report_path
 from driftloop.overview_page import render_page
-from driftloop.storage import make_engine, upgrade
+from driftloop.schema import upgrade
+from driftloop.storage import make_engine
 
 from .conftest import ROOT
 from .support import loop_rows

@@ -20,8 +20,9 @@ from driftloop.observability import loop_gauges
 from driftloop.performance.labels import label_batch
 from driftloop.performance.monitor import check_day, take_decay
 from driftloop.performance.rows import predictions_path
+from driftloop.schema import upgrade
 from driftloop.settings_loader import ConfigError, load_settings
-from driftloop.storage import PerformanceCheck, make_engine, upgrade
+from driftloop.storage import PerformanceCheck, make_engine
 
 from .conftest import ROOT
 from .support.performance import FEATURES, land, register_production, synthetic, synthetic_settings

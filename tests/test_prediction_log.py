@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from driftloop.ab.evaluate import unmatched_feedback
-from driftloop.storage import Prediction, make_engine, session_scope, upgrade
+from driftloop.schema import upgrade
+from driftloop.storage import Prediction, make_engine, session_scope
 from serving.prediction_log import (
     DuplicateFeedback,
     PredictionLog,

@@ -22,8 +22,9 @@ from driftloop import registry
 from driftloop.drift.monitor import check_next_batch, resolve_profile
 from driftloop.ingest import ingest_landing
 from driftloop.performance.reference import load_reference
+from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
-from driftloop.storage import RetrainRun, make_engine, session_scope, upgrade
+from driftloop.storage import RetrainRun, make_engine, session_scope
 from driftloop.stream import replay
 from driftloop.training import retrain as steps
 from driftloop.training.assembly import split_holdout

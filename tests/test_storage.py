@@ -3,15 +3,15 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from driftloop.storage import (
+from driftloop.schema import (
     VERSION_TABLE,
     current_revision,
     downgrade,
     head_revision,
-    make_engine,
     require_current,
     upgrade,
 )
+from driftloop.storage import make_engine
 
 
 def test_migrations_upgrade_empty_database_to_head_and_back(database_url):

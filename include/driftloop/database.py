@@ -5,7 +5,7 @@ created at the newest revision by whoever opens it first: the CLI, a DAG task or
 Several processes may start at once, so creation happens under an exclusive file lock and is
 checked again once the lock is held. Anything else (an existing database at an older revision,
 PostgreSQL, an explicit SQLite URL) is never migrated behind the operator's back: it still
-needs ``driftloop db upgrade``, and :func:`driftloop.storage.require_current` says so.
+needs ``driftloop db upgrade``, and :func:`driftloop.schema.require_current` says so.
 """
 
 from __future__ import annotations
@@ -17,13 +17,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from driftloop.config import Settings
-from driftloop.storage import (
-    current_revision,
-    head_revision,
-    make_engine,
-    require_current,
-    upgrade,
-)
+from driftloop.schema import current_revision, head_revision, require_current, upgrade
+from driftloop.storage import make_engine
 
 log = logging.getLogger(__name__)
 

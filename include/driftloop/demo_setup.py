@@ -74,7 +74,8 @@ def prepare_stream(settings: Settings, say: Callable[[str], None]) -> list[dict[
     import pandas as pd
 
     from driftloop.data import read_table
-    from driftloop.storage import make_engine, upgrade
+    from driftloop.schema import upgrade
+    from driftloop.storage import make_engine
     from driftloop.stream import build_reference, replay
 
     engine = make_engine(settings.database_url)

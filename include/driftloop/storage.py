@@ -1,7 +1,6 @@
-"""driftloop's own tables (SQLAlchemy) and their Alembic migrations.
+"""driftloop's own tables (SQLAlchemy), the engine and the transaction every part uses.
 
-Alembic keeps driftloop's revision in its own version table, so driftloop can share a
-database with Airflow and MLflow, which use Alembic too.
+Their schema's revisions (Alembic) are :mod:`driftloop.schema`.
 """
 
 from __future__ import annotations
@@ -13,14 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
-
-VERSION_TABLE = "driftloop_alembic_version"
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
 def utcnow() -> datetime:
@@ -390,40 +382,3 @@ def session_scope(engine: sa.Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
-
-
-def _alembic_config(engine: sa.Engine) -> AlembicConfig:
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["engine"] = engine
-    return config
-
-
-def upgrade(engine: sa.Engine, revision: str = "head") -> None:
-    command.upgrade(_alembic_config(engine), revision)
-
-
-def downgrade(engine: sa.Engine, revision: str = "base") -> None:
-    command.downgrade(_alembic_config(engine), revision)
-
-
-def current_revision(engine: sa.Engine) -> str | None:
-    with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        return context.get_current_revision()
-
-
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(
-        _alembic_config(sa.create_engine("sqlite://"))
-    ).get_current_head()
-
-
-def require_current(engine: sa.Engine) -> None:
-    """Refuse to work on a database whose schema is not at head, with the command that fixes it."""
-    current, head = current_revision(engine), head_revision()
-    if current != head:
-        raise RuntimeError(
-            f"database {engine.url.render_as_string(hide_password=True)} is at revision "
-            f"{current or 'none'}, not {head}: run `driftloop db upgrade`"
-        )

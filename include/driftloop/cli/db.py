@@ -17,7 +17,7 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Migrate driftloop's tables up to REVISION (default: the newest)."""
-    from driftloop.storage import current_revision, upgrade
+    from driftloop.schema import current_revision, upgrade
 
     engine = cli_context(ctx).engine(require_schema=False)
     upgrade(engine, revision)
@@ -30,7 +30,7 @@ def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, or 'base'.")],
 ) -> None:
     """Migrate driftloop's tables down to REVISION ('base' drops them all)."""
-    from driftloop.storage import current_revision, downgrade
+    from driftloop.schema import current_revision, downgrade
 
     engine = cli_context(ctx).engine(require_schema=False)
     downgrade(engine, revision)
@@ -40,7 +40,7 @@ def db_downgrade(
 @app.command("current")
 def db_current(ctx: typer.Context) -> None:
     """Print the database's revision and the newest one this code knows."""
-    from driftloop.storage import current_revision, head_revision
+    from driftloop.schema import current_revision, head_revision
 
     engine = cli_context(ctx).engine(require_schema=False)
     typer.echo(f"current {current_revision(engine) or 'base'}, head {head_revision()}")

@@ -2,7 +2,8 @@
 
 from alembic import context
 
-from driftloop.storage import VERSION_TABLE, Base
+from driftloop.schema import VERSION_TABLE
+from driftloop.storage import Base
 
 engine = context.config.attributes["engine"]
 
