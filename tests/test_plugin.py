@@ -40,7 +40,10 @@ from .support.registry_home import production_and_staging
 
 pytestmark = pytest.mark.integration
 USERS = {"admin": ("admin", "admin-pass"), "alice": ("op", "alice-pass"), "val": ("viewer", "v")}
-TIMEOUT_HOURS = 0.01  # 36 s: long enough to answer, short enough to watch expire
+# 90 s: long enough for the test to answer the second approval on a slow machine (36 s was
+# not: the answer raced the timeout, the approval expired and nothing moved), short enough to
+# watch the first one expire
+TIMEOUT_HOURS = 0.025
 
 
 @dataclass
