@@ -32,6 +32,9 @@ from driftloop.drift.sketch import (
 )
 from driftloop.drift.statistics import STATISTICS, Measurement
 
+# Arrow types cast to float64 directly; any other (text) is parsed as the exact path parses it
+_CASTABLE = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_decimal)
+
 
 def numbers(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """An Arrow column as float64 (nulls as NaN); text that is not a number becomes NaN, as
@@ -39,9 +42,7 @@ def numbers(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     kind = array.type
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
-        return pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
-    if pa.types.is_decimal(kind):
+    if any(is_kind(kind) for is_kind in _CASTABLE):
         return pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
     return pd.to_numeric(array.to_pandas(), errors="coerce").to_numpy(dtype=float)
 
