@@ -1,18 +1,24 @@
 """ab_approval: a person approves (or not) a decision of ``ab_evaluate`` before it moves the
 registry, the Airflow way (``ab.approval: required``).
 
-Started by an event on ``driftloop://approval`` carrying the waiting approval's id: describe it
--> wait for a person in Airflow's human-in-the-loop task (Approve or Reject, with a comment;
-only ``ab.approvers`` may answer when set; it expires after ``ab.approval_timeout_hours``) ->
-settle: an approval carries the decision out, a rejection or no answer moves nothing. The
-person's choice, name and comment go into the audit log and the alert. Logic lives in
-``driftloop.ab.approval``; heavy imports happen inside the tasks.
+Started by an event on ``driftloop://approval`` carrying the waiting approval's id and its
+timeout: describe it -> wait for a person in Airflow's human-in-the-loop task (Approve or Reject,
+with a comment; only ``ab.approvers`` may answer when set) -> settle: an approval carries the
+decision out, a rejection or no answer moves nothing. The person's choice, name and comment go
+into the audit log and the alert.
+
+When the timeout passes, Airflow records the task's default answer (Reject, by nobody) so that
+it refuses any later answer (409) instead of storing one that nothing would read; the task then
+fails ("nobody answered in time"), so the run's task states say whether a person answered, and
+settle records the expiry. Logic lives in ``driftloop.ab.approval``; heavy imports happen
+inside the tasks.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from airflow.providers.standard.exceptions import HITLTimeoutError
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Asset, Param, dag, task
 
@@ -21,6 +27,21 @@ from driftloop.events import APPROVAL_ASSET_URI, APPROVAL_DAG_ID, APPROVAL_TASK_
 
 CONFIG, SETTINGS = dag_settings(__file__)
 APPROVAL = Asset(APPROVAL_ASSET_URI)
+
+
+class ApprovalOperator(HITLOperator):
+    """Airflow's human-in-the-loop task with the deadline the approval carries (``describe``
+    returns it), and a timeout that fails the task although Airflow recorded its default."""
+
+    def execute(self, context):
+        described = context["ti"].xcom_pull(task_ids="describe")
+        self.response_timeout = timedelta(seconds=described["timeout_seconds"])
+        return super().execute(context)
+
+    def execute_complete(self, context, event):
+        if event.get("timedout"):  # Airflow's default answer at the deadline, not a person's
+            raise HITLTimeoutError(f"nobody answered within {self.response_timeout}")
+        return super().execute_complete(context, event)
 
 
 @dag(
@@ -35,30 +56,40 @@ APPROVAL = Asset(APPROVAL_ASSET_URI)
 def ab_approval() -> None:
     @task
     def describe(triggering_asset_events=None, run_id=None) -> dict:
-        """The waiting approval this run asks about; its run is noted for the CLI."""
-        from driftloop.ab.approval import attach_run
+        """The waiting approval this run asks about and how long the person has; its run and
+        deadline are noted for the CLI and the page."""
+        from driftloop.ab.approval import attach_run, timeout_of
 
         events = list((triggering_asset_events or {}).get(APPROVAL, []))
         if not events:
             raise ValueError("ab_approval starts from a driftloop://approval event, not by hand")
-        approval_id = int(events[-1].extra["approval_id"])
-        _, engine = open_task(CONFIG)
-        view = attach_run(engine, approval_id, run_id)
+        extra = events[-1].extra
+        settings, engine = open_task(CONFIG)
+        timeout = timeout_of(settings, extra)
+        view = attach_run(engine, int(extra["approval_id"]), run_id, timeout)
         body = (
             f"**A/B test {view.test_id}**: Production v{view.production_version}, "
             f"Staging v{view.staging_version}\n\n{view.reason}\n\n"
             "Approve carries the decision out; Reject moves nothing (and ab_evaluate will not ask "
-            "again in this test). No answer in time moves nothing; the test goes on."
+            f"again in this test). No answer by {view.expires_at} (UTC) moves nothing; the test "
+            "goes on, and Airflow refuses answers after that."
         )
-        return {"approval_id": view.id, "subject": view.subject, "body": body}
+        return {
+            "approval_id": view.id,
+            "subject": view.subject,
+            "body": body,
+            "timeout_seconds": timeout.total_seconds(),
+        }
 
-    wait = HITLOperator(
+    wait = ApprovalOperator(
         task_id=APPROVAL_TASK_ID,
         subject="{{ ti.xcom_pull(task_ids='describe')['subject'] }}",
         body="{{ ti.xcom_pull(task_ids='describe')['body'] }}",
         options=["Approve", "Reject"],
+        defaults=["Reject"],  # recorded at the deadline: a later answer is refused, not lost
         params={"comment": Param("", type="string", description="Why (kept in the audit log).")},
         assigned_users=[{"id": user, "name": user} for user in SETTINGS.ab.approvers] or None,
+        # the fallback: each run takes the timeout its approval event carries
         response_timeout=timedelta(hours=SETTINGS.ab.approval_timeout_hours),
         retries=0,  # a timeout is an answer (none), not a failure to retry
     )

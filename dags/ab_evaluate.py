@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, Param, dag, task
 
 from driftloop.dag_support import dag_settings, default_args, open_task
 from driftloop.events import APPROVAL_ASSET_URI, DECAY_ASSET_URI
@@ -33,6 +33,15 @@ APPROVAL = Asset(APPROVAL_ASSET_URI)
     default_args=default_args(retries=2),
     tags=["driftloop"],
     doc_md=__doc__,
+    params={
+        "approval_timeout_hours": Param(
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            description="How long a person has to answer an approval this run asks for "
+            "(empty: ab.approval_timeout_hours).",
+        )
+    },
 )
 def ab_evaluate() -> None:
     @task
@@ -64,14 +73,17 @@ def ab_evaluate() -> None:
         )
 
     @task(outlets=[APPROVAL])
-    def ask_for_approval(evaluation: dict, outlet_events=None) -> None:
-        """Emit the approval event; ``ab_approval`` is scheduled on it."""
+    def ask_for_approval(evaluation: dict, outlet_events=None, params=None) -> None:
+        """Emit the approval event, with how long the person has (this run's
+        ``approval_timeout_hours``); ``ab_approval`` is scheduled on it."""
         waiting = evaluation["approval"]
         outlet_events[APPROVAL].extra = {
             "approval_id": waiting["id"],
             "test_id": waiting["test_id"],
             "decision": waiting["decision"],
             "staging_version": waiting["staging_version"],
+            # None: ab_approval reads ab.approval_timeout_hours when it starts to wait
+            "timeout_hours": (params or {}).get("approval_timeout_hours"),
         }
 
     @task

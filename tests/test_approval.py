@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from driftloop import alerts, registry
+from driftloop import alerts, promotion, registry
 from driftloop.ab import approval
 from driftloop.ab.evaluate import evaluate
 from driftloop.promotion import history, roles
@@ -73,9 +73,20 @@ def test_an_approval_promotes_with_the_persons_name_and_comment(pair):
     assert event == "promoted" and "alice" in text and "numbers look right" in data["reason"]
     with session_scope(engine) as session:
         assert session.get(ABTest, waiting["test_id"]).status == "promoted"
-    # answering twice changes nothing
+    # the same answer settled again (a retried task) is not a second answer
+    retried = approval.settle(
+        settings, engine, waiting["id"], ApprovalChoice.APPROVE, "alice", "numbers look right"
+    )
+    assert retried.status == "approved" and retried.late_answer is None
+    assert len(history(engine, settings.model.name)) == 1
+    # another answer after it moves nothing, and is kept
     again = approval.settle(settings, engine, waiting["id"], ApprovalChoice.REJECT, "bob")
     assert again.status == "approved" and roles(settings) == (staging, None)
+    assert again.late_answer == (
+        "answered late by bob (Reject): not carried out: the approval was approved"
+    )
+    assert history(engine, settings.model.name)[0]["action"] == "answered_late"
+    assert sent[-1][0] == "approval_answered_late" and "answered late by bob" in sent[-1][1]
 
 
 def test_a_rejection_moves_nothing_and_is_not_asked_again(pair):
@@ -113,9 +124,29 @@ def test_a_guardrail_rejects_at_once_and_supersedes_the_waiting_approval(pair):
     assert roles(settings) == (production, None)
     (view,) = approval.recent(engine, 1)
     assert view.id == waiting["id"] and view.status == "superseded"
-    # a late approval in Airflow moves nothing
+    # a late approval in Airflow moves nothing, and is kept on the approval and audited
     late = approval.settle(settings, engine, waiting["id"], ApprovalChoice.APPROVE, "alice")
     assert late.status == "superseded" and roles(settings) == (production, None)
+    assert late.late_answer.startswith(
+        "answered late by alice (Approve): not carried out: the approval was superseded"
+    )
+    audit = history(engine, settings.model.name)[0]
+    assert audit["action"] == "answered_late" and audit["reason"] == late.late_answer
+    assert audit["production_after"] == production  # nothing moved
+
+
+def test_an_approval_whose_pair_changed_meanwhile_moves_nothing_and_is_kept(pair):
+    settings, engine, production, staging, sent = pair
+    waiting = evaluate(settings, engine).approval
+    # the registry moves without going through the approval (say, another tool)
+    promotion.promote(settings, engine, "someone", "not through driftloop's approval")
+    view = approval.settle(settings, engine, waiting["id"], ApprovalChoice.APPROVE, "alice", "ok")
+    assert view.status == "superseded" and view.responded_by == "alice"
+    assert roles(settings) == (staging, None)  # what the other move left, untouched
+    assert view.late_answer.startswith("answered late by alice (Approve: ok): not carried out: ")
+    assert f"v{production}" in view.late_answer  # the pair it was asked about
+    assert history(engine, settings.model.name)[0]["action"] == "answered_late"
+    assert sent[-1][0] == "approval_answered_late"
 
 
 def test_auto_approval_acts_at_once(settings):
@@ -174,6 +205,13 @@ def test_a_person_at_the_cli_settles_the_waiting_approval_and_is_told_what_waits
     assert "run asset_triggered__7" in result.output and "airflow.api_url" in result.output
     (view,) = approval.recent(engine, 1)
     assert view.status == "superseded" and view.comment == "promote by hand: by hand"
-    # the run's late answer moves nothing
+    # the CLI's own answer in Airflow (to release the waiting task) is no late answer ...
+    echo = approval.settle(settings, engine, view.id, ApprovalChoice.APPROVE, "root", view.comment)
+    assert echo.status == "superseded" and echo.late_answer is None
+    assert history(engine, settings.model.name)[0]["action"] == "promote"
+    # ... another person's is: it moves nothing and is kept
     late = approval.settle(settings, engine, view.id, ApprovalChoice.REJECT, "bob")
     assert late.status == "superseded" and roles(settings) == (staging, None)
+    assert late.late_answer == (
+        "answered late by bob (Reject): not carried out: the approval was superseded"
+    )

@@ -40,10 +40,11 @@ from .support.registry_home import production_and_staging
 
 pytestmark = pytest.mark.integration
 USERS = {"admin": ("admin", "admin-pass"), "alice": ("op", "alice-pass"), "val": ("viewer", "v")}
-# 90 s: long enough for the test to answer the second approval on a slow machine (36 s was
-# not: the answer raced the timeout, the approval expired and nothing moved), short enough to
-# watch the first one expire
-TIMEOUT_HOURS = 0.025
+# Each approval carries its own deadline (the ab_evaluate run's approval_timeout_hours), so one
+# stack tests both sides without racing either: the approval a person answers waits an hour
+# (the stack's default), the one the test lets expire 20 s (waited out, never raced).
+TIMEOUT_HOURS = 1.0
+EXPIRES_IN_SECONDS = 20
 
 
 @dataclass
@@ -216,19 +217,35 @@ def test_a_promotion_waits_for_a_person_in_airflow(loop: Loop) -> None:
     for dag_id in ("ab_evaluate", "ab_approval"):
         stack.wait_for_dag(dag_id)
         stack.unpause(dag_id)
+    # alice answers through the REST API as `driftloop promote` would: airflow.api_url + token
+    airflow = {"api_url": stack.base_url, "token": stack.token("alice", USERS["alice"][1])}
+    as_alice = settings.model_copy(update={"airflow": AirflowSettings(**airflow)})
 
-    # nobody answers: the approval expires, nothing moves
-    first = _asked(loop, already=0)
+    # nobody answers in time: the approval expires, nothing moves, and the run says so
+    first = _asked(loop, already=0, timeout_hours=EXPIRES_IN_SECONDS / 3600)
     assert stack.wait_for_run("ab_approval", first, timeout=240) == "success"
     states = {t["task_id"]: t["state"] for t in stack.task_instances("ab_approval", first)}
     assert states == {"describe": "success", "wait_for_person": "failed", "settle": "success"}
-    assert recent(loop.engine, 1)[0].status == "expired"
+    expired = recent(loop.engine, 1)[0]
+    assert expired.status == "expired" and expired.responded_by is None
+    asked_at, deadline = (
+        datetime.fromisoformat(t) for t in (expired.requested_at, expired.expires_at)
+    )
+    assert timedelta(0) < deadline - asked_at < timedelta(seconds=EXPIRES_IN_SECONDS + 120)
     assert roles(settings) == (loop.production, loop.staging)
     assert history(loop.engine, settings.model.name)[0]["action"] == "expired"
+    # an answer after the deadline: Airflow recorded the task's default (Reject, by nobody) at
+    # the deadline, so it refuses the late answer instead of storing one nothing would read
+    late = answer_in_airflow(as_alice, expired, ApprovalChoice.APPROVE, "too late")
+    assert "Airflow refused the answer (409" in late, late
+    recorded = stack.api("GET", _details_path(first))
+    assert recorded["chosen_options"] == ["Reject"] and recorded["responded_by_user"] is None
+    assert recent(loop.engine, 1)[0].status == "expired"
+    assert roles(settings) == (loop.production, loop.staging)
 
-    # the test goes on: the next look asks again, and alice (an approver) approves
+    # the test goes on: the next look asks again (an hour to answer), and alice approves
     second = _asked(loop, already=1)
-    path = f"/dags/ab_approval/dagRuns/{second}/taskInstances/wait_for_person/-1/hitlDetails"
+    path = _details_path(second)
     _awaiting_input(loop, second)
     asked = stack.api("GET", path)  # what the person sees under Required Actions
     assert asked["subject"] == f"Promote Staging v{loop.staging} to Production?"
@@ -237,13 +254,14 @@ def test_a_promotion_waits_for_a_person_in_airflow(loop: Loop) -> None:
     answer = {"chosen_options": ["Approve"], "params_input": {"comment": "numbers hold up"}}
     not_assigned = stack.request("PATCH", path, json=answer)  # the stack signs in as admin
     assert not_assigned.status_code == 403, not_assigned.text
-    # alice answers through the REST API as `driftloop promote` would: airflow.api_url + token
-    airflow = {"api_url": stack.base_url, "token": stack.token("alice", USERS["alice"][1])}
-    as_alice = settings.model_copy(update={"airflow": AirflowSettings(**airflow)})
     (waiting,) = pending(loop.engine)
+    assert datetime.fromisoformat(waiting.expires_at) - datetime.now(UTC) > timedelta(minutes=30)
     said = answer_in_airflow(as_alice, waiting, ApprovalChoice.APPROVE, "numbers hold up")
     assert said == f"answered approval #{waiting.id} in Airflow: Approve (run {second})"
     assert stack.wait_for_run("ab_approval", second, timeout=180) == "success"
+    states = {t["task_id"]: t["state"] for t in stack.task_instances("ab_approval", second)}
+    assert states == {"describe": "success", "wait_for_person": "success", "settle": "success"}
+    assert recent(loop.engine, 1)[0].status == "approved"
     assert roles(settings) == (loop.staging, None)
     audit = history(loop.engine, settings.model.name)[0]
     assert audit["action"] == "promote" and audit["actor"] == "airflow:alice"
@@ -252,10 +270,16 @@ def test_a_promotion_waits_for_a_person_in_airflow(loop: Loop) -> None:
     assert settled.status == "approved" and settled.comment == "numbers hold up"
 
 
-def _asked(loop: Loop, already: int) -> str:
-    """Run ab_evaluate; return the ab_approval run its approval event started."""
+def _details_path(run_id: str) -> str:
+    return f"/dags/ab_approval/dagRuns/{run_id}/taskInstances/wait_for_person/-1/hitlDetails"
+
+
+def _asked(loop: Loop, already: int, timeout_hours: float | None = None) -> str:
+    """Run ab_evaluate (the person gets ``timeout_hours``, else the default); return the
+    ab_approval run its approval event started."""
     stack = loop.stack
-    run = stack.trigger("ab_evaluate")
+    conf = {} if timeout_hours is None else {"approval_timeout_hours": timeout_hours}
+    run = stack.trigger("ab_evaluate", conf)
     assert stack.wait_for_run("ab_evaluate", run, timeout=240) == "success"
     states = {t["task_id"]: t["state"] for t in stack.task_instances("ab_evaluate", run)}
     assert states["ask_for_approval"] == "success", states

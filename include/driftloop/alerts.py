@@ -29,6 +29,7 @@ EVENTS = (
     "rolled_back",
     "approval_declined",
     "approval_expired",
+    "approval_answered_late",
     "performance_decay",
     "performance_estimated_drop",
 )

@@ -183,15 +183,26 @@ def _approvals(approvals: list[dict[str, Any]]) -> str:
             _e(a["requested_at"]),
             f"{_e(a['decision'])} v{_e(a['staging_version'])}",
             f"<span class='{_e(a['status'])}'>{_e(a['status'])}</span>",
+            _e(a.get("expires_at") or "-"),
             _e(a["responded_by"] or "-"),
             _text(a["comment"] or "-"),
+            _text(a.get("late_answer") or "-"),
             _e(a["dag_run_id"] or "-"),
         )
         for a in approvals
     ]
     if not rows:
         return ""
-    head = ("asked", "decision", "status", "answered by", "comment", "Airflow run")
+    head = (
+        "asked",
+        "decision",
+        "status",
+        "answer by",
+        "answered by",
+        "comment",
+        "late answer",
+        "Airflow run",
+    )
     return f"<h2>Approvals</h2>{_table(head, rows)}"
 
 

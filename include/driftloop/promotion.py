@@ -25,6 +25,7 @@ ALERTS = {  # the alert event of each move
     Action.ROLLBACK: "rolled_back",
     Action.DECLINED: "approval_declined",
     Action.EXPIRED: "approval_expired",
+    Action.ANSWERED_LATE: "approval_answered_late",
 }
 
 

@@ -294,6 +294,10 @@ class Approval(Base):
     audit_id: Mapped[int | None] = mapped_column(sa.Integer)
     requested_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     settled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # when the Airflow run that asks stops waiting (the timeout the approval event carried)
+    expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # a person's answer that came after the approval was settled: kept, never carried out
+    late_answer: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class PerformanceReferenceRecord(Base):

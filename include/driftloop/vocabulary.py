@@ -75,6 +75,7 @@ class Action(StrEnum):
     ROLLBACK = "rollback"
     DECLINED = "declined"  # a person declined a decision that waited for them: nothing moved
     EXPIRED = "expired"  # nobody answered a waiting decision in time: nothing moved
+    ANSWERED_LATE = "answered_late"  # a person answered a settled decision: nothing moved
 
 
 class ABTestStatus(StrEnum):

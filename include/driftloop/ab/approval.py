@@ -18,7 +18,7 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -54,6 +54,8 @@ class ApprovalView:
     audit_id: int | None
     requested_at: str
     settled_at: str | None
+    expires_at: str | None  # when the Airflow run that asks stops waiting
+    late_answer: str | None  # an answer that came after the approval was settled
     new: bool = False  # created by this look (announce it), not found waiting
 
     @classmethod
@@ -73,6 +75,8 @@ class ApprovalView:
             row.audit_id,
             row.requested_at.isoformat(),
             row.settled_at.isoformat() if row.settled_at else None,
+            row.expires_at.isoformat() if row.expires_at else None,
+            row.late_answer,
             new,
         )
 
@@ -125,12 +129,26 @@ def request(engine: sa.Engine, evaluation: Evaluation) -> ApprovalView | None:
         return ApprovalView.of(row, new=True)
 
 
-def attach_run(engine: sa.Engine, approval_id: int, dag_run_id: str) -> ApprovalView:
-    """Note the Airflow run that asks the person, so the CLI can answer it too."""
+def attach_run(
+    engine: sa.Engine, approval_id: int, dag_run_id: str, timeout: timedelta | None = None
+) -> ApprovalView:
+    """Note the Airflow run that asks the person, so the CLI can answer it too, and when that
+    run stops waiting (``timeout`` from now), so the page can say it."""
     with session_scope(engine) as session:
         row = _get(session, approval_id)
         row.dag_run_id = dag_run_id
+        if timeout is not None:
+            row.expires_at = datetime.now(UTC) + timeout
         return ApprovalView.of(row)
+
+
+def timeout_of(settings: Settings, event_extra: dict[str, Any]) -> timedelta:
+    """How long the person has: the approval event's ``timeout_hours`` (set by the look that
+    asked), else ``ab.approval_timeout_hours``."""
+    hours = event_extra.get("timeout_hours")
+    return timedelta(
+        hours=float(hours if hours is not None else settings.ab.approval_timeout_hours)
+    )
 
 
 def pending(engine: sa.Engine, model_name: str | None = None) -> list[ApprovalView]:
@@ -162,15 +180,19 @@ def settle(
 ) -> ApprovalView:
     """Carry out a person's answer: Approve moves the registry (only if the pair is still the
     one decided on), Reject moves nothing and stands for this test, no answer (``choice`` None:
-    the timeout) moves nothing and lets the test go on. An approval no longer pending is left
-    as it is."""
+    the timeout) moves nothing and lets the test go on. An answer to an approval no longer
+    pending (settled by the CLI or a guardrail), or whose pair changed, moves nothing and is
+    kept as a late answer: on the approval, in the audit log and in an alert."""
     from driftloop.ab.evaluate import ENDED, close_test
 
     with session_scope(engine) as session:
-        row = _get(session, approval_id)
-        if row.status != ApprovalStatus.PENDING:
-            return ApprovalView.of(row)
-        view = ApprovalView.of(row)
+        view = ApprovalView.of(_get(session, approval_id))
+    if view.status != ApprovalStatus.PENDING:
+        if choice is None or _settled_by_this_answer(view, person, comment):
+            return view
+        return _answered_late(
+            settings, engine, view, choice, person, comment, f"the approval was {view.status}"
+        )
     who = f"airflow:{person}" if person else "airflow"
     said = f"{person or 'nobody'} chose {choice or 'nothing'}" + (f": {comment}" if comment else "")
     evidence = {
@@ -200,11 +222,10 @@ def settle(
                     action=Action(view.decision),
                     expected=pair,
                 )
-        except RegistryError as exc:
-            reason, status = f"{reason}; nothing moved: {exc}", ApprovalStatus.SUPERSEDED
-            audit_id = promotion.record_answer(
-                settings, engine, Action.DECLINED, pair, who, reason, evidence, view.test_id
-            )
+        except RegistryError as exc:  # the pair changed while the person thought
+            asked = f"Production v{view.production_version}, Staging v{view.staging_version}"
+            why = f"the pair it was asked about ({asked}) changed: {exc}"
+            return _answered_late(settings, engine, view, choice, person, comment, why, True)
         else:
             audit_id, status = move.audit_id, ApprovalStatus.APPROVED
             close_test(engine, view.test_id, ENDED[ABDecision(view.decision)], view.reason)
@@ -224,7 +245,9 @@ def settle(
 
 def supersede(engine: sa.Engine, test_id: int, who: str, why: str) -> list[ApprovalView]:
     """Something else settled the test (a guardrail, a person at the CLI): its waiting approval
-    no longer moves anything, whatever Airflow is told later."""
+    no longer moves anything, whatever Airflow is told later. ``why`` becomes the approval's
+    comment; an answer in Airflow with that very comment is the settlement's own (the CLI
+    releasing the waiting task), any other is a late answer."""
     with session_scope(engine) as session:
         ids = session.scalars(
             sa.select(Approval.id).where(
@@ -275,6 +298,49 @@ def answer_in_airflow(
     except OSError as exc:
         return f"{waiting}: Airflow at {api} is unreachable ({exc})"
     return f"answered approval #{view.id} in Airflow: {choice} (run {view.dag_run_id})"
+
+
+def _settled_by_this_answer(view: ApprovalView, person: str | None, comment: str | None) -> bool:
+    """The answer that settled the approval, seen again: the CLI releasing the Airflow task it
+    had settled (``supersede``'s comment), or a retried settle (the same person and comment)."""
+    if comment is None or comment != view.comment:
+        return False
+    return view.status == ApprovalStatus.SUPERSEDED or view.responded_by == person
+
+
+def _answered_late(
+    settings: Settings,
+    engine: sa.Engine,
+    view: ApprovalView,
+    choice: ApprovalChoice,
+    person: str | None,
+    comment: str | None,
+    why: str,
+    settles: bool = False,
+) -> ApprovalView:
+    """An answer that came too late to count: never carried out, never lost. It is kept on the
+    approval, audited and alerted; ``settles`` closes a still-pending approval as superseded."""
+    said = f"answered late by {person or 'an unnamed user'} ({choice}" + (
+        f": {comment}" if comment else ""
+    )
+    said += f"): not carried out: {why}"
+    evidence = {"approval_id": view.id, "choice": str(choice), "responded_by": person}
+    audit_id = promotion.record_answer(
+        settings,
+        engine,
+        Action.ANSWERED_LATE,
+        (view.production_version, view.staging_version),
+        f"airflow:{person}" if person else "airflow",
+        said,
+        {**evidence, "comment": comment, "evaluation_id": view.evaluation_id},
+        view.test_id,
+    )
+    if settles:
+        _close(engine, view.id, ApprovalStatus.SUPERSEDED, person, comment, audit_id)
+    with session_scope(engine) as session:
+        row = _get(session, view.id)
+        row.late_answer = said
+        return ApprovalView.of(row)
 
 
 def _quote(value: str) -> str:

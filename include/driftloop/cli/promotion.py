@@ -128,7 +128,9 @@ def _settle_waiting(context: CliContext, action: str, who: str, reason: str) -> 
     from driftloop.vocabulary import ApprovalChoice
 
     engine = context.engine()
-    for view in approval.pending(engine, context.settings.model.name):
-        approval.supersede(engine, view.test_id, who, f"{action} by hand: {reason}")
-        choice = ApprovalChoice.APPROVE if view.decision == action else ApprovalChoice.REJECT
-        typer.echo(approval.answer_in_airflow(context.settings, view, choice, reason))
+    for waiting in approval.pending(engine, context.settings.model.name):
+        why = f"{action} by hand: {reason}"
+        for view in approval.supersede(engine, waiting.test_id, who, why):
+            choice = ApprovalChoice.APPROVE if view.decision == action else ApprovalChoice.REJECT
+            # the settlement's own comment: ab_approval knows this answer for the CLI's echo
+            typer.echo(approval.answer_in_airflow(context.settings, view, choice, why))
