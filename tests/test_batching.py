@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 
+from driftloop.stack.processes import wait_until
 from serving.batching import MicroBatcher
 
 
@@ -29,13 +30,27 @@ def test_a_request_after_close_is_answered_not_left_waiting():
     batcher.close()
     with ThreadPoolExecutor(1) as pool:  # before the fix this waited forever
         late = pool.submit(batcher.submit, pd.DataFrame({"x": [3.0]}))
-        assert late.result(timeout=5)[0] == [6.0]
+        assert late.result(timeout=30)[0] == [6.0]
 
 
 def test_one_failing_request_fails_alone():
     calls: list[int] = []
-    batcher = MicroBatcher(_doubling(calls), max_rows=64, wait_seconds=0.2, name="t")
     frames = [pd.DataFrame({"x": [float(i)]}) for i in (1, -1, 2, 3)]
+    doubling = _doubling(calls)
+
+    def predict(frame: pd.DataFrame):
+        # the first call waits until every other request is queued, so the next call takes
+        # them together however slowly a loaded machine starts the threads
+        if not calls:
+            wait_until(
+                lambda: batcher._queue.qsize() + len(frame) >= len(frames) or None,
+                30,
+                "the other requests to queue",
+                interval=0.01,
+            )
+        return doubling(frame)
+
+    batcher = MicroBatcher(predict, max_rows=64, wait_seconds=0.2, name="t")
     start = threading.Barrier(len(frames))
 
     def send(frame):
@@ -44,7 +59,7 @@ def test_one_failing_request_fails_alone():
 
     with ThreadPoolExecutor(len(frames)) as pool:
         futures = [pool.submit(send, f) for f in frames]
-        outcomes = [f.exception(timeout=5) or f.result()[0] for f in futures]
+        outcomes = [f.exception(timeout=30) or f.result()[0] for f in futures]
     batcher.close()
     assert outcomes[0] == [2.0] and outcomes[2] == [4.0] and outcomes[3] == [6.0]
     assert isinstance(outcomes[1], ValueError)
@@ -57,7 +72,7 @@ def test_requests_queued_before_close_are_still_answered():
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(batcher.submit, pd.DataFrame({"x": [float(i)]})) for i in range(3)]
         batcher.close()
-        assert sorted(f.result(timeout=5)[0][0] for f in futures) == [0.0, 2.0, 4.0]
+        assert sorted(f.result(timeout=30)[0][0] for f in futures) == [0.0, 2.0, 4.0]
 
 
 @pytest.mark.parametrize("rows", [64, 100])

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +8,7 @@ import sqlalchemy as sa
 
 from driftloop.ab.evaluate import unmatched_feedback
 from driftloop.schema import upgrade
+from driftloop.stack.processes import wait_until
 from driftloop.storage import Prediction, make_engine, session_scope
 from serving.prediction_log import (
     DuplicateFeedback,
@@ -75,11 +75,20 @@ def test_a_row_the_database_refuses_holds_up_nothing(engine):
         assert "req-3" in stored and log.written == 5
 
 
-def test_rows_survive_a_database_that_fails_for_a_while(tmp_path):
+def test_rows_survive_a_database_that_fails_for_a_while(tmp_path, capfd):
     engine = make_engine(f"sqlite:///{tmp_path / 'late.db'}")  # no tables yet: inserts fail
     log = PredictionLog(engine, flush_seconds=0.05)
     log.write([_row(i) for i in range(10)])
-    time.sleep(0.5)
+    said: list[str] = []  # the writer process's stderr, as captured so far
+
+    def failed_once() -> bool | None:
+        said.append(capfd.readouterr().err)
+        return "prediction log insert failed, retrying" in "".join(said) or None
+
+    # the database comes back only once an insert has failed: otherwise the test could pass
+    # without the writer ever meeting a failing database
+    wait_until(failed_once, 60, "the writer to report a failed insert", interval=0.05)
+    assert log.written == 0
     upgrade(engine)  # the database comes back
     log.close()
     assert _count(engine) == 10

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from driftloop import registry
+from driftloop.stack.processes import wait_until
 from driftloop.storage import Feedback, Prediction, session_scope
 from serving.app import create_app
 
@@ -416,8 +417,9 @@ def test_routing_follows_client_id_and_the_sticky_field_of_the_body(client, app,
 
 
 def test_concurrent_one_record_requests_are_predicted_together(served, monkeypatch):
-    """With a 300 ms wait, 8 simultaneous one-record requests share fewer model calls, and
-    each still gets its own record's answer."""
+    """8 simultaneous one-record requests share fewer model calls, and each still gets its own
+    record's answer. The first model call waits until the other requests are queued, so the
+    next call finds them there, however slowly a loaded machine starts the threads."""
     settings, _ = served
     patient = settings.model_copy(
         update={"serving": settings.serving.model_copy(update={"micro_batch_wait_ms": 300.0})}
@@ -436,6 +438,13 @@ def test_concurrent_one_record_requests_are_predicted_together(served, monkeypat
         predict = batcher._predict
 
         def counted(frame):
+            if not sizes:  # the first call: hold it until every other request is queued
+                wait_until(
+                    lambda: batcher._queue.qsize() + len(frame) >= len(records) or None,
+                    30,
+                    "the other requests to queue behind the first model call",
+                    interval=0.01,
+                )
             sizes.append(len(frame))
             return predict(frame)
 
