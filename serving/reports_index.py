@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -49,7 +49,7 @@ def report_entries(engine: sa.Engine, reports_dir: Path, limit: int = LIMIT) -> 
     entries = [
         ReportEntry(
             "drift",
-            _utc(check.created_at),
+            check.created_at,
             check.status,
             f"batch {batch_name}"
             + (f": {len(check.drifted_features)} drifted" if check.drifted_features else ""),
@@ -59,7 +59,7 @@ def report_entries(engine: sa.Engine, reports_dir: Path, limit: int = LIMIT) -> 
     ] + [
         ReportEntry(
             "ab",
-            _utc(evaluation.created_at),
+            evaluation.created_at,
             evaluation.decision,
             f"test {test.id}: version {test.production_version} vs {test.staging_version}",
             _link(evaluation.html_path, reports_dir),
@@ -67,11 +67,6 @@ def report_entries(engine: sa.Engine, reports_dir: Path, limit: int = LIMIT) -> 
         for evaluation, test in evaluations
     ]
     return sorted(entries, key=lambda e: e.created_at, reverse=True)
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes for what was stored in UTC
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _link(path: str | None, reports_dir: Path) -> str | None:

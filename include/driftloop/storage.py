@@ -15,6 +15,19 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 
+class UTCDateTime(sa.types.TypeDecorator):
+    """A timestamp with time zone that always reads back aware and in UTC: SQLite keeps no
+    zone and hands back naive datetimes for what was stored in UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -45,14 +58,14 @@ class Batch(Base):
     notes: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     n_rows: Mapped[int | None] = mapped_column(sa.Integer)
     labelled: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    batch_time: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
-    received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
-    validated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    batch_time: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    validated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=1)
     # Who is checking this batch for drift, and since when (driftloop.drift.claims): parallel
     # checkers claim a batch before checking it, so each batch is checked exactly once.
     drift_claimed_by: Mapped[str | None] = mapped_column(sa.String(255))
-    drift_claimed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    drift_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class BatchValidation(Base):
@@ -65,7 +78,7 @@ class BatchValidation(Base):
     digest: Mapped[str] = mapped_column(sa.String(64))
     status: Mapped[str] = mapped_column(sa.String(20))
     reasons: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
-    validated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    validated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ReferenceProfileRecord(Base):
@@ -82,7 +95,7 @@ class ReferenceProfileRecord(Base):
     rows: Mapped[int] = mapped_column(sa.Integer)
     model_version: Mapped[str | None] = mapped_column(sa.String(50))
     active: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class DriftCheck(Base):
@@ -103,7 +116,7 @@ class DriftCheck(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
     json_path: Mapped[str | None] = mapped_column(sa.Text)
     html_path: Mapped[str | None] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # The newer drift check a retrain took instead of this one (several drift events waited).
     merged_into: Mapped[int | None] = mapped_column(sa.Integer)
 
@@ -126,7 +139,7 @@ class RetrainRun(Base):
     production_score: Mapped[float | None] = mapped_column(sa.Float)
     mlflow_run_id: Mapped[str | None] = mapped_column(sa.String(64))
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # The gate's numbers (driftloop.training.gate.GateResult); empty for skips and bootstrap.
     gate_test: Mapped[str | None] = mapped_column(sa.String(60))
     gate_rows: Mapped[int | None] = mapped_column(sa.Integer)
@@ -147,7 +160,7 @@ class TrafficSplitRecord(Base):
     staging_weight: Mapped[float] = mapped_column(sa.Float)
     shadow: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     updated_by: Mapped[str] = mapped_column(sa.String(255))
-    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # bumped by every save; each prediction row records the version it was routed under
     version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
@@ -166,7 +179,7 @@ class TrafficSplitVersion(Base):
     staging_weight: Mapped[float] = mapped_column(sa.Float)
     shadow: Mapped[bool] = mapped_column(sa.Boolean)
     saved_by: Mapped[str] = mapped_column(sa.String(255))
-    saved_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # How a logged record got its variant (``Prediction.assignment``); batch-scored rows are always
@@ -197,9 +210,7 @@ class Prediction(Base):
     latency_ms: Mapped[float | None] = mapped_column(sa.Float)
     # the traffic split's version the serving replica routed by (None: logged before 0011)
     split_version: Mapped[int | None] = mapped_column(sa.Integer)
-    created_at: Mapped[datetime] = mapped_column(
-        sa.DateTime(timezone=True), index=True, default=utcnow
-    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True, default=utcnow)
 
 
 class Feedback(Base):
@@ -211,7 +222,7 @@ class Feedback(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     record_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
     value: Mapped[Any] = mapped_column(sa.JSON)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ABTest(Base):
@@ -225,8 +236,8 @@ class ABTest(Base):
     production_version: Mapped[str] = mapped_column(sa.String(50))
     staging_version: Mapped[str] = mapped_column(sa.String(50))
     status: Mapped[str] = mapped_column(sa.String(20), index=True)  # running or how it ended
-    started_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
-    ended_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reason: Mapped[str | None] = mapped_column(sa.Text)
 
 
@@ -248,9 +259,7 @@ class ABEvaluation(Base):
     statistics: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     json_path: Mapped[str | None] = mapped_column(sa.Text)
     html_path: Mapped[str | None] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(
-        sa.DateTime(timezone=True), index=True, default=utcnow
-    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True, default=utcnow)
 
 
 class AuditRecord(Base):
@@ -269,9 +278,7 @@ class AuditRecord(Base):
     reason: Mapped[str] = mapped_column(sa.Text)
     evidence: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     test_id: Mapped[int | None] = mapped_column(sa.Integer)
-    created_at: Mapped[datetime] = mapped_column(
-        sa.DateTime(timezone=True), index=True, default=utcnow
-    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True, default=utcnow)
 
 
 class Approval(Base):
@@ -292,10 +299,10 @@ class Approval(Base):
     responded_by: Mapped[str | None] = mapped_column(sa.String(255))
     comment: Mapped[str | None] = mapped_column(sa.Text)
     audit_id: Mapped[int | None] = mapped_column(sa.Integer)
-    requested_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
-    settled_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # when the Airflow run that asks stops waiting (the timeout the approval event carried)
-    expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # a person's answer that came after the approval was settled: kept, never carried out
     late_answer: Mapped[str | None] = mapped_column(sa.Text)
 
@@ -312,7 +319,7 @@ class PerformanceReferenceRecord(Base):
     rows: Mapped[int] = mapped_column(sa.Integer)
     metrics: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     path: Mapped[str] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class PerformanceCheck(Base):
@@ -348,9 +355,7 @@ class PerformanceCheck(Base):
     estimated_drop: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     prediction_drift: Mapped[bool | None] = mapped_column(sa.Boolean)
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(
-        sa.DateTime(timezone=True), index=True, default=utcnow
-    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True, default=utcnow)
 
 
 def make_engine(url: str) -> sa.Engine:

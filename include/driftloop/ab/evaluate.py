@@ -131,7 +131,7 @@ def running_test(settings: Settings, engine: sa.Engine, create: bool = True) -> 
                 production_version=production,
                 staging_version=staging,
                 status=ABTestStatus.RUNNING,
-                started_at=_aware(started),
+                started_at=started,
             )
             session.add(current)
             session.flush()
@@ -279,7 +279,7 @@ def _decide(
         if better:
             return ABDecision.PROMOTE, f"Staging is better: {numbers}"
         return ABDecision.REJECT, f"Staging is worse: {numbers}"
-    if now - _aware(test.started_at) >= timedelta(days=ab.max_days):
+    if now - test.started_at >= timedelta(days=ab.max_days):
         return ABDecision.INCONCLUSIVE, (
             f"no significant difference after {ab.max_days:g} days "
             f"({staging.with_feedback} and {production.with_feedback} records with feedback): "
@@ -392,7 +392,3 @@ def recent_evaluations(engine: sa.Engine, limit: int = 20) -> list[dict[str, Any
             }
             for e, t in rows
         ]
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

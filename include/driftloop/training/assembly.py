@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -133,7 +133,7 @@ def _cooling_down(settings: Settings, engine: sa.Engine) -> bool:
             .where(RetrainRun.decision.in_([RetrainDecision.STAGING, RetrainDecision.REJECTED]))
             .order_by(RetrainRun.id.desc())
         )
-    return last is not None and utcnow() - _aware(last) < timedelta(
+    return last is not None and utcnow() - last < timedelta(
         minutes=settings.training.cooldown_minutes
     )
 
@@ -154,13 +154,13 @@ def _recent_batches(
     frames = []
     for path, batch_time in reversed(rows):
         frame = read_table(Path(path), settings.data)[columns].dropna(subset=[settings.data.target])
-        frames.append(frame.assign(_batch_time=_aware(batch_time)))
+        frames.append(frame.assign(_batch_time=batch_time))
     recent = (
         pd.concat(frames, ignore_index=True)
         if frames
         else pd.DataFrame(columns=[*columns, "_batch_time"])
     )
-    return recent, _aware(drift_time) if drift_time is not None else None
+    return recent, drift_time
 
 
 def split_holdout(
@@ -184,7 +184,3 @@ def split_holdout(
     holdout_keys = row_keys(holdout.astype(train_frame.dtypes.to_dict()))
     train_frame = train_frame[~np.isin(row_keys(train_frame), holdout_keys)]
     return train_frame.reset_index(drop=True), holdout.reset_index(drop=True)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
