@@ -18,8 +18,13 @@ from driftloop.data import file_digest
 from driftloop.storage import Batch, BatchValidation, session_scope, utcnow
 from driftloop.stream import parse_batch_time
 from driftloop.validation import ValidationResult, validate_file
+from driftloop.vocabulary import BatchStatus
 
-ACCEPTED, QUARANTINED, DUPLICATE = "accepted", "quarantined", "duplicate"
+ACCEPTED, QUARANTINED, DUPLICATE = (
+    BatchStatus.ACCEPTED,
+    BatchStatus.QUARANTINED,
+    BatchStatus.DUPLICATE,
+)
 _DATA_SUFFIXES = {".csv", ".parquet", ".txt", ".tsv"}
 
 

@@ -14,6 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from driftloop.vocabulary import Assignment
+
 
 class UTCDateTime(sa.types.TypeDecorator):
     """A timestamp with time zone that always reads back aware and in UTC: SQLite keeps no
@@ -184,7 +186,12 @@ class TrafficSplitVersion(Base):
 
 # How a logged record got its variant (``Prediction.assignment``); batch-scored rows are always
 # Production's (Staging's in shadow) and never count in an A/B test
-RANDOM, STICKY, FORCED, BATCH = "random", "sticky", "forced", "batch"
+RANDOM, STICKY, FORCED, BATCH = (
+    Assignment.RANDOM,
+    Assignment.STICKY,
+    Assignment.FORCED,
+    Assignment.BATCH,
+)
 
 
 class Prediction(Base):

@@ -18,6 +18,23 @@ class Role(StrEnum):
     STAGING = "staging"
 
 
+class BatchStatus(StrEnum):
+    """Where an ingested batch stands (``batches.status``)."""
+
+    ACCEPTED = "accepted"
+    QUARANTINED = "quarantined"  # failed validation; kept apart, reprocessable
+    DUPLICATE = "duplicate"  # the same content as a batch already ingested
+
+
+class Assignment(StrEnum):
+    """How a request came to its variant (``predictions.assignment``)."""
+
+    RANDOM = "random"  # drawn by the traffic split
+    STICKY = "sticky"  # the client's key always lands on the same variant
+    FORCED = "forced"  # the caller named the variant (X-Variant)
+    BATCH = "batch"  # scored by a batch job, not served
+
+
 class DriftStatus(StrEnum):
     """A drift check's verdict (``drift_checks.status``)."""
 
