@@ -1,14 +1,18 @@
 """The prediction log: every answered record (and every failed request) becomes a row.
 
-Request threads hand rows to a bounded queue and go on; a writer *process* (one per server
-process, ``python -m serving.prediction_log``) inserts them in batches. A process, not a
-thread, because encoding and inserting a thousand rows costs about 20 ms of CPU: in a thread
-that time holds the server's GIL and cuts large-request throughput. Rows travel to it pickled
-over its stdin; a full queue makes the request wait rather than drop a row, a failed insert is
-retried with backoff rather than lost, and ``close`` drains everything, so nothing is lost under
-load or on a graceful shutdown. The writer ignores SIGTERM and SIGINT (a signal to the server's
-process group must not kill it before its server has drained into it) and stops when its input
-ends: on ``close``, or when its server process is gone.
+A writer *process* (one per server process, ``python -m serving.prediction_log``) inserts rows
+in batches. A process, not a thread, because encoding and inserting a thousand rows costs about
+20 ms of CPU: in a thread that time holds the server's GIL and cuts large-request throughput.
+
+A request thread hands its rows over before its response goes out: it pickles them and writes
+them into the writer's stdin pipe itself, flushed. Once there they are in the writer's hands:
+the pipe's contents outlive the server process, so a worker killed with ``kill -9`` loses no row
+of a request it answered (the writer reads the pipe to its end and inserts everything). The
+writer keeps up to ``capacity`` writes in memory while the database is away; beyond that the
+pipe fills and the request waits rather than drop a row. A failed insert is retried with
+backoff rather than lost, and ``close`` drains everything. The writer ignores SIGTERM and
+SIGINT (a signal to the server's process group must not kill it before its server has drained
+into it) and stops when its input ends: on ``close``, or when its server process is gone.
 
 Feedback goes to its own table (``record_feedback``) and is joined at analysis time, so it may
 arrive before its prediction row is written.
@@ -49,7 +53,8 @@ class DuplicateFeedback(ValueError):
 
 
 class PredictionLog:
-    """A bounded queue in front of a writer process that inserts ``predictions`` in batches."""
+    """The server side of the log: hands rows to a writer process that inserts ``predictions``
+    in batches."""
 
     def __init__(
         self,
@@ -59,7 +64,7 @@ class PredictionLog:
         flush_seconds: float = 0.2,
         retention_days: float | None = None,
     ) -> None:
-        """``capacity`` counts writes (one per request), not rows."""
+        """``capacity`` counts writes (one per request) the writer holds while it cannot insert."""
         command = [
             sys.executable,
             "-m",
@@ -68,6 +73,8 @@ class PredictionLog:
             str(batch_size),
             "--flush-seconds",
             str(flush_seconds),
+            "--capacity",
+            str(capacity),
         ]
         if retention_days is not None:
             command += ["--retention-days", str(retention_days)]
@@ -75,14 +82,14 @@ class PredictionLog:
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=environment
         )
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
+        self._pipe = self._process.stdin
+        _grow_pipe(self._pipe.fileno())
+        self._lock = threading.Lock()  # one frame at a time into the pipe
         self._closed = False
         self._written = 0
-        self._feeder = threading.Thread(target=self._feed, name="prediction-log-feed", daemon=True)
         self._counter = threading.Thread(
             target=self._count, name="prediction-log-count", daemon=True
         )
-        self._feeder.start()
         self._counter.start()
 
     @property
@@ -91,24 +98,29 @@ class PredictionLog:
         return self._written
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        """Queue rows (keys of :class:`~driftloop.storage.Prediction`); waits while the queue is
-        full."""
-        if self._closed:
-            raise RuntimeError("the prediction log is closed")
-        if self._process.poll() is not None:
-            raise RuntimeError(
-                f"the prediction log writer exited with code {self._process.returncode}; "
-                "see the server log"
-            )
-        self._queue.put((datetime.now(UTC), rows))  # the writer fills in the rest
+        """Hand rows (keys of :class:`~driftloop.storage.Prediction`) to the writer; returns once
+        they are in its pipe, waiting while the pipe is full."""
+        frame = pickle.dumps((datetime.now(UTC), rows), protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the prediction log is closed")
+            try:
+                self._pipe.write(frame)  # the writer fills in the rest of each row
+                self._pipe.flush()
+            except (BrokenPipeError, OSError) as exc:
+                raise RuntimeError(
+                    f"the prediction log writer is gone (exit code {self._process.poll()}): "
+                    f"{exc}; see the server log"
+                ) from None
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything still queued, then stop the writer."""
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(_STOP)
-        self._feeder.join(timeout)
+        """Let the writer insert everything it was handed, then stop it."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with contextlib.suppress(OSError):
+                self._pipe.close()  # the writer's end of input
         try:
             self._process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -116,24 +128,19 @@ class PredictionLog:
             return
         self._counter.join(timeout)
 
-    def _feed(self) -> None:
-        """Pickle queued rows into the writer's stdin (blocks while the writer catches up)."""
-        pipe = self._process.stdin
-        try:
-            while (item := self._queue.get()) is not _STOP:
-                pickle.dump(item, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-                if self._queue.empty():
-                    pipe.flush()
-        except (BrokenPipeError, OSError) as exc:
-            log.error("prediction log: the writer process is gone: %s", exc)
-        finally:
-            with contextlib.suppress(OSError):
-                pipe.close()
-
     def _count(self) -> None:
         for line in self._process.stdout:
             with contextlib.suppress(ValueError):
                 self._written += int(line)
+
+
+def _grow_pipe(fd: int, size: int = 1 << 20) -> None:
+    """A 1 MiB pipe instead of Linux's 64 KiB: a burst of requests is handed over without
+    waiting for the writer to read (Linux only; elsewhere the default size)."""
+    with contextlib.suppress(AttributeError, OSError):
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
 
 
 def _url(engine: sa.Engine) -> str:
@@ -141,17 +148,22 @@ def _url(engine: sa.Engine) -> str:
 
 
 def run_writer(
-    url: str, batch_size: int, flush_seconds: float, retention_days: float | None
+    url: str,
+    batch_size: int,
+    flush_seconds: float,
+    retention_days: float | None,
+    capacity: int = 2_000,
 ) -> None:
-    """The writer process: read pickled row lists from stdin, insert them in batches of up to
-    ``batch_size`` rows or every ``flush_seconds``, report each insert's row count on stdout,
-    and stop at the end of the input after writing everything."""
+    """The writer process: read pickled row lists from stdin (holding up to ``capacity`` of
+    them), insert them in batches of up to ``batch_size`` rows or every ``flush_seconds``,
+    report each insert's row count on stdout, and stop at the end of the input after writing
+    everything, also when its server is gone."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(AttributeError, OSError):  # any core, not its pinned server's
         os.sched_setaffinity(0, range(os.cpu_count() or 1))
     engine = make_engine(url)
-    incoming: queue.Queue[Any] = queue.Queue(maxsize=64)
+    incoming: queue.Queue[Any] = queue.Queue(maxsize=capacity)
 
     def read() -> None:
         source = sys.stdin.buffer
@@ -179,11 +191,18 @@ def run_writer(
             # executemany needs every row to name every column
             batch.extend({**_EMPTY_ROW, "created_at": now, **row} for row in rows)
         if batch:
-            print(_insert(engine, batch), flush=True)
+            _report(_insert(engine, batch))
         if retention_days is not None and time.monotonic() >= next_purge:
             next_purge = time.monotonic() + 3600
             _purge(engine, retention_days)
     engine.dispose()
+
+
+def _report(inserted: int) -> None:
+    """Tell the server how many rows went in; a server killed with ``kill -9`` reads no more,
+    and the writer must still insert what it holds, so a closed stdout is no reason to stop."""
+    with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+        print(inserted, flush=True)
 
 
 def _insert(engine: sa.Engine, batch: list[dict[str, Any]]) -> int:
@@ -282,6 +301,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--flush-seconds", type=float, required=True)
     parser.add_argument("--retention-days", type=float)
+    parser.add_argument("--capacity", type=int, default=2_000)
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s prediction-log %(message)s"
@@ -291,6 +311,7 @@ def main() -> None:
         args.batch_size,
         args.flush_seconds,
         args.retention_days,
+        args.capacity,
     )
 
 
