@@ -31,14 +31,20 @@ from ..conftest import ROOT
 CONFIG = ROOT / "driftloop.yaml"
 
 
-def served_home(home: Path, database_url: str) -> Settings:
+def served_home(home: Path, database_url: str, tracking_uri: str | None = None) -> Settings:
     """driftloop's tables in ``database_url`` and a small scikit-learn model registered as
-    Production in an embedded MLflow under ``home``: what a server needs, in seconds."""
+    Production (in ``tracking_uri``, else an embedded MLflow under ``home``): what a server
+    needs, in seconds."""
     import mlflow
     import mlflow.sklearn
     from sklearn.dummy import DummyClassifier
 
-    settings = load_settings(CONFIG, storage={"home": home}, database={"url": database_url})
+    settings = load_settings(
+        CONFIG,
+        storage={"home": home},
+        database={"url": database_url},
+        mlflow={"tracking_uri": tracking_uri},
+    )
     engine = make_engine(settings.database_url)
     upgrade(engine)
     engine.dispose()
@@ -61,6 +67,7 @@ def server_env(settings: Settings, **variables: str) -> dict[str, str]:
         DRIFTLOOP_CONFIG=str(CONFIG),
         DRIFTLOOP_STORAGE__HOME=str(settings.storage.home),
         DRIFTLOOP_DATABASE__URL=settings.database_url,
+        DRIFTLOOP_MLFLOW__TRACKING_URI=settings.mlflow_tracking_uri,
         DRIFTLOOP_PIN_CPUS="0",
     )
     return env | variables
@@ -76,6 +83,7 @@ class Load:
     got no answer at all (the connection dropped or was refused)."""
 
     answered: list[str] = field(default_factory=list)
+    versions: Counter[str] = field(default_factory=Counter)  # answered per model version
     refused: list[int] = field(default_factory=list)  # non-200 statuses
     dropped: list[str] = field(default_factory=list)  # the exception's type per request
     progress: threading.Condition = field(default_factory=threading.Condition)
@@ -117,7 +125,9 @@ def closed_loop_load(
                 i += 1
             with load.progress:
                 if answer.status_code == 200:
-                    load.answered.append(answer.json()["request_id"])
+                    body = answer.json()
+                    load.answered.append(body["request_id"])
+                    load.versions[body["version"]] += 1
                 else:
                     load.refused.append(answer.status_code)
                 load.progress.notify_all()
@@ -175,6 +185,7 @@ def writers_of(process: psutil.Process) -> list[psutil.Process]:
 def describe(load: Load) -> dict[str, Any]:
     return {
         "answered": len(load.answered),
+        "versions": load.versions,
         "refused": Counter(load.refused),
         "dropped": Counter(load.dropped),
     }
