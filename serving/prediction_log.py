@@ -32,11 +32,20 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from tenacity import Retrying, retry_if_exception, stop_never, wait_exponential
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    stop_never,
+    wait_exponential,
+)
 
+from driftloop.spill import spill_rows
 from driftloop.storage import Feedback, Prediction, make_engine, session_scope
 
 log = logging.getLogger(__name__)
@@ -63,8 +72,12 @@ class PredictionLog:
         batch_size: int = 1_000,
         flush_seconds: float = 0.2,
         retention_days: float | None = None,
+        spill_folder: Path | None = None,
+        spill_after_seconds: float = 30.0,
     ) -> None:
-        """``capacity`` counts writes (one per request) the writer holds while it cannot insert."""
+        """``capacity`` counts writes (one per request) the writer holds while it cannot insert.
+        With ``spill_folder``, rows the database has refused for ``spill_after_seconds`` go to
+        files there (``driftloop.spill``) instead of holding up the server."""
         command = [
             sys.executable,
             "-m",
@@ -78,6 +91,9 @@ class PredictionLog:
         ]
         if retention_days is not None:
             command += ["--retention-days", str(retention_days)]
+        if spill_folder is not None:
+            command += ["--spill-folder", str(spill_folder)]
+            command += ["--spill-after-seconds", str(spill_after_seconds)]
         environment = {**os.environ, "DRIFTLOOP_LOG_DATABASE_URL": _url(engine)}
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=environment
@@ -86,7 +102,7 @@ class PredictionLog:
         _grow_pipe(self._pipe.fileno())
         self._lock = threading.Lock()  # one frame at a time into the pipe
         self._closed = False
-        self._written = 0
+        self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
         self._counter = threading.Thread(
             target=self._count, name="prediction-log-count", daemon=True
         )
@@ -95,7 +111,7 @@ class PredictionLog:
     @property
     def written(self) -> int:
         """Rows the writer has inserted so far."""
-        return self._written
+        return self.counts["inserted"]
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         """Hand rows (keys of :class:`~driftloop.storage.Prediction`) to the writer; returns once
@@ -129,9 +145,14 @@ class PredictionLog:
         self._counter.join(timeout)
 
     def _count(self) -> None:
+        """What became of the rows, as the writer reports it: kept here and in ``/metrics``."""
+        from serving.metrics import LOG_ROWS
+
         for line in self._process.stdout:
-            with contextlib.suppress(ValueError):
-                self._written += int(line)
+            outcome, _, number = line.decode().partition(" ")
+            if outcome in self.counts and number.strip().isdigit():
+                self.counts[outcome] += int(number)
+                LOG_ROWS.labels(outcome).inc(int(number))
 
 
 def _grow_pipe(fd: int, size: int = 1 << 20) -> None:
@@ -153,6 +174,8 @@ def run_writer(
     flush_seconds: float,
     retention_days: float | None,
     capacity: int = 2_000,
+    spill_folder: Path | None = None,
+    spill_after_seconds: float = 30.0,
 ) -> None:
     """The writer process: read pickled row lists from stdin (holding up to ``capacity`` of
     them), insert them in batches of up to ``batch_size`` rows or every ``flush_seconds``,
@@ -174,6 +197,7 @@ def run_writer(
             incoming.put(_STOP)
 
     threading.Thread(target=read, name="read", daemon=True).start()
+    outage = _Outage(spill_folder, spill_after_seconds)
     next_purge = 0.0  # purge at start, then hourly
     stopping = False
     while not stopping:
@@ -191,35 +215,110 @@ def run_writer(
             # executemany needs every row to name every column
             batch.extend({**_EMPTY_ROW, "created_at": now, **row} for row in rows)
         if batch:
-            _report(_insert(engine, batch))
+            outage.store(engine, batch)
         if retention_days is not None and time.monotonic() >= next_purge:
             next_purge = time.monotonic() + 3600
             _purge(engine, retention_days)
     engine.dispose()
 
 
-def _report(inserted: int) -> None:
-    """Tell the server how many rows went in; a server killed with ``kill -9`` reads no more,
-    and the writer must still insert what it holds, so a closed stdout is no reason to stop."""
-    with contextlib.suppress(BrokenPipeError, OSError, ValueError):
-        print(inserted, flush=True)
+OUTCOMES = ("inserted", "spilled", "refused", "lost")
 
 
-def _insert(engine: sa.Engine, batch: list[dict[str, Any]]) -> int:
-    """Insert a batch, retrying while the database is away. A batch the database refuses for
-    its content (PostgreSQL refuses NUL characters, say) would be refused forever and hold up
-    every row behind it: it is cleaned and inserted row by row, and a row still refused is
-    logged and dropped. Returns the number of rows inserted."""
+def _report(outcome: str, rows: int) -> None:
+    """Tell the server what became of ``rows`` rows (one of OUTCOMES). A server killed with
+    ``kill -9`` reads no more, and the writer must still insert what it holds, so a closed
+    stdout is no reason to stop."""
+    if rows:
+        with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+            print(outcome, rows, flush=True)
+
+
+class _Unwritable(Exception):
+    """The database has not taken a write for longer than the writer's patience."""
+
+    def __init__(self, cause: BaseException, remaining: list[dict[str, Any]]) -> None:
+        super().__init__(str(cause))
+        self.remaining = remaining
+
+
+class _Outage:
+    """Insert batches; when the database refuses writes for ``patience`` seconds (full disk,
+    read-only, away), spill them to files instead, trying the database once per batch until it
+    takes one again. Without a folder, retry for ever (the request threads then wait)."""
+
+    def __init__(self, folder: Path | None, patience: float) -> None:
+        self.folder, self.patience = folder, patience
+        self.spilled = 0  # rows spilled during the current outage; 0: no outage
+
+    def store(self, engine: sa.Engine, batch: list[dict[str, Any]]) -> None:
+        if self.folder is None:
+            stop = stop_never
+        else:  # in an outage, one try per batch: the server must not wait on a dead database
+            stop = stop_after_attempt(1) if self.spilled else stop_after_delay(self.patience)
+        try:
+            inserted = _insert(engine, batch, stop)
+        except _Unwritable as exc:
+            _report("inserted", len(batch) - len(exc.remaining))
+            self._spill(exc.remaining, exc)
+            return
+        _report("inserted", inserted)
+        _report("refused", len(batch) - inserted)
+        if self.spilled:
+            log.warning(
+                "prediction log: the database takes writes again; %d rows were spilled to %s "
+                "(insert them with `driftloop db replay-spill`)",
+                self.spilled,
+                self.folder,
+            )
+            self.spilled = 0
+
+    def _spill(self, rows: list[dict[str, Any]], cause: _Unwritable) -> None:
+        assert self.folder is not None
+        try:
+            path = spill_rows(self.folder, rows)
+        except OSError as exc:
+            log.error(
+                "prediction log: LOST %d rows, neither database nor disk took them: %s "
+                "(database: %s)",
+                len(rows),
+                exc,
+                cause,
+            )
+            _report("lost", len(rows))
+            return
+        if not self.spilled:
+            log.error(
+                "prediction log: the database refused writes for %g s, spilling rows to %s "
+                "until it takes them again: %s",
+                self.patience,
+                path,
+                cause,
+            )
+        self.spilled += len(rows)
+        _report("spilled", len(rows))
+
+
+def _insert(engine: sa.Engine, batch: list[dict[str, Any]], stop: Any = stop_never) -> int:
+    """Insert a batch, retrying while the database is away (until ``stop``, then
+    :class:`_Unwritable` with the rows not inserted). A batch the database refuses for its
+    content (PostgreSQL refuses NUL characters, say) would be refused forever and hold up every
+    row behind it: it is cleaned and inserted row by row, and a row still refused is logged and
+    dropped. Returns the number of rows inserted."""
     try:
-        _insert_retrying(engine, batch)
+        _insert_retrying(engine, batch, stop)
         return len(batch)
+    except _Unwritable:
+        raise
     except (sa.exc.StatementError, ValueError, TypeError) as exc:
         log.error("prediction log: the database refused a batch, inserting row by row: %s", exc)
     inserted = 0
-    for row in batch:
+    for position, row in enumerate(batch):
         try:
-            _insert_retrying(engine, [_without_nul(row)])
+            _insert_retrying(engine, [_without_nul(row)], stop)
             inserted += 1
+        except _Unwritable as exc:
+            raise _Unwritable(exc, batch[position:]) from None
         except (sa.exc.StatementError, ValueError, TypeError) as exc:
             log.error(
                 "prediction log: dropped the row of request %s, record %s: %s",
@@ -243,18 +342,23 @@ def _is_transient(error: BaseException) -> bool:
     return not refused
 
 
-def _insert_retrying(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
-    for attempt in Retrying(
-        retry=retry_if_exception(_is_transient),
-        wait=wait_exponential(multiplier=0.1, max=5),
-        stop=stop_never,
-        reraise=True,
-        before_sleep=lambda state: log.warning(
-            "prediction log insert failed, retrying: %s", state.outcome.exception()
-        ),
-    ):
-        with attempt, engine.begin() as connection:
-            connection.execute(sa.insert(Prediction), rows)
+def _insert_retrying(engine: sa.Engine, rows: list[dict[str, Any]], stop: Any) -> None:
+    try:
+        for attempt in Retrying(
+            retry=retry_if_exception(_is_transient),
+            wait=wait_exponential(multiplier=0.1, max=5),
+            stop=stop,
+            reraise=True,
+            before_sleep=lambda state: log.warning(
+                "prediction log insert failed, retrying: %s", state.outcome.exception()
+            ),
+        ):
+            with attempt, engine.begin() as connection:
+                connection.execute(sa.insert(Prediction), rows)
+    except Exception as exc:
+        if _is_transient(exc):  # retried until ``stop``: the database does not take writes
+            raise _Unwritable(exc, rows) from exc
+        raise
 
 
 def _without_nul(value: Any) -> Any:
@@ -302,6 +406,8 @@ def main() -> None:
     parser.add_argument("--flush-seconds", type=float, required=True)
     parser.add_argument("--retention-days", type=float)
     parser.add_argument("--capacity", type=int, default=2_000)
+    parser.add_argument("--spill-folder", type=Path)
+    parser.add_argument("--spill-after-seconds", type=float, default=30.0)
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s prediction-log %(message)s"
@@ -312,6 +418,8 @@ def main() -> None:
         args.flush_seconds,
         args.retention_days,
         args.capacity,
+        args.spill_folder,
+        args.spill_after_seconds,
     )
 
 
