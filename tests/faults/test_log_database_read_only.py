@@ -22,8 +22,10 @@ pytestmark = pytest.mark.integration
 def _set_read_only(url: str, read_only: bool) -> None:
     """Every new transaction of the database read-only (or not), and every open connection
     dropped so that the server's writers reconnect into it."""
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    name = engine.url.database
+    target = sa.make_url(url)
+    name = target.database
+    # from the maintenance database: a session of a read-only database cannot undo it
+    engine = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         setting = "on" if read_only else "off"
         connection.execute(
