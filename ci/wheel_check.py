@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 import urllib.request
 import zipfile
@@ -38,8 +39,11 @@ def fail(message: str) -> None:
     sys.exit(f"wheel check FAILED: {message}")
 
 
+STARTED = time.monotonic()
+
+
 def step(message: str) -> None:
-    print(f"-- {message}", flush=True)
+    print(f"-- [{time.monotonic() - STARTED:4.0f}s] {message}", flush=True)
 
 
 def check_contents(wheel: Path, checkout: Path) -> None:
@@ -241,8 +245,21 @@ def main() -> None:
     from driftloop.settings_loader import load_settings
 
     env["WHEEL_CHECK_FEATURES"] = json.dumps(load_settings(env["DRIFTLOOP_CONFIG"]).feature_columns)
+    # Airflow's checks are processes of their own: run them while gunicorn is checked
+    airflow_failed: list[BaseException] = []
+
+    def airflow_checks() -> None:
+        try:
+            check_airflow(env, args.project, args.work)
+        except BaseException as exc:  # SystemExit from fail(), reported below
+            airflow_failed.append(exc)
+
+    airflow = threading.Thread(target=airflow_checks, name="airflow-checks")
+    airflow.start()
     check_serving(env, args.work)
-    check_airflow(env, args.project, args.work)
+    airflow.join()
+    if airflow_failed:
+        raise airflow_failed[0]
 
 
 if __name__ == "__main__":
