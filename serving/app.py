@@ -8,12 +8,14 @@ It only wires: the shared objects (model store, prediction log, secrets, metrics
 from __future__ import annotations
 
 import atexit
+import os
 
 from flask import Flask
 
 from driftloop.config import Settings
 from driftloop.database import open_database
 from driftloop.settings_loader import load_settings
+from driftloop.spill import SPILL_FOLDER
 from serving import hooks, json_codec
 from serving.auth import Secrets
 from serving.blueprints import BLUEPRINTS
@@ -21,6 +23,9 @@ from serving.context import Served
 from serving.metrics import LoopCollector
 from serving.models import ModelStore
 from serving.prediction_log import PredictionLog
+
+# seconds the prediction log waits for a refusing database before it spills rows to files
+SPILL_AFTER_ENV = "DRIFTLOOP_LOG_SPILL_AFTER_SECONDS"
 
 
 def create_app(settings: Settings | None = None, *, background: bool = True) -> Flask:
@@ -32,7 +37,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     store.refresh()
     if background:
         store.start_polling()
-    log = PredictionLog(engine, retention_days=settings.serving.retention_days)
+    log = PredictionLog(
+        engine,
+        retention_days=settings.serving.retention_days,
+        spill_folder=settings.storage.home / SPILL_FOLDER,
+        spill_after_seconds=float(os.environ.get(SPILL_AFTER_ENV, "30")),
+    )
 
     def shutdown() -> None:
         store.close()

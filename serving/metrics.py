@@ -41,6 +41,14 @@ ERRORS = Counter(
     ["variant", "status"],
 )
 
+LOG_ROWS = Counter(
+    "driftloop_prediction_log_rows_total",
+    "Prediction-log rows by outcome: inserted; spilled (the database refused writes: kept in "
+    "files for `driftloop db replay-spill`); refused (content the database refuses); lost "
+    "(neither the database nor the disk took them)",
+    ["outcome"],
+)
+
 
 def count_missing(names: Any, missing: Any) -> None:
     """Add a request's missing values (a records x features bool array, or None) per feature."""

@@ -94,6 +94,7 @@ class ModelStore:
         self._lock = threading.Lock()  # one refresh at a time; readers never wait
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._failed_polls = 0  # in a row: an outage is logged once, not once per poll
 
     @property
     def snapshot(self) -> ModelSnapshot:
@@ -121,8 +122,23 @@ class ModelStore:
                     loaded[PRODUCTION], loaded[STAGING], split, True, None, datetime.now(UTC)
                 )
             except Exception as exc:  # the registry or database is away: keep serving
-                log.warning("model refresh failed, keeping the last good models: %s", exc)
+                self._failed_polls += 1
+                if self._failed_polls == 1:
+                    log.warning(
+                        "model refresh failed, keeping the last good models and retrying "
+                        "every %g s: %s",
+                        self.settings.serving.poll_seconds,
+                        exc,
+                    )
+                else:
+                    log.debug("model refresh failed again (%d in a row)", self._failed_polls)
                 fresh = replace(current, registry_ok=False, error=f"registry unreachable: {exc}")
+            else:
+                if self._failed_polls:
+                    log.warning(
+                        "model refresh works again after %d failed polls", self._failed_polls
+                    )
+                self._failed_polls = 0
             for variant in (PRODUCTION, STAGING):
                 old = current.model(variant)
                 if old is not None and old is not fresh.model(variant):

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from driftloop.config import Settings
+from driftloop.redaction import redact_url
 
 log = logging.getLogger(__name__)
 EVENTS = (
@@ -70,6 +71,17 @@ def send(
                 response = requests.post(url, json=message, timeout=settings.alerts.timeout_seconds)
                 response.raise_for_status()
     except (RetryError, requests.RequestException) as exc:
-        log.warning("alert %s not delivered to the webhook: %s", event, exc)
+        # requests' messages quote the URL, whose path is the webhook's credential
+        cause = exc.last_attempt.exception() if isinstance(exc, RetryError) else exc
+        where = redact_url(url, path_is_secret=True)
+        log.warning("alert %s not delivered to the webhook %s: %s", event, where, _kind(cause))
         return False
     return True
+
+
+def _kind(error: BaseException | None) -> str:
+    """What went wrong, without the URL that requests' messages quote."""
+    response = getattr(error, "response", None)
+    if response is not None:
+        return f"HTTP {response.status_code}"
+    return type(error).__name__ if error is not None else "unknown error"

@@ -37,9 +37,8 @@ from driftloop.stack.airflow_stack import AirflowStack
 from driftloop.stack.celery_workers import CeleryWorker, CeleryWorkers, celery_env
 from driftloop.stack.mlflow_server import MlflowServer
 from driftloop.stack.prediction_server import PredictionServer
+from driftloop.stack.project import project_path
 from driftloop.vocabulary import DriftStatus, RetrainDecision
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -118,6 +117,8 @@ def run_loop(
     started = time.monotonic()
     result = LoopResult()
     home = home.resolve()
+    # Airflow reads these as folders of the checkout; say so before starting anything
+    dags_folder, plugins_folder = project_path("dags"), project_path("plugins")
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     env = demo_setup.environment(config, home, databases.driftloop)
@@ -149,13 +150,13 @@ def run_loop(
         airflow_db = databases.airflow or f"sqlite:///{home / 'airflow' / 'airflow.db'}"
         airflow = services.enter_context(
             AirflowStack(
-                ROOT / "dags",
+                dags_folder,
                 home / "airflow",
                 airflow_db,
                 extra_env={**env, **(celery_env(celery.broker_url, airflow_db) if celery else {})},
                 port=ports.airflow,
                 startup_timeout=300,
-                plugins_folder=ROOT / "plugins",
+                plugins_folder=plugins_folder,
             )
         )
         result.urls["Airflow UI"] = airflow.base_url

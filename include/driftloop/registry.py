@@ -68,6 +68,10 @@ def configure(settings: Settings) -> MlflowClient:
     root = settings.mlflow_artifact_root
     root.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_ARTIFACTS_DESTINATION", root.as_uri())
+    # MLflow draws a tqdm bar for every artifact download (three per drift check, one per model
+    # load); in task logs and on the demo's console they drown the one line per step. Set the
+    # variable to true to have them back.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     client = mlflow.MlflowClient()

@@ -94,7 +94,9 @@ def main() -> None:
         mlflow_errors = sys.modules.get("mlflow.exceptions")  # imported if MLflow raised
         if mlflow_errors and isinstance(exc, mlflow_errors.MlflowException):
             message = str(exc).strip().splitlines() or [exc.error_code]
-            where = sys.modules["mlflow"].get_tracking_uri()
+            from driftloop.redaction import redact_url
+
+            where = redact_url(sys.modules["mlflow"].get_tracking_uri())
             typer.echo(f"error: MLflow at {where}: {message[0]}", err=True)
             sys.exit(1)
         # Usage errors (click's, which typer vendors) show their message and carry an exit code.

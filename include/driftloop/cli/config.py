@@ -11,8 +11,13 @@ app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True
 
 @app.command("show")
 def config_show(ctx: typer.Context) -> None:
-    """Print the resolved configuration (YAML file plus environment overrides) as JSON."""
-    typer.echo(cli_context(ctx).settings.model_dump_json(indent=2))
+    """Print the resolved configuration (YAML file plus environment overrides) as JSON, with
+    passwords, tokens and webhook paths masked."""
+    import json
+
+    from driftloop.redaction import redacted_settings
+
+    typer.echo(json.dumps(redacted_settings(cli_context(ctx).settings), indent=2))
 
 
 @app.command("check")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -44,3 +45,24 @@ def db_current(ctx: typer.Context) -> None:
 
     engine = cli_context(ctx).engine(require_schema=False)
     typer.echo(f"current {current_revision(engine) or 'base'}, head {head_revision()}")
+
+
+@app.command("replay-spill")
+def db_replay_spill(
+    ctx: typer.Context,
+    folder: Annotated[
+        Path | None,
+        typer.Argument(help="Spill folder (default: prediction-spill under storage.home)."),
+    ] = None,
+) -> None:
+    """Insert the prediction-log rows the server spilled to files while its database refused
+    writes (full disk, read-only), then remove the files."""
+    from driftloop.spill import SPILL_FOLDER, replay
+
+    context = cli_context(ctx)
+    folder = folder or context.settings.storage.home / SPILL_FOLDER
+    if not folder.is_dir():
+        typer.echo(f"nothing to replay: {folder} does not exist")
+        return
+    files, rows = replay(context.engine(), folder)
+    typer.echo(f"replayed {rows} rows from {files} spill files in {folder}")

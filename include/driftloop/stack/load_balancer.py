@@ -13,9 +13,9 @@ import shutil
 from pathlib import Path
 
 from driftloop.stack.processes import HttpService, StackError
+from driftloop.stack.project import project_path
 
-ROOT = Path(__file__).resolve().parents[3]
-PROXY_CONF = ROOT / "deploy/nginx/proxy.conf"
+PROXY_CONF = "deploy/nginx/proxy.conf"  # the compose stack's file, from the project checkout
 
 
 def nginx_binary() -> str:
@@ -51,7 +51,7 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{port};
-        include {PROXY_CONF};
+        include {project_path(PROXY_CONF)};
     }}
 }}
 """

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from driftloop.stack.processes import VENV_BIN, HttpService
+from driftloop.stack.project import gunicorn_config
 
 GUNICORN = str(VENV_BIN / "gunicorn")
-ROOT = Path(__file__).resolve().parents[3]
 
 
 class PredictionServer(HttpService):
@@ -37,4 +37,4 @@ class PredictionServer(HttpService):
             "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics"),
         }
         app = "serving.app:create_app()"
-        return [GUNICORN, "-c", str(ROOT / "serving/gunicorn.conf.py"), app], env
+        return [GUNICORN, "-c", str(gunicorn_config()), app], env

@@ -114,6 +114,7 @@ def train(frame: pd.DataFrame, settings: Settings) -> TrainedModel:
     holdout = experiment.pull()
     pipeline = experiment.finalize_model(best)
     _single_threaded(pipeline)
+    _quiet_lightgbm(pipeline)
     best_row = table.iloc[0]
     return TrainedModel(
         pipeline=pipeline,
@@ -142,6 +143,17 @@ def _single_threaded(pipeline: Any) -> None:
         for key in ("n_jobs", "nthread", "thread_count"):
             if key in params and params[key] != 1:
                 step.set_params(**{key: 1})
+
+
+def _quiet_lightgbm(pipeline: Any) -> None:
+    """LightGBM's estimators print every native message (an "[Info]" line per class and a "No
+    further splits" warning per tree that cannot split, dozens per fit) straight to stdout.
+    PyCaret hides them while it fits; a later refit of the pipeline (the performance
+    reference's folds) does not, so the finalized model gets LightGBM's silent verbosity, which
+    every clone of it keeps. Real failures still raise."""
+    for _name, step in getattr(pipeline, "steps", []):
+        if type(step).__module__.startswith("lightgbm"):
+            step.set_params(verbosity=-1)
 
 
 def score(pipeline: Any, frame: pd.DataFrame, settings: Settings) -> float:
