@@ -33,8 +33,9 @@ from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile, ca
 from driftloop.drift.statistics import STATISTICS, Measurement, effect_floor, fixed_threshold
 from driftloop.vocabulary import DriftStatus
 
-REPORT_FORMAT = 2
-"""Version of :meth:`DriftVerdict.to_dict` (1: fixed thresholds, no ``format_version`` key)."""
+REPORT_FORMAT = 3
+"""Version of :meth:`DriftVerdict.to_dict` (1: fixed thresholds, no ``format_version`` key;
+2: calibrated; 3: categorical statistics carry their permutation test's numbers)."""
 CALIBRATED, FIXED = "calibrated", "fixed"
 
 
@@ -256,8 +257,9 @@ def _column_drift(column: ColumnProfile, series: pd.Series, settings: DriftSetti
         current = _sorted_finite(series)
         counts = column.histogram(current, assume_sorted=True)
         count = current.size
-    else:  # categorical statistics take the counts per bin (see driftloop.drift.statistics)
-        current = counts = column.level_histogram(category_counts(series))
+    else:  # categorical statistics take the counts per level (see driftloop.drift.statistics)
+        current = column.level_counts(category_counts(series))
+        counts = fold_unseen(column, current)
         count = int(counts.sum())
     return judge_column(
         column,
@@ -266,7 +268,15 @@ def _column_drift(column: ColumnProfile, series: pd.Series, settings: DriftSetti
         counts,
         lambda name: STATISTICS[name].compute(column, current),
         settings,
+        level_counts=current if column.kind != NUMERIC else None,
     )
+
+
+def fold_unseen(column: ColumnProfile, level_counts: np.ndarray) -> np.ndarray:
+    """Counts per profile bin from :meth:`ColumnProfile.level_counts`: the unseen labels in
+    the profile's one unseen bin (what reports plot)."""
+    levels = len(column.levels)
+    return np.append(level_counts[:levels], level_counts[levels:].sum())
 
 
 def judge_column(
@@ -277,10 +287,13 @@ def judge_column(
     measure: Measure,
     settings: DriftSettings,
     bounds: dict[str, float] | None = None,
+    level_counts: np.ndarray | None = None,
 ) -> ColumnDrift:
     """Test one column: ``count`` non-missing values of ``rows``, ``counts`` per profile bin,
     ``measure`` giving each statistic. ``bounds`` (sketched batches) are the statistics' error
-    bounds: a statistic flags only when its value minus its bound still crosses its bar."""
+    bounds: a statistic flags only when its value minus its bound still crosses its bar.
+    ``level_counts`` (categorical columns): counts per reference level, then per unseen label,
+    for the statistics tested by permutation."""
     missing_share = 1.0 - count / rows
     result = ColumnDrift(
         name=column.name,
@@ -303,6 +316,17 @@ def judge_column(
             threshold = fixed_threshold(settings, name) + (bound or 0.0)
             flag = measurement.value >= threshold
             test = StatisticTest(measurement, threshold, 0.0, flag, FIXED, sketch_bound=bound)
+        elif level_counts is not None and STATISTICS[name].permutation is not None:
+            test = _permutation_test(
+                column,
+                name,
+                measurement,
+                level_counts,
+                level,
+                effect_floor(settings, name),
+                settings.calibration_draws,
+            )
+            test = replace(test, sketch_bound=bound)
         else:
             test = _calibrated_test(
                 column, name, measurement, count, level, effect_floor(settings, name), bound
@@ -337,6 +361,50 @@ def _calibrated_test(
     decided_by = "floor" if floor + slack > threshold else "threshold"
     return StatisticTest(
         measurement, threshold, floor + slack, flag, decided_by, p_value, level, bound
+    )
+
+
+def _permutation_test(
+    column: ColumnProfile,
+    name: str,
+    measurement: Measurement,
+    level_counts: np.ndarray,
+    level: float,
+    floor: float,
+    draws: int,
+) -> StatisticTest:
+    """A categorical column's test by permutation of the pooled counts (see
+    ``driftloop.drift.categorical``); its numbers join the measurement's details."""
+    from driftloop.drift import categorical
+
+    reference = categorical.reference_counts(column.probabilities, column.count)
+    padded = np.zeros(level_counts.size, dtype=np.int64)
+    padded[: reference.size] = reference
+    result = categorical.permutation_test(
+        padded,
+        np.rint(level_counts).astype(np.int64),
+        measurement.value,
+        draws,
+        level,
+        STATISTICS[name].permutation,
+    )
+    details = {
+        **measurement.details,
+        "js_p_value": result.js_p_value,
+        "new_level_p_value": result.new_level_p_value,
+        "unseen_share": result.unseen_share,
+        "largest_unseen_count": float(result.largest_unseen),
+    }
+    flag = result.p_value <= level and measurement.value >= floor
+    decided_by = "floor" if floor > result.critical else "threshold"
+    return StatisticTest(
+        replace(measurement, details=details),
+        result.critical,
+        floor,
+        flag,
+        decided_by,
+        result.p_value,
+        level,
     )
 
 

@@ -45,7 +45,8 @@ def read_report(path: Path) -> dict[str, Any]:
     """A drift report's JSON in the current format, whatever format it was written in.
 
     Format 1 (fixed thresholds, before ``format_version``): each statistic gains the fixed
-    threshold, a floor of 0 and ``decided_by: fixed``; every column counts as tested.
+    threshold, a floor of 0 and ``decided_by: fixed``; every column counts as tested. Format 2
+    differs from 3 only by lacking the categorical permutation test's details (optional keys).
     """
     record = json.loads(Path(path).read_text())
     if record.get("format_version", 1) >= REPORT_FORMAT:
