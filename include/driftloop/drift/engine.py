@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from driftloop.config import DriftSettings
-from driftloop.drift.calibration import scale
+from driftloop.drift import permutation
+from driftloop.drift.calibration import VALUE_NULLS, scale
 from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile, category_counts
 from driftloop.drift.statistics import STATISTICS, Measurement, effect_floor, fixed_threshold
 from driftloop.vocabulary import DriftStatus
@@ -269,6 +270,7 @@ def _column_drift(column: ColumnProfile, series: pd.Series, settings: DriftSetti
         lambda name: STATISTICS[name].compute(column, current),
         settings,
         level_counts=current if column.kind != NUMERIC else None,
+        values=current if column.kind == NUMERIC else None,
     )
 
 
@@ -288,12 +290,15 @@ def judge_column(
     settings: DriftSettings,
     bounds: dict[str, float] | None = None,
     level_counts: np.ndarray | None = None,
+    values: np.ndarray | None = None,
 ) -> ColumnDrift:
     """Test one column: ``count`` non-missing values of ``rows``, ``counts`` per profile bin,
     ``measure`` giving each statistic. ``bounds`` (sketched batches) are the statistics' error
     bounds: a statistic flags only when its value minus its bound still crosses its bar.
     ``level_counts`` (categorical columns): counts per reference level, then per unseen label,
-    for the statistics tested by permutation."""
+    for the statistics tested by permutation. ``values`` (numeric columns, exact batches):
+    the sorted values, for the permutation test of the statistics of values where it applies
+    (``driftloop.drift.permutation``)."""
     missing_share = 1.0 - count / rows
     result = ColumnDrift(
         name=column.name,
@@ -309,6 +314,10 @@ def judge_column(
     names = [n for n in settings.statistics if column.kind in STATISTICS[n].column_kinds]
     result.tested = count >= settings.min_rows
     level = settings.level(len(names))
+    permute = values is not None and permutation.applies(
+        column.exact, count, column.values, column.std
+    )
+    pooled: np.ndarray | None = None
     for name in names:
         measurement = measure(name)
         bound = None if bounds is None else bounds.get(name, 0.0)
@@ -316,6 +325,19 @@ def judge_column(
             threshold = fixed_threshold(settings, name) + (bound or 0.0)
             flag = measurement.value >= threshold
             test = StatisticTest(measurement, threshold, 0.0, flag, FIXED, sketch_bound=bound)
+        elif permute and name in VALUE_NULLS:
+            if pooled is None:  # merged once, shared by the statistics of values
+                pooled = permutation.pooled_sorted(column.values, values)  # type: ignore[arg-type]
+            test = _value_permutation_test(
+                column,
+                name,
+                measurement,
+                pooled,
+                count,
+                level,
+                effect_floor(settings, name),
+                settings.calibration_draws,
+            )
         elif level_counts is not None and STATISTICS[name].permutation is not None:
             test = _permutation_test(
                 column,
@@ -361,6 +383,38 @@ def _calibrated_test(
     decided_by = "floor" if floor + slack > threshold else "threshold"
     return StatisticTest(
         measurement, threshold, floor + slack, flag, decided_by, p_value, level, bound
+    )
+
+
+def _value_permutation_test(
+    column: ColumnProfile,
+    name: str,
+    measurement: Measurement,
+    pooled: np.ndarray,
+    n: int,
+    level: float,
+    floor: float,
+    draws: int,
+) -> StatisticTest:
+    """A statistic of values tested by permutation of the pooled values; the threshold shown
+    is the permutation's critical distance in the statistic's units (divided by the sd)."""
+    observed = permutation.raw_distance(name, measurement.details)
+    result = permutation.permutation_test(name, pooled, n, column.count, observed, draws, level)
+    if column.std > 0:
+        threshold = result.critical / column.std
+    else:  # a constant reference: any difference is infinitely many sds
+        threshold = 0.0 if result.critical == 0 else math.inf
+    flag = result.p_value <= level and measurement.value >= floor
+    decided_by = "floor" if floor > threshold else "threshold"
+    details = {**measurement.details, "permutation": 1.0}
+    return StatisticTest(
+        replace(measurement, details=details),
+        threshold,
+        floor,
+        flag,
+        decided_by,
+        result.p_value,
+        level,
     )
 
 
