@@ -317,9 +317,17 @@ def run(args: Any) -> None:
         *_numeric_cells(smoke),
         *_stream_cells(smoke),
     ]
-    references = 2 if smoke else 20
+    # optional, for reduced runs from Python (decisions.py does not set them): tables to run,
+    # batches per cell and references per cell
+    tables = getattr(args, "tables", None)
+    if tables:
+        cells = [cell for cell in cells if cell.table in tables]
+    references = getattr(args, "references", None) or (2 if smoke else 20)
+    fixed_batches = getattr(args, "batches", None)
 
     def batches(cell: Cell) -> int:
+        if fixed_batches:
+            return int(fixed_batches)
         if smoke:
             return 10
         return 10_000 if not cell.power and cell.target <= 0.01 else 2_000

@@ -82,6 +82,17 @@ class ColumnDrift:
     missing_alert: bool = False
     current_probabilities: list[float] = field(default_factory=list)
 
+    def p_value(self, rule: str) -> float | None:
+        """The feature's p-value under no drift (None in fixed mode; 1 when not flagged, so
+        the floor still gates): under ``any`` the smallest of its statistics' times their
+        number (Bonferroni), under ``all`` the largest."""
+        values = [t.p_value for t in self.tests.values() if t.p_value is not None]
+        if not values:
+            return None
+        if not self.drifted:
+            return 1.0
+        return min(1.0, min(values) * len(values)) if rule == "any" else max(values)
+
     @property
     def measurements(self) -> dict[str, Measurement]:
         return {name: test.measurement for name, test in self.tests.items()}
@@ -109,6 +120,8 @@ class DriftVerdict:
     thresholds: dict[str, float] = field(default_factory=dict)  # fixed mode only
     min_rows: int = 0
     sketched: bool = False  # streamed by row group into summaries (driftloop.drift.sketch)
+    # calibrated mode: the batch test over features (see verdict_of); None in fixed mode
+    batch_test: dict[str, float] | None = None
 
     @property
     def drifted(self) -> bool:
@@ -181,6 +194,7 @@ class DriftVerdict:
             "min_rows": self.min_rows,
             "feature_rule": self.feature_rule,
             **({"sketched": True} if self.sketched else {}),
+            "batch_test": self.batch_test,
             "features": [column(c) for c in self.features],
             "target": column(self.target) if self.target else None,
         }
@@ -221,11 +235,29 @@ def verdict_of(
     settings: DriftSettings,
     sketched: bool = False,
 ) -> DriftVerdict:
-    """The batch's verdict from its columns' results (exact or sketched alike)."""
+    """The batch's verdict from its columns' results (exact or sketched alike).
+
+    The batch drifts when the share of drifted features reaches ``drift_share`` and, in
+    calibrated mode, the features' p-values pass a test that accounts for how many were
+    tested: with ``m`` features and ``k = ceil(drift_share x m)`` needed, the k-th smallest
+    p-value must be at most ``k x false_alarm_rate / m``. Under no drift the expected number of
+    p-values at most ``t`` is at most ``m t``, so (Markov) at least k of them are with
+    probability at most ``m t / k``: a clean batch is called drift at most
+    ``false_alarm_rate`` of the time, for any number of features and any dependence between
+    them. With 1 to 3 features one flag used to reach the share: ``m`` chances per batch.
+    """
     tested = [f for f in features if f.tested]
     share = float(np.mean([f.drifted for f in tested])) if tested else 0.0
     status = DriftStatus.NO_DRIFT if tested else DriftStatus.INSUFFICIENT_DATA
-    if tested and share >= settings.drift_share:
+    batch_test = None
+    passed = True
+    if tested and not settings.fixed:
+        needed = max(1, math.ceil(settings.drift_share * len(tested) - 1e-9))
+        p_values = sorted(f.p_value(settings.feature_rule) or 1.0 for f in tested)
+        bar = needed * settings.false_alarm_rate / len(tested)
+        passed = p_values[needed - 1] <= bar
+        batch_test = {"needed": float(needed), "p_value": p_values[needed - 1], "bar": bar}
+    if tested and share >= settings.drift_share and passed:
         status = DriftStatus.DRIFT
     return DriftVerdict(
         status=status,
@@ -246,6 +278,7 @@ def verdict_of(
         else {},
         min_rows=settings.min_rows,
         sketched=sketched,
+        batch_test=batch_test,
     )
 
 
