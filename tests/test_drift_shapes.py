@@ -14,10 +14,12 @@ import pandas as pd
 import pytest
 
 from driftloop.config import DriftSettings
-from driftloop.drift.engine import check_drift
+from driftloop.drift.engine import ColumnDrift, StatisticTest, check_drift, verdict_of
 from driftloop.drift.profile import ReferenceProfile, build_profile
+from driftloop.drift.statistics import Measurement
 from driftloop.performance.prediction_drift import COLUMN, prediction_drift, prediction_profile
 from driftloop.performance.reference import ReferencePredictions
+from driftloop.vocabulary import DriftStatus
 
 SETTINGS = DriftSettings()
 
@@ -133,3 +135,46 @@ def test_degenerate_columns():
     flags = sum(_flagged(tied, rng.poisson(0.3, 2_000).astype(float), SETTINGS) for _ in range(20))
     assert flags <= 2
     assert _flagged(tied, rng.poisson(0.4, 2_000).astype(float), SETTINGS)
+
+
+def _feature(name: str, p_value: float, drifted: bool) -> ColumnDrift:
+    measurement = Measurement(0.5)
+    test = StatisticTest(measurement, 0.1, 0.0, drifted, "threshold", p_value, 0.01)
+    return ColumnDrift(name, "numeric", 500, 0.0, 0.0, {"x": test}, True, drifted)
+
+
+def test_the_batch_verdict_accounts_for_the_features_tested():
+    """One flag of three features reaches drift_share 0.3; it is a drift call only when its
+    p-value clears 1% / 3, so three features do not triple the false retrains."""
+    settings = DriftSettings(statistics=["mean_shift"])
+    weak = [_feature("a", 0.008, True), _feature("b", 0.5, False), _feature("c", 0.7, False)]
+    verdict = verdict_of(weak, None, 500, settings)
+    assert verdict.drift_share >= 0.3 and verdict.status == DriftStatus.NO_DRIFT
+    assert verdict.batch_test == {"needed": 1.0, "p_value": 0.008, "bar": pytest.approx(0.01 / 3)}
+    strong = [_feature("a", 0.001, True), *weak[1:]]
+    assert verdict_of(strong, None, 500, settings).status == DriftStatus.DRIFT
+    alone = verdict_of([_feature("a", 0.008, True)], None, 500, settings)
+    assert alone.status == DriftStatus.DRIFT  # one feature: its own level
+
+
+def test_real_shifts_still_call_drift():
+    """3 of 10 features shifted +0.5 sd in a 250-row batch against 5,000 rows: drift; the
+    clean batch of the same stream: no drift."""
+    rng = np.random.default_rng(265)
+    columns = [f"f{i}" for i in range(10)]
+    reference = pd.DataFrame(rng.standard_normal((5_000, 10)), columns=columns)
+    profile = build_profile(
+        reference,
+        [],
+        None,
+        False,
+        statistics=SETTINGS.statistics,
+        calibration_draws=SETTINGS.calibration_draws,
+    )
+    batch = rng.standard_normal((250, 10))
+    assert check_drift(profile, pd.DataFrame(batch, columns=columns), SETTINGS).status == (
+        DriftStatus.NO_DRIFT
+    )
+    batch[:, :3] += 0.5
+    verdict = check_drift(profile, pd.DataFrame(batch, columns=columns), SETTINGS)
+    assert verdict.status == DriftStatus.DRIFT
