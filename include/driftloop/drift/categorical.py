@@ -28,9 +28,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from driftloop.drift.engine import StatisticTest
+    from driftloop.drift.profile import ColumnProfile
+    from driftloop.drift.statistics import Measurement
 
 NEW_LEVEL_SHARE = 0.1
 """The share of a categorical statistic's level spent on the new-level test: its evidence,
@@ -120,3 +126,48 @@ def permutation_test(
     combined = min(1.0, js_p / (1.0 - NEW_LEVEL_SHARE), new_p / NEW_LEVEL_SHARE)
     unseen = float(batch[reference == 0].sum() / n) if n else 0.0
     return CategoricalTest(combined, js_p, new_p, critical, unseen, largest)
+
+
+def statistic_test(
+    column: ColumnProfile,
+    name: str,
+    measurement: Measurement,
+    level_counts: np.ndarray,
+    level: float,
+    floor: float,
+    draws: int,
+) -> StatisticTest:
+    """A categorical column's test by permutation of the pooled counts (see
+    ``driftloop.drift.categorical``); its numbers join the measurement's details."""
+    from driftloop.drift.engine import StatisticTest  # here: engine imports this module
+    from driftloop.drift.statistics import STATISTICS
+
+    reference = reference_counts(column.probabilities, column.count)
+    padded = np.zeros(level_counts.size, dtype=np.int64)
+    padded[: reference.size] = reference
+    result = permutation_test(
+        padded,
+        np.rint(level_counts).astype(np.int64),
+        measurement.value,
+        draws,
+        level,
+        STATISTICS[name].permutation,
+    )
+    details = {
+        **measurement.details,
+        "js_p_value": result.js_p_value,
+        "new_level_p_value": result.new_level_p_value,
+        "unseen_share": result.unseen_share,
+        "largest_unseen_count": float(result.largest_unseen),
+    }
+    flag = result.p_value <= level and measurement.value >= floor
+    decided_by = "floor" if floor > result.critical else "threshold"
+    return StatisticTest(
+        replace(measurement, details=details),
+        result.critical,
+        floor,
+        flag,
+        decided_by,
+        result.p_value,
+        level,
+    )

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.config import DriftSettings
-from driftloop.drift import permutation
+from driftloop.drift import categorical, permutation
 from driftloop.drift.calibration import VALUE_NULLS, scale
 from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile, category_counts
 from driftloop.drift.statistics import STATISTICS, Measurement, effect_floor, fixed_threshold
@@ -361,7 +361,7 @@ def judge_column(
         elif permute and name in VALUE_NULLS:
             if pooled is None:  # merged once, shared by the statistics of values
                 pooled = permutation.pooled_sorted(column.values, values)  # type: ignore[arg-type]
-            test = _value_permutation_test(
+            test = permutation.statistic_test(
                 column,
                 name,
                 measurement,
@@ -372,7 +372,7 @@ def judge_column(
                 settings.calibration_draws,
             )
         elif level_counts is not None and STATISTICS[name].permutation is not None:
-            test = _permutation_test(
+            test = categorical.statistic_test(
                 column,
                 name,
                 measurement,
@@ -416,82 +416,6 @@ def _calibrated_test(
     decided_by = "floor" if floor + slack > threshold else "threshold"
     return StatisticTest(
         measurement, threshold, floor + slack, flag, decided_by, p_value, level, bound
-    )
-
-
-def _value_permutation_test(
-    column: ColumnProfile,
-    name: str,
-    measurement: Measurement,
-    pooled: np.ndarray,
-    n: int,
-    level: float,
-    floor: float,
-    draws: int,
-) -> StatisticTest:
-    """A statistic of values tested by permutation of the pooled values; the threshold shown
-    is the permutation's critical distance in the statistic's units (divided by the sd)."""
-    observed = permutation.raw_distance(name, measurement.details)
-    result = permutation.permutation_test(name, pooled, n, column.count, observed, draws, level)
-    if column.std > 0:
-        threshold = result.critical / column.std
-    else:  # a constant reference: any difference is infinitely many sds
-        threshold = 0.0 if result.critical == 0 else math.inf
-    flag = result.p_value <= level and measurement.value >= floor
-    decided_by = "floor" if floor > threshold else "threshold"
-    details = {**measurement.details, "permutation": 1.0}
-    return StatisticTest(
-        replace(measurement, details=details),
-        threshold,
-        floor,
-        flag,
-        decided_by,
-        result.p_value,
-        level,
-    )
-
-
-def _permutation_test(
-    column: ColumnProfile,
-    name: str,
-    measurement: Measurement,
-    level_counts: np.ndarray,
-    level: float,
-    floor: float,
-    draws: int,
-) -> StatisticTest:
-    """A categorical column's test by permutation of the pooled counts (see
-    ``driftloop.drift.categorical``); its numbers join the measurement's details."""
-    from driftloop.drift import categorical
-
-    reference = categorical.reference_counts(column.probabilities, column.count)
-    padded = np.zeros(level_counts.size, dtype=np.int64)
-    padded[: reference.size] = reference
-    result = categorical.permutation_test(
-        padded,
-        np.rint(level_counts).astype(np.int64),
-        measurement.value,
-        draws,
-        level,
-        STATISTICS[name].permutation,
-    )
-    details = {
-        **measurement.details,
-        "js_p_value": result.js_p_value,
-        "new_level_p_value": result.new_level_p_value,
-        "unseen_share": result.unseen_share,
-        "largest_unseen_count": float(result.largest_unseen),
-    }
-    flag = result.p_value <= level and measurement.value >= floor
-    decided_by = "floor" if floor > result.critical else "threshold"
-    return StatisticTest(
-        replace(measurement, details=details),
-        result.critical,
-        floor,
-        flag,
-        decided_by,
-        result.p_value,
-        level,
     )
 
 

@@ -30,11 +30,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from driftloop.drift.calibration import SMALL_SIZES, VALUE_NULLS, _sorted_indices
+
+if TYPE_CHECKING:
+    from driftloop.drift.engine import StatisticTest
+    from driftloop.drift.profile import ColumnProfile
+    from driftloop.drift.statistics import Measurement
 
 HEAVY_KURTOSIS = 10.0
 """Excess kurtosis above which a reference counts as heavy-tailed (a lognormal of sigma 0.6):
@@ -118,3 +124,37 @@ def raw_distance(name: str, details: dict[str, float]) -> float:
     if name == "mean_shift":
         return abs(details["current_mean"] - details["reference_mean"])
     return details["distance"]
+
+
+def statistic_test(
+    column: ColumnProfile,
+    name: str,
+    measurement: Measurement,
+    pooled: np.ndarray,
+    n: int,
+    level: float,
+    floor: float,
+    draws: int,
+) -> StatisticTest:
+    """A statistic of values tested by permutation of the pooled values; the threshold shown
+    is the permutation's critical distance in the statistic's units (divided by the sd)."""
+    from driftloop.drift.engine import StatisticTest  # here: engine imports this module
+
+    observed = raw_distance(name, measurement.details)
+    result = permutation_test(name, pooled, n, column.count, observed, draws, level)
+    if column.std > 0:
+        threshold = result.critical / column.std
+    else:  # a constant reference: any difference is infinitely many sds
+        threshold = 0.0 if result.critical == 0 else math.inf
+    flag = result.p_value <= level and measurement.value >= floor
+    decided_by = "floor" if floor > threshold else "threshold"
+    details = {**measurement.details, "permutation": 1.0}
+    return StatisticTest(
+        replace(measurement, details=details),
+        threshold,
+        floor,
+        flag,
+        decided_by,
+        result.p_value,
+        level,
+    )
