@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from driftloop.cli import app
+from driftloop.drift.engine import REPORT_FORMAT
 from driftloop.drift.monitor import check_next_batch, resolve_profile
 from driftloop.drift.profile import ReferenceProfile
 from driftloop.drift.report import read_report
@@ -90,10 +91,13 @@ def test_format_1_reports_stay_readable_in_the_cli_and_metrics(landed, engine):
     with session_scope(engine) as session:
         json_path = Path(session.get(DriftCheck, outcome.report_id).json_path)
     current = read_report(json_path)
-    assert current["format_version"] == 2 and current["mode"] == "calibrated"
+    assert current["format_version"] == REPORT_FORMAT and current["mode"] == "calibrated"
+    format_2 = {**current, "format_version": 2}  # before the categorical test's numbers
+    json_path.write_text(json.dumps(format_2))
+    assert read_report(json_path) == {**format_2, "format_version": REPORT_FORMAT}
     old = _downgrade_report(json_path)
     record = read_report(json_path)
-    assert record["format_version"] == 2 and record["mode"] == "fixed"
+    assert record["format_version"] == REPORT_FORMAT and record["mode"] == "fixed"
     first = record["features"][0]
     assert first["statistics"]["mean_shift"]["threshold"] == 0.5
     assert first["statistics"]["mean_shift"]["decided_by"] == "fixed"

@@ -116,6 +116,12 @@ def describe_report(record: dict[str, Any]) -> list[str]:
         f"({record['drift_share']:.0%}; drift at {record['required_share']:.0%}); "
         f"thresholds {record['mode']}"
     ]
+    batch_test = record.get("batch_test")  # report format 3: the test over features
+    if batch_test:
+        lines.append(
+            f"  batch test: p-value {batch_test['p_value']:.3g} of the "
+            f"{int(batch_test['needed'])}th smallest feature vs {batch_test['bar']:.3g}"
+        )
     columns = [*record["features"], *([record["target"]] if record.get("target") else [])]
     for column in columns:
         state = "drifted" if column["drifted"] else "ok" if column["tested"] else "not tested"
@@ -124,9 +130,15 @@ def describe_report(record: dict[str, Any]) -> list[str]:
             bar = test["floor"] if test["decided_by"] == "floor" else test["threshold"]
             p_value = "" if test.get("p_value") is None else f", p {test['p_value']:.3g}"
             mark = ">" if test["flag"] else "<=" if float(test["value"]) <= float(bar) else "vs"
+            unseen = (  # categorical permutation test (format 3)
+                f", unseen {test['unseen_share']:.1%}, largest new level "
+                f"{int(test['largest_unseen_count'])} (p {test['new_level_p_value']:.3g})"
+                if "unseen_share" in test
+                else ""
+            )
             lines.append(
                 f"    {name}: {float(test['value']):.4g} {mark} {float(bar):.4g} "
-                f"({test['decided_by']}){p_value}"
+                f"({test['decided_by']}){p_value}{unseen}"
             )
     return lines
 

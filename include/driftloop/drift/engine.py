@@ -28,13 +28,15 @@ import numpy as np
 import pandas as pd
 
 from driftloop.config import DriftSettings
-from driftloop.drift.calibration import scale
+from driftloop.drift import categorical, permutation
+from driftloop.drift.calibration import VALUE_NULLS, scale
 from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile, category_counts
 from driftloop.drift.statistics import STATISTICS, Measurement, effect_floor, fixed_threshold
 from driftloop.vocabulary import DriftStatus
 
-REPORT_FORMAT = 2
-"""Version of :meth:`DriftVerdict.to_dict` (1: fixed thresholds, no ``format_version`` key)."""
+REPORT_FORMAT = 3
+"""Version of :meth:`DriftVerdict.to_dict` (1: fixed thresholds, no ``format_version`` key;
+2: calibrated; 3: categorical statistics carry their permutation test's numbers)."""
 CALIBRATED, FIXED = "calibrated", "fixed"
 
 
@@ -80,6 +82,17 @@ class ColumnDrift:
     missing_alert: bool = False
     current_probabilities: list[float] = field(default_factory=list)
 
+    def p_value(self, rule: str) -> float | None:
+        """The feature's p-value under no drift (None in fixed mode; 1 when not flagged, so
+        the floor still gates): under ``any`` the smallest of its statistics' times their
+        number (Bonferroni), under ``all`` the largest."""
+        values = [t.p_value for t in self.tests.values() if t.p_value is not None]
+        if not values:
+            return None
+        if not self.drifted:
+            return 1.0
+        return min(1.0, min(values) * len(values)) if rule == "any" else max(values)
+
     @property
     def measurements(self) -> dict[str, Measurement]:
         return {name: test.measurement for name, test in self.tests.items()}
@@ -107,6 +120,8 @@ class DriftVerdict:
     thresholds: dict[str, float] = field(default_factory=dict)  # fixed mode only
     min_rows: int = 0
     sketched: bool = False  # streamed by row group into summaries (driftloop.drift.sketch)
+    # calibrated mode: the batch test over features (see verdict_of); None in fixed mode
+    batch_test: dict[str, float] | None = None
 
     @property
     def drifted(self) -> bool:
@@ -179,6 +194,7 @@ class DriftVerdict:
             "min_rows": self.min_rows,
             "feature_rule": self.feature_rule,
             **({"sketched": True} if self.sketched else {}),
+            "batch_test": self.batch_test,
             "features": [column(c) for c in self.features],
             "target": column(self.target) if self.target else None,
         }
@@ -219,11 +235,29 @@ def verdict_of(
     settings: DriftSettings,
     sketched: bool = False,
 ) -> DriftVerdict:
-    """The batch's verdict from its columns' results (exact or sketched alike)."""
+    """The batch's verdict from its columns' results (exact or sketched alike).
+
+    The batch drifts when the share of drifted features reaches ``drift_share`` and, in
+    calibrated mode, the features' p-values pass a test that accounts for how many were
+    tested: with ``m`` features and ``k = ceil(drift_share x m)`` needed, the k-th smallest
+    p-value must be at most ``k x false_alarm_rate / m``. Under no drift the expected number of
+    p-values at most ``t`` is at most ``m t``, so (Markov) at least k of them are with
+    probability at most ``m t / k``: a clean batch is called drift at most
+    ``false_alarm_rate`` of the time, for any number of features and any dependence between
+    them. With 1 to 3 features one flag used to reach the share: ``m`` chances per batch.
+    """
     tested = [f for f in features if f.tested]
     share = float(np.mean([f.drifted for f in tested])) if tested else 0.0
     status = DriftStatus.NO_DRIFT if tested else DriftStatus.INSUFFICIENT_DATA
-    if tested and share >= settings.drift_share:
+    batch_test = None
+    passed = True
+    if tested and not settings.fixed:
+        needed = max(1, math.ceil(settings.drift_share * len(tested) - 1e-9))
+        p_values = sorted(f.p_value(settings.feature_rule) or 1.0 for f in tested)
+        bar = needed * settings.false_alarm_rate / len(tested)
+        passed = p_values[needed - 1] <= bar
+        batch_test = {"needed": float(needed), "p_value": p_values[needed - 1], "bar": bar}
+    if tested and share >= settings.drift_share and passed:
         status = DriftStatus.DRIFT
     return DriftVerdict(
         status=status,
@@ -244,6 +278,7 @@ def verdict_of(
         else {},
         min_rows=settings.min_rows,
         sketched=sketched,
+        batch_test=batch_test,
     )
 
 
@@ -256,8 +291,9 @@ def _column_drift(column: ColumnProfile, series: pd.Series, settings: DriftSetti
         current = _sorted_finite(series)
         counts = column.histogram(current, assume_sorted=True)
         count = current.size
-    else:  # categorical statistics take the counts per bin (see driftloop.drift.statistics)
-        current = counts = column.level_histogram(category_counts(series))
+    else:  # categorical statistics take the counts per level (see driftloop.drift.statistics)
+        current = column.level_counts(category_counts(series))
+        counts = fold_unseen(column, current)
         count = int(counts.sum())
     return judge_column(
         column,
@@ -266,7 +302,16 @@ def _column_drift(column: ColumnProfile, series: pd.Series, settings: DriftSetti
         counts,
         lambda name: STATISTICS[name].compute(column, current),
         settings,
+        level_counts=current if column.kind != NUMERIC else None,
+        values=current if column.kind == NUMERIC else None,
     )
+
+
+def fold_unseen(column: ColumnProfile, level_counts: np.ndarray) -> np.ndarray:
+    """Counts per profile bin from :meth:`ColumnProfile.level_counts`: the unseen labels in
+    the profile's one unseen bin (what reports plot)."""
+    levels = len(column.levels)
+    return np.append(level_counts[:levels], level_counts[levels:].sum())
 
 
 def judge_column(
@@ -277,10 +322,16 @@ def judge_column(
     measure: Measure,
     settings: DriftSettings,
     bounds: dict[str, float] | None = None,
+    level_counts: np.ndarray | None = None,
+    values: np.ndarray | None = None,
 ) -> ColumnDrift:
     """Test one column: ``count`` non-missing values of ``rows``, ``counts`` per profile bin,
     ``measure`` giving each statistic. ``bounds`` (sketched batches) are the statistics' error
-    bounds: a statistic flags only when its value minus its bound still crosses its bar."""
+    bounds: a statistic flags only when its value minus its bound still crosses its bar.
+    ``level_counts`` (categorical columns): counts per reference level, then per unseen label,
+    for the statistics tested by permutation. ``values`` (numeric columns, exact batches):
+    the sorted values, for the permutation test of the statistics of values where it applies
+    (``driftloop.drift.permutation``)."""
     missing_share = 1.0 - count / rows
     result = ColumnDrift(
         name=column.name,
@@ -296,6 +347,10 @@ def judge_column(
     names = [n for n in settings.statistics if column.kind in STATISTICS[n].column_kinds]
     result.tested = count >= settings.min_rows
     level = settings.level(len(names))
+    permute = values is not None and permutation.applies(
+        column.exact, count, column.values, column.std
+    )
+    pooled: np.ndarray | None = None
     for name in names:
         measurement = measure(name)
         bound = None if bounds is None else bounds.get(name, 0.0)
@@ -303,6 +358,30 @@ def judge_column(
             threshold = fixed_threshold(settings, name) + (bound or 0.0)
             flag = measurement.value >= threshold
             test = StatisticTest(measurement, threshold, 0.0, flag, FIXED, sketch_bound=bound)
+        elif permute and name in VALUE_NULLS:
+            if pooled is None:  # merged once, shared by the statistics of values
+                pooled = permutation.pooled_sorted(column.values, values)  # type: ignore[arg-type]
+            test = permutation.statistic_test(
+                column,
+                name,
+                measurement,
+                pooled,
+                count,
+                level,
+                effect_floor(settings, name),
+                settings.calibration_draws,
+            )
+        elif level_counts is not None and STATISTICS[name].permutation is not None:
+            test = categorical.statistic_test(
+                column,
+                name,
+                measurement,
+                level_counts,
+                level,
+                effect_floor(settings, name),
+                settings.calibration_draws,
+            )
+            test = replace(test, sketch_bound=bound)
         else:
             test = _calibrated_test(
                 column, name, measurement, count, level, effect_floor(settings, name), bound

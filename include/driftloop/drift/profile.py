@@ -80,6 +80,19 @@ class ColumnProfile:
             return np.diff(below, prepend=0, append=len(values)).astype(float)
         return np.bincount(self.bin_of(values), minlength=len(self.probabilities)).astype(float)
 
+    def level_counts(self, label_counts: dict[str, int]) -> np.ndarray:
+        """Counts per reference level, then one count per label the reference lacks (in the
+        order met): what the categorical test needs to see each new level on its own."""
+        lookup = {level: i for i, level in enumerate(self.levels)}
+        seen = np.zeros(len(self.levels))
+        unseen = []
+        for label, count in label_counts.items():
+            if label in lookup:
+                seen[lookup[label]] += count
+            elif count:
+                unseen.append(count)
+        return np.concatenate((seen, np.asarray(unseen, dtype=float)))
+
     def level_histogram(self, label_counts: dict[str, int]) -> np.ndarray:
         """Counts per bin of a categorical column from counts per label (see category_counts)."""
         lookup = {level: i for i, level in enumerate(self.levels)}
@@ -116,7 +129,10 @@ class ReferenceProfile:
             if column.count == 0:
                 continue
             for name in names:
-                if column.kind in STATISTICS[name].column_kinds and name not in column.nulls:
+                statistic = STATISTICS[name]
+                if column.kind == CATEGORICAL and statistic.permutation is not None:
+                    continue  # tested by permutation at check time: nothing to draw here
+                if column.kind in statistic.column_kinds and name not in column.nulls:
                     yield column, name
 
     def calibrate(self, statistics: Iterable[str], draws: int) -> bool:

@@ -45,7 +45,8 @@ def read_report(path: Path) -> dict[str, Any]:
     """A drift report's JSON in the current format, whatever format it was written in.
 
     Format 1 (fixed thresholds, before ``format_version``): each statistic gains the fixed
-    threshold, a floor of 0 and ``decided_by: fixed``; every column counts as tested.
+    threshold, a floor of 0 and ``decided_by: fixed``; every column counts as tested. Format 2
+    differs from 3 only by lacking the categorical permutation test's details (optional keys).
     """
     record = json.loads(Path(path).read_text())
     if record.get("format_version", 1) >= REPORT_FORMAT:
@@ -171,6 +172,12 @@ def _test_text(test: StatisticTest) -> str:
     p_value = "" if test.p_value is None else f"<br><small>p {test.p_value:.3g}</small>"
     distance = test.measurement.details.get("distance")
     raw = "" if distance is None else f"<br><small>raw {distance:.4g}</small>"
+    unseen = test.measurement.details.get("unseen_share")
+    if unseen is not None:  # the categorical permutation test: levels the reference lacks
+        raw += (
+            f"<br><small>unseen {unseen:.1%}; new level "
+            f"p {test.measurement.details['new_level_p_value']:.3g}</small>"
+        )
     if test.sketch_bound is not None:  # a sketched batch: the value is known within this
         raw += f"<br><small>sketch &plusmn;{test.sketch_bound:.3g}</small>"
     return f"{test.value:.4f}<br><small>{'&gt;' if test.flag else 'vs'} {bar}</small>{p_value}{raw}"

@@ -11,9 +11,11 @@ sampler of its own, a statistic is calibrated by the generic (slower) resampling
 calibrated threshold for the batch's size and at least its floor (see
 ``driftloop.drift.calibration``). The current values of a numeric column arrive finite and
 sorted ascending (the engine sorts them once, in place). A categorical column arrives as its
-counts per profile bin (the reference's levels, then one bin for unseen levels): frequencies
-are all a categorical statistic compares, and a label per row would hold a million Python
-references for a 1M-row batch.
+counts per reference level, then one count per label the reference lacks: frequencies are all
+a categorical statistic compares, and a label per row would hold a million Python references
+for a 1M-row batch. A statistic with a ``permutation`` (row-wise distance) is tested on
+categorical columns by permutation at check time (``driftloop.drift.categorical``): the
+reference alone cannot show the levels it misses.
 
 numpy is imported inside the functions, so the registry's names and defaults can be read without
 it. scipy is not imported at all: its formulas are reproduced in numpy (and tested against
@@ -67,6 +69,9 @@ class Statistic:
     default_floor: float = 0.0
     null: NullSampler | None = None
     sketched: Sketched | None = None  # numeric columns of sketched batches; None: cannot
+    # categorical columns: the row-wise distance of (reference, batch) count arrays, tested by
+    # permutation at check time (driftloop.drift.categorical); None: by the stored null
+    permutation: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 STATISTICS: dict[str, Statistic] = {}
@@ -224,7 +229,13 @@ def wasserstein_sketched(
 def jensen_shannon(column: ColumnProfile, current: np.ndarray) -> Measurement:
     """Jensen-Shannon distance (base 2, so 0..1) between reference and current bin frequencies."""
     if column.kind == CATEGORICAL:
-        counts = current  # categorical columns arrive as counts per bin
+        # counts per reference level, then per unseen label: the unseen ones folded into the
+        # profile's one unseen bin (the distance is the same folded or not: the reference has
+        # no mass on any of them)
+        import numpy as np
+
+        levels = len(column.levels)
+        counts = np.append(current[:levels], current[levels:].sum())
     else:
         counts = column.histogram(current, assume_sorted=True)
     distance = jensen_shannon_distance(column.probabilities, counts)
@@ -342,5 +353,6 @@ register(
         default_floor=0.05,
         null=_binned_null,
         sketched=jensen_shannon_sketched,
+        permutation=jensen_shannon_rows,
     )
 )

@@ -21,7 +21,14 @@ import pyarrow.compute as pc
 
 from driftloop.config import DriftSettings
 from driftloop.data import parquet_batches
-from driftloop.drift.engine import ColumnDrift, DriftError, DriftVerdict, judge_column, verdict_of
+from driftloop.drift.engine import (
+    ColumnDrift,
+    DriftError,
+    DriftVerdict,
+    fold_unseen,
+    judge_column,
+    verdict_of,
+)
 from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile, category_labels
 from driftloop.drift.sketch import (
     BatchSummary,
@@ -144,15 +151,16 @@ def _summary_drift(
     column: ColumnProfile, summary: ColumnSummary, rows: int, settings: DriftSettings
 ) -> ColumnDrift:
     if isinstance(summary, CategoricalSummary):
-        counts = column.level_histogram(summary.counts)
+        current = column.level_counts(summary.counts)
         return judge_column(
             column,
             summary.count,
             rows,
-            counts,
-            lambda name: STATISTICS[name].compute(column, counts),
+            fold_unseen(column, current),
+            lambda name: STATISTICS[name].compute(column, current),
             settings,
             bounds={},
+            level_counts=current,
         )
     names = [n for n in settings.statistics if column.kind in STATISTICS[n].column_kinds]
     measured: dict[str, tuple[Measurement, float]] = {}

@@ -62,6 +62,8 @@ def prediction_drift(
                 "floor": test.floor,
                 "p_value": test.p_value,
                 "flag": bool(test.flag),
+                # the categorical permutation test's numbers (unseen share, new-level p-value)
+                **{k: float(v) for k, v in test.measurement.details.items()},
             }
             for name, test in column.tests.items()
         },

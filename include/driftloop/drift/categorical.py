@@ -1,0 +1,173 @@
+"""The categorical test: Jensen-Shannon by permutation, and a test for levels the reference lacks.
+
+Why not a null drawn from the reference's own levels (format 2 profiles did that): real
+columns with hundreds or thousands of levels (zip codes, merchants) put some of every batch on
+levels the reference never saw (the Good-Turing missing mass), which such a null never does,
+so up to every clean batch flagged. The population's unseen levels cannot be known from the
+reference alone, but the batch shows them: conditional on the two samples pooled, a batch from
+the reference's population is a random split of the pooled counts (a permutation). So:
+
+- Jensen-Shannon: its p-value is the share of random splits of the pooled counts (reference
+  size kept) whose distance is at least the observed one. Exact at any number of levels,
+  reference and batch size, with the pooled sample standing in for the population; it costs
+  ``draws x levels`` (multivariate hypergeometric splits), nothing per row.
+- New levels: a level absent from the reference holding ``K`` of the batch's rows. Given the
+  pooled counts, a level of ``t`` pooled rows lies wholly in the batch with probability
+  ``C(n, t) / C(n + N, t)``; summed over the levels with ``t >= K`` (a union bound) this is a
+  p-value for "some level absent from the reference has at least K batch rows". It catches one
+  new level reaching 5% of a large batch even where the reference misses most of the mass
+  (10,000 levels, 500 reference rows), where the distance hardly moves.
+
+The statistic's level is split between the two (``NEW_LEVEL_SHARE`` to the new-level test), so
+the categorical feature still flags at most at its level under no drift. Both need the batch's
+counts of unseen labels one by one: a categorical column arrives as counts per reference level
+followed by one count per unseen label (:meth:`ColumnProfile.level_counts`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from driftloop.drift.engine import StatisticTest
+    from driftloop.drift.profile import ColumnProfile
+    from driftloop.drift.statistics import Measurement
+
+NEW_LEVEL_SHARE = 0.1
+"""The share of a categorical statistic's level spent on the new-level test: its evidence,
+when a new level is large, is overwhelming (p below 1e-6), so a small share costs it nothing."""
+
+
+@dataclass(frozen=True)
+class CategoricalTest:
+    """The permutation p-values and the critical distance at the level asked for."""
+
+    p_value: float  # combined: min(p_js / (1 - share), p_new / share), at most 1
+    js_p_value: float
+    new_level_p_value: float
+    critical: float  # the distance a batch must exceed for p_js <= (1 - share) * level
+    unseen_share: float
+    largest_unseen: int
+
+
+def reference_counts(probabilities: np.ndarray, count: int) -> np.ndarray:
+    """The reference's counts per level, recovered from its stored frequencies (exact)."""
+    return np.rint(probabilities[:-1] * count).astype(np.int64)
+
+
+def new_level_p_value(reference: np.ndarray, batch: np.ndarray) -> tuple[float, int]:
+    """Union-bound p-value of the largest batch count on a level the reference lacks.
+
+    ``reference`` and ``batch`` are counts on the same levels (pooled); returns the p-value
+    and that largest count (0: no unseen level, p-value 1).
+    """
+    unseen = batch[reference == 0]
+    largest = int(unseen.max()) if unseen.size else 0
+    if largest == 0:
+        return 1.0, 0
+    n, m = int(batch.sum()), int(reference.sum())
+    pooled = (reference + batch)[(reference + batch) >= largest]
+    # log C(n, t) - log C(n + m, t) = lgamma(n+1) - lgamma(n-t+1) - lgamma(n+m+1) + lgamma(n+m-t+1)
+    total = 0.0
+    for t in pooled.tolist():
+        if t > n:
+            continue  # cannot lie wholly in the batch
+        log_p = (
+            math.lgamma(n + 1)
+            - math.lgamma(n - t + 1)
+            - math.lgamma(n + m + 1)
+            + math.lgamma(n + m - t + 1)
+        )
+        total += math.exp(log_p)
+    return min(1.0, total), largest
+
+
+def permutation_test(
+    reference: np.ndarray,
+    batch: np.ndarray,
+    observed: float,
+    draws: int,
+    level: float,
+    distance_rows: object,
+) -> CategoricalTest:
+    """The categorical test of ``batch`` counts against ``reference`` counts (same levels).
+
+    ``distance_rows(reference_counts, batch_counts)`` is the row-wise distance (Jensen-Shannon);
+    ``observed`` the batch's own. The generator is seeded by both count vectors, so the same
+    batch against the same reference always gets the same verdict.
+    """
+    reference = np.asarray(reference, dtype=np.int64)
+    batch = np.asarray(batch, dtype=np.int64)
+    n, m = int(batch.sum()), int(reference.sum())
+    pooled = reference + batch
+    keep = pooled > 0
+    pooled, reference, batch = pooled[keep], reference[keep], batch[keep]
+    seed = hashlib.sha256(reference.tobytes() + b"|" + batch.tobytes()).digest()
+    rng = np.random.default_rng(int.from_bytes(seed[:8], "little"))
+    # draw the smaller side; "count" costs its size per draw, "marginals" the number of levels
+    small = min(n, m)
+    method = "count" if small < pooled.size else "marginals"
+    side = rng.multivariate_hypergeometric(pooled, small, size=draws, method=method)
+    other = pooled - side
+    ref_draws, batch_draws = (other, side) if small == n else (side, other)
+    null = np.sort(np.nan_to_num(distance_rows(ref_draws, batch_draws), nan=0.0))  # type: ignore[operator]
+    # the observed value, rounded as the draws are, so a split equal to the batch counts
+    at_least = null.size - np.searchsorted(null, observed - 1e-12, side="left")
+    js_p = float((1 + at_least) / (null.size + 1))
+    new_p, largest = new_level_p_value(reference, batch)
+    js_level = (1.0 - NEW_LEVEL_SHARE) * level
+    rank = math.ceil((null.size + 1) * (1.0 - js_level))
+    critical = float(null[rank - 1]) if 1 <= rank <= null.size else math.inf
+    combined = min(1.0, js_p / (1.0 - NEW_LEVEL_SHARE), new_p / NEW_LEVEL_SHARE)
+    unseen = float(batch[reference == 0].sum() / n) if n else 0.0
+    return CategoricalTest(combined, js_p, new_p, critical, unseen, largest)
+
+
+def statistic_test(
+    column: ColumnProfile,
+    name: str,
+    measurement: Measurement,
+    level_counts: np.ndarray,
+    level: float,
+    floor: float,
+    draws: int,
+) -> StatisticTest:
+    """A categorical column's test by permutation of the pooled counts (see
+    ``driftloop.drift.categorical``); its numbers join the measurement's details."""
+    from driftloop.drift.engine import StatisticTest  # here: engine imports this module
+    from driftloop.drift.statistics import STATISTICS
+
+    reference = reference_counts(column.probabilities, column.count)
+    padded = np.zeros(level_counts.size, dtype=np.int64)
+    padded[: reference.size] = reference
+    result = permutation_test(
+        padded,
+        np.rint(level_counts).astype(np.int64),
+        measurement.value,
+        draws,
+        level,
+        STATISTICS[name].permutation,
+    )
+    details = {
+        **measurement.details,
+        "js_p_value": result.js_p_value,
+        "new_level_p_value": result.new_level_p_value,
+        "unseen_share": result.unseen_share,
+        "largest_unseen_count": float(result.largest_unseen),
+    }
+    flag = result.p_value <= level and measurement.value >= floor
+    decided_by = "floor" if floor > result.critical else "threshold"
+    return StatisticTest(
+        replace(measurement, details=details),
+        result.critical,
+        floor,
+        flag,
+        decided_by,
+        result.p_value,
+        level,
+    )
