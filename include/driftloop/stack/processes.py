@@ -50,6 +50,9 @@ def free_port(preferred: int | None = None) -> int:
     """``preferred`` when nobody listens there, else a free TCP port (a small race remains)."""
     if preferred:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # as the servers bind (gunicorn, nginx): connections of a stopped server that
+            # linger in TIME_WAIT do not keep the port from its restart, a listener does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", preferred))
                 return preferred
