@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
     parser.add_argument("--seed", type=int, default=20261206)
     parser.add_argument("--workers", type=int, default=1)
+    # reduced runs (a section that does not know them ignores them)
+    parser.add_argument("--tables", action="append", help="only these tables of a section")
+    parser.add_argument("--batches", type=int, help="repetitions per cell instead of the default")
+    parser.add_argument("--references", type=int, help="references per cell (drift)")
     args = parser.parse_args(argv)
     print(
         f"# Decisions: error rates and power\n\nmachine: {platform.platform()}, "
