@@ -30,8 +30,8 @@ import sqlalchemy as sa
 from driftloop import promotion
 from driftloop.ab import approval
 from driftloop.ab.rows import load_rows, unmatched_feedback
-from driftloop.ab.sequential import SequentialResult, two_sample
-from driftloop.ab.statistics import VariantStats, request_outcomes, summarize, timeline
+from driftloop.ab.sequential import MIN_CLUSTERS, SequentialResult, two_sample
+from driftloop.ab.statistics import VariantStats, clustered_outcomes, summarize, timeline
 from driftloop.config import Settings
 from driftloop.reporting import atomic_write
 from driftloop.storage import BATCH, FORCED, ABEvaluation, ABTest, Prediction, session_scope
@@ -187,8 +187,8 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         test,
         now,
         metric,
-        (production, request_outcomes(labelled[Role.PRODUCTION], metric)),
-        (staging, request_outcomes(labelled[Role.STAGING], metric)),
+        (production, *clustered_outcomes(labelled[Role.PRODUCTION], metric)),
+        (staging, *clustered_outcomes(labelled[Role.STAGING], metric)),
     )
     return Evaluation(
         test.id,
@@ -208,18 +208,27 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
     )
 
 
+Arm = tuple[VariantStats, np.ndarray] | tuple[VariantStats, np.ndarray, np.ndarray]
+
+
 def decide(
     settings: Settings,
     test: ABTest,
     now: datetime,
     metric: str,
-    production: tuple[VariantStats, np.ndarray],
-    staging: tuple[VariantStats, np.ndarray],
+    production: Arm,
+    staging: Arm,
 ) -> tuple[SequentialResult | None, ABDecision, str]:
-    """The sequential test and the decision from each variant's numbers and per-request
-    outcomes: all that ``compute`` decides on, apart so that the A/A check runs this code."""
+    """The sequential test and the decision from each variant's numbers and per-record
+    outcomes (with each record's cluster: client or request; without, records are their own
+    clusters): all that ``compute`` decides on, apart so that the A/A check runs this code."""
     ab = settings.ab
-    (production_stats, production_outcomes), (staging_stats, staging_outcomes) = production, staging
+    production_stats, production_outcomes = production[0], production[1]
+    staging_stats, staging_outcomes = staging[0], staging[1]
+    clusters = (
+        production[2] if len(production) > 2 else None,  # type: ignore[misc]
+        staging[2] if len(staging) > 2 else None,  # type: ignore[misc]
+    )
     sequential = None
     enough = min(production_stats.with_feedback, staging_stats.with_feedback) >= ab.min_samples
     if production_stats.with_feedback >= 2 and staging_stats.with_feedback >= 2:
@@ -229,6 +238,7 @@ def decide(
             ab.min_effect,
             ab.alpha,
             metric_named(metric).higher_is_better,
+            clusters=clusters,
         )
     decision, reason = _decide(
         settings, test, now, production_stats, staging_stats, sequential, enough, metric
@@ -268,13 +278,15 @@ def _decide(
                 ABDecision.REJECT,
                 f"guardrail: Staging's p99 latency {p99:.0f} ms > {ab.max_p99_ms:g} ms",
             )
-    if sequential is not None and enough and sequential.significant:
+    few_clients = sequential is not None and not sequential.enough_clusters
+    if sequential is not None and enough and sequential.significant and not few_clients:
         better = sequential.difference > 0
         numbers = (
             f"{metric} Staging {staging.metrics[metric].value:.4f} vs Production "
             f"{production.metrics[metric].value:.4f} over {staging.with_feedback} and "
-            f"{production.with_feedback} records; always-valid p {sequential.p_value:.4f} "
-            f"<= alpha {ab.alpha:g}"
+            f"{production.with_feedback} records ({sequential.staging_clusters} and "
+            f"{sequential.production_clusters} clients or requests); {sequential.method}, "
+            f"always-valid p {sequential.p_value:.4f} <= alpha {ab.alpha:g}"
         )
         if better:
             return ABDecision.PROMOTE, f"Staging is better: {numbers}"
@@ -284,6 +296,12 @@ def _decide(
             f"no significant difference after {ab.max_days:g} days "
             f"({staging.with_feedback} and {production.with_feedback} records with feedback): "
             "Production stays"
+        )
+    if few_clients and sequential is not None:
+        return ABDecision.CONTINUE, (
+            f"collecting: {sequential.staging_clusters} Staging and "
+            f"{sequential.production_clusters} Production clients (or requests) with feedback, "
+            f"{MIN_CLUSTERS} each needed before any decision"
         )
     if not enough:
         return ABDecision.CONTINUE, (
