@@ -14,7 +14,7 @@ from scipy import optimize, stats
 
 from driftloop.config import TrainingSettings
 from driftloop.training.gate import (
-    FIELLER,
+    BOOTSTRAP,
     TANGO,
     GateOutcome,
     GateResult,
@@ -133,7 +133,7 @@ def test_error_margin_is_a_fraction_of_productions_error(metric, tolerance):
 
     settings = _settings(tolerance=tolerance)
     on_margin = judge(*losses(1 + tolerance), metric, settings)
-    assert on_margin.test == FIELLER
+    assert on_margin.test == BOOTSTRAP
     assert on_margin.difference == pytest.approx(-tolerance, abs=0.005)
     assert on_margin.outcome is GateOutcome.INSUFFICIENT_EVIDENCE
     assert on_margin.low < -tolerance < on_margin.high
@@ -277,6 +277,6 @@ def test_an_undecided_version_waits_pending_then_is_rejected_after_its_retries(s
     assert "gate rejected" in line and "still undecided after 2 gate attempts" in line
     assert (
         "gate numbers: accuracy 0.6200 vs Production 0.6000, advantage +0.0200 "
-        "[-0.0592, +0.0998], margin 0, alpha 0.05, 100 rows, tango score interval, "
+        "[-0.0755, +0.1162], margin 0, alpha 0.025, 100 rows, tango score interval, "
         "paired proportions, attempt 2"
     ) in shown
