@@ -8,6 +8,9 @@ a JSON record and an HTML report, then decides:
 - **promote** or **reject** when the sequential test crosses its boundary, once both variants
   have ``ab.min_samples`` records with feedback;
 - **inconclusive** past ``ab.max_days``: Production stays, Staging is archived;
+- no promotion or rejection by the sequential test while the counts per variant do not match
+  the traffic split (``driftloop.ab.srm``: a sample-ratio mismatch biases the comparison); the
+  first look that finds one sends a ``sample_ratio_mismatch`` alert;
 - otherwise **continue** collecting.
 
 With ``ab.approval: required`` a decision in ``ab.approval_actions`` waits for a person
@@ -27,10 +30,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from driftloop import promotion
+from driftloop import alerts, promotion
 from driftloop.ab import approval
 from driftloop.ab.rows import load_rows, unmatched_feedback
 from driftloop.ab.sequential import MIN_CLUSTERS, SequentialResult, two_sample
+from driftloop.ab.srm import SRMCheck, mismatches, split_checks
 from driftloop.ab.statistics import VariantStats, clustered_outcomes, summarize, timeline
 from driftloop.config import Settings
 from driftloop.reporting import atomic_write
@@ -72,6 +76,7 @@ class Evaluation:
     move: dict[str, Any] | None = None
     unmatched_feedback: int = 0
     approval: dict[str, Any] | None = None  # the pending approval the decision waits on
+    srm: list[SRMCheck] = field(default_factory=list)  # sample-ratio mismatch checks
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +97,7 @@ class Evaluation:
             "production": self.production.to_dict(),
             "staging": self.staging.to_dict(),
             "sequential": self.sequential.to_dict() if self.sequential else None,
+            "srm": [c.to_dict() for c in self.srm],
             "timeline": self.timeline,
             "json_path": self.json_path,
             "html_path": self.html_path,
@@ -149,7 +155,17 @@ def evaluate(
         return None
     now = now or datetime.now(UTC)
     evaluation = compute(settings, engine, test, now)
+    first_mismatch = bool(mismatches(evaluation.srm)) and not _mismatched_before(engine, test.id)
     _store(settings, engine, evaluation)
+    if first_mismatch:
+        alerts.send(
+            settings,
+            "sample_ratio_mismatch",
+            f"A/B test {test.id}: the counts per variant do not match the traffic split; "
+            f"no promotion while it lasts: "
+            + "; ".join(c.sentence() for c in mismatches(evaluation.srm)),
+            {"test_id": test.id, "srm": [c.to_dict() for c in evaluation.srm]},
+        )
     if act and evaluation.decision != ABDecision.CONTINUE:
         if approval.waits(settings, evaluation.decision, evaluation.reason):
             waiting = approval.request(engine, evaluation)  # None: a person declined it already
@@ -182,6 +198,8 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         ]
         per_variant[variant] = summarize(variant, version, mine, labelled[variant], task)
     production, staging = per_variant[Role.PRODUCTION], per_variant[Role.STAGING]
+    randomized = rows[rows["model_version"].isin([test.production_version, test.staging_version])]
+    srm = split_checks(settings, engine, randomized[randomized["variant"].isin(list(Role))])
     sequential, decision, reason = decide(
         settings,
         test,
@@ -189,6 +207,7 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         metric,
         (production, *clustered_outcomes(labelled[Role.PRODUCTION], metric)),
         (staging, *clustered_outcomes(labelled[Role.STAGING], metric)),
+        srm,
     )
     return Evaluation(
         test.id,
@@ -205,6 +224,7 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         timeline(labelled, metric, settings.ab.min_effect, settings.ab.alpha),
         now,
         unmatched_feedback=unmatched_feedback(engine),
+        srm=srm,
     )
 
 
@@ -218,6 +238,7 @@ def decide(
     metric: str,
     production: Arm,
     staging: Arm,
+    srm: list[SRMCheck] | None = None,
 ) -> tuple[SequentialResult | None, ABDecision, str]:
     """The sequential test and the decision from each variant's numbers and per-record
     outcomes (with each record's cluster: client or request; without, records are their own
@@ -243,6 +264,17 @@ def decide(
     decision, reason = _decide(
         settings, test, now, production_stats, staging_stats, sequential, enough, metric
     )
+    mismatched = mismatches(srm or [])
+    if mismatched and decision in (ABDecision.PROMOTE, ABDecision.REJECT):
+        if not reason.startswith("guardrail"):  # a broken guardrail rejects all the same
+            decision = ABDecision.CONTINUE
+            reason = (
+                "sample-ratio mismatch: no decision while the counts do not match the split ("
+                + "; ".join(c.sentence() for c in mismatched)
+                + f"); the test would have said: {reason}"
+            )
+    elif mismatched and decision == ABDecision.INCONCLUSIVE:
+        reason += "; sample-ratio mismatch: " + "; ".join(c.sentence() for c in mismatched)
     return sequential, decision, reason
 
 
@@ -343,8 +375,17 @@ def _store(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> Non
         record = evaluation.to_dict()
         atomic_write(json_path, json.dumps(record, indent=2, default=str))
         atomic_write(html_path, render_html(record))
-        row.statistics = {k: record[k] for k in ("production", "staging", "sequential")}
+        row.statistics = {k: record[k] for k in ("production", "staging", "sequential", "srm")}
         row.json_path, row.html_path = str(json_path), str(html_path)
+
+
+def _mismatched_before(engine: sa.Engine, test_id: int) -> bool:
+    """Whether an earlier look at the test found a sample-ratio mismatch (alerted then)."""
+    with session_scope(engine) as session:
+        stored = session.scalars(
+            sa.select(ABEvaluation.statistics).where(ABEvaluation.test_id == test_id)
+        ).all()
+    return any(any(c.get("mismatch") for c in (s or {}).get("srm") or []) for s in stored)
 
 
 def _act(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> None:
