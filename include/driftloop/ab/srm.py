@@ -36,7 +36,7 @@ import pandas as pd
 import sqlalchemy as sa
 from scipy import special
 
-from driftloop.ab.traffic import PRODUCTION, STAGING, load_split
+from driftloop.ab.traffic import PRODUCTION, STAGING
 from driftloop.config import Settings
 from driftloop.storage import RANDOM, TrafficSplitVersion, session_scope
 
@@ -115,25 +115,24 @@ def mismatches(checks: list[SRMCheck]) -> list[SRMCheck]:
 def split_checks(settings: Settings, engine: sa.Engine, rows: pd.DataFrame) -> list[SRMCheck]:
     """Both checks on a test's rows (``variant``, ``request_id``, ``assignment``, ``status``,
     ``has_truth``, ``split_version``), against the Staging weight of the newest split version
-    the rows were routed under (rows logged before versions were kept: the stored split)."""
-    randomized = rows[rows["assignment"] == RANDOM]
+    the rows were routed under. Rows without a split version (logged before the server kept
+    it) cannot be held to a split and are left out."""
+    randomized = rows[(rows["assignment"] == RANDOM) & rows["split_version"].notna()]
     if randomized.empty:
         return []
-    versions = randomized["split_version"].dropna()
-    name = settings.model.name
-    if versions.empty:
-        share = load_split(engine, name, settings.serving.default_staging_weight).staging_weight
-    else:
-        newest = int(versions.max())
-        randomized = randomized[randomized["split_version"] == newest]
-        with session_scope(engine) as session:
-            share = session.scalar(
-                sa.select(TrafficSplitVersion.staging_weight).where(
-                    TrafficSplitVersion.model_name == name, TrafficSplitVersion.version == newest
-                )
+    newest = int(randomized["split_version"].max())
+    randomized = randomized[randomized["split_version"] == newest]
+    with session_scope(engine) as session:
+        share = session.scalar(
+            sa.select(TrafficSplitVersion.staging_weight).where(
+                TrafficSplitVersion.model_name == settings.model.name,
+                TrafficSplitVersion.version == newest,
             )
-        if share is None:  # a version the database does not know: nothing to check against
-            return []
+        )
+    if share is None:  # version 0 (never saved: the configured default) or unknown
+        share = settings.serving.default_staging_weight if newest == 0 else None
+    if share is None:
+        return []
     answered = randomized[(randomized["status"] == 200) & randomized["has_truth"]]
     checks = []
     for what, frame in (
