@@ -21,8 +21,14 @@ What, per table (``reps`` repetitions per cell: 2,000 at full size, 100 with ``-
    cross-validated predictions over its training rows, modelled as an independent sample of
    ``CV_ROWS`` rows at the version's accuracy).
 
+6. Sample-ratio mismatch (``driftloop.ab.srm``), random routing looked at every 100 requests:
+   a 48/52 fault against 50/50 caught within 20,000 requests, false alarms over 200,000
+   requests (10x ``reps`` runs); sticky routing counts clients, and the table gives the
+   smallest fault caught in 90% of runs by the end of a test with that many clients.
+
 A cell meets its target when the estimate is at most the target and its 95% upper bound at
-most 1.3x the target.
+most 1.3x the target. A caller may set ``args.reps`` to run every cell at another size (the
+full size is 2,000; say which size ran when quoting the figures).
 """
 
 from __future__ import annotations
@@ -165,6 +171,26 @@ def gate_power_before(scenario: Scenario, reps: int, seed: int) -> float:
     return staged / reps
 
 
+def srm_cell(kind: str, reps: int, seed: int, clients: int = 0) -> dict[str, Any]:
+    from driftloop.ab.srm import SRM_ALPHA, log_bayes_factors
+
+    rng, threshold = np.random.default_rng(seed), math.log(1 / SRM_ALPHA)
+    if kind == "sticky":  # one look at the end: the clients split by their keys
+        for fault in np.arange(0.005, 0.2, 0.0025):
+            staging = rng.binomial(clients, 0.5 + fault, reps)
+            caught = (log_bayes_factors(staging, np.full(reps, clients), 0.5) >= threshold).mean()
+            if caught >= 0.9:
+                return {"kind": kind, "clients": clients, "reps": reps, "fault": float(fault)}
+        return {"kind": kind, "clients": clients, "reps": reps, "fault": None}
+    share, requests = (0.52, 20_000) if kind == "fault" else (0.5, 200_000)
+    looks, alarms = np.arange(100, requests + 1, 100), 0
+    for start in range(0, reps, 500):
+        size = min(500, reps - start)
+        staging = np.cumsum(rng.binomial(100, share, (size, len(looks))), axis=1)
+        alarms += int((log_bayes_factors(staging, looks[None, :], 0.5) >= threshold).any(1).sum())
+    return {"kind": kind, "reps": reps, "alarms": alarms}
+
+
 def decay_cell(batch: int, reps: int, seed: int) -> dict[str, Any]:
     """A challenger 3 points better than Production (0.77) on a 300-row gate holdout, staged
     at the first look; healthy batches at its true accuracy 0.80 judged against the holdout
@@ -192,7 +218,7 @@ def decay_cell(batch: int, reps: int, seed: int) -> dict[str, Any]:
 
 
 def run(args: Any) -> None:
-    reps = 100 if args.smoke else 2000
+    reps = getattr(args, "reps", None) or (100 if args.smoke else 2000)
     seed = args.seed
     smoke = args.smoke
     accuracies = (0.55, 0.99) if smoke else (0.5, 0.55, 0.9, 0.99, 0.995)
@@ -210,7 +236,7 @@ def run(args: Any) -> None:
         jobs.append(("sticky", aa_sticky, (clients, share, accuracy, reps, seed)))
     jobs.append(("power", power, (reps, seed, 20_000 if smoke else 60_000)))
     gate_rows = (80,) if smoke else (80, 300)  # 1,000 rows x 4 bootstrap looks: hours
-    gate_reps = 60 if smoke else reps
+    gate_reps = min(60, reps) if smoke else reps
     for rows in gate_rows:
         for metric in ("accuracy", "mae", "rmse"):
             equal = Scenario(metric, rows, 0.0)
@@ -239,6 +265,10 @@ def run(args: Any) -> None:
         jobs.append(("gate_power_before", gate_power_before, (better, gate_reps, seed)))
     for batch in (30, 100, 300, 1000) if not smoke else (30, 300):
         jobs.append(("decay", decay_cell, (batch, reps, seed)))
+    jobs.append(("srm", srm_cell, ("fault", reps, seed)))
+    jobs.append(("srm", srm_cell, ("aa", 10 * reps, seed)))
+    for clients in (100, 1000, 10_000):
+        jobs.append(("srm", srm_cell, ("sticky", reps, seed, clients)))
 
     with ProcessPoolExecutor(max(1, args.workers)) as pool:
         futures = [(kind, pool.submit(function, *values)) for kind, function, values in jobs]
