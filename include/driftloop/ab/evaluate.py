@@ -34,7 +34,7 @@ from driftloop import alerts, promotion
 from driftloop.ab import approval
 from driftloop.ab.rows import load_rows, unmatched_feedback
 from driftloop.ab.sequential import MIN_CLUSTERS, SequentialResult, two_sample
-from driftloop.ab.srm import SRMCheck, mismatches, split_checks
+from driftloop.ab.srm import SRMCheck, hold, mismatched_before, mismatches, split_checks
 from driftloop.ab.statistics import VariantStats, clustered_outcomes, summarize, timeline
 from driftloop.config import Settings
 from driftloop.reporting import atomic_write
@@ -155,7 +155,7 @@ def evaluate(
         return None
     now = now or datetime.now(UTC)
     evaluation = compute(settings, engine, test, now)
-    first_mismatch = bool(mismatches(evaluation.srm)) and not _mismatched_before(engine, test.id)
+    first_mismatch = bool(mismatches(evaluation.srm)) and not mismatched_before(engine, test.id)
     _store(settings, engine, evaluation)
     if first_mismatch:
         alerts.send(
@@ -264,17 +264,7 @@ def decide(
     decision, reason = _decide(
         settings, test, now, production_stats, staging_stats, sequential, enough, metric
     )
-    mismatched = mismatches(srm or [])
-    if mismatched and decision in (ABDecision.PROMOTE, ABDecision.REJECT):
-        if not reason.startswith("guardrail"):  # a broken guardrail rejects all the same
-            decision = ABDecision.CONTINUE
-            reason = (
-                "sample-ratio mismatch: no decision while the counts do not match the split ("
-                + "; ".join(c.sentence() for c in mismatched)
-                + f"); the test would have said: {reason}"
-            )
-    elif mismatched and decision == ABDecision.INCONCLUSIVE:
-        reason += "; sample-ratio mismatch: " + "; ".join(c.sentence() for c in mismatched)
+    decision, reason = hold(decision, reason, srm or [])
     return sequential, decision, reason
 
 
@@ -377,15 +367,6 @@ def _store(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> Non
         atomic_write(html_path, render_html(record))
         row.statistics = {k: record[k] for k in ("production", "staging", "sequential", "srm")}
         row.json_path, row.html_path = str(json_path), str(html_path)
-
-
-def _mismatched_before(engine: sa.Engine, test_id: int) -> bool:
-    """Whether an earlier look at the test found a sample-ratio mismatch (alerted then)."""
-    with session_scope(engine) as session:
-        stored = session.scalars(
-            sa.select(ABEvaluation.statistics).where(ABEvaluation.test_id == test_id)
-        ).all()
-    return any(any(c.get("mismatch") for c in (s or {}).get("srm") or []) for s in stored)
 
 
 def _act(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> None:

@@ -38,7 +38,8 @@ from scipy import special
 
 from driftloop.ab.traffic import PRODUCTION, STAGING
 from driftloop.config import Settings
-from driftloop.storage import RANDOM, TrafficSplitVersion, session_scope
+from driftloop.storage import RANDOM, ABEvaluation, TrafficSplitVersion, session_scope
+from driftloop.vocabulary import ABDecision
 
 SRM_ALPHA = 0.001
 CONCENTRATION = 1_000.0  # prior weight: most power near 1-3 point faults on a 50/50 split
@@ -149,3 +150,29 @@ def split_checks(settings: Settings, engine: sa.Engine, rows: pd.DataFrame) -> l
             )
         )
     return checks
+
+
+def hold(decision: ABDecision, reason: str, checks: list[SRMCheck]) -> tuple[ABDecision, str]:
+    """A mismatch holds back the sequential test's promotion or rejection (a broken guardrail
+    still rejects: a failing Staging is no better for a biased count), and is named beside an
+    inconclusive end."""
+    mismatched = mismatches(checks)
+    said = "; ".join(c.sentence() for c in mismatched)
+    if mismatched and decision in (ABDecision.PROMOTE, ABDecision.REJECT):
+        if not reason.startswith("guardrail"):
+            return ABDecision.CONTINUE, (
+                f"sample-ratio mismatch: no decision while the counts do not match the split "
+                f"({said}); the test would have said: {reason}"
+            )
+    elif mismatched and decision == ABDecision.INCONCLUSIVE:
+        return decision, f"{reason}; sample-ratio mismatch: {said}"
+    return decision, reason
+
+
+def mismatched_before(engine: sa.Engine, test_id: int) -> bool:
+    """Whether an earlier look at the test found a mismatch (its alert was sent then)."""
+    with session_scope(engine) as session:
+        stored = session.scalars(
+            sa.select(ABEvaluation.statistics).where(ABEvaluation.test_id == test_id)
+        ).all()
+    return any(any(c.get("mismatch") for c in (s or {}).get("srm") or []) for s in stored)
