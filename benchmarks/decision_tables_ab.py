@@ -347,6 +347,29 @@ def _print(results: list[tuple[str, Any]], reps: int, gate_reps: int) -> None:
             f"{_wilson(r['independent'], r['reps'])} | "
             f"{_meets(r['independent'], r['reps'], target)} |"
         )
+    _print_srm(by_kind.get("srm", []))
     print(
         f"\n_look alphas of the gate: {[look_alpha(TrainingSettings(), a) for a in (1, 2, 3, 4)]}_"
     )
+
+
+def _print_srm(results: list[dict[str, Any]]) -> None:
+    print("\n### Sample-ratio mismatch (mixture SPRT, alpha 0.001)\n")
+    for r in results:
+        if r["kind"] == "fault":
+            print(
+                f"- 48/52 against 50/50, random routing, caught within 20,000 requests (a look "
+                f"every 100): {_wilson(r['alarms'], r['reps'])} of {r['reps']} runs (target 90%)"
+            )
+        elif r["kind"] == "aa":
+            print(
+                f"- A/A, 200,000 requests, a look every 100: false alarms "
+                f"{_wilson(r['alarms'], r['reps'])} of {r['reps']} runs "
+                f"(meets 0.1%: {_meets(r['alarms'], r['reps'], 0.001)})"
+            )
+        else:
+            fault = "none up to 20 points" if r["fault"] is None else f"{r['fault']:.2%}"
+            print(
+                f"- sticky routing, {r['clients']} clients: smallest fault caught in 90% of "
+                f"{r['reps']} runs: {fault} (from 50%)"
+            )

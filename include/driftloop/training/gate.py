@@ -12,10 +12,11 @@ Accuracy uses Tango's score interval for the difference of paired proportions (T
 Stat Med 17:891), which keeps its coverage when the models disagree on few rows and does not
 collapse to a point on a tie. MAE and RMSE bound the ratio of the mean per-row losses, because
 their margin is a fraction of Production's error, which is itself estimated on the same rows.
-They use a studentized (bootstrap-t) interval for that ratio, not Fieller's t interval: with a
-heavy-tailed challenger (Student-t errors, or a few rows far off) the mean loss and its
+They use the wider of Fieller's t interval for that ratio and a studentized (bootstrap-t) one:
+with a heavy-tailed challenger (Student-t errors, or a few rows far off) the mean loss and its
 standard error are small together, a t interval on squared errors staged 8-25% of equal
-challengers at 5%, and the bootstrap of the studentized ratio carries that skew.
+challengers at 5%, and the bootstrap of the studentized ratio carries part of that skew; on
+small holdouts with normal errors Fieller's is the one that keeps its level.
 
 A version may be judged up to ``training.gate_retries + 1`` times on a growing holdout
 (``gatekeeper.regate_pending``). Each attempt spends part of ``gate_alpha`` (:func:`look_alpha`):
@@ -42,7 +43,7 @@ from driftloop.vocabulary import GateOutcome
 
 TANGO = "tango score interval, paired proportions"
 FIELLER = "fieller t interval, ratio of paired mean losses"
-BOOTSTRAP = "studentized bootstrap interval, ratio of paired mean losses"
+BOOTSTRAP = "studentized bootstrap and fieller t intervals, the wider, ratio of paired mean losses"
 RESAMPLES = 999  # bootstrap resamples: the bound's Monte Carlo error is small beside its width
 _BLOCK = 4_000_000  # resampled values per block: memory stays bounded on large holdouts
 
@@ -241,7 +242,12 @@ def error_interval(
     challenger_loss: np.ndarray, production_loss: np.ndarray, metric: str, alpha: float
 ) -> Interval:
     """The fraction of Production's MAE or RMSE the challenger saves, with its bounds."""
+    # the wider of the two: Fieller's holds its level on normal errors and small holdouts,
+    # where the bootstrap's far quantiles (a re-gate's alpha is small) are too narrow; the
+    # bootstrap's holds better on heavy tails. Staging needs both bounds clear of the margin.
     ratio, low, high = bootstrap_ratio_interval(challenger_loss, production_loss, alpha)
+    _, fieller_low, fieller_high = loss_ratio_interval(challenger_loss, production_loss, alpha)
+    low, high = min(low, fieller_low), max(high, fieller_high)
     if metric == "rmse":  # the losses are squared errors: the RMSE ratio is the square root
         ratio, low, high = (math.sqrt(max(v, 0.0)) for v in (ratio, low, high))
     return Interval(1 - ratio, 1 - high, 1 - low)
