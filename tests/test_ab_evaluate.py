@@ -213,15 +213,22 @@ def test_the_records_of_one_request_are_one_observation():
 
 def test_a_borderline_result_flips_between_two_close_alphas(pair):
     """600 records each, exactly 330 and 396 right: the mixture ratio from its closed form
-    (smoothed Bernoulli variance, scale ab.min_effect) sits between 1/alpha for two alphas 3%
-    apart, so a slip in alpha, the mixture scale or the variance changes the decision."""
+    (per arm the larger of the pooled Bernoulli variance p(1-p)/n and the robust one around the
+    pooled p, scale ab.min_effect) sits between 1/alpha for two alphas 3% apart, so a slip in
+    alpha, the mixture scale or the variance changes the decision."""
     settings, engine, production, staging = pair
     start = datetime.now(UTC) - timedelta(hours=1)  # one start: every row counts in the test
     for variant, version, right in ((PRODUCTION, production, 330), (STAGING, staging, 396)):
         send(settings, engine, variant, version, right, 1.0, seed=1, start=start)
         send(settings, engine, variant, version, 600 - right, 0.0, seed=2, start=start)
-    smoothed = [(k + 0.5) / 601 for k in (396, 330)]
-    v = sum(p * (1 - p) / 600 for p in smoothed)
+    pooled = (396 + 330) / 1200
+    v = sum(  # one record per request: every record its own cluster
+        max(
+            pooled * (1 - pooled) / 600,
+            600 / 599 * (k * (1 - pooled) ** 2 + (600 - k) * pooled**2) / 600**2,
+        )
+        for k in (396, 330)
+    )
     tau, d = settings.ab.min_effect, (396 - 330) / 600
     ratio = math.sqrt(v / (v + tau**2)) * math.exp(tau**2 * d**2 / (2 * v * (v + tau**2)))
     decisions = {}

@@ -4,7 +4,7 @@ decision code ``evaluate`` runs), and its power."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -12,7 +12,15 @@ import pytest
 from driftloop import registry
 from driftloop.ab.evaluate import decide
 from driftloop.ab.sequential import mixture_sprt, two_sample
-from driftloop.ab.simulation import aa_draws, first_decisions, simulate_aa
+from driftloop.ab.simulation import (
+    PLUG_IN,
+    POOLED,
+    aa_draws,
+    decisions_and_records,
+    first_decisions,
+    simulate_aa,
+    sticky_draws,
+)
 from driftloop.ab.statistics import Estimate, VariantStats
 from driftloop.config import Settings
 from driftloop.storage import ABTest
@@ -131,3 +139,108 @@ def test_a_real_improvement_is_found():
     result = two_sample(production, staging, 0.02, 0.05, higher_is_better=True)
     assert result.significant and result.difference > 0
     assert result.ci_low < 0.10 < result.ci_high
+
+
+# --- issue 27: real traffic ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("accuracy", "share"), [(0.99, 0.1), (0.995, 0.01)])
+def test_aa_at_extreme_accuracy_with_a_small_staging_arm_stays_within_alpha(accuracy, share):
+    """The plug-in variance promoted 8-10% of these; 400 tests of 20,000 records, a look every
+    100 (the full grid is in benchmarks/decision_tables_ab.py)."""
+    to_staging, correct = aa_draws(300, 20_000, accuracy, share, seed=27)
+    decisions, _ = decisions_and_records(to_staging, correct, 0.05, 0.02, 200, 100)
+    assert (decisions > 0).mean() <= 0.05 / 2 + 0.01, (decisions > 0).mean()
+
+
+@pytest.mark.parametrize(("clients", "accuracy"), [(300, 0.55), (1000, None)])
+def test_sticky_clients_aa_stays_within_alpha(clients, accuracy):
+    """Clients of uneven activity and differing accuracy (intra-client correlation 0.1), routed
+    by client: counted per record, this promoted about 15% of A/A tests."""
+    traffic = sticky_draws(120, 20_000, 0.1, clients, seed=3, accuracy=accuracy, icc=0.1)
+    decisions, _ = decisions_and_records(
+        traffic.to_staging,
+        traffic.outcome,
+        0.05,
+        0.02,
+        200,
+        100,
+        traffic.client,
+        higher_is_better=accuracy is not None,
+    )
+    assert (decisions > 0).mean() <= 0.05, (decisions > 0).mean()
+
+
+def test_the_clustered_simulation_decides_as_evaluate_does(settings):
+    """Sticky traffic with a real lift: the vectorized cluster sums and ``decide`` with the
+    records' clients stop at the same look, on the same side, test by test."""
+    traffic = sticky_draws(12, 6_000, 0.5, 1000, seed=8, accuracy=0.55, icc=0.02, lift=0.1)
+    ab, look = settings.ab, 200
+    fast, _ = decisions_and_records(
+        traffic.to_staging, traffic.outcome, ab.alpha, ab.min_effect, ab.min_samples, look,
+        traffic.client,
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    test = ABTest(model_name="m", production_version="1", staging_version="2", started_at=now)
+    slow = np.zeros(len(fast), dtype=int)
+    for row in range(len(fast)):
+        routed, values, who = traffic.to_staging[row], traffic.outcome[row], traffic.client[row]
+        for end in range(look, len(routed) + 1, look):
+            s, p = routed[:end], ~routed[:end]
+            _, decision, _ = decide(
+                settings,
+                test,
+                now,
+                "accuracy",
+                (_stats(registry.PRODUCTION, values[:end][p]), values[:end][p], who[:end][p]),
+                (_stats(registry.STAGING, values[:end][s]), values[:end][s], who[:end][s]),
+            )
+            if decision in (ABDecision.PROMOTE, ABDecision.REJECT):
+                slow[row] = 1 if decision == ABDecision.PROMOTE else -1
+                break
+    assert (fast != 0).sum() >= 10 and slow.tolist() == fast.tolist()
+
+
+def test_an_arm_with_fewer_than_20_clients_never_decides(settings):
+    """However clear the difference, 12 clients in an arm are too few to trust the variance:
+    the same shape of data with 40 clients decides. (A large ``min_effect`` makes the mixture
+    boundary easy to cross, so that only the clients rule holds the decision back.)"""
+    settings = settings.model_copy(
+        update={"ab": settings.ab.model_copy(update={"min_effect": 0.3})}
+    )
+    rng = np.random.default_rng(4)
+    production = (rng.random(3000) < 0.3).astype(float)
+    staging = (rng.random(3000) < 0.9).astype(float)
+    now = datetime.now(UTC)
+    test = ABTest(model_name="m", production_version="1", staging_version="2", started_at=now)
+
+    def look(staging_clients: int, at: datetime):
+        return decide(
+            settings,
+            test,
+            at,
+            "accuracy",
+            (_stats(registry.PRODUCTION, production), production, np.arange(3000) % 200),
+            (_stats(registry.STAGING, staging), staging, np.arange(3000) % staging_clients),
+        )
+
+    result, decision, reason = look(12, now)
+    assert result.significant and result.staging_clusters == 12
+    assert decision == ABDecision.CONTINUE and "20 each needed" in reason
+    assert look(12, now + timedelta(days=settings.ab.max_days + 1))[1] == ABDecision.INCONCLUSIVE
+    assert look(40, now)[1] == ABDecision.PROMOTE
+
+
+def test_power_at_055_and_half_the_traffic_is_kept():
+    """A true +2 points at accuracy 0.55, share 0.5: the median records to a promotion with
+    today's variance is within 1.25x of the plug-in one's, on the same draws."""
+    rng = np.random.default_rng(12)
+    to_staging = rng.random((150, 40_000)) < 0.5
+    correct = rng.random((150, 40_000)) < np.where(to_staging, 0.57, 0.55)
+    medians = {}
+    for variance in (POOLED, PLUG_IN):
+        decisions, seen = decisions_and_records(
+            to_staging, correct, 0.05, 0.02, 200, 100, variance=variance
+        )
+        medians[variance] = float(np.median(np.where(decisions > 0, seen, np.inf)))
+    assert np.isfinite(medians[PLUG_IN]) and medians[POOLED] <= 1.25 * medians[PLUG_IN], medians

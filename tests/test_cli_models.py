@@ -20,6 +20,7 @@ from driftloop.settings_loader import load_settings
 from driftloop.storage import RetrainRun, make_engine, session_scope
 from driftloop.stream import replay
 from driftloop.training import retrain as steps
+from driftloop.training.gate import look_alpha
 
 from .conftest import ROOT
 from .support.cli import Cli, Shown, clean_env
@@ -151,4 +152,6 @@ def test_retrain_latest_drift_gates_a_challenger_and_models_lists_every_version(
         retrained.gate_test,
         retrained.gate_attempt,
     )
-    assert retrained.gate_alpha == settings.training.gate_alpha and retrained.gate_attempt == 1
+    # the first look spends its share of gate_alpha (training.gate.look_alpha)
+    first_look = look_alpha(settings.training, 1)
+    assert retrained.gate_alpha == first_look and retrained.gate_attempt == 1

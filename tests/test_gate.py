@@ -14,16 +14,18 @@ from scipy import optimize, stats
 
 from driftloop.config import TrainingSettings
 from driftloop.training.gate import (
-    FIELLER,
+    BOOTSTRAP,
     TANGO,
     GateOutcome,
     GateResult,
+    bootstrap_ratio_interval,
     judge,
+    look_alpha,
     loss_ratio_interval,
     tango_interval,
     tango_statistic,
 )
-from driftloop.training.gate_simulation import Scenario, outcome_rates
+from driftloop.training.gate_simulation import Scenario, ever_rates, outcome_rates, paired_rows
 
 from .conftest import ROOT
 
@@ -133,7 +135,7 @@ def test_error_margin_is_a_fraction_of_productions_error(metric, tolerance):
 
     settings = _settings(tolerance=tolerance)
     on_margin = judge(*losses(1 + tolerance), metric, settings)
-    assert on_margin.test == FIELLER
+    assert on_margin.test == BOOTSTRAP
     assert on_margin.difference == pytest.approx(-tolerance, abs=0.005)
     assert on_margin.outcome is GateOutcome.INSUFFICIENT_EVIDENCE
     assert on_margin.low < -tolerance < on_margin.high
@@ -277,6 +279,38 @@ def test_an_undecided_version_waits_pending_then_is_rejected_after_its_retries(s
     assert "gate rejected" in line and "still undecided after 2 gate attempts" in line
     assert (
         "gate numbers: accuracy 0.6200 vs Production 0.6000, advantage +0.0200 "
-        "[-0.0592, +0.0998], margin 0, alpha 0.05, 100 rows, tango score interval, "
+        "[-0.0755, +0.1162], margin 0, alpha 0.025, 100 rows, tango score interval, "
         "paired proportions, attempt 2"
     ) in shown
+
+
+# --- issue 27: every look, heavy tails ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("retries", [0, 1, 3, 7])
+def test_the_looks_spend_at_most_gate_alpha(retries):
+    training = _settings(gate_retries=retries)
+    spent = [look_alpha(training, attempt) for attempt in range(1, retries + 2)]
+    assert sum(spent) == pytest.approx(training.gate_alpha) and spent[0] >= max(spent)
+
+
+def test_an_equal_challenger_is_rarely_staged_or_rejected_over_all_its_looks():
+    """Tolerance 0, four looks on a holdout growing 80 rows at a time: ever staged, and ever
+    rejected by the test (it sits exactly on the margin), each at most gate_alpha (re-gates
+    spending the whole alpha each staged 10.5% of them)."""
+    training = _settings(tolerance=0.0, gate_retries=3)
+    rates = ever_rates(Scenario("accuracy", 80, 0.0), training, TRIALS, seed=4)
+    assert rates["staged"] <= ALLOWED and rates["rejected"] <= ALLOWED, rates
+
+
+def test_a_heavy_tailed_challenger_is_judged_by_the_bootstrap_and_no_worse_than_fieller():
+    """Challenger MAE errors Student-t 3 df, Production normal, equal true MAE, one look: the
+    bootstrap-t bound stages it less often than Fieller's t interval did (both measured)."""
+    rng = np.random.default_rng(9)
+    scenario = Scenario("mae", 150, 0.0, challenger_tails=3.0)
+    fieller = bootstrap = 0
+    for _ in range(300):
+        challenger, production = paired_rows(scenario, rng)
+        fieller += loss_ratio_interval(challenger, production, 0.05)[2] < 1
+        bootstrap += bootstrap_ratio_interval(challenger, production, 0.05)[2] < 1
+    assert bootstrap <= fieller, (bootstrap, fieller)

@@ -286,3 +286,39 @@ def test_the_estimate_follows_the_models_own_decision_not_the_most_probable_clas
     realized = float(np.mean(flipped == batch["y"].astype(str).to_numpy()))
     band = estimated.metrics["accuracy"]
     assert realized < 0.3 and abs(band.value - realized) < 0.05 and estimated.dropped
+
+
+def test_the_gate_holdout_is_not_the_reference(fitted):
+    """Issue 27: the holdout a version won its gate on is biased upward (the winner's curse);
+    given one, the reference is still cross-validated over the training rows."""
+    settings, model, _reference, _calibrator, train = fitted
+    holdout = synthetic(np.random.default_rng(5), 400)
+    reference = out_of_sample(model, train, holdout, settings)
+    assert reference.source == "cross-validation" and reference.rows == len(train)
+
+
+def test_decay_against_the_winning_holdout_alarms_more_often_than_a_fresh_one():
+    """Seeded: a challenger 3 points better than Production (0.77) is staged on a 300-row
+    holdout; healthy 300-row batches at its true 0.80, min_drop 0, alpha 0.01. Against an
+    independent reference false alarms stay near alpha; against the holdout it won on they
+    are more frequent (the full table is in benchmarks/decision_tables_ab.py)."""
+    from driftloop.config import TrainingSettings
+    from driftloop.training.gate import judge
+    from driftloop.training.gate_simulation import Scenario, paired_rows
+
+    rng = np.random.default_rng(27)
+    training, monitoring = TrainingSettings(min_holdout=80), MonitoringSettings(min_drop=0.0)
+    scenario = Scenario("accuracy", 300, 0.03, accuracy=0.77, discordance=0.2)
+    alarms = {"holdout": 0, "fresh": 0}
+    staged = 0
+    while staged < 600:
+        challenger, production = paired_rows(scenario, rng)
+        if judge(challenger, production, "accuracy", training).outcome != "staging":
+            continue
+        staged += 1
+        current = (rng.random(300) < 0.80).astype(float)
+        fresh = (rng.random(1000) < 0.80).astype(float)
+        for name, reference in (("holdout", challenger), ("fresh", fresh)):
+            alarms[name] += drop_test(current, reference, ACCURACY, monitoring).decayed
+    assert alarms["fresh"] / staged <= monitoring.alpha + 0.012, alarms
+    assert alarms["holdout"] > alarms["fresh"], alarms

@@ -203,7 +203,7 @@ def test_regression_on_the_diabetes_data_set(tmp_path, clean_env):
     assert {o.status for o in ingest_landing(settings, engine)} == {"accepted"}
     report_id = _first_drift(settings, engine)
     decision = _retrain(settings, engine, report_id)
-    assert decision.metric == "mae" and decision.evidence.test.startswith("fieller")
+    assert decision.metric == "mae" and decision.evidence.test.startswith("studentized bootstrap")
     assert decision.evidence.rows >= 30
     _assert_registry_follows(settings, decision)
     run = mlflow.get_run(decision.run_id)

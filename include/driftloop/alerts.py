@@ -4,7 +4,8 @@ or any receiver), so people hear about them without watching dashboards.
 Events, each sent where it happens, so the DAGs and the CLI alert alike: ``drift_detected``
 (``drift.monitor``, on a new drift verdict), ``retrain_rejected`` (``training.gatekeeper``, at the
 gate or a re-gate), ``promoted``, ``rejected``, ``inconclusive`` and ``rolled_back``
-(``promotion``), and ``retrain_failed`` (the retrain DAG's failure callback). Each message is
+(``promotion``), ``sample_ratio_mismatch`` (``ab.evaluate``, the first look that finds one),
+and ``retrain_failed`` (the retrain DAG's failure callback). Each message is
 ``{"event", "model", "summary", "details", "sent_at"}``. Without ``alerts.webhook_url`` nothing
 is sent. A failing receiver is retried a few times and then logged: an alert never fails the
 work that raised it.
@@ -33,6 +34,7 @@ EVENTS = (
     "approval_answered_late",
     "performance_decay",
     "performance_estimated_drop",
+    "sample_ratio_mismatch",
 )
 
 

@@ -8,6 +8,9 @@ a JSON record and an HTML report, then decides:
 - **promote** or **reject** when the sequential test crosses its boundary, once both variants
   have ``ab.min_samples`` records with feedback;
 - **inconclusive** past ``ab.max_days``: Production stays, Staging is archived;
+- no promotion or rejection by the sequential test while the counts per variant do not match
+  the traffic split (``driftloop.ab.srm``: a sample-ratio mismatch biases the comparison); the
+  first look that finds one sends a ``sample_ratio_mismatch`` alert;
 - otherwise **continue** collecting.
 
 With ``ab.approval: required`` a decision in ``ab.approval_actions`` waits for a person
@@ -27,11 +30,12 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from driftloop import promotion
+from driftloop import alerts, promotion
 from driftloop.ab import approval
 from driftloop.ab.rows import load_rows, unmatched_feedback
-from driftloop.ab.sequential import SequentialResult, two_sample
-from driftloop.ab.statistics import VariantStats, request_outcomes, summarize, timeline
+from driftloop.ab.sequential import MIN_CLUSTERS, SequentialResult, two_sample
+from driftloop.ab.srm import SRMCheck, hold, mismatched_before, mismatches, split_checks
+from driftloop.ab.statistics import VariantStats, clustered_outcomes, summarize, timeline
 from driftloop.config import Settings
 from driftloop.reporting import atomic_write
 from driftloop.storage import BATCH, FORCED, ABEvaluation, ABTest, Prediction, session_scope
@@ -72,6 +76,7 @@ class Evaluation:
     move: dict[str, Any] | None = None
     unmatched_feedback: int = 0
     approval: dict[str, Any] | None = None  # the pending approval the decision waits on
+    srm: list[SRMCheck] = field(default_factory=list)  # sample-ratio mismatch checks
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +97,7 @@ class Evaluation:
             "production": self.production.to_dict(),
             "staging": self.staging.to_dict(),
             "sequential": self.sequential.to_dict() if self.sequential else None,
+            "srm": [c.to_dict() for c in self.srm],
             "timeline": self.timeline,
             "json_path": self.json_path,
             "html_path": self.html_path,
@@ -149,7 +155,17 @@ def evaluate(
         return None
     now = now or datetime.now(UTC)
     evaluation = compute(settings, engine, test, now)
+    first_mismatch = bool(mismatches(evaluation.srm)) and not mismatched_before(engine, test.id)
     _store(settings, engine, evaluation)
+    if first_mismatch:
+        alerts.send(
+            settings,
+            "sample_ratio_mismatch",
+            f"A/B test {test.id}: the counts per variant do not match the traffic split; "
+            f"no promotion while it lasts: "
+            + "; ".join(c.sentence() for c in mismatches(evaluation.srm)),
+            {"test_id": test.id, "srm": [c.to_dict() for c in evaluation.srm]},
+        )
     if act and evaluation.decision != ABDecision.CONTINUE:
         if approval.waits(settings, evaluation.decision, evaluation.reason):
             waiting = approval.request(engine, evaluation)  # None: a person declined it already
@@ -182,13 +198,16 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         ]
         per_variant[variant] = summarize(variant, version, mine, labelled[variant], task)
     production, staging = per_variant[Role.PRODUCTION], per_variant[Role.STAGING]
+    randomized = rows[rows["model_version"].isin([test.production_version, test.staging_version])]
+    srm = split_checks(settings, engine, randomized[randomized["variant"].isin(list(Role))])
     sequential, decision, reason = decide(
         settings,
         test,
         now,
         metric,
-        (production, request_outcomes(labelled[Role.PRODUCTION], metric)),
-        (staging, request_outcomes(labelled[Role.STAGING], metric)),
+        (production, *clustered_outcomes(labelled[Role.PRODUCTION], metric)),
+        (staging, *clustered_outcomes(labelled[Role.STAGING], metric)),
+        srm,
     )
     return Evaluation(
         test.id,
@@ -205,7 +224,11 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         timeline(labelled, metric, settings.ab.min_effect, settings.ab.alpha),
         now,
         unmatched_feedback=unmatched_feedback(engine),
+        srm=srm,
     )
+
+
+Arm = tuple[VariantStats, np.ndarray] | tuple[VariantStats, np.ndarray, np.ndarray]
 
 
 def decide(
@@ -213,13 +236,20 @@ def decide(
     test: ABTest,
     now: datetime,
     metric: str,
-    production: tuple[VariantStats, np.ndarray],
-    staging: tuple[VariantStats, np.ndarray],
+    production: Arm,
+    staging: Arm,
+    srm: list[SRMCheck] | None = None,
 ) -> tuple[SequentialResult | None, ABDecision, str]:
-    """The sequential test and the decision from each variant's numbers and per-request
-    outcomes: all that ``compute`` decides on, apart so that the A/A check runs this code."""
+    """The sequential test and the decision from each variant's numbers and per-record
+    outcomes (with each record's cluster: client or request; without, records are their own
+    clusters): all that ``compute`` decides on, apart so that the A/A check runs this code."""
     ab = settings.ab
-    (production_stats, production_outcomes), (staging_stats, staging_outcomes) = production, staging
+    production_stats, production_outcomes = production[0], production[1]
+    staging_stats, staging_outcomes = staging[0], staging[1]
+    clusters = (
+        production[2] if len(production) > 2 else None,  # type: ignore[misc]
+        staging[2] if len(staging) > 2 else None,  # type: ignore[misc]
+    )
     sequential = None
     enough = min(production_stats.with_feedback, staging_stats.with_feedback) >= ab.min_samples
     if production_stats.with_feedback >= 2 and staging_stats.with_feedback >= 2:
@@ -229,10 +259,12 @@ def decide(
             ab.min_effect,
             ab.alpha,
             metric_named(metric).higher_is_better,
+            clusters=clusters,
         )
     decision, reason = _decide(
         settings, test, now, production_stats, staging_stats, sequential, enough, metric
     )
+    decision, reason = hold(decision, reason, srm or [])
     return sequential, decision, reason
 
 
@@ -268,13 +300,15 @@ def _decide(
                 ABDecision.REJECT,
                 f"guardrail: Staging's p99 latency {p99:.0f} ms > {ab.max_p99_ms:g} ms",
             )
-    if sequential is not None and enough and sequential.significant:
+    few_clients = sequential is not None and not sequential.enough_clusters
+    if sequential is not None and enough and sequential.significant and not few_clients:
         better = sequential.difference > 0
         numbers = (
             f"{metric} Staging {staging.metrics[metric].value:.4f} vs Production "
             f"{production.metrics[metric].value:.4f} over {staging.with_feedback} and "
-            f"{production.with_feedback} records; always-valid p {sequential.p_value:.4f} "
-            f"<= alpha {ab.alpha:g}"
+            f"{production.with_feedback} records ({sequential.staging_clusters} and "
+            f"{sequential.production_clusters} clients or requests); {sequential.method}, "
+            f"always-valid p {sequential.p_value:.4f} <= alpha {ab.alpha:g}"
         )
         if better:
             return ABDecision.PROMOTE, f"Staging is better: {numbers}"
@@ -284,6 +318,12 @@ def _decide(
             f"no significant difference after {ab.max_days:g} days "
             f"({staging.with_feedback} and {production.with_feedback} records with feedback): "
             "Production stays"
+        )
+    if few_clients and sequential is not None:
+        return ABDecision.CONTINUE, (
+            f"collecting: {sequential.staging_clusters} Staging and "
+            f"{sequential.production_clusters} Production clients (or requests) with feedback, "
+            f"{MIN_CLUSTERS} each needed before any decision"
         )
     if not enough:
         return ABDecision.CONTINUE, (
@@ -325,7 +365,7 @@ def _store(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> Non
         record = evaluation.to_dict()
         atomic_write(json_path, json.dumps(record, indent=2, default=str))
         atomic_write(html_path, render_html(record))
-        row.statistics = {k: record[k] for k in ("production", "staging", "sequential")}
+        row.statistics = {k: record[k] for k in ("production", "staging", "sequential", "srm")}
         row.json_path, row.html_path = str(json_path), str(html_path)
 
 

@@ -45,6 +45,7 @@ def render_html(record: dict[str, Any]) -> str:
         f"<td>{sequential['ci_low']:.4f} to {sequential['ci_high']:.4f}</td></tr>"
         f"<tr><th>always-valid p</th>"
         f"<td>{sequential['p_value']:.4f} (alpha {sequential['alpha']:g})</td></tr>"
+        f"{_method_rows(sequential)}"
         if sequential
         else "<tr><th>sequential test</th><td>not enough feedback yet</td></tr>"
     )
@@ -73,12 +74,45 @@ against Staging v{html.escape(record["staging_version"])}</h1>
 <tr><th>decision metric</th><td>{metric}</td></tr>{test_rows}
 <tr><th>unmatched feedback (no prediction row with its record id)</th>\
 <td>{record.get("unmatched_feedback", 0)}</td></tr></table>
+{_srm_section(record.get("srm") or [])}
 <h2>Per variant</h2>
 <table><tr><th>variant</th><th>answered</th><th>with feedback</th>\
 <th colspan="2">metrics</th><th>failed requests</th><th>latency p50 / p99 ms</th></tr>
 {"".join(rows)}</table>
 <h2>Over time</h2><div class="grid">{figures}</div>
 </body></html>"""
+
+
+def _method_rows(sequential: dict[str, Any]) -> str:
+    """The test's method and the clusters behind each mean (reports before issue 27 had
+    neither: nothing is shown for them)."""
+    if "method" not in sequential:
+        return ""
+    return (
+        f"<tr><th>method</th><td>{html.escape(str(sequential['method']))}</td></tr>"
+        f"<tr><th>clusters (clients or requests)</th><td>Production "
+        f"{sequential.get('production_clusters')}, Staging "
+        f"{sequential.get('staging_clusters')}</td></tr>"
+    )
+
+
+def _srm_section(checks: list[dict[str, Any]]) -> str:
+    """The sample-ratio checks: counts per variant against the split in force."""
+    if not checks:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(c['what'])}</td><td>{c['production']}</td><td>{c['staging']}</td>"
+        f"<td>{c['expected_staging_share']:.2%}</td><td>{c['p_value']:.3g}</td>"
+        f"<td>{'<b>MISMATCH</b>' if c['mismatch'] else 'matches'}</td></tr>"
+        for c in checks
+    )
+    return (
+        f"<h2>Sample-ratio mismatch ({html.escape(checks[0]['method'])}, "
+        f"alpha {checks[0]['alpha']:g})</h2>"
+        "<table><tr><th>counted</th><th>Production</th><th>Staging</th>"
+        "<th>split's Staging share</th><th>always-valid p</th><th>verdict</th></tr>"
+        f"{rows}</table>"
+    )
 
 
 def _number(value: float | None, digits: int = 4) -> str:

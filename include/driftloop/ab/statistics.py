@@ -29,7 +29,15 @@ from driftloop.task import metric, task_kind
 from driftloop.vocabulary import Role
 
 TIMELINE_POINTS = 40
-__all__ = ["Estimate", "VariantStats", "outcomes", "request_outcomes", "summarize", "timeline"]
+__all__ = [
+    "Estimate",
+    "VariantStats",
+    "clustered_outcomes",
+    "outcomes",
+    "request_outcomes",
+    "summarize",
+    "timeline",
+]
 
 
 @dataclass
@@ -64,6 +72,17 @@ def request_outcomes(frame: pd.DataFrame, name: str) -> np.ndarray:
     time at alpha 0.05); with one-record requests this is the per-record outcome."""
     values = outcomes(frame, name)
     return pd.Series(values).groupby(frame["request_id"].to_numpy(), sort=False).mean().to_numpy()
+
+
+def clustered_outcomes(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per record its outcome, and the cluster it belongs to: its client (column ``client``,
+    when the log has one) or else its request. The records of one request, and the requests of
+    one sticky client, are routed together and need not be independent; the sequential test's
+    variance is taken over these clusters (:mod:`driftloop.ab.sequential`)."""
+    clusters = frame["request_id"].astype(str)
+    if "client" in frame:
+        clusters = frame["client"].astype("string").fillna("request:" + clusters)
+    return outcomes(frame, name), clusters.to_numpy()
 
 
 def summarize(
@@ -104,7 +123,7 @@ def timeline(
                     {
                         "created_at": frame["created_at"].to_numpy(),
                         "variant": variant,
-                        "request_id": frame["request_id"].to_numpy(),
+                        "cluster": clustered_outcomes(frame, name)[1],
                         "outcome": outcomes(frame, name),
                     }
                 )
@@ -118,19 +137,18 @@ def timeline(
     for cut in cuts:
         seen = merged.iloc[:cut]
         point: dict[str, Any] = {"at": pd.Timestamp(seen["created_at"].iloc[-1]).isoformat()}
-        groups = {  # one value per request, as the decision counts them
-            v: g.groupby("request_id", sort=False)["outcome"].mean().to_numpy()
-            for v, g in seen.groupby("variant")
-        }
-        for variant, values in groups.items():
-            point[variant] = {"n": len(values), **_band(seen[seen["variant"] == variant], name)}
+        groups = {v: g for v, g in seen.groupby("variant")}
+        for variant, group in groups.items():
+            point[variant] = {"n": len(group), **_band(group, name)}
         if all(len(groups.get(v, ())) >= 2 for v in Role):
+            production, staging = groups[Role.PRODUCTION], groups[Role.STAGING]
             result = two_sample(
-                groups[Role.PRODUCTION],
-                groups[Role.STAGING],
+                production["outcome"].to_numpy(),
+                staging["outcome"].to_numpy(),
                 min_effect,
                 alpha,
                 metric(name).higher_is_better,
+                clusters=(production["cluster"].to_numpy(), staging["cluster"].to_numpy()),
             )
             point["difference"] = {
                 "value": result.difference,

@@ -126,8 +126,11 @@ def print_evaluation(evaluation: Evaluation, indent: str = "") -> None:
     if seq:
         typer.echo(
             f"{indent}difference {seq.difference:+.4f} (always-valid interval "
-            f"{seq.ci_low:+.4f} to {seq.ci_high:+.4f}), p {seq.p_value:.4f}"
+            f"{seq.ci_low:+.4f} to {seq.ci_high:+.4f}), p {seq.p_value:.4f}; {seq.method}, "
+            f"clusters {seq.production_clusters} / {seq.staging_clusters}"
         )
+    for check in evaluation.srm:
+        typer.echo(f"{indent}sample ratio: {check.sentence()}")
     if evaluation.unmatched_feedback:
         typer.echo(
             f"{indent}unmatched feedback: {evaluation.unmatched_feedback} (no prediction row)"

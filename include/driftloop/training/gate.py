@@ -10,9 +10,19 @@ holds the margin). Each outcome's error rate is at most alpha (``tests/test_gate
 
 Accuracy uses Tango's score interval for the difference of paired proportions (Tango 1998,
 Stat Med 17:891), which keeps its coverage when the models disagree on few rows and does not
-collapse to a point on a tie. MAE and RMSE use Fieller's interval for the ratio of the mean
-per-row losses (a t-interval on ``ratio * loss_production - loss_challenger``), because their
-margin is a fraction of Production's error, which is itself estimated on the same rows.
+collapse to a point on a tie. MAE and RMSE bound the ratio of the mean per-row losses, because
+their margin is a fraction of Production's error, which is itself estimated on the same rows.
+They use the wider of Fieller's t interval for that ratio and a studentized (bootstrap-t) one:
+with a heavy-tailed challenger (Student-t errors, or a few rows far off) the mean loss and its
+standard error are small together, a t interval on squared errors staged 8-25% of equal
+challengers at 5%, and the bootstrap of the studentized ratio carries part of that skew; on
+small holdouts with normal errors Fieller's is the one that keeps its level.
+
+A version may be judged up to ``training.gate_retries + 1`` times on a growing holdout
+(``gatekeeper.regate_pending``). Each attempt spends part of ``gate_alpha`` (:func:`look_alpha`):
+half at the first look, the other half shared by the re-gates, so the chance of *ever* staging
+an equal challenger (or of ever rejecting one on the margin) over every look is at most
+``gate_alpha`` by the union bound, whatever the correlation of the looks.
 """
 
 from __future__ import annotations
@@ -33,6 +43,9 @@ from driftloop.vocabulary import GateOutcome
 
 TANGO = "tango score interval, paired proportions"
 FIELLER = "fieller t interval, ratio of paired mean losses"
+BOOTSTRAP = "studentized bootstrap and fieller t intervals, the wider, ratio of paired mean losses"
+RESAMPLES = 999  # bootstrap resamples: the bound's Monte Carlo error is small beside its width
+_BLOCK = 4_000_000  # resampled values per block: memory stays bounded on large holdouts
 
 
 @dataclass(frozen=True)
@@ -191,11 +204,50 @@ def loss_ratio_interval(
     return ratio, (half - root) / quadratic, (half + root) / quadratic
 
 
+def bootstrap_ratio_interval(
+    challenger_loss: np.ndarray, production_loss: np.ndarray, alpha: float, seed: int = 0
+) -> tuple[float, float, float]:
+    """Studentized bootstrap bounds for ``mean(challenger_loss) / mean(production_loss)``, each
+    one-sided at ``alpha``, resampling rows (pairs stay together). The pivot is
+    ``(R* - R) / se*`` with the delta-method standard error ``sd(c - R p) / (sqrt(n) mean(p))``
+    recomputed in every resample. Seeded: the same rows give the same decision. Unbounded
+    (inf) when Production's mean loss is zero or there are fewer than 2 rows."""
+    c = np.asarray(challenger_loss, dtype=float)
+    p = np.asarray(production_loss, dtype=float)
+    n = len(c)
+    if n < 2 or float(p.mean()) <= 0:
+        ratio = float(c.mean()) / float(p.mean()) if n and float(p.mean()) > 0 else math.inf
+        return ratio, -math.inf, math.inf
+    ratio = float(c.mean()) / float(p.mean())
+    se = float(np.std(c - ratio * p, ddof=1)) / math.sqrt(n) / float(p.mean())
+    if se == 0:
+        return ratio, ratio, ratio
+    rng = np.random.default_rng(seed)
+    pivots = []
+    block = max(1, _BLOCK // n)
+    for start in range(0, RESAMPLES, block):
+        rows = rng.integers(0, n, (min(block, RESAMPLES - start), n))
+        cb, pb = c[rows], p[rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rb = cb.mean(axis=1) / pb.mean(axis=1)
+            seb = np.std(cb - rb[:, None] * pb, axis=1, ddof=1) / math.sqrt(n) / pb.mean(axis=1)
+            pivots.append((rb - ratio) / seb)
+    pivot = np.concatenate(pivots)
+    pivot = pivot[~np.isnan(pivot)]  # a resample with no Production error has no ratio
+    low_q, high_q = np.quantile(pivot, [alpha, 1 - alpha], method="inverted_cdf")
+    return ratio, ratio - float(high_q) * se, ratio - float(low_q) * se
+
+
 def error_interval(
     challenger_loss: np.ndarray, production_loss: np.ndarray, metric: str, alpha: float
 ) -> Interval:
     """The fraction of Production's MAE or RMSE the challenger saves, with its bounds."""
-    ratio, low, high = loss_ratio_interval(challenger_loss, production_loss, alpha)
+    # the wider of the two: Fieller's holds its level on normal errors and small holdouts,
+    # where the bootstrap's far quantiles (a re-gate's alpha is small) are too narrow; the
+    # bootstrap's holds better on heavy tails. Staging needs both bounds clear of the margin.
+    ratio, low, high = bootstrap_ratio_interval(challenger_loss, production_loss, alpha)
+    _, fieller_low, fieller_high = loss_ratio_interval(challenger_loss, production_loss, alpha)
+    low, high = min(low, fieller_low), max(high, fieller_high)
     if metric == "rmse":  # the losses are squared errors: the RMSE ratio is the square root
         ratio, low, high = (math.sqrt(max(v, 0.0)) for v in (ratio, low, high))
     return Interval(1 - ratio, 1 - high, 1 - low)
@@ -205,9 +257,22 @@ def error_interval(
 
 INTERVALS: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray, float], Interval]]] = {
     "accuracy": (TANGO, tango_interval),
-    "mae": (FIELLER, lambda c, p, alpha: error_interval(c, p, "mae", alpha)),
-    "rmse": (FIELLER, lambda c, p, alpha: error_interval(c, p, "rmse", alpha)),
+    "mae": (BOOTSTRAP, lambda c, p, alpha: error_interval(c, p, "mae", alpha)),
+    "rmse": (BOOTSTRAP, lambda c, p, alpha: error_interval(c, p, "rmse", alpha)),
 }
+
+
+def look_alpha(training: TrainingSettings, attempt: int) -> float:
+    """The alpha attempt ``attempt`` may spend per side: ``gate_alpha / 2`` at the first look
+    and ``gate_alpha / (2 * gate_retries)`` at each re-gate (all of it when there are none),
+    so the looks together spend at most ``gate_alpha`` (see the module)."""
+    if attempt < 1:
+        raise ValueError(f"a gate attempt is numbered from 1, got {attempt}")
+    if training.gate_retries == 0:
+        return training.gate_alpha
+    if attempt == 1:
+        return training.gate_alpha / 2
+    return training.gate_alpha / (2 * training.gate_retries)
 
 
 def judge(
@@ -221,7 +286,8 @@ def judge(
     if len(challenger_rows) != len(production_rows):
         raise ValueError("challenger and Production must be scored on the same rows")
     test, interval_of = INTERVALS[metric]
-    rows, margin, alpha = len(challenger_rows), training.tolerance, training.gate_alpha
+    rows, margin = len(challenger_rows), training.tolerance
+    alpha = look_alpha(training, attempt)
     interval = (
         interval_of(challenger_rows, production_rows, alpha)
         if rows
