@@ -20,7 +20,7 @@ from driftloop.stack.processes import free_port, wait_until
 from driftloop.storage import Prediction, session_scope
 
 from .conftest import ROOT
-from .support.load import one_record_load
+from .support.load import one_record_load, wait_for_answers
 from .support.served_home import production_and_staging
 
 pytestmark = pytest.mark.integration
@@ -109,10 +109,6 @@ def test_refusals_under_gunicorn_are_4xx(server, kwargs, status):
     assert response.status_code == status and response.json()["error"]
 
 
-def _answered(answers: list, count: int, what: str) -> None:
-    wait_until(lambda: len(answers) >= count or None, 120, what, interval=0.05)
-
-
 def _served_by(answers: list, version: str, what: str, run: int = 40) -> None:
     """Wait until the last ``run`` answers all came from ``version`` (both workers switched:
     a worker still on the old version would break the run)."""
@@ -132,13 +128,13 @@ def test_promotion_and_rollback_under_load_fail_no_request_and_every_record_is_l
         url, RECORDS, clients=8, headers=lambda n, i: {"X-Variant": "production"}, timeout=10
     ) as answers:
         # each step waits for what the server answers, not for a time: a loaded machine is slow
-        _answered(answers, 100, "100 answers before the promotion")
+        wait_for_answers(answers, 100, "100 answers before the promotion")
         promotion.promote(settings, engine, "test", "under load")
         _served_by(answers, "2", "the workers to answer with the promoted version 2")
         promotion.rollback(settings, engine, "test", "under load too")
         _served_by(answers, "1", "the workers to answer with version 1 again")
         settled = len(answers)
-        _answered(answers, settled + 100, "100 answers after the rollback")
+        wait_for_answers(answers, settled + 100, "100 answers after the rollback")
     seen = [  # status, version, request id, error
         (status, body.get("version", ""), body.get("request_id", ""), body.get("error", ""))
         for status, body in answers

@@ -14,18 +14,17 @@ import pandas as pd
 import pytest
 import requests
 import sqlalchemy as sa
-from prometheus_client.parser import text_string_to_metric_families
 
 from driftloop import promotion
 from driftloop.ab.rows import load_rows
 from driftloop.ab.traffic import TrafficSplit, save_split
 from driftloop.stack.load_balancer import LoadBalancer, nginx_binary
 from driftloop.stack.prediction_server import PredictionServer
-from driftloop.stack.processes import StackError, wait_until
+from driftloop.stack.processes import StackError
 from driftloop.storage import ABTest, Prediction, session_scope
 
 from .conftest import ROOT
-from .support.load import one_record_load
+from .support.load import one_record_load, predicted_200, wait_for_answers
 from .support.postgres import require_postgres, temporary_database
 from .support.served_home import production_and_staging
 
@@ -112,21 +111,6 @@ def test_every_replica_follows_a_weight_change_within_the_poll_interval(replicas
     assert elapsed <= POLL_SECONDS + REFRESH_ALLOWANCE
 
 
-def _answered(answers: list, count: int, what: str) -> None:
-    wait_until(lambda: len(answers) >= count or None, 120, what, interval=0.05)
-
-
-def _predicted_200(server: PredictionServer) -> float:
-    text = requests.get(f"{server.url}/metrics", timeout=10).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "driftloop_requests_total"
-        and sample.labels == {"endpoint": "predict", "status": "200"}
-    )
-
-
 def test_a_weight_change_and_a_promotion_under_load_fail_nothing_and_count_once(replicas):
     settings, engine = replicas.settings, replicas.engine
     name = settings.model.name
@@ -139,10 +123,10 @@ def test_a_weight_change_and_a_promotion_under_load_fail_nothing_and_count_once(
         timeout=30,
     ) as answers:
         # each step waits for answers, not for a time: a loaded machine is slow
-        _answered(answers, 100, "100 answers before the split changes")
+        wait_for_answers(answers, 100, "100 answers before the split changes")
         changed = save_split(engine, name, TrafficSplit(0.6), "t")
         _followed(replicas, lambda m: m["split_version"] == changed, "routed by the new split")
-        _answered(answers, len(answers) + 100, "100 answers under the new split")
+        wait_for_answers(answers, len(answers) + 100, "100 answers under the new split")
         promotion.promote(settings, engine, "test", "under load, through nginx")
         _followed(
             replicas,
@@ -151,7 +135,7 @@ def test_a_weight_change_and_a_promotion_under_load_fail_nothing_and_count_once(
             ),
             "serves version 2 alone",
         )
-        _answered(answers, len(answers) + 100, "100 answers after the promotion")
+        wait_for_answers(answers, len(answers) + 100, "100 answers after the promotion")
     answered = [  # status, request id, variant, version
         (status, body.get("request_id", ""), body.get("variant", ""), body.get("version", ""))
         for status, body in answers
@@ -160,7 +144,7 @@ def test_a_weight_change_and_a_promotion_under_load_fail_nothing_and_count_once(
     failed = [a for a in answered if a[0] != 200]
     assert not failed, failed[:5]
     assert {a[3] for a in answered} == {"1", "2"} and answered[-1][2:] == ("production", "2")
-    per_replica = [_predicted_200(server) for server in replicas.servers]
+    per_replica = [predicted_200(server.url) for server in replicas.servers]
     assert all(count > 0 for count in per_replica), per_replica  # nginx used both
     assert sum(per_replica) == len(answered)
 

@@ -47,3 +47,24 @@ def one_record_load(
         stop.set()
         for thread in threads:
             thread.join(max(30.0, 2 * timeout))
+
+
+def wait_for_answers(answers: list, count: int, what: str, timeout: float = 120) -> None:
+    """Until ``count`` answers have come back (a step of a test waits for answers, not time)."""
+    from driftloop.stack.processes import wait_until
+
+    wait_until(lambda: len(answers) >= count or None, timeout, what, interval=0.05)
+
+
+def predicted_200(url: str) -> float:
+    """``/predict`` requests a server answered 200, from its own ``/metrics``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "driftloop_requests_total"
+        and sample.labels == {"endpoint": "predict", "status": "200"}
+    )
