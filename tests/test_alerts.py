@@ -67,8 +67,9 @@ def test_one_message_per_event_type(receiver, settings, tmp_path):
     (fourth,) = register_versions(settings, 1)
     registry.set_role(registry.configure(settings), settings.model.name, fourth, registry.STAGING)
     promotion.reject(settings, engine, "ab_evaluate", "no difference", action=Action.INCONCLUSIVE)
-    # a person's answer to a decision that waited for them and moved nothing (ab.approval)
-    for answer in (Action.DECLINED, Action.EXPIRED):
+    # a person's answer to a decision that waited for them and moved nothing (ab.approval),
+    # or that came after it was settled
+    for answer in (Action.DECLINED, Action.EXPIRED, Action.ANSWERED_LATE):
         promotion.record_answer(settings, engine, answer, (staging, fourth), "airflow", "no", {})
     assert sorted(m["event"] for m in received) == sorted(alerts.EVENTS)
     promoted = next(m for m in received if m["event"] == "promoted")
