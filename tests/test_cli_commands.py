@@ -10,7 +10,7 @@ from driftloop.cli import app
 
 TREE = {
     "config": ["show", "check"],
-    "db": ["upgrade", "downgrade", "current"],
+    "db": ["upgrade", "downgrade", "current", "replay-spill"],
     "stream": ["reference", "scenarios", "replay"],
     "batches": ["ingest", "list", "reprocess", "label"],
     "drift": ["check", "reports", "show", "reset-reference"],
