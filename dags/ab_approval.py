@@ -31,15 +31,37 @@ APPROVAL = Asset(APPROVAL_ASSET_URI)
 
 class ApprovalOperator(HITLOperator):
     """Airflow's human-in-the-loop task with the deadline the approval carries (``describe``
-    returns it), and a timeout that fails the task although Airflow recorded its default."""
+    returns it), and a timeout that fails the task although Airflow recorded its default.
+
+    Airflow 3.3.2 can fail a try that a person answered within seconds of its parking: the
+    parking workload's "success" reaches the scheduler after the answer re-queued the task,
+    which it takes for a state changed externally. So the task has one retry, and a retry
+    first looks for the answer already recorded (a retry's upsert would erase it)."""
 
     def execute(self, context):
+        ti = context["task_instance"]
+        if ti.try_number > 1:
+            from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail
+
+            earlier = get_hitl_detail_content_detail(ti_id=ti.id)
+            if earlier.response_received and earlier.chosen_options:
+                person = earlier.responded_by_user
+                return self.execute_complete(
+                    context,
+                    {
+                        "chosen_options": list(earlier.chosen_options),
+                        "params_input": earlier.params_input or {},
+                        "responded_at": earlier.responded_at,
+                        "responded_by_user": person and {"id": person.id, "name": person.name},
+                    },
+                )
         described = context["ti"].xcom_pull(task_ids="describe")
         self.response_timeout = timedelta(seconds=described["timeout_seconds"])
         return super().execute(context)
 
     def execute_complete(self, context, event):
-        if event.get("timedout"):  # Airflow's default answer at the deadline, not a person's
+        if "error" not in event and not event.get("responded_by_user"):
+            # Airflow's default answer at the deadline, not a person's
             raise HITLTimeoutError(f"nobody answered within {self.response_timeout}")
         return super().execute_complete(context, event)
 
@@ -91,7 +113,8 @@ def ab_approval() -> None:
         assigned_users=[{"id": user, "name": user} for user in SETTINGS.ab.approvers] or None,
         # the fallback: each run takes the timeout its approval event carries
         response_timeout=timedelta(hours=SETTINGS.ab.approval_timeout_hours),
-        retries=0,  # a timeout is an answer (none), not a failure to retry
+        retries=1,  # only for Airflow's race above: a retry re-asks nobody (see execute)
+        retry_delay=timedelta(seconds=2),
     )
 
     @task(trigger_rule="all_done")

@@ -254,8 +254,14 @@ def verdict_of(
     if tested and not settings.fixed:
         needed = max(1, math.ceil(settings.drift_share * len(tested) - 1e-9))
         p_values = sorted(f.p_value(settings.feature_rule) or 1.0 for f in tested)
-        bar = needed * settings.false_alarm_rate / len(tested)
-        passed = p_values[needed - 1] <= bar
+        # a p-value cannot go below what the draws resolve (the statistics' count over the
+        # draws under "any"): a bar below that could never be passed, so it is raised to it
+        # (the bound on false calls is then m x resolution / k, not false_alarm_rate)
+        resolution = (len(settings.statistics) if settings.feature_rule == "any" else 1) / (
+            settings.calibration_draws + 1
+        )
+        bar = max(needed * settings.false_alarm_rate / len(tested), resolution)
+        passed = p_values[needed - 1] <= bar * (1 + 1e-9)
         batch_test = {"needed": float(needed), "p_value": p_values[needed - 1], "bar": bar}
     if tested and share >= settings.drift_share and passed:
         status = DriftStatus.DRIFT
