@@ -21,7 +21,7 @@ from driftloop.cli import (
     stream,
     traffic,
 )
-from driftloop.cli.context import CliContext, ConfigOption
+from driftloop.cli.context import CliContext, ConfigOption, ModelOption
 from driftloop.settings_loader import ConfigError
 
 app = typer.Typer(
@@ -42,8 +42,8 @@ MLFLOW_PATIENCE = {
 
 
 @app.callback()
-def _root(ctx: typer.Context, config: ConfigOption = None) -> None:
-    ctx.obj = CliContext(config)
+def _root(ctx: typer.Context, config: ConfigOption = None, model: ModelOption = None) -> None:
+    ctx.obj = CliContext(config, model)
     for name, value in MLFLOW_PATIENCE.items():
         os.environ.setdefault(name, value)
 

@@ -12,24 +12,48 @@ app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True
 @app.command("show")
 def config_show(ctx: typer.Context) -> None:
     """Print the resolved configuration (YAML file plus environment overrides) as JSON, with
-    passwords, tokens and webhook paths masked."""
+    passwords, tokens and webhook paths masked; a file of several models prints each by name
+    (or only the one chosen with --model)."""
     import json
 
     from driftloop.redaction import redacted_settings
+    from driftloop.settings_loader import load_all
 
-    typer.echo(json.dumps(redacted_settings(cli_context(ctx).settings), indent=2))
+    context = cli_context(ctx)
+    if context.model:
+        shown = redacted_settings(context.settings)
+    else:  # every model the file declares, by name, when it declares several
+        models = load_all(context.config)
+        shown = (
+            redacted_settings(next(iter(models.values())))
+            if len(models) == 1
+            else {name: redacted_settings(settings) for name, settings in models.items()}
+        )
+    typer.echo(json.dumps(shown, indent=2))
 
 
 @app.command("check")
 def config_check(ctx: typer.Context) -> None:
-    """Validate the configuration (also against Airflow's executor) and say where its data lives."""
+    """Validate the configuration (also against Airflow's executor) and say where its data
+    lives: every model the file declares, or the one chosen with --model."""
     from driftloop.executor import airflow_executor, check_executor
+    from driftloop.settings_loader import ConfigError, load_all
 
-    settings = cli_context(ctx).settings
+    context = cli_context(ctx)
+    models = {context.model: context.settings} if context.model else load_all(context.config)
     executor = airflow_executor()
-    check_executor(settings, executor)
-    typer.echo(
-        f"config ok: {len(settings.feature_columns)} features, target {settings.data.target!r} "
-        f"({settings.data.task}), data {settings.data.path}"
-    )
+    problems = []
+    for name, settings in models.items():
+        prefix = f"model {name}: " if len(models) > 1 else ""
+        try:
+            check_executor(settings, executor)
+        except ConfigError as exc:
+            problems.append(f"{prefix}{exc}")
+            continue
+        typer.echo(
+            f"{prefix}config ok: {len(settings.feature_columns)} features, target "
+            f"{settings.data.target!r} ({settings.data.task}), data {settings.data.path}"
+        )
     typer.echo(f"Airflow executor: {executor}")
+    if problems:
+        raise ConfigError("\n".join(problems))

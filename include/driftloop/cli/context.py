@@ -21,6 +21,15 @@ ConfigOption = Annotated[
         "--config", "-c", help="YAML config (default: $DRIFTLOOP_CONFIG or ./driftloop.yaml)."
     ),
 ]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="The model to act on, when the config declares several under `models:` "
+        "(default: $DRIFTLOOP_MODEL__NAME, or the config's only model).",
+    ),
+]
 
 
 @dataclass
@@ -28,6 +37,7 @@ class CliContext:
     """The loop as one command sees it; nothing is loaded or connected before it is asked for."""
 
     config: Path | None = None
+    model: str | None = None
     _settings: Settings | None = field(default=None, repr=False)
     _engines: dict[bool, sa.Engine] = field(default_factory=dict, repr=False)
     _registry: Any = field(default=None, repr=False)
@@ -35,7 +45,7 @@ class CliContext:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.config)
+            self._settings = load_settings(self.config, self.model)
         return self._settings
 
     def engine(self, require_schema: bool = True) -> sa.Engine:

@@ -9,14 +9,16 @@ the library: it imports nothing from driftloop outside itself, so anything may i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 from pydantic import PrivateAttr, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -70,6 +72,8 @@ __all__ = [
 ]
 
 _yaml_path: ContextVar[Path | None] = ContextVar("driftloop_yaml_path", default=None)
+# The YAML layer as a mapping the loader already read (one model of a many-model file).
+_yaml_data: ContextVar[Mapping[str, Any] | None] = ContextVar("driftloop_yaml_data", default=None)
 
 
 class Settings(BaseSettings):
@@ -112,8 +116,10 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment beats YAML; explicit keyword arguments (tests) beat both.
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        yaml_path = _yaml_path.get()
-        if yaml_path is not None:
+        yaml_data, yaml_path = _yaml_data.get(), _yaml_path.get()
+        if yaml_data is not None:
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=dict(yaml_data)))
+        elif yaml_path is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path))
         return tuple(sources)
 
@@ -154,10 +160,14 @@ class Settings(BaseSettings):
 
 
 @contextmanager
-def yaml_source(path: Path) -> Iterator[None]:
-    """Settings made inside read ``path`` below the environment (and explicit arguments)."""
-    token = _yaml_path.set(path)
+def yaml_source(source: Path | Mapping[str, Any]) -> Iterator[None]:
+    """Settings made inside read ``source`` (a YAML file, or the mapping the loader read from
+    one) below the environment (and explicit arguments)."""
+    is_path = isinstance(source, Path)
+    token_path = _yaml_path.set(source if is_path else None)
+    token_data = _yaml_data.set(None if is_path else source)
     try:
         yield
     finally:
-        _yaml_path.reset(token)
+        _yaml_path.reset(token_path)
+        _yaml_data.reset(token_data)
