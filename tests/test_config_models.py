@@ -80,7 +80,7 @@ def test_choosing_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     config = _write(tmp_path, _project(churn={}, fraud={}))
     with pytest.raises(ConfigError, match=r"declares 2 models \(churn, fraud\): choose one"):
         load_settings(config)
-    with pytest.raises(ConfigError, match="no model 'frau'.*did you mean 'fraud'"):
+    with pytest.raises(ConfigError, match=r"no model 'frau'.*did you mean 'fraud'"):
         load_settings(config, model="frau")
     monkeypatch.setenv("DRIFTLOOP_MODEL__NAME", "fraud")
     assert load_settings(config).model.name == "fraud"
@@ -138,7 +138,7 @@ def test_models_may_not_share_a_database_or_a_home_yet(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="models churn, fraud share the database"):
         load_all(_write(tmp_path, shared))
     same_home = _project(churn={"storage": {"home": "x"}}, fraud={"storage": {"home": "x"}})
-    with pytest.raises(ConfigError, match="share the storage.home"):
+    with pytest.raises(ConfigError, match=r"share the storage\.home"):
         load_all(_write(tmp_path, same_home))
 
 
