@@ -27,7 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-SECTIONS = {"drift": "decision_tables_drift", "ab": "decision_tables_ab"}
+SECTIONS = {
+    "drift": "decision_tables_drift",
+    "ab": "decision_tables_ab",
+    "multivariate": "decision_tables_multivariate",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from driftloop.cli import app
 from driftloop.drift.engine import REPORT_FORMAT
 from driftloop.drift.monitor import check_next_batch, resolve_profile
-from driftloop.drift.profile import ReferenceProfile
+from driftloop.drift.profile import FORMAT_VERSION, ReferenceProfile
 from driftloop.drift.report import read_report
 from driftloop.ingest import ingest_landing
 from driftloop.observability import loop_gauges
@@ -56,7 +56,7 @@ def test_a_format_1_profile_is_calibrated_once_and_stored(landed, engine, caplog
         resolve_profile(landed, engine)
     assert "calibrated" in caplog.text and "format 1" in caplog.text
     stored = ReferenceProfile.load(Path(record.path))
-    assert stored.format == 2
+    assert stored.format == FORMAT_VERSION
     assert stored.is_calibrated(landed.drift.statistics, landed.drift.calibration_draws)
     with session_scope(engine) as session:
         digest = session.get(ReferenceProfileRecord, record.id).digest

@@ -10,7 +10,8 @@ from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
-from driftloop.drift.profile import build_profile, category_counts, category_labels
+from driftloop.drift.labels import category_counts, category_labels
+from driftloop.drift.profile import build_profile
 from driftloop.drift.statistics import (
     jensen_shannon,
     jensen_shannon_distance,

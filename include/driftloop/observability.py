@@ -72,29 +72,37 @@ def _drift(connection: sa.Connection) -> list[Gauge]:
         "calibrated to its size or the effect floor, whichever is higher (or the fixed threshold)",
         ("feature", "statistic"),
     )
+    together = Gauge(
+        "driftloop_drift_multivariate",
+        "The features tested together in the latest checked batch (PCA reconstruction error): "
+        "its relative increase over held-out reference rows, p-value, level and flag",
+        ("quantity",),
+    )
     if latest is not None:
         share.samples.append(((), float(latest.drift_share or 0.0)))
         detected.samples.append(((), 1.0 if latest.status == DriftStatus.DRIFT else 0.0))
-        values, thresholds = _feature_scores(latest.json_path)
+        values, thresholds, multivariate = _feature_scores(latest.json_path)
         scores.samples.extend(values)
         bars.samples.extend(thresholds)
-    return [checks, share, detected, scores, bars]
+        together.samples.extend(multivariate)
+    return [checks, share, detected, scores, bars, together]
 
 
 Samples = tuple[tuple[tuple[str, ...], float], ...]
 
 
-def _feature_scores(json_path: str | None) -> tuple[Samples, Samples]:
+def _feature_scores(json_path: str | None) -> tuple[Samples, Samples, Samples]:
     if not json_path or not Path(json_path).exists():
-        return (), ()
+        return (), (), ()
     path = Path(json_path)
     return _scores_in_report(str(path), path.stat().st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=4)
-def _scores_in_report(path: str, _mtime_ns: int) -> tuple[Samples, Samples]:
-    """Each statistic's value and bar. A report is written once (atomically) and read on every
-    scrape: parse it once per version of the file (the modification time is part of the key).
+def _scores_in_report(path: str, _mtime_ns: int) -> tuple[Samples, Samples, Samples]:
+    """Each statistic's value and bar, and the multivariate test's numbers. A report is written
+    once (atomically) and read on every scrape: parse it once per version of the file (the
+    modification time is part of the key).
     Reports of every format are read (``read_report``)."""
     from driftloop.drift.report import read_report
 
@@ -108,7 +116,13 @@ def _scores_in_report(path: str, _mtime_ns: int) -> tuple[Samples, Samples]:
             bar = max(_number(measured.get("threshold")), _number(measured.get("floor")))
             if bar == bar:  # not NaN: the report said what the bar was
                 bars.append((labels, bar))
-    return tuple(values), tuple(bars)
+    together = report.get("multivariate") or {}
+    multivariate = tuple(
+        ((quantity,), _number(together[quantity]))
+        for quantity in ("increase", "p_value", "level", "flag")
+        if quantity in together
+    )
+    return tuple(values), tuple(bars), multivariate
 
 
 def _number(value: object) -> float:

@@ -16,6 +16,10 @@ from pydantic import (
 
 from driftloop.config.base import KNOWN_STATISTICS, Bounds, Section
 
+MULTIVARIATE_SHARE = 0.5
+"""The multivariate drift test's share of ``drift.false_alarm_rate`` (its level is that share
+whether or not it may call drift, so the numbers a report shows do not change with the rule)."""
+
 
 class DataSettings(Section):
     """What the data set is and which columns the model uses."""
@@ -178,6 +182,25 @@ class DriftSettings(Section):
         ),
     )
     max_missing_increase: float = Field(default=0.1, ge=0.0, le=1.0)
+    multivariate: bool = Field(
+        default=True,
+        description=(
+            "Also test the features together (PCA reconstruction error, "
+            "driftloop.drift.multivariate): shown in every report and on /metrics."
+        ),
+    )
+    multivariate_retrain: bool = Field(
+        default=False,
+        description=(
+            "The multivariate test alone may call a batch drift (and start a retrain); it then "
+            "takes half of false_alarm_rate and the per-feature verdict the other half."
+        ),
+    )
+    multivariate_floor: float = Field(
+        default=0.1,
+        ge=0.0,
+        description="The smallest relative increase of the mean reconstruction error flagged.",
+    )
     schedule: str | None = Field(default="@hourly", description="drift_monitor's Airflow schedule.")
 
     @model_validator(mode="after")
@@ -210,6 +233,19 @@ class DriftSettings(Section):
     def fixed(self) -> bool:
         """Fixed mode: the config sets thresholds, which apply at every batch size."""
         return bool(self.thresholds)
+
+    @property
+    def multivariate_level(self) -> float:
+        """The multivariate test's level: its share of ``false_alarm_rate``."""
+        return self.false_alarm_rate * MULTIVARIATE_SHARE
+
+    @property
+    def verdict_rate(self) -> float:
+        """What the per-feature batch verdict may spend: all of ``false_alarm_rate``, or what
+        the multivariate test leaves when it may call drift on its own (the two share it)."""
+        if self.multivariate and self.multivariate_retrain:
+            return self.false_alarm_rate * (1.0 - MULTIVARIATE_SHARE)
+        return self.false_alarm_rate
 
     def level(self, statistics_tested: int) -> float:
         """Each statistic's false-alarm level: under ``any`` a feature's statistics share the

@@ -21,189 +21,48 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from driftloop.config import DriftSettings
-from driftloop.drift import categorical, permutation
+from driftloop.drift import categorical, multivariate, permutation
 from driftloop.drift.calibration import VALUE_NULLS, scale
-from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile, category_counts
+from driftloop.drift.labels import category_counts
+from driftloop.drift.multivariate import MultivariateTest
+from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile
 from driftloop.drift.statistics import STATISTICS, Measurement, effect_floor, fixed_threshold
+from driftloop.drift.verdict import (
+    CALIBRATED,
+    FIXED,
+    REPORT_FORMAT,
+    ColumnDrift,
+    DriftVerdict,
+    StatisticTest,
+)
 from driftloop.vocabulary import DriftStatus
 
-REPORT_FORMAT = 3
-"""Version of :meth:`DriftVerdict.to_dict` (1: fixed thresholds, no ``format_version`` key;
-2: calibrated; 3: categorical statistics carry their permutation test's numbers)."""
-CALIBRATED, FIXED = "calibrated", "fixed"
+__all__ = [
+    "CALIBRATED",
+    "FIXED",
+    "REPORT_FORMAT",
+    "ColumnDrift",
+    "DriftError",
+    "DriftVerdict",
+    "StatisticTest",
+    "check_drift",
+    "multivariate_test",
+    "verdict_of",
+]
+
+MULTIVARIATE_ROWS_MAX = 100_000
+"""Rows of a batch the multivariate test reads (a seeded random sample beyond): ranks of a
+random sample keep the test's level, and 100,000 rows detect far smaller changes than matter."""
 
 
 class DriftError(ValueError):
     """A batch the engine cannot test; the message says why."""
-
-
-@dataclass(frozen=True)
-class StatisticTest:
-    """One statistic on one column: its value, what it was held to, and which bar decided.
-
-    ``threshold`` is the value the statistic had to exceed: calibrated to the batch's size
-    (at ``level``) or fixed. ``decided_by`` names the higher bar, the one that mattered:
-    ``threshold``, ``floor`` or ``fixed``.
-    """
-
-    measurement: Measurement
-    threshold: float
-    floor: float
-    flag: bool
-    decided_by: str
-    p_value: float | None = None
-    level: float | None = None
-    sketch_bound: float | None = None  # sketched batches: the value's error bound, in its units
-
-    @property
-    def value(self) -> float:
-        return self.measurement.value
-
-
-@dataclass
-class ColumnDrift:
-    """One column's statistics, flags and histogram against the reference."""
-
-    name: str
-    kind: str
-    count: int
-    missing_share: float
-    reference_missing_share: float
-    tests: dict[str, StatisticTest] = field(default_factory=dict)
-    tested: bool = False
-    drifted: bool = False
-    missing_alert: bool = False
-    current_probabilities: list[float] = field(default_factory=list)
-
-    def p_value(self, rule: str) -> float | None:
-        """The feature's p-value under no drift (None in fixed mode; 1 when not flagged, so
-        the floor still gates): under ``any`` the smallest of its statistics' times their
-        number (Bonferroni), under ``all`` the largest."""
-        values = [t.p_value for t in self.tests.values() if t.p_value is not None]
-        if not values:
-            return None
-        if not self.drifted:
-            return 1.0
-        return min(1.0, min(values) * len(values)) if rule == "any" else max(values)
-
-    @property
-    def measurements(self) -> dict[str, Measurement]:
-        return {name: test.measurement for name, test in self.tests.items()}
-
-    @property
-    def flags(self) -> dict[str, bool]:
-        return {name: test.flag for name, test in self.tests.items()}
-
-
-@dataclass
-class DriftVerdict:
-    """The result of testing one batch: per-column numbers and the dataset-level verdict."""
-
-    status: DriftStatus
-    rows: int
-    drift_share: float
-    required_share: float
-    features: list[ColumnDrift]
-    target: ColumnDrift | None
-    statistics: list[str]
-    feature_rule: str
-    mode: str = CALIBRATED
-    false_alarm_rate: float | None = None
-    floors: dict[str, float] = field(default_factory=dict)
-    thresholds: dict[str, float] = field(default_factory=dict)  # fixed mode only
-    min_rows: int = 0
-    sketched: bool = False  # streamed by row group into summaries (driftloop.drift.sketch)
-    # calibrated mode: the batch test over features (see verdict_of); None in fixed mode
-    batch_test: dict[str, float] | None = None
-
-    @property
-    def drifted(self) -> bool:
-        return self.status == DriftStatus.DRIFT
-
-    @property
-    def drifted_features(self) -> list[str]:
-        return [f.name for f in self.features if f.drifted]
-
-    @property
-    def tested_features(self) -> list[str]:
-        return [f.name for f in self.features if f.tested]
-
-    @property
-    def target_drift(self) -> bool:
-        return bool(self.target and self.target.drifted)
-
-    @property
-    def missing_alerts(self) -> list[str]:
-        return [c.name for c in self._columns() if c.missing_alert]
-
-    def _columns(self) -> list[ColumnDrift]:
-        return [*self.features, *([self.target] if self.target else [])]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data; infinite values become the string ``"inf"``."""
-
-        def column(c: ColumnDrift) -> dict[str, Any]:
-            return {
-                "name": c.name,
-                "kind": c.kind,
-                "count": c.count,
-                "missing_share": c.missing_share,
-                "reference_missing_share": c.reference_missing_share,
-                "missing_alert": c.missing_alert,
-                "tested": c.tested,
-                "drifted": c.drifted,
-                "statistics": {
-                    name: {
-                        "value": _json_number(t.value),
-                        "threshold": _json_number(t.threshold),
-                        "floor": t.floor,
-                        "p_value": t.p_value,
-                        "level": t.level,
-                        "decided_by": t.decided_by,
-                        "flag": t.flag,
-                        **({} if t.sketch_bound is None else {"sketch_bound": t.sketch_bound}),
-                        **{k: _json_number(v) for k, v in t.measurement.details.items()},
-                    }
-                    for name, t in c.tests.items()
-                },
-                "current_probabilities": c.current_probabilities,
-            }
-
-        return {
-            "format_version": REPORT_FORMAT,
-            "status": self.status,
-            "rows": self.rows,
-            "drift_share": self.drift_share,
-            "required_share": self.required_share,
-            "drifted_features": self.drifted_features,
-            "tested_features": self.tested_features,
-            "target_drift": self.target_drift,
-            "missing_alerts": self.missing_alerts,
-            "mode": self.mode,
-            "statistics": self.statistics,
-            "false_alarm_rate": self.false_alarm_rate,
-            "floors": self.floors,
-            "thresholds": self.thresholds,
-            "min_rows": self.min_rows,
-            "feature_rule": self.feature_rule,
-            **({"sketched": True} if self.sketched else {}),
-            "batch_test": self.batch_test,
-            "features": [column(c) for c in self.features],
-            "target": column(self.target) if self.target else None,
-        }
-
-
-def _json_number(value: float) -> float | str:
-    return (
-        value if math.isfinite(value) else ("inf" if value > 0 else "-inf" if value < 0 else "nan")
-    )
 
 
 def check_drift(
@@ -225,7 +84,26 @@ def check_drift(
     target = None
     if profile.target is not None and profile.target in batch.columns:
         target = _column_drift(profile.columns[profile.target], batch[profile.target], settings)
-    return verdict_of(features, target, len(batch), settings)
+    together = multivariate_test(profile, batch, settings)
+    return verdict_of(features, target, len(batch), settings, multivariate=together)
+
+
+def multivariate_test(
+    profile: ReferenceProfile, batch: pd.DataFrame, settings: DriftSettings
+) -> MultivariateTest | None:
+    """The features tested together, when the settings ask for it and the profile holds their
+    structure (profiles built before format 3, or from under 100 rows, do not)."""
+    if not settings.multivariate or settings.fixed or profile.multivariate is None:
+        return None
+    rows = batch[profile.features]
+    if len(rows) < settings.min_rows:
+        return None
+    if len(rows) > MULTIVARIATE_ROWS_MAX:
+        rng = np.random.default_rng(len(rows))
+        rows = rows.iloc[np.sort(rng.choice(len(rows), MULTIVARIATE_ROWS_MAX, replace=False))]
+    return multivariate.assess(
+        profile.multivariate, rows, settings.multivariate_level, settings.multivariate_floor
+    )
 
 
 def verdict_of(
@@ -234,6 +112,7 @@ def verdict_of(
     rows: int,
     settings: DriftSettings,
     sketched: bool = False,
+    multivariate: MultivariateTest | None = None,
 ) -> DriftVerdict:
     """The batch's verdict from its columns' results (exact or sketched alike).
 
@@ -245,6 +124,10 @@ def verdict_of(
     probability at most ``m t / k``: a clean batch is called drift at most
     ``false_alarm_rate`` of the time, for any number of features and any dependence between
     them. With 1 to 3 features one flag used to reach the share: ``m`` chances per batch.
+
+    With ``drift.multivariate_retrain`` the multivariate test may call drift on its own; the
+    two then share ``false_alarm_rate`` (``DriftSettings.verdict_rate``), so a clean batch is
+    still called drift at most that often.
     """
     tested = [f for f in features if f.tested]
     share = float(np.mean([f.drifted for f in tested])) if tested else 0.0
@@ -260,10 +143,13 @@ def verdict_of(
         resolution = (len(settings.statistics) if settings.feature_rule == "any" else 1) / (
             settings.calibration_draws + 1
         )
-        bar = max(needed * settings.false_alarm_rate / len(tested), resolution)
+        bar = max(needed * settings.verdict_rate / len(tested), resolution)
         passed = p_values[needed - 1] <= bar * (1 + 1e-9)
         batch_test = {"needed": float(needed), "p_value": p_values[needed - 1], "bar": bar}
     if tested and share >= settings.drift_share and passed:
+        status = DriftStatus.DRIFT
+    calls_drift = multivariate is not None and settings.multivariate_retrain
+    if calls_drift and multivariate.flag:
         status = DriftStatus.DRIFT
     return DriftVerdict(
         status=status,
@@ -285,6 +171,8 @@ def verdict_of(
         min_rows=settings.min_rows,
         sketched=sketched,
         batch_test=batch_test,
+        multivariate=multivariate,
+        multivariate_calls_drift=calls_drift,
     )
 
 

@@ -85,6 +85,7 @@ def profile_from_frame(frame: Any, settings: Settings, source: str) -> Reference
         source=source,
         statistics=settings.drift.statistics,
         calibration_draws=0 if settings.drift.fixed else settings.drift.calibration_draws,
+        multivariate=settings.drift.multivariate,
     )
 
 

@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from driftloop.drift.calibration import SMALL_SIZES, VALUE_NULLS, _sorted_indices
+from driftloop.drift.verdict import StatisticTest
 
 if TYPE_CHECKING:
-    from driftloop.drift.engine import StatisticTest
     from driftloop.drift.profile import ColumnProfile
     from driftloop.drift.statistics import Measurement
 
@@ -138,7 +138,6 @@ def statistic_test(
 ) -> StatisticTest:
     """A statistic of values tested by permutation of the pooled values; the threshold shown
     is the permutation's critical distance in the statistic's units (divided by the sd)."""
-    from driftloop.drift.engine import StatisticTest  # here: engine imports this module
 
     observed = raw_distance(name, measurement.details)
     result = permutation_test(name, pooled, n, column.count, observed, draws, level)

@@ -29,11 +29,13 @@ import numpy as np
 import pandas as pd
 
 from driftloop.drift.calibration import NullDistribution, sorted_quantiles
+from driftloop.drift.labels import category_labels
+from driftloop.drift.multivariate import MultivariateReference
+from driftloop.drift.multivariate import fit as fit_multivariate
 from driftloop.drift.statistics import CATEGORICAL, NUMERIC, STATISTICS, resampled_null
-from driftloop.task import labels
 
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
 """Format 1 (before calibration) still loads; it is calibrated on first use."""
 
 
@@ -114,6 +116,8 @@ class ReferenceProfile:
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     calibration_draws: int = 0
     format: int = FORMAT_VERSION
+    # the features' joint structure (format 3; None: built without it, or too small)
+    multivariate: MultivariateReference | None = None
 
     @property
     def features(self) -> list[str]:
@@ -174,7 +178,10 @@ class ReferenceProfile:
             "data_digest": self.data_digest,
             "created_at": self.created_at,
             "columns": [],
+            "multivariate": self.multivariate.to_meta() if self.multivariate else None,
         }
+        if self.multivariate is not None:
+            arrays.update(self.multivariate.arrays())
         for index, column in enumerate(self.columns.values()):
             record = asdict(column)
             for key in ("values", "bin_edges", "probabilities"):
@@ -213,6 +220,12 @@ class ReferenceProfile:
                     for name, sizes in record.pop("null_sizes", {}).items()
                 }
                 columns[record["name"]] = ColumnProfile(**record)
+            stored_multivariate = meta.get("multivariate")
+            multivariate = (
+                MultivariateReference.from_stored(stored_multivariate, stored)
+                if stored_multivariate
+                else None
+            )
         return cls(
             columns,
             meta["target"],
@@ -222,6 +235,7 @@ class ReferenceProfile:
             meta["created_at"],
             calibration_draws=meta.get("calibration_draws", 0),
             format=meta["format"],
+            multivariate=multivariate,
         )
 
 
@@ -235,10 +249,12 @@ def build_profile(
     source: str = "",
     statistics: Iterable[str] = (),
     calibration_draws: int = 0,
+    multivariate: bool = False,
 ) -> ReferenceProfile:
     """Summarise ``frame`` (features and, if present, the target) into a profile.
 
-    With ``statistics`` and ``calibration_draws``, their null distributions are drawn too.
+    With ``statistics`` and ``calibration_draws``, their null distributions are drawn too; with
+    ``multivariate``, the features' joint structure (``driftloop.drift.multivariate``).
     """
     if frame.empty:
         raise ValueError("cannot profile an empty reference data set")
@@ -259,6 +275,14 @@ def build_profile(
     )
     if calibration_draws:
         profile.calibrate(statistics, calibration_draws)
+    if multivariate:
+        features = profile.features
+        profile.multivariate = fit_multivariate(
+            frame[features],
+            [name for name in features if columns[name].kind == NUMERIC],
+            [name for name in features if columns[name].kind == CATEGORICAL],
+            seed=int(digest[:8], 16),
+        )
     return profile
 
 
@@ -288,39 +312,6 @@ def _numeric_column(name: str, series: pd.Series, bins: int, exact_max: int) -> 
         bin_edges=edges,
         probabilities=counts / counts.sum(),
     )
-
-
-def category_labels(series: pd.Series) -> pd.Series:
-    """Non-missing values as text labels. Numbers are labelled as a classifier's labels are
-    compared (:func:`driftloop.task.labels`: an integral number prints without ``.0``, 6 not
-    6.0); booleans are 1 and 0, as stored profiles name them; text stays as it is.
-
-    Each value is labelled on its own, so one 2.5 in a batch does not turn every 3 into "3.0".
-    """
-    present = series.dropna()
-    if pd.api.types.is_bool_dtype(present):
-        return present.astype(np.int64).astype(str)
-    if not pd.api.types.is_numeric_dtype(present):
-        return present.astype(str)
-    return pd.Series(labels(present), index=present.index)
-
-
-def category_counts(series: pd.Series) -> dict[str, int]:
-    """Non-missing values counted per label, as if each were labelled by :func:`category_labels`.
-
-    The distinct values are labelled, not the rows: a 1M-row batch needs no million labels. In an
-    object column holding anything but text, distinct values can share a hash yet not a label (1,
-    1.0 and True count as one value), so such a column is labelled row by row.
-    """
-    counts = series.value_counts(dropna=True, sort=False)
-    keys = pd.Series(counts.index)
-    if pd.api.types.is_object_dtype(keys) and not all(isinstance(k, str) for k in keys):
-        counts = category_labels(series).value_counts(sort=False)
-        return {str(label): int(count) for label, count in counts.items()}
-    totals: dict[str, int] = {}
-    for label, count in zip(category_labels(keys), counts.to_numpy(), strict=True):
-        totals[label] = totals.get(label, 0) + int(count)
-    return totals
 
 
 def _categorical_column(name: str, series: pd.Series) -> ColumnProfile:

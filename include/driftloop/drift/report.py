@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from driftloop.drift.engine import REPORT_FORMAT, DriftVerdict, StatisticTest
 from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile
+from driftloop.drift.verdict import REPORT_FORMAT, DriftVerdict, StatisticTest
 from driftloop.performance.report import render_section
 from driftloop.reporting import STYLE, atomic_write, png_base64, pyplot
 
@@ -46,9 +46,11 @@ def read_report(path: Path) -> dict[str, Any]:
 
     Format 1 (fixed thresholds, before ``format_version``): each statistic gains the fixed
     threshold, a floor of 0 and ``decided_by: fixed``; every column counts as tested. Format 2
-    differs from 3 only by lacking the categorical permutation test's details (optional keys).
+    differs from 3 only by lacking the categorical permutation test's details (optional keys),
+    and 3 from 4 by lacking ``multivariate`` (read as null: not run).
     """
     record = json.loads(Path(path).read_text())
+    record.setdefault("multivariate", None)
     if record.get("format_version", 1) >= REPORT_FORMAT:
         return record
     thresholds = record.get("thresholds") or {}
@@ -147,9 +149,32 @@ Highlighted: flagged.</small></p>
 <table><tr><th>column</th><th>kind</th><th>values</th><th>missing</th>{header}\
 <th>drifted</th></tr>{"".join(rows)}</table>
 {sketch_note}
+{_multivariate_section(verdict)}
 {render_section(performance)}
 <h2>Reference against current</h2><div class="grid">{figures}</div>
 </body></html>"""
+
+
+def _multivariate_section(verdict: DriftVerdict) -> str:
+    """The features tested together: the value, the bar, and who moved most."""
+    test = verdict.multivariate
+    if test is None:
+        return ""
+    movers = ", ".join(f"{html.escape(name)} ({share:.0%})" for name, share in test.contributions)
+    role = (
+        "may call drift on its own (drift.multivariate_retrain)"
+        if verdict.multivariate_calls_drift
+        else "reported only; the verdict is the per-feature one"
+    )
+    grew = f" Grew most: {movers}." if movers else ""
+    return (
+        "<h2>Features together</h2>"
+        f'<p class="{"flag" if test.flag else ""}">PCA reconstruction error: mean '
+        f"{test.mean_error:.4g} against {test.reference_mean_error:.4g} on held-out reference "
+        f"rows ({test.increase:+.1%}); p {test.p_value:.3g} (one-sided Mann-Whitney over "
+        f"{test.rows} rows) against level {test.level:g}, floor +{test.floor:.0%}: "
+        f"{'flagged' if test.flag else 'not flagged'}; {role}.{grew}</p>"
+    )
 
 
 def _mode_text(verdict: DriftVerdict) -> str:

@@ -29,7 +29,8 @@ from driftloop.drift.engine import (
     judge_column,
     verdict_of,
 )
-from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile, category_labels
+from driftloop.drift.labels import category_labels
+from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile
 from driftloop.drift.sketch import (
     BatchSummary,
     CategoricalSummary,
@@ -59,7 +60,7 @@ def label_counts(array: pa.Array | pa.ChunkedArray) -> tuple[dict[str, int], int
 
     Arrow counts the values (by dictionary code when dictionary encoded); only the distinct
     values become Python objects, labelled as the exact path labels them
-    (:func:`driftloop.drift.profile.category_labels`).
+    (:func:`driftloop.drift.labels.category_labels`).
     """
     counted = pc.value_counts(array)
     values = counted.field("values")

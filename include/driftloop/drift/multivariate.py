@@ -1,0 +1,268 @@
+"""Multivariate drift: how the features move together, by PCA reconstruction error.
+
+Why: every per-feature statistic looks at one column. A change in how features relate (two
+features whose correlation flips while each marginal stays put) passes all of them, yet the
+model's inputs have changed where it matters. NannyML's answer is the data reconstruction
+error: compress the reference's standardized rows with PCA and measure how badly a batch's
+rows are rebuilt; rows that break the reference's structure rebuild badly.
+
+How it stays calibrated. A PCA fitted on a sample rebuilds that very sample better than new
+rows, so comparing a batch with the reference's own (in-sample) errors would flag clean
+batches. At profile build the reference is split in two halves: PCA is fitted on one, and the
+errors of the other, held-out half are kept. Given the fitted PCA (a fixed function), a clean
+batch's row errors and the held-out errors are draws from one law, so a one-sided
+Mann-Whitney test of "the batch's errors are larger" holds its level at any batch size and
+any shape of the data (ranks, not means: the errors of heavy-tailed columns are heavy-tailed
+too). A floor on the increase of the mean error keeps huge batches from flagging changes too
+small to matter, as the per-feature effect floors do.
+
+Encoding: numeric columns are imputed with the reference's median and standardized;
+categorical columns become indicators of their most common levels (other and missing share
+the zero row), standardized the same way. Missingness itself is the per-feature check's job.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu
+
+from driftloop.drift.labels import category_labels
+
+VARIANCE_KEPT = 0.65
+"""Share of the reference's standardized variance the components keep (NannyML's default)."""
+MAX_LEVELS = 20
+"""Categorical levels encoded per column (the most common; the rest share one row)."""
+MIN_REFERENCE_ROWS = 100
+FIT_ROWS_MAX = 50_000
+HELD_OUT_MAX = 20_000
+
+
+@dataclass(frozen=True)
+class MultivariateReference:
+    """What a profile keeps to test batches: the encoding, the components, held-out errors."""
+
+    numeric: list[str]
+    categorical: dict[str, list[str]]  # column -> encoded levels
+    centers: list[float]  # numeric imputation values (medians)
+    means: np.ndarray  # per encoded dimension
+    scales: np.ndarray
+    components: np.ndarray  # (components, dimensions), orthonormal rows
+    held_out_errors: np.ndarray  # sorted
+    expected_residuals: np.ndarray  # held-out mean squared residual per dimension
+    variance_kept: float
+
+    @property
+    def dimensions(self) -> list[str]:
+        names = list(self.numeric)
+        for column, levels in self.categorical.items():
+            names.extend(f"{column}={level}" for level in levels)
+        return names
+
+    def residuals(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each row's standardized residual after rebuilding it from the components."""
+        encoded = (_encode(frame, self.numeric, self.centers, self.categorical) - self.means) / (
+            self.scales
+        )
+        return encoded - (encoded @ self.components.T) @ self.components
+
+    def errors(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each row's reconstruction error: the squared length of its residual."""
+        residuals = self.residuals(frame)
+        return np.einsum("ij,ij->i", residuals, residuals)
+
+    def to_meta(self) -> dict[str, Any]:
+        return {
+            "numeric": self.numeric,
+            "categorical": self.categorical,
+            "centers": self.centers,
+            "variance_kept": self.variance_kept,
+        }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "mv_means": self.means,
+            "mv_scales": self.scales,
+            "mv_components": self.components,
+            "mv_held_out_errors": self.held_out_errors.astype(np.float32),
+            "mv_expected_residuals": self.expected_residuals,
+        }
+
+    @classmethod
+    def from_stored(cls, meta: dict[str, Any], arrays: Any) -> MultivariateReference:
+        return cls(
+            list(meta["numeric"]),
+            {k: list(v) for k, v in meta["categorical"].items()},
+            list(meta["centers"]),
+            np.asarray(arrays["mv_means"], dtype=float),
+            np.asarray(arrays["mv_scales"], dtype=float),
+            np.asarray(arrays["mv_components"], dtype=float),
+            np.asarray(arrays["mv_held_out_errors"], dtype=float),
+            np.asarray(arrays["mv_expected_residuals"], dtype=float),
+            float(meta["variance_kept"]),
+        )
+
+
+@dataclass(frozen=True)
+class MultivariateTest:
+    """One batch against the reference's structure."""
+
+    rows: int
+    mean_error: float
+    reference_mean_error: float
+    p_value: float
+    level: float
+    floor: float  # the smallest relative increase of the mean error worth an alarm
+    flag: bool
+    contributions: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def increase(self) -> float:
+        if self.reference_mean_error <= 0:
+            return math.inf if self.mean_error > 0 else 0.0
+        return self.mean_error / self.reference_mean_error - 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": "pca_reconstruction_error",
+            "rows": self.rows,
+            "mean_error": self.mean_error,
+            "reference_mean_error": self.reference_mean_error,
+            "increase": self.increase if math.isfinite(self.increase) else "inf",
+            "p_value": self.p_value,
+            "level": self.level,
+            "floor": self.floor,
+            "flag": self.flag,
+            "contributions": [{"feature": f, "share": s} for f, s in self.contributions],
+        }
+
+
+def fit(
+    frame: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    seed: int = 0,
+    variance_kept: float = VARIANCE_KEPT,
+) -> MultivariateReference | None:
+    """Fit on one random half of ``frame``, keep the other half's errors; None when the
+    reference is too small (fewer than ``MIN_REFERENCE_ROWS`` rows) or has fewer than two
+    encoded dimensions (nothing can move together)."""
+    if len(frame) < MIN_REFERENCE_ROWS:
+        return None
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(frame))
+    half = len(frame) // 2
+    fit_rows = frame.iloc[order[:half][:FIT_ROWS_MAX]]
+    held_rows = frame.iloc[order[half:][:HELD_OUT_MAX]]
+    centers = [_median(fit_rows[name]) for name in numeric]
+    levels = {name: _common_levels(fit_rows[name]) for name in categorical}
+    levels = {name: kept for name, kept in levels.items() if kept}
+    encoded = _encode(fit_rows, numeric, centers, levels)
+    if encoded.shape[1] < 2:
+        return None
+    means = encoded.mean(axis=0)
+    scales = encoded.std(axis=0)
+    scales[scales <= 1e-12] = 1.0  # a constant dimension: no scale, rebuilt exactly
+    standardized = (encoded - means) / scales
+    _u, singular, components = np.linalg.svd(standardized, full_matrices=False)
+    share = np.cumsum(singular**2) / max(float(np.sum(singular**2)), 1e-300)
+    kept = int(np.searchsorted(share, variance_kept) + 1)
+    kept = min(kept, components.shape[0])
+    reference = MultivariateReference(
+        list(numeric),
+        levels,
+        centers,
+        means,
+        scales,
+        components[:kept],
+        np.empty(0),
+        np.empty(0),
+        variance_kept,
+    )
+    residuals = reference.residuals(held_rows)
+    # stored as float32: rounded now, so a loaded profile decides as the one in memory does
+    held_out = np.sort(np.einsum("ij,ij->i", residuals, residuals)).astype(np.float32)
+    return MultivariateReference(
+        **{
+            **reference.__dict__,
+            "held_out_errors": held_out.astype(float),
+            "expected_residuals": np.mean(residuals**2, axis=0),
+        }
+    )
+
+
+def assess(
+    reference: MultivariateReference, batch: pd.DataFrame, level: float, floor: float
+) -> MultivariateTest:
+    """The batch's rows against the held-out rows: one-sided Mann-Whitney on their errors,
+    and the dimensions whose residuals grew most (their share of the growth)."""
+    residuals = reference.residuals(batch)
+    errors = np.einsum("ij,ij->i", residuals, residuals)
+    held_out = reference.held_out_errors
+    result = mannwhitneyu(errors, held_out, alternative="greater", method="asymptotic")
+    p_value = float(result.pvalue) if np.isfinite(result.pvalue) else 1.0
+    mean_error, reference_mean = float(errors.mean()), float(held_out.mean())
+    test_result = MultivariateTest(
+        rows=len(batch),
+        mean_error=mean_error,
+        reference_mean_error=reference_mean,
+        p_value=p_value,
+        level=level,
+        floor=floor,
+        flag=False,
+        contributions=_contributions(reference, residuals),
+    )
+    flag = p_value <= level and test_result.increase >= floor
+    return MultivariateTest(**{**test_result.__dict__, "flag": flag})
+
+
+def _contributions(
+    reference: MultivariateReference, residuals: np.ndarray, top: int = 3
+) -> list[tuple[str, float]]:
+    """The features whose squared residuals grew most over the held-out rows' (a categorical
+    column's levels summed), with their share of the growth."""
+    expected = reference.expected_residuals
+    observed = np.mean(residuals**2, axis=0)
+    growth = np.clip(observed - expected, 0.0, None)
+    by_feature: dict[str, float] = {}
+    for name, value in zip(reference.dimensions, growth, strict=True):
+        feature = name.split("=", 1)[0] if name not in reference.numeric else name
+        by_feature[feature] = by_feature.get(feature, 0.0) + float(value)
+    total = sum(by_feature.values())
+    if total <= 0:
+        return []
+    ranked = sorted(by_feature.items(), key=lambda item: -item[1])[:top]
+    return [(name, value / total) for name, value in ranked if value > 0]
+
+
+def _median(series: pd.Series) -> float:
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else 0.0
+
+
+def _common_levels(series: pd.Series) -> list[str]:
+    counts = category_labels(series).value_counts()
+    return [str(level) for level in counts.index[:MAX_LEVELS]]
+
+
+def _encode(
+    frame: pd.DataFrame,
+    numeric: list[str],
+    centers: list[float],
+    categorical: dict[str, list[str]],
+) -> np.ndarray:
+    parts = []
+    for name, center in zip(numeric, centers, strict=True):
+        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
+        parts.append(np.where(np.isfinite(values), values, center))
+    for name, levels in categorical.items():
+        labels = category_labels(frame[name]).reindex(frame.index).to_numpy(dtype=object)
+        parts.extend((labels == level).astype(float) for level in levels)
+    if not parts:
+        return np.zeros((len(frame), 0))
+    return np.column_stack(parts)

@@ -1,0 +1,123 @@
+"""The features tested together (issue 31, item 1): PCA reconstruction error against held-out
+reference rows, calibrated at every batch size, blind to nothing the marginals hide."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binom
+
+from driftloop.config import DriftSettings
+from driftloop.drift import multivariate
+from driftloop.drift.engine import check_drift
+from driftloop.drift.profile import ReferenceProfile, build_profile
+from driftloop.drift.report import render_html
+from driftloop.observability import _scores_in_report
+from driftloop.vocabulary import DriftStatus
+
+NUMERIC = [f"f{i}" for i in range(10)]
+
+
+def frame(rng: np.random.Generator, rows: int, rho: float = 0.8, missing: float = 0.1):
+    """Ten standard normals, f0 and f1 correlated ``rho``; a categorical tied to f2; f3 with
+    missing values."""
+    covariance = np.eye(10)
+    covariance[0, 1] = covariance[1, 0] = rho
+    values = rng.multivariate_normal(np.zeros(10), covariance, rows)
+    data = pd.DataFrame(values, columns=NUMERIC)
+    data["kind"] = np.where(
+        values[:, 2] + rng.normal(size=rows) > 0, "a", rng.choice(["b", "c", "d"], rows)
+    )
+    data.loc[rng.random(rows) < missing, "f3"] = np.nan
+    return data
+
+
+def profile_of(reference: pd.DataFrame) -> ReferenceProfile:
+    settings = DriftSettings()
+    return build_profile(
+        reference,
+        ["kind"],
+        None,
+        False,
+        statistics=settings.statistics,
+        calibration_draws=200,
+        multivariate=True,
+    )
+
+
+@pytest.mark.parametrize("rows", [100, 1_000])
+def test_clean_batches_are_flagged_at_most_at_the_level(rows: int) -> None:
+    """Given the fitted PCA the batch's and the held-out rows' errors are draws of one law: at
+    level 0.05 (ten times the default, so the count has something to show) and floor 0, 300
+    clean batches across 6 references flag no more than a binomial at 0.05 allows."""
+    rng = np.random.default_rng([31, rows])
+    flagged = 0
+    for seed in range(6):
+        model = multivariate.fit(frame(rng, 5_000), NUMERIC, ["kind"], seed=seed)
+        assert model is not None
+        for _ in range(50):
+            flagged += multivariate.assess(model, frame(rng, rows), 0.05, 0.0).flag
+    assert flagged <= binom.ppf(0.999, 300, 0.05)  # 27: a rate near 0.05, not above it
+    assert flagged >= 3  # and the test is not dead at that level either
+
+
+def test_a_flipped_correlation_is_caught_where_no_marginal_moves() -> None:
+    """Two of ten features go from correlation 0.8 to -0.8 with their marginals kept: every
+    per-feature test passes, the features together flag, and f0, f1 grew most."""
+    rng = np.random.default_rng(8)
+    profile = profile_of(frame(rng, 5_000))
+    settings = DriftSettings()
+    for _ in range(5):
+        verdict = check_drift(profile, frame(rng, 1_000, rho=-0.8), settings)
+        test = verdict.multivariate
+        assert test is not None and test.flag and test.p_value < 1e-6
+        assert {name for name, _share in test.contributions[:2]} == {"f0", "f1"}
+        assert verdict.drifted_features == []
+        assert verdict.status == DriftStatus.NO_DRIFT  # reported only, by default
+    retrain = DriftSettings(multivariate_retrain=True)
+    assert check_drift(profile, frame(rng, 1_000, rho=-0.8), retrain).status == DriftStatus.DRIFT
+
+
+def test_the_budget_is_shared_when_it_may_call_drift() -> None:
+    """With ``multivariate_retrain`` the per-feature verdict gets the other half of the rate."""
+    alone, shared = DriftSettings(), DriftSettings(multivariate_retrain=True)
+    assert alone.verdict_rate == 0.01 and shared.verdict_rate == 0.005
+    assert alone.multivariate_level == shared.multivariate_level == 0.005
+    assert DriftSettings(multivariate=False, multivariate_retrain=True).verdict_rate == 0.01
+
+
+def test_the_profile_keeps_it_and_the_report_shows_it(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    profile = profile_of(frame(rng, 2_000))
+    profile.save(tmp_path / "profile.npz")
+    loaded = ReferenceProfile.load(tmp_path / "profile.npz")
+    batch = frame(rng, 500, rho=-0.8)
+    settings = DriftSettings()
+    before, after = check_drift(profile, batch, settings), check_drift(loaded, batch, settings)
+    assert before.multivariate == after.multivariate  # stored values decide alike
+    record = after.to_dict()["multivariate"]
+    assert record["method"] == "pca_reconstruction_error" and record["flag"] is True
+    assert record["calls_drift"] is False
+    page = render_html(after, loaded, {"batch": "b"})
+    assert "Features together" in page and "Grew most: f" in page
+    # /metrics reads it from the stored report
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"features": [], "multivariate": record}))
+    *_rest, gauges = _scores_in_report(str(report), 0)
+    assert dict((labels[0], value) for labels, value in gauges)["flag"] == 1.0
+
+
+def test_too_little_to_fit_is_no_test() -> None:
+    rng = np.random.default_rng(10)
+    assert multivariate.fit(frame(rng, 60), NUMERIC, ["kind"]) is None
+    assert multivariate.fit(frame(rng, 500)[["f0"]], ["f0"], []) is None  # one dimension
+    profile = profile_of(frame(rng, 500))
+    assert check_drift(profile, frame(rng, 20), DriftSettings()).multivariate is None
+    assert (
+        check_drift(profile, frame(rng, 200), DriftSettings(multivariate=False)).multivariate
+        is None
+    )
