@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy.stats import binom
 
+from driftloop.cli.drift import describe_report
 from driftloop.config import DriftSettings
 from driftloop.drift import multivariate
 from driftloop.drift.engine import check_drift
@@ -102,6 +103,8 @@ def test_the_profile_keeps_it_and_the_report_shows_it(tmp_path: Path) -> None:
     record = after.to_dict()["multivariate"]
     assert record["method"] == "pca_reconstruction_error" and record["flag"] is True
     assert record["calls_drift"] is False
+    shown = "\n".join(describe_report({**after.to_dict(), "batch": "b"}))
+    assert "features together: reconstruction error +" in shown and "flagged" in shown
     page = render_html(after, loaded, {"batch": "b"})
     assert "Features together" in page and "Grew most: f" in page
     # /metrics reads it from the stored report

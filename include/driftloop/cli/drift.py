@@ -122,6 +122,16 @@ def describe_report(record: dict[str, Any]) -> list[str]:
             f"  batch test: p-value {batch_test['p_value']:.3g} of the "
             f"{int(batch_test['needed'])}th smallest feature vs {batch_test['bar']:.3g}"
         )
+    together = record.get("multivariate")  # report format 4: the features tested together
+    if together:
+        movers = ", ".join(f"{c['feature']} {c['share']:.0%}" for c in together["contributions"])
+        lines.append(
+            f"  features together: reconstruction error {float(together['increase']):+.1%} vs "
+            f"held-out reference rows, p {together['p_value']:.3g} vs {together['level']:g}: "
+            f"{'flagged' if together['flag'] else 'ok'}"
+            f"{' (calls drift)' if together.get('calls_drift') else ''}"
+            f"{f'; grew most: {movers}' if movers else ''}"
+        )
     columns = [*record["features"], *([record["target"]] if record.get("target") else [])]
     for column in columns:
         state = "drifted" if column["drifted"] else "ok" if column["tested"] else "not tested"
