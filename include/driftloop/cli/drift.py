@@ -117,10 +117,20 @@ def describe_report(record: dict[str, Any]) -> list[str]:
         f"thresholds {record['mode']}"
     ]
     batch_test = record.get("batch_test")  # report format 3: the test over features
-    if batch_test:
+    if batch_test and "weighted_share" in batch_test:  # drift.weighting: importance
+        lines.append(
+            f"  batch test: {batch_test['weighted_share']:.0%} of the importance drifted with "
+            f"p-values at most {batch_test['bar']:.3g}"
+        )
+    elif batch_test:
         lines.append(
             f"  batch test: p-value {batch_test['p_value']:.3g} of the "
             f"{int(batch_test['needed'])}th smallest feature vs {batch_test['bar']:.3g}"
+        )
+    if record.get("weighting") == "importance" and record.get("importance_share") is not None:
+        lines.append(
+            f"  weighted by importance: the drifted features carry "
+            f"{record['importance_share']:.0%} of the Production version's mean |SHAP|"
         )
     together = record.get("multivariate")  # report format 4: the features tested together
     if together:

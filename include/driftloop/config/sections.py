@@ -182,6 +182,13 @@ class DriftSettings(Section):
         ),
     )
     max_missing_increase: float = Field(default=0.1, ge=0.0, le=1.0)
+    weighting: Literal["count", "importance"] = Field(
+        default="count",
+        description=(
+            "How the batch verdict counts drifted features: each as one (count), or by the "
+            "Production version's mean absolute SHAP value (importance; count without one)."
+        ),
+    )
     multivariate: bool = Field(
         default=True,
         description=(

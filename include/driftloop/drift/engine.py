@@ -20,7 +20,7 @@ target drift. The missing share is its own check.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -66,7 +66,10 @@ class DriftError(ValueError):
 
 
 def check_drift(
-    profile: ReferenceProfile, batch: pd.DataFrame, settings: DriftSettings
+    profile: ReferenceProfile,
+    batch: pd.DataFrame,
+    settings: DriftSettings,
+    importances: Mapping[str, float] | None = None,
 ) -> DriftVerdict:
     """Test ``batch`` against ``profile``: every profiled feature, and the target if present.
 
@@ -85,7 +88,9 @@ def check_drift(
     if profile.target is not None and profile.target in batch.columns:
         target = _column_drift(profile.columns[profile.target], batch[profile.target], settings)
     together = multivariate_test(profile, batch, settings)
-    return verdict_of(features, target, len(batch), settings, multivariate=together)
+    return verdict_of(
+        features, target, len(batch), settings, multivariate=together, importances=importances
+    )
 
 
 def multivariate_test(
@@ -113,6 +118,7 @@ def verdict_of(
     settings: DriftSettings,
     sketched: bool = False,
     multivariate: MultivariateTest | None = None,
+    importances: Mapping[str, float] | None = None,
 ) -> DriftVerdict:
     """The batch's verdict from its columns' results (exact or sketched alike).
 
@@ -127,7 +133,8 @@ def verdict_of(
 
     With ``drift.multivariate_retrain`` the multivariate test may call drift on its own; the
     two then share ``false_alarm_rate`` (``DriftSettings.verdict_rate``), so a clean batch is
-    still called drift at most that often.
+    still called drift at most that often. With ``drift.weighting: importance`` and the
+    version's ``importances``, features count by their weight (``_weighted_share``).
     """
     tested = [f for f in features if f.tested]
     share = float(np.mean([f.drifted for f in tested])) if tested else 0.0
@@ -140,13 +147,18 @@ def verdict_of(
         # a p-value cannot go below what the draws resolve (the statistics' count over the
         # draws under "any"): a bar below that could never be passed, so it is raised to it
         # (the bound on false calls is then m x resolution / k, not false_alarm_rate)
-        resolution = (len(settings.statistics) if settings.feature_rule == "any" else 1) / (
-            settings.calibration_draws + 1
-        )
+        resolution = _resolution(settings)
         bar = max(needed * settings.verdict_rate / len(tested), resolution)
         passed = p_values[needed - 1] <= bar * (1 + 1e-9)
         batch_test = {"needed": float(needed), "p_value": p_values[needed - 1], "bar": bar}
-    if tested and share >= settings.drift_share and passed:
+    weights = _weights(tested, importances) if settings.weighting == "importance" else None
+    weighted_share = None
+    if weights is not None:  # the bar is inside the weighted share: drifted and p <= bar
+        weighted_share, passed = _weighted_share(tested, weights, settings), True
+        if batch_test is not None:
+            batch_test = {"bar": _weighted_bar(settings), "weighted_share": weighted_share}
+    reached = weighted_share if weighted_share is not None else share
+    if tested and reached >= settings.drift_share - 1e-12 and passed:
         status = DriftStatus.DRIFT
     calls_drift = multivariate is not None and settings.multivariate_retrain
     if calls_drift and multivariate.flag:
@@ -173,6 +185,53 @@ def verdict_of(
         batch_test=batch_test,
         multivariate=multivariate,
         multivariate_calls_drift=calls_drift,
+        weighting="importance" if weights is not None else "count",
+        importance_share=(
+            None if weights is None else sum(weights[f.name] for f in tested if f.drifted)
+        ),
+    )
+
+
+def _resolution(settings: DriftSettings) -> float:
+    """The smallest p-value the stored draws resolve (the statistics' count under ``any``)."""
+    statistics = len(settings.statistics) if settings.feature_rule == "any" else 1
+    return statistics / (settings.calibration_draws + 1)
+
+
+def _weights(
+    tested: list[ColumnDrift], importances: Mapping[str, float] | None
+) -> dict[str, float] | None:
+    """Each tested feature's share of the importance among the tested features; None (count
+    the features) without importances or when none of the tested features carries any."""
+    if not importances:
+        return None
+    raw = {f.name: max(float(importances.get(f.name, 0.0)), 0.0) for f in tested}
+    total = sum(raw.values())
+    return {name: value / total for name, value in raw.items()} if total > 0 else None
+
+
+def _weighted_bar(settings: DriftSettings) -> float:
+    return max(settings.drift_share * settings.verdict_rate, _resolution(settings))
+
+
+def _weighted_share(
+    tested: list[ColumnDrift], weights: dict[str, float], settings: DriftSettings
+) -> float:
+    """The importance share of the drifted features whose p-value is at most the bar.
+
+    Under no drift each p-value is at most ``t`` with probability at most ``t``, so the weighted
+    share of those at most ``t`` has expectation at most ``t`` (the weights sum to 1) and
+    (Markov) reaches ``drift_share`` with probability at most ``t / drift_share``: with
+    ``t = drift_share x rate`` a clean batch is called drift at most ``rate`` of the time, for
+    any weights, number of features and dependence. In fixed mode (no p-values) the drifted
+    features' weight decides.
+    """
+    bar = _weighted_bar(settings) * (1 + 1e-9)
+    rule = settings.feature_rule
+    return sum(
+        weights[f.name]
+        for f in tested
+        if f.drifted and (settings.fixed or (f.p_value(rule) or 1.0) <= bar)
     )
 
 

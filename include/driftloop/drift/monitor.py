@@ -272,7 +272,8 @@ def _check_claimed(
         else:
             frame = read_table(batch_path, settings.data)
             started = time.perf_counter()
-            verdict = check_drift(profile, frame, settings.drift)
+            importances = _importances(settings, production_version)
+            verdict = check_drift(profile, frame, settings.drift, importances)
         drift_seconds = time.perf_counter() - started
     except (DriftError, OSError, ValueError) as exc:
         check.status, check.error, check.drifted_features, check.target_drift = (
@@ -330,6 +331,20 @@ def _check_claimed(
             outcome.to_dict(),
         )
     return outcome
+
+
+def _importances(settings: Settings, version: str | None) -> dict[str, float] | None:
+    """The Production version's mean absolute SHAP per feature, for ``drift.weighting:
+    importance`` (None otherwise, or when the version logged none: the count rule applies and
+    the report says ``weighting: count``)."""
+    if settings.drift.weighting != "importance" or version is None:
+        return None
+    from driftloop.performance.attribution import logged_importance
+
+    found = logged_importance(settings.mlflow_tracking_uri, settings.model.name, version)
+    if found is None:
+        log.warning("version %s logged no SHAP importances: features are counted", version)
+    return found
 
 
 def _outcome(check: DriftCheck, batch: Batch, new: bool) -> CheckOutcome:

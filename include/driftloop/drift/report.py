@@ -136,7 +136,8 @@ def render_html(
 <h1>Drift report</h1>
 <p class="verdict {verdict.status}">{verdict.status.replace("_", " ")}: \
 {len(verdict.drifted_features)} of {len(verdict.tested_features)} tested features drifted
-({verdict.drift_share:.0%}; the batch drifts at {verdict.required_share:.0%})\
+({verdict.drift_share:.0%}{_importance_text(verdict)}; the batch drifts at \
+{verdict.required_share:.0%})\
 {" — target drift" if verdict.target_drift else ""}</p>
 <table>{facts}<tr><th>rows</th><td>{verdict.rows}</td></tr>\
 <tr><th>feature rule</th><td>{verdict.feature_rule}</td></tr>
@@ -153,6 +154,12 @@ Highlighted: flagged.</small></p>
 {render_section(performance)}
 <h2>Reference against current</h2><div class="grid">{figures}</div>
 </body></html>"""
+
+
+def _importance_text(verdict: DriftVerdict) -> str:
+    if verdict.weighting != "importance" or verdict.importance_share is None:
+        return ""
+    return f", {verdict.importance_share:.0%} of the Production version's importance"
 
 
 def _multivariate_section(verdict: DriftVerdict) -> str:

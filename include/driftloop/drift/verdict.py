@@ -103,6 +103,8 @@ class DriftVerdict:
     # the features tested together (driftloop.drift.multivariate); None when not run
     multivariate: MultivariateTest | None = None
     multivariate_calls_drift: bool = False  # drift.multivariate_retrain when it ran
+    weighting: str = "count"  # "importance": features weighed by the version's mean |SHAP|
+    importance_share: float | None = None  # the drifted features' share of the importance
 
     @property
     def drifted(self) -> bool:
@@ -176,6 +178,8 @@ class DriftVerdict:
             "feature_rule": self.feature_rule,
             **({"sketched": True} if self.sketched else {}),
             "batch_test": self.batch_test,
+            "weighting": self.weighting,
+            "importance_share": self.importance_share,
             "multivariate": (
                 {**self.multivariate.to_dict(), "calls_drift": self.multivariate_calls_drift}
                 if self.multivariate

@@ -22,7 +22,7 @@ def attribution_drift(
     logged none or the model cannot be explained."""
     from driftloop.explain import explain
 
-    logged = _logged_importance(settings.mlflow_tracking_uri, settings.model.name, version)
+    logged = logged_importance(settings.mlflow_tracking_uri, settings.model.name, version)
     if logged is None:
         notes.append(f"version {version} logged no SHAP importances: no attribution drift")
         return None
@@ -44,7 +44,9 @@ def attribution_drift(
 
 
 @functools.lru_cache(maxsize=8)
-def _logged_importance(tracking_uri: str, name: str, version: str) -> dict[str, float] | None:
+def logged_importance(tracking_uri: str, name: str, version: str) -> dict[str, float] | None:
+    """A version's mean absolute SHAP per feature, logged at training (None: it logged none);
+    read once per version (the drift verdict's weights and attribution drift share it)."""
     from driftloop import registry
 
     try:
