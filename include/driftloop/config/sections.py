@@ -178,6 +178,13 @@ class DriftSettings(Section):
         ),
     )
     max_missing_increase: float = Field(default=0.1, ge=0.0, le=1.0)
+    min_reference_rows: PositiveInt = Field(
+        default=200,
+        description=(
+            "A retrained version's reference is the rows since the drift when there are at "
+            "least this many; else its whole training set (driftloop.training.assembly)."
+        ),
+    )
     schedule: str | None = Field(default="@hourly", description="drift_monitor's Airflow schedule.")
 
     @model_validator(mode="after")
