@@ -175,7 +175,7 @@ class Trained:
     metric: str  # the PyCaret metric training sorted by
     model_name: str | None
     holdout_score: float | None  # that metric on PyCaret's own test split
-    profile_id: int | None  # the reference profile of its training data, stored for drift checks
+    profile_id: int | None  # its drift reference profile (Assembly.reference_path), stored
     reference_id: int | None = None  # its out-of-sample predictions (driftloop.performance)
 
     def to_xcom(self) -> dict[str, Any]:
