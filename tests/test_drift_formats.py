@@ -125,5 +125,8 @@ def test_drift_show_explains_a_calibrated_verdict(landed, engine):
     assert result.exit_code == 0, result.output
     assert "thresholds calibrated" in result.output
     assert "(threshold), p " in result.output or "(floor), p " in result.output
+    # the batch test over features and the categorical test's numbers (the class target)
+    assert "batch test: p-value " in result.output and "th smallest feature vs " in result.output
+    assert "unseen 0.0%, largest new level 0 (p " in result.output
     missing = CliRunner().invoke(app, ["drift", "show", "999"])
     assert missing.exit_code == 1 and "no drift report 999" in missing.output

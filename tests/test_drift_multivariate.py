@@ -17,7 +17,7 @@ from driftloop.drift import multivariate
 from driftloop.drift.engine import check_drift
 from driftloop.drift.profile import ReferenceProfile, build_profile
 from driftloop.drift.report import render_html
-from driftloop.observability import _scores_in_report
+from driftloop.observability import _numbers_in_report
 from driftloop.vocabulary import DriftStatus
 
 NUMERIC = [f"f{i}" for i in range(10)]
@@ -110,7 +110,7 @@ def test_the_profile_keeps_it_and_the_report_shows_it(tmp_path: Path) -> None:
     # /metrics reads it from the stored report
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"features": [], "multivariate": record}))
-    *_rest, gauges = _scores_in_report(str(report), 0)
+    gauges = _numbers_in_report(str(report), 0).multivariate
     assert dict((labels[0], value) for labels, value in gauges)["flag"] == 1.0
 
 

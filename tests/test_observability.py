@@ -8,14 +8,20 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from driftloop import registry
 from driftloop.ab.evaluate import evaluate
+from driftloop.config import DriftSettings
+from driftloop.drift.engine import check_drift
 from driftloop.drift.monitor import check_next_batch
+from driftloop.drift.profile import build_profile
+from driftloop.drift.report import write_report
 from driftloop.ingest import ingest_landing, list_batches
-from driftloop.observability import loop_gauges
+from driftloop.observability import _report_numbers, loop_gauges
 from driftloop.performance.monitor import check_day
 from driftloop.schema import upgrade
 from driftloop.storage import Feedback, Prediction, make_engine
@@ -96,6 +102,19 @@ def test_the_latest_drift_check_is_exported_feature_by_feature(settings, engine)
         if measured["value"] is not None
     }
     assert stored and values["driftloop_drift_feature_score"] == stored
+    # the p-values and the batch test over features (report format 3) are exported too
+    assert values["driftloop_drift_feature_p_value"] == {
+        (feature["name"], statistic): measured["p_value"]
+        for feature in report["features"]
+        for statistic, measured in feature["statistics"].items()
+    }
+    test = report["batch_test"]
+    assert values["driftloop_drift_batch_test"] == {
+        ("p_value",): test["p_value"],
+        ("bar",): test["bar"],
+        ("needed",): test["needed"],
+    }
+    assert test["p_value"] <= test["bar"]  # the batch drifted: its test passed
     # scrapes parse the report once, and again when the file is rewritten
     report["features"][0]["statistics"]["mean_shift"]["value"] = 42.0
     json_path = Path(outcome.html_path).with_suffix(".json")
@@ -103,3 +122,23 @@ def test_the_latest_drift_check_is_exported_feature_by_feature(settings, engine)
     os.utime(json_path, ns=(time.time_ns(), time.time_ns() + 1_000_000_000))
     again = _values(loop_gauges(engine, settings.model.name))["driftloop_drift_feature_score"]
     assert again[(report["features"][0]["name"], "mean_shift")] == 42.0
+
+
+def test_a_categorical_features_unseen_levels_are_exported(tmp_path):
+    """The categorical test's own numbers: the share on levels the reference never saw and the
+    p-value of the largest new level, read from the stored report."""
+    rng = np.random.default_rng(5)
+    levels = np.array(["a", "b", "c", "d"], dtype=object)
+    reference = pd.DataFrame({"city": rng.choice(levels, 2_000), "x": rng.normal(size=2_000)})
+    batch = pd.DataFrame(
+        {"city": np.r_[rng.choice(levels, 900), ["new"] * 100], "x": rng.normal(size=1_000)}
+    )
+    profile = build_profile(reference, ["city"], None, False)
+    verdict = check_drift(profile, batch, DriftSettings())
+    json_path, _html = write_report(verdict, profile, tmp_path, "drift-1", {})
+    numbers = _report_numbers(str(json_path))
+    assert dict(numbers.unseen) == {("city",): pytest.approx(0.1)}
+    (p_value,) = dict(numbers.new_level).values()
+    assert p_value <= DriftSettings().false_alarm_rate  # 100 rows of a new level: flagged
+    assert ("x",) not in dict(numbers.unseen)  # numeric features have no levels
+    assert {part for (part,), _ in numbers.batch} == {"p_value", "bar", "needed"}

@@ -121,6 +121,12 @@ def test_drift_retrain_goes_to_staging_then_later_drift_is_skipped(fast):
     # gate holdout that selected it (the winner's curse, issue 27)
     reference = load_reference(settings, engine, "2")
     assert reference.source == "cross-validation" and reference.rows > decision.evidence.rows
+    # its drift reference is the window since the drift (gate holdout included), not its
+    # training set, which mixes Production's old rows in (no retrain storm, issue 26)
+    _record, profile = resolve_profile(settings, engine, "2")
+    since = f"{profile.rows} rows of the window since drift check {report_id}"
+    assert profile.source.startswith(since), profile.source
+    assert decision.evidence.rows < profile.rows < 1469
 
     again = steps.assemble(settings, engine, report_id)  # one challenger at a time
     assert "Staging version 2 is still under A/B test" in again.reason

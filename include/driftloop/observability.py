@@ -1,5 +1,6 @@
 """The loop's state as numbers for dashboards: the latest drift check (share, verdict, every
-feature's statistics), retrain outcomes, the running A/B test and Production's performance
+feature's statistics with their bars and p-values, a categorical's unseen levels, the batch
+test over features), retrain outcomes, the running A/B test and Production's performance
 (realized per batch and per day against its out-of-sample estimate, estimated before labels,
 prediction drift).
 
@@ -72,6 +73,31 @@ def _drift(connection: sa.Connection) -> list[Gauge]:
         "calibrated to its size or the effect floor, whichever is higher (or the fixed threshold)",
         ("feature", "statistic"),
     )
+    p_values = Gauge(
+        "driftloop_drift_feature_p_value",
+        "Each feature's statistic's p-value under no drift in the latest checked batch "
+        "(calibrated mode; a categorical's by permutation against the batch)",
+        ("feature", "statistic"),
+    )
+    unseen = Gauge(
+        "driftloop_drift_feature_unseen_share",
+        "Share of a categorical feature's values in the latest checked batch on levels the "
+        "reference never saw",
+        ("feature",),
+    )
+    new_level = Gauge(
+        "driftloop_drift_feature_new_level_p_value",
+        "p-value of the largest level the reference never saw, in the latest checked batch "
+        "(categorical features)",
+        ("feature",),
+    )
+    batch = Gauge(
+        "driftloop_drift_batch_test",
+        "The latest checked batch's test over features: the k-th smallest feature p-value "
+        "(part p_value), which must be at most k x false_alarm_rate / m (part bar), and k "
+        "(part needed)",
+        ("part",),
+    )
     together = Gauge(
         "driftloop_drift_multivariate",
         "The features tested together in the latest checked batch (PCA reconstruction error): "
@@ -81,33 +107,50 @@ def _drift(connection: sa.Connection) -> list[Gauge]:
     if latest is not None:
         share.samples.append(((), float(latest.drift_share or 0.0)))
         detected.samples.append(((), 1.0 if latest.status == DriftStatus.DRIFT else 0.0))
-        values, thresholds, multivariate = _feature_scores(latest.json_path)
-        scores.samples.extend(values)
-        bars.samples.extend(thresholds)
-        together.samples.extend(multivariate)
-    return [checks, share, detected, scores, bars, together]
+        numbers = _report_numbers(latest.json_path)
+        scores.samples.extend(numbers.values)
+        bars.samples.extend(numbers.bars)
+        p_values.samples.extend(numbers.p_values)
+        unseen.samples.extend(numbers.unseen)
+        new_level.samples.extend(numbers.new_level)
+        batch.samples.extend(numbers.batch)
+        together.samples.extend(numbers.multivariate)
+    return [checks, share, detected, scores, bars, p_values, unseen, new_level, batch, together]
 
 
 Samples = tuple[tuple[tuple[str, ...], float], ...]
 
 
-def _feature_scores(json_path: str | None) -> tuple[Samples, Samples, Samples]:
+@dataclass(frozen=True)
+class ReportNumbers:
+    """What the gauges show of one stored drift report (empty when it has no JSON record)."""
+
+    values: Samples = ()
+    bars: Samples = ()
+    p_values: Samples = ()
+    unseen: Samples = ()
+    new_level: Samples = ()
+    batch: Samples = ()
+    multivariate: Samples = ()
+
+
+def _report_numbers(json_path: str | None) -> ReportNumbers:
     if not json_path or not Path(json_path).exists():
-        return (), (), ()
+        return ReportNumbers()
     path = Path(json_path)
-    return _scores_in_report(str(path), path.stat().st_mtime_ns)
+    return _numbers_in_report(str(path), path.stat().st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=4)
-def _scores_in_report(path: str, _mtime_ns: int) -> tuple[Samples, Samples, Samples]:
-    """Each statistic's value and bar, and the multivariate test's numbers. A report is written
-    once (atomically) and read on every scrape: parse it once per version of the file (the
-    modification time is part of the key).
-    Reports of every format are read (``read_report``)."""
+def _numbers_in_report(path: str, _mtime_ns: int) -> ReportNumbers:
+    """Each statistic's value, bar and p-value, a categorical's unseen levels, the batch test.
+    A report is written once (atomically) and read on every scrape: parse it once per version
+    of the file (the modification time is part of the key). Reports of every format are read
+    (``read_report``); what an older format lacks is left out."""
     from driftloop.drift.report import read_report
 
     report = read_report(Path(path))
-    values, bars = [], []
+    values, bars, p_values, unseen, new_level = [], [], [], [], []
     for feature in report.get("features", []):
         for statistic, measured in (feature.get("statistics") or {}).items():
             labels = (feature["name"], statistic)
@@ -116,13 +159,29 @@ def _scores_in_report(path: str, _mtime_ns: int) -> tuple[Samples, Samples, Samp
             bar = max(_number(measured.get("threshold")), _number(measured.get("floor")))
             if bar == bar:  # not NaN: the report said what the bar was
                 bars.append((labels, bar))
+            if measured.get("p_value") is not None:
+                p_values.append((labels, _number(measured["p_value"])))
+            if "unseen_share" in measured:
+                unseen.append(((feature["name"],), _number(measured["unseen_share"])))
+                new_level.append(((feature["name"],), _number(measured["new_level_p_value"])))
+    test = report.get("batch_test") or {}
+    parts = [part for part in ("p_value", "bar", "needed", "weighted_share") if part in test]
+    batch = [((part,), _number(test[part])) for part in parts]
     together = report.get("multivariate") or {}
     multivariate = tuple(
         ((quantity,), _number(together[quantity]))
         for quantity in ("increase", "p_value", "level", "flag")
         if quantity in together
     )
-    return tuple(values), tuple(bars), multivariate
+    return ReportNumbers(
+        tuple(values),
+        tuple(bars),
+        tuple(p_values),
+        tuple(dict(unseen).items()),  # one per feature, whichever statistic carried it
+        tuple(dict(new_level).items()),
+        tuple(batch),
+        multivariate,
+    )
 
 
 def _number(value: object) -> float:

@@ -208,6 +208,13 @@ class DriftSettings(Section):
         ge=0.0,
         description="The smallest relative increase of the mean reconstruction error flagged.",
     )
+    min_reference_rows: PositiveInt = Field(
+        default=200,
+        description=(
+            "A retrained version's reference is the rows since the drift when there are at "
+            "least this many; else its whole training set (driftloop.training.assembly)."
+        ),
+    )
     schedule: str | None = Field(default="@hourly", description="drift_monitor's Airflow schedule.")
 
     @model_validator(mode="after")

@@ -5,8 +5,9 @@ version to compare with, a Staging version is still under A/B test (unless
 ``training.replace_staging``), a version waits for more labelled rows for its gate, the last
 retrain was within ``training.cooldown_minutes``, there are no labelled batches, or a version
 was trained on exactly these rows. Otherwise the training set (Production's training data and
-the recent batches) and the gate holdout (the newest rows since the drift) are written as CSV
-files for the next steps.
+the recent batches), the gate holdout (the newest rows since the drift) and the new version's
+drift reference (every row of the window since the drift, see :func:`reference_rows`) are
+written as CSV files for the next steps.
 """
 
 from __future__ import annotations
@@ -106,11 +107,27 @@ def assemble(
     folder.mkdir(parents=True, exist_ok=True)
     train_frame.to_csv(folder / "train.csv", index=False)
     holdout.to_csv(folder / "holdout.csv", index=False)
+    reference = reference_rows(recent, drift_time, settings)
+    if reference is not None:
+        reference.to_csv(folder / "reference.csv", index=False)
+        reference_source = (
+            f"{len(reference)} rows of the window since "
+            + (f"drift check {drift_check_id}" if drift_check_id is not None else "its start")
+            + f" ({_time_span(recent, drift_time)}; gate holdout included)"
+        )
+    else:
+        reference_source = (
+            f"training data of run {digest[:12]}: only {len(_since(recent, drift_time))} rows "
+            f"since the drift, fewer than drift.min_reference_rows="
+            f"{settings.drift.min_reference_rows}"
+        )
     log.info(
-        "training set: %d rows (%d from Production's data); gate holdout: %d rows",
+        "training set: %d rows (%d from Production's data); gate holdout: %d rows; "
+        "drift reference: %s",
         len(train_frame),
         len(base),
         len(holdout),
+        reference_source,
     )
     return Assembly(
         train_path=str(folder / "train.csv"),
@@ -120,6 +137,8 @@ def assemble(
         drift_check_id=drift_check_id,
         trigger=trigger,
         merged_drift_checks=tuple(merged),
+        reference_path=str(folder / "reference.csv") if reference is not None else None,
+        reference_source=reference_source,
     )
 
 
@@ -163,6 +182,39 @@ def _recent_batches(
     return recent, drift_time
 
 
+def _since(recent: pd.DataFrame, drift_time: datetime | None) -> pd.DataFrame:
+    """The window's rows from the drifted batch on (all of it without a drift, or when the
+    drifted batch already left the window)."""
+    since = recent if drift_time is None else recent[recent["_batch_time"] >= drift_time]
+    return recent if since.empty else since
+
+
+def _time_span(recent: pd.DataFrame, drift_time: datetime | None) -> str:
+    times = _since(recent, drift_time)["_batch_time"]
+    return f"batches of {times.min()} to {times.max()}"
+
+
+def reference_rows(
+    recent: pd.DataFrame, drift_time: datetime | None, settings: Settings
+) -> pd.DataFrame | None:
+    """The rows a retrained version's drift reference is profiled from: every row of the
+    window since the drift (the gate holdout included: the reference describes the data, not
+    the model), or None when fewer than ``drift.min_reference_rows`` (then the training set).
+
+    Why not the training set: it mixes Production's old rows with the new ones, so batches of
+    the new distribution Q differ from that mixture by ``(1 - w)(Q - P)`` (w the share of new
+    rows), a bias that no sample size removes: the check flags them ever more surely as the
+    rows grow, and every retrain adds only a window of new rows (a retrain storm,
+    ``benchmarks/decision_tables_storm.py``). The rows since the drift are a sample of Q
+    itself, so the calibrated null holds; their small number costs power, not false alarms,
+    because the null draws pairs of (batch, reference) sizes (``drift.calibration``)."""
+    since = _since(recent, drift_time)
+    if len(since) < settings.drift.min_reference_rows:
+        return None
+    columns = [*settings.feature_columns, settings.data.target]
+    return since[columns].reset_index(drop=True)
+
+
 def split_holdout(
     recent: pd.DataFrame, base: pd.DataFrame, drift_time: datetime | None, settings: Settings
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -170,9 +222,7 @@ def split_holdout(
     never saw them and the challenger does not train on them (nor on exact copies of them).
     The share is of the rows since the drift, not of all recent rows, so the challenger always
     keeps most of the new data to learn from."""
-    since = recent if drift_time is None else recent[recent["_batch_time"] >= drift_time]
-    if since.empty:
-        since = recent
+    since = _since(recent, drift_time)
     n_holdout = min(len(since), max(1, math.ceil(settings.training.holdout_share * len(since))))
     holdout = since.iloc[len(since) - n_holdout :]
     rest = recent.drop(index=holdout.index)

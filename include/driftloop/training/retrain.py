@@ -176,14 +176,16 @@ def _train_and_log(
     frame: pd.DataFrame,
     holdout: pd.DataFrame | None,
 ) -> Trained:
-    """Train on ``frame``; log the run with the profile of ``frame``, and store that profile
-    for the version the run becomes (its object handed on, not read back from MLflow)."""
+    """Train on ``frame``; log the run with the drift reference profile of the version the
+    run becomes (the rows since the drift, ``assembly.reference_rows``, else ``frame``), and
+    store that profile (its object handed on, not read back from MLflow)."""
     from driftloop.training.automl import train
     from driftloop.training.tracking import log_training_run
 
     registry.configure(settings)
     trained = train(frame, settings)
-    profile = profile_from_frame(frame, settings, assembly.profile_source)
+    reference = pd.read_csv(assembly.reference_path) if assembly.reference_path else frame
+    profile = profile_from_frame(reference, settings, assembly.profile_source)
     run_id, model_uri = log_training_run(
         trained,
         frame,

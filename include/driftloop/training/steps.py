@@ -118,6 +118,10 @@ class Assembly:
     trigger: Trigger
     # Drift checks whose events waited beside ``drift_check_id``'s and were merged into it.
     merged_drift_checks: tuple[int, ...] = ()
+    # The rows the version's drift reference is profiled from (the window since the drift,
+    # ``assembly.reference_rows``); None: the training set. The source says which rows.
+    reference_path: str | None = None
+    reference_source: str = ""
 
     @property
     def run_name(self) -> str:
@@ -147,7 +151,7 @@ class Assembly:
         """Where the version's reference profile says it came from."""
         if self.trigger == Trigger.BOOTSTRAP:
             return self.run_name
-        return f"training data of run {self.digest[:12]}"
+        return self.reference_source or f"training data of run {self.digest[:12]}"
 
     def to_xcom(self) -> dict[str, Any]:
         return {"step": "assembly", **asdict(self)}
@@ -171,7 +175,7 @@ class Trained:
     metric: str  # the PyCaret metric training sorted by
     model_name: str | None
     holdout_score: float | None  # that metric on PyCaret's own test split
-    profile_id: int | None  # the reference profile of its training data, stored for drift checks
+    profile_id: int | None  # its drift reference profile (Assembly.reference_path), stored
     reference_id: int | None = None  # its out-of-sample predictions (driftloop.performance)
 
     def to_xcom(self) -> dict[str, Any]:

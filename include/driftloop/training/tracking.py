@@ -43,7 +43,7 @@ def log_training_run(
     profile: ReferenceProfile,
     run_name: str,
 ) -> tuple[str, str]:
-    """Log everything about one training, its training data's reference profile among it;
+    """Log everything about one training, the version's drift reference profile among it;
     return (run id, logged model URI)."""
     import mlflow
     from mlflow.models import infer_signature
