@@ -11,7 +11,8 @@ drift verdict (``batch_id``, ``report_id``), and ``batch_id``, ``report_id`` and
 ``retrain`` takes every event waiting for it: the newest check drives it, the others are
 recorded as merged into it. The Production version also predicts the batch
 (``driftloop.performance``: realized metrics when labelled, estimated before, prediction drift,
-in the same report); a realized decay not yet announced emits ``driftloop://decay``. Logic
+in the same report); a realized decay not yet announced emits ``driftloop://decay``, unless
+the run announces drift (its retrain serves both: one retrain per run). Logic
 lives in ``driftloop`` (which also sends the drift and gate alerts); heavy imports happen
 inside the tasks.
 """
@@ -125,8 +126,13 @@ def drift_monitor() -> None:
         return take_decay(*open_task(CONFIG))
 
     @task.short_circuit
-    def decay_found(decay: dict | None) -> bool:
-        return bool(decay)
+    def decay_found(decay: dict | None, drift: dict | None) -> bool:
+        """One retrain per run: a decay found beside new drift is left to drift's retrain (on
+        the same batches); two events would start a second retrain, or not, as they happen to
+        reach the scheduler together or apart."""
+        if decay and drift:
+            print(f"decay of version {decay['model_version']} goes with this run's drift retrain")
+        return bool(decay) and not drift
 
     @task(outlets=[DECAY])
     def announce_decay(decay: dict, outlet_events=None) -> None:
@@ -152,7 +158,7 @@ def drift_monitor() -> None:
     drift = new_drift(outcomes)
     drift_found(drift) >> announce_drift(drift)
     decay = decay_waiting(outcomes)
-    decay_found(decay) >> announce_decay(decay)
+    decay_found(decay, drift) >> announce_decay(decay)
 
 
 drift_monitor()

@@ -13,7 +13,7 @@ Airflow's.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
@@ -66,7 +66,9 @@ def ml_task(function):
     catchup=False,
     max_active_runs=1,
     default_args=default_args(
-        retries=SETTINGS.training.retries, on_failure=retrain_failure_alert(CONFIG)
+        retries=SETTINGS.training.retries,
+        on_failure=retrain_failure_alert(CONFIG),
+        retry_delay=timedelta(seconds=SETTINGS.training.retry_delay_seconds),
     ),
     params={
         "drift_check_id": Param(

@@ -278,9 +278,13 @@ def test_airflow_cfg_is_sized_for_a_small_machine():
 
 
 def test_airflow_cfg_names_only_options_airflow_knows():
-    """A misspelt option is silently ignored by Airflow; check against its own option list."""
+    """A misspelt option is silently ignored by Airflow; check against its own option list and
+    the Celery provider's ([celery], [celery_broker_transport_options])."""
+    from airflow.providers.celery.get_provider_info import get_provider_info
+
     package = importlib.util.find_spec("airflow").submodule_search_locations[0]
     known = yaml.safe_load((Path(package) / "config_templates/config.yml").read_text())
+    known |= get_provider_info()["config"]
     config = _airflow_cfg()
     for section in config.sections():
         assert section in known, f"airflow.cfg: unknown section [{section}]"

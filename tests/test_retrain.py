@@ -399,3 +399,17 @@ def test_the_skip_rules_the_readme_lists(fast):
             sa.select(RetrainRun.reason).where(RetrainRun.decision == RetrainDecision.SKIPPED)
         ).all()
     assert len(skipped) == 4  # no batches, same data, cooldown, Staging under test
+
+
+def test_a_step_says_so_when_the_mlflow_server_does_not_answer(tmp_path, monkeypatch):
+    """Before a retrain step touches the registry: one sentence, and nothing half-done (the
+    fault test with a real server: tests/faults/test_airflow_faults.py)."""
+    from driftloop.stack.processes import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    url = f"http://127.0.0.1:{free_port()}"  # nobody listens there
+    settings = load_settings(
+        ROOT / "driftloop.yaml", storage={"home": tmp_path}, mlflow={"tracking_uri": url}
+    )
+    with pytest.raises(registry.RegistryUnavailable, match=f"the MLflow server at {url} does not"):
+        registry.configure(settings)

@@ -43,10 +43,13 @@ def dag_settings(dag_file: str) -> tuple[str, Settings]:
 
 
 def default_args(
-    retries: int = 2, on_failure: Callable[[dict[str, Any]], None] | None = None
+    retries: int = 2,
+    on_failure: Callable[[dict[str, Any]], None] | None = None,
+    retry_delay: timedelta = RETRY_DELAY,
 ) -> dict[str, Any]:
-    """Every task's arguments: retries 30 s apart, and the failure callback if there is one."""
-    args: dict[str, Any] = {"retries": retries, "retry_delay": RETRY_DELAY}
+    """Every task's arguments: retries (30 s apart unless said), and the failure callback if
+    there is one."""
+    args: dict[str, Any] = {"retries": retries, "retry_delay": retry_delay}
     if on_failure is not None:
         args["on_failure_callback"] = on_failure
     return args

@@ -61,6 +61,11 @@ def model_uri(name: str, version: str) -> str:
     return f"models:/{name}/{version}"
 
 
+class RegistryUnavailable(RuntimeError):
+    """The MLflow server does not answer. Raised before a step touches the registry, so the
+    step can be retried as a whole (Airflow's retry does)."""
+
+
 def configure(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured tracking server or embedded store; return a client."""
     import mlflow
@@ -72,10 +77,19 @@ def configure(settings: Settings) -> MlflowClient:
     # load); in task logs and on the demo's console they drown the one line per step. Set the
     # variable to true to have them back.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow.exceptions import MlflowException
+
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     client = mlflow.MlflowClient()
-    if client.get_experiment_by_name(settings.mlflow.experiment) is None:
+    try:
+        experiment = client.get_experiment_by_name(settings.mlflow.experiment)
+    except MlflowException as exc:  # a missing experiment is None: this is the server away
+        raise RegistryUnavailable(
+            f"the MLflow server at {settings.mlflow_tracking_uri} does not answer; "
+            f"retry once it is back ({exc})"
+        ) from exc
+    if experiment is None:
         artifact_location = (
             None if settings.mlflow_tracking_uri.startswith("http") else root.as_uri()
         )

@@ -315,6 +315,9 @@ class TrainingSettings(Section):
         default=None, description="Another interpreter for the ML tasks (@task.external_python)."
     )
     retries: int = Field(default=1, ge=0, le=10)
+    retry_delay_seconds: float = Field(
+        default=30.0, gt=0.0, le=3600.0, description="Wait before Airflow retries a retrain task."
+    )
 
 
 class ServingSettings(Section):

@@ -222,14 +222,23 @@ class AirflowStack(Service):
                 f"`airflow db migrate` exited with {result.returncode}:\n{tail(log_path, 40)}"
             )
 
-    def _spawn(self, name: str) -> None:
+    def _spawn(self, name: str, append: bool = False) -> None:
         """Start one component in a session of its own, so it can be stopped as a whole."""
         command = [AIRFLOW, name]
         if name == "api-server":
             command += ["--host", "127.0.0.1", "--port", str(self.port)]
         log_path = self._log_path(name)
-        process, log_file = spawn(command, self.env, self.home, log_path)
+        process, log_file = spawn(command, self.env, self.home, log_path, append)
         self._components.append(_Component(name, process, log_path, log_file))
+
+    def crash_and_restart(self, name: str) -> None:
+        """SIGKILL one component's session (a crash: nothing of it cleans up) and start it
+        again, its log continued; what it had in hand is for the new one to find."""
+        (crashed,) = [c for c in self._components if c.name == name]
+        self._components.remove(crashed)
+        kill_session(crashed.process)
+        crashed.log_file.close()
+        self._spawn(name, append=True)
 
     def _check_alive(self) -> None:
         """Fail at once, with its log, if a component died: waiting on would only time out."""

@@ -33,6 +33,7 @@ from driftloop.stack.processes import (
 )
 
 DEFAULT_QUEUE = "default"
+VISIBILITY_TIMEOUT = 6 * 3600  # seconds: longer than any training (airflow.cfg says the same)
 # a worker logs "<name>@<host> ready." once it consumes from its queues
 _READY = re.compile(rb"\S+@\S+ ready\.")
 
@@ -46,9 +47,19 @@ class CeleryWorker:
     concurrency: int = 1
 
 
-def celery_env(broker_url: str, sql_alchemy_conn: str) -> dict[str, str]:
+def celery_env(
+    broker_url: str, sql_alchemy_conn: str, visibility_timeout: int = VISIBILITY_TIMEOUT
+) -> dict[str, str]:
     """Airflow settings for the CeleryExecutor: the broker, and the result backend on
-    Airflow's own PostgreSQL database (``db+`` + its SQLAlchemy URL)."""
+    Airflow's own PostgreSQL database (``db+`` + its SQLAlchemy URL).
+
+    A worker that dies mid-task must not lose it: a message is acknowledged only when its task
+    ends (``task_acks_late``), so Redis hands an unacknowledged one out again after
+    ``visibility_timeout``; it must exceed the longest task (training), else a task still
+    running is handed to a second worker (the Execution API then refuses that copy). The task
+    itself runs again sooner: its heartbeat stops, the scheduler fails that try after
+    ``[scheduler] task_instance_heartbeat_timeout`` and retries it (``training.retries``).
+    """
     return {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
@@ -56,6 +67,8 @@ def celery_env(broker_url: str, sql_alchemy_conn: str) -> dict[str, str]:
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": DEFAULT_QUEUE,
         # the scheduler asks the result backend for task states with one process, not many
         "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+        "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(visibility_timeout),
     }
 
 
@@ -157,6 +170,14 @@ class CeleryWorkers(Service):
             f"----- celery {r.worker.name} ({r.log_path}) -----\n{tail(r.log_path, lines)}"
             for r in self._running
         )
+
+    def kill(self) -> None:
+        """SIGKILL to every worker's session at once, tasks included: a machine that dies,
+        with no warm shutdown to hand unfinished messages back. Idempotent."""
+        running, self._running = self._running, []
+        for each in running:
+            kill_session(each.process)
+            each.log_file.close()
 
     def stop(self) -> None:
         """SIGTERM to every worker's session (a warm shutdown), then SIGKILL. Idempotent."""

@@ -143,11 +143,12 @@ def stop_session(process: subprocess.Popen, grace: float) -> None:
 
 
 def spawn(
-    command: list[str], env: dict[str, str], cwd: Path, log_path: Path
+    command: list[str], env: dict[str, str], cwd: Path, log_path: Path, append: bool = False
 ) -> tuple[subprocess.Popen, IO[bytes]]:
-    """Start ``command`` in a session of its own, writing to ``log_path``; return it and the
-    open log file (the caller closes it after stopping the process)."""
-    log_file = log_path.open("wb")
+    """Start ``command`` in a session of its own, writing to ``log_path`` (after what is there
+    with ``append``: a restart); return it and the open log file (the caller closes it after
+    stopping the process)."""
+    log_file = log_path.open("ab" if append else "wb")
     try:
         process = subprocess.Popen(
             command,
