@@ -85,9 +85,11 @@ def configure(settings: Settings) -> MlflowClient:
     try:
         experiment = client.get_experiment_by_name(settings.mlflow.experiment)
     except MlflowException as exc:  # a missing experiment is None: this is the server away
+        from driftloop.redaction import redact_url
+
         raise RegistryUnavailable(
-            f"the MLflow server at {settings.mlflow_tracking_uri} does not answer; "
-            f"retry once it is back ({exc})"
+            f"the MLflow server at {redact_url(settings.mlflow_tracking_uri)} does not answer; "
+            f"retry once it is back ({type(exc).__name__})"
         ) from exc
     if experiment is None:
         artifact_location = (
