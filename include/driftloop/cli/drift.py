@@ -142,6 +142,12 @@ def describe_report(record: dict[str, Any]) -> list[str]:
             f"{' (calls drift)' if together.get('calls_drift') else ''}"
             f"{f'; grew most: {movers}' if movers else ''}"
         )
+    for segment in record.get("segments") or []:  # drifted first
+        worst = ", ".join(f"{f['feature']} p {f['p_value']:.2g}" for f in segment["features"])
+        lines.append(
+            f"  segment {segment['column']}={segment['value']} ({segment['rows']} rows): "
+            f"{'drifted' if segment['flagged'] else 'ok'}, p {segment['p_value']:.3g} ({worst})"
+        )
     columns = [*record["features"], *([record["target"]] if record.get("target") else [])]
     for column in columns:
         state = "drifted" if column["drifted"] else "ok" if column["tested"] else "not tested"

@@ -189,6 +189,19 @@ class DriftSettings(Section):
             "Production version's mean absolute SHAP value (importance; count without one)."
         ),
     )
+    segment_by: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Columns whose values are segments (a region, a product line): each segment with "
+            "segment_min_rows rows is also tested on its own (driftloop.drift.segments)."
+        ),
+    )
+    segment_fdr: float = Field(
+        default=0.01, gt=0.0, lt=0.5, description="False-discovery rate across segments."
+    )
+    segment_min_rows: PositiveInt = Field(
+        default=200, description="Rows a segment needs, in the reference and in a batch."
+    )
     multivariate: bool = Field(
         default=True,
         description=(

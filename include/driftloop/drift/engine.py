@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.config import DriftSettings
-from driftloop.drift import categorical, multivariate, permutation
+from driftloop.drift import categorical, multivariate, permutation, segments
 from driftloop.drift.calibration import VALUE_NULLS, scale
 from driftloop.drift.labels import category_counts
 from driftloop.drift.multivariate import MultivariateTest
@@ -88,9 +88,14 @@ def check_drift(
     if profile.target is not None and profile.target in batch.columns:
         target = _column_drift(profile.columns[profile.target], batch[profile.target], settings)
     together = multivariate_test(profile, batch, settings)
-    return verdict_of(
+    verdict = verdict_of(
         features, target, len(batch), settings, multivariate=together, importances=importances
     )
+    if profile.segments and not settings.fixed:
+        verdict.segments = segments.assess(
+            profile.segments, batch, settings.segment_fdr, settings.segment_min_rows
+        )
+    return verdict
 
 
 def multivariate_test(

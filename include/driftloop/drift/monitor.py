@@ -86,6 +86,8 @@ def profile_from_frame(frame: Any, settings: Settings, source: str) -> Reference
         statistics=settings.drift.statistics,
         calibration_draws=0 if settings.drift.fixed else settings.drift.calibration_draws,
         multivariate=settings.drift.multivariate,
+        segment_by=settings.drift.segment_by,
+        segment_min_rows=settings.drift.segment_min_rows,
     )
 
 

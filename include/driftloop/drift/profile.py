@@ -32,6 +32,8 @@ from driftloop.drift.calibration import NullDistribution, sorted_quantiles
 from driftloop.drift.labels import category_labels
 from driftloop.drift.multivariate import MultivariateReference
 from driftloop.drift.multivariate import fit as fit_multivariate
+from driftloop.drift.segments import SegmentReference
+from driftloop.drift.segments import fit as fit_segments
 from driftloop.drift.statistics import CATEGORICAL, NUMERIC, STATISTICS, resampled_null
 
 FORMAT_VERSION = 3
@@ -118,6 +120,8 @@ class ReferenceProfile:
     format: int = FORMAT_VERSION
     # the features' joint structure (format 3; None: built without it, or too small)
     multivariate: MultivariateReference | None = None
+    # each segment's reference rows (format 3; empty without drift.segment_by)
+    segments: list[SegmentReference] = field(default_factory=list)
 
     @property
     def features(self) -> list[str]:
@@ -182,6 +186,19 @@ class ReferenceProfile:
         }
         if self.multivariate is not None:
             arrays.update(self.multivariate.arrays())
+        meta["segments"] = []
+        for index, segment in enumerate(self.segments):
+            meta["segments"].append(
+                {
+                    "column": segment.column,
+                    "value": segment.value,
+                    "rows": segment.rows,
+                    "numeric": list(segment.numeric),
+                    "categorical": segment.categorical,
+                }
+            )
+            for position, values in enumerate(segment.numeric.values()):
+                arrays[f"segment_{index}_{position}"] = values
         for index, column in enumerate(self.columns.values()):
             record = asdict(column)
             for key in ("values", "bin_edges", "probabilities"):
@@ -226,6 +243,19 @@ class ReferenceProfile:
                 if stored_multivariate
                 else None
             )
+            segments = [
+                SegmentReference(
+                    record["column"],
+                    record["value"],
+                    record["rows"],
+                    {
+                        name: stored[f"segment_{index}_{position}"]
+                        for position, name in enumerate(record["numeric"])
+                    },
+                    record["categorical"],
+                )
+                for index, record in enumerate(meta.get("segments") or [])
+            ]
         return cls(
             columns,
             meta["target"],
@@ -236,6 +266,7 @@ class ReferenceProfile:
             calibration_draws=meta.get("calibration_draws", 0),
             format=meta["format"],
             multivariate=multivariate,
+            segments=segments,
         )
 
 
@@ -250,11 +281,14 @@ def build_profile(
     statistics: Iterable[str] = (),
     calibration_draws: int = 0,
     multivariate: bool = False,
+    segment_by: Iterable[str] = (),
+    segment_min_rows: int = 200,
 ) -> ReferenceProfile:
     """Summarise ``frame`` (features and, if present, the target) into a profile.
 
     With ``statistics`` and ``calibration_draws``, their null distributions are drawn too; with
-    ``multivariate``, the features' joint structure (``driftloop.drift.multivariate``).
+    ``multivariate``, the features' joint structure (``driftloop.drift.multivariate``); with
+    ``segment_by``, each segment's rows (``driftloop.drift.segments``).
     """
     if frame.empty:
         raise ValueError("cannot profile an empty reference data set")
@@ -282,6 +316,16 @@ def build_profile(
             [name for name in features if columns[name].kind == NUMERIC],
             [name for name in features if columns[name].kind == CATEGORICAL],
             seed=int(digest[:8], 16),
+        )
+    by = [name for name in segment_by if name in frame.columns]
+    if by:
+        features = profile.features
+        profile.segments = fit_segments(
+            frame,
+            by,
+            [name for name in features if columns[name].kind == NUMERIC],
+            [name for name in features if columns[name].kind == CATEGORICAL],
+            segment_min_rows,
         )
     return profile
 

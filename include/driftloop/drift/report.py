@@ -51,6 +51,8 @@ def read_report(path: Path) -> dict[str, Any]:
     """
     record = json.loads(Path(path).read_text())
     record.setdefault("multivariate", None)
+    record.setdefault("segments", [])
+    record.setdefault("drifted_segments", [])
     if record.get("format_version", 1) >= REPORT_FORMAT:
         return record
     thresholds = record.get("thresholds") or {}
@@ -151,9 +153,31 @@ Highlighted: flagged.</small></p>
 <th>drifted</th></tr>{"".join(rows)}</table>
 {sketch_note}
 {_multivariate_section(verdict)}
+{_segments_section(verdict)}
 {render_section(performance)}
 <h2>Reference against current</h2><div class="grid">{figures}</div>
 </body></html>"""
+
+
+def _segments_section(verdict: DriftVerdict) -> str:
+    """Each segment tested on its own, drifted segments first."""
+    if not verdict.segments:
+        return ""
+    rows = "".join(
+        f'<tr><td class="{"flag" if t.flagged else ""}">{html.escape(t.column)} = '
+        f"{html.escape(t.value)}</td><td>{t.rows}</td><td>{t.reference_rows}</td>"
+        f"<td>{t.p_value:.3g}</td><td>"
+        + ", ".join(f"{html.escape(f)} (p {p:.2g})" for f, p in t.features[:3])
+        + f"</td><td>{'yes' if t.flagged else 'no'}</td></tr>"
+        for t in verdict.segments
+    )
+    return (
+        "<h2>Segments</h2><p><small>Each segment against the reference's rows of that segment"
+        " (Kolmogorov-Smirnov, chi-square); its p-value is the smallest of its features' times "
+        "their number; flagged at the false-discovery rate across segments. Reported only."
+        "</small></p><table><tr><th>segment</th><th>rows</th><th>reference rows</th>"
+        f"<th>p-value</th><th>features</th><th>drifted</th></tr>{rows}</table>"
+    )
 
 
 def _importance_text(verdict: DriftVerdict) -> str:

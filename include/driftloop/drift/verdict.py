@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from driftloop.drift.multivariate import MultivariateTest
+from driftloop.drift.segments import SegmentTest
 from driftloop.drift.statistics import Measurement
 from driftloop.vocabulary import DriftStatus
 
 REPORT_FORMAT = 4
 """Version of :meth:`DriftVerdict.to_dict` (1: fixed thresholds, no ``format_version`` key;
 2: calibrated; 3: categorical statistics carry their permutation test's numbers; 4: the
-multivariate test, ``multivariate``, null when not run)."""
+multivariate test, ``multivariate``, null when not run; ``segments``, empty without
+``drift.segment_by``)."""
 CALIBRATED, FIXED = "calibrated", "fixed"
 
 
@@ -103,6 +105,7 @@ class DriftVerdict:
     # the features tested together (driftloop.drift.multivariate); None when not run
     multivariate: MultivariateTest | None = None
     multivariate_calls_drift: bool = False  # drift.multivariate_retrain when it ran
+    segments: list[SegmentTest] = field(default_factory=list)  # drifted first
     weighting: str = "count"  # "importance": features weighed by the version's mean |SHAP|
     importance_share: float | None = None  # the drifted features' share of the importance
 
@@ -178,6 +181,10 @@ class DriftVerdict:
             "feature_rule": self.feature_rule,
             **({"sketched": True} if self.sketched else {}),
             "batch_test": self.batch_test,
+            "segments": [segment.to_dict() for segment in self.segments],
+            "drifted_segments": [
+                f"{segment.column}={segment.value}" for segment in self.segments if segment.flagged
+            ],
             "weighting": self.weighting,
             "importance_share": self.importance_share,
             "multivariate": (
