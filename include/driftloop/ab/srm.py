@@ -44,6 +44,9 @@ from driftloop.vocabulary import ABDecision
 SRM_ALPHA = 0.001
 CONCENTRATION = 1_000.0  # prior weight: most power near 1-3 point faults on a 50/50 split
 METHOD = "Dirichlet-multinomial mixture SPRT (always valid)"
+REQUESTS = "randomly routed requests"
+FEEDBACK = "randomly routed requests with feedback"
+LABELS = {REQUESTS: "requests", FEEDBACK: "feedback"}  # the ``check`` label in /metrics
 
 
 @dataclass(frozen=True)
@@ -136,10 +139,7 @@ def split_checks(settings: Settings, engine: sa.Engine, rows: pd.DataFrame) -> l
         return []
     answered = randomized[(randomized["status"] == 200) & randomized["has_truth"]]
     checks = []
-    for what, frame in (
-        ("randomly routed requests", randomized),
-        ("randomly routed requests with feedback", answered),
-    ):
+    for what, frame in ((REQUESTS, randomized), (FEEDBACK, answered)):
         per_variant = frame.groupby("variant")["request_id"].nunique()
         checks.append(
             check(
