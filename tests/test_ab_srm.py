@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from driftloop.ab.evaluate import evaluate
 from driftloop.ab.report import render_html
 from driftloop.ab.srm import SRM_ALPHA, check, log_bayes_factors
-from driftloop.ab.traffic import TrafficSplit, save_split
+from driftloop.ab.traffic import TrafficSplit, client_hash, save_split
 from driftloop.observability import loop_gauges
 from driftloop.overview import overview
 from driftloop.overview_page import render_page
@@ -94,7 +94,10 @@ def test_a_mismatch_stops_a_promotion_and_says_so(pair, monkeypatch):
     assert "Staging 400 of 1400 (28.57%) against the split&#x27;s 50.00%: MISMATCH" in line
 
 
-def test_a_matching_split_lets_the_test_promote(pair):
+def test_a_matching_split_lets_the_test_promote_and_sticky_clients_are_clusters(pair):
+    """The same clearly better Staging: promoted from 600 random requests per arm; the same
+    rows sent by 12 sticky clients per arm (their hashed keys in the log) are 12 clusters each:
+    no decision."""
     settings, engine, production, staging = pair
     version = save_split(engine, settings.model.name, TrafficSplit(0.5), "test")
     start = datetime.now(UTC)  # after the save: the rows were routed under it
@@ -109,6 +112,24 @@ def test_a_matching_split_lets_the_test_promote(pair):
     assert gauges["driftloop_ab_sample_ratio_mismatch"] == {("requests",): 0.0, ("feedback",): 0.0}
     page = render_page(overview(settings, engine), "/driftloop")
     assert "Sample-ratio check: the counts match the split" in page
+    with engine.begin() as connection:
+        for variant in ("production", "staging"):
+            ids = connection.scalars(
+                sa.select(Prediction.id).where(Prediction.variant == variant)
+            ).all()
+            for i, row_id in enumerate(ids):
+                client = client_hash(f"{variant}-client-{i % 12}")
+                connection.execute(
+                    sa.update(Prediction)
+                    .where(Prediction.id == row_id)
+                    .values(assignment="sticky", client_key=client)
+                )
+    sticky = evaluate(settings, engine, act=False)
+    result = sticky.sequential
+    assert (result.production_clusters, result.staging_clusters) == (12, 12)
+    assert (
+        sticky.decision == ABDecision.CONTINUE and "12 Staging and 12 Production" in sticky.reason
+    )
 
 
 def test_a_report_written_before_the_check_still_renders():

@@ -11,8 +11,9 @@ trace in the metrics. Statsig, Optimizely and Eppo check every experiment for it
   the comparison just the same).
 
 Sticky requests are left out: a sticky client sends all its requests to one variant, so its
-requests are not independent draws; the unit there is the client, and the prediction log does
-not keep client keys.
+requests are not independent draws; the unit there is the client (the log keeps its hashed key,
+``predictions.client_key``, since 0015), and the benchmark reports the smallest fault a count of
+clients can show.
 
 The test is the Dirichlet-multinomial mixture SPRT (Lindon and Malek, "Anytime-valid inference
 for multinomial count data", NeurIPS 2022): with expected shares ``pi`` and a Dirichlet prior of
