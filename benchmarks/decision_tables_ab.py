@@ -254,8 +254,10 @@ def run(args: Any) -> None:
     if sections:
         jobs = [job for job in jobs if job[0].removesuffix("_before") in sections]
     with ProcessPoolExecutor(max(1, args.workers)) as pool:
-        futures = [(kind, pool.submit(function, *values)) for kind, function, values in jobs]
-        results = [(kind, future.result()) for kind, future in futures]
+        # the slowest first (the bootstrap-t "before" cells), so that two workers end together
+        order = sorted(range(len(jobs)), key=lambda i: "before" not in jobs[i][2])
+        futures = {i: pool.submit(jobs[i][1], *jobs[i][2]) for i in order}
+        results = [(kind, futures[i].result()) for i, (kind, _, _) in enumerate(jobs)]
     _print(results, reps, gate_reps)
 
 
