@@ -305,22 +305,24 @@ def test_an_equal_challenger_is_rarely_staged_or_rejected_over_all_its_looks():
 
 
 @pytest.mark.parametrize(
-    "scenario",
+    ("scenario", "bound"),
     [
-        Scenario("mae", 80, 0.0, challenger_tails=3.0),
-        Scenario("rmse", 80, 0.0, challenger_tails=5.0),
-        Scenario("rmse", 80, 0.0, contamination=0.05),
-        Scenario("rmse", SMALL_HOLDOUT, 0.0, contamination=0.05),
+        (Scenario("mae", 300, 0.0, challenger_tails=3.0), 0.06),
+        (Scenario("rmse", 80, 0.0, challenger_tails=5.0), 0.06),
+        (Scenario("rmse", 80, 0.0, contamination=0.05), 0.06),
+        # from SMALL_HOLDOUT rows the unimodal quantile: measured 4.5%, so three standard errors
+        (Scenario("rmse", SMALL_HOLDOUT, 0.0, contamination=0.05), 0.06 + 3 * 0.0097),
     ],
     ids=["mae-t3", "rmse-t5", "rmse-5x-sd", "rmse-5x-sd-unimodal-quantile"],
 )
-def test_a_heavy_tailed_equal_challenger_is_rarely_staged_over_all_its_looks(scenario):
+def test_a_heavy_tailed_equal_challenger_is_rarely_staged_over_all_its_looks(scenario, bound):
     """Equal true error, the challenger's errors heavy-tailed and Production's normal, four
-    looks: staged at most gate_alpha + 1 point (allowing three standard errors of 1,000 trials).
-    Fieller's t interval and the bootstrap-t staged 10-29% of these (docs/benchmarks.md)."""
+    looks, 600 holdouts: staged at most gate_alpha + 1 point. The bound used before staged
+    7.5% (MAE, t 3 df, 300 rows), 15.5% (RMSE, t 5 df, 80) and 19.5% (5% of rows at 5x the
+    sd, 80); today's stages under 1% of the first three (docs/benchmarks.md)."""
     training = _settings(tolerance=0.0, gate_retries=3)
-    rates = ever_rates(scenario, training, TRIALS, seed=5)
-    assert rates["staged"] <= 0.06 + 0.023, rates
+    rates = ever_rates(scenario, training, 600, seed=5)
+    assert rates["staged"] <= bound, rates
 
 
 def test_the_quantile_is_distribution_free_below_the_switch_and_unimodal_above():
