@@ -16,8 +16,9 @@ They use Fieller's interval for that ratio, but with a quantile from a bound tha
 law of the losses with a finite variance instead of Student's t (:func:`ratio_quantile`). With a
 heavy-tailed challenger (Student-t errors, or a few rows far off) the mean loss and its standard
 error are small together in the holdouts that miss the tail, and no sample can show the tail it
-missed: Fieller's t interval staged 14-16% of equal challengers over four looks, the bootstrap-t
-interval that replaced it 15-20% at 80 rows (``docs/benchmarks.md``, issue 27). Below
+missed: over four looks on 80 rows Fieller's t interval staged 10-29% of equal heavy-tailed
+challengers, the wider of it and a bootstrap-t 7.75-19.25%; today's bound 0-2% (400 runs per
+cell, ``docs/benchmarks.md``, issue 27 round 2). Below
 ``SMALL_HOLDOUT`` rows the quantile is Cantelli's one-sided Chebyshev bound, because there a few
 far-off rows make the law of the mean a mixture (0, 1, 2 ... of them drawn) that need not be
 unimodal; from ``SMALL_HOLDOUT`` rows it is the unimodal (Vysochanskij-Petunin) bound, about a
