@@ -142,14 +142,20 @@ def power(reps: int, seed: int, records: int) -> dict[str, Any]:
     return {"reps": reps, "records": records, **seen}
 
 
-def gate_cell(label: str, scenario: Scenario, tolerance: float, reps: int, seed: int) -> dict:
+def gate_cell(
+    label: str, scenario: Scenario, tolerance: float, reps: int, seed: int, method: str = "today"
+) -> dict:
+    """Ever staged / rejected / undecided over four looks; ``method`` "before": MAE and RMSE
+    bounded as issue 27's first round did (``gate_before_27``), on the same draws."""
+    from gate_before_27 import gate_before
+
     training = TrainingSettings(min_holdout=80, gate_alpha=0.05, tolerance=tolerance)
-    return {
-        "label": label,
-        "rows": scenario.rows,
-        "reps": reps,
-        **ever_rates(scenario, training, reps, seed),
-    }
+    if method == "before":
+        with gate_before():
+            rates = ever_rates(scenario, training, reps, seed)
+    else:
+        rates = ever_rates(scenario, training, reps, seed)
+    return {"label": label, "rows": scenario.rows, "reps": reps, "method": method, **rates}
 
 
 def gate_power_before(scenario: Scenario, reps: int, seed: int) -> float:
@@ -235,34 +241,8 @@ def run(args: Any) -> None:
     for clients, share, accuracy in sticky:
         jobs.append(("sticky", aa_sticky, (clients, share, accuracy, reps, seed)))
     jobs.append(("power", power, (reps, seed, 20_000 if smoke else 60_000)))
-    gate_rows = (80,) if smoke else (80, 300)  # 1,000 rows x 4 bootstrap looks: hours
-    gate_reps = min(60, reps) if smoke else reps
-    for rows in gate_rows:
-        for metric in ("accuracy", "mae", "rmse"):
-            equal = Scenario(metric, rows, 0.0)
-            jobs.append(
-                ("gate", gate_cell, (f"{metric}, equal, tolerance 0", equal, 0.0, gate_reps, seed))
-            )
-            worse = Scenario(metric, rows, -0.05)
-            jobs.append(
-                (
-                    "gate",
-                    gate_cell,
-                    (f"{metric}, worse by the margin 0.05", worse, 0.05, gate_reps, seed),
-                )
-            )
-        for label, scenario in (
-            ("mae, challenger t 3 df", Scenario("mae", rows, 0.0, challenger_tails=3.0)),
-            ("rmse, challenger t 5 df", Scenario("rmse", rows, 0.0, challenger_tails=5.0)),
-            ("rmse, challenger 5% rows at 5x sd", Scenario("rmse", rows, 0.0, contamination=0.05)),
-        ):
-            jobs.append(("gate", gate_cell, (label, scenario, 0.0, gate_reps, seed)))
-    for metric in ("accuracy", "mae", "rmse"):
-        better = Scenario(metric, 1000, 0.0675 if metric == "accuracy" else 0.15)
-        jobs.append(
-            ("gate_power", gate_cell, (f"{metric}, 15% lower error", better, 0.0, gate_reps, seed))
-        )
-        jobs.append(("gate_power_before", gate_power_before, (better, gate_reps, seed)))
+    gate_reps = getattr(args, "gate_reps", None) or (min(60, reps) if smoke else reps)
+    jobs += gate_jobs(smoke, gate_reps, seed)
     for batch in (30, 100, 300, 1000) if not smoke else (30, 300):
         jobs.append(("decay", decay_cell, (batch, reps, seed)))
     jobs.append(("srm", srm_cell, ("fault", reps, seed)))
@@ -270,10 +250,51 @@ def run(args: Any) -> None:
     for clients in (100, 1000, 10_000):
         jobs.append(("srm", srm_cell, ("sticky", reps, seed, clients)))
 
+    sections = getattr(args, "sections", None)  # e.g. {"gate", "gate_power"}: only those
+    if sections:
+        jobs = [job for job in jobs if job[0].removesuffix("_before") in sections]
     with ProcessPoolExecutor(max(1, args.workers)) as pool:
-        futures = [(kind, pool.submit(function, *values)) for kind, function, values in jobs]
-        results = [(kind, future.result()) for kind, future in futures]
+        # the slowest first (the bootstrap-t "before" cells), so that two workers end together
+        order = sorted(range(len(jobs)), key=lambda i: "before" not in jobs[i][2])
+        futures = {i: pool.submit(jobs[i][1], *jobs[i][2]) for i in order}
+        results = [(kind, futures[i].result()) for i, (kind, _, _) in enumerate(jobs)]
     _print(results, reps, gate_reps)
+
+
+def gate_jobs(smoke: bool, reps: int, seed: int) -> list[tuple[str, Any, tuple]]:
+    """The gate's cells, today's and before (bootstrap-t, 1,000 rows x 4 looks: too slow)."""
+    jobs: list[tuple[str, Any, tuple]] = []
+    for rows in (80,) if smoke else (80, 300, 1000):
+        methods = ("today",) if rows > 300 else ("today", "before")
+        cells = []
+        for metric in ("accuracy", "mae", "rmse"):
+            cells.append((f"{metric}, equal, tolerance 0", Scenario(metric, rows, 0.0), 0.0))
+            worse = Scenario(metric, rows, -0.05)
+            cells.append((f"{metric}, worse by the margin 0.05", worse, 0.05))
+        cells += [
+            ("mae, challenger t 3 df", Scenario("mae", rows, 0.0, challenger_tails=3.0), 0.0),
+            ("rmse, challenger t 5 df", Scenario("rmse", rows, 0.0, challenger_tails=5.0), 0.0),
+            (
+                "rmse, challenger 5% rows at 5x sd",
+                Scenario("rmse", rows, 0.0, contamination=0.05),
+                0.0,
+            ),
+        ]
+        for label, scenario, tolerance in cells:
+            if scenario.metric == "accuracy":  # Tango's interval: no before/after
+                jobs.append(("gate", gate_cell, (label, scenario, tolerance, reps, seed)))
+                continue
+            for method in methods:
+                job = (label, scenario, tolerance, reps, seed, method)
+                jobs.append(("gate", gate_cell, job))
+    for metric, rows in [(m, r) for r in (300, 1000) for m in ("accuracy", "mae", "rmse")]:
+        better = Scenario(metric, rows, 0.0675 if metric == "accuracy" else 0.15)
+        label = f"{metric}, 15% lower error, {rows} rows"
+        for method in ("today",) if metric == "accuracy" else ("today", "before"):
+            job = (label, better, 0.0, reps, seed, method)
+            jobs.append(("gate_power", gate_cell, job))
+        jobs.append(("gate_power_before", gate_power_before, (better, reps, seed)))
+    return jobs
 
 
 def _print(results: list[tuple[str, Any]], reps: int, gate_reps: int) -> None:
@@ -313,28 +334,7 @@ def _print(results: list[tuple[str, Any]], reps: int, gate_reps: int) -> None:
             k = int(np.isfinite(values).sum())
             print(f"| {name} | {_wilson(k, r['reps'])} | {np.median(values):.0f} |")
         print(f"\nratio of medians today / before: {ratio:.3f} (target at most 1.25)")
-    print("\n### The gate over every look (gate_retries 3, holdout grows by `rows` per look)\n")
-    print(
-        "| challenger | first-look rows | ever staged | meets | ever rejected by the test "
-        "| undecided after all looks |\n| --- | --- | --- | --- | --- | --- |"
-    )
-    for r in by_kind.get("gate", []):
-        staged, rejected = round(r["staged"] * r["reps"]), round(r["rejected"] * r["reps"])
-        target = 0.06 if ("df" in r["label"] or "sd" in r["label"]) else 0.05
-        print(
-            f"| {r['label']} | {r['rows']} | {_wilson(staged, r['reps'])} | "
-            f"{_meets(staged, r['reps'], target)} (target {target:.0%}) | "
-            f"{_wilson(rejected, r['reps'])} | {r['undecided']:.1%} |"
-        )
-    print("\n### Gate power: 15% lower error (accuracy: +6.75 points on 0.55), 1,000 rows\n")
-    print("| metric | today, ever staged | before, one look at alpha 0.05 |\n| --- | --- | --- |")
-    befores = by_kind.get("gate_power_before", [])
-    for r, before in zip(by_kind.get("gate_power", []), befores, strict=True):
-        staged = round(r["staged"] * r["reps"])
-        print(
-            f"| {r['label']} | {_wilson(staged, r['reps'])} | "
-            f"{_wilson(round(before * r['reps']), r['reps'])} |"
-        )
+    _print_gate(by_kind)
     print("\n### Decay false alarms, healthy batches of a version the gate staged (min_drop 0)\n")
     print(
         "| batch rows | reference = winning holdout (before) | independent reference (today) "
@@ -373,3 +373,49 @@ def _print_srm(results: list[dict[str, Any]]) -> None:
                 f"- sticky routing, {r['clients']} clients: smallest fault caught in 90% of "
                 f"{r['reps']} runs: {fault} (from 50%)"
             )
+
+
+def _print_gate(by_kind: dict[str, list[Any]]) -> None:
+    def staged(r: dict[str, Any]) -> int:
+        return round(r["staged"] * r["reps"])
+
+    before = {
+        (r["label"], r["rows"]): r for r in by_kind.get("gate", []) if r["method"] == "before"
+    }
+    print("\n### The gate over every look (gate_retries 3, holdout grows by `rows` per look)\n")
+    print(
+        "| challenger | first-look rows | ever staged | meets | ever rejected by the test "
+        "| undecided after all looks | before: ever staged |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |"
+    )
+    for r in by_kind.get("gate", []):
+        if r["method"] == "before":
+            continue
+        target = 0.06 if ("df" in r["label"] or "sd" in r["label"]) else 0.05
+        old = before.get((r["label"], r["rows"]))
+        was = "-" if old is None else _wilson(staged(old), old["reps"])
+        print(
+            f"| {r['label']} | {r['rows']} | {_wilson(staged(r), r['reps'])} | "
+            f"{_meets(staged(r), r['reps'], target)} (target {target:.0%}) | "
+            f"{_wilson(round(r['rejected'] * r['reps']), r['reps'])} | {r['undecided']:.1%} | "
+            f"{was} |"
+        )
+    print("\n### Gate power: 15% lower error (accuracy: +6.75 points on 0.55)\n")
+    print(
+        "| metric | today, ever staged | before (issue 27 first round), ever staged "
+        "| before issue 27: one look at alpha 0.05 |\n| --- | --- | --- | --- |"
+    )
+    powers = by_kind.get("gate_power", [])
+    for r, one_look in zip(
+        [r for r in powers if r["method"] == "today"],
+        by_kind.get("gate_power_before", []),
+        strict=True,
+    ):
+        old = next(
+            (b for b in powers if b["method"] == "before" and b["label"] == r["label"]), None
+        )
+        was = "-" if old is None else _wilson(staged(old), old["reps"])
+        print(
+            f"| {r['label']} | {_wilson(staged(r), r['reps'])} | {was} | "
+            f"{_wilson(round(one_look * r['reps']), r['reps'])} |"
+        )

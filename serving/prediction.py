@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from driftloop.ab.traffic import PRODUCTION, VARIANTS
+from driftloop.ab.traffic import PRODUCTION, VARIANTS, client_hash
 from driftloop.config import Settings
 from driftloop.storage import FORCED, RANDOM, STICKY
 from serving.models import LoadedModel, ModelSnapshot
@@ -37,6 +37,7 @@ class Route:
     model: LoadedModel
     assignment: str
     split_version: int
+    client: str | None = None  # a sticky request's client key, hashed (ab.traffic.client_hash)
 
 
 def route(
@@ -68,10 +69,11 @@ def route(
     if key is None and len(body.items) == 1:
         value = body.items[0].get(settings.serving.sticky_field)
         key = None if value is None else str(value)
-    how = RANDOM if key is None else STICKY
+    how, client = (RANDOM, None) if key is None else (STICKY, client_hash(key))
     if snapshot.staging is None:
-        return Route(snapshot.production, how, snapshot.split.version)
-    return Route(snapshot.model(snapshot.split.variant_for(key)), how, snapshot.split.version)
+        return Route(snapshot.production, how, snapshot.split.version, client)
+    chosen = snapshot.model(snapshot.split.variant_for(key))
+    return Route(chosen, how, snapshot.split.version, client)
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ def predict(
         checked.missing_names(),
         elapsed,
         chosen.split_version,
+        chosen.client,
     )
     rows = logged.rows(model, predictions, probabilities, False, chosen.assignment)
     if snapshot.split.shadow and model.variant == PRODUCTION and snapshot.staging is not None:
@@ -177,6 +180,7 @@ class _Logged:
     missing: list[list[str] | None]
     elapsed_ms: float
     split_version: int  # the traffic split this replica routed by
+    client: str | None  # the hashed client key of a sticky request
 
     def rows(
         self,
@@ -198,6 +202,7 @@ class _Logged:
             "latency_ms": self.elapsed_ms,
             "assignment": assignment,
             "split_version": self.split_version,
+            "client_key": self.client,
         }
         return [
             {
@@ -237,6 +242,7 @@ def _shadow_rows(
                 "shadow": True,
                 "status": 500,
                 "split_version": logged.split_version,
+                "client_key": logged.client,
                 "error": f"shadow prediction failed: {type(exc).__name__}: {exc}",
             }
         ]

@@ -78,3 +78,16 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def pair(settings: Settings) -> Iterator[tuple[Settings, sa.Engine, str, str]]:
+    """A/B tests: settings, a migrated engine on the settings' database, and registered
+    Production and Staging versions."""
+    from .support.registry_home import production_and_staging
+
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    production, staging = production_and_staging(settings)
+    yield settings, engine, production, staging
+    engine.dispose()

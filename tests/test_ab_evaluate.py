@@ -16,23 +16,13 @@ from driftloop.ab.evaluate import _act, _usable_truth, evaluate, running_test
 from driftloop.ab.statistics import request_outcomes
 from driftloop.performance.monitor import check_day, take_decay
 from driftloop.promotion import history, promote, roles, rollback
-from driftloop.schema import upgrade
-from driftloop.storage import ABTest, make_engine, session_scope
+from driftloop.storage import ABTest, session_scope
 
 from .support.ab_traffic import send
 from .support.performance import known_reference
-from .support.registry_home import production_and_staging, register_versions
+from .support.registry_home import register_versions
 
 PRODUCTION, STAGING = registry.PRODUCTION, registry.STAGING
-
-
-@pytest.fixture
-def pair(settings):
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    production, staging = production_and_staging(settings)
-    yield settings, engine, production, staging
-    engine.dispose()
 
 
 def test_no_test_before_staging_answers_anything(pair):

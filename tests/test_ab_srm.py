@@ -1,5 +1,6 @@
 """Sample-ratio mismatch (issue 27, item 2): the mixture SPRT's error rates when looked at
-every 100 requests, and what a mismatch does to an A/B test's decision, report and alerts."""
+every 100 requests, and what a mismatch does to an A/B test's decision, report, alerts,
+/metrics and the overview page."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ import sqlalchemy as sa
 from driftloop.ab.evaluate import evaluate
 from driftloop.ab.report import render_html
 from driftloop.ab.srm import SRM_ALPHA, check, log_bayes_factors
-from driftloop.ab.traffic import TrafficSplit, save_split
-from driftloop.schema import upgrade
-from driftloop.storage import Prediction, make_engine
+from driftloop.ab.traffic import TrafficSplit, client_hash, save_split
+from driftloop.observability import loop_gauges
+from driftloop.overview import overview
+from driftloop.overview_page import render_page
+from driftloop.storage import Prediction
 from driftloop.vocabulary import ABDecision
 
 from .support.ab_traffic import send
-from .support.registry_home import production_and_staging
 
 THRESHOLD = math.log(1 / SRM_ALPHA)
 
@@ -57,15 +59,6 @@ def test_the_bayes_factor_matches_the_beta_binomial_closed_form():
     assert result.p_value == pytest.approx(min(1.0, math.exp(-expected)))
 
 
-@pytest.fixture
-def pair(settings):
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    production, staging = production_and_staging(settings)
-    yield settings, engine, production, staging
-    engine.dispose()
-
-
 def test_a_mismatch_stops_a_promotion_and_says_so(pair, monkeypatch):
     """A clearly better Staging, but Staging got 400 random requests against Production's
     1,000 under a saved 50/50 split: no promotion, the reason and report say why, one alert."""
@@ -88,9 +81,23 @@ def test_a_mismatch_stops_a_promotion_and_says_so(pair, monkeypatch):
     assert "Sample-ratio mismatch" in html and "MISMATCH" in html
     evaluate(settings, engine)  # the mismatch persists: no second alert
     assert sent == ["sample_ratio_mismatch"]
+    # /metrics and the overview page say so too
+    gauges = {g.name: dict(g.samples) for g in loop_gauges(engine, settings.model.name)}
+    assert gauges["driftloop_ab_sample_ratio_mismatch"] == {("requests",): 1.0, ("feedback",): 1.0}
+    assert gauges["driftloop_ab_sample_ratio_p_value"][("requests",)] <= SRM_ALPHA
+    shares = gauges["driftloop_ab_sample_ratio_staging_share"]
+    assert shares[("requests", "observed")] == pytest.approx(400 / 1400)
+    assert shares[("requests", "expected")] == 0.5
+    page = render_page(overview(settings, engine), "/driftloop")
+    line = page[page.index("data-testid='ab-srm'") :]
+    assert "no decision while the counts do not match the split" in line
+    assert "Staging 400 of 1400 (28.57%) against the split&#x27;s 50.00%: MISMATCH" in line
 
 
-def test_a_matching_split_lets_the_test_promote(pair):
+def test_a_matching_split_lets_the_test_promote_and_sticky_clients_are_clusters(pair):
+    """The same clearly better Staging: promoted from 600 random requests per arm; the same
+    rows sent by 12 sticky clients per arm (their hashed keys in the log) are 12 clusters each:
+    no decision."""
     settings, engine, production, staging = pair
     version = save_split(engine, settings.model.name, TrafficSplit(0.5), "test")
     start = datetime.now(UTC)  # after the save: the rows were routed under it
@@ -101,6 +108,28 @@ def test_a_matching_split_lets_the_test_promote(pair):
     evaluation = evaluate(settings, engine, act=False)
     assert evaluation.decision == ABDecision.PROMOTE
     assert [c.mismatch for c in evaluation.srm] == [False, False]
+    gauges = {g.name: dict(g.samples) for g in loop_gauges(engine, settings.model.name)}
+    assert gauges["driftloop_ab_sample_ratio_mismatch"] == {("requests",): 0.0, ("feedback",): 0.0}
+    page = render_page(overview(settings, engine), "/driftloop")
+    assert "Sample-ratio check: the counts match the split" in page
+    with engine.begin() as connection:
+        for variant in ("production", "staging"):
+            ids = connection.scalars(
+                sa.select(Prediction.id).where(Prediction.variant == variant)
+            ).all()
+            for i, row_id in enumerate(ids):
+                client = client_hash(f"{variant}-client-{i % 12}")
+                connection.execute(
+                    sa.update(Prediction)
+                    .where(Prediction.id == row_id)
+                    .values(assignment="sticky", client_key=client)
+                )
+    sticky = evaluate(settings, engine, act=False)
+    result = sticky.sequential
+    assert (result.production_clusters, result.staging_clusters) == (12, 12)
+    assert (
+        sticky.decision == ABDecision.CONTINUE and "12 Staging and 12 Production" in sticky.reason
+    )
 
 
 def test_a_report_written_before_the_check_still_renders():

@@ -14,7 +14,7 @@ from driftloop.config import MonitoringSettings
 from driftloop.drift.engine import check_drift
 from driftloop.drift.monitor import profile_from_frame
 from driftloop.performance.estimated import Calibrator, estimate_performance
-from driftloop.performance.intervals import proportion
+from driftloop.performance.intervals import estimate, macro_f1, macro_f1_resampled, proportion
 from driftloop.performance.realized import drop_test
 from driftloop.performance.reference import out_of_sample, predict_frame
 from driftloop.task import ACCURACY, MAE
@@ -322,3 +322,27 @@ def test_decay_against_the_winning_holdout_alarms_more_often_than_a_fresh_one():
             alarms[name] += drop_test(current, reference, ACCURACY, monitoring).decayed
     assert alarms["fresh"] / staged <= monitoring.alpha + 0.012, alarms
     assert alarms["holdout"] > alarms["fresh"], alarms
+
+
+def test_the_vectorized_macro_f1_is_sklearns_resample_by_resample():
+    """The bootstrap counts macro F1 for all resamples at once: each row equals sklearn's
+    ``f1_score(average="macro")`` over the classes present in that row (a class missing from
+    a resample, or only predicted, as sklearn counts it), and the interval equals the one of
+    sklearn called per resample on the same draws."""
+    rng = np.random.default_rng(11)
+    truth = rng.choice(["5", "6", "7", "8"], (40, 30))
+    predicted = np.where(rng.random((40, 30)) < 0.5, truth, rng.choice(["5", "6", "9"], (40, 30)))
+    rows = macro_f1_resampled(truth, predicted)
+    assert rows == pytest.approx([macro_f1(t, p) for t, p in zip(truth, predicted, strict=True)])
+    frame = pd.DataFrame({"prediction": predicted[0], "truth": truth[0]})
+    per_resample = stats.bootstrap(
+        (predicted[0], truth[0]),
+        lambda p, t: macro_f1(t, p),
+        paired=True,
+        vectorized=False,
+        n_resamples=500,
+        method="percentile",
+        random_state=0,
+    ).confidence_interval
+    ours = estimate("f1", frame)
+    assert (ours.low, ours.high) == pytest.approx((per_resample.low, per_resample.high))

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.tree import DecisionTreeClassifier
 
-from driftloop.ab.traffic import TrafficSplit, key_point
+from driftloop.ab.traffic import TrafficSplit, client_hash, key_point
 from serving.batching import MicroBatcher
 from serving.models import FeatureSchema, LoadedModel, ModelSnapshot, predictor
 from serving.prediction import predict, route
@@ -78,6 +78,9 @@ def test_one_record_is_predicted_answered_and_logged(models, settings):
     assert row["record_id"] == "req-0" and row["assignment"] == "sticky" and not row["shadow"]
     assert row["inputs"] == {"alcohol": 13.5, "pH": 3.45}  # the sticky key is not an input
     assert row["output"]["prediction"] == 7 and row["missing"] is None
+    # the A/B test's cluster: the client's key, hashed, never the key itself
+    assert row["client_key"] == client_hash("bob") and "bob" not in row["client_key"]
+    assert len(row["client_key"]) == 32 and client_hash("bob") != client_hash("alice")
 
 
 def test_a_batch_gets_one_answer_per_record_in_order(models, settings):
@@ -111,7 +114,8 @@ def test_sticky_keys_follow_the_split_and_headers_win(models, settings):
         assert by_body.model.variant == by_header.model.variant == expected
     forced = route(snapshot, _body(record=record), {"X-Variant": "staging"}, settings)
     assert (forced.model.version, forced.assignment) == ("2", "forced")
-    assert route(snapshot, _body(records=[record, record]), {}, settings).assignment == "random"
+    unkeyed = route(snapshot, _body(records=[record, record]), {}, settings)
+    assert (unkeyed.assignment, unkeyed.client) == ("random", None)
 
 
 @pytest.mark.parametrize(

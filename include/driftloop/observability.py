@@ -2,7 +2,7 @@
 feature's statistics with their bars and p-values, a categorical's unseen levels, the batch
 test over features), retrain outcomes, the running A/B test and Production's performance
 (realized per batch and per day against its out-of-sample estimate, estimated before labels,
-prediction drift).
+prediction drift), and the A/B test's sample-ratio checks.
 
 They live in driftloop's database; :func:`loop_gauges` reads them at scrape time, so every
 server replica exports the same values whatever worker answers. The server's ``/metrics``
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from driftloop.ab.srm import LABELS
 from driftloop.storage import ABEvaluation, ABTest, DriftCheck, PerformanceCheck, RetrainRun
 from driftloop.vocabulary import ABTestStatus, DriftStatus, Role
 
@@ -217,6 +218,7 @@ def _ab(connection: sa.Connection, model_name: str) -> list[Gauge]:
             ABEvaluation.production_samples,
             ABEvaluation.staging_samples,
             ABEvaluation.p_value,
+            ABEvaluation.statistics,
             ABTest.status,
         )
         .join(ABTest, ABTest.id == ABEvaluation.test_id)
@@ -235,7 +237,42 @@ def _ab(connection: sa.Connection, model_name: str) -> list[Gauge]:
         if row.p_value is not None:
             p_value.samples.append(((), float(row.p_value)))
         running.samples.append(((), 1.0 if row.status == ABTestStatus.RUNNING else 0.0))
-    return [metric, samples, p_value, running]
+    return [
+        metric,
+        samples,
+        p_value,
+        running,
+        *_sample_ratio((row.statistics or {}) if row else {}),
+    ]
+
+
+def _sample_ratio(statistics: dict) -> list[Gauge]:
+    """The latest look's sample-ratio checks (``ab.srm``), one ``check`` label each: requests,
+    feedback. Looks stored before the check have none."""
+    mismatch = Gauge(
+        "driftloop_ab_sample_ratio_mismatch",
+        "1 when the latest A/B look's counts do not match the traffic split (no decision then)",
+        ("check",),
+    )
+    p_value = Gauge(
+        "driftloop_ab_sample_ratio_p_value",
+        "Always-valid p-value of the sample-ratio check of the latest A/B look",
+        ("check",),
+    )
+    share = Gauge(
+        "driftloop_ab_sample_ratio_staging_share",
+        "Staging's share of the counts checked, observed and expected from the split",
+        ("check", "share"),
+    )
+    for check in statistics.get("srm") or []:
+        label = (LABELS.get(check["what"], check["what"]),)
+        mismatch.samples.append((label, 1.0 if check["mismatch"] else 0.0))
+        p_value.samples.append((label, float(check["p_value"])))
+        total = check["production"] + check["staging"]
+        if total:
+            share.samples.append(((*label, "observed"), check["staging"] / total))
+        share.samples.append(((*label, "expected"), float(check["expected_staging_share"])))
+    return [mismatch, p_value, share]
 
 
 def _performance(connection: sa.Connection, model_name: str) -> list[Gauge]:

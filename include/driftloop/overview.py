@@ -209,6 +209,7 @@ def _look(look: ABEvaluation) -> dict[str, Any]:
         "reason": look.reason,
         "p_value": look.p_value,
         "sequential": stats.get("sequential"),
+        "srm": stats.get("srm") or [],  # sample-ratio checks (ab.srm); none before issue 27
         "variants": variants,
         "created_at": _iso(look.created_at),
     }

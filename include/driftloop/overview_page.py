@@ -160,6 +160,7 @@ def _ab(ab: dict[str, Any] | None, base: str) -> str:
             f"[{_num(seq.get('ci_low'))}, {_num(seq.get('ci_high'))}] "
             f"(guardrails apply from {guards['min_requests']} Staging requests)</p>"
         )
+        numbers += _sample_ratio(latest.get("srm") or [])
     decisions = _table(
         ("looked", "decision", "reason", "p", "records", "report"),
         [
@@ -175,6 +176,21 @@ def _ab(ab: dict[str, Any] | None, base: str) -> str:
         ],
     )
     return f"<h2>A/B test</h2>{head}{numbers}<h3>Decision history</h3>{decisions}"
+
+
+def _sample_ratio(checks: list[dict[str, Any]]) -> str:
+    """One line per sample-ratio check; a mismatch says that the test cannot decide."""
+    if not checks:
+        return ""
+    mismatched = any(c["mismatch"] for c in checks)
+    verdict = (
+        "<b class='verdict rejected'>sample-ratio mismatch: no decision while the counts do "
+        "not match the split</b>"
+        if mismatched
+        else "the counts match the split"
+    )
+    lines = "".join(f"<li>{_text(c['sentence'])}</li>" for c in checks)
+    return f"<p data-testid='ab-srm'>Sample-ratio check: {verdict}</p><ul>{lines}</ul>"
 
 
 def _approvals(approvals: list[dict[str, Any]]) -> str:

@@ -79,6 +79,8 @@ def replay(engine: sa.Engine, folder: Path) -> tuple[int, int]:
                 except (json.JSONDecodeError, TypeError, ValueError) as exc:
                     raise SpillError(f"{taken}, line {number}: not a spilled row ({exc})") from None
         if batch:
+            keys = set().union(*batch)  # rows spilled before a column was added lack it
+            batch = [dict.fromkeys(keys) | row for row in batch]
             with engine.begin() as connection:
                 connection.execute(sa.insert(Prediction), batch)
         taken.unlink()

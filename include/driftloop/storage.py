@@ -217,6 +217,9 @@ class Prediction(Base):
     latency_ms: Mapped[float | None] = mapped_column(sa.Float)
     # the traffic split's version the serving replica routed by (None: logged before 0011)
     split_version: Mapped[int | None] = mapped_column(sa.Integer)
+    # a sticky request's client key, hashed (ab.traffic.client_hash): the A/B test's cluster
+    # (None: random or forced, or logged before 0015)
+    client_key: Mapped[str | None] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True, default=utcnow)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from driftloop.schema import upgrade
-from driftloop.spill import replay
+from driftloop.spill import replay, spill_rows
 from driftloop.storage import make_engine
 from serving.prediction_log import PredictionLog
 
@@ -60,3 +60,20 @@ def test_rows_neither_database_nor_disk_takes_are_counted_as_lost(tmp_path):
     log.write(_rows(0, 5))
     log.close()
     assert log.counts["lost"] == 5 and log.counts["spilled"] == 0
+
+
+def test_a_file_spilled_across_an_upgrade_replays_rows_with_and_without_client_keys(tmp_path):
+    """A server before migration 0015 spilled rows without ``client_key``; one after, into the
+    same file, with it: every row is inserted, the older ones with no key."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'log.db'}")
+    upgrade(engine)
+    folder = tmp_path / "spill"
+    older, newer = _rows(0, 1), _rows(1, 1)
+    newer[0]["client_key"] = "ab" * 16
+    spill_rows(folder, older + newer)
+    assert replay(engine, folder) == (1, 2)
+    with engine.connect() as connection:
+        keys = connection.execute(
+            sa.text("select request_id, client_key from predictions order by request_id")
+        ).all()
+    assert [tuple(k) for k in keys] == [("req-0", None), ("req-1", "ab" * 16)]

@@ -3,10 +3,35 @@ as many times as a test needs, for tests of registry moves (promotion, A/B decis
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from driftloop import registry
 from driftloop.config import Settings
+
+_TEMPLATE: list[Path] = []  # an empty MLflow store, migrated once per test process
+
+
+def _fresh_store(settings: Settings) -> None:
+    """Copy an empty, migrated MLflow SQLite store into the test's home: MLflow migrating a
+    new store took about a quarter of every registry test's setup."""
+    target = settings.storage.home / "mlflow.db"
+    if settings.mlflow.tracking_uri or target.exists():
+        return
+    if not _TEMPLATE:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        folder = Path(tempfile.mkdtemp(prefix="driftloop-mlflow-store-"))
+        atexit.register(shutil.rmtree, folder, True)
+        store = SqlAlchemyStore(f"sqlite:///{folder / 'mlflow.db'}", folder.as_uri())
+        store.engine.dispose()
+        _TEMPLATE.append(folder / "mlflow.db")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_TEMPLATE[0], target)
 
 
 def register_versions(settings: Settings, count: int) -> list[str]:
@@ -15,11 +40,17 @@ def register_versions(settings: Settings, count: int) -> list[str]:
     import mlflow.sklearn
     from sklearn.dummy import DummyClassifier
 
+    _fresh_store(settings)
     client = registry.configure(settings)
     registry.ensure_registered_model(client, settings.model.name)
     model = DummyClassifier(strategy="most_frequent").fit(np.zeros((4, 1)), [5, 6, 6, 7])
     with mlflow.start_run():
-        info = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            serialization_format="cloudpickle",
+            pip_requirements=["scikit-learn"],  # not inferred: inference imports and probes
+        )
     return [
         str(mlflow.register_model(info.model_uri, settings.model.name).version)
         for _ in range(count)

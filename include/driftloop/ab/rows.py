@@ -24,6 +24,7 @@ def load_rows(engine: sa.Engine, test: ABTest) -> pd.DataFrame:
             Prediction.created_at,
             Prediction.assignment,
             Prediction.split_version,
+            Prediction.client_key,
             Feedback.value,
             Feedback.id.is_not(None).label("has_truth"),
         )
@@ -50,6 +51,7 @@ def load_rows(engine: sa.Engine, test: ABTest) -> pd.DataFrame:
             "created_at",
             "assignment",
             "split_version",
+            "client",
             "truth",
             "has_truth",
         ],

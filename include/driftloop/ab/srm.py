@@ -11,8 +11,9 @@ trace in the metrics. Statsig, Optimizely and Eppo check every experiment for it
   the comparison just the same).
 
 Sticky requests are left out: a sticky client sends all its requests to one variant, so its
-requests are not independent draws; the unit there is the client, and the prediction log does
-not keep client keys.
+requests are not independent draws; the unit there is the client (the log keeps its hashed key,
+``predictions.client_key``, since 0015), and the benchmark reports the smallest fault a count of
+clients can show.
 
 The test is the Dirichlet-multinomial mixture SPRT (Lindon and Malek, "Anytime-valid inference
 for multinomial count data", NeurIPS 2022): with expected shares ``pi`` and a Dirichlet prior of
@@ -44,6 +45,9 @@ from driftloop.vocabulary import ABDecision
 SRM_ALPHA = 0.001
 CONCENTRATION = 1_000.0  # prior weight: most power near 1-3 point faults on a 50/50 split
 METHOD = "Dirichlet-multinomial mixture SPRT (always valid)"
+REQUESTS = "randomly routed requests"
+FEEDBACK = "randomly routed requests with feedback"
+LABELS = {REQUESTS: "requests", FEEDBACK: "feedback"}  # the ``check`` label in /metrics
 
 
 @dataclass(frozen=True)
@@ -136,10 +140,7 @@ def split_checks(settings: Settings, engine: sa.Engine, rows: pd.DataFrame) -> l
         return []
     answered = randomized[(randomized["status"] == 200) & randomized["has_truth"]]
     checks = []
-    for what, frame in (
-        ("randomly routed requests", randomized),
-        ("randomly routed requests with feedback", answered),
-    ):
+    for what, frame in ((REQUESTS, randomized), (FEEDBACK, answered)):
         per_variant = frame.groupby("variant")["request_id"].nunique()
         checks.append(
             check(

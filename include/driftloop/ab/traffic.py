@@ -38,6 +38,13 @@ def key_point(key: str) -> float:
     return int.from_bytes(digest, "big") / _SCALE
 
 
+def client_hash(key: str) -> str:
+    """What the prediction log keeps of a sticky client's key: a keyed digest that groups the
+    client's requests (the A/B test's clusters) without storing the key itself."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=16, person=b"driftloop-client")
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class TrafficSplit:
     """How traffic is shared: the Staging weight and whether Staging also shadows Production."""
