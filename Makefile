@@ -28,7 +28,7 @@ demo: install
 	$(DL) --config driftloop.demo.yaml demo
 
 test: install lint
-	$(BIN)/python -m pytest -m "integration or not integration"
+	$(BIN)/python -m pytest -m "integration or not integration" --durations=40
 
 test-unit: install
 	$(BIN)/python -m pytest -m "not integration"
