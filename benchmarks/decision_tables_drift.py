@@ -161,6 +161,14 @@ def run_cell(cell: Cell, batches: int, references: int, seed: int) -> tuple[int,
     return flagged, per_reference * references
 
 
+def run_all(function: Callable[..., Any], jobs: list[tuple], workers: int) -> list[Any]:
+    """``function(*job)`` for every job, in order; in ``workers`` processes when above one."""
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            return list(pool.map(function, *zip(*jobs, strict=True)))
+    return [function(*job) for job in jobs]
+
+
 def interval(k: int, n: int) -> tuple[float, float]:
     """Clopper-Pearson 95% interval of a proportion."""
     lower = 0.0 if k == 0 else float(beta.ppf(0.025, k, n - k + 1))
@@ -335,11 +343,7 @@ def run(args: Any) -> None:
 
     started = time.perf_counter()
     jobs = [(cell, batches(cell), references, args.seed) for cell in cells]
-    if args.workers > 1:
-        with ProcessPoolExecutor(args.workers) as pool:
-            results = list(pool.map(run_cell, *zip(*jobs, strict=True)))
-    else:
-        results = [run_cell(*job) for job in jobs]
+    results = run_all(run_cell, jobs, args.workers)
     print(f"## Drift (issue 26){' — smoke sizes, not a measurement' if smoke else ''}\n")
     print(f"{references} references per cell; seed {args.seed}; {len(cells)} cells\n")
     titles = {

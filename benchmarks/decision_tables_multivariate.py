@@ -13,12 +13,11 @@ NannyML is not installed here, so there is no side-by-side column.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from decision_tables_drift import interval
+from decision_tables_drift import interval, run_all
 
 from driftloop.config import DriftSettings
 from driftloop.drift.engine import check_drift, multivariate_test
@@ -82,16 +81,12 @@ def run(args: Any) -> None:
     jobs.append((1_000, -0.8, power_batches))
     started = time.perf_counter()
     arguments = [(n, rho, b, references, args.seed) for n, rho, b in jobs]
-    if args.workers > 1:
-        with ProcessPoolExecutor(args.workers) as pool:
-            results = list(pool.map(run_cell, *zip(*arguments, strict=True)))
-    else:
-        results = [run_cell(*job) for job in arguments]
+    results = run_all(run_cell, arguments, args.workers)
     print(f"## Multivariate drift (issue 31){' — smoke sizes' if smoke else ''}\n")
     print(f"{references} references of 5,000 rows per cell; seed {args.seed}\n")
     print(
         "| batches | rows | correlation of f0, f1 | flagged [95%] | target | per-feature "
-        "verdict called drift | check time |"
+        "verdict called drift | test time |"
     )
     print("|---|---:|---|---|---|---|---:|")
     for (rows, rho, _b), (flags, calls, tested, seconds) in zip(jobs, results, strict=True):

@@ -142,15 +142,18 @@ def test_models_may_not_share_a_database_or_a_home_yet(tmp_path: Path) -> None:
         load_all(_write(tmp_path, same_home))
 
 
-def test_config_check_names_each_model(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    done = subprocess.run(
-        [DRIFTLOOP, "--config", str(EXAMPLE), "config", "check"],
+def _config_check(config: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DRIFTLOOP, "--config", str(config), "config", "check"],
         capture_output=True,
         text=True,
-        env=env,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
         timeout=120,
     )
+
+
+def test_config_check_names_each_model(tmp_path: Path) -> None:
+    done = _config_check(EXAMPLE, tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert [line.split(":")[0] for line in lines[:3]] == [
@@ -159,12 +162,6 @@ def test_config_check_names_each_model(tmp_path: Path) -> None:
         "model white_alcohol",
     ]
     broken = _write(tmp_path, _project(churn={}, fraud={"drift": {"drift_share": 7}}))
-    done = subprocess.run(
-        [DRIFTLOOP, "--config", str(broken), "config", "check"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    done = _config_check(broken, tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "[fraud] drift.drift_share" in done.stderr
