@@ -54,6 +54,6 @@ def config_check(ctx: typer.Context) -> None:
             f"{prefix}config ok: {len(settings.feature_columns)} features, target "
             f"{settings.data.target!r} ({settings.data.task}), data {settings.data.path}"
         )
-    typer.echo(f"Airflow executor: {executor}")
     if problems:
         raise ConfigError("\n".join(problems))
+    typer.echo(f"Airflow executor: {executor}")
