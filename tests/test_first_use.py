@@ -153,7 +153,9 @@ def test_the_cli_gives_up_on_an_unreachable_mlflow_within_seconds(settings, monk
     # minutes; the CLI's takes seconds. A minute tells them apart on any loaded machine.
     assert {name: os.environ[name] for name in cli.MLFLOW_PATIENCE} == cli.MLFLOW_PATIENCE
     assert elapsed < 60, f"gave up after {elapsed:.1f} s"
-    assert error.startswith(f"error: MLflow at http://127.0.0.1:{port}: ")
+    assert error.startswith(
+        f"error: the MLflow server at http://127.0.0.1:{port} does not answer; retry once"
+    )
     assert len(error.splitlines()) == 1 and "Traceback" not in error
 
 
