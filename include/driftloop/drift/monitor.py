@@ -75,6 +75,9 @@ def profile_from_frame(frame: Any, settings: Settings, source: str) -> Reference
         *settings.feature_columns,
         *([settings.data.target] if settings.data.target in frame.columns else []),
     ]
+    unprofiled = [name for name in settings.drift.segment_by if name not in columns]
+    if unprofiled:  # segments are values of feature columns; others are not in the profile
+        log.warning("drift.segment_by %s: not feature columns, so not segmented", unprofiled)
     return build_profile(
         frame[columns],
         categorical=settings.data.categorical_features,
