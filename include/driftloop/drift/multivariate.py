@@ -24,7 +24,7 @@ the zero row), standardized the same way. Missingness itself is the per-feature 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -69,11 +69,6 @@ class MultivariateReference:
             self.scales
         )
         return encoded - (encoded @ self.components.T) @ self.components
-
-    def errors(self, frame: pd.DataFrame) -> np.ndarray:
-        """Each row's reconstruction error: the squared length of its residual."""
-        residuals = self.residuals(frame)
-        return np.einsum("ij,ij->i", residuals, residuals)
 
     def to_meta(self) -> dict[str, Any]:
         return {
@@ -185,13 +180,11 @@ def fit(
     )
     residuals = reference.residuals(held_rows)
     # stored as float32: rounded now, so a loaded profile decides as the one in memory does
-    held_out = np.sort(np.einsum("ij,ij->i", residuals, residuals)).astype(np.float32)
-    return MultivariateReference(
-        **{
-            **reference.__dict__,
-            "held_out_errors": held_out.astype(float),
-            "expected_residuals": np.mean(residuals**2, axis=0),
-        }
+    held_out = np.sort(_row_errors(residuals)).astype(np.float32)
+    return replace(
+        reference,
+        held_out_errors=held_out.astype(float),
+        expected_residuals=np.mean(residuals**2, axis=0),
     )
 
 
@@ -201,7 +194,7 @@ def assess(
     """The batch's rows against the held-out rows: one-sided Mann-Whitney on their errors,
     and the dimensions whose residuals grew most (their share of the growth)."""
     residuals = reference.residuals(batch)
-    errors = np.einsum("ij,ij->i", residuals, residuals)
+    errors = _row_errors(residuals)
     held_out = reference.held_out_errors
     result = mannwhitneyu(errors, held_out, alternative="greater", method="asymptotic")
     p_value = float(result.pvalue) if np.isfinite(result.pvalue) else 1.0
@@ -217,7 +210,12 @@ def assess(
         contributions=_contributions(reference, residuals),
     )
     flag = p_value <= level and test_result.increase >= floor
-    return MultivariateTest(**{**test_result.__dict__, "flag": flag})
+    return replace(test_result, flag=flag)
+
+
+def _row_errors(residuals: np.ndarray) -> np.ndarray:
+    """Each row's reconstruction error: the squared length of its residual."""
+    return np.einsum("ij,ij->i", residuals, residuals)
 
 
 def _contributions(

@@ -309,24 +309,16 @@ def build_profile(
     )
     if calibration_draws:
         profile.calibrate(statistics, calibration_draws)
+    features = profile.features
+    numeric = [name for name in features if columns[name].kind == NUMERIC]
+    categorical_features = [name for name in features if columns[name].kind == CATEGORICAL]
     if multivariate:
-        features = profile.features
         profile.multivariate = fit_multivariate(
-            frame[features],
-            [name for name in features if columns[name].kind == NUMERIC],
-            [name for name in features if columns[name].kind == CATEGORICAL],
-            seed=int(digest[:8], 16),
+            frame[features], numeric, categorical_features, seed=int(digest[:8], 16)
         )
     by = [name for name in segment_by if name in frame.columns]
     if by:
-        features = profile.features
-        profile.segments = fit_segments(
-            frame,
-            by,
-            [name for name in features if columns[name].kind == NUMERIC],
-            [name for name in features if columns[name].kind == CATEGORICAL],
-            segment_min_rows,
-        )
+        profile.segments = fit_segments(frame, by, numeric, categorical_features, segment_min_rows)
     return profile
 
 

@@ -14,7 +14,7 @@ Reported only: the batch verdict is the per-feature one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -130,10 +130,7 @@ def assess(
     if not tests:
         return []
     adjusted = false_discovery_control([t.p_value for t in tests], method="bh")
-    flagged = [
-        SegmentTest(**{**t.__dict__, "flagged": bool(q <= fdr)})
-        for t, q in zip(tests, adjusted, strict=True)
-    ]
+    flagged = [replace(t, flagged=bool(q <= fdr)) for t, q in zip(tests, adjusted, strict=True)]
     return sorted(flagged, key=lambda t: (not t.flagged, t.p_value))
 
 
