@@ -11,8 +11,9 @@ of a request it answered (the writer reads the pipe to its end and inserts every
 writer keeps up to ``capacity`` writes in memory while the database is away; beyond that the
 pipe fills and the request waits rather than drop a row. A failed insert is retried with
 backoff rather than lost, and ``close`` drains everything. The writer ignores SIGTERM and
-SIGINT (a signal to the server's process group must not kill it before its server has drained
-into it) and stops when its input ends: on ``close``, or when its server process is gone.
+SIGINT from its first statement, and its server answers nothing before it does (a signal to the
+server's process group must not kill it before its server has drained into it) and stops
+when its input ends: on ``close``, or when its server process is gone.
 
 Feedback goes to its own table (``record_feedback``) and is joined at analysis time, so it may
 arrive before its prediction row is written.
@@ -57,6 +58,19 @@ _EMPTY_ROW: dict[str, Any] = {
 } | {"shadow": False, "status": 200}
 
 
+# The writer's first statements, before any import that takes time: a server stopped (SIGTERM
+# to its process group or session) within a second or two of starting must not kill a writer
+# that already holds rows of answered requests. Python's own start-up is the only window left,
+# and the server waits for the writer's line, so no request is answered inside it.
+_WRITER_START = (
+    "import signal; "
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "print('ignoring SIGTERM', flush=True); "
+    "from serving.prediction_log import main; main()"
+)
+
+
 class DuplicateFeedback(ValueError):
     """Feedback for this record id was given before."""
 
@@ -80,8 +94,8 @@ class PredictionLog:
         files there (``driftloop.spill``) instead of holding up the server."""
         command = [
             sys.executable,
-            "-m",
-            "serving.prediction_log",
+            "-c",
+            _WRITER_START,
             "--batch-size",
             str(batch_size),
             "--flush-seconds",
@@ -100,6 +114,14 @@ class PredictionLog:
         )
         self._pipe = self._process.stdin
         _grow_pipe(self._pipe.fileno())
+        # the first answer may only go out once the writer outlives a SIGTERM to the server
+        started = self._process.stdout.readline()
+        if started != b"ignoring SIGTERM\n":
+            self._process.kill()
+            raise RuntimeError(
+                f"the prediction log writer did not start (exit code {self._process.wait()}); "
+                "see the server log"
+            )
         self._lock = threading.Lock()  # one frame at a time into the pipe
         self._closed = False
         self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)

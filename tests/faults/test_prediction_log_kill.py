@@ -56,3 +56,27 @@ def test_rows_written_before_a_kill_9_all_arrive(tmp_path):
     with engine.connect() as connection:
         rows = connection.scalar(sa.text("select count(*) from predictions"))
     assert rows == requests * 20
+
+
+def test_a_writer_signalled_right_after_its_server_started_keeps_every_row(tmp_path):
+    """A server stopped (SIGTERM to its process group or session) a moment after it started:
+    its writer may still be importing, but the log is only handed out once the writer ignores
+    SIGTERM, so the rows of the requests it answered all arrive."""
+    import os
+    import signal
+
+    from serving.prediction_log import PredictionLog
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'log.db'}")
+    upgrade(engine)
+    log = PredictionLog(engine, flush_seconds=0.05)
+    os.kill(log._process.pid, signal.SIGTERM)  # as the stop of a server that just started
+    rows = [
+        {"request_id": f"req-{i}", "record_id": f"rec-{i}", "model_name": "wine", "inputs": {}}
+        for i in range(50)
+    ]
+    log.write(rows)
+    log.close()
+    assert log._process.returncode == 0
+    with engine.connect() as connection:
+        assert connection.scalar(sa.text("select count(*) from predictions")) == 50
