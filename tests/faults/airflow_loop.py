@@ -2,11 +2,12 @@
 a default and a training worker, an MLflow server, driftloop's tables and Airflow's metadata on
 PostgreSQL, version 1 bootstrapped into Production, and the drifting batches ready to land.
 
-Starting all that costs about a minute, so the module's tests share it. Its timeouts are
-shortened so that a fault plays out in seconds: a task whose heartbeat stops is failed after
-20 s (300 s by default), a crashed scheduler's tasks are adopted within seconds, a retrain
-task is retried 8 s after failing, and Redis hands an unacknowledged task out again after
-120 s (longer than any training here). Training is cheap: one candidate model, two folds
+Starting all that costs about a minute, so the module's tests share it; a prediction server
+can be started on it too (``server_env``), to ride out the same MLflow outage as the DAGs. Its
+timeouts are shortened so that a fault plays out in seconds: a task whose heartbeat stops is
+failed after 20 s (300 s by default), a crashed scheduler's tasks are adopted within seconds, a
+retrain task is retried 8 s after failing, and Redis hands an unacknowledged task out again
+after 120 s (longer than any training here). Training is cheap: one candidate model, two folds
 (and two for the version's out-of-sample reference).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,6 +74,13 @@ class AirflowLoop:
     settings: Settings
     engine: sa.Engine
     home: Path
+    env: dict[str, str]  # what the services and the CLI see (config, home, databases, MLflow)
+
+    def server_env(self, **variables: str) -> dict[str, str]:
+        """The environment of a prediction server on this loop's registry and database (the
+        config file and overrides only, as a deployment gives it)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
+        return env | self.env | {"DRIFTLOOP_PIN_CPUS": "0"} | variables
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
         """A paused DAG's running runs start no further task (the scheduler skips them)."""
@@ -219,7 +228,7 @@ def airflow_loop(folder: Path) -> Iterator[AirflowLoop]:
         demo_setup.finish_cli(bootstrap, "bootstrap", timeout=400)
         engine = sa.create_engine(settings.database_url)
         services.callback(engine.dispose)
-        started.append(AirflowLoop(airflow, mlflow, training, settings, engine, home))
+        started.append(AirflowLoop(airflow, mlflow, training, settings, engine, home, env))
         yield started[0]
 
 
