@@ -22,11 +22,9 @@ from airflow.providers.standard.exceptions import HITLTimeoutError
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.dag_support import dag_settings, default_args, open_task
+from driftloop.dag_support import default_args
 from driftloop.events import APPROVAL_ASSET_URI, APPROVAL_DAG_ID, APPROVAL_TASK_ID
-
-CONFIG, SETTINGS = dag_settings(__file__)
-APPROVAL = Asset(APPROVAL_ASSET_URI)
+from driftloop.model_dags import ModelDags, dag_models
 
 
 class ApprovalOperator(HITLOperator):
@@ -66,76 +64,88 @@ class ApprovalOperator(HITLOperator):
         return super().execute_complete(context, event)
 
 
-@dag(
-    dag_id=APPROVAL_DAG_ID,
-    schedule=[APPROVAL],
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    default_args=default_args(retries=2),
-    tags=["driftloop"],
-    doc_md=__doc__,
-)
-def ab_approval() -> None:
-    @task
-    def describe(triggering_asset_events=None, run_id=None) -> dict:
-        """The waiting approval this run asks about and how long the person has; its run and
-        deadline are noted for the CLI and the page."""
-        from driftloop.ab.approval import attach_run, timeout_of
+def ab_approval(model: ModelDags) -> None:
+    """The ab_approval DAG of one model, started by that model's approval Asset."""
+    approval_asset = Asset(model.asset_uri(APPROVAL_ASSET_URI))
 
-        events = list((triggering_asset_events or {}).get(APPROVAL, []))
-        if not events:
-            raise ValueError("ab_approval starts from a driftloop://approval event, not by hand")
-        extra = events[-1].extra
-        settings, engine = open_task(CONFIG)
-        timeout = timeout_of(settings, extra)
-        view = attach_run(engine, int(extra["approval_id"]), run_id, timeout)
-        body = (
-            f"**A/B test {view.test_id}**: Production v{view.production_version}, "
-            f"Staging v{view.staging_version}\n\n{view.reason}\n\n"
-            "Approve carries the decision out; Reject moves nothing (and ab_evaluate will not ask "
-            f"again in this test). No answer by {view.expires_at} (UTC) moves nothing; the test "
-            "goes on, and Airflow refuses answers after that."
-        )
-        return {
-            "approval_id": view.id,
-            "subject": view.subject,
-            "body": body,
-            "timeout_seconds": timeout.total_seconds(),
-        }
-
-    wait = ApprovalOperator(
-        task_id=APPROVAL_TASK_ID,
-        subject="{{ ti.xcom_pull(task_ids='describe')['subject'] }}",
-        body="{{ ti.xcom_pull(task_ids='describe')['body'] }}",
-        options=["Approve", "Reject"],
-        defaults=["Reject"],  # recorded at the deadline: a later answer is refused, not lost
-        params={"comment": Param("", type="string", description="Why (kept in the audit log).")},
-        assigned_users=[{"id": user, "name": user} for user in SETTINGS.ab.approvers] or None,
-        # the fallback: each run takes the timeout its approval event carries
-        response_timeout=timedelta(hours=SETTINGS.ab.approval_timeout_hours),
-        retries=1,  # only for Airflow's race above: a retry re-asks nobody (see execute)
-        retry_delay=timedelta(seconds=2),
+    @dag(
+        dag_id=model.dag_id(APPROVAL_DAG_ID),
+        schedule=[approval_asset],
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        default_args=default_args(retries=2),
+        tags=model.tags,
+        doc_md=__doc__,
     )
+    def ab_approval_dag() -> None:
+        @task
+        def describe(triggering_asset_events=None, run_id=None) -> dict:
+            """The waiting approval this run asks about and how long the person has; its run and
+            deadline are noted for the CLI and the page."""
+            from driftloop.ab.approval import attach_run, timeout_of
 
-    @task(trigger_rule="all_done")
-    def settle(described: dict, ti=None) -> dict:
-        """The person's answer carried out; no answer (the timeout) moves nothing."""
-        from driftloop.ab.approval import settle as settle_approval
-        from driftloop.vocabulary import ApprovalChoice
+            events = list((triggering_asset_events or {}).get(approval_asset, []))
+            if not events:
+                raise ValueError(
+                    "ab_approval starts from a driftloop://approval event, not by hand"
+                )
+            extra = events[-1].extra
+            settings, engine = model.open()
+            timeout = timeout_of(settings, extra)
+            view = attach_run(engine, int(extra["approval_id"]), run_id, timeout)
+            body = (
+                f"**A/B test {view.test_id}**: Production v{view.production_version}, "
+                f"Staging v{view.staging_version}\n\n{view.reason}\n\n"
+                "Approve carries the decision out; Reject moves nothing (and ab_evaluate will not "
+                f"ask again in this test). No answer by {view.expires_at} (UTC) moves nothing; the "
+                "test goes on, and Airflow refuses answers after that."
+            )
+            return {
+                "approval_id": view.id,
+                "subject": view.subject,
+                "body": body,
+                "timeout_seconds": timeout.total_seconds(),
+            }
 
-        answer = ti.xcom_pull(task_ids=APPROVAL_TASK_ID) or {}
-        chosen = answer.get("chosen_options") or []
-        person = (answer.get("responded_by_user") or {}).get("name")
-        comment = (answer.get("params_input") or {}).get("comment") or None
-        choice = ApprovalChoice(chosen[0]) if chosen else None
-        view = settle_approval(
-            *open_task(CONFIG), described["approval_id"], choice, person, comment
+        wait = ApprovalOperator(
+            task_id=APPROVAL_TASK_ID,
+            subject="{{ ti.xcom_pull(task_ids='describe')['subject'] }}",
+            body="{{ ti.xcom_pull(task_ids='describe')['body'] }}",
+            options=["Approve", "Reject"],
+            defaults=["Reject"],  # recorded at the deadline: a later answer is refused, not lost
+            params={
+                "comment": Param("", type="string", description="Why (kept in the audit log).")
+            },
+            assigned_users=[{"id": user, "name": user} for user in model.settings.ab.approvers]
+            or None,
+            # the fallback: each run takes the timeout its approval event carries
+            response_timeout=timedelta(hours=model.settings.ab.approval_timeout_hours),
+            retries=1,  # only for Airflow's race above: a retry re-asks nobody (see execute)
+            retry_delay=timedelta(seconds=2),
         )
-        print(f"approval #{view.id}: {view.status} ({choice or 'no answer'} by {person or '-'})")
-        return view.to_dict()
 
-    described = describe()
-    described >> wait >> settle(described)
+        @task(trigger_rule="all_done")
+        def settle(described: dict, ti=None) -> dict:
+            """The person's answer carried out; no answer (the timeout) moves nothing."""
+            from driftloop.ab.approval import settle as settle_approval
+            from driftloop.vocabulary import ApprovalChoice
+
+            answer = ti.xcom_pull(task_ids=APPROVAL_TASK_ID) or {}
+            chosen = answer.get("chosen_options") or []
+            person = (answer.get("responded_by_user") or {}).get("name")
+            comment = (answer.get("params_input") or {}).get("comment") or None
+            choice = ApprovalChoice(chosen[0]) if chosen else None
+            view = settle_approval(*model.open(), described["approval_id"], choice, person, comment)
+            print(
+                f"approval #{view.id}: {view.status} ({choice or 'no answer'} by {person or '-'})"
+            )
+            return view.to_dict()
+
+        described = describe()
+        described >> wait >> settle(described)
+
+    ab_approval_dag()
 
 
-ab_approval()
+for model in dag_models(__file__):
+    ab_approval(model)

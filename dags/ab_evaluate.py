@@ -15,113 +15,118 @@ from datetime import datetime
 
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.dag_support import dag_settings, default_args, open_task
+from driftloop.dag_support import default_args
 from driftloop.events import APPROVAL_ASSET_URI, DECAY_ASSET_URI
-from driftloop.settings_loader import load_settings
-
-CONFIG, SETTINGS = dag_settings(__file__)
-DECAY = Asset(DECAY_ASSET_URI)
-APPROVAL = Asset(APPROVAL_ASSET_URI)
+from driftloop.model_dags import ModelDags, dag_models
 
 
-@dag(
-    dag_id="ab_evaluate",
-    schedule=SETTINGS.ab.schedule,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(retries=2),
-    tags=["driftloop"],
-    doc_md=__doc__,
-    params={
-        "approval_timeout_hours": Param(
-            None,
-            type=["null", "number"],
-            exclusiveMinimum=0,
-            description="How long a person has to answer an approval this run asks for "
-            "(empty: ab.approval_timeout_hours).",
-        )
-    },
-)
-def ab_evaluate() -> None:
-    @task
-    def evaluate_test() -> dict | None:
-        """The running test's numbers and decision, acted on and stored with its report."""
-        from driftloop.ab.evaluate import evaluate
+def ab_evaluate(model: ModelDags) -> None:
+    """The ab_evaluate DAG of one model: its id, Assets, schedule and settings from ``model``."""
+    decay_asset = Asset(model.asset_uri(DECAY_ASSET_URI))
+    approval_asset = Asset(model.asset_uri(APPROVAL_ASSET_URI))
 
-        evaluation = evaluate(*open_task(CONFIG))
-        if evaluation is None:
-            print("no A/B test running (no Staging version, or it has answered no request yet)")
-            return None
-        print(f"A/B test {evaluation.test_id}: {evaluation.decision}: {evaluation.reason}")
-        print(f"report: {evaluation.html_path}")
-        if evaluation.approval:
-            print(f"waits for a person: approval #{evaluation.approval['id']}")
-        return {
-            "test_id": evaluation.test_id,
-            "decision": evaluation.decision,
-            "reason": evaluation.reason,
-            "report": evaluation.html_path,
-            "approval": evaluation.approval,
-        }
+    @dag(
+        dag_id=model.dag_id("ab_evaluate"),
+        schedule=model.settings.ab.schedule,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(retries=2),
+        tags=model.tags,
+        doc_md=__doc__,
+        params={
+            "approval_timeout_hours": Param(
+                None,
+                type=["null", "number"],
+                exclusiveMinimum=0,
+                description="How long a person has to answer an approval this run asks for "
+                "(empty: ab.approval_timeout_hours).",
+            )
+        },
+    )
+    def ab_evaluate_dag() -> None:
+        @task
+        def evaluate_test() -> dict | None:
+            """The running test's numbers and decision, acted on and stored with its report."""
+            from driftloop.ab.evaluate import evaluate
 
-    @task.short_circuit
-    def approval_needed(evaluation: dict | None) -> bool:
-        """An approval no Airflow run asks about yet is announced; one being asked is not again."""
-        return bool(
-            evaluation and evaluation["approval"] and not evaluation["approval"]["dag_run_id"]
-        )
+            evaluation = evaluate(*model.open())
+            if evaluation is None:
+                print("no A/B test running (no Staging version, or it has answered no request yet)")
+                return None
+            print(f"A/B test {evaluation.test_id}: {evaluation.decision}: {evaluation.reason}")
+            print(f"report: {evaluation.html_path}")
+            if evaluation.approval:
+                print(f"waits for a person: approval #{evaluation.approval['id']}")
+            return {
+                "test_id": evaluation.test_id,
+                "decision": evaluation.decision,
+                "reason": evaluation.reason,
+                "report": evaluation.html_path,
+                "approval": evaluation.approval,
+            }
 
-    @task(outlets=[APPROVAL])
-    def ask_for_approval(evaluation: dict, outlet_events=None, params=None) -> None:
-        """Emit the approval event, with how long the person has (this run's
-        ``approval_timeout_hours``); ``ab_approval`` is scheduled on it."""
-        waiting = evaluation["approval"]
-        outlet_events[APPROVAL].extra = {
-            "approval_id": waiting["id"],
-            "test_id": waiting["test_id"],
-            "decision": waiting["decision"],
-            "staging_version": waiting["staging_version"],
-            # None: ab_approval reads ab.approval_timeout_hours when it starts to wait
-            "timeout_hours": (params or {}).get("approval_timeout_hours"),
-        }
+        @task.short_circuit
+        def approval_needed(evaluation: dict | None) -> bool:
+            """An approval no Airflow run asks about yet is announced; one being asked is not
+            again."""
+            return bool(
+                evaluation and evaluation["approval"] and not evaluation["approval"]["dag_run_id"]
+            )
 
-    @task
-    def check_today() -> dict | None:
-        """Production's realized metrics today (feedback and labelled batches), judged against
-        its out-of-sample estimate; then the oldest decay not yet announced, if any."""
-        from datetime import UTC, datetime
+        @task(outlets=[approval_asset])
+        def ask_for_approval(evaluation: dict, outlet_events=None, params=None) -> None:
+            """Emit the approval event, with how long the person has (this run's
+            ``approval_timeout_hours``); ``ab_approval`` is scheduled on it."""
+            waiting = evaluation["approval"]
+            outlet_events[approval_asset].extra = {
+                "approval_id": waiting["id"],
+                "test_id": waiting["test_id"],
+                "decision": waiting["decision"],
+                "staging_version": waiting["staging_version"],
+                # None: ab_approval reads ab.approval_timeout_hours when it starts to wait
+                "timeout_hours": (params or {}).get("approval_timeout_hours"),
+            }
 
-        from driftloop.database import open_database
-        from driftloop.performance.monitor import check_day, take_decay
-        from driftloop.registry import current_version
+        @task
+        def check_today() -> dict | None:
+            """Production's realized metrics today (feedback and labelled batches), judged against
+            its out-of-sample estimate; then the oldest decay not yet announced, if any."""
+            from datetime import UTC, datetime
 
-        settings = load_settings(CONFIG)
-        version = current_version(settings)
-        if version is None:  # nothing to check: the database is not even opened
-            print("no Production version")
-            return None
-        engine = open_database(settings)
-        day = check_day(settings, engine, version, datetime.now(UTC).date())
-        realized = day.realized
-        print(f"Production v{version} today: {realized.reason if realized else 'no labels'}")
-        return take_decay(settings, engine)
+            from driftloop.database import open_database
+            from driftloop.performance.monitor import check_day, take_decay
+            from driftloop.registry import current_version
 
-    @task.short_circuit
-    def decay_found(decay: dict | None) -> bool:
-        """Only a decay not announced before goes on: once per decaying version and check."""
-        return bool(decay)
+            settings = model.load()
+            version = current_version(settings)
+            if version is None:  # nothing to check: the database is not even opened
+                print("no Production version")
+                return None
+            engine = open_database(settings)
+            day = check_day(settings, engine, version, datetime.now(UTC).date())
+            realized = day.realized
+            print(f"Production v{version} today: {realized.reason if realized else 'no labels'}")
+            return take_decay(settings, engine)
 
-    @task(outlets=[DECAY])
-    def announce_decay(decay: dict, outlet_events=None) -> None:
-        """Emit the decay event; ``retrain`` is scheduled on it."""
-        outlet_events[DECAY].extra = decay
+        @task.short_circuit
+        def decay_found(decay: dict | None) -> bool:
+            """Only a decay not announced before goes on: once per decaying version and check."""
+            return bool(decay)
 
-    decay = check_today()
-    evaluation = evaluate_test()
-    evaluation >> decay
-    approval_needed(evaluation) >> ask_for_approval(evaluation)
-    decay_found(decay) >> announce_decay(decay)
+        @task(outlets=[decay_asset])
+        def announce_decay(decay: dict, outlet_events=None) -> None:
+            """Emit the decay event; ``retrain`` is scheduled on it."""
+            outlet_events[decay_asset].extra = decay
+
+        decay = check_today()
+        evaluation = evaluate_test()
+        evaluation >> decay
+        approval_needed(evaluation) >> ask_for_approval(evaluation)
+        decay_found(decay) >> announce_decay(decay)
+
+    ab_evaluate_dag()
 
 
-ab_evaluate()
+for model in dag_models(__file__):
+    ab_evaluate(model)

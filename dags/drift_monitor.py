@@ -14,7 +14,7 @@ recorded as merged into it. The Production version also predicts the batch
 in the same report); a realized decay not yet announced emits ``driftloop://decay``, unless
 the run announces drift (its retrain serves both: one retrain per run). Logic
 lives in ``driftloop`` (which also sends the drift and gate alerts); heavy imports happen
-inside the tasks.
+inside the tasks. One DAG per model, each with its own Assets (``driftloop.model_dags``).
 """
 
 from __future__ import annotations
@@ -23,142 +23,155 @@ from datetime import datetime
 
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.dag_support import dag_settings, default_args, open_task
+from driftloop.dag_support import default_args
 from driftloop.events import DECAY_ASSET_URI, DRIFT_ASSET_URI
-
-CONFIG, SETTINGS = dag_settings(__file__)
-DRIFT = Asset(DRIFT_ASSET_URI)
-DECAY = Asset(DECAY_ASSET_URI)
+from driftloop.model_dags import ModelDags, dag_models
 
 
-@dag(
-    dag_id="drift_monitor",
-    schedule=SETTINGS.drift.schedule,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(retries=2),
-    params={
-        "batch": Param(
-            None, type=["null", "string", "integer"], description="Batch id or name to check."
-        )
-    },
-    tags=["driftloop"],
-    doc_md=__doc__,
-)
-def drift_monitor() -> None:
-    @task
-    def ingest_landing() -> int:
-        """Validate new files in the landing folder: accepted or quarantined."""
-        from driftloop.ingest import ingest_landing as ingest
+def drift_monitor(model: ModelDags) -> None:
+    """The drift_monitor DAG of one model: its id, Assets, schedule and settings from
+    ``model``."""
+    drift_asset = Asset(model.asset_uri(DRIFT_ASSET_URI))
+    decay_asset = Asset(model.asset_uri(DECAY_ASSET_URI))
 
-        settings, engine = open_task(CONFIG)
-        outcomes = ingest(settings, engine)
-        for outcome in outcomes:
-            print(f"{outcome.name}: {outcome.status} {outcome.reasons or ''}")
-        return len(outcomes)
-
-    @task
-    def unchecked_batches(params: dict | None = None) -> list[int]:
-        """The batch the run names, else every accepted batch nobody has checked, oldest first."""
-        from driftloop.drift.claims import unchecked_batches as waiting
-        from driftloop.ingest import find_batch
-        from driftloop.storage import session_scope
-
-        _settings, engine = open_task(CONFIG)
-        requested = (params or {}).get("batch")
-        if requested is not None:
-            with session_scope(engine) as session:
-                return [find_batch(session, requested).id]
-        batch_ids = waiting(engine)
-        print(f"unchecked accepted batches: {batch_ids or 'none'}")
-        return batch_ids
-
-    @task
-    def check_batch(batch_id: int, ti=None) -> dict | None:
-        """Claim one batch, test it against the reference, store the report."""
-        from driftloop.drift.claims import BatchBusy
-        from driftloop.drift.monitor import check_next_batch
-        from driftloop.registry import current_version
-
-        settings, engine = open_task(CONFIG)
-        # The reference is the current Production version's profile, when there is one.
-        production = current_version(settings)
-        # An Airflow retry of this very task may take its own claim again.
-        claimant = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
-        try:
-            outcome = check_next_batch(settings, engine, batch_id, production, claimant=claimant)
-        except BatchBusy as exc:
-            print(exc)
-            return None
-        print(
-            f"batch {outcome.batch_name}: {outcome.status}, "
-            f"drifted {outcome.drifted_features}, report {outcome.html_path}"
-        )
-        performance = outcome.performance or {}
-        if performance.get("error"):
-            print(f"performance not assessed: {performance['error']}")
-        elif performance:
-            print(f"model inference {performance['inference_seconds']:.3f} s (apart from drift)")
-        return outcome.to_dict()
-
-    @task(trigger_rule="none_failed")
-    def new_drift(outcomes: list[dict | None] | None = None) -> dict | None:
-        """This run's new drift verdicts in one event; re-checking a batch changes nothing."""
-        from driftloop.events import drift_event
-
-        return drift_event(outcomes or [])
-
-    @task.short_circuit
-    def drift_found(drift: dict | None) -> bool:
-        return bool(drift)
-
-    @task(outlets=[DRIFT])
-    def announce_drift(drift: dict, outlet_events=None) -> None:
-        """Emit the drift event for retraining (each check sent its drift alert)."""
-        outlet_events[DRIFT].extra = drift
-
-    @task(trigger_rule="none_failed")
-    def decay_waiting(outcomes: list[dict | None] | None = None) -> dict | None:
-        """The oldest realized decay not yet announced (this batch's, or late labels')."""
-        from driftloop.performance.monitor import take_decay
-
-        return take_decay(*open_task(CONFIG))
-
-    @task.short_circuit
-    def decay_found(decay: dict | None, drift: dict | None) -> bool:
-        """One retrain per run: a decay found beside new drift is left to drift's retrain (on
-        the same batches); two events would start a second retrain, or not, as they happen to
-        reach the scheduler together or apart."""
-        if decay and drift:
-            print(f"decay of version {decay['model_version']} goes with this run's drift retrain")
-        return bool(decay) and not drift
-
-    @task(outlets=[DECAY])
-    def announce_decay(decay: dict, outlet_events=None) -> None:
-        """Emit the decay event; ``retrain`` is scheduled on it."""
-        outlet_events[DECAY].extra = decay
-
-    @task
-    def regate_pending() -> int:
-        """New labelled rows may decide a pending version's gate (no new training)."""
-        from driftloop.training.gatekeeper import regate_pending as regate
-
-        decisions = regate(*open_task(CONFIG))
-        for decision in decisions:
-            print(
-                f"re-gate of version {decision.model_version}: "
-                f"{decision.decision}: {decision.reason}"
+    @dag(
+        dag_id=model.dag_id("drift_monitor"),
+        schedule=model.settings.drift.schedule,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(retries=2),
+        params={
+            "batch": Param(
+                None, type=["null", "string", "integer"], description="Batch id or name to check."
             )
-        return len(decisions)
+        },
+        tags=model.tags,
+        doc_md=__doc__,
+    )
+    def drift_monitor_dag() -> None:
+        @task
+        def ingest_landing() -> int:
+            """Validate new files in the landing folder: accepted or quarantined."""
+            from driftloop.ingest import ingest_landing as ingest
 
-    batch_ids = unchecked_batches()
-    ingest_landing() >> [batch_ids, regate_pending()]
-    outcomes = check_batch.expand(batch_id=batch_ids)
-    drift = new_drift(outcomes)
-    drift_found(drift) >> announce_drift(drift)
-    decay = decay_waiting(outcomes)
-    decay_found(decay, drift) >> announce_decay(decay)
+            settings, engine = model.open()
+            outcomes = ingest(settings, engine)
+            for outcome in outcomes:
+                print(f"{outcome.name}: {outcome.status} {outcome.reasons or ''}")
+            return len(outcomes)
+
+        @task
+        def unchecked_batches(params: dict | None = None) -> list[int]:
+            """The batch the run names, else every accepted batch nobody has checked, oldest
+            first."""
+            from driftloop.drift.claims import unchecked_batches as waiting
+            from driftloop.ingest import find_batch
+            from driftloop.storage import session_scope
+
+            _settings, engine = model.open()
+            requested = (params or {}).get("batch")
+            if requested is not None:
+                with session_scope(engine) as session:
+                    return [find_batch(session, requested).id]
+            batch_ids = waiting(engine)
+            print(f"unchecked accepted batches: {batch_ids or 'none'}")
+            return batch_ids
+
+        @task
+        def check_batch(batch_id: int, ti=None) -> dict | None:
+            """Claim one batch, test it against the reference, store the report."""
+            from driftloop.drift.claims import BatchBusy
+            from driftloop.drift.monitor import check_next_batch
+            from driftloop.registry import current_version
+
+            settings, engine = model.open()
+            # The reference is the current Production version's profile, when there is one.
+            production = current_version(settings)
+            # An Airflow retry of this very task may take its own claim again.
+            claimant = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
+            try:
+                outcome = check_next_batch(
+                    settings, engine, batch_id, production, claimant=claimant
+                )
+            except BatchBusy as exc:
+                print(exc)
+                return None
+            print(
+                f"batch {outcome.batch_name}: {outcome.status}, "
+                f"drifted {outcome.drifted_features}, report {outcome.html_path}"
+            )
+            performance = outcome.performance or {}
+            if performance.get("error"):
+                print(f"performance not assessed: {performance['error']}")
+            elif performance:
+                print(
+                    f"model inference {performance['inference_seconds']:.3f} s (apart from drift)"
+                )
+            return outcome.to_dict()
+
+        @task(trigger_rule="none_failed")
+        def new_drift(outcomes: list[dict | None] | None = None) -> dict | None:
+            """This run's new drift verdicts in one event; re-checking a batch changes nothing."""
+            from driftloop.events import drift_event
+
+            return drift_event(outcomes or [])
+
+        @task.short_circuit
+        def drift_found(drift: dict | None) -> bool:
+            return bool(drift)
+
+        @task(outlets=[drift_asset])
+        def announce_drift(drift: dict, outlet_events=None) -> None:
+            """Emit the drift event for retraining (each check sent its drift alert)."""
+            outlet_events[drift_asset].extra = drift
+
+        @task(trigger_rule="none_failed")
+        def decay_waiting(outcomes: list[dict | None] | None = None) -> dict | None:
+            """The oldest realized decay not yet announced (this batch's, or late labels')."""
+            from driftloop.performance.monitor import take_decay
+
+            return take_decay(*model.open())
+
+        @task.short_circuit
+        def decay_found(decay: dict | None, drift: dict | None) -> bool:
+            """One retrain per run: a decay found beside new drift is left to drift's retrain (on
+            the same batches); two events would start a second retrain, or not, as they happen to
+            reach the scheduler together or apart."""
+            if decay and drift:
+                print(
+                    f"decay of version {decay['model_version']} goes with this run's drift retrain"
+                )
+            return bool(decay) and not drift
+
+        @task(outlets=[decay_asset])
+        def announce_decay(decay: dict, outlet_events=None) -> None:
+            """Emit the decay event; ``retrain`` is scheduled on it."""
+            outlet_events[decay_asset].extra = decay
+
+        @task
+        def regate_pending() -> int:
+            """New labelled rows may decide a pending version's gate (no new training)."""
+            from driftloop.training.gatekeeper import regate_pending as regate
+
+            decisions = regate(*model.open())
+            for decision in decisions:
+                print(
+                    f"re-gate of version {decision.model_version}: "
+                    f"{decision.decision}: {decision.reason}"
+                )
+            return len(decisions)
+
+        batch_ids = unchecked_batches()
+        ingest_landing() >> [batch_ids, regate_pending()]
+        outcomes = check_batch.expand(batch_id=batch_ids)
+        drift = new_drift(outcomes)
+        drift_found(drift) >> announce_drift(drift)
+        decay = decay_waiting(outcomes)
+        decay_found(decay, drift) >> announce_decay(decay)
+
+    drift_monitor_dag()
 
 
-drift_monitor()
+for model in dag_models(__file__):
+    drift_monitor(model)

@@ -8,7 +8,7 @@ Production yet, a Staging version under A/B test, a version pending its gate, th
 identical data) is recorded and ends the run; a rejection is an alert (sent by the gate), and so
 is a task that fails after its retries. When ``training.python`` names another interpreter,
 train and evaluate run there (``@task.external_python``), so PyCaret's pins need not live beside
-Airflow's.
+Airflow's. One DAG per model, started by that model's own Assets (``driftloop.model_dags``).
 """
 
 from __future__ import annotations
@@ -17,131 +17,139 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.dag_support import (
-    TRAINING_QUEUE,
-    dag_settings,
-    default_args,
-    open_task,
-    retrain_failure_alert,
-)
+from driftloop.dag_support import TRAINING_QUEUE, default_args, retrain_failure_alert
 from driftloop.events import DECAY_ASSET_URI, DRIFT_ASSET_URI, drift_check_ids
-
-CONFIG, SETTINGS = dag_settings(__file__)
-DRIFT = Asset(DRIFT_ASSET_URI)
-DECAY = Asset(DECAY_ASSET_URI)
+from driftloop.model_dags import ModelDags, dag_models
 
 
-def cause(params: dict | None, events) -> tuple[list[int | None], str]:
+def cause(
+    params: dict | None, events, drift_asset: Asset, decay_asset: Asset
+) -> tuple[list[int | None], str]:
     """The drift reports and the trigger behind a run: every waiting drift event's report (the
     run takes the newest and merges the others into it), a decay event, or by hand (the run's
     ``drift_check_id`` parameter, if any)."""
     from driftloop.vocabulary import Trigger
 
     events = events or {}
-    drift = list(events.get(DRIFT, []))
+    drift = list(events.get(drift_asset, []))
     if drift:
         return drift_check_ids(event.extra for event in drift), Trigger.DRIFT
-    if list(events.get(DECAY, [])):
+    if list(events.get(decay_asset, [])):
         return [(params or {}).get("drift_check_id")], Trigger.DECAY
     return [(params or {}).get("drift_check_id")], Trigger.MANUAL
 
 
-def ml_task(function):
-    """``@task``, or ``@task.external_python`` when ``training.python`` names an interpreter; on
-    the ``training`` queue (Celery workers with the ML stack and the memory; ignored locally).
+def ml_task(model: ModelDags):
+    """``@task``, or ``@task.external_python`` when the model's ``training.python`` names an
+    interpreter; on the ``training`` queue (Celery workers with the ML stack and the memory;
+    ignored locally), for every model.
 
     A fresh decorator per function: one external_python decorator reused keeps the first task's id.
     """
-    if SETTINGS.training.python:
-        return task.external_python(python=str(SETTINGS.training.python), queue=TRAINING_QUEUE)(
-            function
-        )
-    return task(queue=TRAINING_QUEUE)(function)
+    python = model.settings.training.python
+
+    def decorate(function):
+        if python:
+            return task.external_python(python=str(python), queue=TRAINING_QUEUE)(function)
+        return task(queue=TRAINING_QUEUE)(function)
+
+    return decorate
 
 
-@dag(
-    dag_id="retrain",
-    schedule=DRIFT | DECAY,  # data drift or performance decay
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(
-        retries=SETTINGS.training.retries,
-        on_failure=retrain_failure_alert(CONFIG),
-        retry_delay=timedelta(seconds=SETTINGS.training.retry_delay_seconds),
-    ),
-    params={
-        "drift_check_id": Param(
-            None, type=["null", "integer"], description="Drift report id behind this retrain."
-        )
-    },
-    tags=["driftloop"],
-    doc_md=__doc__,
-)
-def retrain() -> None:
-    @task
-    def assemble_training_set(params: dict | None = None, triggering_asset_events=None) -> dict:
-        """Skip, or write the training set and gate holdout (Production's data + recent batches).
-        Several waiting drift events make one retrain, on the newest check."""
-        from driftloop.training.assembly import assemble_waiting
+def retrain(model: ModelDags) -> None:
+    """The retrain DAG of one model, started by that model's drift or decay Asset."""
+    drift_asset = Asset(model.asset_uri(DRIFT_ASSET_URI))
+    decay_asset = Asset(model.asset_uri(DECAY_ASSET_URI))
 
-        drift_check_ids, trigger = cause(params, triggering_asset_events)
-        return assemble_waiting(*open_task(CONFIG), drift_check_ids, trigger).to_xcom()
+    @dag(
+        dag_id=model.dag_id("retrain"),
+        schedule=drift_asset | decay_asset,  # data drift or performance decay
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(
+            retries=model.settings.training.retries,
+            on_failure=retrain_failure_alert(model.config, model.model),
+            retry_delay=timedelta(seconds=model.settings.training.retry_delay_seconds),
+        ),
+        params={
+            "drift_check_id": Param(
+                None, type=["null", "integer"], description="Drift report id behind this retrain."
+            )
+        },
+        tags=model.tags,
+        doc_md=__doc__,
+    )
+    def retrain_dag() -> None:
+        @task
+        def assemble_training_set(params: dict | None = None, triggering_asset_events=None) -> dict:
+            """Skip, or write the training set and gate holdout (Production's data + recent
+            batches). Several waiting drift events make one retrain, on the newest check."""
+            from driftloop.training.assembly import assemble_waiting
 
-    @task.short_circuit
-    def should_train(assembly: dict) -> bool:
-        """A recorded skip ends the run here."""
-        from driftloop.training.steps import Skip, from_xcom
+            drift_check_ids, trigger = cause(
+                params, triggering_asset_events, drift_asset, decay_asset
+            )
+            return assemble_waiting(*model.open(), drift_check_ids, trigger).to_xcom()
 
-        assembled = from_xcom(assembly)
-        if isinstance(assembled, Skip):
-            print(f"skipped: {assembled.reason}")
-        return not isinstance(assembled, Skip)
+        @task.short_circuit
+        def should_train(assembly: dict) -> bool:
+            """A recorded skip ends the run here."""
+            from driftloop.training.steps import Skip, from_xcom
 
-    @ml_task
-    def train(config: str, assembly: dict) -> dict:
-        """PyCaret compare / select / finalize, logged to MLflow."""
-        import logging
+            assembled = from_xcom(assembly)
+            if isinstance(assembled, Skip):
+                print(f"skipped: {assembled.reason}")
+            return not isinstance(assembled, Skip)
 
-        from driftloop.dag_support import open_task
-        from driftloop.training.retrain import train_and_log
-        from driftloop.training.steps import Assembly
+        # train and evaluate may run in another interpreter: they take what they need as arguments
+        @ml_task(model)
+        def train(config: str, name: str | None, assembly: dict) -> dict:
+            """PyCaret compare / select / finalize, logged to MLflow."""
+            import logging
 
-        logging.getLogger("driftloop").setLevel(logging.INFO)
-        return train_and_log(*open_task(config), Assembly.from_xcom(assembly)).to_xcom()
+            from driftloop.dag_support import open_task
+            from driftloop.training.retrain import train_and_log
+            from driftloop.training.steps import Assembly
 
-    @ml_task
-    def evaluate(config: str, trained: dict) -> dict:
-        """Challenger and Production on the same holdout neither has seen."""
-        from driftloop.settings_loader import load_settings
-        from driftloop.training.retrain import evaluate as score_both
-        from driftloop.training.steps import Trained
+            logging.getLogger("driftloop").setLevel(logging.INFO)
+            return train_and_log(*open_task(config, name), Assembly.from_xcom(assembly)).to_xcom()
 
-        return score_both(load_settings(config), Trained.from_xcom(trained)).to_xcom()
+        @ml_task(model)
+        def evaluate(config: str, name: str | None, trained: dict) -> dict:
+            """Challenger and Production on the same holdout neither has seen."""
+            from driftloop.settings_loader import load_settings
+            from driftloop.training.retrain import evaluate as score_both
+            from driftloop.training.steps import Trained
 
-    @task
-    def register(evaluated: dict) -> dict:
-        """A new model version with lineage tags and its reference profile."""
-        from driftloop.training.retrain import register as register_version
-        from driftloop.training.steps import Scored
+            return score_both(load_settings(config, name), Trained.from_xcom(trained)).to_xcom()
 
-        return register_version(*open_task(CONFIG), Scored.from_xcom(evaluated)).to_xcom()
+        @task
+        def register(evaluated: dict) -> dict:
+            """A new model version with lineage tags and its reference profile."""
+            from driftloop.training.retrain import register as register_version
+            from driftloop.training.steps import Scored
 
-    @task
-    def gate(registered: dict) -> dict:
-        """Non-inferiority at the margin: Staging, rejected (an alert), or pending (insufficient
-        evidence)."""
-        from driftloop.training.retrain import gate as decide
-        from driftloop.training.steps import Registered
+            return register_version(*model.open(), Scored.from_xcom(evaluated)).to_xcom()
 
-        decision = decide(*open_task(CONFIG), Registered.from_xcom(registered))
-        print(f"gate: {decision.decision}: {decision.reason}")
-        return decision.to_dict()
+        @task
+        def gate(registered: dict) -> dict:
+            """Non-inferiority at the margin: Staging, rejected (an alert), or pending (insufficient
+            evidence)."""
+            from driftloop.training.retrain import gate as decide
+            from driftloop.training.steps import Registered
 
-    assembly = assemble_training_set()
-    trained = train(CONFIG, assembly)
-    should_train(assembly) >> trained
-    gate(register(evaluate(CONFIG, trained)))
+            decision = decide(*model.open(), Registered.from_xcom(registered))
+            print(f"gate: {decision.decision}: {decision.reason}")
+            return decision.to_dict()
+
+        assembly = assemble_training_set()
+        trained = train(model.config, model.model, assembly)
+        should_train(assembly) >> trained
+        gate(register(evaluate(model.config, model.model, trained)))
+
+    retrain_dag()
 
 
-retrain()
+for model in dag_models(__file__):
+    retrain(model)

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from driftloop.cli import app
 
 TREE = {
-    "config": ["show", "check"],
+    "config": ["show", "check", "dags"],
     "db": ["upgrade", "downgrade", "current", "replay-spill"],
     "stream": ["reference", "scenarios", "replay"],
     "batches": ["ingest", "list", "reprocess", "label"],

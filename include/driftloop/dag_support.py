@@ -1,5 +1,6 @@
 """What the DAG files share: the config they read, their default arguments (retries and, where
-a DAG has one, its failure alert) and the settings and database a task opens.
+a DAG has one, its failure alert) and the settings and database a task opens, for its model
+(which model each file builds for: :mod:`driftloop.model_dags`).
 
 DAG files import this when the scheduler parses them, so it imports no more than they did
 before (the settings loader: pydantic and yaml); the database and the alerts are imported
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 RETRY_DELAY = timedelta(seconds=30)
 TRAINING_QUEUE = "training"
 """The Celery queue of the tasks that train and score models (``retrain``'s train and
-evaluate): served by workers with the ML stack and more memory. Everything else runs on
-``[operators] default_queue`` (``default``). The LocalExecutor ignores queues."""
+evaluate, of every model): served by workers with the ML stack and more memory. Everything
+else runs on ``[operators] default_queue`` (``default``). The LocalExecutor ignores queues."""
 
 
 def dag_config(dag_file: str) -> str:
@@ -35,11 +36,10 @@ def dag_config(dag_file: str) -> str:
     return str(config_path(default=Path(dag_file).resolve().parents[1] / DEFAULT_CONFIG_NAME))
 
 
-def dag_settings(dag_file: str) -> tuple[str, Settings]:
-    """The config a DAG file reads, and its settings (for the schedule and the arguments);
+def dag_settings(config: str, model: str | None = None) -> Settings:
+    """A model's settings as a DAG file sees them (for the schedule and the arguments);
     settings a distributed executor's workers cannot share are an import error of the DAG."""
-    config = dag_config(dag_file)
-    return config, _checked(load_settings(config))
+    return _checked(load_settings(config, model))
 
 
 def default_args(
@@ -55,11 +55,12 @@ def default_args(
     return args
 
 
-def open_task(config: str) -> tuple[Settings, sa.Engine]:
-    """What a task works with: the settings, read when it runs, and driftloop's database."""
+def open_task(config: str, model: str | None = None) -> tuple[Settings, sa.Engine]:
+    """What a task works with: its model's settings, read when it runs, and driftloop's
+    database (``model`` as ``load_settings`` takes it: None for a config without ``models:``)."""
     from driftloop.database import open_database
 
-    settings = _checked(load_settings(config))
+    settings = _checked(load_settings(config, model))
     return settings, open_database(settings)
 
 
@@ -71,17 +72,19 @@ def _checked(settings: Settings) -> Settings:
     return settings
 
 
-def retrain_failure_alert(config: str) -> Callable[[dict[str, Any]], None]:
+def retrain_failure_alert(
+    config: str, model: str | None = None
+) -> Callable[[dict[str, Any]], None]:
     """A failure callback: a retrain task that failed (after its retries) is an alert."""
-    return partial(_alert_retrain_failure, config)
+    return partial(_alert_retrain_failure, config, model)
 
 
-def _alert_retrain_failure(config: str, context: dict[str, Any]) -> None:
+def _alert_retrain_failure(config: str, model: str | None, context: dict[str, Any]) -> None:
     from driftloop import alerts
 
     task = context["task_instance"]
     alerts.send(
-        load_settings(config),
+        load_settings(config, model),
         "retrain_failed",
         f"retrain task {task.task_id} failed in run {task.run_id}: {context.get('exception')}",
         {"dag_id": task.dag_id, "task_id": task.task_id, "run_id": task.run_id},

@@ -18,6 +18,22 @@ APPROVAL_ASSET_URI = "driftloop://approval"
 # The DAG that asks a person, and its human-in-the-loop task: the CLI answers it by these names.
 APPROVAL_DAG_ID = "ab_approval"
 APPROVAL_TASK_ID = "wait_for_person"
+# What joins a DAG kind (or an Asset's URI) to a model's name in a config with ``models:``.
+MODEL_SEPARATOR = "__"
+
+
+def model_dag_id(kind: str, model: str | None) -> str:
+    """The id of a model's DAG of this kind (``drift_monitor``, ``retrain``, ...): the kind
+    itself for a config without ``models:`` (the ids of single-model deployments never change),
+    else ``<kind>__<model>``, so that each model's loop has its own DAGs."""
+    return kind if model is None else f"{kind}{MODEL_SEPARATOR}{model}"
+
+
+def model_asset_uri(uri: str, model: str | None) -> str:
+    """A model's Asset of an event (``DRIFT_ASSET_URI``, ...): the URI itself for a config
+    without ``models:``, else ``<uri>/<model>``, so that drift on one model starts only that
+    model's retrain."""
+    return uri if model is None else f"{uri}/{model}"
 
 
 def drift_event(outcomes: Iterable[Mapping[str, Any] | None]) -> dict[str, Any] | None:

@@ -106,6 +106,14 @@ def load_all(path: str | os.PathLike[str] | None = None) -> dict[str, Settings]:
     return loaded
 
 
+def declared_names(path: str | os.PathLike[str] | None = None) -> list[str]:
+    """The names under ``models:`` (none for a file without it), no model validated: the
+    Airflow side lays out one DAG file per declared model, a broken one included, so that its
+    error shows where its DAGs would be."""
+    yaml_file = _existing(config_path(path))
+    return list(declared_models(read_document(yaml_file), yaml_file))
+
+
 def read_document(yaml_file: Path) -> dict[str, Any]:
     """The YAML file as a mapping (an empty file is an empty mapping)."""
     try:

@@ -258,14 +258,19 @@ def supersede(engine: sa.Engine, test_id: int, who: str, why: str) -> list[Appro
 
 
 def answer_in_airflow(
-    settings: Settings, view: ApprovalView, choice: ApprovalChoice, comment: str
+    settings: Settings,
+    view: ApprovalView,
+    choice: ApprovalChoice,
+    comment: str,
+    dag_id: str = APPROVAL_DAG_ID,
 ) -> str:
     """Answer the waiting human-in-the-loop task through Airflow's REST API when
-    ``airflow.api_url`` and a token are set; otherwise say what is left pending."""
+    ``airflow.api_url`` and a token are set; otherwise say what is left pending. ``dag_id``:
+    the model's approval DAG (``ab_approval__<name>`` in a config with ``models:``)."""
     api, token = settings.airflow.api_url, settings.airflow.token
     waiting = (
         f"approval #{view.id} ({view.decision} of Staging v{view.staging_version}) still waits "
-        f"in Airflow (DAG {APPROVAL_DAG_ID}, run {view.dag_run_id or 'not started yet'})"
+        f"in Airflow (DAG {dag_id}, run {view.dag_run_id or 'not started yet'})"
     )
     if not api or token is None or not view.dag_run_id:
         missing = "airflow.api_url" if not api else "a token (DRIFTLOOP_AIRFLOW__TOKEN)"
@@ -276,7 +281,7 @@ def answer_in_airflow(
             f"(Without {missing} driftloop cannot answer it for you.)"
         )
     url = (
-        f"{api}/api/v2/dags/{APPROVAL_DAG_ID}/dagRuns/{_quote(view.dag_run_id)}"
+        f"{api}/api/v2/dags/{_quote(dag_id)}/dagRuns/{_quote(view.dag_run_id)}"
         f"/taskInstances/{APPROVAL_TASK_ID}/-1/hitlDetails"
     )
     body = json.dumps({"chosen_options": [str(choice)], "params_input": {"comment": comment}})

@@ -1,12 +1,17 @@
-"""``driftloop config``: show and check the configuration."""
+"""``driftloop config``: show and check the configuration, and lay out its models' DAG files."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from driftloop.cli.context import cli_context
 
-app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
+app = typer.Typer(
+    help="Show and check the configuration; write its models' DAG files.", no_args_is_help=True
+)
 
 
 @app.command("show")
@@ -57,3 +62,35 @@ def config_check(ctx: typer.Context) -> None:
     if problems:
         raise ConfigError("\n".join(problems))
     typer.echo(f"Airflow executor: {executor}")
+
+
+@app.command("dags")
+def config_dags(
+    ctx: typer.Context,
+    dags_folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--dags-folder",
+            help="The folder Airflow reads (default: $AIRFLOW__CORE__DAGS_FOLDER, else the "
+            "project's dags/).",
+        ),
+    ] = None,
+) -> None:
+    """Write dags/models/<name>.py for each model under `models:` (each model's DAGs load, or
+    fail, apart from the others'), and remove the files of models no longer declared."""
+    import os
+
+    from driftloop.model_dags import MODELS_FOLDER, write_model_files
+    from driftloop.stack.project import project_path
+
+    context = cli_context(ctx)
+    folder = dags_folder or Path(
+        os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or project_path("dags")
+    )
+    written, removed = write_model_files(context.config, folder.expanduser().resolve())
+    for path in written:
+        typer.echo(f"wrote {path}")
+    for path in removed:
+        typer.echo(f"removed {path}")
+    if not written and not removed:
+        typer.echo(f"{folder / MODELS_FOLDER} is up to date")

@@ -125,12 +125,15 @@ def _act(
 def _settle_waiting(context: CliContext, action: str, who: str, reason: str) -> None:
     """The approval this move makes moot: settled here, and answered in Airflow if possible."""
     from driftloop.ab import approval
+    from driftloop.events import APPROVAL_DAG_ID, model_dag_id
+    from driftloop.model_dags import dag_model_name
     from driftloop.vocabulary import ApprovalChoice
 
     engine = context.engine()
+    dag_id = model_dag_id(APPROVAL_DAG_ID, dag_model_name(context.config, context.settings))
     for waiting in approval.pending(engine, context.settings.model.name):
         why = f"{action} by hand: {reason}"
         for view in approval.supersede(engine, waiting.test_id, who, why):
             choice = ApprovalChoice.APPROVE if view.decision == action else ApprovalChoice.REJECT
             # the settlement's own comment: ab_approval knows this answer for the CLI's echo
-            typer.echo(approval.answer_in_airflow(context.settings, view, choice, why))
+            typer.echo(approval.answer_in_airflow(context.settings, view, choice, why, dag_id))
