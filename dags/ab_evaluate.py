@@ -15,8 +15,8 @@ from datetime import datetime
 
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.dag_support import dag_settings, default_args, open_task
 from driftloop.events import APPROVAL_ASSET_URI, DECAY_ASSET_URI
+from driftloop.orchestration.dag_support import dag_settings, default_args, open_task
 from driftloop.settings_loader import load_settings
 
 CONFIG, SETTINGS = dag_settings(__file__)
@@ -47,7 +47,7 @@ def ab_evaluate() -> None:
     @task
     def evaluate_test() -> dict | None:
         """The running test's numbers and decision, acted on and stored with its report."""
-        from driftloop.ab.evaluate import evaluate
+        from driftloop.stages.ab_evaluation import evaluate
 
         evaluation = evaluate(*open_task(CONFIG))
         if evaluation is None:
@@ -93,8 +93,8 @@ def ab_evaluate() -> None:
         from datetime import UTC, datetime
 
         from driftloop.database import open_database
-        from driftloop.performance.monitor import check_day, take_decay
         from driftloop.registry import current_version
+        from driftloop.stages.performance_check import check_day, take_decay
 
         settings = load_settings(CONFIG)
         version = current_version(settings)

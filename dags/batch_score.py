@@ -13,7 +13,7 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 
-from driftloop.dag_support import dag_settings, default_args, open_task
+from driftloop.orchestration.dag_support import dag_settings, default_args, open_task
 from driftloop.settings_loader import load_settings
 
 CONFIG, SETTINGS = dag_settings(__file__)
@@ -40,7 +40,7 @@ def batch_score() -> None:
     @task
     def files_to_score(params=None) -> list[str]:
         """The file given as a parameter, or the inbox's files, oldest first."""
-        from driftloop.scoring.batch import waiting_files
+        from driftloop.stages.batch_scoring import waiting_files
 
         if params and params.get("file"):
             return [params["file"]]
@@ -53,7 +53,7 @@ def batch_score() -> None:
         """One file: answers in ``scoring/out/``, the input in ``done/`` or ``quarantine/``."""
         from pathlib import Path
 
-        from driftloop.scoring.batch import score_file
+        from driftloop.stages.batch_scoring import score_file
 
         result = score_file(*open_task(CONFIG), Path(path))
         print(f"{Path(path).name}: {result.outcome}: {result.scored} of {result.rows} rows")

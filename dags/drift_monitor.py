@@ -23,8 +23,8 @@ from datetime import datetime
 
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.dag_support import dag_settings, default_args, open_task
 from driftloop.events import DECAY_ASSET_URI, DRIFT_ASSET_URI
+from driftloop.orchestration.dag_support import dag_settings, default_args, open_task
 
 CONFIG, SETTINGS = dag_settings(__file__)
 DRIFT = Asset(DRIFT_ASSET_URI)
@@ -50,7 +50,7 @@ def drift_monitor() -> None:
     @task
     def ingest_landing() -> int:
         """Validate new files in the landing folder: accepted or quarantined."""
-        from driftloop.ingest import ingest_landing as ingest
+        from driftloop.stages.ingest import ingest_landing as ingest
 
         settings, engine = open_task(CONFIG)
         outcomes = ingest(settings, engine)
@@ -61,8 +61,8 @@ def drift_monitor() -> None:
     @task
     def unchecked_batches(params: dict | None = None) -> list[int]:
         """The batch the run names, else every accepted batch nobody has checked, oldest first."""
-        from driftloop.drift.claims import unchecked_batches as waiting
-        from driftloop.ingest import find_batch
+        from driftloop.stages.claims import unchecked_batches as waiting
+        from driftloop.stages.ingest import find_batch
         from driftloop.storage import session_scope
 
         _settings, engine = open_task(CONFIG)
@@ -77,9 +77,9 @@ def drift_monitor() -> None:
     @task
     def check_batch(batch_id: int, ti=None) -> dict | None:
         """Claim one batch, test it against the reference, store the report."""
-        from driftloop.drift.claims import BatchBusy
-        from driftloop.drift.monitor import check_next_batch
         from driftloop.registry import current_version
+        from driftloop.stages.claims import BatchBusy
+        from driftloop.stages.drift_check import check_next_batch
 
         settings, engine = open_task(CONFIG)
         # The reference is the current Production version's profile, when there is one.
@@ -121,7 +121,7 @@ def drift_monitor() -> None:
     @task(trigger_rule="none_failed")
     def decay_waiting(outcomes: list[dict | None] | None = None) -> dict | None:
         """The oldest realized decay not yet announced (this batch's, or late labels')."""
-        from driftloop.performance.monitor import take_decay
+        from driftloop.stages.performance_check import take_decay
 
         return take_decay(*open_task(CONFIG))
 
@@ -142,13 +142,13 @@ def drift_monitor() -> None:
     @task
     def regate_pending() -> int:
         """New labelled rows may decide a pending version's gate (no new training)."""
-        from driftloop.training.gatekeeper import regate_pending as regate
+        from driftloop.stages.gating import regate_pending as regate
 
         decisions = regate(*open_task(CONFIG))
         for decision in decisions:
             print(
                 f"re-gate of version {decision.model_version}: "
-                f"{decision.decision}: {decision.reason}"
+                f"{decision.outcome}: {decision.reason}"
             )
         return len(decisions)
 

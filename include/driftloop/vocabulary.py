@@ -45,7 +45,7 @@ class DriftStatus(StrEnum):
 
 
 class GateOutcome(StrEnum):
-    """What the gate made of a challenger (see ``driftloop.training.gate``)."""
+    """What the gate made of a challenger (see ``driftloop.gate.statistics``)."""
 
     STAGING = "staging"
     REJECTED = "rejected"

@@ -36,7 +36,7 @@ def config_show(ctx: typer.Context) -> None:
 def config_check(ctx: typer.Context) -> None:
     """Validate the configuration (also against Airflow's executor) and say where its data
     lives: every model the file declares, or the one chosen with --model."""
-    from driftloop.executor import airflow_executor, check_executor
+    from driftloop.orchestration.executor import airflow_executor, check_executor
     from driftloop.settings_loader import ConfigError, load_all
 
     context = cli_context(ctx)
