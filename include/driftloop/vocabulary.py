@@ -63,6 +63,23 @@ class RetrainDecision(StrEnum):
     PRODUCTION = Role.PRODUCTION.value
 
 
+class GateTag(StrEnum):
+    """A version's gate tag in the registry (``registry.GATE``): the outcome, ``pending`` for a
+    version that waits for evidence, ``production`` for the one ``bootstrap`` registered."""
+
+    STAGING = GateOutcome.STAGING.value
+    REJECTED = GateOutcome.REJECTED.value
+    PENDING = "pending"
+    PRODUCTION = Role.PRODUCTION.value
+
+
+class ThresholdMode(StrEnum):
+    """How a drift statistic's threshold was set: calibrated per batch size, or fixed."""
+
+    CALIBRATED = "calibrated"
+    FIXED = "fixed"
+
+
 class Trigger(StrEnum):
     """Why a retraining attempt ran (``retrain_runs.trigger``)."""
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from driftloop.ab.traffic import VARIANTS
 from driftloop.reports.rendering import STYLE, png_base64, pyplot
 from driftloop.vocabulary import Role
 
-VARIANTS = tuple(Role)
 COLOURS = {Role.PRODUCTION: "#7a9cc6", Role.STAGING: "#e08a3c"}
 
 

@@ -31,21 +31,22 @@ from driftloop.stages.ingest import ACCEPTED
 from driftloop.stages.retrain_steps import Decision, record
 from driftloop.stages.tracking import logged_training_data
 from driftloop.storage import Batch, RetrainRun, session_scope
-from driftloop.vocabulary import GateOutcome, RetrainDecision, Trigger
+from driftloop.vocabulary import GateOutcome, GateTag, RetrainDecision, Trigger
 
 log = logging.getLogger(__name__)
 
-PENDING = "pending"  # the registry tag of a version that waits for evidence
 TAG_OF = {  # the registry's gate tag of each outcome
-    GateOutcome.STAGING: GateOutcome.STAGING,
-    GateOutcome.REJECTED: GateOutcome.REJECTED,
-    GateOutcome.INSUFFICIENT_EVIDENCE: PENDING,
+    GateOutcome.STAGING: GateTag.STAGING,
+    GateOutcome.REJECTED: GateTag.REJECTED,
+    GateOutcome.INSUFFICIENT_EVIDENCE: GateTag.PENDING,
 }
 
 
 def pending_versions(client: Any, name: str) -> list[registry.VersionInfo]:
     """Versions registered without an alias that wait for a re-gate, oldest first."""
-    found = client.search_model_versions(f"name='{name}' and tags.`{registry.GATE}`='{PENDING}'")
+    found = client.search_model_versions(
+        f"name='{name}' and tags.`{registry.GATE}`='{GateTag.PENDING}'"
+    )
     return sorted(
         (registry.get(client, name, v.version) for v in found), key=lambda v: int(v.version)
     )

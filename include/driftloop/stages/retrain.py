@@ -38,7 +38,7 @@ from driftloop.stages.retrain_steps import (
 from driftloop.stages.tracking import data_digest
 from driftloop.stages.training_data import assemble
 from driftloop.storage import DriftCheck, ReferenceProfileRecord, session_scope
-from driftloop.vocabulary import RetrainDecision, Role, Trigger
+from driftloop.vocabulary import GateTag, RetrainDecision, Role, Trigger
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def bootstrap(settings: Settings, engine: sa.Engine) -> Decision:
     trained = _train_and_log(settings, engine, assembly, frame, None)
     version = _register(settings, engine, client, trained)
     role_moves.set_role(client, name, version, Role.PRODUCTION)
-    client.set_model_version_tag(name, version, registry.GATE, RetrainDecision.PRODUCTION)
+    client.set_model_version_tag(name, version, registry.GATE, GateTag.PRODUCTION)
     decision = Decision(
         RetrainDecision.PRODUCTION,
         "bootstrapped from the initial reference split",
