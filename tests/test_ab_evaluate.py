@@ -37,7 +37,7 @@ def test_better_staging_is_promoted_with_its_evidence(pair):
     send(settings, engine, PRODUCTION, production, 1500, 0.55, seed=1)
     send(settings, engine, STAGING, staging, 1500, 0.70, seed=2)
     evaluation = evaluate(settings, engine)
-    assert evaluation.decision == "promote" and evaluation.acted
+    assert evaluation.decision == "promote" and evaluation.acted, evaluation.reason
     assert evaluation.sequential.significant and evaluation.sequential.difference > 0
     assert evaluation.sequential.ci_low > 0
     assert roles(settings) == (staging, None)
