@@ -59,8 +59,8 @@ def prepare(home: Path, reuse: bool) -> None:
     if reuse and (home / "mlflow.db").is_file():
         return
     from driftloop.schema import upgrade
+    from driftloop.stages.retrain import bootstrap
     from driftloop.storage import make_engine
-    from driftloop.training.retrain import bootstrap
 
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
@@ -116,7 +116,7 @@ def child(kind: str, home: Path, file: str, log: bool) -> dict:
     elif kind == "load":
         load_version(settings, "1")
     else:
-        from driftloop.scoring.batch import score_file
+        from driftloop.stages.batch_scoring import score_file
 
         engine = make_engine(settings.database_url)
         out = home / "out" / f"{file}.answers{Path(file).suffix}"

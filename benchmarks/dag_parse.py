@@ -7,9 +7,10 @@ every file again and again, so each must stay cheap however many models the conf
 
 What: a throw-away project with ``--models`` models (the three of
 ``examples/three_models.yaml``, repeated under new names), the project's ``dags/`` copied into
-it and the model files written by ``driftloop.model_dags.write_model_files``. Each parse runs in
-a fresh interpreter that imports Airflow's DagBag first (the DAG processor has Airflow loaded
-when it forks a parse), then times ``DagBag(dag_folder=<file>)``: CPU and wall seconds, DAGs
+it and the model files written by
+``driftloop.orchestration.model_dags.write_model_files``. Each parse runs in a fresh
+interpreter that imports Airflow's DagBag first (the DAG processor has Airflow loaded when it
+forks a parse), then times ``DagBag(dag_folder=<file>)``: CPU and wall seconds, DAGs
 found and import errors. Files: the five files of ``dags/`` and three model files (first,
 middle, last; they differ only in their name) with the many-model config, and for reference the
 five files with the repository's single-model ``driftloop.yaml``; ``--rounds`` rounds,
@@ -38,7 +39,7 @@ from pathlib import Path
 import yaml
 from scipy import stats
 
-from driftloop.model_dags import KINDS, MODELS_FOLDER, write_model_files
+from driftloop.orchestration.model_dags import KINDS, MODELS_FOLDER, write_model_files
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "three_models.yaml"

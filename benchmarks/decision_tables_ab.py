@@ -48,10 +48,10 @@ from driftloop.ab.simulation import (
     sticky_draws,
 )
 from driftloop.config import MonitoringSettings, TrainingSettings
+from driftloop.gate.simulation import Scenario, ever_rates, paired_rows
+from driftloop.gate.statistics import judge, look_alpha
 from driftloop.performance.realized import drop_test
 from driftloop.task import metric as metric_named
-from driftloop.training.gate import judge, look_alpha
-from driftloop.training.gate_simulation import Scenario, ever_rates, paired_rows
 
 ALPHA, TAU, MIN_SAMPLES, LOOK = 0.05, 0.02, 200, 100  # the shipped ab settings, a look / 100
 RECORDS = 20_000
@@ -161,7 +161,7 @@ def gate_cell(
 def gate_power_before(scenario: Scenario, reps: int, seed: int) -> float:
     """Today's power against the gate before issue 27: one look at the whole gate_alpha with
     Fieller's interval (``loss_ratio_interval``) or Tango's, at the first look."""
-    from driftloop.training.gate import loss_ratio_interval, tango_interval
+    from driftloop.gate.statistics import loss_ratio_interval, tango_interval
 
     rng, staged = np.random.default_rng(seed), 0
     for _ in range(reps):

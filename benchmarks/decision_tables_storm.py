@@ -38,10 +38,10 @@ from scipy.stats import beta
 
 from driftloop.config import Settings
 from driftloop.drift.engine import check_drift
-from driftloop.drift.monitor import profile_from_frame
 from driftloop.drift.profile import ReferenceProfile
 from driftloop.settings_loader import load_settings
-from driftloop.training.assembly import reference_rows, split_holdout
+from driftloop.stages.drift_check import profile_from_frame
+from driftloop.stages.training_data import reference_rows, split_holdout
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIFT, SHIFTED, BATCH_ROWS, BASE_ROWS = 0.5, 4, 250, 1_500

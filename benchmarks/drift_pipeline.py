@@ -109,10 +109,10 @@ def bench_config(home: Path, exact_batch_max: int | None) -> Path:
 
 def child_pipeline(rows: int, exact_batch_max: int | None) -> dict[str, Any]:
     """Setup (home, database, reference profile), then the timed pipeline on one batch."""
-    from driftloop.drift.monitor import check_next_batch, reset_reference
-    from driftloop.ingest import ingest_landing
     from driftloop.schema import upgrade
     from driftloop.settings_loader import load_settings
+    from driftloop.stages.drift_check import check_next_batch, reset_reference
+    from driftloop.stages.ingest import ingest_landing
     from driftloop.storage import make_engine
 
     home = bench.DATA_DIR / "runs" / f"pipeline-home-{rows}"

@@ -28,8 +28,8 @@ def main() -> None:
     args = parser.parse_args()
     from driftloop.schema import upgrade
     from driftloop.settings_loader import load_settings
+    from driftloop.stages import retrain as steps
     from driftloop.storage import make_engine
-    from driftloop.training import retrain as steps
     from serving.app import create_app
 
     with tempfile.TemporaryDirectory() as home:

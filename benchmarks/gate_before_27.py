@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from driftloop.training import gate
+from driftloop.gate import statistics as gate
 
 RESAMPLES = 999
 _BLOCK = 4_000_000

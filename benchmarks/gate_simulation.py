@@ -6,8 +6,8 @@ worse by exactly the margin (tolerance 0.05), get there? Both are errors; each s
 at most about ``gate_alpha`` (0.05) of the holdouts. And how often does a truly better one
 (the power)?
 
-What: ``driftloop.training.gate_simulation`` draws paired per-row values with a known true
-advantage and ``driftloop.training.gate.judge`` decides, exactly as the retrain DAG does:
+What: ``driftloop.gate.simulation`` draws paired per-row values with a known true
+advantage and ``driftloop.gate.statistics.judge`` decides, exactly as the retrain DAG does:
 
 - accuracy: each row falls in one of four cells (only the challenger right, only Production,
   both, neither); Production's accuracy 0.55 (the wine models'), and ``--discordance`` the
@@ -33,8 +33,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from driftloop.config import TrainingSettings
-from driftloop.training.gate import GateOutcome
-from driftloop.training.gate_simulation import Scenario, outcome_rates
+from driftloop.gate.simulation import Scenario, outcome_rates
+from driftloop.gate.statistics import GateOutcome
 
 ROWS = (80, 100, 150, 300)
 MARGIN = 0.05

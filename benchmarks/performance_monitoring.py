@@ -62,7 +62,7 @@ def accuracy_rates(runs: int, rng: np.random.Generator) -> list[tuple]:
 def stream_estimates(home: Path) -> list[tuple]:
     from sklearn.ensemble import RandomForestClassifier
 
-    from driftloop.stream import replay, split_reference
+    from driftloop.ingestion.stream import replay, split_reference
 
     rows = []
     for scenario in ("none", "gradual", "concept"):

@@ -30,6 +30,7 @@ from mlflow import MlflowClient
 
 from driftloop import registry
 from driftloop.stack.mlflow_server import MlflowServer
+from driftloop.stages import role_moves
 
 DATABASE = "driftloop_bench_registry"
 MODEL = "bench-model"
@@ -44,12 +45,12 @@ def register_two_versions(client: MlflowClient, folder: Path) -> None:
     run = client.create_run(client.create_experiment("bench-registry"))
     client.log_artifacts(run.info.run_id, str(source), "model")
     client.set_terminated(run.info.run_id)
-    registry.ensure_registered_model(client, MODEL)
+    role_moves.ensure_registered_model(client, MODEL)
     for role in (registry.Role.PRODUCTION, registry.Role.STAGING):
         version = client.create_model_version(
             MODEL, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
         )
-        registry.set_role(client, MODEL, version.version, role)
+        role_moves.set_role(client, MODEL, version.version, role)
 
 
 def look_ups(tracking_uri: str, clients: int, seconds: float) -> tuple[float, float, float]:

@@ -23,7 +23,7 @@ What, per data set and split seed (``--seeds``, default 0,1,2,3,4, fixed before 
 The difference (driftloop minus anchor; for MAE, the relative reduction) comes with a 95%
 interval from the corrected resampled t-test (Nadeau and Bengio 2003): the splits overlap, so
 the plain t-test's variance is inflated by ``1/k + n_test/n_train``. Then the gate's error
-rates on small holdouts from ``driftloop.training.gate_simulation`` (a challenger truly equal to
+rates on small holdouts from ``driftloop.gate.simulation`` (a challenger truly equal to
 Production, or truly worse by the margin, sent to Staging).
 
 Run outside the repository (PyCaret's import writes ./logs.log); about 30 minutes on 2 cores:
@@ -242,9 +242,9 @@ def summary(fits: list[Fit], tasks: dict[str, str]) -> list[str]:
 def gate_error_rates(trials: int) -> list[str]:
     """How often the gate sends a truly equal, or truly worse-by-the-margin, challenger to
     Staging, on small holdouts (driftloop.yaml's gate settings)."""
+    from driftloop.gate.simulation import Scenario, outcome_rates
+    from driftloop.gate.statistics import GateOutcome
     from driftloop.settings_loader import load_settings
-    from driftloop.training.gate import GateOutcome
-    from driftloop.training.gate_simulation import Scenario, outcome_rates
 
     training = load_settings(CONFIG).training
     margin = training.tolerance

@@ -8,7 +8,7 @@ of at most 50 ms, and that 1000-row requests reach at least half the rows/s of c
 What:
 
 1. a fresh home (``var/bench-serving``, ignored by git): ``driftloop.schema.upgrade`` and
-   ``driftloop.training.retrain.bootstrap`` with PyCaret ExtraTrees only (3 folds, 1 minute),
+   ``driftloop.stages.retrain.bootstrap`` with PyCaret ExtraTrees only (3 folds, 1 minute),
    registered as version 1 (Production) in the embedded MLflow (SQLite under the home); the
    script checks that the fitted estimator has ``n_jobs=1``;
 2. the same registered version served twice, each server in its own process group and stopped
@@ -150,8 +150,8 @@ def prepare_home(
     ``database_url`` (default: SQLite in the home)."""
     from driftloop.schema import upgrade
     from driftloop.settings_loader import load_settings
+    from driftloop.stages.retrain import bootstrap
     from driftloop.storage import make_engine
-    from driftloop.training.retrain import bootstrap
 
     settings = load_settings(
         CONFIG,
@@ -171,7 +171,7 @@ def prepare_home(
     log.info(
         "bootstrap: version %s %s in %.0f s",
         decision.model_version,
-        decision.decision,
+        decision.outcome,
         time.perf_counter() - started,
     )
     engine.dispose()

@@ -4,7 +4,7 @@ Why: a stronger default must not slow serving down. The issue asks that the mode
 default training picks on white wine (seed 0) answer one-record requests with a p99 of at most
 50 ms and at least 90% of the requests/s of PyCaret's ExtraTrees, measured in the same run.
 
-What: two homes, each bootstrapped by ``driftloop.training.retrain.bootstrap`` on white wine
+What: two homes, each bootstrapped by ``driftloop.stages.retrain.bootstrap`` on white wine
 with ``training.seed = 0`` and registered as version 1 (Production): one with driftloop.yaml's
 default model list (whatever cross-validation picks; printed), one with ExtraTrees only
 (``training.models = [et]``, the model the serving benchmark has always served). Both served by

@@ -93,6 +93,7 @@ def register_model(env: dict[str, str]) -> None:
     code = """
 import numpy as np, pandas as pd, mlflow, mlflow.sklearn
 from sklearn.dummy import DummyClassifier
+from driftloop.stages import role_moves
 from driftloop import registry
 from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
@@ -100,13 +101,13 @@ from driftloop.storage import make_engine
 settings = load_settings()
 upgrade(make_engine(settings.database_url))
 client = registry.configure(settings)
-registry.ensure_registered_model(client, settings.model.name)
+role_moves.ensure_registered_model(client, settings.model.name)
 frame = pd.DataFrame(np.ones((4, len(settings.feature_columns))), columns=settings.feature_columns)
 model = DummyClassifier(strategy="most_frequent").fit(frame, [5, 6, 6, 7])
 with mlflow.start_run():
     info = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
 version = mlflow.register_model(info.model_uri, settings.model.name).version
-registry.set_role(client, settings.model.name, str(version), registry.PRODUCTION)
+role_moves.set_role(client, settings.model.name, str(version), registry.PRODUCTION)
 """
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if done.returncode != 0:

@@ -10,7 +10,7 @@ into the audit log and the alert.
 When the timeout passes, Airflow records the task's default answer (Reject, by nobody) so that
 it refuses any later answer (409) instead of storing one that nothing would read; the task then
 fails ("nobody answered in time"), so the run's task states say whether a person answered, and
-settle records the expiry. Logic lives in ``driftloop.ab.approval``; heavy imports happen
+settle records the expiry. Logic lives in ``driftloop.stages.approval``; heavy imports happen
 inside the tasks.
 """
 
@@ -22,9 +22,9 @@ from airflow.providers.standard.exceptions import HITLTimeoutError
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.dag_support import default_args
 from driftloop.events import APPROVAL_ASSET_URI, APPROVAL_DAG_ID, APPROVAL_TASK_ID
-from driftloop.model_dags import ModelDags, dag_models
+from driftloop.orchestration.dag_support import default_args
+from driftloop.orchestration.model_dags import ModelDags, dag_models
 
 
 class ApprovalOperator(HITLOperator):
@@ -82,7 +82,7 @@ def ab_approval(model: ModelDags) -> None:
         def describe(triggering_asset_events=None, run_id=None) -> dict:
             """The waiting approval this run asks about and how long the person has; its run and
             deadline are noted for the CLI and the page."""
-            from driftloop.ab.approval import attach_run, timeout_of
+            from driftloop.stages.approval import attach_run, timeout_of
 
             events = list((triggering_asset_events or {}).get(approval_asset, []))
             if not events:
@@ -127,7 +127,7 @@ def ab_approval(model: ModelDags) -> None:
         @task(trigger_rule="all_done")
         def settle(described: dict, ti=None) -> dict:
             """The person's answer carried out; no answer (the timeout) moves nothing."""
-            from driftloop.ab.approval import settle as settle_approval
+            from driftloop.stages.approval import settle as settle_approval
             from driftloop.vocabulary import ApprovalChoice
 
             answer = ti.xcom_pull(task_ids=APPROVAL_TASK_ID) or {}

@@ -15,9 +15,9 @@ from datetime import datetime
 
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.dag_support import default_args
 from driftloop.events import APPROVAL_ASSET_URI, DECAY_ASSET_URI
-from driftloop.model_dags import ModelDags, dag_models
+from driftloop.orchestration.dag_support import default_args
+from driftloop.orchestration.model_dags import ModelDags, dag_models
 
 
 def ab_evaluate(model: ModelDags) -> None:
@@ -48,7 +48,7 @@ def ab_evaluate(model: ModelDags) -> None:
         @task
         def evaluate_test() -> dict | None:
             """The running test's numbers and decision, acted on and stored with its report."""
-            from driftloop.ab.evaluate import evaluate
+            from driftloop.stages.ab_evaluation import evaluate
 
             evaluation = evaluate(*model.open())
             if evaluation is None:
@@ -95,8 +95,8 @@ def ab_evaluate(model: ModelDags) -> None:
             from datetime import UTC, datetime
 
             from driftloop.database import open_database
-            from driftloop.performance.monitor import check_day, take_decay
             from driftloop.registry import current_version
+            from driftloop.stages.performance_check import check_day, take_decay
 
             settings = model.load()
             version = current_version(settings)

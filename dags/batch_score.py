@@ -5,7 +5,7 @@ as the ``file`` parameter when triggered; each file is one mapped task: checked,
 written to ``scoring/out/`` chunk by chunk, logged as ``batch`` rows, then moved to
 ``scoring/done/`` (or ``scoring/quarantine/`` with a reason when no row was usable). Logic lives
 in ``driftloop.scoring``; heavy imports happen inside the tasks. One DAG per model
-(``driftloop.model_dags``).
+(``driftloop.orchestration.model_dags``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 
-from driftloop.dag_support import default_args
-from driftloop.model_dags import ModelDags, dag_models
+from driftloop.orchestration.dag_support import default_args
+from driftloop.orchestration.model_dags import ModelDags, dag_models
 
 
 def batch_score(model: ModelDags) -> None:
@@ -42,7 +42,7 @@ def batch_score(model: ModelDags) -> None:
         @task
         def files_to_score(params=None) -> list[str]:
             """The file given as a parameter, or the inbox's files, oldest first."""
-            from driftloop.scoring.batch import waiting_files
+            from driftloop.stages.batch_scoring import waiting_files
 
             if params and params.get("file"):
                 return [params["file"]]
@@ -55,7 +55,7 @@ def batch_score(model: ModelDags) -> None:
             """One file: answers in ``scoring/out/``, the input in ``done/`` or ``quarantine/``."""
             from pathlib import Path
 
-            from driftloop.scoring.batch import score_file
+            from driftloop.stages.batch_scoring import score_file
 
             result = score_file(*model.open(), Path(path))
             print(f"{Path(path).name}: {result.outcome}: {result.scored} of {result.rows} rows")

@@ -14,7 +14,8 @@ recorded as merged into it. The Production version also predicts the batch
 in the same report); a realized decay not yet announced emits ``driftloop://decay``, unless
 the run announces drift (its retrain serves both: one retrain per run). Logic
 lives in ``driftloop`` (which also sends the drift and gate alerts); heavy imports happen
-inside the tasks. One DAG per model, each with its own Assets (``driftloop.model_dags``).
+inside the tasks. One DAG per model, each with its own Assets
+(``driftloop.orchestration.model_dags``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from datetime import datetime
 
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.dag_support import default_args
 from driftloop.events import DECAY_ASSET_URI, DRIFT_ASSET_URI
-from driftloop.model_dags import ModelDags, dag_models
+from driftloop.orchestration.dag_support import default_args
+from driftloop.orchestration.model_dags import ModelDags, dag_models
 
 
 def drift_monitor(model: ModelDags) -> None:
@@ -53,7 +54,7 @@ def drift_monitor(model: ModelDags) -> None:
         @task
         def ingest_landing() -> int:
             """Validate new files in the landing folder: accepted or quarantined."""
-            from driftloop.ingest import ingest_landing as ingest
+            from driftloop.stages.ingest import ingest_landing as ingest
 
             settings, engine = model.open()
             outcomes = ingest(settings, engine)
@@ -65,8 +66,8 @@ def drift_monitor(model: ModelDags) -> None:
         def unchecked_batches(params: dict | None = None) -> list[int]:
             """The batch the run names, else every accepted batch nobody has checked, oldest
             first."""
-            from driftloop.drift.claims import unchecked_batches as waiting
-            from driftloop.ingest import find_batch
+            from driftloop.stages.claims import unchecked_batches as waiting
+            from driftloop.stages.ingest import find_batch
             from driftloop.storage import session_scope
 
             _settings, engine = model.open()
@@ -81,9 +82,9 @@ def drift_monitor(model: ModelDags) -> None:
         @task
         def check_batch(batch_id: int, ti=None) -> dict | None:
             """Claim one batch, test it against the reference, store the report."""
-            from driftloop.drift.claims import BatchBusy
-            from driftloop.drift.monitor import check_next_batch
             from driftloop.registry import current_version
+            from driftloop.stages.claims import BatchBusy
+            from driftloop.stages.drift_check import check_next_batch
 
             settings, engine = model.open()
             # The reference is the current Production version's profile, when there is one.
@@ -129,7 +130,7 @@ def drift_monitor(model: ModelDags) -> None:
         @task(trigger_rule="none_failed")
         def decay_waiting(outcomes: list[dict | None] | None = None) -> dict | None:
             """The oldest realized decay not yet announced (this batch's, or late labels')."""
-            from driftloop.performance.monitor import take_decay
+            from driftloop.stages.performance_check import take_decay
 
             return take_decay(*model.open())
 
@@ -152,13 +153,13 @@ def drift_monitor(model: ModelDags) -> None:
         @task
         def regate_pending() -> int:
             """New labelled rows may decide a pending version's gate (no new training)."""
-            from driftloop.training.gatekeeper import regate_pending as regate
+            from driftloop.stages.gating import regate_pending as regate
 
             decisions = regate(*model.open())
             for decision in decisions:
                 print(
                     f"re-gate of version {decision.model_version}: "
-                    f"{decision.decision}: {decision.reason}"
+                    f"{decision.outcome}: {decision.reason}"
                 )
             return len(decisions)
 

@@ -8,7 +8,8 @@ Production yet, a Staging version under A/B test, a version pending its gate, th
 identical data) is recorded and ends the run; a rejection is an alert (sent by the gate), and so
 is a task that fails after its retries. When ``training.python`` names another interpreter,
 train and evaluate run there (``@task.external_python``), so PyCaret's pins need not live beside
-Airflow's. One DAG per model, started by that model's own Assets (``driftloop.model_dags``).
+Airflow's. One DAG per model, started by that model's own Assets
+(``driftloop.orchestration.model_dags``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
-from driftloop.dag_support import TRAINING_QUEUE, default_args, retrain_failure_alert
 from driftloop.events import DECAY_ASSET_URI, DRIFT_ASSET_URI, drift_check_ids
-from driftloop.model_dags import ModelDags, dag_models
+from driftloop.orchestration.dag_support import TRAINING_QUEUE, default_args, retrain_failure_alert
+from driftloop.orchestration.model_dags import ModelDags, dag_models
 
 
 def cause(
@@ -85,7 +86,7 @@ def retrain(model: ModelDags) -> None:
         def assemble_training_set(params: dict | None = None, triggering_asset_events=None) -> dict:
             """Skip, or write the training set and gate holdout (Production's data + recent
             batches). Several waiting drift events make one retrain, on the newest check."""
-            from driftloop.training.assembly import assemble_waiting
+            from driftloop.stages.training_data import assemble_waiting
 
             drift_check_ids, trigger = cause(
                 params, triggering_asset_events, drift_asset, decay_asset
@@ -95,7 +96,7 @@ def retrain(model: ModelDags) -> None:
         @task.short_circuit
         def should_train(assembly: dict) -> bool:
             """A recorded skip ends the run here."""
-            from driftloop.training.steps import Skip, from_xcom
+            from driftloop.stages.retrain_steps import Skip, from_xcom
 
             assembled = from_xcom(assembly)
             if isinstance(assembled, Skip):
@@ -108,9 +109,9 @@ def retrain(model: ModelDags) -> None:
             """PyCaret compare / select / finalize, logged to MLflow."""
             import logging
 
-            from driftloop.dag_support import open_task
-            from driftloop.training.retrain import train_and_log
-            from driftloop.training.steps import Assembly
+            from driftloop.orchestration.dag_support import open_task
+            from driftloop.stages.retrain import train_and_log
+            from driftloop.stages.retrain_steps import Assembly
 
             logging.getLogger("driftloop").setLevel(logging.INFO)
             return train_and_log(*open_task(config, name), Assembly.from_xcom(assembly)).to_xcom()
@@ -119,16 +120,16 @@ def retrain(model: ModelDags) -> None:
         def evaluate(config: str, name: str | None, trained: dict) -> dict:
             """Challenger and Production on the same holdout neither has seen."""
             from driftloop.settings_loader import load_settings
-            from driftloop.training.retrain import evaluate as score_both
-            from driftloop.training.steps import Trained
+            from driftloop.stages.retrain import evaluate as score_both
+            from driftloop.stages.retrain_steps import Trained
 
             return score_both(load_settings(config, name), Trained.from_xcom(trained)).to_xcom()
 
         @task
         def register(evaluated: dict) -> dict:
             """A new model version with lineage tags and its reference profile."""
-            from driftloop.training.retrain import register as register_version
-            from driftloop.training.steps import Scored
+            from driftloop.stages.retrain import register as register_version
+            from driftloop.stages.retrain_steps import Scored
 
             return register_version(*model.open(), Scored.from_xcom(evaluated)).to_xcom()
 
@@ -136,11 +137,11 @@ def retrain(model: ModelDags) -> None:
         def gate(registered: dict) -> dict:
             """Non-inferiority at the margin: Staging, rejected (an alert), or pending (insufficient
             evidence)."""
-            from driftloop.training.retrain import gate as decide
-            from driftloop.training.steps import Registered
+            from driftloop.stages.retrain import gate as decide
+            from driftloop.stages.retrain_steps import Registered
 
             decision = decide(*model.open(), Registered.from_xcom(registered))
-            print(f"gate: {decision.decision}: {decision.reason}")
+            print(f"gate: {decision.outcome}: {decision.reason}")
             return decision.to_dict()
 
         assembly = assemble_training_set()

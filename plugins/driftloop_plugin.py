@@ -2,8 +2,8 @@
 
 Airflow imports plugins in every component (scheduler, dag-processor, triggerer, workers), so
 this file imports nothing heavy: the app is built on its first request, in the api-server, by
-``driftloop_ui.app.create_app``; the logic lives in ``driftloop.overview`` and
-``driftloop.overview_page``. The app answers under ``/driftloop`` and authenticates through
+``driftloop_ui.app.create_app``; the logic lives in ``driftloop.ui.overview`` and
+``driftloop.ui.overview_page``. The app answers under ``/driftloop`` and authenticates through
 Airflow's auth manager (the same JWT cookie the UI uses, or a bearer token).
 """
 

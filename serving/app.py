@@ -15,7 +15,7 @@ from flask import Flask
 from driftloop.config import Settings
 from driftloop.database import open_database
 from driftloop.settings_loader import load_settings
-from driftloop.spill import SPILL_FOLDER
+from driftloop.stages.spill import SPILL_FOLDER
 from serving import hooks, json_codec
 from serving.auth import Secrets
 from serving.blueprints import BLUEPRINTS

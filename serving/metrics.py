@@ -67,7 +67,7 @@ class LoopCollector:
         self.engine, self.model_name, self.snapshot = engine, model_name, snapshot
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from driftloop.observability import loop_gauges
+        from driftloop.ui.gauges import loop_gauges
 
         try:
             gauges = loop_gauges(self.engine, self.model_name)

@@ -46,7 +46,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from driftloop.spill import spill_rows
+from driftloop.stages.spill import spill_rows
 from driftloop.storage import Feedback, Prediction, make_engine, session_scope
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class PredictionLog:
     ) -> None:
         """``capacity`` counts writes (one per request) the writer holds while it cannot insert.
         With ``spill_folder``, rows the database has refused for ``spill_after_seconds`` go to
-        files there (``driftloop.spill``) instead of holding up the server."""
+        files there (``driftloop.stages.spill``) instead of holding up the server."""
         command = [
             sys.executable,
             "-c",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from driftloop.reporting import STYLE
+from driftloop.reports.rendering import STYLE
 from driftloop.storage import ABEvaluation, ABTest, Batch, DriftCheck, session_scope
 
 LIMIT = 200  # per kind; the CLI (`drift reports`, `ab reports`) reaches further back

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 
 from driftloop import registry
-from driftloop.ab.evaluate import _act, _usable_truth, evaluate, running_test
 from driftloop.ab.statistics import request_outcomes
-from driftloop.performance.monitor import check_day, take_decay
-from driftloop.promotion import history, promote, roles, rollback
+from driftloop.stages import role_moves
+from driftloop.stages.ab_evaluation import _act, _usable_truth, evaluate, running_test
+from driftloop.stages.performance_check import check_day, take_decay
+from driftloop.stages.promotion import history, promote, roles, rollback
 from driftloop.storage import ABTest, session_scope
 
 from .support.ab_traffic import send
@@ -36,7 +37,7 @@ def test_better_staging_is_promoted_with_its_evidence(pair):
     send(settings, engine, PRODUCTION, production, 1500, 0.55, seed=1)
     send(settings, engine, STAGING, staging, 1500, 0.70, seed=2)
     evaluation = evaluate(settings, engine)
-    assert evaluation.decision == "promote" and evaluation.acted
+    assert evaluation.decision == "promote" and evaluation.acted, evaluation.reason
     assert evaluation.sequential.significant and evaluation.sequential.difference > 0
     assert evaluation.sequential.ci_low > 0
     assert roles(settings) == (staging, None)
@@ -114,7 +115,7 @@ def test_a_new_staging_version_starts_a_new_test(pair):
 
     (newer,) = register_versions(settings, 1)
     client = registry.configure(settings)
-    registry.set_role(client, settings.model.name, newer, STAGING)
+    role_moves.set_role(client, settings.model.name, newer, STAGING)
     send(settings, engine, STAGING, newer, 10, 0.6, seed=3)
     second = running_test(settings, engine)
     assert second.id != first.id and second.staging_version == newer
@@ -166,7 +167,7 @@ def test_a_decision_moves_only_the_pair_it_tested(pair):
     evaluation = evaluate(settings, engine, act=False)
     assert evaluation.decision == "promote"
     (newer,) = register_versions(settings, 1)
-    registry.set_role(registry.configure(settings), settings.model.name, newer, STAGING)
+    role_moves.set_role(registry.configure(settings), settings.model.name, newer, STAGING)
     with pytest.raises(registry.RegistryError, match=r"roles of .* changed"):
         _act(settings, engine, evaluation)
     with pytest.raises(registry.RegistryError, match="nothing was moved"):

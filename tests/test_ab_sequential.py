@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from driftloop import registry
-from driftloop.ab.evaluate import decide
 from driftloop.ab.sequential import mixture_sprt, two_sample
 from driftloop.ab.simulation import (
     PLUG_IN,
@@ -23,6 +22,7 @@ from driftloop.ab.simulation import (
 )
 from driftloop.ab.statistics import Estimate, VariantStats
 from driftloop.config import Settings
+from driftloop.stages.ab_evaluation import decide
 from driftloop.storage import ABTest
 from driftloop.vocabulary import ABDecision
 

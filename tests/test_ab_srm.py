@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from driftloop.ab.evaluate import evaluate
-from driftloop.ab.report import render_html
 from driftloop.ab.srm import SRM_ALPHA, check, log_bayes_factors
-from driftloop.ab.traffic import TrafficSplit, client_hash, save_split
-from driftloop.observability import loop_gauges
-from driftloop.overview import overview
-from driftloop.overview_page import render_page
+from driftloop.ab.traffic import TrafficSplit, client_hash
+from driftloop.reports.ab import render_html
+from driftloop.stages.ab_evaluation import evaluate
+from driftloop.stages.traffic_split import save_split
 from driftloop.storage import Prediction
+from driftloop.ui.gauges import loop_gauges
+from driftloop.ui.overview import overview
+from driftloop.ui.overview_page import render_page
 from driftloop.vocabulary import ABDecision
 
 from .support.ab_traffic import send
@@ -66,7 +67,7 @@ def test_a_mismatch_stops_a_promotion_and_says_so(pair, monkeypatch):
     version = save_split(engine, settings.model.name, TrafficSplit(0.5), "test")
     sent = []
     monkeypatch.setattr(
-        "driftloop.alerts.send", lambda _s, event, summary, details=None: sent.append(event)
+        "driftloop.stages.alerts.send", lambda _s, event, summary, details=None: sent.append(event)
     )
     start = datetime.now(UTC)  # after the save: the rows were routed under it
     send(settings, engine, "production", production, 1000, 0.55, seed=1, start=start)

@@ -9,10 +9,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from driftloop import alerts, promotion, registry
+from driftloop import registry
 from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
 from driftloop.stack.processes import free_port
+from driftloop.stages import alerts, promotion, role_moves
 from driftloop.storage import make_engine
 from driftloop.vocabulary import Action
 
@@ -62,10 +63,10 @@ def test_one_message_per_event_type(receiver, settings, tmp_path):
     promotion.promote(settings, engine, "cli:ops", "better in the A/B test")
     promotion.rollback(settings, engine, "cli:ops", "complaints")
     (third,) = register_versions(settings, 1)
-    registry.set_role(registry.configure(settings), settings.model.name, third, registry.STAGING)
+    role_moves.set_role(registry.configure(settings), settings.model.name, third, registry.STAGING)
     promotion.reject(settings, engine, "ab_evaluate", "worse")
     (fourth,) = register_versions(settings, 1)
-    registry.set_role(registry.configure(settings), settings.model.name, fourth, registry.STAGING)
+    role_moves.set_role(registry.configure(settings), settings.model.name, fourth, registry.STAGING)
     promotion.reject(settings, engine, "ab_evaluate", "no difference", action=Action.INCONCLUSIVE)
     # a person's answer to a decision that waited for them and moved nothing (ab.approval),
     # or that came after it was settled

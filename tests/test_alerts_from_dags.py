@@ -8,10 +8,10 @@ import json
 import pytest
 
 from driftloop import registry
+from driftloop.ingestion.stream import replay
 from driftloop.schema import upgrade
 from driftloop.stack.processes import free_port
 from driftloop.storage import RetrainRun, make_engine, session_scope
-from driftloop.stream import replay
 
 from .conftest import ROOT
 from .support.registry_home import production_and_staging
@@ -73,7 +73,7 @@ def test_retrain_with_mlflow_down_fails_clearly_alerts_and_leaves_the_registry(
     with session_scope(engine) as session:
         assert session.query(RetrainRun).count() == 0
     assert [v["version"] for v in registry.list_versions(settings)] == [production, staging]
-    from driftloop.promotion import roles
+    from driftloop.stages.promotion import roles
 
     assert roles(settings) == (production, staging)
 
@@ -88,7 +88,7 @@ def test_retrain_rejected_at_the_gate_sends_retrain_rejected(airflow_env, settin
     trained = settings.model_copy(update={"training": settings.training.model_copy(update=fast)})
     engine = make_engine(settings.database_url)
     upgrade(engine)
-    from driftloop.training import retrain as steps
+    from driftloop.stages import retrain as steps
 
     assert steps.bootstrap(trained, engine).model_version == "1"
     report_id = _drifted(trained, engine)
@@ -133,7 +133,7 @@ def test_retrain_rejected_at_the_gate_sends_retrain_rejected(airflow_env, settin
     rejected = client.get_model_version(settings.model.name, "2")
     assert rejected.tags[registry.GATE] == "rejected" and not rejected.aliases
     assert registry.by_alias(client, settings.model.name, registry.STAGING) is None
-    from driftloop.promotion import roles
+    from driftloop.stages.promotion import roles
 
     assert roles(settings) == ("1", None)
 
@@ -142,8 +142,8 @@ def test_retrain_rejected_at_the_gate_sends_retrain_rejected(airflow_env, settin
 def test_ab_evaluate_and_promotion_with_mlflow_down_change_nothing(settings, monkeypatch, action):
     """Outside serving an unreachable registry is an error with the server's address, and
     no evaluation, audit record or role change is left behind."""
-    from driftloop.ab.evaluate import evaluate
-    from driftloop.promotion import history, promote, roles
+    from driftloop.stages.ab_evaluation import evaluate
+    from driftloop.stages.promotion import history, promote, roles
     from driftloop.storage import ABEvaluation
 
     from .support.ab_traffic import send

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from driftloop import alerts, promotion, registry
-from driftloop.ab import approval
-from driftloop.ab.evaluate import evaluate
-from driftloop.promotion import history, roles
+from driftloop import registry
 from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
+from driftloop.stages import alerts, approval, promotion
+from driftloop.stages.ab_evaluation import evaluate
+from driftloop.stages.promotion import history, roles
 from driftloop.storage import ABTest, make_engine, session_scope
 from driftloop.vocabulary import ApprovalChoice
 
@@ -35,7 +35,7 @@ def pair(settings, monkeypatch):
         assert event in alerts.EVENTS, event  # what the real sender would refuse
         sent.append((event, text, data))
 
-    monkeypatch.setattr("driftloop.alerts.send", send_alert)
+    monkeypatch.setattr("driftloop.stages.alerts.send", send_alert)
     engine = make_engine(settings.database_url)
     upgrade(engine)
     production, staging = production_and_staging(settings)

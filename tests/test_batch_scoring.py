@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from driftloop.ab.evaluate import compute
-from driftloop.scoring.batch import Outcome, ScoringError, inbox, score_file
 from driftloop.scoring.model import load_version
+from driftloop.stages.ab_evaluation import compute
+from driftloop.stages.batch_scoring import Outcome, ScoringError, inbox, score_file
 from driftloop.storage import BATCH, ABTest, Prediction
 
 from .conftest import ROOT

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from driftloop.demo import LoopCelery
+from driftloop.demo.loop import LoopCelery
 from driftloop.stack.airflow_stack import AirflowStack
 from driftloop.stack.celery_workers import CeleryWorker, CeleryWorkers, celery_env
 from driftloop.stack.processes import wait_until

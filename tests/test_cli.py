@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from driftloop.scenarios import SCENARIOS
+from driftloop.ingestion.scenarios import SCENARIOS
 from driftloop.schema import head_revision
 from driftloop.settings_loader import load_settings
 

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from driftloop import registry
-from driftloop.promotion import history, roles
 from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
+from driftloop.stages.promotion import history, roles
 from driftloop.storage import make_engine
 
 from .conftest import ROOT
@@ -104,7 +104,7 @@ def _printed_reports(out: str) -> list[dict]:
 def test_ab_reports_lists_the_evaluations_newest_first(home):
     """Two looks at one test: too few samples (continue), then a clear winner (promote).
     Each listed evaluation says what its stored row says."""
-    from driftloop.ab.evaluate import evaluate
+    from driftloop.stages.ab_evaluation import evaluate
     from driftloop.storage import ABEvaluation, ABTest, session_scope
 
     settings, engine, production, staging, run = home

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from driftloop.ingestion.stream import replay
 from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
+from driftloop.stages import role_moves
 from driftloop.storage import make_engine
-from driftloop.stream import replay
 
 from .conftest import ROOT
 from .support.cli import Cli, Shown, clean_env
@@ -36,8 +37,8 @@ def test_drift_check_from_the_cli_sends_drift_detected(settings, receiver, tmp_p
 
 def test_a_rejection_at_the_gate_or_a_regate_is_an_alert(receiver, tmp_path: Path):  # noqa: F811
     from driftloop import registry
-    from driftloop.training.gate import GateOutcome, GateResult
-    from driftloop.training.gatekeeper import apply
+    from driftloop.gate.statistics import GateOutcome, GateResult
+    from driftloop.stages.gating import apply
 
     from .support.registry_home import register_versions
 
@@ -49,7 +50,7 @@ def test_a_rejection_at_the_gate_or_a_regate_is_an_alert(receiver, tmp_path: Pat
     upgrade(engine)
     production, first, second = register_versions(settings, 3)
     client = registry.configure(settings)
-    registry.set_role(client, settings.model.name, production, registry.PRODUCTION)
+    role_moves.set_role(client, settings.model.name, production, registry.PRODUCTION)
 
     def gate(version: str, outcome: GateOutcome, trigger: str, attempt: int):
         numbers = {"challenger_score": 0.5, "production_score": 0.6, "difference": -0.1}

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from driftloop.drift.monitor import check_next_batch
-from driftloop.ingest import ingest_landing, list_batches
+from driftloop.ingestion.stream import reference_path, replay
 from driftloop.schema import upgrade
+from driftloop.stages.drift_check import check_next_batch
+from driftloop.stages.ingest import ingest_landing, list_batches
 from driftloop.storage import Batch, DriftCheck, ReferenceProfileRecord, make_engine, session_scope
-from driftloop.stream import reference_path, replay
 
 from .support.cli import Cli, Shown, clean_env
 

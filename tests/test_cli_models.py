@@ -13,14 +13,14 @@ import pytest
 import sqlalchemy as sa
 
 from driftloop import registry
-from driftloop.drift.monitor import check_next_batch
-from driftloop.ingest import ingest_landing
+from driftloop.gate.statistics import look_alpha
+from driftloop.ingestion.stream import replay
 from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
+from driftloop.stages import retrain as steps
+from driftloop.stages.drift_check import check_next_batch
+from driftloop.stages.ingest import ingest_landing
 from driftloop.storage import RetrainRun, make_engine, session_scope
-from driftloop.stream import replay
-from driftloop.training import retrain as steps
-from driftloop.training.gate import look_alpha
 
 from .conftest import ROOT
 from .support.cli import Cli, Shown, clean_env

@@ -15,11 +15,11 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from driftloop.data import read_table
-from driftloop.ingest import ingest_landing, list_batches
+from driftloop.ingestion.stream import replay
 from driftloop.schema import upgrade
 from driftloop.stack.processes import free_port
+from driftloop.stages.ingest import ingest_landing, list_batches
 from driftloop.storage import Feedback, Prediction, make_engine, session_scope
-from driftloop.stream import replay
 from serving.app import create_app
 
 from .support.cli import Cli, Shown, clean_env

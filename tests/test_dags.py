@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
-from driftloop.ingest import ingest_landing
+from driftloop.ingestion.stream import replay
 from driftloop.schema import upgrade
+from driftloop.stages.ingest import ingest_landing
 from driftloop.storage import make_engine
-from driftloop.stream import replay
 
 from .conftest import ROOT
 
@@ -144,7 +144,7 @@ def test_drift_monitor_checks_every_unchecked_batch_in_parallel_once(airflow_env
     assert first["state"] == "success"
     assert first["mapped"]["check_batch"] == ["success"] * len(written)
     engine = make_engine(settings.database_url)
-    from driftloop.drift.monitor import recent_checks
+    from driftloop.stages.drift_check import recent_checks
 
     checks = recent_checks(engine, 100)
     assert sorted(c.batch_id for c in checks) == list(range(1, len(written) + 1))
@@ -207,7 +207,7 @@ def test_ab_evaluate_promotes_and_a_decaying_production_queues_retrain(airflow_e
     from datetime import UTC, datetime, timedelta
 
     from driftloop import registry
-    from driftloop.promotion import roles
+    from driftloop.stages.promotion import roles
 
     from .support.ab_traffic import send
     from .support.registry_home import production_and_staging

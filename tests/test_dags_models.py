@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from driftloop.events import model_asset_uri, model_dag_id
-from driftloop.model_dags import (
+from driftloop.orchestration.model_dags import (
     KINDS,
     MODELS_FOLDER,
     WRITTEN_MARK,

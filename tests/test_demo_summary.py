@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from driftloop.demo import LoopResult, summary_lines
+from driftloop.demo.loop import LoopResult, summary_lines
 
 
 def _run(merged: list[int] | None) -> dict:

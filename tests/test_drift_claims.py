@@ -12,18 +12,18 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from driftloop.drift.claims import (
+from driftloop.ingestion.stream import replay
+from driftloop.stages.claims import (
     CLAIM_TIMEOUT,
     BatchBusy,
     claim_batch,
     merge_drift_checks,
     unchecked_batches,
 )
-from driftloop.drift.monitor import check_next_batch, drift_batch_time, recent_checks
-from driftloop.ingest import ingest_landing, list_batches
+from driftloop.stages.drift_check import check_next_batch, drift_batch_time, recent_checks
+from driftloop.stages.ingest import ingest_landing, list_batches
+from driftloop.stages.training_data import assemble_waiting
 from driftloop.storage import Batch, DriftCheck, RetrainRun, make_engine, session_scope, utcnow
-from driftloop.stream import replay
-from driftloop.training.assembly import assemble_waiting
 from driftloop.vocabulary import DriftStatus, RetrainDecision, Trigger
 
 
@@ -110,7 +110,7 @@ def test_parallel_checkers_check_each_batch_exactly_once(settings, engine, batch
 
 
 def test_a_failing_check_gives_its_claim_back(settings, engine, batches, monkeypatch):
-    import driftloop.drift.monitor as monitor
+    import driftloop.stages.drift_check as monitor
 
     def broken(*args, **kwargs):
         raise RuntimeError("the worker lost its disk")

@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 
 from driftloop.cli import app
 from driftloop.drift.engine import REPORT_FORMAT
-from driftloop.drift.monitor import check_next_batch, resolve_profile
 from driftloop.drift.profile import FORMAT_VERSION, ReferenceProfile
-from driftloop.drift.report import read_report
-from driftloop.ingest import ingest_landing
-from driftloop.observability import loop_gauges
+from driftloop.ingestion.stream import replay
+from driftloop.reports.drift import read_report
+from driftloop.stages.drift_check import check_next_batch, resolve_profile
+from driftloop.stages.ingest import ingest_landing
 from driftloop.storage import DriftCheck, ReferenceProfileRecord, session_scope
-from driftloop.stream import replay
+from driftloop.ui.gauges import loop_gauges
 
 
 def _as_format_1(path: Path) -> None:
@@ -52,7 +52,7 @@ def test_a_format_1_profile_is_calibrated_once_and_stored(landed, engine, caplog
     record, _ = resolve_profile(landed, engine)  # the initial reference, calibrated
     _as_format_1(Path(record.path))
     assert ReferenceProfile.load(Path(record.path)).format == 1
-    with caplog.at_level(logging.INFO, logger="driftloop.drift.monitor"):
+    with caplog.at_level(logging.INFO, logger="driftloop.stages.drift_check"):
         resolve_profile(landed, engine)
     assert "calibrated" in caplog.text and "format 1" in caplog.text
     stored = ReferenceProfile.load(Path(record.path))
@@ -63,7 +63,7 @@ def test_a_format_1_profile_is_calibrated_once_and_stored(landed, engine, caplog
     assert digest == hashlib.sha256(Path(record.path).read_bytes()).hexdigest()  # row = file
     assert digest == record.digest  # the draws are seeded by the data: the same thresholds
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="driftloop.drift.monitor"):
+    with caplog.at_level(logging.INFO, logger="driftloop.stages.drift_check"):
         resolve_profile(landed, engine)
     assert "calibrated" not in caplog.text  # once
     outcome = check_next_batch(landed, engine)

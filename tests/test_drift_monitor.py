@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from driftloop.drift.monitor import (
+from driftloop.ingestion.stream import replay
+from driftloop.stages.drift_check import (
     check_next_batch,
     recent_checks,
     reset_reference,
     resolve_profile,
 )
-from driftloop.ingest import IngestError, ingest_landing, list_batches
-from driftloop.stream import replay
+from driftloop.stages.ingest import IngestError, ingest_landing, list_batches
 from driftloop.vocabulary import DriftStatus
 
 
@@ -73,8 +73,8 @@ def test_reset_reference_makes_a_new_active_profile(gradual, engine):
 
 
 def test_a_reset_wins_over_the_production_profile_until_the_next_version(gradual, engine):
-    from driftloop.drift.monitor import profile_from_frame, store_profile
-    from driftloop.stream import split_reference
+    from driftloop.ingestion.stream import split_reference
+    from driftloop.stages.drift_check import profile_from_frame, store_profile
 
     reference, _ = split_reference(gradual)
     model = store_profile(

@@ -16,8 +16,8 @@ from driftloop.config import DriftSettings
 from driftloop.drift import multivariate
 from driftloop.drift.engine import check_drift
 from driftloop.drift.profile import ReferenceProfile, build_profile
-from driftloop.drift.report import render_html
-from driftloop.observability import _numbers_in_report
+from driftloop.reports.drift import render_html
+from driftloop.ui.gauges import _numbers_in_report
 from driftloop.vocabulary import DriftStatus
 
 NUMERIC = [f"f{i}" for i in range(10)]

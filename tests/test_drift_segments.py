@@ -13,7 +13,7 @@ from driftloop.config import DriftSettings
 from driftloop.drift import segments
 from driftloop.drift.engine import check_drift
 from driftloop.drift.profile import ReferenceProfile, build_profile
-from driftloop.drift.report import render_html
+from driftloop.reports.drift import render_html
 
 
 def frame(rng: np.random.Generator, rows: int, regions: int, shift: float = 0.0) -> pd.DataFrame:

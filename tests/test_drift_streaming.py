@@ -14,12 +14,12 @@ import pytest
 
 from driftloop.config import DriftSettings
 from driftloop.drift.engine import check_drift
-from driftloop.drift.monitor import check_next_batch, reset_reference, resolve_profile
 from driftloop.drift.profile import build_profile
 from driftloop.drift.sketch import BatchSummary, NumericSummary, fine_edges
 from driftloop.drift.streaming import check_drift_streamed, check_summary
-from driftloop.ingest import ingest_landing
-from driftloop.validation import validate_file
+from driftloop.ingestion.validation import validate_file
+from driftloop.stages.drift_check import check_next_batch, reset_reference, resolve_profile
+from driftloop.stages.ingest import ingest_landing
 
 STATS = ["mean_shift", "wasserstein", "jensen_shannon"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from driftloop.executor import airflow_executor, check_executor, is_local
+from driftloop.orchestration.executor import airflow_executor, check_executor, is_local
 from driftloop.settings_loader import ConfigError
 
 from .support.cli import Cli, clean_env

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from driftloop.explain import APPROXIMATE, EXACT, explain, owner
+from driftloop.scoring.explain import APPROXIMATE, EXACT, explain, owner
 
 from .support.performance import FEATURES, synthetic
 

@@ -101,7 +101,7 @@ def test_a_configured_database_is_never_created_behind_the_operators_back(
 
 def test_training_prints_no_font_warnings(settings, caplog):
     """PyCaret imports yellowbrick, which asks matplotlib for fonts a server rarely has."""
-    from driftloop.training import retrain as steps
+    from driftloop.stages import retrain as steps
 
     fast = settings.model_copy(
         update={
@@ -114,7 +114,7 @@ def test_training_prints_no_font_warnings(settings, caplog):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         decision = steps.bootstrap(fast, open_database(fast))
-    assert decision.decision == "production"
+    assert decision.outcome == "production"
     import matplotlib
 
     assert matplotlib.rcParams["font.sans-serif"] == ["DejaVu Sans"]

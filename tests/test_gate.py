@@ -13,7 +13,8 @@ import pytest
 from scipy import optimize, stats
 
 from driftloop.config import TrainingSettings
-from driftloop.training.gate import (
+from driftloop.gate.simulation import Scenario, ever_rates, outcome_rates
+from driftloop.gate.statistics import (
     CHEBYSHEV,
     SMALL_HOLDOUT,
     TANGO,
@@ -26,7 +27,7 @@ from driftloop.training.gate import (
     tango_interval,
     tango_statistic,
 )
-from driftloop.training.gate_simulation import Scenario, ever_rates, outcome_rates
+from driftloop.stages import role_moves
 
 from .conftest import ROOT
 
@@ -211,8 +212,8 @@ def test_an_undecided_version_waits_pending_then_is_rejected_after_its_retries(s
 
     from driftloop import registry
     from driftloop.schema import upgrade
+    from driftloop.stages.gating import apply, latest_gates, pending_versions
     from driftloop.storage import RetrainRun, make_engine, session_scope
-    from driftloop.training.gatekeeper import apply, latest_gates, pending_versions
 
     from .support.registry_home import register_versions
 
@@ -221,7 +222,7 @@ def test_an_undecided_version_waits_pending_then_is_rejected_after_its_retries(s
     production, challenger = register_versions(settings, 2)
     client = registry.configure(settings)
     name = settings.model.name
-    registry.set_role(client, name, production, registry.PRODUCTION)
+    role_moves.set_role(client, name, production, registry.PRODUCTION)
     run_id = client.get_model_version(name, challenger).run_id
     training = settings.training.model_copy(update={"gate_retries": 1})
     retried = settings.model_copy(update={"training": training})
@@ -241,13 +242,13 @@ def test_an_undecided_version_waits_pending_then_is_rejected_after_its_retries(s
         )
 
     first = attempt(1)
-    assert first.decision == "insufficient_evidence" and "too wide to decide" in first.reason
+    assert first.outcome == "insufficient_evidence" and "too wide to decide" in first.reason
     version = client.get_model_version(name, challenger)
     assert not version.aliases and version.tags[registry.GATE] == "pending"
     assert [v.version for v in pending_versions(client, name)] == [challenger]
 
     second = attempt(2)  # gate_retries 1: the one re-gate is the last chance
-    assert second.decision == "rejected"
+    assert second.outcome == "rejected"
     assert "still undecided after 2 gate attempts (training.gate_retries is 1)" in second.reason
     version = client.get_model_version(name, challenger)
     assert not version.aliases and version.tags[registry.GATE] == "rejected"

@@ -8,8 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from driftloop.data import read_table, write_table
-from driftloop.faults import FAULTS, write_faulty_batch
-from driftloop.ingest import (
+from driftloop.ingestion.faults import FAULTS, write_faulty_batch
+from driftloop.ingestion.stream import replay, split_reference
+from driftloop.stages.ingest import (
     ACCEPTED,
     DUPLICATE,
     QUARANTINED,
@@ -20,7 +21,6 @@ from driftloop.ingest import (
     reprocess,
 )
 from driftloop.storage import Batch, BatchValidation, session_scope
-from driftloop.stream import replay, split_reference
 
 EXPECTED_REASON = {
     "missing-column": "missing column(s): ['alcohol']",

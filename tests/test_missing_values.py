@@ -20,6 +20,7 @@ import yaml
 from driftloop import registry
 from driftloop.database import open_database
 from driftloop.settings_loader import load_settings
+from driftloop.stages import role_moves
 from driftloop.storage import Prediction, session_scope
 from serving.models import FeatureSchema
 from serving.validation import RequestError, checked_records
@@ -96,7 +97,7 @@ def _gappy_data(path, rows: int = 600) -> None:
 @pytest.fixture(scope="module")
 def gappy(tmp_path_factory):
     """Settings for the generated data, bootstrapped: version 1 in Production."""
-    from driftloop.training import retrain as steps
+    from driftloop.stages import retrain as steps
 
     saved = {
         k: os.environ.pop(k)
@@ -245,7 +246,7 @@ def test_configured_nullable_features_and_a_version_registered_without_the_recor
             signature=mlflow.models.infer_signature(example, pipeline.predict(example)),
         )  # fmt: skip
     bare = str(mlflow.register_model(info.model_uri, settings.model.name).version)
-    registry.set_role(client, settings.model.name, bare, registry.PRODUCTION)
+    role_moves.set_role(client, settings.model.name, bare, registry.PRODUCTION)
     configured = settings.model_copy(
         update={"data": settings.data.model_copy(update={"nullable_features": ["c", "a"]})}
     )
@@ -274,14 +275,14 @@ def test_configured_nullable_features_and_a_version_registered_without_the_recor
             finally:
                 app.extensions["driftloop"]["shutdown"]()
     finally:
-        registry.set_role(client, settings.model.name, "1", registry.PRODUCTION)
+        role_moves.set_role(client, settings.model.name, "1", registry.PRODUCTION)
 
 
 def test_batch_scoring_takes_empty_cells_where_the_version_allows_them(gappy, tmp_path):
     """A file with empty cells: numeric and categorical features the version trained with gaps
     reach it as NaN; an empty cell where it had none sets that row aside, naming the field."""
-    from driftloop.scoring.batch import score_file
     from driftloop.scoring.model import load_version
+    from driftloop.stages.batch_scoring import score_file
 
     settings, engine = gappy
     path = tmp_path / "gaps.csv"

@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from driftloop.training.tracking import model_requirements
+from driftloop.stages.tracking import model_requirements
 
 
 def test_the_requirements_are_the_distributions_the_pickle_imports():

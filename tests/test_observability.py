@@ -14,18 +14,18 @@ import pytest
 import sqlalchemy as sa
 
 from driftloop import registry
-from driftloop.ab.evaluate import evaluate
 from driftloop.config import DriftSettings
 from driftloop.drift.engine import check_drift
-from driftloop.drift.monitor import check_next_batch
 from driftloop.drift.profile import build_profile
-from driftloop.drift.report import write_report
-from driftloop.ingest import ingest_landing, list_batches
-from driftloop.observability import _report_numbers, loop_gauges
-from driftloop.performance.monitor import check_day
+from driftloop.ingestion.stream import replay
+from driftloop.reports.drift import write_report
 from driftloop.schema import upgrade
+from driftloop.stages.ab_evaluation import evaluate
+from driftloop.stages.drift_check import check_next_batch
+from driftloop.stages.ingest import ingest_landing, list_batches
+from driftloop.stages.performance_check import check_day
 from driftloop.storage import Feedback, Prediction, make_engine
-from driftloop.stream import replay
+from driftloop.ui.gauges import _report_numbers, loop_gauges
 
 from .support.ab_traffic import send
 from .support.performance import known_reference

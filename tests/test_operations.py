@@ -115,7 +115,7 @@ def test_the_celery_profile_adds_a_broker_two_workers_and_flower():
 
     assert queues("airflow-worker") == "default"
     assert queues("airflow-worker-training") == "training"
-    from driftloop.dag_support import TRAINING_QUEUE
+    from driftloop.orchestration.dag_support import TRAINING_QUEUE
 
     assert TRAINING_QUEUE == "training"
 
@@ -230,7 +230,7 @@ def test_docker_compose_accepts_the_file(tmp_path):
 
 
 def _exported_metric_names() -> set[str]:
-    sources = [ROOT / "serving/metrics.py", ROOT / "include/driftloop/observability.py"]
+    sources = [ROOT / "serving/metrics.py", ROOT / "include/driftloop/ui/gauges.py"]
     return {
         name for path in sources for name in re.findall(r'"(driftloop_[a-z_]+)"', path.read_text())
     }

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 
-from driftloop.overview import mlflow_ui, overview, report_path
-from driftloop.overview_page import render_page
 from driftloop.schema import upgrade
 from driftloop.storage import make_engine
+from driftloop.ui.overview import mlflow_ui, overview, report_path
+from driftloop.ui.overview_page import render_page
 
 from .conftest import ROOT
 from .support import loop_rows

@@ -14,15 +14,15 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from driftloop.drift.monitor import check_next_batch
-from driftloop.ingest import IngestError, ingest_landing
-from driftloop.observability import loop_gauges
-from driftloop.performance.labels import label_batch
-from driftloop.performance.monitor import check_day, take_decay
 from driftloop.performance.rows import predictions_path
 from driftloop.schema import upgrade
 from driftloop.settings_loader import ConfigError, load_settings
+from driftloop.stages.batch_labels import label_batch
+from driftloop.stages.drift_check import check_next_batch
+from driftloop.stages.ingest import IngestError, ingest_landing
+from driftloop.stages.performance_check import check_day, take_decay
 from driftloop.storage import PerformanceCheck, make_engine
+from driftloop.ui.gauges import loop_gauges
 
 from .conftest import ROOT
 from .support.performance import FEATURES, land, register_production, synthetic, synthetic_settings

@@ -12,11 +12,11 @@ from scipy import stats
 from driftloop.ab.statistics import timeline
 from driftloop.config import MonitoringSettings
 from driftloop.drift.engine import check_drift
-from driftloop.drift.monitor import profile_from_frame
 from driftloop.performance.estimated import Calibrator, estimate_performance
 from driftloop.performance.intervals import estimate, macro_f1, macro_f1_resampled, proportion
 from driftloop.performance.realized import drop_test
 from driftloop.performance.reference import out_of_sample, predict_frame
+from driftloop.stages.drift_check import profile_from_frame
 from driftloop.task import ACCURACY, MAE
 
 from .support.performance import FEATURES, pipeline, synthetic, synthetic_settings
@@ -303,8 +303,8 @@ def test_decay_against_the_winning_holdout_alarms_more_often_than_a_fresh_one():
     independent reference false alarms stay near alpha; against the holdout it won on they
     are more frequent (the full table is in benchmarks/decision_tables_ab.py)."""
     from driftloop.config import TrainingSettings
-    from driftloop.training.gate import judge
-    from driftloop.training.gate_simulation import Scenario, paired_rows
+    from driftloop.gate.simulation import Scenario, paired_rows
+    from driftloop.gate.statistics import judge
 
     rng = np.random.default_rng(27)
     training, monitoring = TrainingSettings(min_holdout=80), MonitoringSettings(min_drop=0.0)

@@ -21,14 +21,14 @@ import requests
 import sqlalchemy as sa
 
 from driftloop import registry
-from driftloop.ab.approval import answer_in_airflow, pending, recent
-from driftloop.ab.evaluate import evaluate
 from driftloop.config import AirflowSettings, Settings
-from driftloop.promotion import history, roles
 from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
 from driftloop.stack.airflow_stack import AirflowStack
 from driftloop.stack.processes import wait_until
+from driftloop.stages.ab_evaluation import evaluate
+from driftloop.stages.approval import answer_in_airflow, pending, recent
+from driftloop.stages.promotion import history, roles
 from driftloop.storage import make_engine
 from driftloop.vocabulary import ApprovalChoice
 

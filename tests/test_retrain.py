@@ -19,17 +19,18 @@ import sqlalchemy as sa
 import yaml
 
 from driftloop import registry
-from driftloop.drift.monitor import check_next_batch, resolve_profile
-from driftloop.ingest import ingest_landing
+from driftloop.gate.statistics import GateOutcome, GateResult
+from driftloop.ingestion.stream import replay
 from driftloop.performance.reference import load_reference
 from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
+from driftloop.stages import retrain as steps
+from driftloop.stages import role_moves
+from driftloop.stages.drift_check import check_next_batch, resolve_profile
+from driftloop.stages.ingest import ingest_landing
+from driftloop.stages.retrain_steps import Registered, Scored, Skip, Trained
+from driftloop.stages.training_data import split_holdout
 from driftloop.storage import RetrainRun, make_engine, session_scope
-from driftloop.stream import replay
-from driftloop.training import retrain as steps
-from driftloop.training.assembly import split_holdout
-from driftloop.training.gate import GateOutcome, GateResult
-from driftloop.training.steps import Registered, Scored, Skip, Trained
 from driftloop.vocabulary import RetrainDecision, Trigger
 
 from .conftest import ROOT
@@ -74,7 +75,7 @@ def _run_steps(settings, engine, drift_check_id):
 def test_bootstrap_registers_production_with_its_profile(fast):
     settings, engine = fast
     decision = steps.bootstrap(settings, engine)
-    assert decision.decision == "production" and decision.model_version == "1"
+    assert decision.outcome == "production" and decision.model_version == "1"
     client = registry.configure(settings)
     version = client.get_model_version_by_alias(settings.model.name, "production")
     assert version.current_stage == "Production" and version.tags[registry.GATE] == "production"
@@ -97,7 +98,7 @@ def test_bootstrap_registers_production_with_its_profile(fast):
 def test_retrain_without_production_says_there_is_nothing_to_compare_with(fast):
     settings, engine = fast
     assembly = steps.assemble(settings, engine)
-    assert assembly.decision.decision == "skipped"
+    assert assembly.decision.outcome == "skipped"
     assert "nothing to compare with" in assembly.reason and "driftloop bootstrap" in assembly.reason
 
 
@@ -106,7 +107,7 @@ def test_drift_retrain_goes_to_staging_then_later_drift_is_skipped(fast):
     steps.bootstrap(settings, engine)
     report_id = _drifted(settings, engine)
     decision = _run_steps(settings, engine, report_id)
-    assert decision.decision == "staging", decision
+    assert decision.outcome == "staging", decision
     assert decision.challenger_score > decision.production_score
     # non-inferiority: the whole interval of the paired difference clears the margin
     assert decision.evidence.low > -settings.training.tolerance
@@ -140,7 +141,7 @@ def test_a_weaker_challenger_is_rejected_and_production_untouched(fast):
         update={"training": settings.training.model_copy(update={"models": ["dummy"]})}
     )
     decision = _run_steps(weak, engine, report_id)
-    assert decision.decision == "rejected", decision
+    assert decision.outcome == "rejected", decision
     # shown worse beyond the margin: the whole interval lies below it
     assert decision.evidence.high < -settings.training.tolerance
     client = registry.configure(settings)
@@ -215,7 +216,7 @@ def test_a_regression_data_set_goes_through_unchanged_code(tmp_path, monkeypatch
     settings = load_settings(tmp_path / "houses.yaml")
     engine = make_engine(settings.database_url)
     upgrade(engine)
-    assert steps.bootstrap(settings, engine).decision == "production"
+    assert steps.bootstrap(settings, engine).outcome == "production"
     replay(
         settings,
         "concept",
@@ -230,7 +231,7 @@ def test_a_regression_data_set_goes_through_unchanged_code(tmp_path, monkeypatch
         report_id = report_id or (outcome.report_id if outcome.drifted else None)
     assert report_id is not None
     decision = _run_steps(settings, engine, report_id)
-    assert decision.metric == "mae" and decision.decision in {"staging", "rejected"}
+    assert decision.metric == "mae" and decision.outcome in {"staging", "rejected"}
     run = mlflow.get_run(decision.run_id)
     assert "holdout_mae" in run.data.metrics and run.data.params["task"] == "regression"
 
@@ -366,7 +367,7 @@ def test_the_skip_rules_the_readme_lists(fast):
     assert not isinstance(assemble(report_id, cooldown_minutes=0), Skip)
 
     staged = str(client.create_model_version(name, source.source, run_id=source.run_id).version)
-    registry.set_role(client, name, staged, registry.STAGING)
+    role_moves.set_role(client, name, staged, registry.STAGING)
     assert assemble(report_id).reason == (
         f"Staging version {staged} is still under A/B test (training.replace_staging is false)"
     )
@@ -390,7 +391,7 @@ def test_the_skip_rules_the_readme_lists(fast):
     )
     trained = Trained(replacing, source.run_id, source.source, "Accuracy", None, None, None)
     decision = steps.gate(settings, engine, Registered(Scored(trained, passed), newer))
-    assert decision.decision == "staging"
+    assert decision.outcome == "staging"
     assert registry.by_alias(client, name, registry.STAGING).version == newer
     old = client.get_model_version(name, staged)
     assert old.current_stage == "Archived" and not old.aliases

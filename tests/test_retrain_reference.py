@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 from driftloop.drift.engine import check_drift
-from driftloop.drift.monitor import profile_from_frame
 from driftloop.settings_loader import load_settings
-from driftloop.training.assembly import reference_rows, split_holdout
-from driftloop.training.steps import Assembly
+from driftloop.stages.drift_check import profile_from_frame
+from driftloop.stages.retrain_steps import Assembly
+from driftloop.stages.training_data import reference_rows, split_holdout
 from driftloop.vocabulary import Trigger
 
 ROOT = Path(__file__).resolve().parents[1]

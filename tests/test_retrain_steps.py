@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from driftloop.training.gate import GateResult
-from driftloop.training.steps import (
+from driftloop.gate.statistics import GateResult
+from driftloop.stages.retrain_steps import (
     Assembly,
     Decision,
     Registered,
@@ -75,7 +75,7 @@ def test_enums_arrive_as_enums_and_travel_as_plain_strings():
     assert received.trained.assembly.trigger is Trigger.DRIFT
     assert received.scored.result.outcome is GateOutcome.INSUFFICIENT_EVIDENCE
     skip = from_xcom(_through_airflow(SKIP.to_xcom()))
-    assert skip.decision.decision is RetrainDecision.SKIPPED and skip.reason.startswith("the last")
+    assert skip.decision.outcome is RetrainDecision.SKIPPED and skip.reason.startswith("the last")
 
 
 def test_a_decision_with_evidence_round_trips_and_keeps_its_dict_shape():

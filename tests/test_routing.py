@@ -7,14 +7,8 @@ import sys
 
 import pytest
 
-from driftloop.ab.traffic import (
-    PRODUCTION,
-    STAGING,
-    TrafficSplit,
-    key_point,
-    load_split,
-    save_split,
-)
+from driftloop.ab.traffic import PRODUCTION, STAGING, TrafficSplit, key_point, load_split
+from driftloop.stages.traffic_split import save_split
 from driftloop.storage import TrafficSplitRecord, session_scope
 
 KEYS = [f"customer-{i}" for i in range(100_000)]

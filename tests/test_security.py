@@ -11,9 +11,9 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from driftloop import alerts
 from driftloop.settings_loader import load_settings
 from driftloop.stack.processes import free_port
+from driftloop.stages import alerts
 from serving.app import create_app
 
 from .conftest import ROOT

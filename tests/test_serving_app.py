@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from driftloop import registry
 from driftloop.stack.processes import wait_until
+from driftloop.stages import role_moves
 from driftloop.storage import Feedback, Prediction, session_scope
 from serving.app import create_app
 
@@ -366,14 +367,14 @@ def test_reload_picks_up_an_alias_moved_in_the_registry(client, served):
         registry_client.create_model_version(name, source.source, run_id=source.run_id).version
     )
     headers = {"Authorization": f"Bearer {ADMIN}"}
-    registry.set_role(registry_client, name, third, registry.STAGING)
+    role_moves.set_role(registry_client, name, third, registry.STAGING)
     try:
         moved = client.post("/admin/reload", headers=headers).json
         assert (moved["production"], moved["staging"]) == ("1", third)
         forced = client.post("/predict", json={"record": GOOD}, headers={"X-Variant": "staging"})
         assert forced.json["version"] == third
     finally:
-        registry.set_role(registry_client, name, "2", registry.STAGING)
+        role_moves.set_role(registry_client, name, "2", registry.STAGING)
     assert client.post("/admin/reload", headers=headers).json["staging"] == "2"
 
 

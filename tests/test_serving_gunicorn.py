@@ -15,8 +15,8 @@ import requests
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftloop import promotion
 from driftloop.stack.processes import free_port, wait_until
+from driftloop.stages import promotion
 from driftloop.storage import Prediction, session_scope
 
 from .conftest import ROOT

@@ -15,12 +15,13 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from driftloop import promotion
 from driftloop.ab.rows import load_rows
-from driftloop.ab.traffic import TrafficSplit, save_split
+from driftloop.ab.traffic import TrafficSplit
 from driftloop.stack.load_balancer import LoadBalancer, nginx_binary
 from driftloop.stack.prediction_server import PredictionServer
 from driftloop.stack.processes import StackError
+from driftloop.stages import promotion
+from driftloop.stages.traffic_split import save_split
 from driftloop.storage import ABTest, Prediction, session_scope
 
 from .conftest import ROOT

@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from driftloop.ab.rows import load_rows, routed_in_force
-from driftloop.ab.traffic import TrafficSplit, load_split, save_split
+from driftloop.ab.traffic import TrafficSplit, load_split
+from driftloop.stages.traffic_split import save_split
 from driftloop.storage import (
     ABTest,
     Feedback,

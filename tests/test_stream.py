@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from driftloop.data import read_table, row_keys
-from driftloop.stream import (
+from driftloop.ingestion.stream import (
     StreamError,
     build_reference,
     load_dataset,

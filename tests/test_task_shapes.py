@@ -20,16 +20,16 @@ import sqlalchemy as sa
 import yaml
 
 from driftloop import registry
-from driftloop.drift.monitor import check_next_batch
-from driftloop.ingest import ingest_landing
+from driftloop.gate.statistics import CHEBYSHEV
+from driftloop.ingestion.stream import replay
 from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
+from driftloop.stages import retrain as steps
+from driftloop.stages.drift_check import check_next_batch
+from driftloop.stages.gating import pending_versions, regate_pending
+from driftloop.stages.ingest import ingest_landing
+from driftloop.stages.retrain_steps import Skip
 from driftloop.storage import RetrainRun, make_engine, session_scope
-from driftloop.stream import replay
-from driftloop.training import retrain as steps
-from driftloop.training.gate import CHEBYSHEV
-from driftloop.training.gatekeeper import pending_versions, regate_pending
-from driftloop.training.steps import Skip
 
 FAST = {"models": ["lr", "dt"], "budget_minutes": 0.5, "folds": 3}
 
@@ -75,8 +75,8 @@ def _assert_registry_follows(settings, decision: steps.Decision) -> None:
     client = registry.configure(settings)
     version = client.get_model_version(settings.model.name, decision.model_version)
     tag = {"staging": "staging", "rejected": "rejected", "insufficient_evidence": "pending"}
-    assert version.tags[registry.GATE] == tag[decision.decision]
-    assert list(version.aliases) == (["staging"] if decision.decision == "staging" else [])
+    assert version.tags[registry.GATE] == tag[decision.outcome]
+    assert list(version.aliases) == (["staging"] if decision.outcome == "staging" else [])
     assert registry.current_version(settings) == "1"
     evidence = decision.evidence
     assert evidence is not None and evidence.rows > 0
@@ -130,7 +130,7 @@ def test_classification_with_a_categorical_feature_and_missing_values(tmp_path, 
             "training": {**FAST, "gate_retries": 2},
         },
     )
-    assert steps.bootstrap(settings, engine).decision == "production"
+    assert steps.bootstrap(settings, engine).outcome == "production"
     # x3 moves and the labels rotate: Production, which ignores x3, is wrong on the new rows.
     written = replay(
         settings, "concept", n_batches=8, start_batch=3, strength=3.0, shift_features=("x3",)
@@ -145,7 +145,7 @@ def test_classification_with_a_categorical_feature_and_missing_values(tmp_path, 
     # The first gate cannot decide (holdout below min_holdout): registered, pending, no alias.
     strict = _with_training(settings, min_holdout=10_000)
     first = _retrain(strict, engine, report_id)
-    assert first.decision == "insufficient_evidence", first
+    assert first.outcome == "insufficient_evidence", first
     assert "fewer than training.min_holdout (10000)" in first.reason
     _assert_registry_follows(settings, first)
     assert first.evidence.attempt == 1 and first.evidence.rows == 200  # 0.4 of 2 batches
@@ -160,7 +160,7 @@ def test_classification_with_a_categorical_feature_and_missing_values(tmp_path, 
     assert (second.model_version, second.evidence.attempt) == (first.model_version, 2)
     assert second.evidence.rows > first.evidence.rows
     # Production is wrong on the shifted labels: the challenger is clearly better.
-    assert second.decision == "staging", second
+    assert second.outcome == "staging", second
     assert second.evidence.low > -settings.training.tolerance
     _assert_registry_follows(settings, second)
     assert pending_versions(registry.configure(settings), "grades") == []
@@ -197,7 +197,7 @@ def test_regression_on_the_diabetes_data_set(tmp_path, clean_env):
             "training": {**FAST, "min_holdout": 30},
         },
     )
-    assert steps.bootstrap(settings, engine).decision == "production"
+    assert steps.bootstrap(settings, engine).outcome == "production"
     # four of ten features move (drift.drift_share is 0.3), and the target with them
     shifted = ("bmi", "bp", "s4", "s5")
     replay(settings, "concept", start_batch=2, strength=2.0, shift_features=shifted)

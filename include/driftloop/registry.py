@@ -1,4 +1,5 @@
-"""MLflow Model Registry conventions: the one place that moves model versions between roles.
+"""MLflow Model Registry conventions: roles, tags, reading versions (moving them is
+``driftloop.stages.roles``).
 
 A version's role is its alias (``production`` or ``staging``), the source of truth; the
 deprecated registry stage (``Production``, ``Staging``, ``Archived``) is kept in step because
@@ -131,32 +132,6 @@ def by_digest(client: MlflowClient, name: str, digest: str) -> VersionInfo | Non
 
 def get(client: MlflowClient, name: str, version: str) -> VersionInfo:
     return _info(client.get_model_version(name, version))
-
-
-def set_role(client: MlflowClient, name: str, version: str, role: Role) -> None:
-    """Give ``version`` the alias ``role`` and the matching stage.
-
-    The version that held the alias before loses it with the alias move; its stage is left
-    for the caller to decide (promotion archives it, a new Staging archives the old one).
-    """
-    client.set_registered_model_alias(name, role, version)
-    client.transition_model_version_stage(name, version, STAGES[role])
-
-
-def archive(client: MlflowClient, name: str, version: str) -> None:
-    """Take every alias off ``version`` and move it to the Archived stage."""
-    for alias in client.get_model_version(name, version).aliases:
-        client.delete_registered_model_alias(name, alias)
-    client.transition_model_version_stage(name, version, ARCHIVED)
-
-
-def ensure_registered_model(client: MlflowClient, name: str) -> None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, description="Managed by driftloop.")
 
 
 def current_version(settings: Settings, role: Role = Role.PRODUCTION) -> str | None:

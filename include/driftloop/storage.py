@@ -64,7 +64,7 @@ class Batch(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     validated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=1)
-    # Who is checking this batch for drift, and since when (driftloop.drift.claims): parallel
+    # Who is checking this batch for drift, and since when (driftloop.stages.claims): parallel
     # checkers claim a batch before checking it, so each batch is checked exactly once.
     drift_claimed_by: Mapped[str | None] = mapped_column(sa.String(255))
     drift_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -142,7 +142,7 @@ class RetrainRun(Base):
     mlflow_run_id: Mapped[str | None] = mapped_column(sa.String(64))
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # The gate's numbers (driftloop.training.gate.GateResult); empty for skips and bootstrap.
+    # The gate's numbers (driftloop.gate.statistics.GateResult); empty for skips and bootstrap.
     gate_test: Mapped[str | None] = mapped_column(sa.String(60))
     gate_rows: Mapped[int | None] = mapped_column(sa.Integer)
     gate_difference: Mapped[float | None] = mapped_column(sa.Float)

@@ -45,7 +45,7 @@ class DriftStatus(StrEnum):
 
 
 class GateOutcome(StrEnum):
-    """What the gate made of a challenger (see ``driftloop.training.gate``)."""
+    """What the gate made of a challenger (see ``driftloop.gate.statistics``)."""
 
     STAGING = "staging"
     REJECTED = "rejected"
@@ -61,6 +61,23 @@ class RetrainDecision(StrEnum):
     INSUFFICIENT_EVIDENCE = GateOutcome.INSUFFICIENT_EVIDENCE.value
     SKIPPED = "skipped"
     PRODUCTION = Role.PRODUCTION.value
+
+
+class GateTag(StrEnum):
+    """A version's gate tag in the registry (``registry.GATE``): the outcome, ``pending`` for a
+    version that waits for evidence, ``production`` for the one ``bootstrap`` registered."""
+
+    STAGING = GateOutcome.STAGING.value
+    REJECTED = GateOutcome.REJECTED.value
+    PENDING = "pending"
+    PRODUCTION = Role.PRODUCTION.value
+
+
+class ThresholdMode(StrEnum):
+    """How a drift statistic's threshold was set: calibrated per batch size, or fixed."""
+
+    CALIBRATED = "calibrated"
+    FIXED = "fixed"
 
 
 class Trigger(StrEnum):

@@ -1,6 +1,6 @@
 """The routes of the driftloop plugin: the page, its JSON, and the HTML reports by id.
 
-Thin wiring over ``driftloop.overview``: every route requires a user whom Airflow's auth manager
+Thin wiring over ``driftloop.ui.overview``: every route requires a user whom Airflow's auth manager
 lets see plugin views (anonymous: 401, an invalid token: 403). Routes are plain functions, so
 FastAPI runs the blocking database and MLflow reads in its thread pool.
 """
@@ -53,21 +53,21 @@ def create_app() -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request) -> HTMLResponse:
-        from driftloop.overview import overview
-        from driftloop.overview_page import render_page
+        from driftloop.ui.overview import overview
+        from driftloop.ui.overview_page import render_page
 
         base = request.scope.get("root_path", "").rstrip("/")
         return HTMLResponse(render_page(overview(*opened()), base))
 
     @app.get("/api/overview")
     def overview_json() -> dict[str, Any]:
-        from driftloop.overview import overview
+        from driftloop.ui.overview import overview
 
         return overview(*opened())
 
     @app.get("/reports/{kind}/{report_id}", response_class=FileResponse)
     def report(kind: str, report_id: int) -> FileResponse:
-        from driftloop.overview import report_path
+        from driftloop.ui.overview import report_path
 
         if kind not in ("drift", "ab"):
             raise HTTPException(404, f"no report kind {kind!r}: drift or ab")

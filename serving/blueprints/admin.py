@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from driftloop.ab.traffic import TrafficSplit, save_split
+from driftloop.ab.traffic import TrafficSplit
+from driftloop.stages.traffic_split import save_split
 from serving.auth import admin_required
 from serving.context import read_body, served
 from serving.openapi import documented

@@ -2,7 +2,7 @@
 
 Same body, keys and record checks as ``/predict``, with fewer records per request
 (``serving.explain_max_records``). Nothing is prepared at start-up or per prediction: the
-explainer is built on the request (``driftloop.explain``), so ``/predict`` is unchanged. Not
+explainer is built on the request (``driftloop.scoring.explain``), so ``/predict`` is unchanged. Not
 written to the prediction log: an explanation answers no prediction a client acts on. Linear
 models and the permutation fallback are explained against the version's logged input example
 (a few training rows); trees need no background.
@@ -39,7 +39,7 @@ def explain() -> Response:
     Routed as ``/predict`` routes the same request, so the explanation is of the version that
     answers it.
     """
-    from driftloop.explain import explain as shap_values
+    from driftloop.scoring.explain import explain as shap_values
 
     request_id = g.request_id = uuid.uuid4().hex
     body = read_body(PredictRequest)

@@ -24,15 +24,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from driftloop import demo_setup, registry
+from driftloop import registry
 from driftloop.config import Settings
-from driftloop.ingest import ingest_landing
+from driftloop.demo import environment
 from driftloop.settings_loader import load_settings
 from driftloop.stack.airflow_stack import AirflowStack
 from driftloop.stack.celery_workers import CeleryWorker, CeleryWorkers, celery_env
 from driftloop.stack.mlflow_server import MlflowServer
 from driftloop.stack.processes import wait_until
 from driftloop.stack.project import project_path
+from driftloop.stages.ingest import ingest_landing
 from driftloop.storage import RetrainRun
 
 from ..conftest import ROOT
@@ -188,7 +189,7 @@ def airflow_loop(folder: Path) -> Iterator[AirflowLoop]:
         driftloop_db = services.enter_context(temporary_database("driftloop_test"))
         broker = services.enter_context(temporary_redis_database())
         env = {
-            **demo_setup.environment(ROOT / "driftloop.demo.yaml", home, driftloop_db),
+            **environment.environment(ROOT / "driftloop.demo.yaml", home, driftloop_db),
             **TRAINING_ENV,
         }
         started: list[AirflowLoop] = []  # the tests replace the MLflow server and a worker
@@ -196,10 +197,10 @@ def airflow_loop(folder: Path) -> Iterator[AirflowLoop]:
         services.callback(lambda: [each.mlflow.stop() for each in started])
         services.enter_context(mlflow)
         env["DRIFTLOOP_MLFLOW__TRACKING_URI"] = mlflow.tracking_uri
-        services.enter_context(demo_setup.environment_applied(env))
+        services.enter_context(environment.environment_applied(env))
         settings = load_settings()
-        demo_setup.prepare_stream(settings, lambda line: None)
-        bootstrap = demo_setup.start_cli(env, home, "bootstrap")
+        environment.prepare_stream(settings, lambda line: None)
+        bootstrap = environment.start_cli(env, home, "bootstrap")
         services.callback(bootstrap.kill)
         airflow = services.enter_context(
             AirflowStack(
@@ -225,7 +226,7 @@ def airflow_loop(folder: Path) -> Iterator[AirflowLoop]:
         for dag_id in ("drift_monitor", "retrain"):
             airflow.wait_for_dag(dag_id, timeout=120)
             airflow.unpause(dag_id)
-        demo_setup.finish_cli(bootstrap, "bootstrap", timeout=400)
+        environment.finish_cli(bootstrap, "bootstrap", timeout=400)
         engine = sa.create_engine(settings.database_url)
         services.callback(engine.dispose)
         started.append(AirflowLoop(airflow, mlflow, training, settings, engine, home, env))

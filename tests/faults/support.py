@@ -24,6 +24,7 @@ from driftloop.config import Settings
 from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
 from driftloop.stack.prediction_server import PredictionServer
+from driftloop.stages import role_moves
 from driftloop.storage import make_engine
 
 from ..conftest import ROOT
@@ -49,14 +50,14 @@ def served_home(home: Path, database_url: str, tracking_uri: str | None = None) 
     upgrade(engine)
     engine.dispose()
     client = registry.configure(settings)
-    registry.ensure_registered_model(client, settings.model.name)
+    role_moves.ensure_registered_model(client, settings.model.name)
     features = settings.feature_columns
     frame = pd.DataFrame(np.ones((4, len(features))), columns=features)
     model = DummyClassifier(strategy="prior").fit(frame, [5, 6, 6, 7])
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
     version = mlflow.register_model(info.model_uri, settings.model.name).version
-    registry.set_role(client, settings.model.name, str(version), registry.PRODUCTION)
+    role_moves.set_role(client, settings.model.name, str(version), registry.PRODUCTION)
     return settings
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from driftloop.schema import upgrade
-from driftloop.spill import replay, spill_rows
+from driftloop.stages.spill import replay, spill_rows
 from driftloop.storage import make_engine
 from serving.prediction_log import PredictionLog
 

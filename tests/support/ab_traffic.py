@@ -30,7 +30,7 @@ def send(
     ``failed`` failed requests, for one variant; ``assignment`` as the server logs it;
     ``shadow`` marks the records as shadow answers (logged, never returned)."""
     rng = np.random.default_rng(seed)
-    start = start or datetime.now(UTC) - timedelta(hours=1)
+    start = start or _window_start(engine)
     predictions, feedback = [], []
     for i in range(records):
         record_id = f"{variant}-{version}-{seed}-{i}{'-shadow' if shadow else ''}"
@@ -60,6 +60,18 @@ def send(
         connection.execute(sa.insert(Prediction), predictions)
         if feedback:
             connection.execute(sa.insert(Feedback), feedback)
+
+
+_WINDOWS: dict[str, datetime] = {}
+
+
+def _window_start(engine: sa.Engine) -> datetime:
+    """An hour before the first send to this database, the same for every later send: the
+    variants' rows share one window however long a send takes. (Each call's own clock once let
+    a slow first send put every Production row before the test's start, the first Staging
+    row, so a loaded machine saw no Production outcome at all.)"""
+    key = engine.url.render_as_string(hide_password=False)
+    return _WINDOWS.setdefault(key, datetime.now(UTC) - timedelta(hours=1))
 
 
 def _row(settings, variant, version, record_id, at, status, latency_ms) -> dict:

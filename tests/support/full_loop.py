@@ -28,7 +28,8 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-from driftloop.demo import (
+from driftloop.demo.environment import DRIFTING_BATCHES
+from driftloop.demo.loop import (
     CLEAN_BATCHES,
     LoopCelery,
     LoopDatabases,
@@ -37,7 +38,6 @@ from driftloop.demo import (
     run_loop,
     summary_lines,
 )
-from driftloop.demo_setup import DRIFTING_BATCHES
 from driftloop.stack.processes import wait_until
 from driftloop.storage import ABEvaluation, AuditRecord, DriftCheck, session_scope
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.config import DataSettings, ModelSettings, Settings
+from driftloop.stages import role_moves
 
 FEATURES = ["signal", "noise", "colour", "gappy"]
 
@@ -82,18 +83,19 @@ def register_production(
     from mlflow.models import infer_signature
 
     from driftloop import registry
-    from driftloop.drift.monitor import profile_from_frame, store_profile
-    from driftloop.performance.reference import attach_version, out_of_sample, store_reference
+    from driftloop.performance.reference import out_of_sample
+    from driftloop.stages.drift_check import profile_from_frame, store_profile
+    from driftloop.stages.performance_reference import attach_version, store_reference
 
     client = registry.configure(settings)
-    registry.ensure_registered_model(client, settings.model.name)
+    role_moves.ensure_registered_model(client, settings.model.name)
     model = pipeline(task).fit(train[FEATURES], train["y"])
     example = train[FEATURES].head(5)
     with mlflow.start_run(), tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "train.csv"
         train.to_csv(path, index=False)
         mlflow.log_artifact(str(path), artifact_path="training_data")
-        from driftloop.explain import explain
+        from driftloop.scoring.explain import explain
 
         importance = explain(model, train.head(200), FEATURES, background=train).global_importance()
         mlflow.log_dict({"mean_abs_shap": importance}, "explanations/global_shap.json")
@@ -105,7 +107,7 @@ def register_production(
             input_example=example,
         )
     version = str(mlflow.register_model(info.model_uri, settings.model.name).version)
-    registry.set_role(client, settings.model.name, version, registry.PRODUCTION)
+    role_moves.set_role(client, settings.model.name, version, registry.PRODUCTION)
     reference_id = store_reference(settings, engine, out_of_sample(model, train, None, settings))
     attach_version(engine, reference_id, version)
     profile = profile_from_frame(train, settings, "training rows")
@@ -127,11 +129,8 @@ def known_reference(
 ) -> None:
     """A reference of a chosen out-of-sample accuracy for a version registered without one
     (``registry_home``'s): labels 5, 6 and 7, as the simulated A/B traffic uses."""
-    from driftloop.performance.reference import (
-        ReferencePredictions,
-        attach_version,
-        store_reference,
-    )
+    from driftloop.performance.reference import ReferencePredictions
+    from driftloop.stages.performance_reference import attach_version, store_reference
 
     truth = np.array(["5", "6", "7"] * (rows // 3 + 1), dtype=object)[:rows]
     predictions = truth.copy()

@@ -12,6 +12,7 @@ import numpy as np
 
 from driftloop import registry
 from driftloop.config import Settings
+from driftloop.stages import role_moves
 
 _TEMPLATE: list[Path] = []  # an empty MLflow store, migrated once per test process
 
@@ -42,7 +43,7 @@ def register_versions(settings: Settings, count: int) -> list[str]:
 
     _fresh_store(settings)
     client = registry.configure(settings)
-    registry.ensure_registered_model(client, settings.model.name)
+    role_moves.ensure_registered_model(client, settings.model.name)
     model = DummyClassifier(strategy="most_frequent").fit(np.zeros((4, 1)), [5, 6, 6, 7])
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(
@@ -61,6 +62,6 @@ def production_and_staging(settings: Settings) -> tuple[str, str]:
     """Version 1 in Production, version 2 in Staging."""
     production, staging = register_versions(settings, 2)
     client = registry.configure(settings)
-    registry.set_role(client, settings.model.name, production, registry.PRODUCTION)
-    registry.set_role(client, settings.model.name, staging, registry.STAGING)
+    role_moves.set_role(client, settings.model.name, production, registry.PRODUCTION)
+    role_moves.set_role(client, settings.model.name, staging, registry.STAGING)
     return production, staging

@@ -14,8 +14,9 @@ from driftloop import registry
 from driftloop.config import Settings
 from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
+from driftloop.stages import retrain as steps
+from driftloop.stages import role_moves
 from driftloop.storage import make_engine
-from driftloop.training import retrain as steps
 
 from ..conftest import ROOT
 
@@ -46,7 +47,7 @@ def production_and_staging(
         second = client.create_model_version(
             settings.model.name, source.source, run_id=source.run_id
         )
-        registry.set_role(client, settings.model.name, str(second.version), registry.STAGING)
+        role_moves.set_role(client, settings.model.name, str(second.version), registry.STAGING)
         yield settings, engine
         engine.dispose()
     finally:

@@ -21,12 +21,11 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from driftloop.registry import PRODUCTION, STAGING
-from driftloop.storage import TrafficSplitRecord, TrafficSplitVersion, session_scope
+from driftloop.storage import TrafficSplitRecord, session_scope
 
 VARIANTS = (PRODUCTION, STAGING)
 _SCALE = float(1 << 64)
@@ -71,31 +70,3 @@ def load_split(engine: sa.Engine, model_name: str, default_weight: float) -> Tra
         if record is None:
             return TrafficSplit(default_weight)
         return TrafficSplit(record.staging_weight, record.shadow, record.version)
-
-
-def save_split(engine: sa.Engine, model_name: str, split: TrafficSplit, who: str) -> int:
-    """Store a split for every worker and the CLI to see, as the next version; return it.
-
-    The row is locked while its version is bumped (PostgreSQL), and versions are unique per
-    model, so two saves at once never share a version.
-    """
-    with session_scope(engine) as session:
-        record = session.get(
-            TrafficSplitRecord, model_name, with_for_update=True
-        ) or TrafficSplitRecord(model_name=model_name, version=0)
-        now = datetime.now(UTC)
-        record.staging_weight, record.shadow = split.staging_weight, split.shadow
-        record.updated_by, record.updated_at = who, now
-        record.version = (record.version or 0) + 1
-        session.add(record)
-        session.add(
-            TrafficSplitVersion(
-                model_name=model_name,
-                version=record.version,
-                staging_weight=split.staging_weight,
-                shadow=split.shadow,
-                saved_by=who,
-                saved_at=now,
-            )
-        )
-        return record.version

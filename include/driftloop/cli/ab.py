@@ -11,7 +11,7 @@ from driftloop.cli import promotion
 from driftloop.cli.context import cli_context, configure_logging, fmt
 
 if TYPE_CHECKING:
-    from driftloop.ab.evaluate import Evaluation
+    from driftloop.stages.ab_tests import Evaluation
 
 app = typer.Typer(help="A/B tests between Staging and Production.", no_args_is_help=True)
 
@@ -24,7 +24,7 @@ def ab_evaluate_command(
     ] = True,
 ) -> None:
     """Look at the running test (what the `ab_evaluate` DAG does): numbers, report, decision."""
-    from driftloop.ab.evaluate import evaluate
+    from driftloop.stages.ab_evaluation import evaluate
 
     configure_logging()
     context = cli_context(ctx)
@@ -41,7 +41,7 @@ def ab_reports(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
 ) -> None:
     """List recent A/B evaluations with their decisions and report paths."""
-    from driftloop.ab.evaluate import recent_evaluations
+    from driftloop.stages.ab_evaluation import recent_evaluations
 
     rows = recent_evaluations(cli_context(ctx).engine(), limit)
     if not rows:
@@ -62,7 +62,7 @@ def ab_history(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
 ) -> None:
     """The audit log: every promotion, rejection and rollback, who did it, when and why."""
-    from driftloop.promotion import history
+    from driftloop.stages.promotion import history
 
     context = cli_context(ctx)
     rows = history(context.engine(), context.settings.model.name, limit)

@@ -72,8 +72,8 @@ app.add_typer(ab.app, name="ab")
 
 def main() -> None:
     """Entry point: known errors become one sentence and an exit code, not a traceback."""
-    from driftloop.ingest import IngestError
-    from driftloop.stream import StreamError
+    from driftloop.ingestion.stream import StreamError
+    from driftloop.stages.ingest import IngestError
 
     try:
         # without standalone mode click returns a command's ``typer.Exit`` code, not exits

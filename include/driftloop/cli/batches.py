@@ -11,7 +11,7 @@ import typer
 from driftloop.cli.context import cli_context
 
 if TYPE_CHECKING:
-    from driftloop.ingest import IngestOutcome
+    from driftloop.stages.ingest import IngestOutcome
     from driftloop.storage import Batch
 
 app = typer.Typer(help="Ingest, list, reprocess and label batches.", no_args_is_help=True)
@@ -20,7 +20,7 @@ app = typer.Typer(help="Ingest, list, reprocess and label batches.", no_args_is_
 @app.command("ingest")
 def batches_ingest(ctx: typer.Context) -> None:
     """Validate every file in the landing folder: accept it or quarantine it with its reasons."""
-    from driftloop.ingest import ingest_landing
+    from driftloop.stages.ingest import ingest_landing
 
     context = cli_context(ctx)
     outcomes = ingest_landing(context.settings, context.engine())
@@ -39,7 +39,7 @@ def batches_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """List recorded batches, oldest first, with their status and reasons."""
-    from driftloop.ingest import list_batches
+    from driftloop.stages.ingest import list_batches
 
     rows = list_batches(cli_context(ctx).engine(), status)
     if not rows:
@@ -60,7 +60,7 @@ def batches_reprocess(
     ] = None,
 ) -> None:
     """Validate a quarantined batch again after fixing its file."""
-    from driftloop.ingest import reprocess
+    from driftloop.stages.ingest import reprocess
 
     context = cli_context(ctx)
     _print_outcome(reprocess(batch, context.settings, context.engine(), file))
@@ -75,7 +75,7 @@ def batches_label(
     ],
 ) -> None:
     """Join late labels to a checked batch on data.id_column and judge its performance again."""
-    from driftloop.performance.labels import label_batch
+    from driftloop.stages.batch_labels import label_batch
 
     context = cli_context(ctx)
     labelled = label_batch(context.settings, context.engine(), batch, file)
@@ -104,7 +104,7 @@ def _batch_record(batch: Batch) -> dict:
 
 
 def _print_batch(batch: Batch) -> None:
-    from driftloop.ingest import QUARANTINED
+    from driftloop.stages.ingest import QUARANTINED
 
     rows_text = f"{batch.n_rows} rows" if batch.n_rows is not None else "-"
     typer.echo(f"{batch.id:>4}  {batch.status:11}  {batch.name}  {rows_text}")

@@ -41,7 +41,7 @@ def config_show(ctx: typer.Context) -> None:
 def config_check(ctx: typer.Context) -> None:
     """Validate the configuration (also against Airflow's executor) and say where its data
     lives: every model the file declares, or the one chosen with --model."""
-    from driftloop.executor import airflow_executor, check_executor
+    from driftloop.orchestration.executor import airflow_executor, check_executor
     from driftloop.settings_loader import ConfigError, load_all
 
     context = cli_context(ctx)
@@ -80,7 +80,7 @@ def config_dags(
     fail, apart from the others'), and remove the files of models no longer declared."""
     import os
 
-    from driftloop.model_dags import MODELS_FOLDER, write_model_files
+    from driftloop.orchestration.model_dags import MODELS_FOLDER, write_model_files
     from driftloop.stack.project import project_path
 
     context = cli_context(ctx)

@@ -57,7 +57,7 @@ def db_replay_spill(
 ) -> None:
     """Insert the prediction-log rows the server spilled to files while its database refused
     writes (full disk, read-only), then remove the files."""
-    from driftloop.spill import SPILL_FOLDER, replay
+    from driftloop.stages.spill import SPILL_FOLDER, replay
 
     context = cli_context(ctx)
     folder = folder or context.settings.storage.home / SPILL_FOLDER

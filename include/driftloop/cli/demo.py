@@ -1,4 +1,4 @@
-"""``driftloop demo``: the whole loop for real (see :mod:`driftloop.demo`)."""
+"""``driftloop demo``: the whole loop for real (see :mod:`driftloop.demo.loop`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def demo_command(
 ) -> None:
     """Run the whole loop for real: MLflow, Airflow's components and the server as processes,
     drift -> retrain -> Staging -> A/B decision, then a summary; everything is stopped after."""
-    from driftloop.demo import run_loop, summary_lines
+    from driftloop.demo.loop import run_loop, summary_lines
     from driftloop.settings_loader import config_path
 
     context = cli_context(ctx)

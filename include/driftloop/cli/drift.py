@@ -10,7 +10,7 @@ import typer
 from driftloop.cli.context import cli_context
 
 if TYPE_CHECKING:
-    from driftloop.drift.monitor import CheckOutcome
+    from driftloop.stages.drift_check import CheckOutcome
 
 app = typer.Typer(help="Drift checks, reports and the reference.", no_args_is_help=True)
 
@@ -26,8 +26,8 @@ def drift_check(
     ] = False,
 ) -> None:
     """Test accepted batches for drift against the reference; store and render reports."""
-    from driftloop.drift.monitor import check_next_batch
     from driftloop.registry import PRODUCTION
+    from driftloop.stages.drift_check import check_next_batch
 
     context = cli_context(ctx)
     engine = context.engine()
@@ -48,7 +48,7 @@ def drift_reports(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
 ) -> None:
     """List recent drift checks with their verdicts and report paths."""
-    from driftloop.drift.monitor import recent_checks
+    from driftloop.stages.drift_check import recent_checks
 
     checks = recent_checks(cli_context(ctx).engine(), limit)
     if not checks:
@@ -63,7 +63,7 @@ def drift_show(
     report: Annotated[int, typer.Argument(help="Drift report id (see `drift reports`).")],
 ) -> None:
     """Show one drift check per feature: each statistic, the bar it had to clear, its p-value."""
-    from driftloop.drift.report import read_report
+    from driftloop.reports.drift import read_report
     from driftloop.storage import DriftCheck, session_scope
 
     with session_scope(cli_context(ctx).engine()) as session:
@@ -95,7 +95,7 @@ def drift_reset_reference(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Make a new reference profile the active one (used when no Production model provides one)."""
-    from driftloop.drift.monitor import reset_reference
+    from driftloop.stages.drift_check import reset_reference
 
     context = cli_context(ctx)
     engine = context.engine()

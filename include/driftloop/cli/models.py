@@ -11,7 +11,7 @@ from driftloop.cli.context import cli_context, configure_logging
 
 def bootstrap_command(ctx: typer.Context) -> None:
     """Train the first model on the initial reference split and register it as Production."""
-    from driftloop.training.retrain import bootstrap
+    from driftloop.stages.retrain import bootstrap
 
     configure_logging()
     context = cli_context(ctx)
@@ -33,8 +33,8 @@ def retrain_command(
 ) -> None:
     """Run the retrain steps here (what the `retrain` DAG does): assemble, train, evaluate, \
 register, gate."""
-    from driftloop.drift.monitor import latest_drift_check
-    from driftloop.training.retrain import retrain
+    from driftloop.stages.drift_check import latest_drift_check
+    from driftloop.stages.retrain import retrain
     from driftloop.vocabulary import Trigger
 
     configure_logging()
@@ -53,14 +53,14 @@ register, gate."""
         return
     typer.echo(
         f"version {decision.model_version} ({trained.model_name}): "
-        f"{decision.decision}: {decision.reason}"
+        f"{decision.outcome}: {decision.reason}"
     )
 
 
 def models_command(ctx: typer.Context) -> None:
     """List the registered versions with their aliases, stages, gate decisions and numbers."""
     from driftloop.registry import list_versions
-    from driftloop.training.gatekeeper import latest_gates
+    from driftloop.stages.gating import latest_gates
 
     context = cli_context(ctx)
     versions = list_versions(context.settings)

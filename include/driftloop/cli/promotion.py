@@ -16,7 +16,7 @@ from driftloop.cli.context import cli_context
 
 if TYPE_CHECKING:
     from driftloop.cli.context import CliContext
-    from driftloop.promotion import Move
+    from driftloop.stages.promotion import Move
 
 Reason = Annotated[str | None, typer.Option(help="Why (kept in the audit log); asked when absent.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -29,7 +29,7 @@ def promote_command(
     ctx: typer.Context, reason: Reason = None, yes: Yes = False, actor: Actor = None
 ) -> None:
     """Make the Staging version Production now (the old Production is archived)."""
-    from driftloop.promotion import promote
+    from driftloop.stages.promotion import promote
 
     context = cli_context(ctx)
     settings = context.settings
@@ -52,7 +52,7 @@ def reject_command(
     ctx: typer.Context, reason: Reason = None, yes: Yes = False, actor: Actor = None
 ) -> None:
     """Archive the Staging version; all traffic goes back to Production."""
-    from driftloop.promotion import reject
+    from driftloop.stages.promotion import reject
 
     context = cli_context(ctx)
     settings = context.settings
@@ -75,7 +75,7 @@ def rollback_command(
     ctx: typer.Context, reason: Reason = None, yes: Yes = False, actor: Actor = None
 ) -> None:
     """Restore the previous Production version (the current one is archived)."""
-    from driftloop.promotion import previous_production, rollback
+    from driftloop.stages.promotion import previous_production, rollback
 
     context = cli_context(ctx)
     settings = context.settings
@@ -124,9 +124,9 @@ def _act(
 
 def _settle_waiting(context: CliContext, action: str, who: str, reason: str) -> None:
     """The approval this move makes moot: settled here, and answered in Airflow if possible."""
-    from driftloop.ab import approval
     from driftloop.events import APPROVAL_DAG_ID, model_dag_id
-    from driftloop.model_dags import dag_model_name
+    from driftloop.orchestration.model_dags import dag_model_name
+    from driftloop.stages import approval
     from driftloop.vocabulary import ApprovalChoice
 
     engine = context.engine()

@@ -29,7 +29,7 @@ def score_command(
     A file from the inbox (``scoring/inbox/``) moves to ``scoring/done/`` once scored, or to
     ``scoring/quarantine/`` when no row could be used; a file elsewhere stays where it is.
     """
-    from driftloop.scoring.batch import Outcome, score_file, waiting_files
+    from driftloop.stages.batch_scoring import Outcome, score_file, waiting_files
 
     context = cli_context(ctx)
     settings, engine = context.settings, context.engine()

@@ -12,9 +12,9 @@ def status_command(ctx: typer.Context) -> None:
     """What serves where, the traffic split, the last drift verdict and the running A/B test."""
     from datetime import UTC, datetime
 
-    from driftloop.ab.evaluate import compute, running_test
     from driftloop.ab.traffic import load_split
-    from driftloop.drift.monitor import recent_checks
+    from driftloop.stages.ab_evaluation import compute, running_test
+    from driftloop.stages.drift_check import recent_checks
 
     context = cli_context(ctx)
     settings = context.settings

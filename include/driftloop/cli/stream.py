@@ -14,7 +14,7 @@ app = typer.Typer(help="Replay the data set as a stream of batches.", no_args_is
 @app.command("reference")
 def stream_reference(ctx: typer.Context) -> None:
     """Write the initial reference split: the data the first model is trained on."""
-    from driftloop.stream import build_reference
+    from driftloop.ingestion.stream import build_reference
 
     path, rows = build_reference(cli_context(ctx).settings)
     typer.echo(f"reference split: {rows} rows in {path}")
@@ -23,7 +23,7 @@ def stream_reference(ctx: typer.Context) -> None:
 @app.command("scenarios")
 def stream_scenarios() -> None:
     """List the replay scenarios."""
-    from driftloop.scenarios import SCENARIOS
+    from driftloop.ingestion.scenarios import SCENARIOS
 
     for scenario in SCENARIOS.values():
         params = f" [{', '.join(scenario.params)}]" if scenario.params else ""
@@ -55,8 +55,8 @@ def stream_replay(
     ] = None,
 ) -> None:
     """Cut the stream pool into time-stamped batches in the landing folder."""
-    from driftloop.faults import FAULTS, write_faulty_batch
-    from driftloop.stream import batch_file_name, replay
+    from driftloop.ingestion.faults import FAULTS, write_faulty_batch
+    from driftloop.ingestion.stream import batch_file_name, replay
 
     settings = cli_context(ctx).settings
     unknown = sorted(set(inject_fault or []) - set(FAULTS))

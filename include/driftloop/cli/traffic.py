@@ -41,7 +41,8 @@ def traffic_set(
     """Store a new split; servers pick it up on their next poll."""
     import getpass
 
-    from driftloop.ab.traffic import TrafficSplit, save_split
+    from driftloop.ab.traffic import TrafficSplit
+    from driftloop.stages.traffic_split import save_split
 
     context = cli_context(ctx)
     save_split(
@@ -70,7 +71,7 @@ def simulate_command(
 
     from driftloop.ab.traffic_simulator import simulate, wait_ready
     from driftloop.data import read_table
-    from driftloop.ingest import ACCEPTED, list_batches
+    from driftloop.stages.ingest import ACCEPTED, list_batches
 
     context = cli_context(ctx)
     settings = context.settings

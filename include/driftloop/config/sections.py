@@ -225,7 +225,7 @@ class DriftSettings(Section):
         default=200,
         description=(
             "A retrained version's reference is the rows since the drift when there are at "
-            "least this many; else its whole training set (driftloop.training.assembly)."
+            "least this many; else its whole training set (driftloop.stages.training_data)."
         ),
     )
     schedule: str | None = Field(default="@hourly", description="drift_monitor's Airflow schedule.")
@@ -415,7 +415,7 @@ class MonitoringSettings(Section):
 
 
 class AlertSettings(Section):
-    """Where the loop's events are posted (``driftloop.alerts``); empty: no alerts."""
+    """Where the loop's events are posted (``driftloop.stages.alerts``); empty: no alerts."""
 
     webhook_url: str | None = Field(
         default=None, description="Receives a JSON message per event (drift, retrain, promotion)."

@@ -36,12 +36,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from driftloop.drift.profile import ColumnProfile
 
 SMALL_SIZES = (10, 30, 100, 300)
 """Batch sizes resampled for the statistics of values (mean shift, Wasserstein)."""
@@ -121,7 +117,7 @@ def _sorted_uniforms(rng: np.random.Generator, rows: int, size: int) -> np.ndarr
     return spacings[:, :size]
 
 
-def _sorted_indices(size: int, rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
+def sorted_indices(size: int, rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
     """``rows`` sorted samples of ``n`` indices into ``size`` values, drawn with replacement."""
     index = (_sorted_uniforms(rng, rows, n) * size).astype(np.int64)
     np.minimum(index, size - 1, out=index)
@@ -198,9 +194,7 @@ def value_null(
     rows = []
     for n in SMALL_SIZES:
         parts = [
-            statistic(
-                values, std, _sorted_indices(values.size, rng, min(DRAW_BLOCK, draws - at), n)
-            )
+            statistic(values, std, sorted_indices(values.size, rng, min(DRAW_BLOCK, draws - at), n))
             for at in range(0, draws, DRAW_BLOCK)
         ]
         rows.append(np.sort(np.concatenate(parts)) * math.sqrt(n))
@@ -275,45 +269,3 @@ def binned_null(
         limit = np.zeros(draws)
     rows.append(np.sort(limit))
     return NullDistribution((*BINNED_SIZES, INFINITE), np.vstack(rows))
-
-
-def generic_null(
-    compute: Callable[..., object],
-    column: ColumnProfile,
-    draws: int,
-    rng: np.random.Generator,
-) -> NullDistribution:
-    """The null of any registered statistic, computing it once per resampled pair.
-
-    For statistics without a vectorised sampler of their own: correct, but one Python call per
-    draw, so a new statistic should add one when it proves useful. Beyond the largest rung the
-    last one is used (no limit is known in general).
-    """
-    from dataclasses import replace
-
-    sizes = SMALL_SIZES
-    rows = []
-    for n in sizes:
-        m = min(column.count, max(1_000, 10 * n))
-        values = np.empty(draws)
-        for index in range(draws):
-            if column.values.size:  # numeric: sorted values, and the histogram of the pseudo one
-                pseudo = column.values[_sorted_indices(column.values.size, rng, 1, m)[0]]
-                counts = np.diff(np.searchsorted(pseudo, column.bin_edges), prepend=0, append=m)
-                reference = replace(
-                    column,
-                    values=pseudo,
-                    mean=float(pseudo.mean()),
-                    std=float(pseudo.std(ddof=1)),
-                    probabilities=counts / m,
-                    count=m,
-                )
-                batch = column.values[_sorted_indices(column.values.size, rng, 1, n)[0]]
-            else:  # categorical: counts per level
-                reference = replace(
-                    column, probabilities=rng.multinomial(m, column.probabilities) / m, count=m
-                )
-                batch = rng.multinomial(n, column.probabilities).astype(float)
-            values[index] = compute(reference, batch).value / scale(n, m)  # type: ignore[attr-defined]
-        rows.append(np.sort(values))
-    return NullDistribution(tuple(sizes), np.vstack(rows))

@@ -37,7 +37,7 @@ from driftloop.drift.statistics import jensen_shannon_rows
 from driftloop.drift.verdict import StatisticTest
 
 if TYPE_CHECKING:
-    from driftloop.drift.profile import ColumnProfile
+    from driftloop.drift.column import ColumnProfile
     from driftloop.drift.statistics import Measurement
 
 SPARSE_RATIO = 4

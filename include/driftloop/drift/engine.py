@@ -29,9 +29,10 @@ import pandas as pd
 from driftloop.config import DriftSettings
 from driftloop.drift import categorical, multivariate, permutation, segments
 from driftloop.drift.calibration import VALUE_NULLS, scale
+from driftloop.drift.column import NUMERIC, ColumnProfile
 from driftloop.drift.labels import category_counts
 from driftloop.drift.multivariate import MultivariateTest
-from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile
+from driftloop.drift.profile import ReferenceProfile
 from driftloop.drift.statistics import STATISTICS, Measurement, effect_floor, fixed_threshold
 from driftloop.drift.verdict import (
     CALIBRATED,

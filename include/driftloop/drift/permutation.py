@@ -40,13 +40,13 @@ import numpy as np
 from driftloop.drift.calibration import (
     SMALL_SIZES,
     VALUE_NULLS,
-    _sorted_indices,
+    sorted_indices,
     wasserstein_limit,
 )
 from driftloop.drift.verdict import StatisticTest
 
 if TYPE_CHECKING:
-    from driftloop.drift.profile import ColumnProfile
+    from driftloop.drift.column import ColumnProfile
     from driftloop.drift.statistics import Measurement
 
 HEAVY_KURTOSIS = 10.0
@@ -127,7 +127,7 @@ def permutation_test(
         statistic = VALUE_NULLS[name]
         rows = max(1, BLOCK_VALUES // small)
         parts = [
-            statistic(pooled, 1.0, _sorted_indices(pooled.size, rng, min(rows, draws - at), small))
+            statistic(pooled, 1.0, sorted_indices(pooled.size, rng, min(rows, draws - at), small))
             for at in range(0, draws, rows)
         ]
         null = np.sort(np.concatenate(parts)) * (1.0 + small / large)

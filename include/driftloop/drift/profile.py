@@ -12,7 +12,7 @@ per column as ``wasserstein_error_bound`` and shown in reports.
 Each column also keeps its statistics' null distributions (``driftloop.drift.calibration``),
 drawn once when the profile is built, so checks compare against thresholds calibrated to their
 own batch size without resampling. Profiles of format 1 have none; they are calibrated when
-first used and saved again (``driftloop.drift.monitor``).
+first used and saved again (``driftloop.stages.drift_check``).
 """
 
 from __future__ import annotations
@@ -29,81 +29,17 @@ import numpy as np
 import pandas as pd
 
 from driftloop.drift.calibration import NullDistribution, sorted_quantiles
+from driftloop.drift.column import CATEGORICAL, NUMERIC, ColumnProfile
 from driftloop.drift.labels import category_labels
 from driftloop.drift.multivariate import MultivariateReference
 from driftloop.drift.multivariate import fit as fit_multivariate
 from driftloop.drift.segments import SegmentReference
 from driftloop.drift.segments import fit as fit_segments
-from driftloop.drift.statistics import CATEGORICAL, NUMERIC, STATISTICS, resampled_null
+from driftloop.drift.statistics import STATISTICS, resampled_null
 
 FORMAT_VERSION = 3
 READABLE_FORMATS = (1, 2, 3)
 """Format 1 (before calibration) still loads; it is calibrated on first use."""
-
-
-@dataclass
-class ColumnProfile:
-    """What the statistics need of one reference column."""
-
-    name: str
-    kind: str
-    count: int
-    missing_share: float
-    # numeric columns
-    mean: float = float("nan")
-    std: float = float("nan")
-    minimum: float = float("nan")
-    maximum: float = float("nan")
-    values: np.ndarray = field(default_factory=lambda: np.empty(0))
-    exact: bool = True
-    wasserstein_error_bound: float = 0.0
-    bin_edges: np.ndarray = field(default_factory=lambda: np.empty(0))
-    # numeric: probability per bin; categorical: per level, then one bin for unseen levels
-    probabilities: np.ndarray = field(default_factory=lambda: np.empty(0))
-    levels: list[str] = field(default_factory=list)
-    # per statistic: scaled draws under no drift (see driftloop.drift.calibration)
-    nulls: dict[str, NullDistribution] = field(default_factory=dict)
-
-    def bin_of(self, values: np.ndarray) -> np.ndarray:
-        """Bin index of each value: numeric by the reference edges, categorical by level."""
-        if self.kind == NUMERIC:
-            return np.searchsorted(self.bin_edges, values, side="right")
-        lookup = {level: i for i, level in enumerate(self.levels)}
-        unseen = len(self.levels)
-        return np.fromiter(
-            (lookup.get(v, unseen) for v in values), dtype=np.int64, count=len(values)
-        )
-
-    def histogram(self, values: np.ndarray, assume_sorted: bool = False) -> np.ndarray:
-        """Counts of ``values`` in the profile's bins (same length as ``probabilities``).
-
-        Sorted numeric values are counted by bisecting at the edges, without a per-value index.
-        """
-        if self.kind == NUMERIC and assume_sorted:
-            below = np.searchsorted(values, self.bin_edges, side="left")
-            return np.diff(below, prepend=0, append=len(values)).astype(float)
-        return np.bincount(self.bin_of(values), minlength=len(self.probabilities)).astype(float)
-
-    def level_counts(self, label_counts: dict[str, int]) -> np.ndarray:
-        """Counts per reference level, then one count per label the reference lacks (in the
-        order met): what the categorical test needs to see each new level on its own."""
-        lookup = {level: i for i, level in enumerate(self.levels)}
-        seen = np.zeros(len(self.levels))
-        unseen = []
-        for label, count in label_counts.items():
-            if label in lookup:
-                seen[lookup[label]] += count
-            elif count:
-                unseen.append(count)
-        return np.concatenate((seen, np.asarray(unseen, dtype=float)))
-
-    def level_histogram(self, label_counts: dict[str, int]) -> np.ndarray:
-        """Counts per bin of a categorical column from counts per label (see category_counts)."""
-        lookup = {level: i for i, level in enumerate(self.levels)}
-        counts = np.zeros(len(self.probabilities))
-        for label, count in label_counts.items():
-            counts[lookup.get(label, len(self.levels))] += count
-        return counts
 
 
 @dataclass

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from driftloop.drift.calibration import sorted_quantiles
-from driftloop.drift.profile import ColumnProfile
+from driftloop.drift.column import ColumnProfile
 
 SKETCH_BINS = 65_536
 """Reference quantiles used as fine bin edges: the finer, the smaller the Wasserstein bound

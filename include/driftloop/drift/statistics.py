@@ -30,17 +30,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from driftloop.config import KNOWN_STATISTICS
+from driftloop.drift import calibration
+from driftloop.drift.calibration import NullDistribution
+from driftloop.drift.column import CATEGORICAL, NUMERIC, ColumnProfile
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from driftloop.config import DriftSettings
-    from driftloop.drift.calibration import NullDistribution
-    from driftloop.drift.profile import ColumnProfile
     from driftloop.drift.sketch import NumericSummary
-
-NUMERIC, CATEGORICAL = "numeric", "categorical"
 
 
 @dataclass(frozen=True)
@@ -289,8 +288,6 @@ def _value_null(name: str) -> NullSampler:
     """Resampled small batches, closed by the statistic's limit (see drift.calibration)."""
 
     def sample(column: ColumnProfile, draws: int, rng: np.random.Generator) -> NullDistribution:
-        from driftloop.drift import calibration
-
         if name == "mean_shift":
             limit = calibration.mean_shift_limit(draws)
         else:
@@ -303,8 +300,6 @@ def _value_null(name: str) -> NullSampler:
 
 
 def _binned_null(column: ColumnProfile, draws: int, rng: np.random.Generator) -> NullDistribution:
-    from driftloop.drift import calibration
-
     return calibration.binned_null(
         jensen_shannon_rows, column.probabilities, column.count, draws, rng
     )
@@ -314,9 +309,49 @@ def resampled_null(
     statistic: Statistic, column: ColumnProfile, draws: int, rng: np.random.Generator
 ) -> NullDistribution:
     """Any statistic's null, by computing it on resampled pairs (one call per draw: slow)."""
-    from driftloop.drift import calibration
+    return generic_null(statistic.compute, column, draws, rng)
 
-    return calibration.generic_null(statistic.compute, column, draws, rng)
+
+def generic_null(
+    compute: Callable[..., object],
+    column: ColumnProfile,
+    draws: int,
+    rng: np.random.Generator,
+) -> NullDistribution:
+    """The null of any registered statistic, computing it once per resampled pair.
+
+    For statistics without a vectorised sampler of their own: correct, but one Python call per
+    draw, so a new statistic should add one when it proves useful. Beyond the largest rung the
+    last one is used (no limit is known in general).
+    """
+    from dataclasses import replace
+
+    sizes = calibration.SMALL_SIZES
+    rows = []
+    for n in sizes:
+        m = min(column.count, max(1_000, 10 * n))
+        values = np.empty(draws)
+        for index in range(draws):
+            if column.values.size:  # numeric: sorted values, and the histogram of the pseudo one
+                pseudo = column.values[calibration.sorted_indices(column.values.size, rng, 1, m)[0]]
+                counts = np.diff(np.searchsorted(pseudo, column.bin_edges), prepend=0, append=m)
+                reference = replace(
+                    column,
+                    values=pseudo,
+                    mean=float(pseudo.mean()),
+                    std=float(pseudo.std(ddof=1)),
+                    probabilities=counts / m,
+                    count=m,
+                )
+                batch = column.values[calibration.sorted_indices(column.values.size, rng, 1, n)[0]]
+            else:  # categorical: counts per level
+                reference = replace(
+                    column, probabilities=rng.multinomial(m, column.probabilities) / m, count=m
+                )
+                batch = rng.multinomial(n, column.probabilities).astype(float)
+            values[index] = compute(reference, batch).value / calibration.scale(n, m)  # type: ignore[attr-defined]
+        rows.append(np.sort(values))
+    return NullDistribution(tuple(sizes), np.vstack(rows))
 
 
 register(

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from driftloop.config import DriftSettings
 from driftloop.data import parquet_batches
+from driftloop.drift.column import NUMERIC, ColumnProfile
 from driftloop.drift.engine import (
     ColumnDrift,
     DriftError,
@@ -30,7 +31,7 @@ from driftloop.drift.engine import (
     verdict_of,
 )
 from driftloop.drift.labels import category_labels
-from driftloop.drift.profile import NUMERIC, ColumnProfile, ReferenceProfile
+from driftloop.drift.profile import ReferenceProfile
 from driftloop.drift.sketch import (
     BatchSummary,
     CategoricalSummary,

@@ -14,14 +14,14 @@ from typing import Any
 from driftloop.drift.multivariate import MultivariateTest
 from driftloop.drift.segments import SegmentTest
 from driftloop.drift.statistics import Measurement
-from driftloop.vocabulary import DriftStatus
+from driftloop.vocabulary import DriftStatus, ThresholdMode
 
 REPORT_FORMAT = 4
 """Version of :meth:`DriftVerdict.to_dict` (1: fixed thresholds, no ``format_version`` key;
 2: calibrated; 3: categorical statistics carry their permutation test's numbers; 4: the
 multivariate test, ``multivariate``, null when not run; ``segments``, empty without
 ``drift.segment_by``)."""
-CALIBRATED, FIXED = "calibrated", "fixed"
+CALIBRATED, FIXED = ThresholdMode.CALIBRATED, ThresholdMode.FIXED
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Attribution drift: how much each feature drives the Production version's predictions on a
-batch (mean absolute SHAP, ``driftloop.explain``) against how much it did on the version's
+batch (mean absolute SHAP, ``driftloop.scoring.explain``) against how much it did on the version's
 holdout, logged when it was trained."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def attribution_drift(
     """Per feature: mean absolute SHAP on (a sample of) the batch against the version's own,
     logged at training on its holdout, and the change. None, with a note, when the version
     logged none or the model cannot be explained."""
-    from driftloop.explain import explain
+    from driftloop.scoring.explain import explain
 
     logged = logged_importance(settings.mlflow_tracking_uri, settings.model.name, version)
     if logged is None:

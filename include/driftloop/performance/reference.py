@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from driftloop.config import Settings
 from driftloop.data import comparable_row_keys
 from driftloop.performance.intervals import Estimate, estimate
-from driftloop.storage import PerformanceReferenceRecord, session_scope, utcnow
+from driftloop.storage import PerformanceReferenceRecord, session_scope
 from driftloop.task import labels, task_of
 
 HOLDOUT, CROSS_VALIDATION = "gate holdout", "cross-validation"
@@ -178,38 +178,6 @@ def _names(classes: list[Any] | None) -> list[str] | None:
 
 
 # --- stored ------------------------------------------------------------------------------
-
-
-def store_reference(
-    settings: Settings,
-    engine: sa.Engine,
-    reference: ReferencePredictions,
-    model_version: str | None = None,
-) -> int:
-    """Save the predictions and their row (the version is set when it is registered)."""
-    names = task_of(settings).report_metrics
-    metrics = reference.metrics(names, settings.monitoring.confidence)
-    with session_scope(engine) as session:
-        record = PerformanceReferenceRecord(
-            model_name=settings.model.name,
-            model_version=model_version,
-            source=reference.source,
-            rows=reference.rows,
-            metrics={name: value.value for name, value in metrics.items()},
-            path="",
-            created_at=utcnow(),
-        )
-        session.add(record)
-        session.flush()
-        path = settings.storage.home / "performance" / f"reference-{record.id:05d}.npz"
-        reference.save(path)
-        record.path = str(path)
-        return record.id
-
-
-def attach_version(engine: sa.Engine, reference_id: int, version: str) -> None:
-    with session_scope(engine) as session:
-        session.get(PerformanceReferenceRecord, reference_id).model_version = version
 
 
 def load_reference(

@@ -1,0 +1,85 @@
+"""An A/B test's looks and how a decision ends a test: the record of one look
+(:class:`Evaluation`), the status each decision leaves, and closing the test's row.
+
+Both the look (``ab_evaluation``) and a person's approval (``approval``) end tests, so this is
+their shared ground and neither imports the other's internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from driftloop.ab.sequential import SequentialResult
+from driftloop.ab.srm import SRMCheck
+from driftloop.ab.statistics import VariantStats
+from driftloop.storage import ABTest, session_scope
+from driftloop.vocabulary import ABDecision, ABTestStatus
+
+ENDED = {  # the test's status once a decision ends it
+    ABDecision.PROMOTE: ABTestStatus.PROMOTED,
+    ABDecision.REJECT: ABTestStatus.REJECTED,
+    ABDecision.INCONCLUSIVE: ABTestStatus.INCONCLUSIVE,
+}
+
+
+@dataclass
+class Evaluation:
+    """The numbers and the decision of one look at a test."""
+
+    test_id: int
+    model_name: str
+    production_version: str
+    staging_version: str
+    started_at: datetime
+    metric: str
+    decision: ABDecision
+    reason: str
+    production: VariantStats
+    staging: VariantStats
+    sequential: SequentialResult | None
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    evaluated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    evaluation_id: int | None = None
+    json_path: str | None = None
+    html_path: str | None = None
+    acted: bool = False
+    move: dict[str, Any] | None = None
+    unmatched_feedback: int = 0
+    approval: dict[str, Any] | None = None  # the pending approval the decision waits on
+    srm: list[SRMCheck] = field(default_factory=list)  # sample-ratio mismatch checks
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "test_id": self.test_id,
+            "evaluation_id": self.evaluation_id,
+            "model_name": self.model_name,
+            "production_version": self.production_version,
+            "staging_version": self.staging_version,
+            "started_at": self.started_at.isoformat(),
+            "evaluated_at": self.evaluated_at.isoformat(),
+            "metric": self.metric,
+            "decision": self.decision,
+            "reason": self.reason,
+            "acted": self.acted,
+            "move": self.move,
+            "unmatched_feedback": self.unmatched_feedback,
+            "approval": self.approval,
+            "production": self.production.to_dict(),
+            "staging": self.staging.to_dict(),
+            "sequential": self.sequential.to_dict() if self.sequential else None,
+            "srm": [c.to_dict() for c in self.srm],
+            "timeline": self.timeline,
+            "json_path": self.json_path,
+            "html_path": self.html_path,
+        }
+
+
+def close_test(engine: sa.Engine, test_id: int, status: ABTestStatus, reason: str) -> None:
+    with session_scope(engine) as session:
+        test = session.get(ABTest, test_id)
+        if test is not None and test.status == ABTestStatus.RUNNING:
+            test.status, test.ended_at, test.reason = status, datetime.now(UTC), reason
