@@ -77,7 +77,7 @@ def applies(exact_reference: bool, n: int, reference: np.ndarray, spread: float)
     reference (``spread`` 0: its stored draws are all 0; only where the permutation is cheap,
     the smaller side at most :data:`PERMUTE_MAX`), or a heavy-tailed one
     (:data:`HEAVY_KURTOSIS`) beyond the resampled sizes, where the stored null leans on its
-    limit (by permutation up to :data:`PERMUTE_MAX`, by the permutation's limit beyond)."""
+    limit (by permutation up to :data:`PERMUTE_MAX`, by :func:`pooled_split_null` beyond)."""
     if not exact_reference:
         return False
     if not spread > 0:
