@@ -22,8 +22,9 @@ compared in raw units (a common scale cancels), so a constant reference needs no
 It runs where the stored null is weak: heavy-tailed references (:data:`HEAVY_KURTOSIS`) with
 batches beyond the resampled sizes, and constant references, the reference kept exactly.
 Where the smaller side exceeds :data:`PERMUTE_MAX` values (a draw would cost that many
-indices) the permutation's own limit is drawn on the pooled sample instead (``pooled_limit``:
-a Brownian bridge over the pool's quantiles, cheap at any size); a constant reference that
+indices) the split is drawn on a compressed pool instead (``pooled_split_null``: the pool's
+extremes split exactly, without replacement, its middle by a Brownian bridge over its
+quantiles; about 2,000 vectorised steps per statistic at any size); a constant reference that
 large keeps its stored draws. Elsewhere the stored draws decide, as before (a permutation of
 every column would cost ``draws x n`` per statistic, seconds per check of a wide table).
 """
@@ -38,10 +39,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from driftloop.drift.calibration import (
+    DRAW_BLOCK,
     SMALL_SIZES,
     VALUE_NULLS,
+    bridge_levels,
     sorted_indices,
-    wasserstein_limit,
+    sorted_quantiles,
 )
 from driftloop.drift.verdict import StatisticTest
 
@@ -74,7 +77,7 @@ def applies(exact_reference: bool, n: int, reference: np.ndarray, spread: float)
     reference (``spread`` 0: its stored draws are all 0; only where the permutation is cheap,
     the smaller side at most :data:`PERMUTE_MAX`), or a heavy-tailed one
     (:data:`HEAVY_KURTOSIS`) beyond the resampled sizes, where the stored null leans on its
-    limit (by permutation up to :data:`PERMUTE_MAX`, by the permutation's limit beyond)."""
+    limit (by permutation up to :data:`PERMUTE_MAX`, by :func:`pooled_split_null` beyond)."""
     if not exact_reference:
         return False
     if not spread > 0:
@@ -122,7 +125,7 @@ def permutation_test(
     seed = hashlib.sha256(pooled.tobytes()).digest()
     rng = np.random.default_rng(int.from_bytes(seed[:8], "little"))
     if small > PERMUTE_MAX:
-        null = np.sort(pooled_limit(name, pooled, draws, rng)) * math.sqrt(1 / small + 1 / large)
+        null = np.sort(pooled_split_null(name, pooled, small, draws, rng))
     else:
         statistic = VALUE_NULLS[name]
         rows = max(1, BLOCK_VALUES // small)
@@ -139,15 +142,95 @@ def permutation_test(
     return PermutationResult(p_value, critical)
 
 
-def pooled_limit(name: str, pooled: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
-    """The permutation null's limit in raw units, scaled to ``sqrt(1/m + 1/M) = 1``: random
-    splits of the pool are, for large sides, ``|Z|`` times the pool's sd (mean shift) and the
-    bridge integral over the pool's quantile function (Wasserstein). Drawn on the pooled
-    sample, whose tails hold both sides' extremes, not on the reference alone, whose limit let
-    lognormal (sigma 2) batches of 100,000 rows flag 4-5% where 1% was promised (issue 26)."""
-    if name == "mean_shift":
-        return np.abs(rng.standard_normal(draws)) * float(pooled.std())
-    return wasserstein_limit(pooled, 1.0, draws, rng)
+TAIL_MEMBERS = 256
+"""Expected members of the smaller side among the pooled extremes drawn exactly, per end."""
+
+TAIL_RANKS = (1_024, 8_192)
+"""Fewest and most pooled values drawn exactly at each end (see :func:`pooled_split_null`)."""
+
+
+def tail_ranks(total: int, small: int) -> int:
+    """Pooled values drawn exactly at each end: enough to hold about :data:`TAIL_MEMBERS` of
+    the smaller side (``small`` of ``total``), within :data:`TAIL_RANKS`, at most a quarter."""
+    share = small / total
+    wanted = math.ceil(TAIL_MEMBERS / share)
+    return int(min(total // 4, max(TAIL_RANKS[0], min(TAIL_RANKS[1], wanted))))
+
+
+def pooled_split_null(
+    name: str, pooled: np.ndarray, small: int, draws: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Draws of the raw statistic over random splits of the pool (``small`` values on one
+    side), with the pool's extremes drawn exactly and the rest by its Gaussian limit.
+
+    Why: a heavy tail's noise lives in its few largest values, and whether each lands on the
+    smaller side is a coin of bias ``small / size(P)``, far from normal when that bias is not
+    1/2. The Brownian bridge over the whole pool (the permutation's limit, used here before)
+    let lognormal (sigma 2) batches of 30,000 rows against 100,000 flag 2.75% where 1% was
+    promised, and the ``|Z|`` limit of the mean shift 1.75% at 100,000 / 100,000 (issue 26).
+
+    So the :func:`tail_ranks` lowest and highest pooled values are split exactly: drawn one
+    by one without replacement (each lands on the smaller side with probability remaining
+    members / remaining values), vectorised over the draws. Given how many members the
+    extremes took, the middle of the pool holds the rest, and its count process is a
+    hypergeometric bridge with hundreds of members per end: drawn as a Brownian bridge over
+    its quantiles (:func:`~driftloop.drift.calibration.bridge_levels`), and its sum as a
+    normal. With ``F_S`` the smaller side's CDF and ``F_P`` the pool's, ``W1 = sum over the
+    pooled steps of |F_S - F_P| x step`` and the mean's difference follow, both scaled by
+    ``1 + small / large`` to the two sides' distance (see the module's docstring).
+    Checked against brute-force splits (lognormal sigma 2, 30,000 of 130,000, 20,000 splits
+    over 10 pools): the 99% quantile drawn here is exceeded by 1.0-1.1% of exact splits.
+    """
+    total = pooled.size
+    large = total - small
+    ranks = tail_ranks(total, small)
+    remaining = np.full(draws, float(small))
+    left = float(total)
+    below = np.zeros(draws)  # members among the lowest values so far
+    above = np.zeros(draws)  # members among the highest values so far
+    tails = np.zeros(draws)  # W1: the exact steps; mean: the members' sum
+    wasserstein = name != "mean_shift"
+    for rank in range(ranks):
+        low, high = pooled[rank], pooled[total - 1 - rank]
+        member = rng.random(draws) * left < remaining
+        remaining -= member
+        left -= 1.0
+        below += member
+        top = rng.random(draws) * left < remaining
+        remaining -= top
+        left -= 1.0
+        above += top
+        if wasserstein:  # the step above the low value, and the one below the high value
+            step_low = pooled[rank + 1] - low
+            step_high = high - pooled[total - 2 - rank]
+            tails += np.abs(below / small - (rank + 1) / total) * step_low
+            tails += np.abs((small - above) / small - (total - 1 - rank) / total) * step_high
+        else:
+            tails += member * low + top * high
+    middle = pooled[ranks : total - ranks]
+    size = middle.size
+    spread = np.sqrt(remaining * (size - remaining) / (size - 1))  # of the middle's count
+    if not wasserstein:
+        middle_sum = remaining * middle.mean() + spread * middle.std() * rng.standard_normal(draws)
+        mean = (tails + middle_sum) / small
+        return np.abs(mean - pooled.mean()) * (1.0 + small / large)
+    levels = bridge_levels(size)
+    edges = np.concatenate(([0.0], (levels[1:] + levels[:-1]) / 2.0, [1.0]))
+    steps = np.diff(sorted_quantiles(middle, edges))
+    spacing = np.sqrt(np.diff(np.concatenate(([0.0], levels, [1.0]))))
+    # F_S - F_P across the middle: the tails' offset, the middle's share, and its bridge
+    offset = below / small - ranks / total
+    slope = remaining / small - size / total
+    noise = spread / small
+    out = np.empty(draws)
+    for start in range(0, draws, DRAW_BLOCK):
+        block = slice(start, min(draws, start + DRAW_BLOCK))
+        rows = block.stop - block.start
+        walk = np.cumsum(rng.standard_normal((rows, spacing.size)) * spacing, axis=1)
+        bridge = walk[:, :-1] - levels * walk[:, -1:]
+        gap = offset[block, None] + slope[block, None] * levels + noise[block, None] * bridge
+        out[block] = np.abs(gap) @ steps
+    return (tails + out) * (1.0 + small / large)
 
 
 def raw_distance(name: str, details: dict[str, float]) -> float:
