@@ -99,6 +99,22 @@ def test_a_failing_staging_is_rejected_by_the_guardrail(pair):
     assert roles(settings) == (production, None)
 
 
+def test_no_guardrail_rejects_below_its_minimum_of_requests(pair):
+    """Every one of Staging's first requests failing is no rejection while Staging has answered
+    fewer than ``ab.guardrail_min_requests`` (50): too few to judge its error rate."""
+    settings, engine, production, staging = pair
+    assert settings.ab.guardrail_min_requests == 50
+    send(settings, engine, PRODUCTION, production, 100, 0.6, seed=1)
+    send(settings, engine, STAGING, staging, 39, 0.6, seed=2, failed=10)  # 49 requests
+    evaluation = evaluate(settings, engine)
+    assert evaluation.staging.failed_requests == 10 and evaluation.staging.requests == 49
+    assert evaluation.decision == "continue", evaluation.reason
+    assert roles(settings) == (production, staging)
+    send(settings, engine, STAGING, staging, 1, 0.6, seed=3)  # the 50th request
+    evaluation = evaluate(settings, engine)
+    assert evaluation.decision == "reject" and evaluation.reason.startswith("guardrail")
+
+
 def test_a_slow_staging_is_rejected_by_the_guardrail(pair):
     settings, engine, production, staging = pair
     send(settings, engine, PRODUCTION, production, 100, 0.6, seed=1)

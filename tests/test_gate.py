@@ -102,6 +102,19 @@ def test_fewer_rows_than_min_holdout_are_insufficient_evidence_however_clear():
     assert result.low > 0  # the numbers are still there to read
 
 
+def test_the_gate_decides_at_min_holdout_rows_and_not_one_row_fewer():
+    """The boundary itself: ``min_holdout - 1`` rows wait for evidence, ``min_holdout`` rows of
+    the same clear evidence decide."""
+    short = _paired_accuracy(b=30, c=0, both=49, neither=0)  # 79 rows
+    enough = _paired_accuracy(b=30, c=0, both=50, neither=0)  # 80 rows
+    below = judge(*short, "accuracy", _settings(min_holdout=80))
+    at = judge(*enough, "accuracy", _settings(min_holdout=80))
+    assert (below.rows, below.outcome) == (79, GateOutcome.INSUFFICIENT_EVIDENCE)
+    assert "79 rows, fewer than training.min_holdout (80)" in below.reason
+    assert (at.rows, at.outcome) == (80, GateOutcome.STAGING), at.reason
+    assert below.low > 0 and at.low > 0  # the same clear evidence on both sides of the line
+
+
 @pytest.mark.parametrize("tolerance", [0.0, 0.05])
 def test_accuracy_margin_boundary(tolerance):
     """Higher is better: a challenger whose true gap sits on -margin cannot pass; clear of it on
