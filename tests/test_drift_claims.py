@@ -109,6 +109,16 @@ def test_parallel_checkers_check_each_batch_exactly_once(settings, engine, batch
     assert unchecked_batches(engine) == []
 
 
+def test_a_batch_held_by_another_checker_is_busy_with_a_sentence(settings, engine, batches):
+    """Deterministic, where the race above may or may not produce a busy checker: a batch that
+    another run holds is refused with a sentence naming the holder, and nothing is checked."""
+    assert claim_batch(engine, batches[0], "run-holder")
+    with pytest.raises(BatchBusy, match="is being checked by run-holder"):
+        check_next_batch(settings, engine, batches[0], claimant="run-other")
+    assert recent_checks(engine, 100) == []
+    assert check_next_batch(settings, engine, batches[0], claimant="run-holder").new  # its retry
+
+
 def test_a_failing_check_gives_its_claim_back(settings, engine, batches, monkeypatch):
     import driftloop.stages.drift_check as monitor
 
