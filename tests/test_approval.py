@@ -89,6 +89,25 @@ def test_an_approval_promotes_with_the_persons_name_and_comment(pair):
     assert sent[-1][0] == "approval_answered_late" and "answered late by bob" in sent[-1][1]
 
 
+def test_a_rollback_under_required_approval_acts_at_once(pair):
+    """A person's rollback is itself the approval: with ``ab.approval: required`` it restores
+    the previous Production at once, audited and alerted, and asks nobody."""
+    settings, engine, production, staging, sent = pair
+    waiting = evaluate(settings, engine).approval
+    approval.settle(settings, engine, waiting["id"], ApprovalChoice.APPROVE, "alice", "go")
+    assert roles(settings) == (staging, None)
+    move = promotion.rollback(settings, engine, "cli:ops", "complaints after the promotion")
+    assert roles(settings) == (production, None)
+    assert (move.action, move.production_after) == ("rollback", production)
+    assert [a["action"] for a in history(engine, settings.model.name)][:2] == [
+        "rollback",
+        "promote",
+    ]
+    assert sent[-1][0] == "rolled_back" and "complaints after the promotion" in sent[-1][1]
+    assert approval.pending(engine, settings.model.name) == []
+    assert evaluate(settings, engine) is None  # no Staging: no test, nothing to approve
+
+
 def test_a_rejection_moves_nothing_and_is_not_asked_again(pair):
     settings, engine, production, staging, sent = pair
     waiting = evaluate(settings, engine).approval
