@@ -6,9 +6,12 @@ see each other's state. Without a reachable PostgreSQL the tests skip, except un
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import zlib
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from hypothesis import settings as hypothesis_settings
 from driftloop.config import Settings
 from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
+from driftloop.stack.processes import free_port
 from driftloop.storage import make_engine
 
 from .support.postgres import require_postgres, temporary_database
@@ -91,3 +95,25 @@ def pair(settings: Settings) -> Iterator[tuple[Settings, sa.Engine, str, str]]:
     production, staging = production_and_staging(settings)
     yield settings, engine, production, staging
     engine.dispose()
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver in this process: the alerts' real HTTP path; (url, messages)."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", received
+    server.shutdown()

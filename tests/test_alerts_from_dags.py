@@ -15,7 +15,6 @@ from driftloop.storage import RetrainRun, make_engine, session_scope
 
 from .conftest import ROOT
 from .support.registry_home import production_and_staging
-from .test_alerts import receiver  # noqa: F401  (the fixture is used by name)
 from .test_dags import _dag_test, airflow_env  # noqa: F401
 from .test_retrain import _drifted
 
@@ -30,7 +29,7 @@ def _env(airflow_env, settings, url: str, **extra: str) -> dict[str, str]:  # no
     }
 
 
-def test_drift_monitor_sends_drift_detected(airflow_env, settings, receiver):  # noqa: F811
+def test_drift_monitor_sends_drift_detected(airflow_env, settings, receiver):  # noqa: F811 (airflow_env)
     url, received = receiver
     replay(settings, "gradual")
     upgrade(make_engine(settings.database_url))
@@ -44,7 +43,7 @@ def test_drift_monitor_sends_drift_detected(airflow_env, settings, receiver):  #
 def test_retrain_with_mlflow_down_fails_clearly_alerts_and_leaves_the_registry(
     airflow_env,  # noqa: F811
     settings,
-    receiver,  # noqa: F811
+    receiver,
 ):
     """The tracking server unreachable: the first task fails, its failure callback sends
     retrain_failed naming the server, nothing is recorded as a decision, and the registry
@@ -79,7 +78,7 @@ def test_retrain_with_mlflow_down_fails_clearly_alerts_and_leaves_the_registry(
 
 
 @pytest.mark.timeout(600)
-def test_retrain_rejected_at_the_gate_sends_retrain_rejected(airflow_env, settings, receiver):  # noqa: F811
+def test_retrain_rejected_at_the_gate_sends_retrain_rejected(airflow_env, settings, receiver):  # noqa: F811 (airflow_env)
     """A gate no challenger can pass (training.min_holdout far above any holdout, and no
     re-gate allowed, so the undecided challenger is rejected at once): the retrain DAG's gate
     task sends retrain_rejected with the version and its evidence, and no Staging appears."""

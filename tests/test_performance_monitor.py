@@ -82,8 +82,12 @@ def test_a_labelled_batch_is_measured_judged_and_reported(monitored):
     assert take_decay(settings, engine) is None
 
 
-def test_a_decay_is_announced_once_and_shown_on_metrics(monitored):
+def test_a_decay_is_announced_once_and_shown_on_metrics(monitored, receiver):
     settings, engine, version, _ = monitored
+    url, received = receiver  # the alerts' real path: a webhook in this process
+    settings = settings.model_copy(
+        update={"alerts": settings.alerts.model_copy(update={"webhook_url": url})}
+    )
     rng = np.random.default_rng(3)
     land(settings, _batch(rng, 300, 0), hour=1)
     land(settings, _batch(rng, 300, 300, threshold=1.5), hour=2)  # the concept moved
@@ -99,6 +103,14 @@ def test_a_decay_is_announced_once_and_shown_on_metrics(monitored):
     again = check_next_batch(settings, engine, production_version=version).performance
     assert again["realized"]["decayed"] and not again["new_decay"]
     assert take_decay(settings, engine) is None  # still decaying: not announced again
+    # one alert per scope that newly decayed (the batch, and the day it fell on), none for the
+    # batch that was still decaying
+    decays = [m for m in received if m["event"] == "performance_decay"]
+    where = sorted(m["summary"].split(":")[0] for m in decays)
+    assert len(where) == 2, where
+    assert where[0] == f"Production v{version} decayed on batch {decayed['batch_id']}"
+    assert where[1].startswith(f"Production v{version} decayed on day ")
+    assert {m["model"] for m in decays} == {settings.model.name}
     values = {
         (g.name, labels): value
         for g in loop_gauges(engine, settings.model.name)
