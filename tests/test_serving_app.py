@@ -378,6 +378,71 @@ def test_reload_picks_up_an_alias_moved_in_the_registry(client, served):
     assert client.post("/admin/reload", headers=headers).json["staging"] == "2"
 
 
+def _constant_staging(settings) -> str:
+    """A Staging version that is another model: it answers 42 to every record (a quality no
+    wine has), with Production's input signature, registered beside version 1."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import get_model_info
+    from sklearn.dummy import DummyClassifier
+
+    client = registry.configure(settings)
+    name = settings.model.name
+    signature = get_model_info(registry.model_uri(name, "1")).signature
+    features = [column.name for column in signature.inputs.inputs]
+    frame = pd.DataFrame([GOOD])[features]
+    model = DummyClassifier(strategy="constant", constant=42).fit(frame, [42])
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            serialization_format="cloudpickle",
+            pip_requirements=["scikit-learn"],
+        )
+    version = str(mlflow.register_model(info.model_uri, name).version)
+    role_moves.set_role(client, name, version, registry.STAGING)
+    return version
+
+
+def test_staging_answers_are_stagings_own_when_the_two_models_differ(client, app, served):
+    """Every other serving test has Staging a copy of Production; here it is another model, so a
+    Staging answer taken from the wrong model shows: forced, routed and shadow answers are
+    Staging's own prediction (42), Production's never is."""
+    settings, engine = served
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    version = _constant_staging(settings)
+    try:
+        assert client.post("/admin/reload", headers=headers).json["staging"] == version
+        forced = client.post("/predict", json={"record": GOOD}, headers={"X-Variant": "staging"})
+        assert (forced.json["version"], forced.json["predictions"][0]["prediction"]) == (
+            version,
+            42,
+        )
+        production = client.post(
+            "/predict", json={"record": GOOD}, headers={"X-Variant": "production"}
+        )
+        assert production.json["version"] == "1"
+        assert production.json["predictions"][0]["prediction"] != 42
+        client.put("/admin/traffic", json={"staging_weight": 1.0}, headers=headers)
+        routed = client.post("/predict", json={"record": GOOD, "client_id": "any-client"}).json
+        assert (routed["variant"], routed["predictions"][0]["prediction"]) == ("staging", 42)
+        client.put("/admin/traffic", json={"staging_weight": 0.0, "shadow": True}, headers=headers)
+        shadowed = client.post("/predict", json={"record": GOOD}).json
+        assert shadowed["variant"] == "production"
+        assert shadowed["predictions"][0]["prediction"] != 42  # the shadow is never returned
+        app.extensions["driftloop"]["log"].close()
+        rows = {r.shadow: r for r in _logged(engine, request_id=shadowed["request_id"])}
+        assert (rows[True].variant, rows[True].model_version) == ("staging", version)
+        assert rows[True].output["prediction"] == 42
+        assert rows[False].output["prediction"] == shadowed["predictions"][0]["prediction"]
+    finally:
+        client.put("/admin/traffic", json={"staging_weight": 0.1, "shadow": False}, headers=headers)
+        name = settings.model.name
+        role_moves.set_role(registry.configure(settings), name, "2", registry.STAGING)
+    assert client.post("/admin/reload", headers=headers).json["staging"] == "2"
+
+
 def _point(key: str) -> float:
     """Where the README says a sticky key falls: BLAKE2b (8 bytes, big-endian) over 2**64."""
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
