@@ -17,7 +17,7 @@ from scipy.stats import hypergeom
 from driftloop.config import DriftSettings
 from driftloop.drift.calibration import bridge_levels
 from driftloop.drift.engine import ColumnDrift, StatisticTest, check_drift, verdict_of
-from driftloop.drift.permutation import pooled_split_null
+from driftloop.drift.permutation import discrete_split_null, distinct_values, pooled_split_null
 from driftloop.drift.profile import ReferenceProfile, build_profile
 from driftloop.drift.statistics import Measurement
 from driftloop.performance.prediction_drift import COLUMN, prediction_drift, prediction_profile
@@ -159,6 +159,30 @@ def test_the_split_null_draws_the_pool_extremes_exactly(name):
     assert exact == pytest.approx(0.0118, abs=0.0005)
     share = float(np.mean(null > (level[3] + level[4]) / 2))
     assert share == pytest.approx(exact, abs=0.003)  # 4 standard errors of 20,000 draws
+
+
+@pytest.mark.parametrize("name", ["wasserstein", "mean_shift"])
+def test_a_flag_column_is_split_exactly_from_its_counts(name):
+    """A binary flag (1% ones), 100,000 values a side: both statistics are |p_small - p_large|,
+    set by the ones on the smaller side, a hypergeometric count. The null drawn from the counts
+    must be that law: its 99% quantile the exact one, and the share beyond a step equal to the
+    exact tail (the Gaussian middle drawn before let 1.9% of clean batches through at 1%)."""
+    rng = np.random.default_rng(267)
+    small = large = 100_000
+    pooled = np.sort((rng.random(small + large) < 0.01).astype(float))
+    values, counts = distinct_values(pooled)
+    assert values.tolist() == [0.0, 1.0] and counts.sum() == pooled.size
+    ones = int(counts[1])
+    law = hypergeom(pooled.size, ones, small)
+    null = discrete_split_null(name, values, counts, small, 20_000, rng)
+
+    def statistic(k: float) -> float:
+        return abs(k / small - (ones - k) / large)
+
+    cut = ones // 2 + 40  # at least 40 more ones than half on the smaller side, or as many fewer
+    exact = law.sf(cut - 1) + law.cdf(ones - cut)
+    share = float(np.mean(null >= statistic(cut) * (1 - 1e-9)))
+    assert share == pytest.approx(exact, abs=4 * np.sqrt(exact * (1 - exact) / null.size))
 
 
 def test_degenerate_columns():

@@ -25,7 +25,9 @@ Where the smaller side exceeds :data:`PERMUTE_MAX` values (a draw would cost tha
 indices) the split is drawn on a compressed pool instead (``pooled_split_null``: the pool's
 extremes split exactly, without replacement, its middle by a Brownian bridge over its
 quantiles; about 2,000 vectorised steps per statistic at any size); a constant reference that
-large keeps its stored draws. Elsewhere the stored draws decide, as before (a permutation of
+large keeps its stored draws. A pool of at most :data:`DISCRETE_MAX` distinct values (flags,
+ratings, small counts) is split exactly at any size, from its counts per value
+(``discrete_split_null``). Elsewhere the stored draws decide, as before (a permutation of
 every column would cost ``draws x n`` per statistic, seconds per check of a wide table).
 """
 
@@ -124,7 +126,10 @@ def permutation_test(
     small, large = min(n, reference_count), max(n, reference_count)
     seed = hashlib.sha256(pooled.tobytes()).digest()
     rng = np.random.default_rng(int.from_bytes(seed[:8], "little"))
-    if small > PERMUTE_MAX:
+    values, counts = distinct_values(pooled)
+    if values.size <= DISCRETE_MAX:
+        null = np.sort(discrete_split_null(name, values, counts, small, draws, rng))
+    elif small > PERMUTE_MAX:
         null = np.sort(pooled_split_null(name, pooled, small, draws, rng))
     else:
         statistic = VALUE_NULLS[name]
@@ -140,6 +145,44 @@ def permutation_test(
     rank = math.ceil((null.size + 1) * (1.0 - level))
     critical = float(null[rank - 1]) if 1 <= rank <= null.size else math.inf
     return PermutationResult(p_value, critical)
+
+
+DISCRETE_MAX = 64
+"""Most distinct pooled values for which the split is drawn exactly from the counts per value
+(:func:`discrete_split_null`): flags, ratings, small counts."""
+
+
+def distinct_values(pooled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted pool's distinct values and how many times each occurs (one linear pass)."""
+    starts = np.flatnonzero(np.concatenate(([True], pooled[1:] != pooled[:-1])))
+    return pooled[starts], np.diff(np.append(starts, pooled.size))
+
+
+def discrete_split_null(
+    name: str,
+    values: np.ndarray,
+    counts: np.ndarray,
+    small: int,
+    draws: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Draws of the raw statistic over random splits of a pool with few distinct values: the
+    exact permutation distribution, for both statistics depend on the split only through how
+    many of each value land on the smaller side, a multivariate hypergeometric draw.
+
+    Why: a binary flag (1% ones) is heavy-tailed by kurtosis, and the Gaussian middle of
+    :func:`pooled_split_null` reads its one step at the nearest bridge level, not at the step
+    itself: 1.9% of clean 100,000-row batches flagged where 1% was promised (issue 26).
+    """
+    total = int(counts.sum())
+    large = total - small
+    on_small = rng.multivariate_hypergeometric(counts, small, size=draws).astype(float)
+    on_large = counts - on_small
+    if name == "mean_shift":
+        return np.abs(on_small @ values / small - on_large @ values / large)
+    steps = np.diff(values)
+    gap = np.cumsum(on_small, axis=1)[:, :-1] / small - np.cumsum(on_large, axis=1)[:, :-1] / large
+    return np.abs(gap) @ steps
 
 
 TAIL_MEMBERS = 256
