@@ -147,7 +147,7 @@ def test_waiting_drift_events_make_one_retrain_on_the_newest_check(settings, eng
     older = _drift_check(engine, batches[1])  # checked later, but its batch is older
     # no Production version here, so the attempt is a recorded skip: the merge stands anyway
     outcome = assemble_waiting(settings, engine, [newer, older], Trigger.DRIFT)
-    assert outcome.decision.decision == RetrainDecision.SKIPPED
+    assert outcome.decision.outcome == RetrainDecision.SKIPPED
     with session_scope(engine) as session:
         (run,) = session.scalars(sa.select(RetrainRun)).all()
         assert run.drift_check_id == newer
