@@ -14,6 +14,7 @@ from driftloop.stages.ingest import ingest_landing
 from driftloop.storage import make_engine
 
 from .conftest import ROOT
+from .support.script_result import script_result
 
 DAGS = ROOT / "dags"
 PYTHON = str(ROOT / ".venv/bin/python")
@@ -80,16 +81,7 @@ def test_each_dag_file_parses_fast_without_heavy_imports(airflow_env, dag_file):
 
 
 def _dag_test(env: dict[str, str], dag_id: str, conf: dict) -> dict:
-    done = subprocess.run(
-        [PYTHON, str(ROOT / "tests/support/dag_runner.py"), str(DAGS), dag_id, json.dumps(conf)],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, (done.stdout + done.stderr)[-4000:]
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return script_result("dag_runner.py", str(DAGS), dag_id, json.dumps(conf), env=env)
 
 
 def test_drift_monitor_emits_the_drift_asset_only_for_a_drifted_batch(airflow_env, settings):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from driftloop.orchestration.model_dags import (
 from driftloop.settings_loader import ConfigError, load_settings
 
 from .conftest import ROOT
+from .support.script_result import script_result
 
 EXAMPLE = ROOT / "examples" / "three_models.yaml"
 MODELS = ["red_wine", "white_alcohol", "white_wine"]
@@ -62,20 +62,7 @@ def dag_bags(folders: list[dict], tmp_path: Path) -> list[dict]:
         AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
         DRIFTLOOP_STORAGE__HOME=str(tmp_path / "home"),
     )
-    done = subprocess.run(
-        [
-            str(ROOT / ".venv/bin/python"),
-            str(ROOT / "tests/support/dag_bags.py"),
-            json.dumps(folders),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, (done.stdout + done.stderr)[-4000:]
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return script_result("dag_bags.py", json.dumps(folders), env=env)
 
 
 @pytest.fixture(scope="module")
