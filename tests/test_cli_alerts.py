@@ -14,10 +14,9 @@ from driftloop.storage import make_engine
 
 from .conftest import ROOT
 from .support.cli import Cli, Shown, clean_env
-from .test_alerts import receiver  # noqa: F401  (the fixture is used by name)
 
 
-def test_drift_check_from_the_cli_sends_drift_detected(settings, receiver, tmp_path: Path):  # noqa: F811
+def test_drift_check_from_the_cli_sends_drift_detected(settings, receiver, tmp_path: Path):
     url, received = receiver
     replay(settings, "gradual")
     env = clean_env(settings.storage.home, DRIFTLOOP_ALERTS__WEBHOOK_URL=url)
@@ -35,7 +34,7 @@ def test_drift_check_from_the_cli_sends_drift_detected(settings, receiver, tmp_p
     assert len(received) == 1  # checking a batch again changes nothing, alerts included
 
 
-def test_a_rejection_at_the_gate_or_a_regate_is_an_alert(receiver, tmp_path: Path):  # noqa: F811
+def test_a_rejection_at_the_gate_or_a_regate_is_an_alert(receiver, tmp_path: Path):
     from driftloop import registry
     from driftloop.gate.statistics import GateOutcome, GateResult
     from driftloop.stages.gating import apply
