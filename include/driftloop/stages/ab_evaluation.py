@@ -29,10 +29,13 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from driftloop.ab.paired import paired_test
+from driftloop.ab.paired_rows import paired_arms
 from driftloop.ab.rows import load_rows, unmatched_feedback
 from driftloop.ab.sequential import MIN_CLUSTERS, SequentialResult, two_sample
 from driftloop.ab.srm import SRMCheck, hold, mismatched_before, mismatches, split_checks
 from driftloop.ab.statistics import VariantStats, clustered_outcomes, summarize, timeline
+from driftloop.ab.traffic import load_split
 from driftloop.config import Settings
 from driftloop.reports.rendering import atomic_write
 from driftloop.stages import alerts, approval, promotion
@@ -64,12 +67,14 @@ def running_test(settings: Settings, engine: sa.Engine, create: bool = True) -> 
                 test.status, test.ended_at = ABTestStatus.SUPERSEDED, datetime.now(UTC)
                 test.reason = f"the pair changed to Production {production}, Staging {staging}"
         if current is None and create and production and staging:
+            # paired: Staging's shadow answers are the test; unpaired: its served ones
+            paired = settings.ab.design == "paired"
             started = session.scalar(
                 sa.select(sa.func.min(Prediction.created_at)).where(
                     Prediction.model_name == name,
                     Prediction.variant == Role.STAGING,
                     Prediction.model_version == staging,
-                    Prediction.shadow.is_(False),
+                    sa.true() if paired else Prediction.shadow.is_(False),
                 )
             )
             if started is None:
@@ -122,6 +127,8 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
     """The numbers and the decision, without acting or storing anything."""
     task = settings.data.task
     metric = task_of(settings).decision_metric(settings.ab.metric).name
+    if settings.ab.design == "paired":
+        return compute_paired(settings, engine, test, now, metric)
     rows = load_rows(engine, test)
     per_variant: dict[str, VariantStats] = {}
     labelled: dict[str, pd.DataFrame] = {}
@@ -167,6 +174,65 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         now,
         unmatched_feedback=unmatched_feedback(engine),
         srm=srm,
+    )
+
+
+def compute_paired(
+    settings: Settings, engine: sa.Engine, test: ABTest, now: datetime, metric: str
+) -> Evaluation:
+    """``ab.design: paired``: Staging's shadow answers against Production's on the same
+    labelled records (:mod:`driftloop.ab.paired`). The pairs share their requests, so a
+    sample-ratio mismatch cannot bias them: it is reported, not held against the decision."""
+    ab = settings.ab
+    rows = load_rows(engine, test, shadow=True)
+    arms = paired_arms(rows, test, settings.data.task, metric, ab.min_effect, ab.alpha)
+    sequential = None
+    if arms.pairs >= 2:
+        sequential = paired_test(
+            arms.production_outcomes,
+            arms.staging_outcomes,
+            ab.min_effect,
+            ab.alpha,
+            metric_named(metric).higher_is_better,
+            arms.clusters,
+        )
+    enough = arms.pairs >= ab.min_samples
+    decision, reason = _decide(
+        settings, test, now, arms.production, arms.staging, sequential, enough, metric
+    )
+    split = load_split(
+        engine,
+        test.model_name,
+        settings.serving.default_staging_weight,
+        settings.serving.default_shadow,
+    )
+    if decision == ABDecision.CONTINUE and not split.shadow:
+        reason += "; shadow mode is off, so no new pairs arrive (driftloop traffic set --shadow)"
+    served = rows[~rows["shadow"].astype(bool)]
+    randomized = served[~served["assignment"].isin([FORCED, BATCH])]
+    srm = split_checks(settings, engine, randomized[randomized["variant"].isin(list(Role))])
+    return Evaluation(
+        test.id,
+        test.model_name,
+        test.production_version,
+        test.staging_version,
+        test.started_at,
+        metric,
+        decision,
+        reason,
+        arms.production,
+        arms.staging,
+        sequential,
+        arms.timeline,
+        now,
+        unmatched_feedback=unmatched_feedback(engine),
+        srm=srm,
+        paired={
+            "design": "paired",
+            "pairs": arms.pairs,
+            "table": arms.table.to_dict() if arms.table else None,
+            "shadow": split.shadow,
+        },
     )
 
 

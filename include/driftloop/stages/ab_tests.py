@@ -51,6 +51,7 @@ class Evaluation:
     unmatched_feedback: int = 0
     approval: dict[str, Any] | None = None  # the pending approval the decision waits on
     srm: list[SRMCheck] = field(default_factory=list)  # sample-ratio mismatch checks
+    paired: dict[str, Any] | None = None  # ab.design paired: the table of pairs, the design
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +73,7 @@ class Evaluation:
             "staging": self.staging.to_dict(),
             "sequential": self.sequential.to_dict() if self.sequential else None,
             "srm": [c.to_dict() for c in self.srm],
+            "paired": self.paired,
             "timeline": self.timeline,
             "json_path": self.json_path,
             "html_path": self.html_path,
