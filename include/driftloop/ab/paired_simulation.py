@@ -13,7 +13,7 @@ client (an A/A test with sticky, correlated clients).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -30,6 +30,14 @@ class PairedTraffic:
     production: np.ndarray
     staging: np.ndarray
     client: np.ndarray | None = None
+    point: np.ndarray | None = None  # each request's (its client's) point in [0, 1)
+
+    def routed(self, staging_share: float) -> PairedTraffic:
+        """The same requests and outcomes under another split: a request goes to Staging when
+        its point falls below the share, so raising the share only moves requests to it."""
+        if self.point is None:
+            raise ValueError("these draws kept no routing points")
+        return replace(self, to_staging=self.point < staging_share)
 
     @property
     def served(self) -> np.ndarray:
@@ -56,7 +64,7 @@ def paired_draws(
     shape = (tests, requests)
     if clients is None:
         who = None
-        to_staging = rng.random(shape) < staging_share
+        point = rng.random(shape)
         a = np.full(shape, accuracy)
         q = np.full(shape, discordance)
     else:
@@ -72,7 +80,7 @@ def paired_draws(
         strength = (1 - icc) / icc
         own_accuracy = rng.beta(accuracy * strength, (1 - accuracy) * strength, (tests, clients))
         own_discordance = discordance * rng.beta(5.0, 5.0, (tests, clients)) * 2
-        to_staging = np.take_along_axis(rng.random((tests, clients)) < staging_share, who, 1)
+        point = np.take_along_axis(rng.random((tests, clients)), who, 1)
         a = np.take_along_axis(own_accuracy, who, 1)
         q = np.take_along_axis(own_discordance, who, 1)
     # a law needs q >= lift, and room for both-right and both-wrong
@@ -87,10 +95,11 @@ def paired_draws(
     )
     both = u < both_right
     return PairedTraffic(
-        to_staging,
+        point < staging_share,
         (both | production_alone).astype(float),
         (both | staging_alone).astype(float),
         who,
+        point,
     )
 
 
