@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +29,15 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from driftloop.ab.paired import paired_test
-from driftloop.ab.paired_rows import paired_arms
 from driftloop.ab.rows import load_rows, unmatched_feedback
-from driftloop.ab.sequential import MIN_CLUSTERS, SequentialResult, two_sample
+from driftloop.ab.sequential import SequentialResult, two_sample
 from driftloop.ab.srm import SRMCheck, hold, mismatched_before, mismatches, split_checks
 from driftloop.ab.statistics import VariantStats, clustered_outcomes, summarize, timeline
-from driftloop.ab.traffic import load_split
 from driftloop.config import Settings
 from driftloop.reports.rendering import atomic_write
 from driftloop.stages import alerts, approval, promotion
-from driftloop.stages.ab_tests import ENDED, Evaluation, close_test
+from driftloop.stages.ab_paired import compute_paired
+from driftloop.stages.ab_tests import ENDED, Evaluation, close_test, judge
 from driftloop.storage import BATCH, FORCED, ABEvaluation, ABTest, Prediction, session_scope
 from driftloop.task import metric as metric_named
 from driftloop.task import task_kind, task_of
@@ -177,65 +175,6 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
     )
 
 
-def compute_paired(
-    settings: Settings, engine: sa.Engine, test: ABTest, now: datetime, metric: str
-) -> Evaluation:
-    """``ab.design: paired``: Staging's shadow answers against Production's on the same
-    labelled records (:mod:`driftloop.ab.paired`). The pairs share their requests, so a
-    sample-ratio mismatch cannot bias them: it is reported, not held against the decision."""
-    ab = settings.ab
-    rows = load_rows(engine, test, shadow=True)
-    arms = paired_arms(rows, test, settings.data.task, metric, ab.min_effect, ab.alpha)
-    sequential = None
-    if arms.pairs >= 2:
-        sequential = paired_test(
-            arms.production_outcomes,
-            arms.staging_outcomes,
-            ab.min_effect,
-            ab.alpha,
-            metric_named(metric).higher_is_better,
-            arms.clusters,
-        )
-    enough = arms.pairs >= ab.min_samples
-    decision, reason = _decide(
-        settings, test, now, arms.production, arms.staging, sequential, enough, metric
-    )
-    split = load_split(
-        engine,
-        test.model_name,
-        settings.serving.default_staging_weight,
-        settings.serving.default_shadow,
-    )
-    if decision == ABDecision.CONTINUE and not split.shadow:
-        reason += "; shadow mode is off, so no new pairs arrive (driftloop traffic set --shadow)"
-    served = rows[~rows["shadow"].astype(bool)]
-    randomized = served[~served["assignment"].isin([FORCED, BATCH])]
-    srm = split_checks(settings, engine, randomized[randomized["variant"].isin(list(Role))])
-    return Evaluation(
-        test.id,
-        test.model_name,
-        test.production_version,
-        test.staging_version,
-        test.started_at,
-        metric,
-        decision,
-        reason,
-        arms.production,
-        arms.staging,
-        sequential,
-        arms.timeline,
-        now,
-        unmatched_feedback=unmatched_feedback(engine),
-        srm=srm,
-        paired={
-            "design": "paired",
-            "pairs": arms.pairs,
-            "table": arms.table.to_dict() if arms.table else None,
-            "shadow": split.shadow,
-        },
-    )
-
-
 Arm = tuple[VariantStats, np.ndarray] | tuple[VariantStats, np.ndarray, np.ndarray]
 
 
@@ -269,7 +208,7 @@ def decide(
             metric_named(metric).higher_is_better,
             clusters=clusters,
         )
-    decision, reason = _decide(
+    decision, reason = judge(
         settings, test, now, production_stats, staging_stats, sequential, enough, metric
     )
     decision, reason = hold(decision, reason, srm or [])
@@ -283,66 +222,6 @@ def _usable_truth(truth: pd.Series, task: str) -> pd.Series:
     if (skipped := int((truth.notna() & ~usable).sum())) > 0:
         log.warning("A/B: %d feedback values are not numbers and are left out", skipped)
     return usable
-
-
-def _decide(
-    settings: Settings,
-    test: ABTest,
-    now: datetime,
-    production: VariantStats,
-    staging: VariantStats,
-    sequential: SequentialResult | None,
-    enough: bool,
-    metric: str,
-) -> tuple[ABDecision, str]:
-    ab = settings.ab
-    if staging.requests >= ab.guardrail_min_requests:
-        if staging.error_rate > ab.max_error_rate:
-            return ABDecision.REJECT, (
-                f"guardrail: Staging failed {staging.failed_requests} of {staging.requests} "
-                f"requests ({staging.error_rate:.1%} > {ab.max_error_rate:.1%})"
-            )
-        p99 = staging.latency_ms.get("p99")
-        if p99 is not None and p99 > ab.max_p99_ms:
-            return (
-                ABDecision.REJECT,
-                f"guardrail: Staging's p99 latency {p99:.0f} ms > {ab.max_p99_ms:g} ms",
-            )
-    few_clients = sequential is not None and not sequential.enough_clusters
-    if sequential is not None and enough and sequential.significant and not few_clients:
-        better = sequential.difference > 0
-        numbers = (
-            f"{metric} Staging {staging.metrics[metric].value:.4f} vs Production "
-            f"{production.metrics[metric].value:.4f} over {staging.with_feedback} and "
-            f"{production.with_feedback} records ({sequential.staging_clusters} and "
-            f"{sequential.production_clusters} clients or requests); {sequential.method}, "
-            f"always-valid p {sequential.p_value:.4f} <= alpha {ab.alpha:g}"
-        )
-        if better:
-            return ABDecision.PROMOTE, f"Staging is better: {numbers}"
-        return ABDecision.REJECT, f"Staging is worse: {numbers}"
-    if now - test.started_at >= timedelta(days=ab.max_days):
-        return ABDecision.INCONCLUSIVE, (
-            f"no significant difference after {ab.max_days:g} days "
-            f"({staging.with_feedback} and {production.with_feedback} records with feedback): "
-            "Production stays"
-        )
-    if few_clients and sequential is not None:
-        return ABDecision.CONTINUE, (
-            f"collecting: {sequential.staging_clusters} Staging and "
-            f"{sequential.production_clusters} Production clients (or requests) with feedback, "
-            f"{MIN_CLUSTERS} each needed before any decision"
-        )
-    if not enough:
-        return ABDecision.CONTINUE, (
-            f"collecting: {staging.with_feedback} Staging and {production.with_feedback} "
-            f"Production records with feedback, {ab.min_samples} each needed"
-        )
-    return ABDecision.CONTINUE, (
-        f"collecting: no significant difference yet (always-valid p {sequential.p_value:.3f})"
-        if sequential
-        else "collecting"
-    )
 
 
 def _store(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> None:
