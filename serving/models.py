@@ -117,7 +117,12 @@ class ModelStore:
                         loaded[variant] = have
                     else:
                         loaded[variant] = self._load(variant, info.version)
-                split = load_split(self.engine, name, self.settings.serving.default_staging_weight)
+                split = load_split(
+                    self.engine,
+                    name,
+                    self.settings.serving.default_staging_weight,
+                    self.settings.serving.default_shadow,
+                )
                 fresh = ModelSnapshot(
                     loaded[PRODUCTION], loaded[STAGING], split, True, None, datetime.now(UTC)
                 )

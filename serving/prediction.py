@@ -189,8 +189,10 @@ class _Logged:
         probabilities: list[list[float]] | None,
         shadow: bool,
         assignment: str,
+        latency_ms: float | None = None,
     ) -> list[dict[str, Any]]:
-        """One log row per answered record."""
+        """One log row per answered record; a shadow row carries Staging's own prediction
+        time (``latency_ms``), which the paired A/B test's latency guardrail reads."""
         sticky = self.settings.serving.sticky_field
         common = {
             "request_id": self.request_id,
@@ -199,7 +201,7 @@ class _Logged:
             "model_version": model.version,
             "shadow": shadow,
             "status": 200,
-            "latency_ms": self.elapsed_ms,
+            "latency_ms": self.elapsed_ms if latency_ms is None else latency_ms,
             "assignment": assignment,
             "split_version": self.split_version,
             "client_key": self.client,
@@ -229,6 +231,7 @@ def _shadow_rows(
     staging: LoadedModel, frame: Any, logged: _Logged, assignment: str
 ) -> list[dict[str, Any]]:
     """Staging's unreturned answers; its failure is logged, never the client's problem."""
+    started = time.perf_counter()
     try:
         predictions, probabilities = staging.predict(frame)
     except Exception as exc:
@@ -246,4 +249,5 @@ def _shadow_rows(
                 "error": f"shadow prediction failed: {type(exc).__name__}: {exc}",
             }
         ]
-    return logged.rows(staging, predictions, probabilities, True, assignment)
+    elapsed = (time.perf_counter() - started) * 1000
+    return logged.rows(staging, predictions, probabilities, True, assignment, elapsed)

@@ -100,6 +100,10 @@ def test_shadow_mode_logs_staging_without_answering_with_it(models, settings):
     assert result.response()["variant"] == "production"
     logged = sorted((r["variant"], r["model_version"], r["shadow"]) for r in result.log_rows)
     assert logged == [("production", "1", False), ("staging", "2", True)]
+    served, shadow = sorted(result.log_rows, key=lambda r: r["shadow"])
+    # the paired A/B design matches the two by record id; Staging's guardrail reads its own time
+    assert served["record_id"] == shadow["record_id"]
+    assert 0 <= shadow["latency_ms"] < served["latency_ms"]
 
 
 def test_sticky_keys_follow_the_split_and_headers_win(models, settings):

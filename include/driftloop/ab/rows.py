@@ -10,12 +10,16 @@ import sqlalchemy as sa
 from driftloop.storage import ABTest, Feedback, Prediction, TrafficSplitVersion, session_scope
 
 
-def load_rows(engine: sa.Engine, test: ABTest) -> pd.DataFrame:
-    """The test's log rows (not shadows) with their feedback, if any, routed under the traffic
-    split in force when they were served (:func:`routed_in_force`)."""
+def load_rows(engine: sa.Engine, test: ABTest, shadow: bool = False) -> pd.DataFrame:
+    """The test's log rows (not shadows, unless ``shadow``: the paired design pairs them) with
+    their feedback, if any, routed under the traffic split in force when they were served
+    (:func:`routed_in_force`)."""
+    shadows = sa.true() if shadow else Prediction.shadow.is_(False)
     query = (
         sa.select(
             Prediction.request_id,
+            Prediction.record_id,
+            Prediction.shadow,
             Prediction.variant,
             Prediction.model_version,
             Prediction.status,
@@ -31,7 +35,7 @@ def load_rows(engine: sa.Engine, test: ABTest) -> pd.DataFrame:
         .outerjoin(Feedback, Feedback.record_id == Prediction.record_id)
         .where(
             Prediction.model_name == test.model_name,
-            Prediction.shadow.is_(False),
+            shadows,
             Prediction.created_at >= test.started_at,
             Prediction.model_version.in_([test.production_version, test.staging_version]),
         )
@@ -43,6 +47,8 @@ def load_rows(engine: sa.Engine, test: ABTest) -> pd.DataFrame:
         rows,
         columns=[
             "request_id",
+            "record_id",
+            "shadow",
             "variant",
             "model_version",
             "status",

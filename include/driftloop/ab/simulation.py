@@ -99,7 +99,7 @@ def sticky_draws(
     return Traffic(to_staging, outcome, who)
 
 
-def _prior_client_sums(outcome: np.ndarray, client: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def prior_client_sums(outcome: np.ndarray, client: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per record, its client's outcome total and record count *before* it (same test)."""
     tests, records = outcome.shape
     key = (np.arange(tests)[:, None] * (int(client.max()) + 1) + client).ravel()
@@ -151,7 +151,7 @@ def decisions_and_records(
     if client is None:  # every record its own cluster
         prior_y, prior_m = np.zeros_like(outcome), np.zeros_like(outcome)
     else:
-        prior_y, prior_m = _prior_client_sums(outcome, client)
+        prior_y, prior_m = prior_client_sums(outcome, client)
     increments = {  # what each record adds to its arm's cluster sums (ClusterSums)
         "records": np.ones_like(outcome),
         "total": outcome,

@@ -63,10 +63,12 @@ class TrafficSplit:
         return STAGING if point < self.staging_weight else PRODUCTION
 
 
-def load_split(engine: sa.Engine, model_name: str, default_weight: float) -> TrafficSplit:
+def load_split(
+    engine: sa.Engine, model_name: str, default_weight: float, default_shadow: bool = False
+) -> TrafficSplit:
     """The stored split, or the configured default when none was set."""
     with session_scope(engine) as session:
         record = session.get(TrafficSplitRecord, model_name)
         if record is None:
-            return TrafficSplit(default_weight)
+            return TrafficSplit(default_weight, default_shadow)
         return TrafficSplit(record.staging_weight, record.shadow, record.version)

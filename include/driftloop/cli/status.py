@@ -20,7 +20,12 @@ def status_command(ctx: typer.Context) -> None:
     settings = context.settings
     engine = context.engine()
     production, staging = context.roles()
-    split = load_split(engine, settings.model.name, settings.serving.default_staging_weight)
+    split = load_split(
+        engine,
+        settings.model.name,
+        settings.serving.default_staging_weight,
+        settings.serving.default_shadow,
+    )
     weight = split.staging_weight if staging else 0.0
     typer.echo(f"model {settings.model.name}")
     typer.echo(f"  Production: {production or 'none (run driftloop bootstrap)'}")

@@ -131,6 +131,16 @@ class Settings(BaseSettings):
             raise ValueError(f"ab.metric {metric} does not fit a {task} task: use {fits}")
         return self
 
+    @model_validator(mode="after")
+    def _paired_needs_shadow(self) -> Settings:
+        if self.ab.design == "paired" and not self.serving.default_shadow:
+            raise ValueError(
+                "ab.design: paired compares Staging's shadow answers with Production's on the "
+                "same requests, so it needs shadow mode: set serving.default_shadow: true "
+                "(and keep the saved split's shadow on: driftloop traffic set --shadow)"
+            )
+        return self
+
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.storage.home / 'driftloop.db'}"

@@ -41,6 +41,12 @@ class ABSettings(Section):
         default=50, description="Staging requests before a guardrail may reject."
     )
     schedule: str | None = Field(default="@hourly", description="ab_evaluate's Airflow schedule.")
+    design: Literal["unpaired", "paired"] = Field(
+        default="unpaired",
+        description="unpaired: Staging's answered requests against Production's; paired: "
+        "Staging's shadow answers against Production's on the same labelled requests "
+        "(needs serving.default_shadow: true).",
+    )
     approval: Literal["auto", "required"] = Field(
         default="auto",
         description="required: a person approves the decisions in approval_actions in Airflow "

@@ -338,6 +338,10 @@ class ServingSettings(Section):
     ``DRIFTLOOP_ADMIN_TOKEN`` and ``DRIFTLOOP_API_KEYS`` (comma-separated)."""
 
     default_staging_weight: float = Field(default=0.1, ge=0.0, le=1.0)
+    default_shadow: bool = Field(
+        default=False,
+        description="Staging also answers Production's requests in shadow until a split is saved.",
+    )
     require_api_key: bool = Field(
         default=False, description="Feedback steers promotions: production configs should say true."
     )

@@ -74,6 +74,7 @@ against Staging v{html.escape(record["staging_version"])}</h1>
 <tr><th>decision metric</th><td>{metric}</td></tr>{test_rows}
 <tr><th>unmatched feedback (no prediction row with its record id)</th>\
 <td>{record.get("unmatched_feedback", 0)}</td></tr></table>
+{_paired_section(record.get("paired"), sequential)}
 {_srm_section(record.get("srm") or [])}
 <h2>Per variant</h2>
 <table><tr><th>variant</th><th>answered</th><th>with feedback</th>\
@@ -93,6 +94,33 @@ def _method_rows(sequential: dict[str, Any]) -> str:
         f"<tr><th>clusters (clients or requests)</th><td>Production "
         f"{sequential.get('production_clusters')}, Staging "
         f"{sequential.get('staging_clusters')}</td></tr>"
+    )
+
+
+def _paired_section(paired: dict[str, Any] | None, sequential: dict[str, Any] | None) -> str:
+    """``ab.design: paired``: the labelled pairs by who was right, and the interval of the
+    accuracy difference they give (reports of unpaired tests have no such section)."""
+    if not paired:
+        return ""
+    interval = (
+        f"<p>Staging minus Production {sequential['difference']:+.4f}, always-valid "
+        f"{1 - sequential['alpha']:.0%} interval {sequential['ci_low']:+.4f} to "
+        f"{sequential['ci_high']:+.4f}.</p>"
+        if sequential
+        else "<p>Not enough pairs for the test yet.</p>"
+    )
+    off = "" if paired.get("shadow", True) else "<p><b>Shadow mode is off</b>: no new pairs.</p>"
+    table = paired.get("table")
+    if not table:
+        return f"<h2>Paired shadow test: {paired['pairs']} pairs</h2>{interval}{off}"
+    return (
+        f"<h2>Paired shadow test: {table['pairs']} labelled pairs "
+        f"({table['discordance']:.1%} discordant)</h2>"
+        "<table><tr><th></th><th>Production right</th><th>Production wrong</th></tr>"
+        f"<tr><th>Staging right</th><td>both right: {table['both_right']}</td>"
+        f"<td>only Staging right: {table['only_staging']}</td></tr>"
+        f"<tr><th>Staging wrong</th><td>only Production right: {table['only_production']}</td>"
+        f"<td>both wrong: {table['both_wrong']}</td></tr></table>{interval}{off}"
     )
 
 

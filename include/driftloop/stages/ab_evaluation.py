@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from driftloop.ab.rows import load_rows, unmatched_feedback
-from driftloop.ab.sequential import MIN_CLUSTERS, SequentialResult, two_sample
+from driftloop.ab.sequential import SequentialResult, two_sample
 from driftloop.ab.srm import SRMCheck, hold, mismatched_before, mismatches, split_checks
 from driftloop.ab.statistics import VariantStats, clustered_outcomes, summarize, timeline
 from driftloop.config import Settings
 from driftloop.reports.rendering import atomic_write
 from driftloop.stages import alerts, approval, promotion
-from driftloop.stages.ab_tests import ENDED, Evaluation, close_test
+from driftloop.stages.ab_paired import compute_paired
+from driftloop.stages.ab_tests import ENDED, Evaluation, close_test, judge
 from driftloop.storage import BATCH, FORCED, ABEvaluation, ABTest, Prediction, session_scope
 from driftloop.task import metric as metric_named
 from driftloop.task import task_kind, task_of
@@ -64,12 +65,14 @@ def running_test(settings: Settings, engine: sa.Engine, create: bool = True) -> 
                 test.status, test.ended_at = ABTestStatus.SUPERSEDED, datetime.now(UTC)
                 test.reason = f"the pair changed to Production {production}, Staging {staging}"
         if current is None and create and production and staging:
+            # paired: Staging's shadow answers are the test; unpaired: its served ones
+            paired = settings.ab.design == "paired"
             started = session.scalar(
                 sa.select(sa.func.min(Prediction.created_at)).where(
                     Prediction.model_name == name,
                     Prediction.variant == Role.STAGING,
                     Prediction.model_version == staging,
-                    Prediction.shadow.is_(False),
+                    sa.true() if paired else Prediction.shadow.is_(False),
                 )
             )
             if started is None:
@@ -122,6 +125,8 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
     """The numbers and the decision, without acting or storing anything."""
     task = settings.data.task
     metric = task_of(settings).decision_metric(settings.ab.metric).name
+    if settings.ab.design == "paired":
+        return compute_paired(settings, engine, test, now, metric)
     rows = load_rows(engine, test)
     per_variant: dict[str, VariantStats] = {}
     labelled: dict[str, pd.DataFrame] = {}
@@ -203,7 +208,7 @@ def decide(
             metric_named(metric).higher_is_better,
             clusters=clusters,
         )
-    decision, reason = _decide(
+    decision, reason = judge(
         settings, test, now, production_stats, staging_stats, sequential, enough, metric
     )
     decision, reason = hold(decision, reason, srm or [])
@@ -217,66 +222,6 @@ def _usable_truth(truth: pd.Series, task: str) -> pd.Series:
     if (skipped := int((truth.notna() & ~usable).sum())) > 0:
         log.warning("A/B: %d feedback values are not numbers and are left out", skipped)
     return usable
-
-
-def _decide(
-    settings: Settings,
-    test: ABTest,
-    now: datetime,
-    production: VariantStats,
-    staging: VariantStats,
-    sequential: SequentialResult | None,
-    enough: bool,
-    metric: str,
-) -> tuple[ABDecision, str]:
-    ab = settings.ab
-    if staging.requests >= ab.guardrail_min_requests:
-        if staging.error_rate > ab.max_error_rate:
-            return ABDecision.REJECT, (
-                f"guardrail: Staging failed {staging.failed_requests} of {staging.requests} "
-                f"requests ({staging.error_rate:.1%} > {ab.max_error_rate:.1%})"
-            )
-        p99 = staging.latency_ms.get("p99")
-        if p99 is not None and p99 > ab.max_p99_ms:
-            return (
-                ABDecision.REJECT,
-                f"guardrail: Staging's p99 latency {p99:.0f} ms > {ab.max_p99_ms:g} ms",
-            )
-    few_clients = sequential is not None and not sequential.enough_clusters
-    if sequential is not None and enough and sequential.significant and not few_clients:
-        better = sequential.difference > 0
-        numbers = (
-            f"{metric} Staging {staging.metrics[metric].value:.4f} vs Production "
-            f"{production.metrics[metric].value:.4f} over {staging.with_feedback} and "
-            f"{production.with_feedback} records ({sequential.staging_clusters} and "
-            f"{sequential.production_clusters} clients or requests); {sequential.method}, "
-            f"always-valid p {sequential.p_value:.4f} <= alpha {ab.alpha:g}"
-        )
-        if better:
-            return ABDecision.PROMOTE, f"Staging is better: {numbers}"
-        return ABDecision.REJECT, f"Staging is worse: {numbers}"
-    if now - test.started_at >= timedelta(days=ab.max_days):
-        return ABDecision.INCONCLUSIVE, (
-            f"no significant difference after {ab.max_days:g} days "
-            f"({staging.with_feedback} and {production.with_feedback} records with feedback): "
-            "Production stays"
-        )
-    if few_clients and sequential is not None:
-        return ABDecision.CONTINUE, (
-            f"collecting: {sequential.staging_clusters} Staging and "
-            f"{sequential.production_clusters} Production clients (or requests) with feedback, "
-            f"{MIN_CLUSTERS} each needed before any decision"
-        )
-    if not enough:
-        return ABDecision.CONTINUE, (
-            f"collecting: {staging.with_feedback} Staging and {production.with_feedback} "
-            f"Production records with feedback, {ab.min_samples} each needed"
-        )
-    return ABDecision.CONTINUE, (
-        f"collecting: no significant difference yet (always-valid p {sequential.p_value:.3f})"
-        if sequential
-        else "collecting"
-    )
 
 
 def _store(settings: Settings, engine: sa.Engine, evaluation: Evaluation) -> None:

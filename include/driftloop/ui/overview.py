@@ -39,7 +39,9 @@ def overview(settings: Settings, engine: sa.Engine) -> dict[str, Any]:
     from driftloop.stages import approval, promotion
 
     name = settings.model.name
-    split = load_split(engine, name, settings.serving.default_staging_weight)
+    split = load_split(
+        engine, name, settings.serving.default_staging_weight, settings.serving.default_shadow
+    )
     return {
         "model": name,
         "mlflow_ui": mlflow_ui(settings),
