@@ -135,9 +135,11 @@ def test_a_failing_check_gives_its_claim_back(settings, engine, batches, monkeyp
     )  # another checker may take it at once
 
 
-def _drift_check(engine: sa.Engine, batch_id: int) -> int:
+def _drift_check(engine: sa.Engine, model: str, batch_id: int) -> int:
     with session_scope(engine) as session:
-        check = DriftCheck(batch_id=batch_id, status=DriftStatus.DRIFT, drifted_features=["x"])
+        check = DriftCheck(
+            model_name=model, batch_id=batch_id, status=DriftStatus.DRIFT, drifted_features=["x"]
+        )
         session.add(check)
         session.flush()
         return check.id
@@ -147,8 +149,9 @@ def test_waiting_drift_events_make_one_retrain_on_the_newest_check(settings, eng
     """Two drift events wait (the retrain DAG sees both in its triggering events): one
     retrain attempt takes the newest check, by its batch's time, and records the other as
     merged into it, on the check and with the attempt's decision."""
-    newer = _drift_check(engine, batches[2])
-    older = _drift_check(engine, batches[1])  # checked later, but its batch is older
+    name = settings.model.name
+    newer = _drift_check(engine, name, batches[2])
+    older = _drift_check(engine, name, batches[1])  # checked later, but its batch is older
     # no Production version here, so the attempt is a recorded skip: the merge stands anyway
     outcome = assemble_waiting(settings, engine, [newer, older], Trigger.DRIFT)
     assert outcome.decision.outcome == RetrainDecision.SKIPPED
