@@ -13,6 +13,7 @@ import pytest
 
 from driftloop.config import Settings
 from driftloop.ingestion.stream import replay
+from driftloop.schema import current_revision, downgrade, head_revision
 from driftloop.settings_loader import load_settings
 from driftloop.stages.claims import unchecked_batches
 from driftloop.stages.drift_check import check_next_batch, latest_drift_check, recent_checks
@@ -91,6 +92,10 @@ def test_two_models_share_a_database_and_keep_their_rows_apart(engine, red_and_w
 
     assert retrain_runs(engine, "red") == []
     assert [r["decision"] for r in retrain_runs(engine, "white")] == ["skipped"]
+    # revision 0015 could not keep them apart: going back is refused, and changes nothing
+    with pytest.raises(RuntimeError, match="rows of models red, white"):
+        downgrade(engine, "0015")
+    assert current_revision(engine) == head_revision()
 
 
 def test_a_record_id_is_unique_per_model_not_across_models(engine):

@@ -170,7 +170,7 @@ def find_batch(session: sa.orm.Session, batch_ref: str | int, model: str) -> Bat
     )
     batch = session.scalar(query)
     if batch is None:
-        raise IngestError(f"model {model!r} has no batch with id or name {batch_ref!r}")
+        raise IngestError(f"no batch with id or name {batch_ref!r}")
     return batch
 
 
