@@ -149,7 +149,12 @@ def timed_analysis_read(url: str, label: str) -> Figure:
         connection.execute(
             sa.insert(Feedback),
             [
-                {"record_id": f"r{i}", "value": i % 3, "created_at": datetime.now(UTC)}
+                {
+                    "model_name": MODEL,
+                    "record_id": f"r{i}",
+                    "value": i % 3,
+                    "created_at": datetime.now(UTC),
+                }
                 for i in range(0, count, 3)
             ],
         )

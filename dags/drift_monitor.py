@@ -70,12 +70,12 @@ def drift_monitor(model: ModelDags) -> None:
             from driftloop.stages.ingest import find_batch
             from driftloop.storage import session_scope
 
-            _settings, engine = model.open()
+            settings, engine = model.open()
             requested = (params or {}).get("batch")
             if requested is not None:
                 with session_scope(engine) as session:
-                    return [find_batch(session, requested).id]
-            batch_ids = waiting(engine)
+                    return [find_batch(session, requested, settings.model.name).id]
+            batch_ids = waiting(engine, settings.model.name)
             print(f"unchecked accepted batches: {batch_ids or 'none'}")
             return batch_ids
 

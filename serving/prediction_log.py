@@ -404,13 +404,23 @@ def _purge(engine: sa.Engine, retention_days: float) -> None:
         log.info("prediction log: removed %d rows older than %g days", removed, retention_days)
 
 
-def record_feedback(engine: sa.Engine, record_id: str, value: Any) -> None:
-    """Store the true value of a record; a second one for the same record is refused."""
+def record_feedback(engine: sa.Engine, model_name: str, record_id: str, value: Any) -> None:
+    """Store the true value of one of ``model_name``'s records; a second one for the same
+    record is refused (another model's record of the same id is another record)."""
     try:
         with session_scope(engine) as session:
-            session.add(Feedback(record_id=record_id, value=value, created_at=datetime.now(UTC)))
+            session.add(
+                Feedback(
+                    model_name=model_name,
+                    record_id=record_id,
+                    value=value,
+                    created_at=datetime.now(UTC),
+                )
+            )
     except sa.exc.IntegrityError:
-        raise DuplicateFeedback(f"feedback for record {record_id!r} was already given") from None
+        raise DuplicateFeedback(
+            f"feedback for record {record_id!r} of model {model_name!r} was already given"
+        ) from None
 
 
 def purge_older_than(engine: sa.Engine, days: float) -> int:

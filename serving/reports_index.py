@@ -31,18 +31,22 @@ class ReportEntry:
     link: str | None
 
 
-def report_entries(engine: sa.Engine, reports_dir: Path, limit: int = LIMIT) -> list[ReportEntry]:
-    """Drift checks and A/B evaluations, newest first."""
+def report_entries(
+    engine: sa.Engine, model: str, reports_dir: Path, limit: int = LIMIT
+) -> list[ReportEntry]:
+    """``model``'s drift checks and A/B evaluations, newest first."""
     with session_scope(engine) as session:
         checks = session.execute(
             sa.select(DriftCheck, Batch.name)
             .join(Batch, Batch.id == DriftCheck.batch_id)
+            .where(DriftCheck.model_name == model)
             .order_by(DriftCheck.id.desc())
             .limit(limit)
         ).all()
         evaluations = session.execute(
             sa.select(ABEvaluation, ABTest)
             .join(ABTest, ABTest.id == ABEvaluation.test_id)
+            .where(ABTest.model_name == model)
             .order_by(ABEvaluation.id.desc())
             .limit(limit)
         ).all()

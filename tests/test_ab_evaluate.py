@@ -34,6 +34,8 @@ def test_no_test_before_staging_answers_anything(pair):
 
 def test_better_staging_is_promoted_with_its_evidence(pair):
     settings, engine, production, staging = pair
+    client = registry.configure(settings)
+    other = _another_model(client, settings, production)  # in the same MLflow store
     send(settings, engine, PRODUCTION, production, 1500, 0.55, seed=1)
     send(settings, engine, STAGING, staging, 1500, 0.70, seed=2)
     evaluation = evaluate(settings, engine)
@@ -41,7 +43,13 @@ def test_better_staging_is_promoted_with_its_evidence(pair):
     assert evaluation.sequential.significant and evaluation.sequential.difference > 0
     assert evaluation.sequential.ci_low > 0
     assert roles(settings) == (staging, None)
-    client = registry.configure(settings)
+    # aliases and stages are per registered model: the other model's moved nothing
+    for version, alias, stage in (
+        (other[0], PRODUCTION, "Production"),
+        (other[1], STAGING, "Staging"),
+    ):
+        found = client.get_model_version("other-model", version)
+        assert (found.aliases, found.current_stage) == ([alias], stage)
     assert client.get_model_version(settings.model.name, production).current_stage == "Archived"
     assert client.get_model_version(settings.model.name, staging).current_stage == "Production"
     (audit,) = history(engine, settings.model.name)
@@ -54,6 +62,19 @@ def test_better_staging_is_promoted_with_its_evidence(pair):
     with session_scope(engine) as session:
         assert session.get(ABTest, evaluation.test_id).status == "promoted"
     assert evaluate(settings, engine) is None  # no Staging left: no test
+
+
+def _another_model(client, settings, version: str) -> tuple[str, str]:
+    """A second registered model of the same logged model, its versions 1 and 2 in
+    Production and Staging: the roles ``pair`` gives the test's own model."""
+    import mlflow
+
+    source = f"models:/{settings.model.name}/{version}"
+    role_moves.ensure_registered_model(client, "other-model")
+    first, second = (str(mlflow.register_model(source, "other-model").version) for _ in range(2))
+    role_moves.set_role(client, "other-model", first, PRODUCTION)
+    role_moves.set_role(client, "other-model", second, STAGING)
+    return first, second
 
 
 def test_worse_staging_is_rejected_and_production_stays(pair):

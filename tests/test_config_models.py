@@ -131,12 +131,14 @@ def test_malformed_models_maps_are_refused_with_a_sentence(
         load_all(_write(tmp_path, project))
 
 
-def test_models_may_not_share_a_database_or_a_home_yet(tmp_path: Path) -> None:
-    """Rows do not all carry the model's name yet (issue 30, item 3): sharing would mix them."""
+def test_models_may_share_a_database_but_not_a_home(tmp_path: Path) -> None:
+    """Every row carries its model's name (migration 0016), so one database serves them all;
+    a storage home would mix their files."""
     shared = _project(churn={}, fraud={})
     shared["database"] = {"url": "postgresql://127.0.0.1/driftloop"}
-    with pytest.raises(ConfigError, match="models churn, fraud share the database"):
-        load_all(_write(tmp_path, shared))
+    loaded = load_all(_write(tmp_path, shared))
+    assert {s.database_url for s in loaded.values()} == {"postgresql://127.0.0.1/driftloop"}
+    assert len({s.storage.home for s in loaded.values()}) == 2
     same_home = _project(churn={"storage": {"home": "x"}}, fraud={"storage": {"home": "x"}})
     with pytest.raises(ConfigError, match=r"share the storage\.home"):
         load_all(_write(tmp_path, same_home))

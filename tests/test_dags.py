@@ -138,7 +138,7 @@ def test_drift_monitor_checks_every_unchecked_batch_in_parallel_once(airflow_env
     engine = make_engine(settings.database_url)
     from driftloop.stages.drift_check import recent_checks
 
-    checks = recent_checks(engine, 100)
+    checks = recent_checks(engine, settings.model.name, 100)
     assert sorted(c.batch_id for c in checks) == list(range(1, len(written) + 1))
     drifted = sorted(c.report_id for c in checks if c.status == "drift")
     assert len(drifted) >= 2, [(c.batch_name, c.status) for c in checks]
@@ -156,7 +156,7 @@ def test_drift_monitor_checks_every_unchecked_batch_in_parallel_once(airflow_env
     assert again["tasks"]["check_batch"] == "skipped"  # mapped over no batches
     assert again["tasks"]["announce_drift"] == "skipped"
     assert len(again["events"]) == before + 1  # no new event
-    assert len(recent_checks(engine, 100)) == len(written)
+    assert len(recent_checks(engine, settings.model.name, 100)) == len(written)
 
 
 def test_dags_refuse_sqlite_when_celery_runs_the_tasks(airflow_env, settings):

@@ -54,7 +54,7 @@ def _race(workers: int, target) -> list:
     return results
 
 
-def test_one_of_racing_claims_wins_and_the_same_checker_may_claim_again(engine, batches):
+def test_one_of_racing_claims_wins_and_the_same_checker_may_claim_again(settings, engine, batches):
     url = engine.url.render_as_string(hide_password=False)
     engines = [make_engine(url) for _ in range(6)]
     try:
@@ -66,15 +66,17 @@ def test_one_of_racing_claims_wins_and_the_same_checker_may_claim_again(engine, 
     winner = f"checker-{won.index(True)}"
     assert claim_batch(engine, batches[0], winner)  # an Airflow retry of the same task
     assert not claim_batch(engine, batches[0], "someone-else")
-    assert batches[0] not in unchecked_batches(engine)  # claimed: not offered again
-    assert unchecked_batches(engine) == batches[1:]
+    assert batches[0] not in unchecked_batches(
+        engine, settings.model.name
+    )  # claimed: not offered again
+    assert unchecked_batches(engine, settings.model.name) == batches[1:]
 
 
-def test_an_abandoned_claim_is_taken_over(engine, batches):
+def test_an_abandoned_claim_is_taken_over(settings, engine, batches):
     assert claim_batch(engine, batches[0], "died")
     with session_scope(engine) as session:
         session.get(Batch, batches[0]).drift_claimed_at = utcnow() - CLAIM_TIMEOUT - timedelta(1)
-    assert batches[0] in unchecked_batches(engine)
+    assert batches[0] in unchecked_batches(engine, settings.model.name)
     assert claim_batch(engine, batches[0], "survivor")
 
 
@@ -105,8 +107,8 @@ def test_parallel_checkers_check_each_batch_exactly_once(settings, engine, batch
     assert sorted(new) == batches  # each batch checked, and by exactly one checker
     busy = [result for seen in results for _, result in seen if isinstance(result, str)]
     assert all("is being checked by run-" in message for message in busy), busy
-    assert sorted(c.batch_id for c in recent_checks(engine, 100)) == batches
-    assert unchecked_batches(engine) == []
+    assert sorted(c.batch_id for c in recent_checks(engine, settings.model.name, 100)) == batches
+    assert unchecked_batches(engine, settings.model.name) == []
 
 
 def test_a_batch_held_by_another_checker_is_busy_with_a_sentence(settings, engine, batches):
@@ -115,7 +117,7 @@ def test_a_batch_held_by_another_checker_is_busy_with_a_sentence(settings, engin
     assert claim_batch(engine, batches[0], "run-holder")
     with pytest.raises(BatchBusy, match="is being checked by run-holder"):
         check_next_batch(settings, engine, batches[0], claimant="run-other")
-    assert recent_checks(engine, 100) == []
+    assert recent_checks(engine, settings.model.name, 100) == []
     assert check_next_batch(settings, engine, batches[0], claimant="run-holder").new  # its retry
 
 
@@ -128,12 +130,16 @@ def test_a_failing_check_gives_its_claim_back(settings, engine, batches, monkeyp
     monkeypatch.setattr(monitor, "resolve_profile", broken)
     with pytest.raises(RuntimeError, match="lost its disk"):
         check_next_batch(settings, engine, batches[0], claimant="unlucky")
-    assert batches[0] in unchecked_batches(engine)  # another checker may take it at once
+    assert batches[0] in unchecked_batches(
+        engine, settings.model.name
+    )  # another checker may take it at once
 
 
-def _drift_check(engine: sa.Engine, batch_id: int) -> int:
+def _drift_check(engine: sa.Engine, model: str, batch_id: int) -> int:
     with session_scope(engine) as session:
-        check = DriftCheck(batch_id=batch_id, status=DriftStatus.DRIFT, drifted_features=["x"])
+        check = DriftCheck(
+            model_name=model, batch_id=batch_id, status=DriftStatus.DRIFT, drifted_features=["x"]
+        )
         session.add(check)
         session.flush()
         return check.id
@@ -143,8 +149,9 @@ def test_waiting_drift_events_make_one_retrain_on_the_newest_check(settings, eng
     """Two drift events wait (the retrain DAG sees both in its triggering events): one
     retrain attempt takes the newest check, by its batch's time, and records the other as
     merged into it, on the check and with the attempt's decision."""
-    newer = _drift_check(engine, batches[2])
-    older = _drift_check(engine, batches[1])  # checked later, but its batch is older
+    name = settings.model.name
+    newer = _drift_check(engine, name, batches[2])
+    older = _drift_check(engine, name, batches[1])  # checked later, but its batch is older
     # no Production version here, so the attempt is a recorded skip: the merge stands anyway
     outcome = assemble_waiting(settings, engine, [newer, older], Trigger.DRIFT)
     assert outcome.decision.outcome == RetrainDecision.SKIPPED
@@ -156,7 +163,7 @@ def test_waiting_drift_events_make_one_retrain_on_the_newest_check(settings, eng
         assert session.get(DriftCheck, newer).merged_into is None
         # the rows "since the drift" start at the oldest merged batch: the drift began there
         assert drift_batch_time(session, newer) == session.get(Batch, batches[1]).batch_time
-    shown = {c.report_id: c.merged_into for c in recent_checks(engine)}
+    shown = {c.report_id: c.merged_into for c in recent_checks(engine, settings.model.name)}
     assert shown == {newer: None, older: newer}
     # a retried task merges alike; one event alone merges nothing
     assert merge_drift_checks(engine, [older, newer]).merged == (older,)

@@ -34,7 +34,7 @@ def test_batches_are_checked_oldest_first_and_red_wine_is_drift(gradual, engine)
     assert report["status"] == "drift" and report["batch id"] == outcomes[-1].batch_id
     page = Path(outcomes[-1].html_path).read_text()
     assert "data:image/png;base64," in page and "total sulfur dioxide" in page
-    assert [c.report_id for c in recent_checks(engine, 3)] == [
+    assert [c.report_id for c in recent_checks(engine, gradual.model.name, 3)] == [
         o.report_id for o in outcomes[::-1][:3]
     ]
 
@@ -44,7 +44,7 @@ def test_rerunning_a_batch_changes_nothing(gradual, engine):
     again = check_next_batch(gradual, engine, "1")
     assert first.new and not again.new
     assert (again.report_id, again.status) == (first.report_id, first.status)
-    assert len(recent_checks(engine)) == 1
+    assert len(recent_checks(engine, gradual.model.name)) == 1
 
 
 def test_a_failing_check_is_stored_and_does_not_block_the_next(gradual, engine):

@@ -172,21 +172,22 @@ def test_the_server_lists_reports_newest_first_with_their_verdicts(settings):
             html.parent.mkdir(parents=True, exist_ok=True)
             html.write_text(f"<h1>drift check {i}</h1>")
             batch = Batch(
-                name=f"batch-{i}.csv", digest=str(i) * 64, path="x", status="accepted",
-                batch_time=start,
+                model_name=settings.model.name, name=f"batch-{i}.csv", digest=str(i) * 64,
+                path="x", status="accepted", batch_time=start,
             )  # fmt: skip
             session.add(batch)
             session.flush()
             session.add(
                 DriftCheck(
-                    batch_id=batch.id, status=status, html_path=str(html),
+                    model_name=settings.model.name, batch_id=batch.id, status=status,
+                    html_path=str(html),
                     drifted_features=["alcohol"] if status == "drift" else [],
                     created_at=start + timedelta(hours=2 * i),
                 )
             )  # fmt: skip
         test = ABTest(
-            model_name="m", production_version="1", staging_version="2", status="running",
-            started_at=start,
+            model_name=settings.model.name, production_version="1", staging_version="2",
+            status="running", started_at=start,
         )  # fmt: skip
         session.add(test)
         session.flush()

@@ -278,7 +278,7 @@ def test_an_undecided_version_waits_pending_then_is_rejected_after_its_retries(s
             ("rejected", 2, 100),
         ]
         assert stored[0].gate_low < -0.0 < stored[0].gate_high and stored[0].gate_test == TANGO
-    assert "attempt 2" in latest_gates(engine)[challenger]
+    assert "attempt 2" in latest_gates(engine, settings.model.name)[challenger]
     engine.dispose()
 
     # ... and a person sees them with `driftloop models`.

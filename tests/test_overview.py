@@ -30,16 +30,18 @@ def test_an_empty_loop_renders_a_page_that_says_so(settings):
 def test_values_are_escaped_and_reports_go_by_id(settings, tmp_path):
     engine = make_engine(settings.database_url)
     upgrade(engine)
-    (check_id,) = loop_rows.drift_checks(engine, tmp_path / "reports", [0.7])
+    (check_id,) = loop_rows.drift_checks(engine, settings.model.name, tmp_path / "reports", [0.7])
     view = overview(settings, engine)
     view["drift"]["checks"][0]["batch"] = "<script>alert(1)</script>.csv"
     page = render_page(view, "/driftloop")
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert f"href='/driftloop/reports/drift/{check_id}'" in page
-    assert report_path(engine, "drift", check_id).read_text().startswith("<html>")
+    assert (
+        report_path(engine, "drift", check_id, settings.model.name).read_text().startswith("<html>")
+    )
     for kind, missing in (("drift", 999), ("ab", check_id)):
         try:
-            report_path(engine, kind, missing)
+            report_path(engine, kind, missing, settings.model.name)
         except LookupError as exc:
             assert f"no {kind} report #{missing}" in str(exc)
         else:

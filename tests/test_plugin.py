@@ -102,8 +102,9 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
         send(settings, engine, registry.PRODUCTION, production, 1500, 0.55, seed=1, start=start)
         send(settings, engine, registry.STAGING, staging, 1500, 0.70, seed=2, start=start)
         look = evaluate(settings, engine, act=False)  # the page's A/B numbers; nothing moves
-        drift_ids = loop_rows.drift_checks(engine, home / "reports", [0.1, 0.2, 0.6])
-        loop_rows.retrain_run(engine, staging, drift_ids[-1])
+        name = settings.model.name
+        drift_ids = loop_rows.drift_checks(engine, name, home / "reports", [0.1, 0.2, 0.6])
+        loop_rows.retrain_run(engine, name, staging, drift_ids[-1])
         stack = AirflowStack(
             ROOT / "dags",
             home / "airflow",

@@ -95,14 +95,14 @@ def test_rows_survive_a_database_that_fails_for_a_while(tmp_path, capfd):
 
 
 def test_feedback_once_per_record_and_unmatched_until_its_prediction_arrives(engine):
-    record_feedback(engine, "rec-7", 6)  # before its prediction row: kept
+    record_feedback(engine, "wine", "rec-7", 6)  # before its prediction row: kept
     with pytest.raises(DuplicateFeedback, match="rec-7"):
-        record_feedback(engine, "rec-7", 5)
-    assert unmatched_feedback(engine) == 1
+        record_feedback(engine, "wine", "rec-7", 5)
+    assert unmatched_feedback(engine, "wine") == 1
     log = PredictionLog(engine)
     log.write([_row(7)])
     log.close()
-    assert unmatched_feedback(engine) == 0
+    assert unmatched_feedback(engine, "wine") == 0
 
 
 def test_retention_purges_only_old_rows(engine):

@@ -114,7 +114,7 @@ def test_the_analysis_counts_each_replica_row_once_and_drops_the_disagreement_wi
                 "created_at": at,
             }
         )
-        feedback.append({"record_id": record, "value": 6, "created_at": at})
+        feedback.append({"model_name": NAME, "record_id": record, "value": 6, "created_at": at})
 
     for i in range(100):  # both replicas under version 1
         for replica in ("a", "b"):

@@ -28,12 +28,12 @@ def open_database(settings: Settings) -> sa.Engine:
     is the embedded default; otherwise the database must already be at head."""
     engine = make_engine(settings.database_url)
     if not settings.database.url:
-        _create_if_new(engine, Path(engine.url.database))
+        _create_if_new(engine, Path(engine.url.database), settings.model.name)
     require_current(engine)
     return engine
 
 
-def _create_if_new(engine: sa.Engine, path: Path) -> None:
+def _create_if_new(engine: sa.Engine, path: Path, model_name: str) -> None:
     if path.exists() and current_revision(engine) == head_revision():
         return  # the everyday case: no lock taken
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,6 +43,6 @@ def _create_if_new(engine: sa.Engine, path: Path) -> None:
         try:
             if not sa.inspect(engine).get_table_names():
                 log.info("creating driftloop's database at %s (first use)", path)
-                upgrade(engine)
+                upgrade(engine, model_name=model_name)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

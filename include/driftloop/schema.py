@@ -18,15 +18,18 @@ VERSION_TABLE = "driftloop_alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
-def _alembic_config(engine: sa.Engine) -> AlembicConfig:
+def _alembic_config(engine: sa.Engine, model_name: str | None = None) -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["engine"] = engine
+    config.attributes["model_name"] = model_name
     return config
 
 
-def upgrade(engine: sa.Engine, revision: str = "head") -> None:
-    command.upgrade(_alembic_config(engine), revision)
+def upgrade(engine: sa.Engine, revision: str = "head", model_name: str | None = None) -> None:
+    """Migrate up to ``revision``. ``model_name`` is the model the rows stored before revision
+    0016 belong to (``model.name``); without it 0016 takes the one name the rows carry."""
+    command.upgrade(_alembic_config(engine, model_name), revision)
 
 
 def downgrade(engine: sa.Engine, revision: str = "base") -> None:

@@ -184,23 +184,17 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def _shared_stores(loaded: dict[str, Settings]) -> list[str]:
-    """Two models may not share driftloop's database or a storage home yet: their rows do not
-    carry the model's name everywhere (issue 30, item 3), so sharing would mix them."""
-    errors = []
-    for what, value_of in (
-        ("database", lambda s: s.database_url),
-        ("storage.home", lambda s: str(s.storage.home)),
-    ):
-        owners: dict[str, list[str]] = {}
-        for name, settings in loaded.items():
-            owners.setdefault(value_of(settings), []).append(name)
-        for value, names in owners.items():
-            if len(names) > 1:
-                errors.append(
-                    f"models {', '.join(names)} share the {what} {value}: each model needs its "
-                    f"own (set {what if what != 'database' else 'database.url'} in its entry)"
-                )
-    return errors
+    """Two models may share driftloop's database (every row carries its model's name) but not
+    a storage home: their batches, profiles, reports and models' files would collide there."""
+    owners: dict[str, list[str]] = {}
+    for name, settings in loaded.items():
+        owners.setdefault(str(settings.storage.home), []).append(name)
+    return [
+        f"models {', '.join(names)} share the storage.home {home}: each model needs its own "
+        "(set storage.home in its entry, or leave it out for a folder named after the model)"
+        for home, names in owners.items()
+        if len(names) > 1
+    ]
 
 
 def _build_model(

@@ -50,10 +50,13 @@ class Batch(Base):
     """One data batch, identified by its content digest; the same file twice is one batch."""
 
     __tablename__ = "batches"
+    # one model's batches: the same file given to two models is a batch of each
+    __table_args__ = (sa.UniqueConstraint("model_name", "digest", name="uq_batches_model_digest"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255), index=True)
     name: Mapped[str] = mapped_column(sa.String(255), index=True)
-    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    digest: Mapped[str] = mapped_column(sa.String(64))
     path: Mapped[str] = mapped_column(sa.Text)
     status: Mapped[str] = mapped_column(sa.String(20), index=True)
     reasons: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
@@ -76,6 +79,7 @@ class BatchValidation(Base):
     __tablename__ = "batch_validations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
     batch_id: Mapped[int] = mapped_column(sa.ForeignKey("batches.id", ondelete="CASCADE"))
     digest: Mapped[str] = mapped_column(sa.String(64))
     status: Mapped[str] = mapped_column(sa.String(20))
@@ -89,6 +93,7 @@ class ReferenceProfileRecord(Base):
     __tablename__ = "reference_profiles"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255), index=True)
     kind: Mapped[str] = mapped_column(sa.String(20))  # initial, reset or model
     source: Mapped[str] = mapped_column(sa.Text)
     path: Mapped[str] = mapped_column(sa.Text)
@@ -106,6 +111,7 @@ class DriftCheck(Base):
     __tablename__ = "drift_checks"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255), index=True)
     batch_id: Mapped[int] = mapped_column(
         sa.ForeignKey("batches.id", ondelete="CASCADE"), unique=True
     )
@@ -130,6 +136,7 @@ class RetrainRun(Base):
     __tablename__ = "retrain_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255), index=True)
     trigger: Mapped[str] = mapped_column(sa.String(20))  # drift, decay, manual, bootstrap, regate
     drift_check_id: Mapped[int | None] = mapped_column(sa.Integer)
     decision: Mapped[str] = mapped_column(sa.String(30), index=True)
@@ -228,9 +235,14 @@ class Feedback(Base):
     arrive before its prediction row is written."""
 
     __tablename__ = "feedback"
+    # a record id names a record of one model: two models may each have a record "42"
+    __table_args__ = (
+        sa.UniqueConstraint("model_name", "record_id", name="uq_feedback_model_record"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    record_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    record_id: Mapped[str] = mapped_column(sa.String(64))
     value: Mapped[Any] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -298,6 +310,7 @@ class Approval(Base):
     __tablename__ = "approvals"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255), index=True)
     test_id: Mapped[int] = mapped_column(sa.ForeignKey("ab_tests.id", ondelete="CASCADE"))
     evaluation_id: Mapped[int | None] = mapped_column(sa.Integer)
     decision: Mapped[str] = mapped_column(sa.String(20))  # promote, reject or inconclusive

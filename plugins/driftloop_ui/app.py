@@ -72,7 +72,8 @@ def create_app() -> FastAPI:
         if kind not in ("drift", "ab"):
             raise HTTPException(404, f"no report kind {kind!r}: drift or ab")
         try:
-            path = report_path(opened()[1], kind, report_id)  # type: ignore[arg-type]
+            settings, engine = opened()
+            path = report_path(engine, kind, report_id, settings.model.name)  # type: ignore[arg-type]
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from exc
         return FileResponse(path, media_type="text/html")

@@ -29,7 +29,9 @@ def feedback() -> tuple[Response, int]:
     context = served()
     check_feedback_value(body.value, context["settings"].data.task)
     try:
-        record_feedback(context["engine"], body.record_id, body.value)
+        record_feedback(
+            context["engine"], context["settings"].model.name, body.record_id, body.value
+        )
     except DuplicateFeedback as exc:
         raise RequestError(409, str(exc)) from None
     answer: FeedbackResponse = {"record_id": body.record_id, "stored": True}

@@ -81,7 +81,8 @@ def models() -> Response:
 def reports_list() -> Response:
     """Drift and A/B reports, newest first, with their verdicts (HTML)."""
     context = served()
-    entries = report_entries(context["engine"], context["settings"].storage.reports_dir)
+    settings = context["settings"]
+    entries = report_entries(context["engine"], settings.model.name, settings.storage.reports_dir)
     return Response(render_index(entries), content_type="text/html; charset=utf-8")
 
 

@@ -45,7 +45,14 @@ def send(
                 "shadow": shadow,
             }
         )
-        feedback.append({"record_id": record_id, "value": truth, "created_at": at})
+        feedback.append(
+            {
+                "model_name": settings.model.name,
+                "record_id": record_id,
+                "value": truth,
+                "created_at": at,
+            }
+        )
     for i in range(failed):
         at = start + timedelta(milliseconds=i)
         predictions.append(

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from driftloop.storage import Batch, DriftCheck, RetrainRun, session_scope
 
 
-def drift_checks(engine: sa.Engine, folder: Path, shares: list[float]) -> list[int]:
-    """One accepted batch and one check per share (drift from 0.5 up), oldest first, each with
-    a small HTML report; return the check ids."""
+def drift_checks(engine: sa.Engine, model: str, folder: Path, shares: list[float]) -> list[int]:
+    """One accepted batch of ``model`` and one check per share (drift from 0.5 up), oldest
+    first, each with a small HTML report; return the check ids."""
     folder.mkdir(parents=True, exist_ok=True)
     start = datetime.now(UTC) - timedelta(hours=len(shares))
     ids = []
@@ -21,6 +21,7 @@ def drift_checks(engine: sa.Engine, folder: Path, shares: list[float]) -> list[i
         for i, share in enumerate(shares):
             at = start + timedelta(hours=i)
             batch = Batch(
+                model_name=model,
                 name=f"batch-{i:03d}.csv",
                 digest=f"{i:064d}",
                 path=str(folder / f"batch-{i:03d}.csv"),
@@ -33,6 +34,7 @@ def drift_checks(engine: sa.Engine, folder: Path, shares: list[float]) -> list[i
             report = folder / f"drift-{i:03d}.html"
             report.write_text(f"<html><body><h1>drift report of batch {i}</h1></body></html>")
             check = DriftCheck(
+                model_name=model,
                 batch_id=batch.id,
                 status="drift" if drifted else "no_drift",
                 drift_share=share,
@@ -46,10 +48,11 @@ def drift_checks(engine: sa.Engine, folder: Path, shares: list[float]) -> list[i
     return ids
 
 
-def retrain_run(engine: sa.Engine, version: str, drift_check_id: int) -> int:
-    """A retrain whose gate sent ``version`` to Staging."""
+def retrain_run(engine: sa.Engine, model: str, version: str, drift_check_id: int) -> int:
+    """A retrain of ``model`` whose gate sent ``version`` to Staging."""
     with session_scope(engine) as session:
         run = RetrainRun(
+            model_name=model,
             trigger="drift",
             drift_check_id=drift_check_id,
             decision="staging",

@@ -32,7 +32,13 @@ def load_rows(engine: sa.Engine, test: ABTest, shadow: bool = False) -> pd.DataF
             Feedback.value,
             Feedback.id.is_not(None).label("has_truth"),
         )
-        .outerjoin(Feedback, Feedback.record_id == Prediction.record_id)
+        .outerjoin(
+            Feedback,
+            sa.and_(
+                Feedback.model_name == Prediction.model_name,
+                Feedback.record_id == Prediction.record_id,
+            ),
+        )
         .where(
             Prediction.model_name == test.model_name,
             shadows,
@@ -95,11 +101,23 @@ def routed_in_force(engine: sa.Engine, model_name: str, rows: pd.DataFrame) -> p
     return routed.isna() | (routed.to_numpy(dtype=float, na_value=np.nan) == in_force)
 
 
-def unmatched_feedback(engine: sa.Engine) -> int:
-    """Feedback whose record id no prediction row carries (yet): lost or foreign record ids,
-    or feedback that arrived before its prediction row was written."""
+def unmatched_feedback(engine: sa.Engine, model_name: str) -> int:
+    """``model_name``'s feedback whose record id none of its prediction rows carries (yet):
+    lost or foreign record ids, or feedback that arrived before its prediction row."""
     with session_scope(engine) as session:
         matched = (
-            sa.select(Prediction.id).where(Prediction.record_id == Feedback.record_id).exists()
+            sa.select(Prediction.id)
+            .where(
+                Prediction.model_name == Feedback.model_name,
+                Prediction.record_id == Feedback.record_id,
+            )
+            .exists()
         )
-        return session.scalar(sa.select(sa.func.count(Feedback.id)).where(~matched)) or 0
+        return (
+            session.scalar(
+                sa.select(sa.func.count(Feedback.id)).where(
+                    Feedback.model_name == model_name, ~matched
+                )
+            )
+            or 0
+        )

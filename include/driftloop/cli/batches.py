@@ -41,7 +41,8 @@ def batches_list(
     """List recorded batches, oldest first, with their status and reasons."""
     from driftloop.stages.ingest import list_batches
 
-    rows = list_batches(cli_context(ctx).engine(), status)
+    context = cli_context(ctx)
+    rows = list_batches(context.engine(), status, model=context.settings.model.name)
     if not rows:
         typer.echo("no batches" + (f" with status {status}" if status else ""))
     for batch in rows:

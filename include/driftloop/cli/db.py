@@ -20,8 +20,9 @@ def db_upgrade(
     """Migrate driftloop's tables up to REVISION (default: the newest)."""
     from driftloop.schema import current_revision, upgrade
 
-    engine = cli_context(ctx).engine(require_schema=False)
-    upgrade(engine, revision)
+    context = cli_context(ctx)
+    engine = context.engine(require_schema=False)
+    upgrade(engine, revision, model_name=context.settings.model.name)
     typer.echo(f"database at revision {current_revision(engine)}")
 
 

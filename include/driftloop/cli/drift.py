@@ -50,7 +50,8 @@ def drift_reports(
     """List recent drift checks with their verdicts and report paths."""
     from driftloop.stages.drift_check import recent_checks
 
-    checks = recent_checks(cli_context(ctx).engine(), limit)
+    context = cli_context(ctx)
+    checks = recent_checks(context.engine(), context.settings.model.name, limit)
     if not checks:
         typer.echo("no drift checks yet")
     for outcome in checks:
@@ -66,8 +67,11 @@ def drift_show(
     from driftloop.reports.drift import read_report
     from driftloop.storage import DriftCheck, session_scope
 
-    with session_scope(cli_context(ctx).engine()) as session:
+    context = cli_context(ctx)
+    with session_scope(context.engine()) as session:
         check = session.get(DriftCheck, report)
+        if check is not None and check.model_name != context.settings.model.name:
+            check = None  # another model's report
         json_path = check.json_path if check is not None else None
         merged_into = check.merged_into if check is not None else None
     if json_path is None or not Path(json_path).is_file():

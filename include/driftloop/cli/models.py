@@ -41,7 +41,7 @@ register, gate."""
     context = cli_context(ctx)
     engine = context.engine()
     if latest_drift:
-        drift_check = latest_drift_check(engine)
+        drift_check = latest_drift_check(engine, context.settings.model.name)
         if drift_check is None:
             raise ValueError(
                 "no drift verdict yet: nothing to retrain for (run `driftloop drift check --all`)"
@@ -66,7 +66,7 @@ def models_command(ctx: typer.Context) -> None:
     versions = list_versions(context.settings)
     if not versions:
         typer.echo("no registered versions: run `driftloop bootstrap`")
-    gates = latest_gates(context.engine())
+    gates = latest_gates(context.engine(), context.settings.model.name)
     for v in versions:
         reason = f"  ({v['reason']})" if v["reason"] else ""
         typer.echo(

@@ -32,7 +32,7 @@ def status_command(ctx: typer.Context) -> None:
     typer.echo(f"  Staging:    {staging or 'none'}")
     shadow = ", Staging shadows Production" if split.shadow and staging else ""
     typer.echo(f"  traffic:    Production {1 - weight:.0%}, Staging {weight:.0%}{shadow}")
-    checks = recent_checks(engine, 1)
+    checks = recent_checks(engine, settings.model.name, 1)
     if checks:
         last = checks[0]
         drifted = f", drifted: {', '.join(last.drifted_features)}" if last.drifted_features else ""

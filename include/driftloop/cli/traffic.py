@@ -75,7 +75,7 @@ def simulate_command(
 
     context = cli_context(ctx)
     settings = context.settings
-    recent = list_batches(context.engine(), ACCEPTED)[-batches:]
+    recent = list_batches(context.engine(), ACCEPTED, model=settings.model.name)[-batches:]
     if not recent:
         raise ValueError("no accepted batches to draw rows from: replay and ingest a stream first")
     frame = pd.concat([read_table(Path(b.path), settings.data) for b in recent], ignore_index=True)

@@ -79,7 +79,7 @@ def prepare_stream(settings: Settings, say: Callable[[str], None]) -> list[dict[
     from driftloop.storage import make_engine
 
     engine = make_engine(settings.database_url)
-    upgrade(engine)
+    upgrade(engine, model_name=settings.model.name)
     engine.dispose()
     build_reference(settings)
     written = replay(settings, SCENARIO, start_batch=CLEAN_BATCHES, shift_features=SHIFTED)

@@ -74,7 +74,13 @@ def feedback_rows(settings: Settings, engine: sa.Engine, version: str, day: date
     start, end = _bounds(day)
     query = (
         sa.select(Prediction.output, Feedback.value)
-        .join(Feedback, Feedback.record_id == Prediction.record_id)
+        .join(
+            Feedback,
+            sa.and_(
+                Feedback.model_name == Prediction.model_name,
+                Feedback.record_id == Prediction.record_id,
+            ),
+        )
         .where(
             Prediction.model_name == settings.model.name,
             Prediction.variant == Role.PRODUCTION,

@@ -170,7 +170,7 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         sequential,
         timeline(labelled, metric, settings.ab.min_effect, settings.ab.alpha),
         now,
-        unmatched_feedback=unmatched_feedback(engine),
+        unmatched_feedback=unmatched_feedback(engine, test.model_name),
         srm=srm,
     )
 

@@ -116,6 +116,7 @@ def request(engine: sa.Engine, evaluation: Evaluation) -> ApprovalView | None:
         ):
             return None
         row = Approval(
+            model_name=evaluation.model_name,
             test_id=evaluation.test_id,
             evaluation_id=evaluation.evaluation_id,
             decision=evaluation.decision,
@@ -153,21 +154,21 @@ def timeout_of(settings: Settings, event_extra: dict[str, Any]) -> timedelta:
 
 
 def pending(engine: sa.Engine, model_name: str | None = None) -> list[ApprovalView]:
-    """Approvals still waiting, oldest first."""
-    from driftloop.storage import ABTest
-
+    """Approvals still waiting, oldest first: ``model_name``'s (every model's when None)."""
     query = sa.select(Approval).where(Approval.status == ApprovalStatus.PENDING)
     if model_name is not None:
-        query = query.join(ABTest, ABTest.id == Approval.test_id).where(
-            ABTest.model_name == model_name
-        )
+        query = query.where(Approval.model_name == model_name)
     with session_scope(engine) as session:
         return [ApprovalView.of(row) for row in session.scalars(query.order_by(Approval.id))]
 
 
-def recent(engine: sa.Engine, limit: int = 10) -> list[ApprovalView]:
+def recent(engine: sa.Engine, limit: int = 10, model_name: str | None = None) -> list[ApprovalView]:
+    """The newest approvals first: ``model_name``'s (every model's when None)."""
+    query = sa.select(Approval).order_by(Approval.id.desc()).limit(limit)
+    if model_name is not None:
+        query = query.where(Approval.model_name == model_name)
     with session_scope(engine) as session:
-        rows = session.scalars(sa.select(Approval).order_by(Approval.id.desc()).limit(limit))
+        rows = session.scalars(query)
         return [ApprovalView.of(row) for row in rows]
 
 

@@ -45,7 +45,7 @@ def label_batch(
             "column that identifies a row in the batch files"
         )
     with session_scope(engine) as session:
-        batch = find_batch(session, batch_ref)
+        batch = find_batch(session, batch_ref, settings.model.name)
         if batch.status != ACCEPTED:
             raise IngestError(f"batch {batch.id} ({batch.name}) is {batch.status}, not accepted")
         first = session.execute(

@@ -60,13 +60,19 @@ def _not_checked() -> sa.ColumnElement[bool]:
     return ~sa.exists().where(DriftCheck.batch_id == Batch.id)
 
 
-def unchecked_batches(engine: sa.Engine, limit: int = MAX_MAPPED_CHECKS) -> list[int]:
-    """Accepted batches with no drift check that nobody is checking, oldest first."""
+def unchecked_batches(engine: sa.Engine, model: str, limit: int = MAX_MAPPED_CHECKS) -> list[int]:
+    """``model``'s accepted batches with no drift check that nobody is checking, oldest first
+    (another model's batches are its own checkers' to take)."""
     with session_scope(engine) as session:
         return list(
             session.scalars(
                 sa.select(Batch.id)
-                .where(Batch.status == ACCEPTED, _not_checked(), _unclaimed())
+                .where(
+                    Batch.model_name == model,
+                    Batch.status == ACCEPTED,
+                    _not_checked(),
+                    _unclaimed(),
+                )
                 .order_by(Batch.batch_time, Batch.id)
                 .limit(limit)
             )

@@ -105,6 +105,7 @@ def store_profile(
     """Save a profile file and its row; ``activate`` makes it the fallback reference."""
     with session_scope(engine) as session:
         record = ReferenceProfileRecord(
+            model_name=settings.model.name,
             kind=kind,
             source=profile.source,
             path="",
@@ -120,7 +121,11 @@ def store_profile(
         path = settings.storage.profiles_dir / f"profile-{record.id:05d}-{kind}.npz"
         record.path, record.digest = str(path), profile.save(path)
         if activate:
-            session.execute(sa.update(ReferenceProfileRecord).values(active=False))
+            session.execute(
+                sa.update(ReferenceProfileRecord)
+                .where(ReferenceProfileRecord.model_name == settings.model.name)
+                .values(active=False)
+            )
             record.active = True
     return record
 
@@ -155,13 +160,17 @@ def resolve_profile(
             record = session.scalar(
                 sa.select(ReferenceProfileRecord)
                 .where(
+                    ReferenceProfileRecord.model_name == settings.model.name,
                     ReferenceProfileRecord.kind == "model",
                     ReferenceProfileRecord.model_version == production_version,
                 )
                 .order_by(ReferenceProfileRecord.id.desc())
             )
         active = session.scalar(
-            sa.select(ReferenceProfileRecord).where(ReferenceProfileRecord.active.is_(True))
+            sa.select(ReferenceProfileRecord).where(
+                ReferenceProfileRecord.model_name == settings.model.name,
+                ReferenceProfileRecord.active.is_(True),
+            )
         )
         if active is not None and (
             record is None or (active.kind == "reset" and active.id > record.id)
@@ -192,9 +201,9 @@ def resolve_profile(
     return record, profile
 
 
-def next_unchecked_batch(engine: sa.Engine) -> int | None:
-    """The oldest accepted batch without a drift check that nobody is checking."""
-    found = unchecked_batches(engine, limit=1)
+def next_unchecked_batch(engine: sa.Engine, model: str) -> int | None:
+    """``model``'s oldest accepted batch without a drift check that nobody is checking."""
+    found = unchecked_batches(engine, model, limit=1)
     return found[0] if found else None
 
 
@@ -221,12 +230,12 @@ def check_next_batch(
     claimant = claimant or claimant_id()
     with session_scope(engine) as session:
         if batch_ref is None:
-            batch_id = next_unchecked_batch(engine)
+            batch_id = next_unchecked_batch(engine, settings.model.name)
             if batch_id is None:
                 return None
             batch = session.get(Batch, batch_id)
         else:
-            batch = find_batch(session, batch_ref)
+            batch = find_batch(session, batch_ref, settings.model.name)
         if batch.status != ACCEPTED:
             raise IngestError(
                 f"batch {batch.id} ({batch.name}) is {batch.status}; "
@@ -263,6 +272,7 @@ def _check_claimed(
     """The check itself, of a batch this checker holds."""
     record, profile = resolve_profile(settings, engine, production_version)
     check = DriftCheck(
+        model_name=settings.model.name,
         batch_id=batch_id,
         profile_id=record.id,
         model_version=production_version,
@@ -369,12 +379,13 @@ def _outcome(check: DriftCheck, batch: Batch, new: bool) -> CheckOutcome:
     )
 
 
-def recent_checks(engine: sa.Engine, limit: int = 20) -> list[CheckOutcome]:
-    """The newest drift checks first."""
+def recent_checks(engine: sa.Engine, model: str, limit: int = 20) -> list[CheckOutcome]:
+    """``model``'s newest drift checks first."""
     with session_scope(engine) as session:
         rows = session.execute(
             sa.select(DriftCheck, Batch)
             .join(Batch, Batch.id == DriftCheck.batch_id)
+            .where(DriftCheck.model_name == model)
             .order_by(DriftCheck.id.desc())
             .limit(limit)
         ).all()
@@ -394,12 +405,12 @@ def drift_batch_time(session: sa.orm.Session, drift_check_id: int | None) -> dat
     )
 
 
-def latest_drift_check(engine: sa.Engine) -> int | None:
-    """The id of the newest check whose verdict was drift."""
+def latest_drift_check(engine: sa.Engine, model: str) -> int | None:
+    """The id of ``model``'s newest check whose verdict was drift."""
     with session_scope(engine) as session:
         return session.scalar(
             sa.select(DriftCheck.id)
-            .where(DriftCheck.status == DriftStatus.DRIFT)
+            .where(DriftCheck.model_name == model, DriftCheck.status == DriftStatus.DRIFT)
             .order_by(DriftCheck.id.desc())
             .limit(1)
         )

@@ -95,7 +95,7 @@ def apply(
         evidence=result,
     )
     log.info("gate: version %s %s: %s", version, decision.outcome, decision.reason)
-    decision = record(engine, decision, trigger, drift_check_id, details)
+    decision = record(engine, name, decision, trigger, drift_check_id, details)
     return _alert_rejection(settings, decision, regate=trigger == Trigger.REGATE)
 
 
@@ -113,12 +113,13 @@ def _alert_rejection(settings: Settings, decision: Decision, regate: bool) -> De
     return decision
 
 
-def latest_gates(engine: sa.Engine) -> dict[str, str]:
-    """Per model version, its latest gate attempt's numbers in one line (``driftloop models``)."""
+def latest_gates(engine: sa.Engine, model: str) -> dict[str, str]:
+    """Per version of ``model``, its latest gate attempt's numbers in one line (``driftloop
+    models``)."""
     with session_scope(engine) as session:
         rows = session.scalars(
             sa.select(RetrainRun)
-            .where(RetrainRun.gate_attempt.is_not(None))
+            .where(RetrainRun.model_name == model, RetrainRun.gate_attempt.is_not(None))
             .order_by(RetrainRun.id)
         ).all()
         return {row.model_version: _gate_line(row) for row in rows if row.model_version}
@@ -170,7 +171,7 @@ def regate_pending(settings: Settings, engine: sa.Engine) -> list[Decision]:
         return []
     decisions = []
     for pending in pending_versions(client, name):
-        last = _last_attempt(engine, pending.version)
+        last = _last_attempt(engine, name, pending.version)
         if last is None:
             log.warning("version %s is tagged pending but has no gate record", pending.version)
             continue
@@ -221,11 +222,15 @@ def _regate(
     )
 
 
-def _last_attempt(engine: sa.Engine, version: str) -> RetrainRun | None:
+def _last_attempt(engine: sa.Engine, model: str, version: str) -> RetrainRun | None:
     with session_scope(engine) as session:
         row = session.scalar(
             sa.select(RetrainRun)
-            .where(RetrainRun.model_version == version, RetrainRun.gate_attempt.is_not(None))
+            .where(
+                RetrainRun.model_name == model,
+                RetrainRun.model_version == version,
+                RetrainRun.gate_attempt.is_not(None),
+            )
             .order_by(RetrainRun.id.desc())
             .limit(1)
         )
@@ -245,7 +250,11 @@ def grown_holdout(
     newest ``training.window_batches``) that neither model trained on, exact copies included."""
     columns = [*settings.feature_columns, settings.data.target]
     with session_scope(engine) as session:
-        query = sa.select(Batch.path).where(Batch.status == ACCEPTED, Batch.labelled.is_(True))
+        query = sa.select(Batch.path).where(
+            Batch.model_name == settings.model.name,
+            Batch.status == ACCEPTED,
+            Batch.labelled.is_(True),
+        )
         drift_time = drift_batch_time(session, drift_check_id)
         if drift_time is not None:
             query = query.where(Batch.batch_time >= drift_time)

@@ -59,7 +59,9 @@ def ingest_file(path: Path, settings: Settings, engine: sa.Engine) -> IngestOutc
     """Validate one file; record it as a batch unless its content is already a batch."""
     digest = file_digest(path)
     with session_scope(engine) as session:
-        known = session.scalar(sa.select(Batch).where(Batch.digest == digest))
+        known = session.scalar(
+            sa.select(Batch).where(Batch.model_name == settings.model.name, Batch.digest == digest)
+        )
         if known is not None:
             path.unlink()  # its bytes are stored already, under the known batch
             return IngestOutcome(
@@ -73,6 +75,7 @@ def ingest_file(path: Path, settings: Settings, engine: sa.Engine) -> IngestOutc
         destination = _place(path, settings, status, digest)
         now = utcnow()
         batch = Batch(
+            model_name=settings.model.name,
             name=path.name,
             path=str(destination),
             batch_time=parse_batch_time(path.name) or _mtime(path),
@@ -89,7 +92,7 @@ def reprocess(
 ) -> IngestOutcome:
     """Validate a quarantined batch again, after a person fixed its file (in place or given)."""
     with session_scope(engine) as session:
-        batch = find_batch(session, batch_ref)
+        batch = find_batch(session, batch_ref, settings.model.name)
         if batch.status != QUARANTINED:
             raise IngestError(
                 f"batch {batch.id} ({batch.name}) is {batch.status}; "
@@ -107,7 +110,11 @@ def reprocess(
                 f"the quarantined file {current} is missing; pass the fixed file with --file"
             )
         digest = file_digest(current)
-        other = session.scalar(sa.select(Batch).where(Batch.digest == digest, Batch.id != batch.id))
+        other = session.scalar(
+            sa.select(Batch).where(
+                Batch.model_name == batch.model_name, Batch.digest == digest, Batch.id != batch.id
+            )
+        )
         if other is not None:
             raise IngestError(
                 f"the fixed file has the same content as batch {other.id} ({other.name}); "
@@ -143,6 +150,7 @@ def _record_validation(
     session.flush()
     session.add(
         BatchValidation(
+            model_name=batch.model_name,
             batch_id=batch.id,
             digest=digest,
             status=status,
@@ -153,10 +161,13 @@ def _record_validation(
     return IngestOutcome(batch.name, status, batch.id, result.reasons, result.notes, batch.n_rows)
 
 
-def find_batch(session: sa.orm.Session, batch_ref: str | int) -> Batch:
-    """A batch by id (a number, or digits as text from the CLI or a DAG param) or by file name."""
+def find_batch(session: sa.orm.Session, batch_ref: str | int, model: str) -> Batch:
+    """A batch of ``model`` by id (a number, or digits as text from the CLI or a DAG param) or
+    by file name; another model's batch is not found."""
     text = str(batch_ref).strip()
-    query = sa.select(Batch).where(Batch.id == int(text) if text.isdigit() else Batch.name == text)
+    query = sa.select(Batch).where(
+        Batch.model_name == model, Batch.id == int(text) if text.isdigit() else Batch.name == text
+    )
     batch = session.scalar(query)
     if batch is None:
         raise IngestError(f"no batch with id or name {batch_ref!r}")
@@ -164,10 +175,18 @@ def find_batch(session: sa.orm.Session, batch_ref: str | int) -> Batch:
 
 
 def list_batches(
-    engine: sa.Engine, status: str | None = None, limit: int | None = None
+    engine: sa.Engine,
+    status: str | None = None,
+    limit: int | None = None,
+    *,
+    model: str | None = None,
 ) -> list[Batch]:
+    """The batches of ``model``, oldest first (every model's when None: a tool's look at the
+    whole database; the loop always names its model)."""
     with session_scope(engine) as session:
         query = sa.select(Batch).order_by(Batch.batch_time, Batch.id)
+        if model is not None:
+            query = query.where(Batch.model_name == model)
         if status is not None:
             query = query.where(Batch.status == status)
         if limit is not None:

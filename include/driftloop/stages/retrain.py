@@ -95,7 +95,7 @@ def bootstrap(settings: Settings, engine: sa.Engine) -> Decision:
         None,
         trained.run_id,
     )
-    return record(engine, decision, Trigger.BOOTSTRAP, None)
+    return record(engine, name, decision, Trigger.BOOTSTRAP, None)
 
 
 # --- the steps after ``assemble`` ----------------------------------------------------------

@@ -58,15 +58,18 @@ class Decision:
 
 def record(
     engine: sa.Engine,
+    model: str,
     decision: Decision,
     trigger: Trigger,
     drift_check_id: int | None,
     details: dict[str, Any] | None = None,
 ) -> Decision:
-    """Store a decision (and any gate numbers) in ``retrain_runs``; return it with its id."""
+    """Store ``model``'s decision (and any gate numbers) in ``retrain_runs``; return it with
+    its id."""
     evidence = decision.evidence
     with session_scope(engine) as session:
         row = RetrainRun(
+            model_name=model,
             trigger=trigger,
             drift_check_id=drift_check_id,
             decision=decision.outcome,

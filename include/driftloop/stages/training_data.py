@@ -70,7 +70,7 @@ def assemble(
             production_version=production.version if production else None,
         )
         details = {"merged_drift_checks": list(merged)} if merged else None
-        return Skip(record(engine, decision, trigger, drift_check_id, details))
+        return Skip(record(engine, name, decision, trigger, drift_check_id, details))
 
     if production is None:
         return skip(
@@ -150,7 +150,10 @@ def _cooling_down(settings: Settings, engine: sa.Engine) -> bool:
     with session_scope(engine) as session:
         last = session.scalar(
             sa.select(RetrainRun.created_at)
-            .where(RetrainRun.decision.in_([RetrainDecision.STAGING, RetrainDecision.REJECTED]))
+            .where(
+                RetrainRun.model_name == settings.model.name,
+                RetrainRun.decision.in_([RetrainDecision.STAGING, RetrainDecision.REJECTED]),
+            )
             .order_by(RetrainRun.id.desc())
         )
     return last is not None and utcnow() - last < timedelta(
@@ -166,7 +169,11 @@ def _recent_batches(
         drift_time = drift_batch_time(session, drift_check_id)
         rows = session.execute(
             sa.select(Batch.path, Batch.batch_time)
-            .where(Batch.status == ACCEPTED, Batch.labelled.is_(True))
+            .where(
+                Batch.model_name == settings.model.name,
+                Batch.status == ACCEPTED,
+                Batch.labelled.is_(True),
+            )
             .order_by(Batch.batch_time.desc(), Batch.id.desc())
             .limit(settings.training.window_batches)
         ).all()

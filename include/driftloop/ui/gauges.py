@@ -36,17 +36,19 @@ def loop_gauges(engine: sa.Engine, model_name: str) -> list[Gauge]:
     """Every loop metric, read from the database now."""
     with engine.connect() as connection:
         return [
-            *_drift(connection),
-            _retrain(connection),
+            *_drift(connection, model_name),
+            _retrain(connection, model_name),
             *_ab(connection, model_name),
             *_performance(connection, model_name),
         ]
 
 
-def _drift(connection: sa.Connection) -> list[Gauge]:
+def _drift(connection: sa.Connection, model_name: str) -> list[Gauge]:
     counts = dict(
         connection.execute(
-            sa.select(DriftCheck.status, sa.func.count()).group_by(DriftCheck.status)
+            sa.select(DriftCheck.status, sa.func.count())
+            .where(DriftCheck.model_name == model_name)
+            .group_by(DriftCheck.status)
         ).all()
     )
     checks = Gauge(
@@ -57,7 +59,7 @@ def _drift(connection: sa.Connection) -> list[Gauge]:
     )
     latest = connection.execute(
         sa.select(DriftCheck.status, DriftCheck.drift_share, DriftCheck.json_path)
-        .where(DriftCheck.status != DriftStatus.FAILED)
+        .where(DriftCheck.model_name == model_name, DriftCheck.status != DriftStatus.FAILED)
         .order_by(DriftCheck.id.desc())
         .limit(1)
     ).first()
@@ -190,9 +192,11 @@ def _number(value: object) -> float:
     return float(value) if value is not None else float("nan")  # float("inf") parses "inf"
 
 
-def _retrain(connection: sa.Connection) -> Gauge:
+def _retrain(connection: sa.Connection, model_name: str) -> Gauge:
     rows = connection.execute(
-        sa.select(RetrainRun.decision, sa.func.count()).group_by(RetrainRun.decision)
+        sa.select(RetrainRun.decision, sa.func.count())
+        .where(RetrainRun.model_name == model_name)
+        .group_by(RetrainRun.decision)
     ).all()
     return Gauge(
         "driftloop_retrain_runs",

@@ -47,11 +47,14 @@ def overview(settings: Settings, engine: sa.Engine) -> dict[str, Any]:
         "mlflow_ui": mlflow_ui(settings),
         "versions": versions(settings),
         "traffic": {"staging_weight": split.staging_weight, "shadow": split.shadow},
-        "drift": {"checks": drift_checks(engine), "share_over_time": drift_share(engine)},
+        "drift": {
+            "checks": drift_checks(engine, name),
+            "share_over_time": drift_share(engine, name),
+        },
         "ab": ab_test(settings, engine),
-        "approvals": [view.to_dict() for view in approval.recent(engine, 5)],
+        "approvals": [view.to_dict() for view in approval.recent(engine, 5, name)],
         "audit": promotion.history(engine, name, 10),
-        "retrains": retrain_runs(engine),
+        "retrains": retrain_runs(engine, name),
     }
 
 
@@ -94,12 +97,13 @@ def _versions(settings: Settings) -> dict[str, Any]:
     return found
 
 
-def drift_checks(engine: sa.Engine, limit: int = DRIFT_ROWS) -> list[dict[str, Any]]:
-    """The latest drift checks: batch, verdict, share and drifted features, report id."""
+def drift_checks(engine: sa.Engine, model: str, limit: int = DRIFT_ROWS) -> list[dict[str, Any]]:
+    """``model``'s latest drift checks: batch, verdict, share and drifted features, report id."""
     with session_scope(engine) as session:
         rows = session.execute(
             sa.select(DriftCheck, Batch.name)
             .join(Batch, Batch.id == DriftCheck.batch_id)
+            .where(DriftCheck.model_name == model)
             .order_by(DriftCheck.id.desc())
             .limit(limit)
         ).all()
@@ -118,14 +122,15 @@ def drift_checks(engine: sa.Engine, limit: int = DRIFT_ROWS) -> list[dict[str, A
         ]
 
 
-def drift_share(engine: sa.Engine, limit: int = SHARE_POINTS) -> list[dict[str, Any]]:
-    """The share of drifted features per check, oldest first (checks that measured one)."""
+def drift_share(engine: sa.Engine, model: str, limit: int = SHARE_POINTS) -> list[dict[str, Any]]:
+    """``model``'s share of drifted features per check, oldest first (checks that measured
+    one)."""
     with session_scope(engine) as session:
         rows = session.execute(
             sa.select(
                 DriftCheck.id, DriftCheck.created_at, DriftCheck.drift_share, DriftCheck.status
             )
-            .where(DriftCheck.drift_share.is_not(None))
+            .where(DriftCheck.model_name == model, DriftCheck.drift_share.is_not(None))
             .order_by(DriftCheck.id.desc())
             .limit(limit)
         ).all()
@@ -216,10 +221,15 @@ def _look(look: ABEvaluation) -> dict[str, Any]:
     }
 
 
-def retrain_runs(engine: sa.Engine, limit: int = RETRAIN_ROWS) -> list[dict[str, Any]]:
-    """The latest retraining attempts and how their gate decided."""
+def retrain_runs(engine: sa.Engine, model: str, limit: int = RETRAIN_ROWS) -> list[dict[str, Any]]:
+    """``model``'s latest retraining attempts and how their gate decided."""
     with session_scope(engine) as session:
-        rows = session.scalars(sa.select(RetrainRun).order_by(RetrainRun.id.desc()).limit(limit))
+        rows = session.scalars(
+            sa.select(RetrainRun)
+            .where(RetrainRun.model_name == model)
+            .order_by(RetrainRun.id.desc())
+            .limit(limit)
+        )
         return [
             {
                 "id": run.id,
@@ -238,12 +248,18 @@ def retrain_runs(engine: sa.Engine, limit: int = RETRAIN_ROWS) -> list[dict[str,
         ]
 
 
-def report_path(engine: sa.Engine, kind: ReportKind, report_id: int) -> Path:
-    """The HTML report of drift check or A/B evaluation ``report_id``; LookupError if none."""
-    model = DriftCheck if kind == "drift" else ABEvaluation
+def report_path(engine: sa.Engine, kind: ReportKind, report_id: int, model: str) -> Path:
+    """The HTML report of ``model``'s drift check or A/B evaluation ``report_id``; LookupError
+    if none (another model's report included)."""
     with session_scope(engine) as session:
-        row = session.get(model, report_id)
-        path = Path(row.html_path) if row is not None and row.html_path else None
+        if kind == "drift":
+            row = session.get(DriftCheck, report_id)
+            owner = row.model_name if row is not None else None
+        else:
+            row = session.get(ABEvaluation, report_id)
+            owner = session.get(ABTest, row.test_id).model_name if row is not None else None
+        found = row is not None and owner == model and row.html_path
+        path = Path(row.html_path) if found else None
     if path is None or not path.is_file():
         raise LookupError(f"no {kind} report #{report_id}")
     return path
