@@ -149,7 +149,14 @@ def _shadow_traffic(settings, engine, production, staging, pairs, accuracy, lift
                     "output": {"prediction": truth if staging_right else truth + 1},
                 }
             )
-        feedback.append({"record_id": record, "value": truth, "created_at": at})
+        feedback.append(
+            {
+                "model_name": settings.model.name,
+                "record_id": record,
+                "value": truth,
+                "created_at": at,
+            }
+        )
     with engine.begin() as connection:
         connection.execute(sa.insert(Prediction), rows)
         connection.execute(sa.insert(Feedback), feedback)

@@ -68,7 +68,7 @@ def compute_paired(
         sequential,
         arms.timeline,
         now,
-        unmatched_feedback=unmatched_feedback(engine),
+        unmatched_feedback=unmatched_feedback(engine, test.model_name),
         srm=srm,
         paired={
             "design": "paired",
