@@ -1,6 +1,6 @@
 """The whole loop on real services and PostgreSQL, asserted step by step: what the full-stack
-tests share, on the LocalExecutor (tests/test_full_stack.py) and on Celery
-(tests/test_celery_stack.py).
+test asserts (tests/test_full_stack.py, on Celery; ``make demo`` runs the same loop on the
+LocalExecutor).
 
 Airflow's metadata, MLflow's backend store and driftloop's tables each get their own uniquely
 named PostgreSQL database (all dropped afterwards); MLflow, Airflow's components (and the Celery

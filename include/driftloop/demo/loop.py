@@ -70,6 +70,7 @@ class LoopCelery:
         CeleryWorker("default", ("default",)),
         CeleryWorker("training", ("default", "training")),
     )
+    flower: bool = False  # Flower beside the workers (the compose file's celery profile)
 
 
 @dataclass
@@ -90,6 +91,7 @@ class LoopResult:
     # state, queue, hostname
     task_instances: list[dict[str, Any]] = field(default_factory=list)
     celery_tasks: dict[str, list[str]] = field(default_factory=dict)  # worker: task ids it ran
+    flower_workers: list[str] = field(default_factory=list)  # the workers Flower listed
     seconds: float = 0.0
 
     @property
@@ -162,8 +164,12 @@ def run_loop(
         result.urls["Airflow UI"] = airflow.base_url
         workers = None
         if celery is not None:  # left before the stack, so stopping tasks still reach its API
-            workers = services.enter_context(CeleryWorkers(airflow, celery.workers))
+            workers = services.enter_context(
+                CeleryWorkers(airflow, celery.workers, flower=celery.flower)
+            )
             say(f"Celery workers ready: {', '.join(w.name for w in celery.workers)}")
+            if celery.flower:
+                result.urls["Flower"] = workers.flower_url
         for dag_id in ("drift_monitor", "retrain", "ab_evaluate"):
             airflow.wait_for_dag(dag_id, timeout=120)
             airflow.unpause(dag_id)
@@ -212,6 +218,8 @@ def run_loop(
         )
         if workers is not None:
             result.celery_tasks = {w.name: workers.executed(w.name) for w in celery.workers}
+            if celery.flower:
+                result.flower_workers = workers.flower_workers()
         result.seconds = time.monotonic() - started
         say("stopping every process the demo started")
     return result

@@ -160,6 +160,23 @@ class CeleryWorkers(Service):
             return True
         return None
 
+    def flower_workers(self, timeout: float = 60.0) -> list[str]:
+        """The worker names Flower lists, once it lists every worker (it learns of them from
+        the broker's events, so a moment after they start)."""
+        import requests
+
+        def listed() -> list[str] | None:
+            try:
+                found = requests.get(f"{self.flower_url}/api/workers?refresh=1", timeout=20).json()
+            except (requests.RequestException, ValueError):
+                return None
+            names = sorted(name.split("@")[0] for name in found)
+            return names if len(names) == len(self.workers) else None
+
+        if not self.flower:
+            raise StackError("these workers were started without Flower")
+        return wait_until(listed, timeout, "Flower to list every worker")
+
     def executed(self, name: str) -> list[str]:
         """The task ids a worker was given, in order, as its log records them."""
         text = self.log_path(name).read_text(errors="replace")
