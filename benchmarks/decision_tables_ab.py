@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
+from support.decisions import section_parser
 
 from driftloop.ab.simulation import (
     PLUG_IN,
@@ -147,7 +148,7 @@ def gate_cell(
 ) -> dict:
     """Ever staged / rejected / undecided over four looks; ``method`` "before": MAE and RMSE
     bounded as issue 27's first round did (``gate_before_27``), on the same draws."""
-    from gate_before_27 import gate_before
+    from support.gate_before_27 import gate_before
 
     training = TrainingSettings(min_holdout=80, gate_alpha=0.05, tolerance=tolerance)
     if method == "before":
@@ -419,3 +420,13 @@ def _print_gate(by_kind: dict[str, list[Any]]) -> None:
             f"| {r['label']} | {_wilson(staged(r), r['reps'])} | {was} | "
             f"{_wilson(round(one_look * r['reps']), r['reps'])} |"
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """This section alone (``decisions.py`` runs every section with the same options)."""
+    run(section_parser(__doc__.splitlines()[0]).parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

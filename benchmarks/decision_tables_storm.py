@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.stats import beta
+from support.decisions import section_parser
 
 from driftloop.config import Settings
 from driftloop.drift.engine import check_drift
@@ -175,3 +176,13 @@ def run_storm(args: Any) -> None:
                 flush=True,
             )
     print(f"\n_storm table: {time.perf_counter() - started:.0f} s_")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """This section alone (``decisions.py`` runs every section with the same options)."""
+    run_storm(section_parser(__doc__.splitlines()[0]).parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
