@@ -27,8 +27,8 @@ What, per table (``reps`` repetitions per cell: 2,000 at full size, 100 with ``-
    smallest fault caught in 90% of runs by the end of a test with that many clients.
 
 A cell meets its target when the estimate is at most the target and its 95% upper bound at
-most 1.3x the target. A caller may set ``args.reps`` to run every cell at another size (the
-full size is 2,000; say which size ran when quoting the figures).
+most 1.3x the target. A caller may set ``args.reps`` (or ``--batches``) to run every cell at
+another size (the full size is 2,000; say which size ran when quoting the figures).
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def decay_cell(batch: int, reps: int, seed: int) -> dict[str, Any]:
 
 
 def run(args: Any) -> None:
-    reps = getattr(args, "reps", None) or (100 if args.smoke else 2000)
+    reps = getattr(args, "reps", None) or args.batches or (100 if args.smoke else 2000)
     seed = args.seed
     smoke = args.smoke
     accuracies = (0.55, 0.99) if smoke else (0.5, 0.55, 0.9, 0.99, 0.995)

@@ -40,8 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
     passed = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(passed)
-    forwarded = [a for a, b in zip(passed, ["", *passed], strict=True)
-                 if a != "--only" and b != "--only" and not a.startswith("--only=")]  # fmt: skip
+    forwarded, skip = [], False
+    for arg in passed:  # everything but --only, for the sections
+        if not skip and arg != "--only" and not arg.startswith("--only="):
+            forwarded.append(arg)
+        skip = arg == "--only"
+    if args.smoke:  # the sections' own smoke runs are in CI already: the least that runs
+        forwarded += [] if args.batches else ["--batches", "5"]
+        forwarded += [] if args.references else ["--references", "1"]
     print_header("Decisions: error rates and power")
     for name in args.only or list(SECTIONS):
         started = time.perf_counter()

@@ -9,6 +9,7 @@ imports another breaks when the other changes, so scripts share code only throug
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ NAMES = {path.stem for path in SCRIPTS}
 SMOKE_HELPERS = {"add_smoke", "section_parser"}  # benchmarks/support: both add --smoke
 
 
+@cache
 def tree(path: Path) -> ast.Module:
     return ast.parse(path.read_text(), filename=str(path))
 
