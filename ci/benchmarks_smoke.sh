@@ -30,11 +30,15 @@ fi
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 seconds_since() { local ms=$(( $(now_ms) - $1 )); printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100)); }
 
-# user + system CPU of every finished child, in ms: close to the wall time a quiet 2-core
-# machine would take (between half of it and all of it), where a busy machine inflates wall
-children_cpu_ms() {
-  times | tail -n 1 | awk '{ total = 0; for (i = 1; i <= 2; i++) { split($i, p, /[ms]/);
-    total += p[1] * 60 + p[2] } printf "%d", total * 1000 }'
+# user + system CPU of every finished child, in ms (into $cpu_now): close to the wall time a
+# quiet 2-core machine would take (between half of it and all of it), where a busy machine
+# inflates wall time. `times` must run in this shell, not in a $(...) subshell.
+times_file=$(mktemp)
+trap 'rm -f "$times_file"' EXIT
+read_cpu() {
+  times > "$times_file"
+  cpu_now=$(awk 'NR == 2 { total = 0; for (i = 1; i <= 2; i++) { split($i, p, /[ms]/);
+    total += p[1] * 60 + p[2] } printf "%d", total * 1000 }' "$times_file")
 }
 
 # the smoke homes are trained again by the first benchmark that needs them: a home left by
@@ -42,18 +46,18 @@ children_cpu_ms() {
 rm -rf var/bench-smoke-home var/bench-smoke-home-*
 
 total_started=$(now_ms)
-total_cpu_started=$(children_cpu_ms)
+read_cpu; total_cpu_started=$cpu_now
 declare -a summary
 for script in "${scripts[@]}"; do
   name=$(basename "$script" .py)
   printf '\n== smoke: %s\n' "$name"
   started=$(now_ms)
-  cpu_started=$(children_cpu_ms)
+  read_cpu; cpu_started=$cpu_now
   status=0
   timeout --kill-after=15 "$timeout_s" "$python" "$script" --smoke || status=$?
   elapsed_ms=$(( $(now_ms) - started ))
   seconds=$(seconds_since "$started")
-  cpu_ms=$(( $(children_cpu_ms) - cpu_started ))
+  read_cpu; cpu_ms=$(( cpu_now - cpu_started ))
   line=$(printf '%-30s %6s s wall %5d.%d s CPU' "$name" "$seconds" $((cpu_ms / 1000)) \
     $((cpu_ms % 1000 / 100)))
   if [ "$status" -ne 0 ]; then
@@ -66,10 +70,10 @@ for script in "${scripts[@]}"; do
   printf '== smoke: %s done in %s s\n' "$name" "$seconds"
 done
 total_ms=$(( $(now_ms) - total_started ))
-printf '\n== benchmark smoke runs: wall seconds (load average now: %s)\n' \
+printf '\n== benchmark smoke runs: wall and CPU seconds (load average now: %s)\n' \
   "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%s\n' "${summary[@]}"
-total_cpu_ms=$(( $(children_cpu_ms) - total_cpu_started ))
+read_cpu; total_cpu_ms=$(( cpu_now - total_cpu_started ))
 printf '%-30s %6s s wall %5d.%d s CPU' total "$(seconds_since "$total_started")" \
   $((total_cpu_ms / 1000)) $((total_cpu_ms % 1000 / 100))
 if (( total_ms > budget_all * 1000 )); then printf '  (over %s s)' "$budget_all"; fi
