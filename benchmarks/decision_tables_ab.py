@@ -4,7 +4,7 @@ Why: each of these decisions promises an error rate. This section measures them,
 (Wilson) intervals, over the conditions issue 27 names, and the power beside them, in one run
 (``benchmarks/decisions.py`` prints it with the drift section).
 
-What, per table (``reps`` repetitions per cell: 2,000 at full size, 100 with ``--smoke``):
+What, per table (``reps`` repetitions per cell: 2,000 at full size, 40 with ``--smoke``):
 
 1. A/A false promotions, random routing: ``driftloop.ab.simulation`` (the vectorized twin of
    ``ab.evaluate.decide``), 20,000 records per test, a look every 100, accuracy 0.5-0.995 and
@@ -225,7 +225,7 @@ def decay_cell(batch: int, reps: int, seed: int) -> dict[str, Any]:
 
 
 def run(args: Any) -> None:
-    reps = getattr(args, "reps", None) or args.batches or (100 if args.smoke else 2000)
+    reps = getattr(args, "reps", None) or args.batches or (40 if args.smoke else 2000)
     seed = args.seed
     smoke = args.smoke
     accuracies = (0.55, 0.99) if smoke else (0.5, 0.55, 0.9, 0.99, 0.995)

@@ -147,7 +147,7 @@ def run_storm(args: Any) -> None:
     after = getattr(args, "references", None) or 25
     given = getattr(args, "references", None)
     counts = 10 if smoke else COUNTED
-    streams = {False: (given or 2) if smoke else after, True: 1 if smoke else max(1, after // 5)}
+    streams = {False: (given or 1) if smoke else after, True: 1 if smoke else max(1, after // 5)}
     started = time.perf_counter()
     print("### No retrain storm: batches of the new distribution called drift after a retrain\n")
     print(

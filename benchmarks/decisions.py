@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:  # the sections' own smoke runs are in CI already: the least that runs
         forwarded += [] if args.batches else ["--batches", "5"]
         forwarded += [] if args.references else ["--references", "1"]
+        if not args.tables:  # one drift table, no storm (its own smoke run covers it)
+            args.tables, forwarded = ["numeric"], [*forwarded, "--tables", "numeric"]
     print_header("Decisions: error rates and power")
     for name in args.only or list(SECTIONS):
         started = time.perf_counter()

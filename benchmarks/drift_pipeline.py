@@ -24,7 +24,7 @@ sketched Wasserstein's actual error against its bound.
 
     .venv/bin/python benchmarks/drift_bench.py --pipeline            # both sides, ~15 min
     .venv/bin/python benchmarks/drift_bench.py --pipeline --pipeline-sizes 1000000
-    .venv/bin/python benchmarks/drift_pipeline.py --smoke   # 40k exact, 100k sketched, seconds
+    .venv/bin/python benchmarks/drift_pipeline.py --smoke   # 20k exact, 50k sketched, seconds
 """
 
 from __future__ import annotations
@@ -349,9 +349,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args, ignored = parser.parse_known_args(argv)
     if ignored:
         print(f"drift_pipeline: ignoring {' '.join(ignored)} (drift_bench.py options)")
-    if args.smoke:  # both paths (40k exact, 100k sketched) and a few statistical trials
-        args.pipeline_sizes, args.pipeline_exact_max = "40000,100000", 50_000
-        args.stat_rows, args.stat_trials, args.timeout = 20_000, 4, 120.0
+    if args.smoke:  # both paths (20k exact, 50k sketched) and a few statistical trials
+        args.pipeline_sizes, args.pipeline_exact_max = "20000,50000", 30_000
+        args.stat_rows, args.stat_trials, args.timeout = 10_000, 4, 120.0
     return args
 
 

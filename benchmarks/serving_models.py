@@ -30,12 +30,12 @@ from typing import Any
 from support.common import ROOT, add_smoke
 from support.homes import (
     EXTRA_TREES,
-    SMOKE_TRAINING,
     describe_estimator,
     feature_frame,
     load_pipeline,
     prepare_home,
     smoke_home,
+    smoke_home_copy,
 )
 from support.load import one_record_bodies, predict_round, summarize
 from support.servers import start_driftloop, wait_ready
@@ -69,16 +69,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--json", type=Path)
-    add_smoke(parser, "one short round per side; the shared smoke home stands for the default")
+    add_smoke(parser, "one short round per side, 1 worker; the smoke home's model on both sides")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     if args.smoke:
         args.rounds, args.seconds, args.warmup, args.clients = 1, 1.0, 0.5, 2
-        homes = {
-            "et": smoke_home({**SMOKE_TRAINING, "models": ["et"]}),
-            "default": smoke_home(),
-        }
+        homes = {"et": smoke_home_copy("et"), "default": smoke_home()}  # one model, twice
     else:
         homes = {
             "et": bootstrap_home(args.home / "et", args.seed, ["et"], args.reuse_home),
@@ -96,7 +93,7 @@ def main() -> None:
     try:
         for side, settings in homes.items():
             (settings.storage.home / "prometheus").mkdir(exist_ok=True)
-            servers[side] = start_driftloop(settings, 2, 8, {})
+            servers[side] = start_driftloop(settings, *((1, 2) if args.smoke else (2, 8)), {})
         for server in servers.values():
             wait_ready(server, "/ready")
         for n, side in enumerate(order(args.rounds)):

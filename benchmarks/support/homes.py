@@ -100,6 +100,16 @@ def feature_frame(settings: Any, rows: int) -> pd.DataFrame:
     return frame[settings.feature_columns].head(rows).reset_index(drop=True)
 
 
+def smoke_home_copy(name: str) -> Any:
+    """A copy of the shared smoke home (its own database, logs and metrics; the registry's
+    artifacts stay where the original has them): a second server without a second training."""
+    settings = smoke_home()
+    copy = SMOKE_HOME.with_name(f"{SMOKE_HOME.name}-copy-{name}")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(settings.storage.home, copy)
+    return prepare_home(copy, True, SMOKE_TRAINING)
+
+
 def smoke_home(training: dict[str, Any] | None = None, database_url: str | None = None) -> Any:
     """The shared smoke home (``var/bench-smoke-home``), trained once with a decision tree
     (or ``training``, in a home of its own) and reused by every later smoke run; driftloop's
