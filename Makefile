@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DL     := $(BIN)/driftloop
 
-.PHONY: install demo test test-unit test-integration lint lock clean
+.PHONY: install demo test test-unit test-integration lint lock clean bench-smoke
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,10 @@ test-unit: install
 
 test-integration: install
 	$(BIN)/python -m pytest -m integration
+
+# Every benchmark at its --smoke size, one after the other (CI runs it after the wheel check).
+bench-smoke: install
+	ci/benchmarks_smoke.sh
 
 lint: install
 	$(BIN)/ruff check .

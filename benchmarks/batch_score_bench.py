@@ -31,17 +31,17 @@ import argparse
 import json
 import os
 import platform
-import resource
-import shutil
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "driftloop.yaml"
+from support.common import CONFIG, ROOT, add_smoke, peak_mib
+from support.homes import EXTRA_TREES, prepare_home, smoke_home
+
 PYTHON = sys.executable
+SIZES = (100_000, 1_000_000, 2_000_000)  # the middle one is timed; --smoke: a fiftieth
 
 
 def settings_for(home: Path):
@@ -50,7 +50,7 @@ def settings_for(home: Path):
     return load_settings(
         CONFIG,
         storage={"home": home},
-        training={"models": ["et"], "folds": 3, "budget_minutes": 1},
+        training=EXTRA_TREES,
     )
 
 
@@ -58,34 +58,25 @@ def prepare(home: Path, reuse: bool) -> None:
     """The home with version 1 in Production, and the files to score."""
     if reuse and (home / "mlflow.db").is_file():
         return
-    from driftloop.schema import upgrade
-    from driftloop.stages.retrain import bootstrap
-    from driftloop.storage import make_engine
-
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
-    settings = settings_for(home)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
     started = time.perf_counter()
-    bootstrap(settings, engine)
+    settings = prepare_home(home, False, EXTRA_TREES)
     print(f"bootstrap: {time.perf_counter() - started:.0f} s", flush=True)
-    write_files(settings, home)
+    write_files(settings, home, SIZES)
 
 
-def write_files(settings, home: Path) -> None:
+def write_files(settings, home: Path, sizes: tuple[int, ...]) -> None:
     import numpy as np
     import pandas as pd
 
     data = pd.read_csv(settings.data.path, sep=settings.data.separator)
     features = data[settings.feature_columns]
     rng = np.random.default_rng(0)
-    for rows in (100_000, 1_000_000, 2_000_000):
+    for rows in sizes:
         picked = features.sample(rows, replace=True, random_state=rows).to_numpy()
         noisy = picked * rng.normal(1.0, 0.01, picked.shape)
         frame = pd.DataFrame(noisy.round(5), columns=features.columns)
         frame.to_csv(home / f"rows-{rows}.csv", sep=settings.data.separator, index=False)
-        if rows == 1_000_000:
+        if rows == sizes[1]:
             frame.to_parquet(home / f"rows-{rows}.parquet", index=False)
         print(f"wrote {rows:,} rows", flush=True)
 
@@ -142,16 +133,6 @@ def child(kind: str, home: Path, file: str, log: bool) -> dict:
     return result
 
 
-def peak_mib() -> float:
-    """This process's peak resident memory. ``VmHWM``, not ``ru_maxrss``: Linux carries
-    ``ru_maxrss`` over from the parent across fork and exec, so every child would report the
-    parent's peak (the one that wrote the files)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def measure(kind: str, home: Path, file: str, log: bool = False) -> dict:
     done = subprocess.run(
         [PYTHON, __file__, "--child", kind, "--home", str(home), "--file", file]
@@ -176,23 +157,34 @@ def main() -> None:
     parser.add_argument("--file")
     parser.add_argument("--log", action="store_true")
     parser.add_argument("--memory-only", action="store_true", help="Skip the speed figures.")
+    add_smoke(parser, "a fiftieth of the rows, one repeat, on the shared smoke home")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.home, args.file, args.log)))
         return
-    prepare(args.home, args.reuse_home)
-    million = "rows-1000000.csv"
-    memory = {"model only": measure("load", args.home, million)}
-    for file in ("rows-100000.csv", million, "rows-2000000.csv"):
+    sizes = SIZES
+    if args.smoke:
+        sizes, args.repeats = (2_000, 20_000, 40_000), 1
+        args.home = smoke_home().storage.home
+        write_files(settings_for(args.home), args.home, sizes)
+    else:
+        prepare(args.home, args.reuse_home)
+    million = f"rows-{sizes[1]}.csv"
+    memory = {} if args.smoke else {"model only": measure("load", args.home, million)}
+    files = (million,) if args.smoke else (f"rows-{sizes[0]}.csv", million, f"rows-{sizes[2]}.csv")
+    for file in files:  # (smoke: the middle file; the others run the same code)
         memory[file] = measure("score", args.home, file)
     if not args.memory_only:
         predict, chunked, score = [], [], []
         for _ in range(args.repeats):  # alternating, so a busy spell hits all three
             predict.append(measure("predict", args.home, million))
-            chunked.append(measure("predict-chunks", args.home, million))
+            if not args.smoke:  # (smoke: the same code as predict, in steps)
+                chunked.append(measure("predict-chunks", args.home, million))
             score.append(measure("score", args.home, million))
-        parquet = measure("score", args.home, "rows-1000000.parquet")
-        logged = measure("score", args.home, "rows-100000.csv", log=True)
+        if args.smoke:  # its 20,000 rows are one 50,000-row chunk: the same call as predict
+            chunked = predict
+        parquet = measure("score", args.home, f"rows-{sizes[1]}.parquet")
+        logged = measure("score", args.home, f"rows-{sizes[0]}.csv", log=True)
     loads = [r["load_avg"] for r in memory.values()]
     print()
     print(
@@ -211,7 +203,7 @@ def main() -> None:
     if args.memory_only:
         return
     print()
-    print(f"| 1M rows | rows/s (median of {args.repeats}) | seconds |")
+    print(f"| {sizes[1]:,} rows | rows/s (median of {args.repeats}) | seconds |")
     print("| --- | ---: | ---: |")
     for name, results in (
         ("pipeline.predict in-process, the whole frame", predict),
@@ -228,7 +220,7 @@ def main() -> None:
     )
     print()
     print(
-        f"prediction-log insert (SQLite, 100k rows, with inputs and outputs as JSON): "
+        f"prediction-log insert (SQLite, {sizes[0]:,} rows, inputs and outputs as JSON): "
         f"{logged['rows'] / logged['log_seconds']:,.0f} rows/s "
         f"({logged['log_seconds']:.1f} s beside {logged['seconds']:.1f} s of scoring)"
     )

@@ -42,7 +42,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,12 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from support.common import ROOT, add_smoke, machine
+from support.drift_data import ensure_data
+from support.homes import feature_frame, prepare_home, smoke_home
+from support.load import one_record_bodies, predict_round, summarize
+from support.servers import Server, free_port, wait_ready
 
 log = logging.getLogger("before_after")
 SIDES = ("before", "after")
@@ -70,7 +75,9 @@ print([m for m in ('pandas', 'mlflow', 'pycaret', 'sklearn', 'scipy') if m in sy
 """
 
 # Runs one checkout's drift_bench child on shared data: the module's DATA_DIR is pointed at the
-# shared directory and each side keeps its own profile file beside the data.
+# shared directory and each side keeps its own profile file beside the data. The child imports
+# that checkout's script (it is the code under test, in a process of its own); this script
+# itself imports only benchmarks/support.
 DRIFT_CHILD_CODE = """\
 import sys
 from pathlib import Path
@@ -123,36 +130,16 @@ def base_env(root: Path) -> dict[str, str]:
     return env
 
 
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
-    return {
-        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "nproc": nproc,
-        "cpu": cpu,
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
-        "python": platform.python_version(),
-        "kernel": f"{platform.system()} {platform.release()}",
-        "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", ""),
-    }
-
-
 # --- 1. serving ------------------------------------------------------------------------------
 
 
 def serving(args: argparse.Namespace, trees: dict[str, Path]) -> dict[str, Any]:
-    sys.path.insert(0, str(trees["after"] / "benchmarks"))
-    import serving_bench as sb
-
     started = time.perf_counter()
-    settings = sb.prepare_home(args.home, reuse=args.reuse_home)
+    if args.smoke:
+        settings = smoke_home()
+        args.home = settings.storage.home
+    else:
+        settings = prepare_home(args.home, reuse=args.reuse_home)
     homes = {side: args.home for side in SIDES}
     if args.separate_homes:
         # when the two checkouts' database schemas differ, each serves a home it bootstrapped
@@ -160,8 +147,8 @@ def serving(args: argparse.Namespace, trees: dict[str, Path]) -> dict[str, Any]:
         homes["before"] = args.home.parent / "home-before"
         bootstrap_with(trees["before"], homes["before"], args.reuse_home)
     bootstrap_s = time.perf_counter() - started
-    frame = sb.feature_frame(settings, sb.BATCH_ROWS)
-    bodies = sb.one_record_bodies("driftloop", frame)
+    frame = feature_frame(settings, 1000)
+    bodies = one_record_bodies("driftloop", frame)
     headers = {"Content-Type": "application/json", "X-Variant": "production"}
     servers: dict[str, Any] = {}
     windows: dict[str, list[Any]] = {side: [] for side in SIDES}
@@ -169,7 +156,7 @@ def serving(args: argparse.Namespace, trees: dict[str, Path]) -> dict[str, Any]:
     answers: dict[str, Any] = {}
     try:
         for side, root in trees.items():
-            port = sb.free_port()
+            port = free_port()
             env = base_env(root)
             env.update(
                 DRIFTLOOP_CONFIG=str(root / "driftloop.yaml"),
@@ -193,19 +180,17 @@ def serving(args: argparse.Namespace, trees: dict[str, Path]) -> dict[str, Any]:
                     start_new_session=True,
                 )  # fmt: skip
             url = f"http://127.0.0.1:{port}"
-            servers[side] = sb.Server(f"driftloop-{side}", process, url, log_path)
+            servers[side] = Server(f"driftloop-{side}", process, url, log_path)
         for side, server in servers.items():
-            sb.wait_ready(server, "/ready")
+            wait_ready(server, "/ready")
             answers[side] = first_answer(server.url, bodies[0], headers)
         log.info("both servers ready; same answer to one record: %s", same(answers))
         for n, side in enumerate(order(args.rounds)):
             server = servers[side]
             load = load1()
-            window = sb.predict_round(
-                server, bodies, headers, args.clients, args.warmup, args.seconds
-            )
+            window = predict_round(server, bodies, headers, args.clients, args.warmup, args.seconds)
             windows[side].append(window)
-            r = sb.summarize(side, "/predict", str(n), [window])
+            r = summarize(side, "/predict", str(n), [window])
             rounds.append(
                 {"round": n, "side": side, "rps": r.rps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
                  "errors": r.errors, "requests": r.requests, "load1": load,
@@ -223,7 +208,7 @@ def serving(args: argparse.Namespace, trees: dict[str, Path]) -> dict[str, Any]:
             server.stop()
     pooled = {}
     for side in SIDES:
-        r = sb.summarize(side, "/predict", "all", windows[side])
+        r = summarize(side, "/predict", "all", windows[side])
         per_round = [x["rps"] for x in rounds if x["side"] == side]
         pooled[side] = {
             "rps": r.rps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "max_ms": r.max_ms,
@@ -252,10 +237,13 @@ def serving(args: argparse.Namespace, trees: dict[str, Path]) -> dict[str, Any]:
 
 
 def bootstrap_with(root: Path, home: Path, reuse: bool) -> None:
-    """``root``'s own serving_bench.prepare_home, run by ``root``'s interpreter."""
+    """``root``'s own ``prepare_home``, run by ``root``'s interpreter (in benchmarks/support
+    since issue 29; in serving_bench.py in older checkouts)."""
     code = (
-        "import sys; from pathlib import Path; sys.path.insert(0, 'benchmarks'); "
-        f"import serving_bench; serving_bench.prepare_home(Path({str(home)!r}), {reuse!r})"
+        "import sys; from pathlib import Path; sys.path.insert(0, 'benchmarks')\n"
+        "try:\n    from support.homes import prepare_home\n"
+        "except ImportError:\n    from serving_bench import prepare_home\n"
+        f"prepare_home(Path({str(home)!r}), {reuse!r})"
     )
     subprocess.run([str(python_of(root)), "-c", code], cwd=root, env=base_env(root), check=True)
 
@@ -296,11 +284,7 @@ def same(answers: dict[str, Any]) -> bool:
 
 
 def drift(args: argparse.Namespace, trees: dict[str, Path]) -> dict[str, Any]:
-    sys.path.insert(0, str(trees["after"] / "benchmarks"))
-    import drift_bench as db
-
-    db.DATA_DIR = args.data_dir
-    generated_s = db.ensure_data(args.drift_rows)
+    generated_s = ensure_data(args.drift_rows, args.data_dir)
     log.info("drift data (%s rows) under %s ready in %.1f s", args.drift_rows, args.data_dir,
              generated_s)  # fmt: skip
     runs: list[dict[str, Any]] = []
@@ -378,8 +362,13 @@ def drift_child(
 def dags(args: argparse.Namespace, trees: dict[str, Path], cached: bool) -> dict[str, Any]:
     """Parse times; ``cached``: bytecode kept in a per-side cache outside the checkouts (as a
     deployed image has it) after one untimed warm-up parse, else the environment as it is."""
+    chosen = args.dags.split(",") if args.dags else None
     files = {
-        side: {p.stem: p for p in sorted((root / "dags").glob("*.py"))}
+        side: {
+            p.stem: p
+            for p in sorted((root / "dags").glob("*.py"))
+            if chosen is None or p.stem in chosen
+        }
         for side, root in trees.items()
     }
     common = [name for name in files["after"] if name in files["before"]]
@@ -528,8 +517,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", type=Path, required=True, help="checkout with a .venv")
-    parser.add_argument("--after", type=Path, required=True, help="checkout with a .venv")
+    parser.add_argument("--before", type=Path, help="checkout with a .venv (required)")
+    parser.add_argument("--after", type=Path, help="checkout with a .venv (required)")
     parser.add_argument("--parts", default="serving,drift,dags", help="comma-separated")
     parser.add_argument(
         "--home",
@@ -555,17 +544,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drift-runs", type=int, default=3, help="check children per side")
     parser.add_argument("--drift-repeat", type=int, default=3, help="timed checks per child")
     parser.add_argument("--dag-rounds", type=int, default=15)
+    parser.add_argument("--dags", help="only these DAG files (stems, comma-separated)")
     parser.add_argument("--dag-cached-rounds", type=int, default=0,
                         help="rounds with a warm bytecode cache (0: skip)")  # fmt: skip
     parser.add_argument(
         "--json", type=Path, help="default: AFTER/var/bench-before-after/results.json"
     )
+    add_smoke(parser, "this checkout against itself, one short round of each part, one DAG file")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.before, args.after = args.before or ROOT, args.after or ROOT
+        args.rounds, args.seconds, args.warmup, args.clients = 1, 1.0, 0.5, 2
+        args.workers, args.threads, args.drift_rows, args.drift_runs = 1, 2, 20_000, 1
+        args.drift_repeat, args.dag_rounds, args.dag_cached_rounds = 1, 1, 0
+        args.dags = args.dags or "drift_monitor"
+    if args.before is None or args.after is None:
+        parser.error("--before and --after are required (or --smoke)")
     args.before, args.after = args.before.resolve(), args.after.resolve()
     out = args.after / "var" / "bench-before-after"
     args.home = (args.home or out / "home").resolve()
     args.data_dir = (args.data_dir or args.after / "var" / "bench-data").resolve()
-    args.json = (args.json or out / "results.json").resolve()
+    name = "results-smoke.json" if args.smoke else "results.json"
+    args.json = (args.json or out / name).resolve()
     return args
 
 
@@ -608,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     save()
     print("\n" + markdown(results))
     print(f"\nresults: {args.json}")
+    if args.smoke and "serving" in results and not results["serving"]["same_answer"]:
+        return 1  # a server failed: its errors are in the table above
     return 0
 
 

@@ -20,7 +20,7 @@ cost (a loaded 2-core machine stretches wall time with other work); wall time is
 beside it, with the load.
 
     .venv/bin/python benchmarks/dag_parse.py                 # 50 models, 5 rounds (~4 min)
-    .venv/bin/python benchmarks/dag_parse.py --smoke         # 5 models, 1 round
+    .venv/bin/python benchmarks/dag_parse.py --smoke         # 5 models, 1 round, 3 parses
 """
 
 from __future__ import annotations
@@ -76,8 +76,9 @@ def many_models_config(folder: Path, count: int) -> Path:
     return config
 
 
-def project(folder: Path, count: int) -> tuple[Path, list[Path]]:
-    """The project's dags/ with one model file per model; the config and the files to time."""
+def project(folder: Path, count: int, samples: int = 3) -> tuple[Path, list[Path]]:
+    """The project's dags/ with one model file per model; the config and the files to time
+    (the five of dags/ and ``samples`` model files: first, middle, last)."""
     dags = folder / "dags"
     dags.mkdir(parents=True)
     for kind in KINDS:
@@ -85,7 +86,7 @@ def project(folder: Path, count: int) -> tuple[Path, list[Path]]:
     config = many_models_config(folder, count)
     write_model_files(config, dags)
     models = sorted((dags / MODELS_FOLDER).glob("*.py"))
-    sample = [models[0], models[len(models) // 2], models[-1]]
+    sample = [models[0], models[len(models) // 2], models[-1]][:samples]
     return config, [dags / f"{kind}.py" for kind in KINDS] + sample
 
 
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--smoke", action="store_true", help="5 models, 1 round")
+    parser.add_argument("--smoke", action="store_true", help="5 models, 1 round, 3 parses")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -127,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="driftloop-dag-parse-") as tmp:
         folder = Path(tmp)
-        config, many = project(folder / "many", args.models)
-        single = [ROOT / "dags" / f"{kind}.py" for kind in KINDS]
+        config, many = project(folder / "many", args.models, 1 if args.smoke else 3)
+        if args.smoke:  # one file of dags/ and one model file with many models, one single
+            many = [many[0], many[-1]]
+        single = [ROOT / "dags" / f"{kind}.py" for kind in KINDS][: 1 if args.smoke else None]
         cases = [("many", path, config) for path in many] + [
             ("single", path, ROOT / "driftloop.yaml") for path in single
         ]

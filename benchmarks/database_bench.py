@@ -42,7 +42,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # serving: the writer's own insert
 
-from databases import POSTGRES_ADMIN_URL, fresh_postgres  # noqa: E402
+from support.common import POSTGRES_ADMIN_URL, add_smoke, fresh_postgres  # noqa: E402
 
 from driftloop.schema import upgrade  # noqa: E402
 from driftloop.storage import ABTest, Feedback, make_engine  # noqa: E402
@@ -193,7 +193,10 @@ def main() -> None:
     parser.add_argument("--postgres-admin-url", default=POSTGRES_ADMIN_URL)
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--json", type=Path)
+    add_smoke(parser)
     args = parser.parse_args()
+    if args.smoke:  # every table, a few thousand rows
+        args.rows, args.writers = 4_000, 2
 
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory() as folder:

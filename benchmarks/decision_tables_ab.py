@@ -4,7 +4,7 @@ Why: each of these decisions promises an error rate. This section measures them,
 (Wilson) intervals, over the conditions issue 27 names, and the power beside them, in one run
 (``benchmarks/decisions.py`` prints it with the drift section).
 
-What, per table (``reps`` repetitions per cell: 2,000 at full size, 100 with ``--smoke``):
+What, per table (``reps`` repetitions per cell: 2,000 at full size, 40 with ``--smoke``):
 
 1. A/A false promotions, random routing: ``driftloop.ab.simulation`` (the vectorized twin of
    ``ab.evaluate.decide``), 20,000 records per test, a look every 100, accuracy 0.5-0.995 and
@@ -27,8 +27,8 @@ What, per table (``reps`` repetitions per cell: 2,000 at full size, 100 with ``-
    smallest fault caught in 90% of runs by the end of a test with that many clients.
 
 A cell meets its target when the estimate is at most the target and its 95% upper bound at
-most 1.3x the target. A caller may set ``args.reps`` to run every cell at another size (the
-full size is 2,000; say which size ran when quoting the figures).
+most 1.3x the target. A caller may set ``args.reps`` (or ``--batches``) to run every cell at
+another size (the full size is 2,000; say which size ran when quoting the figures).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
+from support.decisions import section_parser
 
 from driftloop.ab.simulation import (
     PLUG_IN,
@@ -147,7 +148,7 @@ def gate_cell(
 ) -> dict:
     """Ever staged / rejected / undecided over four looks; ``method`` "before": MAE and RMSE
     bounded as issue 27's first round did (``gate_before_27``), on the same draws."""
-    from gate_before_27 import gate_before
+    from support.gate_before_27 import gate_before
 
     training = TrainingSettings(min_holdout=80, gate_alpha=0.05, tolerance=tolerance)
     if method == "before":
@@ -224,7 +225,7 @@ def decay_cell(batch: int, reps: int, seed: int) -> dict[str, Any]:
 
 
 def run(args: Any) -> None:
-    reps = getattr(args, "reps", None) or (100 if args.smoke else 2000)
+    reps = getattr(args, "reps", None) or args.batches or (40 if args.smoke else 2000)
     seed = args.seed
     smoke = args.smoke
     accuracies = (0.55, 0.99) if smoke else (0.5, 0.55, 0.9, 0.99, 0.995)
@@ -419,3 +420,13 @@ def _print_gate(by_kind: dict[str, list[Any]]) -> None:
             f"| {r['label']} | {_wilson(staged(r), r['reps'])} | {was} | "
             f"{_wilson(round(one_look * r['reps']), r['reps'])} |"
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """This section alone (``decisions.py`` runs every section with the same options)."""
+    run(section_parser(__doc__.splitlines()[0]).parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,7 +13,8 @@ least the target and the lower bound at least the target minus its distance to 1
 
 Full size (the issue's): 2,000 batches per cell (10,000 where the target is 1% or less) across
 20 references; ``--smoke`` runs every table with a few batches (well under a minute). The
-retrain-storm table (item 4) is in ``decision_tables_storm.py``, run after these.
+retrain-storm table (item 4) is in ``decision_tables_storm.py``, which decisions.py runs after
+these.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import beta
+from support.decisions import interval, run_all, section_parser
+from support.drift_data import level_probabilities, tilted
 
 from driftloop.config import DriftSettings
 from driftloop.drift.engine import check_drift
@@ -63,8 +64,6 @@ def _zipf(levels: int) -> np.ndarray:
 
 def _tilted(levels: int) -> np.ndarray:
     """The 5- and 50-level shifts of the last calibration (JS 0.1; drift_calibration.py)."""
-    from drift_calibration import level_probabilities, tilted
-
     return tilted(level_probabilities()[f"cat{levels}"], 0.1)[0]
 
 
@@ -159,21 +158,6 @@ def run_cell(cell: Cell, batches: int, references: int, seed: int) -> tuple[int,
                 frame = pd.DataFrame({"x": draw(rng, cell.batch_rows)})
                 flagged += check_drift(profile, frame, settings).features[0].drifted
     return flagged, per_reference * references
-
-
-def run_all(function: Callable[..., Any], jobs: list[tuple], workers: int) -> list[Any]:
-    """``function(*job)`` for every job, in order; in ``workers`` processes when above one."""
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            return list(pool.map(function, *zip(*jobs, strict=True)))
-    return [function(*job) for job in jobs]
-
-
-def interval(k: int, n: int) -> tuple[float, float]:
-    """Clopper-Pearson 95% interval of a proportion."""
-    lower = 0.0 if k == 0 else float(beta.ppf(0.025, k, n - k + 1))
-    upper = 1.0 if k == n else float(beta.ppf(0.975, k + 1, n - k))
-    return lower, upper
 
 
 FALSE_ALARM, POWER = 0.015, 0.95
@@ -370,7 +354,13 @@ def run(args: Any) -> None:
             )
         print()
     print(f"_drift tables: {time.perf_counter() - started:.0f} s_\n")
-    if not tables or "storm" in tables:
-        from decision_tables_storm import run_storm
 
-        run_storm(args)
+
+def main(argv: list[str] | None = None) -> int:
+    """This section alone (``decisions.py`` runs every section with the same options)."""
+    run(section_parser(__doc__.splitlines()[0]).parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

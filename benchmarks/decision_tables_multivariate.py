@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from decision_tables_drift import interval, run_all
+from support.decisions import interval, run_all, section_parser
 
 from driftloop.config import DriftSettings
 from driftloop.drift.engine import check_drift, multivariate_test
@@ -105,3 +105,13 @@ def run(args: Any) -> None:
             f"({'met' if met else 'NOT met'}) | {verdict} | {seconds * 1000:.1f} ms |"
         )
     print(f"\n_multivariate tables: {time.perf_counter() - started:.0f} s_")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """This section alone (``decisions.py`` runs every section with the same options)."""
+    run(section_parser(__doc__.splitlines()[0]).parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.stats import beta
+from support.decisions import section_parser
 
 from driftloop.config import Settings
 from driftloop.drift.engine import check_drift
@@ -87,14 +88,16 @@ def new_reference(
     return train_frame, profile_from_frame(reference, settings, "retrain")
 
 
-def replay(settings: Settings, ramp: bool, mixture: bool, seed: list[int]) -> StreamResult:
-    """One stream through the loop; see the module's docstring."""
+def replay(
+    settings: Settings, ramp: bool, mixture: bool, seed: list[int], counted_max: int = COUNTED
+) -> StreamResult:
+    """One stream through the loop, ``counted_max`` batches counted; see the module's docstring."""
     rng = np.random.default_rng(seed)
     base = draw_rows(settings, rng, BASE_ROWS, 0.0)
     profile = profile_from_frame(base, settings, "bootstrap")
     change = RAMP if ramp else 1
     shifts = [0.0] * PRE + [SHIFT * (i + 1) / change for i in range(change)]
-    shifts += [SHIFT] * (COUNTED + 1)  # one spare: the sudden change's first batch may alarm
+    shifts += [SHIFT] * (counted_max + 1)  # one spare: the sudden change's first batch may alarm
     start = pd.Timestamp("2026-01-01", tz="UTC")
     batches: list[pd.DataFrame] = []
     counted = called = retrains = 0
@@ -104,7 +107,7 @@ def replay(settings: Settings, ramp: bool, mixture: bool, seed: list[int]) -> St
         batches.append(batch.assign(_batch_time=start + pd.Timedelta(hours=index)))
         drifted = check_drift(profile, batch, settings.drift).drifted
         settled = adapted and index >= PRE + change
-        if settled and counted < COUNTED:
+        if settled and counted < counted_max:
             counted += 1
             called += drifted
         if drifted:
@@ -142,12 +145,14 @@ def run_storm(args: Any) -> None:
     # full size: 1,000 counted batches after (25 streams), 200 before (5 streams: each retrains
     # about ten times, on a training set that grows); ``--references`` sets the streams after
     after = getattr(args, "references", None) or 25
-    streams = {False: 2 if smoke else after, True: 1 if smoke else max(1, after // 5)}
+    given = getattr(args, "references", None)
+    counts = 10 if smoke else COUNTED
+    streams = {False: (given or 1) if smoke else after, True: 1 if smoke else max(1, after // 5)}
     started = time.perf_counter()
     print("### No retrain storm: batches of the new distribution called drift after a retrain\n")
     print(
         f"{BASE_ROWS:,} training rows of P, batches of {BATCH_ROWS}, 4 of 11 features +{SHIFT}"
-        f" sd; {COUNTED} batches of Q counted per stream; seed {args.seed}\n"
+        f" sd; {counts} batches of Q counted per stream; seed {args.seed}\n"
     )
     print("| change | new version's reference | streams | batches | called drift [95%] |", end="")
     print(" retrains per stream | target | |")
@@ -155,7 +160,13 @@ def run_storm(args: Any) -> None:
     for ramp in (False, True):
         for mixture in (True, False):
             jobs = [
-                (settings, ramp, mixture, [args.seed, zlib.crc32(f"storm|{ramp}".encode()), i])
+                (
+                    settings,
+                    ramp,
+                    mixture,
+                    [args.seed, zlib.crc32(f"storm|{ramp}".encode()), i],
+                    counts,
+                )
                 for i in range(streams[mixture])
             ]
             if args.workers > 1:
@@ -175,3 +186,13 @@ def run_storm(args: Any) -> None:
                 flush=True,
             )
     print(f"\n_storm table: {time.perf_counter() - started:.0f} s_")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """This section alone (``decisions.py`` runs every section with the same options)."""
+    run_storm(section_parser(__doc__.splitlines()[0]).parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,8 +3,9 @@
 Why: each decision driftloop takes (the drift verdict, the gate, the A/B test, the decay
 test) promises an error rate. This script measures those rates, and the power beside them,
 over a grid of production-shaped conditions, with 95% intervals, in one run. The tables are
-sections; each lives in its own module beside this one (``decision_tables_drift.py``,
-``decision_tables_ab.py``), and this script only runs them and prints Markdown.
+sections; each is a script of its own beside this one (``decision_tables_drift.py`` with
+``decision_tables_storm.py``, ``decision_tables_ab.py``, ``decision_tables_multivariate.py``),
+and this script only runs them, one child process each, with its own options, in turn.
 
 A cell meets its target when the estimate is at most the target and its 95% upper bound at
 most 1.3x the target.
@@ -18,41 +19,47 @@ Run from the repository root:
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from support.common import print_header
+from support.decisions import section_parser
 
-SECTIONS = {
-    "drift": "decision_tables_drift",
-    "ab": "decision_tables_ab",
-    "multivariate": "decision_tables_multivariate",
+HERE = Path(__file__).resolve().parent
+SECTIONS = {  # each section's scripts, run in turn
+    "drift": ("decision_tables_drift.py", "decision_tables_storm.py"),
+    "ab": ("decision_tables_ab.py",),
+    "multivariate": ("decision_tables_multivariate.py",),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks it runs")
+    parser = section_parser(__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
-    parser.add_argument("--seed", type=int, default=20261206)
-    parser.add_argument("--workers", type=int, default=1)
-    # reduced runs (a section that does not know them ignores them)
-    parser.add_argument("--tables", action="append", help="only these tables of a section")
-    parser.add_argument("--batches", type=int, help="repetitions per cell instead of the default")
-    parser.add_argument("--references", type=int, help="references per cell (drift)")
-    args = parser.parse_args(argv)
-    print(
-        f"# Decisions: error rates and power\n\nmachine: {platform.platform()}, "
-        f"python {platform.python_version()}; command: {' '.join(sys.argv)}\n"
-    )
+    passed = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(passed)
+    forwarded, skip = [], False
+    for arg in passed:  # everything but --only, for the sections
+        if not skip and arg != "--only" and not arg.startswith("--only="):
+            forwarded.append(arg)
+        skip = arg == "--only"
+    if args.smoke:  # the sections' own smoke runs are in CI already: the least that runs
+        forwarded += [] if args.batches else ["--batches", "5"]
+        forwarded += [] if args.references else ["--references", "1"]
+        if not args.tables:  # one drift table, no storm (its own smoke run covers it)
+            args.tables, forwarded = ["numeric"], [*forwarded, "--tables", "numeric"]
+    print_header("Decisions: error rates and power")
     for name in args.only or list(SECTIONS):
         started = time.perf_counter()
-        module = importlib.import_module(SECTIONS[name])
-        module.run(args)
+        for script in SECTIONS[name]:
+            if script == "decision_tables_storm.py" and args.tables and "storm" not in args.tables:
+                continue
+            command = [sys.executable, str(HERE / script), *forwarded]
+            if subprocess.run(command, check=False).returncode:
+                print(f"{script} failed", file=sys.stderr)
+                return 1
         print(f"\n_{name}: {time.perf_counter() - started:.0f} s_\n", flush=True)
     return 0
 

@@ -29,7 +29,8 @@ Run from the repository root (about 4 minutes on 2 cores; on a quiet machine, as
     .venv/bin/python benchmarks/drift_bench.py --sizes 10000,100000,1000000
 
 ``--pipeline`` measures batches larger than memory instead (ingest, validation and check at 1M
-and 20M rows; the sketch path's false alarms and power): see benchmarks/drift_pipeline.py.
+and 20M rows; the sketch path's false alarms and power): it runs benchmarks/drift_pipeline.py
+with the other options. ``--smoke``: 2,000 rows, one check per child, without Evidently.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ import gc
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -52,69 +52,27 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from support import drift_data
+from support.common import (
+    EVIDENTLY_PYTHON,
+    ROOT,
+    add_smoke,
+    child_env,
+    ensure_evidently_venv,
+    proc_status,
+    reset_peak,
+    skipped_in_smoke,
+    wait_child,
+)
+from support.common import versions as library_versions
+from support.drift_data import CATEGORICAL, DATA_DIR, NUMERIC
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = ROOT / "var" / "bench-data"
-EVIDENTLY_VENV = ROOT / "var" / "bench-evidently-venv"
-EVIDENTLY_PYTHON = EVIDENTLY_VENV / "bin" / "python"
-EVIDENTLY_REQUIREMENTS = ROOT / "benchmarks" / "requirements-evidently.txt"
-UV = ROOT / ".venv" / "bin" / "uv"
-
-DATA_VERSION = 1  # bump when the generator changes, so cached data is rebuilt
-SEED = 20261124
-NUMERIC = [f"num_{i:02d}" for i in range(11)]
-CATEGORICAL = ["cat_a", "cat_b"]
 BINS = 10  # DriftSettings().bins
 DEFAULT_EXACT_MAX = 100_000  # DriftSettings().exact_reference_max
 
-Sampler = Callable[[np.random.Generator, int, bool], np.ndarray]
-
-# One sampler per numeric column: (generator, rows, drifted) -> values. Drift is in num_00..02;
-# num_07 moves a little, below every threshold, so "some change" is not always "drift".
-SAMPLERS: dict[str, Sampler] = {
-    "num_00": lambda g, n, d: g.normal(0.8 if d else 0.0, 1.0, n),
-    "num_01": lambda g, n, d: g.normal(100.0, 24.0 if d else 15.0, n),
-    "num_02": lambda g, n, d: g.lognormal(0.4 if d else 0.0, 0.5, n),
-    "num_03": lambda g, n, d: g.exponential(2.0, n),
-    "num_04": lambda g, n, d: g.uniform(-5.0, 5.0, n),
-    "num_05": lambda g, n, d: g.gamma(2.0, 3.0, n),
-    "num_06": lambda g, n, d: g.poisson(4.0, n).astype(float),
-    "num_07": lambda g, n, d: g.beta(2.1 if d else 2.0, 5.0, n),
-    "num_08": lambda g, n, d: g.standard_t(5.0, n),
-    "num_09": lambda g, n, d: np.where(g.random(n) < 0.3, g.normal(-2, 0.5, n), g.normal(3, 1, n)),
-    "num_10": lambda g, n, d: np.round(g.normal(50.0, 10.0, n), 2),
-}
-CAT_A_LEVELS = [f"a{i}" for i in range(5)]
-CAT_B_LEVELS = [f"b{i:02d}" for i in range(30)]
-
-
-# ----------------------------------------------------------------------------------- data
-
-
-def category_probabilities(column: str, drifted: bool) -> tuple[list[str], np.ndarray]:
-    """Levels and their probabilities; the drifted cat_b gains a level the reference never saw."""
-    if column == "cat_a":
-        p = [0.20, 0.20, 0.15, 0.20, 0.25] if drifted else [0.40, 0.25, 0.15, 0.12, 0.08]
-        return CAT_A_LEVELS, np.array(p)
-    weights = 1.0 / np.arange(1, len(CAT_B_LEVELS) + 1)
-    weights /= weights.sum()
-    if not drifted:
-        return CAT_B_LEVELS, weights
-    return [*CAT_B_LEVELS, "b_new"], np.append(weights * 0.97, 0.03)
-
-
-def make_frame(rows: int, drifted: bool, seed: int) -> pd.DataFrame:
-    """One seeded frame; ``drifted`` applies the drift of the current batch."""
-    rng = np.random.default_rng([seed, rows, int(drifted)])
-    data: dict[str, Any] = {name: sample(rng, rows, drifted) for name, sample in SAMPLERS.items()}
-    for name in CATEGORICAL:
-        levels, p = category_probabilities(name, drifted)
-        data[name] = np.array(levels, dtype=object)[rng.choice(len(levels), rows, p=p)]
-    return pd.DataFrame(data)
-
 
 def data_path(rows: int, part: str) -> Path:
-    return DATA_DIR / f"v{DATA_VERSION}-seed{SEED}-rows{rows}" / f"{part}.parquet"
+    return drift_data.data_path(rows, part, DATA_DIR)  # DATA_DIR: before_after.py repoints it
 
 
 def profile_path(rows: int, exact_max: int) -> Path:
@@ -123,38 +81,10 @@ def profile_path(rows: int, exact_max: int) -> Path:
 
 def ensure_data(rows: int) -> float:
     """Write reference and current once per size (cached by version and seed); return seconds."""
-    start = time.perf_counter()
-    for part, drifted in (("reference", False), ("current", True)):
-        path = data_path(rows, part)
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            staged = path.with_suffix(".part")
-            make_frame(rows, drifted, SEED).to_parquet(staged, index=False)
-            staged.replace(path)
-    return time.perf_counter() - start
+    return drift_data.ensure_data(rows, DATA_DIR)
 
 
 # ----------------------------------------------------------------------- child: measuring
-
-
-def proc_status() -> dict[str, int]:
-    """VmRSS and VmHWM of this process in KiB (Linux)."""
-    values = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0])
-    return values
-
-
-def reset_peak() -> bool:
-    """Reset the kernel's peak-RSS mark, so the check's own peak can be read (Linux >= 4.0)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def timed(task: Callable[[], Any]) -> tuple[Any, float]:
@@ -194,9 +124,7 @@ def measure(task: Callable[[], Any], repeat: int) -> tuple[Any, dict[str, Any]]:
 
 
 def versions(*modules: str) -> dict[str, str]:
-    from importlib.metadata import version
-
-    return {name: version(name) for name in ("numpy", "pandas", "scipy", "pyarrow", *modules)}
+    return library_versions("numpy", "pandas", "scipy", "pyarrow", *modules)
 
 
 def read_frame(rows: int, part: str) -> pd.DataFrame:
@@ -400,32 +328,6 @@ def contenders(rows: int, skip_evidently: bool) -> list[Contender]:
     return plan
 
 
-def child_env() -> dict[str, str]:
-    """The parent's environment without telemetry; a fixed hash seed for repeatable runs."""
-    env = dict(os.environ)
-    env.update(
-        DO_NOT_TRACK="1",
-        ITERATIVE_DO_NOT_TRACK="1",
-        EVIDENTLY_DISABLE_TELEMETRY="1",
-        PYTHONHASHSEED="0",
-    )
-    return env
-
-
-def wait_child(pid: int, timeout: float) -> tuple[int, Any, bool]:
-    """Wait for ``pid`` at most ``timeout`` s; its exit code, rusage and whether it was killed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status, usage = os.wait4(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status), usage, False
-        if time.monotonic() > deadline:
-            os.killpg(pid, signal.SIGKILL)  # the child's own session: it and its helpers only
-            _, status, usage = os.wait4(pid, 0)
-            return os.waitstatus_to_exitcode(status), usage, True
-        time.sleep(0.02)
-
-
 def run_child(contender: Contender, rows: int, args: argparse.Namespace) -> dict[str, Any]:
     """Run one contender in a fresh process; its result with the whole process's peak RSS."""
     stem = DATA_DIR / "runs" / f"{contender.label.replace(' ', '-')}-{rows}"
@@ -458,18 +360,6 @@ def run_child(contender: Contender, rows: int, args: argparse.Namespace) -> dict
         "peak_kib": peak,
         "load_average": load_average,
     }
-
-
-def ensure_evidently_venv() -> None:
-    """Create Evidently's pinned virtualenv with uv when it is missing."""
-    if EVIDENTLY_PYTHON.exists():
-        return
-    print(f"creating {EVIDENTLY_VENV.relative_to(ROOT)} from {EVIDENTLY_REQUIREMENTS.name}")
-    base = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run([UV, "venv", "-q", "--python", base, EVIDENTLY_VENV], check=True)
-    subprocess.run(
-        [UV, "pip", "sync", "-q", "--python", EVIDENTLY_PYTHON, EVIDENTLY_REQUIREMENTS], check=True
-    )
 
 
 # --------------------------------------------------------------------- parent: reporting
@@ -696,19 +586,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     big.add_argument("--pipeline-exact-max", type=int, help="drift.exact_batch_max (default: 1M)")
     big.add_argument("--stat-rows", type=int, default=200_000, help="values per sketched batch")
     big.add_argument("--stat-trials", type=int, default=60, help="clean batches (0: skip)")
-    big.add_argument("--pipeline-child", action="store_true", help=argparse.SUPPRESS)
+    add_smoke(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.pipeline or args.pipeline_child:
-        import drift_pipeline  # a sibling module: this one's length stays readable
-
-        return drift_pipeline.main(args)
+    if args.pipeline:  # its own script, run as a child: no script imports another
+        forwarded = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--pipeline"]
+        script = Path(__file__).with_name("drift_pipeline.py")
+        return subprocess.run([sys.executable, str(script), *forwarded], check=False).returncode
     if args.child:
         child_main(args)
         return 0
+    if args.smoke:  # one small size, one timed check per child
+        args.sizes, args.repeat, args.skip_evidently = "2000", 1, True
+        skipped_in_smoke("the Evidently child")
     sizes = [int(size) for size in args.sizes.split(",")]
     if not args.skip_evidently:
         ensure_evidently_venv()
@@ -721,9 +614,11 @@ def main(argv: list[str] | None = None) -> int:
             results[rows][contender.label] = result
             print(f"  {contender.label}: {result.get('error') or 'done'}", flush=True)
     text = report(results)
-    (DATA_DIR / "results.json").write_text(json.dumps(results, indent=1))
+    name = "results-smoke.json" if args.smoke else "results.json"
+    (DATA_DIR / name).write_text(json.dumps(results, indent=1))
     print("\n" + text)
-    return 0
+    failed = [label for by in results.values() for label, r in by.items() if "error" in r]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -65,7 +65,8 @@ checkpoint in ``var/bench-calibration/<configuration>/`` and ``--report-only`` r
 Run from the repository root:
 
     .venv/bin/python benchmarks/drift_calibration.py --workers 2
-    .venv/bin/python benchmarks/drift_calibration.py --quick   # a smoke run, a few minutes
+    .venv/bin/python benchmarks/drift_calibration.py --quick   # a small run, a few minutes
+    .venv/bin/python benchmarks/drift_calibration.py --smoke   # seconds, without Evidently
 
 Seeds are fixed (``--seed``); the output is Markdown, with the machine and the command.
 """
@@ -88,7 +89,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from drift_bench import EVIDENTLY_PYTHON, child_env, ensure_evidently_venv
+from support.common import (
+    EVIDENTLY_PYTHON,
+    add_smoke,
+    child_env,
+    ensure_evidently_venv,
+    skipped_in_smoke,
+)
+from support.drift_data import level_probabilities, tilted
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK_DIR = ROOT / "var" / "bench-calibration"
@@ -230,31 +238,6 @@ def poisson(mean: float) -> Sampler:
 def categorical(p: np.ndarray, prefix: str) -> Sampler:
     labels = np.array([f"{prefix}{i:02d}" for i in range(p.size)], dtype=object)
     return lambda rng, n: labels[rng.choice(p.size, n, p=p)]
-
-
-def tilted(p: np.ndarray, distance: float) -> tuple[np.ndarray, float]:
-    """``p`` tilted toward its rarer levels until the JS distance (base 2) equals ``distance``.
-
-    ``q`` is proportional to ``p * exp(t * s)``, ``s`` rising from -1 (most frequent level) to
-    1 (rarest); ``t`` is solved with Brent's method. Returns ``q`` and the distance reached.
-    """
-    from scipy.optimize import brentq
-    from scipy.spatial.distance import jensenshannon
-
-    score = np.linspace(-1.0, 1.0, p.size)
-
-    def q(t: float) -> np.ndarray:
-        weights = p * np.exp(t * score)
-        return weights / weights.sum()
-
-    t = brentq(lambda t: jensenshannon(p, q(t), base=2) - distance, 0.0, 20.0, xtol=1e-14)
-    return q(t), float(jensenshannon(p, q(t), base=2))
-
-
-def level_probabilities() -> dict[str, np.ndarray]:
-    five = np.array([0.40, 0.25, 0.15, 0.12, 0.08])
-    zipf = 1.0 / np.arange(1, 51)
-    return {"cat5": five, "cat50": zipf / zipf.sum()}
 
 
 VERDICT: dict[str, Any] = {"dataset_verdict": True}
@@ -1054,6 +1037,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--json", help="also write every figure to this file")
+    add_smoke(parser, "seconds: two sizes, a few batches, no Evidently (--quick: minutes)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
@@ -1062,6 +1046,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.batches, args.splits, args.power_batches = 40, 4, 20
         args.million_batches, args.evidently_batches = 2, 3
+    if args.smoke:
+        args.batches, args.splits, args.power_batches, args.sizes = 10, 2, 4, [30, 250]
+        args.million_batches, args.evidently_batches, args.skip_evidently = 1, 0, True
+        skipped_in_smoke("the Evidently child")
     return args
 
 

@@ -1,5 +1,6 @@
 """Batches larger than memory (issue 19, item 3): the whole pipeline at 1M and 20M rows, and the
-sketch path's false alarms, power and error bound. Run through ``drift_bench.py --pipeline``.
+sketch path's false alarms, power and error bound. Run directly, or as
+``drift_bench.py --pipeline``.
 
 Why: a 20M-row x 13-column Parquet batch must be ingested, validated and checked for drift in
 under 1 GiB of peak RSS, at a time per row within 1.5x of the same pipeline at 1M rows (where
@@ -23,6 +24,7 @@ sketched Wasserstein's actual error against its bound.
 
     .venv/bin/python benchmarks/drift_bench.py --pipeline            # both sides, ~15 min
     .venv/bin/python benchmarks/drift_bench.py --pipeline --pipeline-sizes 1000000
+    .venv/bin/python benchmarks/drift_pipeline.py --smoke   # 20k exact, 50k sketched, seconds
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import drift_bench as bench
 import numpy as np
 import pandas as pd
+from support.common import ROOT, add_smoke, child_env, proc_status, reset_peak, wait_child
+from support.drift_data import CATEGORICAL, DATA_DIR, NUMERIC, SAMPLERS, SEED, make_frame
 
 ROW_GROUP = 500_000
 PIPELINE_VERSION = 1
@@ -47,8 +50,8 @@ REFERENCE_ROWS = 100_000
 
 
 def pipeline_path(rows: int) -> Path:
-    name = f"pipeline-v{PIPELINE_VERSION}-seed{bench.SEED}"
-    return bench.DATA_DIR / name / f"current-{rows}.parquet"
+    name = f"pipeline-v{PIPELINE_VERSION}-seed{SEED}"
+    return DATA_DIR / name / f"current-{rows}.parquet"
 
 
 def reference_file() -> Path:
@@ -59,7 +62,7 @@ def ensure_reference() -> None:
     reference = reference_file()
     if not reference.is_file():
         reference.parent.mkdir(parents=True, exist_ok=True)
-        bench.make_frame(REFERENCE_ROWS, False, bench.SEED).to_parquet(reference, index=False)
+        make_frame(REFERENCE_ROWS, False, SEED).to_parquet(reference, index=False)
 
 
 def ensure_pipeline_data(rows: int) -> None:
@@ -74,7 +77,7 @@ def ensure_pipeline_data(rows: int) -> None:
     staged = path.with_suffix(".part")
     writer = None
     for index, start in enumerate(range(0, rows, ROW_GROUP)):
-        part = bench.make_frame(min(ROW_GROUP, rows - start), True, bench.SEED + 1 + index)
+        part = make_frame(min(ROW_GROUP, rows - start), True, SEED + 1 + index)
         table = pa.Table.from_pandas(part, preserve_index=False)
         if writer is None:
             writer = pq.ParquetWriter(staged, table.schema)
@@ -88,13 +91,13 @@ def bench_config(home: Path, exact_batch_max: int | None) -> Path:
     """driftloop.yaml with the benchmark's columns, Parquet, and everything under ``home``."""
     import yaml
 
-    config = yaml.safe_load((bench.ROOT / "driftloop.yaml").read_text())
+    config = yaml.safe_load((ROOT / "driftloop.yaml").read_text())
     config["data"].update(
         path=str(reference_file()),
         format="parquet",
         target="target",
-        features=[*bench.NUMERIC, *bench.CATEGORICAL],
-        categorical_features=bench.CATEGORICAL,
+        features=[*NUMERIC, *CATEGORICAL],
+        categorical_features=CATEGORICAL,
         bounds={},
         drift_source=None,
     )
@@ -115,7 +118,7 @@ def child_pipeline(rows: int, exact_batch_max: int | None) -> dict[str, Any]:
     from driftloop.stages.ingest import ingest_landing
     from driftloop.storage import make_engine
 
-    home = bench.DATA_DIR / "runs" / f"pipeline-home-{rows}"
+    home = DATA_DIR / "runs" / f"pipeline-home-{rows}"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     settings = load_settings(bench_config(home, exact_batch_max))
@@ -125,8 +128,8 @@ def child_pipeline(rows: int, exact_batch_max: int | None) -> dict[str, Any]:
     settings.storage.landing_dir.mkdir(parents=True, exist_ok=True)
     landed = settings.storage.landing_dir / f"batch-{rows}.parquet"
     os.link(pipeline_path(rows), landed)  # the batch arrives; ingestion copies it on
-    setup_peak = bench.proc_status()["VmHWM"]
-    bench.reset_peak()
+    setup_peak = proc_status()["VmHWM"]
+    reset_peak()
     load = os.getloadavg()
     wall, cpu = time.perf_counter(), time.process_time()
     [ingested] = ingest_landing(settings, engine)
@@ -152,27 +155,27 @@ def child_pipeline(rows: int, exact_batch_max: int | None) -> dict[str, Any]:
         "check_seconds": seconds - ingest_s,
         "cpu_seconds": cpu_s,
         "setup_peak_kib": setup_peak,
-        "pipeline_peak_kib": bench.proc_status()["VmHWM"],
+        "pipeline_peak_kib": proc_status()["VmHWM"],
         "load_average": load,
         "load_average_after": os.getloadavg(),
     }
 
 
 def run_pipeline_child(rows: int, args: argparse.Namespace) -> dict[str, Any]:
-    out = bench.DATA_DIR / "runs" / f"pipeline-{rows}.json"
+    out = DATA_DIR / "runs" / f"pipeline-{rows}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     log = out.with_suffix(".log")
     out.unlink(missing_ok=True)
-    command = [sys.executable, str(Path(bench.__file__).resolve()), "--pipeline-child"]
+    command = [sys.executable, str(Path(__file__).resolve()), "--child"]
     command += ["--rows", str(rows), "--out", str(out)]
     if args.pipeline_exact_max:
         command += ["--pipeline-exact-max", str(args.pipeline_exact_max)]
     with log.open("w") as log_file:
         process = subprocess.Popen(
-            command, cwd=bench.ROOT, env=bench.child_env(), stdout=log_file,
+            command, cwd=ROOT, env=child_env(), stdout=log_file,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        code, usage, killed = bench.wait_child(process.pid, args.timeout)
+        code, usage, killed = wait_child(process.pid, args.timeout)
         process.returncode = code
     if killed or code != 0 or not out.is_file():
         return {"rows": rows, "error": f"exit {code} (killed: {killed}), see {log}"}
@@ -197,8 +200,8 @@ the default effect floors (0.1 sd mean shift, 0.075 sd Wasserstein)."""
 
 def _batch(rng: np.random.Generator, profile: Any, rows: int, shift: tuple) -> pd.DataFrame:
     kind, size = shift
-    frame = pd.DataFrame({n: bench.SAMPLERS[n](rng, rows, False) for n in bench.NUMERIC})
-    for name in bench.NUMERIC:
+    frame = pd.DataFrame({n: SAMPLERS[n](rng, rows, False) for n in NUMERIC})
+    for name in NUMERIC:
         column = profile.columns[name]
         if kind == "location":
             frame[name] += size * column.std
@@ -224,12 +227,12 @@ def statistical_side(rows: int, clean: int, shifted: int) -> dict[str, Any]:
             effect_floor={"mean_shift": 0.0, "wasserstein": 0.0, "jensen_shannon": 0.0},
         ),
     }
-    reference = pd.read_parquet(reference_file())[bench.NUMERIC]
+    reference = pd.read_parquet(reference_file())[NUMERIC]
     profile = build_profile(
         reference, [], None, False, statistics=["mean_shift", "wasserstein", "jensen_shannon"],
         calibration_draws=1000,
     )  # fmt: skip
-    rng = np.random.default_rng(bench.SEED + 99)
+    rng = np.random.default_rng(SEED + 99)
     results: dict[str, Any] = {}
     for label, shift in SHIFTS.items():
         trials = clean if shift[0] is None else shifted
@@ -238,7 +241,7 @@ def statistical_side(rows: int, clean: int, shifted: int) -> dict[str, Any]:
         for _ in range(trials):
             frame = _batch(rng, profile, rows, shift)
             summaries = {}
-            for name in bench.NUMERIC:
+            for name in NUMERIC:
                 summary = NumericSummary(fine_edges(profile.columns[name]))
                 for part in np.array_split(frame[name].to_numpy(), 4):
                     summary.add(part)
@@ -261,7 +264,7 @@ def statistical_side(rows: int, clean: int, shifted: int) -> dict[str, Any]:
                 excess.append(error - got.sketch_bound)  # <= 0 (to rounding): the bound holds
                 if got.sketch_bound > 1e-9:
                     ratios.append(error / got.sketch_bound)
-        tests = trials * len(bench.NUMERIC)
+        tests = trials * len(NUMERIC)
         results[label] = {
             "trials": trials,
             "feature_tests": tests,
@@ -327,8 +330,34 @@ def report(pipeline: dict[int, dict[str, Any]], stats: dict[str, Any] | None) ->
     return "\n".join(lines)
 
 
-def main(args: argparse.Namespace) -> int:
-    if args.pipeline_child:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options ``drift_bench.py --pipeline`` forwards, under the same names."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--pipeline-sizes", default="1000000,20000000", help="rows, comma-separated"
+    )
+    parser.add_argument(
+        "--pipeline-exact-max", type=int, help="drift.exact_batch_max (default: 1M)"
+    )
+    parser.add_argument("--stat-rows", type=int, default=200_000, help="values per sketched batch")
+    parser.add_argument("--stat-trials", type=int, default=60, help="clean batches (0: skip)")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per child")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    add_smoke(parser)
+    args, ignored = parser.parse_known_args(argv)
+    if ignored:
+        print(f"drift_pipeline: ignoring {' '.join(ignored)} (drift_bench.py options)")
+    if args.smoke:  # both paths (20k exact, 50k sketched) and a few statistical trials
+        args.pipeline_sizes, args.pipeline_exact_max = "20000,50000", 30_000
+        args.stat_rows, args.stat_trials, args.timeout = 10_000, 4, 120.0
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
         result = child_pipeline(args.rows, args.pipeline_exact_max)
         Path(args.out).write_text(json.dumps(result))
         return 0
@@ -344,7 +373,12 @@ def main(args: argparse.Namespace) -> int:
         ensure_reference()
         stats = statistical_side(args.stat_rows, args.stat_trials, args.stat_trials // 2)
     text = report(pipeline, stats)
-    out = bench.DATA_DIR / f"pipeline-results-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    stamp = "smoke" if args.smoke else time.strftime("%Y%m%dT%H%M%S")
+    out = DATA_DIR / f"pipeline-results-{stamp}.json"
     out.write_text(json.dumps({"pipeline": pipeline, "statistics": stats}, indent=1))
     print("\n" + text)
-    return 0
+    return 1 if any("error" in r for r in pipeline.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

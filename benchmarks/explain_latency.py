@@ -17,14 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-ROOT = Path(__file__).resolve().parents[1]
+from support.common import CONFIG, add_smoke
+from support.homes import smoke_home
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="rf", help="PyCaret model id")
     parser.add_argument("--requests", type=int, default=200)
+    add_smoke(parser, "10 requests each, on the shared smoke home (a decision tree)")
     args = parser.parse_args()
     from driftloop.schema import upgrade
     from driftloop.settings_loader import load_settings
@@ -33,14 +34,17 @@ def main() -> None:
     from serving.app import create_app
 
     with tempfile.TemporaryDirectory() as home:
-        settings = load_settings(
-            ROOT / "driftloop.yaml",
-            storage={"home": Path(home)},
-            training={"models": [args.model], "folds": 3, "budget_minutes": 1.0},
-        )
-        engine = make_engine(settings.database_url)
-        upgrade(engine)
-        steps.bootstrap(settings, engine)
+        if args.smoke:
+            settings, args.requests, args.model = smoke_home(), 10, "dt (smoke home)"
+        else:
+            settings = load_settings(
+                CONFIG,
+                storage={"home": Path(home)},
+                training={"models": [args.model], "folds": 3, "budget_minutes": 1.0},
+            )
+            engine = make_engine(settings.database_url)
+            upgrade(engine)
+            steps.bootstrap(settings, engine)
         os.environ.setdefault("DRIFTLOOP_ADMIN_TOKEN", "bench")
         app = create_app(settings, background=False)
         client = app.test_client()

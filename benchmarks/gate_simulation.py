@@ -32,6 +32,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from support.common import add_smoke
+
 from driftloop.config import TrainingSettings
 from driftloop.gate.simulation import Scenario, outcome_rates
 from driftloop.gate.statistics import GateOutcome
@@ -76,7 +78,10 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--discordance", default="0.3,0.1")
     parser.add_argument("--json", type=Path)
+    add_smoke(parser)
     args = parser.parse_args()
+    if args.smoke:
+        args.trials = 50
     discordances = [float(v) for v in args.discordance.split(",")]
     load_before = os.getloadavg()[0]
     started = time.perf_counter()

@@ -14,19 +14,20 @@ About 3 minutes on 2 cores.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
+from support.common import ROOT, add_smoke
 
-WINE = Path(__file__).resolve().parents[1] / "data" / "wine"
+WINE = ROOT / "data" / "wine"
 SEEDS = range(5)
 
 
@@ -75,11 +76,11 @@ def one_row_ms(models: list[object], row: pd.DataFrame, repeat: int = 100) -> fl
     return statistics.median(times) * 1000
 
 
-def run(colour: str) -> None:
+def run(colour: str, seeds: range = SEEDS) -> None:
     frame = pd.read_csv(WINE / f"winequality-{colour}.csv", sep=";").drop_duplicates()
     scores: dict[str, list[float]] = {name: [] for name in VARIANTS}
     costs: dict[str, float] = {}
-    for seed in SEEDS:
+    for seed in seeds:
         train, holdout = train_test_split(
             frame, test_size=0.3, random_state=seed, stratify=frame["quality"]
         )
@@ -98,7 +99,7 @@ def run(colour: str) -> None:
                 costs[name] = one_row_ms(models, X_holdout.iloc[:1])
     base_name = "ExtraTrees 100, most voted"
     base, base_cost = np.mean(scores[base_name]), costs[base_name]
-    print(f"\n{colour}: {len(frame)} rows, splits {list(SEEDS)}")
+    print(f"\n{colour}: {len(frame)} rows, splits {list(seeds)}")
     print("| variant | mean accuracy | gain | splits with a gain | one-row cost |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, values in scores.items():
@@ -111,9 +112,12 @@ def run(colour: str) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_smoke(parser, "red wine, one split: checks it runs")
+    args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    for colour in ("white", "red"):
-        run(colour)
+    for colour in ("red",) if args.smoke else ("white", "red"):
+        run(colour, range(1) if args.smoke else SEEDS)
 
 
 if __name__ == "__main__":

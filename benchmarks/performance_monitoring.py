@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from support.common import ROOT, add_smoke
 
 from driftloop.config import MonitoringSettings
 from driftloop.performance.estimated import Calibrator, estimate_performance
@@ -34,8 +35,6 @@ from driftloop.performance.realized import drop_test
 from driftloop.performance.reference import out_of_sample, predict_frame
 from driftloop.settings_loader import load_settings
 from driftloop.task import ACCURACY, MAE, labels
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def accuracy_rates(runs: int, rng: np.random.Generator) -> list[tuple]:
@@ -59,7 +58,7 @@ def accuracy_rates(runs: int, rng: np.random.Generator) -> list[tuple]:
     return rows
 
 
-def stream_estimates(home: Path) -> list[tuple]:
+def stream_estimates(home: Path, batches: int = 12) -> list[tuple]:
     from sklearn.ensemble import RandomForestClassifier
 
     from driftloop.ingestion.stream import replay, split_reference
@@ -75,7 +74,7 @@ def stream_estimates(home: Path) -> list[tuple]:
         calibrator = Calibrator(reference)
         accuracy = float(np.mean(reference.predictions == reference.truth))
         monitoring = settings.monitoring
-        written = replay(settings, scenario, n_batches=12)
+        written = replay(settings, scenario, n_batches=batches)
         errors, inside, drops = [], 0, 0
         for batch in written:
             frame = pd.read_csv(batch.path, sep=settings.data.separator)
@@ -105,7 +104,11 @@ def stream_estimates(home: Path) -> list[tuple]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--batches", type=int, default=12, help="stream batches per scenario")
+    add_smoke(parser)
     args = parser.parse_args()
+    if args.smoke:
+        args.runs, args.batches = 50, 3
     started = time.perf_counter()
     rng = np.random.default_rng(17)
     print(f"(a) drop test, {args.runs} batches per row (alpha: level of the one-sided test)")
@@ -115,7 +118,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         print("\n(b) estimate (CBPE) against realized accuracy, white-wine stream, random forest")
         print("scenario  batches  reference  mean |est-real|  max |est-real|  in band  est. drops")
-        for scenario, n, ref, mean, most, share, drops in stream_estimates(Path(folder)):
+        for scenario, n, ref, mean, most, share, drops in stream_estimates(
+            Path(folder), args.batches
+        ):
             print(
                 f"{scenario:9} {n:7}  {ref:9.4f}  {mean:15.4f}  "
                 f"{most:14.4f}  {share:7.2f}  {drops:10}"

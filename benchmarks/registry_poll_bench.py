@@ -25,8 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-from databases import POSTGRES_ADMIN_URL, fresh_postgres
 from mlflow import MlflowClient
+from support.common import POSTGRES_ADMIN_URL, add_smoke, fresh_postgres
 
 from driftloop import registry
 from driftloop.stack.mlflow_server import MlflowServer
@@ -84,7 +84,10 @@ def main() -> None:
     parser.add_argument("--postgres-admin-url", default=POSTGRES_ADMIN_URL)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
+    add_smoke(parser)
     args = parser.parse_args()
+    if args.smoke:  # one short window per client count
+        args.clients, args.seconds = 2, 1.0
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
     with tempfile.TemporaryDirectory() as folder:
@@ -106,6 +109,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for clients, rate, p50, p99, load in rows:
         print(f"| {clients} | {rate:,.0f} | {p50:.1f} | {p99:.1f} | {load:.2f} |")
+    if args.smoke and not all(rate > 0 for _, rate, *_ in rows):
+        raise SystemExit("smoke: no look-up answered")
 
 
 if __name__ == "__main__":

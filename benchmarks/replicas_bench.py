@@ -38,13 +38,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import serving_bench as sb  # the home, the load generator and its figures
-from databases import fresh_postgres
+from support.common import CONFIG, POSTGRES_ADMIN_URL, ROOT, add_smoke, cpu_model, fresh_postgres
+from support.homes import feature_frame, prepare_home, smoke_home
+from support.load import one_record_bodies, predict_round, summarize
+from support.servers import Server, clean_env, wait_for_quiet
 
 log = logging.getLogger("replicas_bench")
-DEFAULT_HOME = sb.ROOT / "var" / "bench-replicas"
+DEFAULT_HOME = ROOT / "var" / "bench-replicas"
 DATABASE = "driftloop_bench_replicas"
 
 
@@ -84,9 +84,9 @@ def measure(
 
     engine = make_engine(url)
     before = logged_rows(engine)
-    env = sb.clean_env()
+    env = clean_env()
     env.update(
-        DRIFTLOOP_CONFIG=str(sb.CONFIG),
+        DRIFTLOOP_CONFIG=str(CONFIG),
         DRIFTLOOP_STORAGE__HOME=str(settings.storage.home),
         DRIFTLOOP_DATABASE__URL=url,
     )
@@ -101,12 +101,13 @@ def measure(
             server.start()
         upstreams = [f"127.0.0.1:{s.port}" for s in servers]
         with LoadBalancer(upstreams, run_dir / "nginx") as balancer:
-            target = sb.Server("nginx", balancer.process, balancer.url, balancer.log_path)
-            sb.wait_for_quiet(args.quiet_below, args.quiet_wait)
+            target = Server("nginx", balancer.process, balancer.url, balancer.log_path)
+            if not args.smoke:  # a smoke run checks that it runs, not how fast
+                wait_for_quiet(args.quiet_below, args.quiet_wait)
             load1 = os.getloadavg()[0]
             headers = {"Content-Type": "application/json"}
             for _ in range(args.rounds):
-                window = sb.predict_round(
+                window = predict_round(
                     target, bodies, headers, args.clients, args.warmup, args.seconds
                 )
                 windows.append(window)
@@ -117,7 +118,7 @@ def measure(
             server.stop()  # graceful: each writer drains into PostgreSQL
     rows = logged_rows(engine) - before
     engine.dispose()
-    figures = sb.summarize("nginx", "/predict", "all", windows)
+    figures = summarize("nginx", "/predict", "all", windows)
     return Configuration(
         replicas,
         args.workers,
@@ -148,13 +149,6 @@ def _answered_200(url: str) -> int:
     )
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def render(machine: dict, command: str, results: list[Configuration]) -> str:
     lines = [
         f"Machine: {machine['cpu']}, {machine['cores']} cores; {machine['date']}; "
@@ -178,9 +172,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
     parser.add_argument("--reuse-home", action="store_true")
-    parser.add_argument(
-        "--postgres-admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-    )
+    parser.add_argument("--postgres-admin-url", default=POSTGRES_ADMIN_URL)
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per replica")
     parser.add_argument("--clients", type=int, default=8)
@@ -190,21 +182,29 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quiet-below", type=float, default=0.5)
     parser.add_argument("--quiet-wait", type=float, default=30.0)
     parser.add_argument("--json", type=Path)
-    return parser.parse_args()
+    add_smoke(parser)
+    args = parser.parse_args()
+    if args.smoke:  # one replica, one short round, on the shared smoke home
+        args.replicas, args.clients, args.rounds = [1], 2, 1
+        args.warmup, args.seconds, args.quiet_wait = 0.5, 1.0, 0.0
+    return args
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args()
     url = fresh_postgres(args.postgres_admin_url, DATABASE)
-    settings = sb.prepare_home(args.home, args.reuse_home, database_url=url)
+    if args.smoke:
+        settings = smoke_home(database_url=url)
+    else:
+        settings = prepare_home(args.home, args.reuse_home, database_url=url)
     from driftloop.schema import upgrade
     from driftloop.storage import make_engine
 
     engine = make_engine(url)
     upgrade(engine)  # a reused home was bootstrapped against an earlier database
     engine.dispose()
-    bodies = sb.one_record_bodies("driftloop", sb.feature_frame(settings, 1000))
+    bodies = one_record_bodies("driftloop", feature_frame(settings, 1000))
     results = [measure(settings, url, n, args, bodies) for n in args.replicas]
     machine = {
         "cpu": cpu_model(),

@@ -49,14 +49,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from support.common import CONFIG, ROOT, add_smoke, versions
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "driftloop.yaml"
 WINE = ROOT / "data" / "wine"
 HOLDOUT_SHARE = 0.3
 ANCHOR_FOLDS = 10  # PyCaret's default fold count
 TIME_TARGET_SECONDS = 180.0
 TARGETS = {"classification": 0.02, "regression": 0.02}  # accuracy points; MAE reduction
+SMOKE_ANCHOR = {"include": ["dt"], "fold": 2}
+SMOKE_SET = ["training.models=[dt]", "training.folds=2", "training.budget_minutes=0.5"]
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,11 @@ def settings_for(data: DataSet, workdir: Path, overrides: dict[str, Any]) -> Any
     return load_settings(written)
 
 
-def run_anchor(data: DataSet, train: pd.DataFrame, seed: int) -> tuple[Any, str]:
-    """Plain PyCaret defaults (rare classes left out, as PyCaret's 10 folds need)."""
+def run_anchor(
+    data: DataSet, train: pd.DataFrame, seed: int, smoke: bool = False
+) -> tuple[Any, str]:
+    """Plain PyCaret defaults (rare classes left out, as PyCaret's 10 folds need); ``smoke``:
+    a decision tree on 2 folds, the same calls."""
     if data.task == "classification":
         from pycaret.classification import ClassificationExperiment as Experiment
 
@@ -164,12 +168,14 @@ def run_anchor(data: DataSet, train: pd.DataFrame, seed: int) -> tuple[Any, str]
         html=False,
         system_log=False,
     )
-    best = experiment.compare_models(verbose=False)
+    best = experiment.compare_models(**SMOKE_ANCHOR if smoke else {}, verbose=False)
     name = str(experiment.pull().iloc[0]["Model"])
     return experiment.finalize_model(best), name
 
 
-def measure(data: DataSet, seed: int, settings: Any, contenders: list[str]) -> list[Fit]:
+def measure(
+    data: DataSet, seed: int, settings: Any, contenders: list[str], smoke: bool = False
+) -> list[Fit]:
     from driftloop.training.automl import score, train
 
     fitted, holdout = split(data, seed)
@@ -178,7 +184,7 @@ def measure(data: DataSet, seed: int, settings: Any, contenders: list[str]) -> l
         load = os.getloadavg()[0]
         started = time.perf_counter()
         if contender == "anchor":
-            pipeline, model = run_anchor(data, fitted, seed)
+            pipeline, model = run_anchor(data, fitted, seed, smoke)
         else:
             trained = train(fitted, settings)
             pipeline, model = trained.pipeline, trained.model_name
@@ -277,11 +283,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, dict[str, Any]]:
     return overrides
 
 
-def versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    names = ["pycaret", "scikit-learn", "pandas", "numpy", "lightgbm", "xgboost"]
-    return {"python": platform.python_version(), **{n: version(n) for n in names}}
+LIBRARIES = ("pycaret", "scikit-learn", "pandas", "numpy", "lightgbm", "xgboost")
 
 
 def main() -> None:
@@ -292,7 +294,11 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--gate-trials", type=int, default=2000, help="0: skip the simulation")
     parser.add_argument("--json", type=Path, help="also write every fit to this JSON file")
+    add_smoke(parser, "diabetes, one split, a decision tree on 2 folds for each contender")
     args = parser.parse_args()
+    if args.smoke:
+        args.seeds, args.data, args.gate_trials = "0", "diabetes", 50
+        args.set = [*SMOKE_SET, *args.set]
 
     # PyCaret and its models warn a lot; the tables are the output
     warnings.filterwarnings("ignore")
@@ -306,7 +312,8 @@ def main() -> None:
     builders |= {"diabetes": diabetes, "mixed": mixed}
     overrides = parse_overrides(args.set)
     started = datetime.now(UTC)
-    print(f"{started:%Y-%m-%d %H:%M} UTC  {platform.node()}  {os.cpu_count()} cores  {versions()}")
+    machine = f"{platform.node()}  {os.cpu_count()} cores  {versions(*LIBRARIES)}"
+    print(f"{started:%Y-%m-%d %H:%M} UTC  {machine}")
     print(f"seeds {seeds}; driftloop overrides: {overrides or 'none'}", flush=True)
     fits: list[Fit] = []
     tasks: dict[str, str] = {}
@@ -317,7 +324,8 @@ def main() -> None:
             settings = settings_for(data, Path(workdir), overrides)
             print(f"{name}: {len(data.frame)} rows, {data.task}", flush=True)
             for seed in seeds:
-                fits.extend(measure(data, seed, settings, args.contenders.split(",")))
+                contenders = args.contenders.split(",")
+                fits.extend(measure(data, seed, settings, contenders, args.smoke))
     print()
     print("\n".join(summary(fits, tasks)))
     if args.gate_trials:

@@ -42,34 +42,34 @@ measurement; the "other CPU" column shows what else ran):
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import logging
 import os
 import platform
-import re
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import uuid
 import warnings
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+from support.common import ROOT, add_smoke, versions
+from support.homes import (
+    describe_estimator,
+    feature_frame,
+    load_pipeline,
+    prepare_home,
+    smoke_home,
+)
+from support.load import LoadResult, one_record_bodies, run_load
+from support.servers import Server, running, start_driftloop, start_mlflow, wait_for_quiet
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "driftloop.yaml"
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_HOME = ROOT / "var" / "bench-serving"
 BATCH_ROWS = 1000
@@ -81,27 +81,6 @@ log = logging.getLogger("serving_bench")
 
 
 # --- results -------------------------------------------------------------------------------
-
-
-@dataclass
-class LoadResult:
-    """One load run: concurrent one-record requests against one endpoint."""
-
-    server: str
-    endpoint: str
-    round: str  # "1", "2", ... or "all" (every round's requests together)
-    connections: str  # established connections per server process, e.g. "5+3"
-    requests: int
-    errors: int
-    seconds: float
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-    client_cpu: float  # cores used by the load generator during the window
-    server_cpu: float  # cores used by the server's process group during the window
-    other_cpu: float  # cores used by everything else on the machine during the window
-    first_error: str | None = None
 
 
 @dataclass
@@ -131,432 +110,6 @@ class Report:
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
     model_by_batch: dict[int, float] = field(default_factory=dict)
     gc: dict[str, float] = field(default_factory=dict)
-
-
-# --- the home and the model ----------------------------------------------------------------
-
-
-EXTRA_TREES = {"models": ["et"], "folds": 3, "budget_minutes": 1}
-
-
-def prepare_home(
-    home: Path,
-    reuse: bool,
-    training: dict[str, Any] | None = None,
-    database_url: str | None = None,
-) -> Any:
-    """A home with version 1 registered (Production), trained with ``training`` (default:
-    ExtraTrees only, 3 folds); rebuilt unless ``reuse``. driftloop's tables in
-    ``database_url`` (default: SQLite in the home)."""
-    from driftloop.schema import upgrade
-    from driftloop.settings_loader import load_settings
-    from driftloop.stages.retrain import bootstrap
-    from driftloop.storage import make_engine
-
-    settings = load_settings(
-        CONFIG,
-        storage={"home": home},
-        database={"url": database_url},
-        training=EXTRA_TREES if training is None else training,
-    )
-    if reuse and (home / "mlflow.db").is_file():
-        log.info("reusing the home %s", home)
-        return settings
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    started = time.perf_counter()
-    decision = bootstrap(settings, engine)
-    log.info(
-        "bootstrap: version %s %s in %.0f s",
-        decision.model_version,
-        decision.outcome,
-        time.perf_counter() - started,
-    )
-    engine.dispose()
-    return settings
-
-
-def load_pipeline(settings: Any, version: str = "1") -> Any:
-    """The registered pipeline, as the servers load it."""
-    import mlflow.sklearn
-
-    from driftloop import registry
-
-    registry.configure(settings)
-    return mlflow.sklearn.load_model(f"models:/{settings.model.name}/{version}")
-
-
-def describe_estimator(settings: Any, pipeline: Any) -> dict[str, Any]:
-    """The final estimator, its thread settings and the registry role of version 1."""
-    from driftloop import registry
-
-    estimator = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
-    params = estimator.get_params()
-    threads = {k: v for k, v in params.items() if k.split("__")[-1] in {"n_jobs", "nthread"}}
-    production = registry.by_alias(
-        registry.configure(settings), settings.model.name, registry.PRODUCTION
-    )
-    return {
-        "class": type(estimator).__name__,
-        "n_estimators": params.get("n_estimators"),
-        "threads": threads,
-        "production_version": production and production.version,
-        "pipeline_steps": [name for name, _ in getattr(pipeline, "steps", [])],
-    }
-
-
-def feature_frame(settings: Any, rows: int) -> pd.DataFrame:
-    """The first ``rows`` rows of the data set, features only, in the model's order."""
-    from driftloop.data import read_table
-
-    frame = read_table(settings.data.path, settings.data)
-    return frame[settings.feature_columns].head(rows).reset_index(drop=True)
-
-
-# --- servers -------------------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    """A server started in its own process group."""
-
-    name: str
-    process: subprocess.Popen
-    url: str
-    log_path: Path
-
-    def stop(self) -> None:
-        """SIGTERM the whole group, then SIGKILL whatever is left after 30 s."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                log.warning("%s ignored SIGTERM; killing it", self.name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # stragglers of the group
-        self.process.wait(10)
-
-
-def free_port() -> int:
-    """A TCP port on the loopback interface nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def clean_env() -> dict[str, str]:
-    """This environment without DRIFTLOOP_* overrides, with the virtualenv first on PATH."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-def start(name: str, command: list[str], env: dict[str, str], port: int, home: Path) -> Server:
-    """Start ``command`` in a new session (its own process group), logging to the home."""
-    log_path = home / f"{name}.log"
-    with log_path.open("wb") as out:
-        process = subprocess.Popen(
-            command,
-            env=env,
-            cwd=home,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Server(name, process, f"http://127.0.0.1:{port}", log_path)
-
-
-def start_driftloop(settings: Any, workers: int, threads: int, extra_env: dict[str, str]) -> Server:
-    """driftloop under gunicorn with the project's gunicorn config (``extra_env``: overrides
-    such as ``DRIFTLOOP_SERVING__MICRO_BATCH_WAIT_MS``)."""
-    port = free_port()
-    env = clean_env()
-    env.update(extra_env)
-    env.update(
-        DRIFTLOOP_CONFIG=str(CONFIG),
-        DRIFTLOOP_STORAGE__HOME=str(settings.storage.home),
-        DRIFTLOOP_BIND=f"127.0.0.1:{port}",
-        DRIFTLOOP_WORKERS=str(workers),
-        DRIFTLOOP_THREADS=str(threads),
-        PROMETHEUS_MULTIPROC_DIR=str(settings.storage.home / "prometheus"),
-    )
-    command = [
-        str(VENV_BIN / "gunicorn"),
-        "-c",
-        str(ROOT / "serving" / "gunicorn.conf.py"),
-        "serving.app:create_app()",
-    ]
-    return start("driftloop", command, env, port, settings.storage.home)
-
-
-def start_mlflow(settings: Any) -> Server:
-    """``mlflow models serve`` with its defaults (one uvicorn worker, 127.0.0.1)."""
-    port = free_port()
-    env = clean_env()
-    env["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
-    command = [
-        str(VENV_BIN / "mlflow"),
-        "models",
-        "serve",
-        "-m",
-        f"models:/{settings.model.name}/1",
-        "--env-manager",
-        "local",
-        "-p",
-        str(port),
-    ]
-    return start("mlflow", command, env, port, settings.storage.home)
-
-
-def wait_ready(server: Server, path: str, timeout: float = 180.0) -> None:
-    """Poll ``path`` until it answers 200; fail with the server's log if it dies or stalls."""
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(server.url + path, timeout=5).status_code == 200:
-                return
-        if server.process.poll() is not None:
-            break
-        time.sleep(0.5)
-    tail = server.log_path.read_text(errors="replace")[-3000:]
-    raise RuntimeError(f"{server.name} not ready within {timeout:.0f} s:\n{tail}")
-
-
-@contextlib.contextmanager
-def running(server: Server, ready_path: str) -> Iterator[Server]:
-    """The server, ready; stopped (its whole process group) on the way out, whatever happens."""
-    try:
-        wait_ready(server, ready_path)
-        yield server
-    finally:
-        server.stop()
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds of every live process in process group ``pgid``."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:  # fields after the name start at state (field 3)
-                total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (every core; not idle, not waiting for I/O)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    idle = values[3] + values[4]
-    return (sum(values[:8]) - idle) / CLOCK_TICKS
-
-
-def cpu_counters(pgid: int) -> tuple[float, float, float]:
-    """(this process, the server's process group, the whole machine), in CPU seconds."""
-    return time.process_time(), group_cpu_seconds(pgid), machine_busy_seconds()
-
-
-def wait_for_quiet(limit: float, max_wait: float, sample: float = 3.0) -> float:
-    """Wait (at most ``max_wait`` seconds) until the machine's busy cores, over ``sample``
-    seconds, fall below ``limit``; return the last figure. Other work on a 2-core machine
-    would otherwise be measured as the servers' slowness."""
-    deadline = time.monotonic() + max_wait
-    while True:
-        before = machine_busy_seconds()
-        time.sleep(sample)
-        busy = (machine_busy_seconds() - before) / sample
-        if busy < limit or time.monotonic() >= deadline:
-            if busy >= limit:
-                log.warning("the machine is still busy (%.2f cores); measuring anyway", busy)
-            return busy
-
-
-# --- load generator ------------------------------------------------------------------------
-
-
-def one_record_bodies(server: str, frame: pd.DataFrame) -> list[bytes]:
-    """One JSON body per row, in each server's request format, encoded once."""
-    if server == "driftloop":
-        return [json.dumps({"record": r}).encode() for r in frame.to_dict("records")]
-    columns = list(frame.columns)
-    return [
-        json.dumps({"dataframe_split": {"columns": columns, "data": [row]}}).encode()
-        for row in frame.to_numpy().tolist()
-    ]
-
-
-async def _client_loop(
-    session: Any,
-    method: str,
-    url: str,
-    bodies: list[bytes] | None,
-    headers: dict[str, str],
-    until: float,
-    offset: int,
-    samples: list[tuple[float, float, int | str]],
-) -> None:
-    """Send requests back to back until ``until``; record (start, end, status or error)."""
-    i = offset
-    while (started := time.perf_counter()) < until:
-        data = None if bodies is None else bodies[i % len(bodies)]
-        i += 1
-        try:
-            async with session.request(method, url, data=data, headers=headers) as response:
-                await response.read()
-                outcome: int | str = response.status
-        except Exception as exc:
-            outcome = f"{type(exc).__name__}: {exc}"
-        samples.append((started, time.perf_counter(), outcome))
-
-
-@dataclass
-class Window:
-    """What one measured window saw: samples completed in it, its length, CPU seconds used in
-    it (load generator, server, whole machine) and the server's connections per process."""
-
-    samples: list[tuple[float, float, int | str]]
-    seconds: float
-    cpu: list[float]
-    connections: list[int]
-
-
-def server_connections(port: int) -> list[int]:
-    """Established connections to ``port`` per server process (gunicorn: per worker)."""
-    out = subprocess.run(
-        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    return sorted(Counter(re.findall(r"pid=(\d+)", out)).values(), reverse=True)
-
-
-async def _drive(
-    method: str,
-    url: str,
-    bodies: list[bytes] | None,
-    headers: dict[str, str],
-    clients: int,
-    warmup: float,
-    seconds: float,
-    pgid: int,
-) -> Window:
-    """Run ``clients`` loops on fresh connections; return what the window after warm-up saw."""
-    import aiohttp
-
-    samples: list[tuple[float, float, int | str]] = []
-    connector = aiohttp.TCPConnector(limit=clients)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        begin = time.perf_counter()
-        window_start, window_end = begin + warmup, begin + warmup + seconds
-        loops = [
-            _client_loop(session, method, url, bodies, headers, window_end, n * 97, samples)
-            for n in range(clients)
-        ]
-        tasks = [asyncio.ensure_future(loop) for loop in loops]
-        await asyncio.sleep(max(window_start - time.perf_counter(), 0))
-        before = cpu_counters(pgid)
-        port = int(url.split(":")[2].split("/")[0])
-        connections = await asyncio.get_running_loop().run_in_executor(
-            None, server_connections, port
-        )
-        await asyncio.sleep(max(window_end - time.perf_counter(), 0))
-        after = cpu_counters(pgid)
-        await asyncio.gather(*tasks)
-    used = [b - a for a, b in zip(before, after, strict=True)]
-    inside = [s for s in samples if window_start <= s[1] <= window_end]
-    return Window(inside, window_end - window_start, used, connections)
-
-
-def predict_round(
-    server: Server,
-    bodies: list[bytes],
-    headers: dict[str, str],
-    clients: int,
-    warmup: float,
-    seconds: float,
-) -> Window:
-    """One round of closed-loop one-record ``/predict`` load on fresh connections."""
-    drive = _drive(
-        "POST", server.url + "/predict", bodies, headers, clients, warmup, seconds,
-        server.process.pid,
-    )  # fmt: skip
-    return asyncio.run(drive)
-
-
-def summarize(server: str, endpoint: str, label: str, windows: list[Window]) -> LoadResult:
-    """Figures over one or more windows (percentiles over every request of them)."""
-    samples = [s for w in windows for s in w.samples]
-    seconds = sum(w.seconds for w in windows)
-    client, server_cpu, machine = (sum(w.cpu[i] for w in windows) for i in range(3))
-    failed = [s for s in samples if s[2] != 200]
-    latencies = np.array([(e - b) * 1000 for b, e, _ in samples]) if samples else None
-    return LoadResult(
-        server=server,
-        endpoint=endpoint,
-        round=label,
-        connections="+".join(str(n) for n in windows[0].connections) if len(windows) == 1 else "",
-        requests=len(samples),
-        errors=len(failed),
-        seconds=seconds,
-        rps=len(samples) / seconds,
-        p50_ms=float(np.percentile(latencies, 50)) if latencies is not None else float("nan"),
-        p99_ms=float(np.percentile(latencies, 99)) if latencies is not None else float("nan"),
-        max_ms=float(latencies.max()) if latencies is not None else float("nan"),
-        client_cpu=client / seconds,
-        server_cpu=server_cpu / seconds,
-        other_cpu=max(machine - client - server_cpu, 0.0) / seconds,
-        first_error=str(failed[0][2]) if failed else None,
-    )
-
-
-def run_load(
-    server: Server,
-    endpoint: str,
-    bodies: list[bytes] | None,
-    headers: dict[str, str],
-    clients: int,
-    warmup: float,
-    seconds: float,
-    rounds: int = 1,
-    pause: Callable[[], Any] | None = None,
-) -> list[LoadResult]:
-    """Closed-loop load: ``clients`` requests in flight at all times, in ``rounds`` rounds,
-    each on fresh connections after ``warmup`` seconds; one result per round, and one over
-    all rounds when there are several.
-
-    Requests that complete inside a window count; latency is client-side, from just before
-    the request is sent to the last byte of the answer.
-    """
-    method = "GET" if bodies is None else "POST"
-    windows = []
-    for _ in range(rounds):
-        if pause is not None:
-            pause()
-        drive = _drive(
-            method,
-            server.url + endpoint,
-            bodies,
-            headers,
-            clients,
-            warmup,
-            seconds,
-            server.process.pid,
-        )
-        windows.append(asyncio.run(drive))
-    results = [summarize(server.name, endpoint, str(i + 1), [w]) for i, w in enumerate(windows)]
-    if rounds > 1:
-        results.append(summarize(server.name, endpoint, "all", windows))
-    return results
-
-
-# --- batches -------------------------------------------------------------------------------
 
 
 def batch_body(server: str, frame: pd.DataFrame) -> bytes:
@@ -886,11 +439,7 @@ def verdict_lines(report: Report) -> list[str]:
 # --- main ----------------------------------------------------------------------------------
 
 
-def versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    names = ["mlflow", "pycaret", "scikit-learn", "flask", "gunicorn", "uvicorn", "aiohttp"]
-    return {"python": platform.python_version(), **{n: version(n) for n in names}}
+LIBRARIES = ("mlflow", "pycaret", "scikit-learn", "flask", "gunicorn", "uvicorn", "aiohttp")
 
 
 def measure_server(
@@ -906,7 +455,8 @@ def measure_server(
     post_headers = {"Content-Type": "application/json", **headers}
 
     def pause() -> None:
-        wait_for_quiet(args.quiet_below, args.quiet_wait)
+        if not args.smoke:  # a smoke run checks that it runs, not how fast
+            wait_for_quiet(args.quiet_below, args.quiet_wait)
 
     health = run_load(
         server, health_path, None, {}, args.clients, 2.0, args.health_seconds, 1, pause
@@ -985,7 +535,13 @@ def parse_args() -> argparse.Namespace:
         "--no-stages", action="store_true", help="skip the in-process stage breakdown"
     )
     parser.add_argument("--json", type=Path, help="also write every figure here")
-    return parser.parse_args()
+    add_smoke(parser)
+    args = parser.parse_args()
+    if args.smoke:  # both servers, one short round each, on the shared smoke home
+        args.workers, args.threads, args.clients, args.rounds = 1, 2, 2, 1
+        args.warmup, args.seconds, args.health_seconds, args.batch_seconds = 0.5, 1.0, 0.5, 0.5
+        args.stage_repeat, args.quiet_wait = 3, 0.0
+    return args
 
 
 def main() -> None:
@@ -994,7 +550,7 @@ def main() -> None:
     log.setLevel(logging.INFO)
     logging.getLogger("matplotlib").setLevel(logging.ERROR)  # PyCaret's font warnings
     warnings.filterwarnings("ignore")
-    settings = prepare_home(args.home.resolve(), args.reuse_home)
+    settings = smoke_home() if args.smoke else prepare_home(args.home.resolve(), args.reuse_home)
     pipeline = load_pipeline(settings)
     estimator = describe_estimator(settings, pipeline)
     log.info("model: %s", estimator)
@@ -1007,7 +563,7 @@ def main() -> None:
     report = Report(
         date=date.today().isoformat(),
         machine={"cpus": os.cpu_count(), "platform": platform.platform()},
-        versions=versions(),
+        versions=versions(*LIBRARIES),
         gunicorn={"workers": args.workers, "threads": args.threads},
         micro_batch={
             "max_rows": int(
@@ -1062,6 +618,9 @@ def main() -> None:
     print(f"\nleftover server processes: {leftovers or 'none'}")
     if args.json:
         args.json.write_text(json.dumps(asdict(report), indent=2, default=str))
+    failed = [r for r in report.loads if r.requests == 0 or r.errors]
+    if args.smoke and failed:  # (leftovers: other work on the machine may run servers too)
+        raise SystemExit(f"smoke: loads that failed or answered nothing: {failed}")
 
 
 if __name__ == "__main__":

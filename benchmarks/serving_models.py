@@ -24,12 +24,21 @@ import argparse
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import serving_bench as sb  # the load generator and the server helpers
+from support.common import ROOT, add_smoke
+from support.homes import (
+    EXTRA_TREES,
+    describe_estimator,
+    feature_frame,
+    load_pipeline,
+    prepare_home,
+    smoke_home,
+    smoke_home_copy,
+)
+from support.load import one_record_bodies, predict_round, summarize
+from support.servers import start_driftloop, wait_ready
 
 log = logging.getLogger("serving_models")
 SIDES = ("et", "default")
@@ -40,8 +49,8 @@ def bootstrap_home(home: Path, seed: int, models: list[str] | None, reuse: bool)
     """A home with version 1 in Production, trained by ``models`` (None: driftloop.yaml's)."""
     training: dict[str, Any] = {"seed": seed}
     if models is not None:
-        training |= {**sb.EXTRA_TREES, "models": models}
-    return sb.prepare_home(home, reuse, training)
+        training |= {**EXTRA_TREES, "models": models}
+    return prepare_home(home, reuse, training)
 
 
 def order(rounds: int) -> list[str]:
@@ -52,7 +61,7 @@ def order(rounds: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", type=Path, default=sb.ROOT / "var" / "bench-serving-models")
+    parser.add_argument("--home", type=Path, default=ROOT / "var" / "bench-serving-models")
     parser.add_argument("--reuse-home", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=6, help="rounds per side")
@@ -60,18 +69,23 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--json", type=Path)
+    add_smoke(parser, "one short round per side, 1 worker; the smoke home's model on both sides")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    homes = {
-        "et": bootstrap_home(args.home / "et", args.seed, ["et"], args.reuse_home),
-        "default": bootstrap_home(args.home / "default", args.seed, None, args.reuse_home),
-    }
-    models = {side: sb.describe_estimator(s, sb.load_pipeline(s)) for side, s in homes.items()}
+    if args.smoke:
+        args.rounds, args.seconds, args.warmup, args.clients = 1, 1.0, 0.5, 2
+        homes = {"et": smoke_home_copy("et"), "default": smoke_home()}  # one model, twice
+    else:
+        homes = {
+            "et": bootstrap_home(args.home / "et", args.seed, ["et"], args.reuse_home),
+            "default": bootstrap_home(args.home / "default", args.seed, None, args.reuse_home),
+        }
+    models = {side: describe_estimator(s, load_pipeline(s)) for side, s in homes.items()}
     for side, described in models.items():
         print(f"{side}: {json.dumps(described, default=str)}")
-    frame = sb.feature_frame(homes["et"], sb.BATCH_ROWS)
-    bodies = sb.one_record_bodies("driftloop", frame)
+    frame = feature_frame(homes["et"], 1000)
+    bodies = one_record_bodies("driftloop", frame)
     headers = {"Content-Type": "application/json", "X-Variant": "production"}
     servers = {}
     windows: dict[str, list[Any]] = {side: [] for side in SIDES}
@@ -79,16 +93,14 @@ def main() -> None:
     try:
         for side, settings in homes.items():
             (settings.storage.home / "prometheus").mkdir(exist_ok=True)
-            servers[side] = sb.start_driftloop(settings, 2, 8, {})
+            servers[side] = start_driftloop(settings, *((1, 2) if args.smoke else (2, 8)), {})
         for server in servers.values():
-            sb.wait_ready(server, "/ready")
+            wait_ready(server, "/ready")
         for n, side in enumerate(order(args.rounds)):
             server, load = servers[side], os.getloadavg()[0]
-            window = sb.predict_round(
-                server, bodies, headers, args.clients, args.warmup, args.seconds
-            )
+            window = predict_round(server, bodies, headers, args.clients, args.warmup, args.seconds)
             windows[side].append(window)
-            r = sb.summarize(side, "/predict", str(n), [window])
+            r = summarize(side, "/predict", str(n), [window])
             rounds.append({"side": side, "rps": r.rps, "p99_ms": r.p99_ms, "load1": load})
             print(
                 f"round {n:2} {side:7} {r.rps:6.0f} req/s  p50 {r.p50_ms:5.1f} ms  p99 "
@@ -98,7 +110,7 @@ def main() -> None:
     finally:
         for server in servers.values():
             server.stop()
-    pooled = {side: sb.summarize(side, "/predict", "all", windows[side]) for side in SIDES}
+    pooled = {side: summarize(side, "/predict", "all", windows[side]) for side in SIDES}
     et, default = pooled["et"], pooled["default"]
     ratio = default.rps / et.rps if et.rps else float("nan")
     print()
@@ -126,6 +138,8 @@ def main() -> None:
                 {"models": models, "rounds": rounds, "rps_ratio": ratio}, indent=1, default=str
             )
         )
+    if args.smoke and (et.errors or default.errors or not et.requests or not default.requests):
+        raise SystemExit("smoke: a server failed requests or answered none")
 
 
 if __name__ == "__main__":

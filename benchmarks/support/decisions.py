@@ -1,0 +1,46 @@
+"""What the decision-table sections share: their options, their intervals, their workers.
+
+Why: ``decisions.py`` runs each section (``decision_tables_*.py``) as a script of its own,
+with the same options, so a section can also be run alone and none imports another.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from scipy.stats import beta
+
+from support.common import add_smoke
+
+SEED = 20261206
+
+
+def section_parser(description: str) -> argparse.ArgumentParser:
+    """The options every section takes (``decisions.py`` passes its own on)."""
+    parser = argparse.ArgumentParser(description=description)
+    add_smoke(parser, "tiny sizes: checks it runs (well under a minute)")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--workers", type=int, default=1)
+    # reduced runs (a section that does not know them ignores them)
+    parser.add_argument("--tables", action="append", help="only these tables of a section")
+    parser.add_argument("--batches", type=int, help="repetitions per cell instead of the default")
+    parser.add_argument("--references", type=int, help="references per cell (drift)")
+    return parser
+
+
+def run_all(function: Callable[..., Any], jobs: list[tuple], workers: int) -> list[Any]:
+    """``function(*job)`` for every job, in order; in ``workers`` processes when above one."""
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            return list(pool.map(function, *zip(*jobs, strict=True)))
+    return [function(*job) for job in jobs]
+
+
+def interval(k: int, n: int) -> tuple[float, float]:
+    """Clopper-Pearson 95% interval of a proportion."""
+    lower = 0.0 if k == 0 else float(beta.ppf(0.025, k, n - k + 1))
+    upper = 1.0 if k == n else float(beta.ppf(0.975, k + 1, n - k))
+    return lower, upper

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Every benchmark at its --smoke size (issue 29, item 5): a benchmark that no longer runs fails
+# CI instead of rotting silently. Each script under benchmarks/ runs in turn with the project's
+# .venv, its wall and CPU time printed; the first failure (non-zero exit, or no exit within
+# SMOKE_TIMEOUT seconds, default 600: a hang, not a busy machine) stops the run. Benchmarks
+# that need Evidently's own virtualenv say so and leave it out. Serving benchmarks share one
+# trained smoke home (var/bench-smoke-home, removed at the start; the first benchmark that
+# needs it trains it, about 30 s).
+#
+#   ci/benchmarks_smoke.sh             (from anywhere; after `make install`)
+#   ci/benchmarks_smoke.sh drift_bench serving_bench      (only these)
+#
+# Budget: at most 60 s per script and 5 minutes in all on a quiet 2-core machine; a slower
+# script is flagged (not failed: a busy machine is not a broken benchmark).
+set -euo pipefail
+checkout=$(cd "$(dirname "$0")/.." && pwd)
+cd "$checkout"
+python=${PYTHON:-$checkout/.venv/bin/python}
+timeout_s=${SMOKE_TIMEOUT:-600}
+budget_each=60
+budget_all=300
+
+if [ "$#" -gt 0 ]; then
+  scripts=()
+  for name in "$@"; do scripts+=("benchmarks/${name%.py}.py"); done
+else
+  scripts=(benchmarks/*.py)
+fi
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+seconds_since() { local ms=$(( $(now_ms) - $1 )); printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100)); }
+
+# user + system CPU of every finished child, in ms (into $cpu_now): close to the wall time a
+# quiet 2-core machine would take (between half of it and all of it), where a busy machine
+# inflates wall time. `times` must run in this shell, not in a $(...) subshell.
+times_file=$(mktemp)
+trap 'rm -f "$times_file"' EXIT
+read_cpu() {
+  times > "$times_file"
+  cpu_now=$(awk 'NR == 2 { total = 0; for (i = 1; i <= 2; i++) { split($i, p, /[ms]/);
+    total += p[1] * 60 + p[2] } printf "%d", total * 1000 }' "$times_file")
+}
+
+# the smoke homes are trained again by the first benchmark that needs them: a home left by
+# older code must not hide a break in training or registration
+rm -rf var/bench-smoke-home var/bench-smoke-home-*
+
+total_started=$(now_ms)
+read_cpu; total_cpu_started=$cpu_now
+declare -a summary
+for script in "${scripts[@]}"; do
+  name=$(basename "$script" .py)
+  printf '\n== smoke: %s\n' "$name"
+  started=$(now_ms)
+  read_cpu; cpu_started=$cpu_now
+  status=0
+  timeout --kill-after=15 "$timeout_s" "$python" "$script" --smoke || status=$?
+  elapsed_ms=$(( $(now_ms) - started ))
+  seconds=$(seconds_since "$started")
+  read_cpu; cpu_ms=$(( cpu_now - cpu_started ))
+  line=$(printf '%-30s %6s s wall %5d.%d s CPU' "$name" "$seconds" $((cpu_ms / 1000)) \
+    $((cpu_ms % 1000 / 100)))
+  if [ "$status" -ne 0 ]; then
+    [ "$status" -eq 124 ] && why="no exit within ${timeout_s} s" || why="exit $status"
+    printf '== smoke FAILED: %s (%s) after %s s\n' "$name" "$why" "$seconds" >&2
+    exit 1
+  fi
+  if (( elapsed_ms > budget_each * 1000 )); then line="$line  (over ${budget_each} s)"; fi
+  summary+=("$line")
+  printf '== smoke: %s done in %s s\n' "$name" "$seconds"
+done
+total_ms=$(( $(now_ms) - total_started ))
+printf '\n== benchmark smoke runs: wall and CPU seconds (load average now: %s)\n' \
+  "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%s\n' "${summary[@]}"
+read_cpu; total_cpu_ms=$(( cpu_now - total_cpu_started ))
+printf '%-30s %6s s wall %5d.%d s CPU' total "$(seconds_since "$total_started")" \
+  $((total_cpu_ms / 1000)) $((total_cpu_ms % 1000 / 100))
+if (( total_ms > budget_all * 1000 )); then printf '  (over %s s)' "$budget_all"; fi
+printf '\n'
