@@ -97,6 +97,15 @@ def pair(settings: Settings) -> Iterator[tuple[Settings, sa.Engine, str, str]]:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment of a throw-away Airflow on SQLite, migrated once for the whole run: the
+    ``dag.test()`` runs of every folder share it (tests/support/airflow_dags.py)."""
+    from .support.airflow_dags import migrated_airflow_env
+
+    return migrated_airflow_env(tmp_path_factory.mktemp("airflow"))
+
+
 @pytest.fixture
 def receiver():
     """A webhook receiver in this process: the alerts' real HTTP path; (url, messages)."""

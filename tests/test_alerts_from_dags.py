@@ -14,12 +14,11 @@ from driftloop.stack.processes import free_port
 from driftloop.storage import RetrainRun, make_engine, session_scope
 
 from .conftest import ROOT
+from .support.airflow_dags import dag_test, drifted
 from .support.registry_home import production_and_staging
-from .test_dags import _dag_test, airflow_env  # noqa: F401
-from .test_retrain import _drifted
 
 
-def _env(airflow_env, settings, url: str, **extra: str) -> dict[str, str]:  # noqa: F811
+def _env(airflow_env, settings, url: str, **extra: str) -> dict[str, str]:
     return {
         **airflow_env,
         "DRIFTLOOP_CONFIG": str(ROOT / "driftloop.yaml"),
@@ -29,11 +28,11 @@ def _env(airflow_env, settings, url: str, **extra: str) -> dict[str, str]:  # no
     }
 
 
-def test_drift_monitor_sends_drift_detected(airflow_env, settings, receiver):  # noqa: F811 (airflow_env)
+def test_drift_monitor_sends_drift_detected(airflow_env, settings, receiver):
     url, received = receiver
     replay(settings, "gradual")
     upgrade(make_engine(settings.database_url))
-    run = _dag_test(_env(airflow_env, settings, url), "drift_monitor", {"batch": 12})
+    run = dag_test(_env(airflow_env, settings, url), "drift_monitor", {"batch": 12})
     assert run["tasks"]["announce_drift"] == "success", run
     (message,) = received
     assert message["event"] == "drift_detected" and message["model"] == settings.model.name
@@ -41,7 +40,7 @@ def test_drift_monitor_sends_drift_detected(airflow_env, settings, receiver):  #
 
 
 def test_retrain_with_mlflow_down_fails_clearly_alerts_and_leaves_the_registry(
-    airflow_env,  # noqa: F811
+    airflow_env,
     settings,
     receiver,
 ):
@@ -62,7 +61,7 @@ def test_retrain_with_mlflow_down_fails_clearly_alerts_and_leaves_the_registry(
         MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
         MLFLOW_HTTP_REQUEST_TIMEOUT="2",
     )
-    run = _dag_test(env, "retrain", {"drift_check_id": None})
+    run = dag_test(env, "retrain", {"drift_check_id": None})
     assert run["state"] == "failed", run
     assert run["tasks"]["assemble_training_set"] == "failed", run["tasks"]
     (message,) = received
@@ -78,7 +77,7 @@ def test_retrain_with_mlflow_down_fails_clearly_alerts_and_leaves_the_registry(
 
 
 @pytest.mark.timeout(600)
-def test_retrain_rejected_at_the_gate_sends_retrain_rejected(airflow_env, settings, receiver):  # noqa: F811 (airflow_env)
+def test_retrain_rejected_at_the_gate_sends_retrain_rejected(airflow_env, settings, receiver):
     """A gate no challenger can pass (training.min_holdout far above any holdout, and no
     re-gate allowed, so the undecided challenger is rejected at once): the retrain DAG's gate
     task sends retrain_rejected with the version and its evidence, and no Staging appears."""
@@ -90,7 +89,7 @@ def test_retrain_rejected_at_the_gate_sends_retrain_rejected(airflow_env, settin
     from driftloop.stages import retrain as steps
 
     assert steps.bootstrap(trained, engine).model_version == "1"
-    report_id = _drifted(trained, engine)
+    report_id = drifted(trained, engine)
     env = _env(
         airflow_env,
         settings,
@@ -101,7 +100,7 @@ def test_retrain_rejected_at_the_gate_sends_retrain_rejected(airflow_env, settin
         DRIFTLOOP_TRAINING__MIN_HOLDOUT="100000",
         DRIFTLOOP_TRAINING__GATE_RETRIES="0",
     )
-    run = _dag_test(env, "retrain", {"drift_check_id": report_id})
+    run = dag_test(env, "retrain", {"drift_check_id": report_id})
     assert run["state"] == "success", run
     assert set(run["tasks"].values()) == {"success"}, run["tasks"]
 

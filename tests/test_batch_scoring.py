@@ -19,9 +19,9 @@ from driftloop.stages.batch_scoring import Outcome, ScoringError, inbox, score_f
 from driftloop.storage import BATCH, ABTest, Prediction
 
 from .conftest import ROOT
+from .support.airflow_dags import dag_test
 from .support.cli import Cli, clean_env
 from .support.served_home import production_and_staging
-from .test_dags import _dag_test, airflow_env  # noqa: F401  (the fixture is used by name)
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +256,7 @@ def test_the_score_command(clean, tmp_path):
     assert text.exists()  # not in the inbox: left where it was
 
 
-def test_the_batch_score_dag_scores_the_inbox(clean, airflow_env):  # noqa: F811
+def test_the_batch_score_dag_scores_the_inbox(clean, airflow_env):
     settings, engine = clean
     _write(settings, _rows(settings, 15), "dag.csv")
     env = {
@@ -264,7 +264,7 @@ def test_the_batch_score_dag_scores_the_inbox(clean, airflow_env):  # noqa: F811
         "DRIFTLOOP_CONFIG": str(ROOT / "driftloop.yaml"),
         "DRIFTLOOP_STORAGE__HOME": str(settings.storage.home),
     }
-    run = _dag_test(env, "batch_score", {})
+    run = dag_test(env, "batch_score", {})
     assert run["state"] == "success", run
     assert run["tasks"]["score"] == "success", run["tasks"]
     assert (settings.storage.scoring_dir / "done" / "dag.csv").exists()

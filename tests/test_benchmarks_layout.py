@@ -90,8 +90,10 @@ def test_the_checks_see_what_they_look_for() -> None:
     assert not has_smoke_option(ast.parse("parser.add_argument('--quick')\n"))
 
 
-def test_ci_runs_the_smoke_sizes() -> None:
-    """CI runs them (not ``make test``), after the wheel check."""
-    run = (ROOT / ".ci" / "run").read_text()
-    assert "ci/benchmarks_smoke.sh" in run
-    assert run.index("ci/wheel_check.sh") < run.index("ci/benchmarks_smoke.sh")
+def test_one_command_runs_the_smoke_sizes() -> None:
+    """``make bench-smoke`` runs them all (not ``make test``). CI does not yet: its 60 minutes
+    hold the tests, the demo and the wheel check until ``make test`` is cut (issue 29)."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert "bench-smoke:" in makefile and "ci/benchmarks_smoke.sh" in makefile
+    script = ROOT / "ci" / "benchmarks_smoke.sh"
+    assert script.stat().st_mode & 0o111, "ci/benchmarks_smoke.sh is not executable"

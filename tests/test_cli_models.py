@@ -23,8 +23,8 @@ from driftloop.stages.ingest import ingest_landing
 from driftloop.storage import RetrainRun, make_engine, session_scope
 
 from .conftest import ROOT
+from .support.airflow_dags import CONCEPT
 from .support.cli import Cli, Shown, clean_env
-from .test_retrain import CONCEPT
 
 FAST = {"models": ["dt"], "budget_minutes": 0.5, "folds": 2}  # one model: seconds per training
 VERSION = re.compile(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 
 import pytest
@@ -14,28 +12,9 @@ from driftloop.stages.ingest import ingest_landing
 from driftloop.storage import make_engine
 
 from .conftest import ROOT
-from .support.script_result import script_result
+from .support.airflow_dags import DAGS, dag_test
 
-DAGS = ROOT / "dags"
 PYTHON = str(ROOT / ".venv/bin/python")
-
-
-@pytest.fixture(scope="module")
-def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment of a throw-away Airflow on SQLite, its database migrated."""
-    home = tmp_path_factory.mktemp("airflow")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DRIFTLOOP_"))}
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-        PATH=f"{ROOT / '.venv/bin'}:{env.get('PATH', '')}",
-    )
-    subprocess.run(
-        [str(ROOT / ".venv/bin/airflow"), "db", "migrate"], env=env, check=True, capture_output=True
-    )
-    return env
 
 
 def _python(code: str, env: dict[str, str]) -> str:
@@ -80,10 +59,6 @@ def test_each_dag_file_parses_fast_without_heavy_imports(airflow_env, dag_file):
     assert min(timings) < 0.5, timings
 
 
-def _dag_test(env: dict[str, str], dag_id: str, conf: dict) -> dict:
-    return script_result("dag_runner.py", str(DAGS), dag_id, json.dumps(conf), env=env)
-
-
 def test_drift_monitor_emits_the_drift_asset_only_for_a_drifted_batch(airflow_env, settings):
     env = {
         **airflow_env,
@@ -93,12 +68,12 @@ def test_drift_monitor_emits_the_drift_asset_only_for_a_drifted_batch(airflow_en
     replay(settings, "gradual")  # left in the landing folder: the DAG's first task ingests it
     upgrade(make_engine(settings.database_url))
 
-    clean = _dag_test(env, "drift_monitor", {"batch": "1"})
+    clean = dag_test(env, "drift_monitor", {"batch": "1"})
     assert clean["state"] == "success"
     assert clean["tasks"]["announce_drift"] == "skipped"
     assert clean["events"] == []
 
-    drifted = _dag_test(
+    drifted = dag_test(
         env, "drift_monitor", {"batch": 12}
     )  # an id as a number, as a JSON conf gives it
     assert drifted["tasks"]["announce_drift"] == "success"
@@ -107,7 +82,7 @@ def test_drift_monitor_emits_the_drift_asset_only_for_a_drifted_batch(airflow_en
     assert event["extra"]["batch_id"] == 12 and event["extra"]["report_id"] == 2
     assert event["extra"]["model_version"] is None  # no Production version was bootstrapped here
 
-    again = _dag_test(env, "drift_monitor", {"batch": "12"})  # re-running a batch changes nothing
+    again = dag_test(env, "drift_monitor", {"batch": "12"})  # re-running a batch changes nothing
     assert again["tasks"]["announce_drift"] == "skipped"
     assert len(again["events"]) == 1
     assert len(ingest_landing(settings, make_engine(settings.database_url))) == 0
@@ -132,7 +107,7 @@ def test_drift_monitor_checks_every_unchecked_batch_in_parallel_once(airflow_env
         ).split()[-1]
     )
 
-    first = _dag_test(env, "drift_monitor", {})
+    first = dag_test(env, "drift_monitor", {})
     assert first["state"] == "success"
     assert first["mapped"]["check_batch"] == ["success"] * len(written)
     engine = make_engine(settings.database_url)
@@ -151,7 +126,7 @@ def test_drift_monitor_checks_every_unchecked_batch_in_parallel_once(airflow_env
         newest["report_id"],
     )
 
-    again = _dag_test(env, "drift_monitor", {})
+    again = dag_test(env, "drift_monitor", {})
     assert again["state"] == "success"
     assert again["tasks"]["check_batch"] == "skipped"  # mapped over no batches
     assert again["tasks"]["announce_drift"] == "skipped"
@@ -222,7 +197,7 @@ def test_ab_evaluate_promotes_and_a_decaying_production_queues_retrain(airflow_e
             [str(ROOT / ".venv/bin/airflow"), *command], env=env, check=True, capture_output=True
         )
 
-    promoted = _dag_test(env, "ab_evaluate", {})
+    promoted = dag_test(env, "ab_evaluate", {})
     assert promoted["tasks"]["evaluate_test"] == "success"
     assert promoted["tasks"]["announce_decay"] == "skipped"
     assert roles(settings) == (staging, None)
@@ -233,7 +208,7 @@ def test_ab_evaluate_promotes_and_a_decaying_production_queues_retrain(airflow_e
     known_reference(settings, engine, staging, 0.80)
     today = datetime.now(UTC).replace(hour=0, minute=1, second=0, microsecond=0)
     send(settings, engine, registry.PRODUCTION, staging, 500, 0.50, seed=4, start=today)
-    decayed = _dag_test(env, "ab_evaluate", {})
+    decayed = dag_test(env, "ab_evaluate", {})
     assert decayed["tasks"]["announce_decay"] == "success"
     (event,) = [e for e in decayed["events"] if e["uri"].rstrip("/") == "driftloop://decay"]
     assert event["extra"]["model_version"] == staging and event["extra"]["current"] < 0.6

@@ -34,10 +34,9 @@ from driftloop.storage import RetrainRun, make_engine, session_scope
 from driftloop.vocabulary import RetrainDecision, Trigger
 
 from .conftest import ROOT
-from .test_dags import _dag_test, airflow_env  # noqa: F401  (the fixture is used by name)
+from .support.airflow_dags import dag_test, drifted
 
 FAST = {"models": ["dt", "lr"], "budget_minutes": 0.5, "folds": 3}
-CONCEPT = ("alcohol", "pH", "density", "residual sugar", "chlorides")
 
 
 @pytest.fixture
@@ -52,17 +51,6 @@ def fast(tmp_path, monkeypatch):
     engine = make_engine(settings.database_url)
     upgrade(engine)
     return settings, engine
-
-
-def _drifted(settings, engine) -> int:
-    """Replay a concept shift, ingest and check it; return the first drift report id."""
-    replay(settings, "concept", n_batches=8, start_batch=3, shift_features=CONCEPT)
-    ingest_landing(settings, engine)
-    production = registry.current_version(settings)
-    while (outcome := check_next_batch(settings, engine, None, production)) is not None:
-        if outcome.drifted:
-            return outcome.report_id
-    raise AssertionError("the concept scenario never drifted")
 
 
 def _run_steps(settings, engine, drift_check_id):
@@ -105,7 +93,7 @@ def test_retrain_without_production_says_there_is_nothing_to_compare_with(fast):
 def test_drift_retrain_goes_to_staging_then_later_drift_is_skipped(fast):
     settings, engine = fast
     steps.bootstrap(settings, engine)
-    report_id = _drifted(settings, engine)
+    report_id = drifted(settings, engine)
     decision = _run_steps(settings, engine, report_id)
     assert decision.outcome == "staging", decision
     assert decision.challenger_score > decision.production_score
@@ -136,7 +124,7 @@ def test_drift_retrain_goes_to_staging_then_later_drift_is_skipped(fast):
 def test_a_weaker_challenger_is_rejected_and_production_untouched(fast):
     settings, engine = fast
     steps.bootstrap(settings, engine)
-    report_id = _drifted(settings, engine)
+    report_id = drifted(settings, engine)
     weak = settings.model_copy(
         update={"training": settings.training.model_copy(update={"models": ["dummy"]})}
     )
@@ -158,7 +146,7 @@ def test_a_weaker_challenger_is_rejected_and_production_untouched(fast):
 def test_failed_training_leaves_the_registry_as_it_was_and_same_data_is_not_registered_twice(fast):
     settings, engine = fast
     steps.bootstrap(settings, engine)
-    report_id = _drifted(settings, engine)
+    report_id = drifted(settings, engine)
     broken = settings.model_copy(
         update={"training": settings.training.model_copy(update={"models": ["no-such-model"]})}
     )
@@ -237,10 +225,10 @@ def test_a_regression_data_set_goes_through_unchanged_code(tmp_path, monkeypatch
 
 
 @pytest.mark.timeout(600)
-def test_retrain_dag_registers_a_staging_version_with_lineage(airflow_env, fast):  # noqa: F811
+def test_retrain_dag_registers_a_staging_version_with_lineage(airflow_env, fast):
     settings, engine = fast
     steps.bootstrap(settings, engine)
-    report_id = _drifted(settings, engine)
+    report_id = drifted(settings, engine)
     env = {
         **airflow_env,
         "DRIFTLOOP_CONFIG": str(ROOT / "driftloop.yaml"),
@@ -249,7 +237,7 @@ def test_retrain_dag_registers_a_staging_version_with_lineage(airflow_env, fast)
         "DRIFTLOOP_TRAINING__BUDGET_MINUTES": str(FAST["budget_minutes"]),
         "DRIFTLOOP_TRAINING__FOLDS": str(FAST["folds"]),
     }
-    result = _dag_test(env, "retrain", {"drift_check_id": report_id})
+    result = dag_test(env, "retrain", {"drift_check_id": report_id})
     assert result["state"] == "success", result
     assert all(state == "success" for state in result["tasks"].values()), result["tasks"]
 
@@ -341,7 +329,7 @@ def test_the_skip_rules_the_readme_lists(fast):
         return steps.assemble(changed, engine, report_id)
 
     assert assemble().reason == "no accepted, labelled batches to learn from"
-    report_id = _drifted(settings, engine)
+    report_id = drifted(settings, engine)
     assembly = assemble(report_id)
     assert not isinstance(assembly, Skip), assembly
     train, holdout = pd.read_csv(assembly.train_path), pd.read_csv(assembly.holdout_path)
