@@ -24,8 +24,7 @@ from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
 from driftloop.stack.processes import free_port
 from driftloop.storage import make_engine
-
-from .support.postgres import require_postgres, temporary_database
+from tests.support.postgres import require_postgres, temporary_database
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,7 +87,7 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 def pair(settings: Settings) -> Iterator[tuple[Settings, sa.Engine, str, str]]:
     """A/B tests: settings, a migrated engine on the settings' database, and registered
     Production and Staging versions."""
-    from .support.registry_home import production_and_staging
+    from tests.support.registry_home import production_and_staging
 
     engine = make_engine(settings.database_url)
     upgrade(engine)
@@ -101,7 +100,7 @@ def pair(settings: Settings) -> Iterator[tuple[Settings, sa.Engine, str, str]]:
 def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment of a throw-away Airflow on SQLite, migrated once for the whole run: the
     ``dag.test()`` runs of every folder share it (tests/support/airflow_dags.py)."""
-    from .support.airflow_dags import migrated_airflow_env
+    from tests.support.airflow_dags import migrated_airflow_env
 
     return migrated_airflow_env(tmp_path_factory.mktemp("airflow"))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import re
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 DOC = ROOT / "docs/architecture.md"
 

@@ -7,8 +7,7 @@ import pytest
 import yaml
 
 from driftloop.settings_loader import ConfigError, load_settings
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import pytest
 import yaml
 
 from driftloop.settings_loader import ConfigError, load_all, load_settings
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "examples/three_models.yaml"
 DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")

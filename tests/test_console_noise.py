@@ -13,8 +13,7 @@ from sklearn.pipeline import Pipeline
 from driftloop import registry
 from driftloop.scoring.model import load_version
 from driftloop.training.automl import _quiet_lightgbm
-
-from .support.registry_home import register_versions
+from tests.support.registry_home import register_versions
 
 
 def test_model_downloads_draw_no_progress_bar(settings, monkeypatch, capfd):

@@ -19,8 +19,7 @@ import sqlalchemy as sa
 from driftloop.database import open_database
 from driftloop.schema import VERSION_TABLE, current_revision, downgrade, head_revision, upgrade
 from driftloop.storage import ABEvaluation, ABTest, Batch, DriftCheck, make_engine, session_scope
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 OPEN_IN_A_PROCESS = """
 import sys

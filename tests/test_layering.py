@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 LIBRARY = ROOT / "include"
 TOP_LAYER = ("driftloop.cli", "driftloop.demo")  # the command line and the demo

@@ -35,10 +35,9 @@ from driftloop.stack.processes import wait_until
 from driftloop.stack.project import project_path
 from driftloop.stages.ingest import ingest_landing
 from driftloop.storage import RetrainRun
-
-from ..conftest import ROOT
-from ..support.postgres import require_postgres, temporary_database
-from ..support.redis import require_redis, temporary_redis_database
+from tests.conftest import ROOT
+from tests.support.postgres import require_postgres, temporary_database
+from tests.support.redis import require_redis, temporary_redis_database
 
 HEARTBEAT_TIMEOUT = 20  # seconds without a task heartbeat before the scheduler fails the try
 RETRY_DELAY = 8  # seconds between a retrain task's failure and its retry

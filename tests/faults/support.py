@@ -26,8 +26,7 @@ from driftloop.settings_loader import load_settings
 from driftloop.stack.prediction_server import PredictionServer
 from driftloop.stages import role_moves
 from driftloop.storage import make_engine
-
-from ..conftest import ROOT
+from tests.conftest import ROOT
 
 CONFIG = ROOT / "driftloop.yaml"
 

@@ -21,9 +21,8 @@ from driftloop.events import DECAY_ASSET_URI, DRIFT_ASSET_URI
 from driftloop.stack.prediction_server import PredictionServer
 from driftloop.stack.processes import wait_until
 from driftloop.storage import Batch, DriftCheck
-
-from .airflow_loop import AirflowLoop, airflow_loop, describe_runs
-from .support import closed_loop_load, describe, logged_requests
+from tests.faults.airflow_loop import AirflowLoop, airflow_loop, describe_runs
+from tests.faults.support import closed_loop_load, describe, logged_requests
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 RUN_TIMEOUT = 240.0  # seconds; a bound on waiting, not a pace

@@ -7,9 +7,14 @@ from __future__ import annotations
 import pytest
 
 from driftloop.stack.prediction_server import PredictionServer
-
-from .own_postgres import own_postgres
-from .support import closed_loop_load, describe, logged_requests, served_home, server_env
+from tests.faults.own_postgres import own_postgres
+from tests.faults.support import (
+    closed_loop_load,
+    describe,
+    logged_requests,
+    served_home,
+    server_env,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from driftloop.stack.prediction_server import PredictionServer
 from driftloop.stack.processes import wait_until
-
-from ..support.cli import Cli, clean_env
-from .support import closed_loop_load, describe, logged_requests, served_home, server_env
+from tests.faults.support import (
+    closed_loop_load,
+    describe,
+    logged_requests,
+    served_home,
+    server_env,
+)
+from tests.support.cli import Cli, clean_env
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,14 @@ import pytest
 from driftloop.stack.load_balancer import LoadBalancer, nginx_binary
 from driftloop.stack.prediction_server import PredictionServer
 from driftloop.stack.processes import StackError, wait_until
-
-from ..support.load import predicted_200
-from .support import closed_loop_load, describe, logged_requests, served_home, server_env
+from tests.faults.support import (
+    closed_loop_load,
+    describe,
+    logged_requests,
+    served_home,
+    server_env,
+)
+from tests.support.load import predicted_200
 
 pytestmark = pytest.mark.integration
 CLIENTS = 8

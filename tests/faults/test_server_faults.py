@@ -11,8 +11,7 @@ import pytest
 
 from driftloop.stack.prediction_server import PredictionServer
 from driftloop.stack.processes import session_members, wait_until
-
-from .support import (
+from tests.faults.support import (
     closed_loop_load,
     describe,
     logged_requests,

@@ -16,8 +16,7 @@ from pathlib import Path
 from driftloop.ingestion.stream import replay
 from driftloop.stages.drift_check import check_next_batch
 from driftloop.stages.ingest import ingest_landing
-
-from .script_result import script_result
+from tests.support.script_result import script_result
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"

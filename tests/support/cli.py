@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from ..conftest import ROOT
+from tests.conftest import ROOT
 
 DRIFTLOOP = str(ROOT / ".venv/bin/driftloop")
 

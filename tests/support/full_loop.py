@@ -1,6 +1,6 @@
 """The whole loop on real services and PostgreSQL, asserted step by step: what the full-stack
-test asserts (tests/test_full_stack.py, on Celery; ``make demo`` runs the same loop on the
-LocalExecutor).
+test asserts (tests/full_stack/test_full_stack.py, on Celery; ``make demo`` runs the same loop
+on the LocalExecutor).
 
 Airflow's metadata, MLflow's backend store and driftloop's tables each get their own uniquely
 named PostgreSQL database (all dropped afterwards); MLflow, Airflow's components (and the Celery
@@ -40,9 +40,8 @@ from driftloop.demo.loop import (
 )
 from driftloop.stack.processes import wait_until
 from driftloop.storage import ABEvaluation, AuditRecord, DriftCheck, session_scope
-
-from ..conftest import ROOT
-from .postgres import POSTGRES_ADMIN_URL, require_postgres, temporary_database
+from tests.conftest import ROOT
+from tests.support.postgres import POSTGRES_ADMIN_URL, require_postgres, temporary_database
 
 
 def _leftover_processes(marker: str) -> list[str]:

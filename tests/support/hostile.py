@@ -12,7 +12,7 @@ import pandas as pd
 from hypothesis import event
 from hypothesis import strategies as st
 
-from ..conftest import ROOT
+from tests.conftest import ROOT
 
 ADMIN, API_KEY = "hostile-admin-token", "hostile-api-key"
 ROUTES = [

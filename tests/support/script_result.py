@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ..conftest import ROOT
+from tests.conftest import ROOT
 
 PYTHON = str(ROOT / ".venv/bin/python")
 

@@ -17,8 +17,7 @@ from driftloop.settings_loader import load_settings
 from driftloop.stages import retrain as steps
 from driftloop.stages import role_moves
 from driftloop.storage import make_engine
-
-from ..conftest import ROOT
+from tests.conftest import ROOT
 
 
 @contextmanager

@@ -13,7 +13,7 @@ boundary on Staging's side. Traffic comes two ways:
   key (a key's BLAKE2b point is uniform; drawing the point is the same law, and fast).
 
 The decisions are computed for every look at once, vectorized, with the variance
-:mod:`driftloop.ab.sequential` uses (``tests/test_ab_sequential.py`` checks both give the same
+:mod:`driftloop.ab.sequential` uses (``tests/ab/test_sequential.py`` checks both give the same
 decision, test by test). Run
 
     python -m driftloop.ab.simulation --tests 1000

@@ -5,7 +5,7 @@ differences, so a 15-row tie or a one-point gap no longer decides anything by it
 one-sided tests at ``training.gate_alpha`` around the margin ``training.tolerance`` give three
 outcomes: non-inferiority shown (``staging``), inferiority beyond the margin shown
 (``rejected``), or neither (``insufficient_evidence``: too few rows, or an interval that still
-holds the margin). Each outcome's error rate is at most alpha (``tests/test_gate.py`` and
+holds the margin). Each outcome's error rate is at most alpha (``tests/gate/test_statistics.py`` and
 ``benchmarks/gate_simulation.py`` measure it).
 
 Accuracy uses Tango's score interval for the difference of paired proportions (Tango 1998,
