@@ -2,8 +2,8 @@
 tests drift on: what the DAG tests of several folders share.
 
 Migrating Airflow's database takes a fresh interpreter about 20 s, so the suite migrates one
-(the session's ``airflow_env`` fixture in tests/conftest.py) and every ``dag.test()`` run uses
-it; each run has its own run id, so they never meet.
+per run (``migrated_airflow_db`` in tests/conftest.py) and each test module gets a copy of it
+(``airflow_env``): a module sees only its own runs, Asset events and queued DAGs.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ DAGS = ROOT / "dags"
 CONCEPT = ("alcohol", "pH", "density", "residual sugar", "chlorides")
 
 
-def migrated_airflow_env(home: Path) -> dict[str, str]:
-    """Environment of an Airflow on SQLite in ``home``, its database migrated."""
+def airflow_env_for(home: Path) -> dict[str, str]:
+    """Environment of an Airflow on SQLite in ``home`` (its ``airflow.db``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DRIFTLOOP_"))}
     env.update(
         AIRFLOW_HOME=str(home),
@@ -33,6 +33,12 @@ def migrated_airflow_env(home: Path) -> dict[str, str]:
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
         PATH=f"{ROOT / '.venv/bin'}:{env.get('PATH', '')}",
     )
+    return env
+
+
+def migrated_airflow_env(home: Path) -> dict[str, str]:
+    """:func:`airflow_env_for` ``home``, its database migrated."""
+    env = airflow_env_for(home)
     subprocess.run(
         [str(ROOT / ".venv/bin/airflow"), "db", "migrate"], env=env, check=True, capture_output=True
     )
