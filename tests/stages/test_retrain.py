@@ -346,7 +346,11 @@ def test_the_skip_rules_the_readme_lists(fast):
     client.delete_model_version(name, twin.version)
 
     steps.record(
-        engine, steps.Decision(RetrainDecision.REJECTED, "a retrain just now"), "drift", report_id
+        engine,
+        name,
+        steps.Decision(RetrainDecision.REJECTED, "a retrain just now"),
+        "drift",
+        report_id,
     )
     assert assemble(report_id, cooldown_minutes=60).reason == (
         "the last retrain was less than 60 minutes ago (training.cooldown_minutes)"
