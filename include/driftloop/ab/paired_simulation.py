@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from driftloop.ab.sequential import MIN_CLUSTERS, log_likelihood_ratios
-from driftloop.ab.simulation import prior_client_sums
+from driftloop.ab.simulation import first_crossings, prior_client_sums
 
 
 @dataclass(frozen=True)
@@ -139,11 +139,4 @@ def paired_decisions_and_records(
         difference = total / n
         log_ratio = log_likelihood_ratios(difference, variance, tau)
     eligible = (n >= min_samples) & (groups >= MIN_CLUSTERS)
-    crossed = eligible & (log_ratio >= np.log(1 / alpha))
-    first = np.where(crossed.any(axis=1), crossed.argmax(axis=1), -1)
-    decisions = np.zeros(len(first), dtype=int)
-    seen = np.zeros(len(first), dtype=int)
-    rows = np.flatnonzero(first >= 0)
-    decisions[rows] = np.where(difference[rows, first[rows]] > 0, 1, -1)
-    seen[rows] = looks[first[rows]] + 1
-    return decisions, seen
+    return first_crossings(log_ratio, eligible, difference, looks, alpha)

@@ -179,6 +179,19 @@ def decisions_and_records(
     eligible = (staging["records"] >= min_samples) & (production["records"] >= min_samples)
     if client is not None:
         eligible &= (staging["clusters"] >= MIN_CLUSTERS) & (production["clusters"] >= MIN_CLUSTERS)
+    return first_crossings(log_ratio, eligible, difference, looks, alpha)
+
+
+def first_crossings(
+    log_ratio: np.ndarray,
+    eligible: np.ndarray,
+    difference: np.ndarray,
+    looks: np.ndarray,
+    alpha: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per test (row), the first look whose likelihood ratio crosses ``1 / alpha`` where a
+    decision is allowed: its direction (+1 Staging better, -1 worse, 0 never) and the records
+    seen by then (0 when none crossed)."""
     crossed = eligible & (log_ratio >= np.log(1 / alpha))
     first = np.where(crossed.any(axis=1), crossed.argmax(axis=1), -1)
     decisions = np.zeros(len(first), dtype=int)
