@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.ab.paired import PairedTable, paired_test
-from driftloop.ab.statistics import VariantStats, _band, clustered_outcomes, summarize
+from driftloop.ab.statistics import VariantStats, clustered_outcomes, metric_band, summarize
 from driftloop.storage import BATCH, FORCED, ABTest
 from driftloop.task import metric as metric_named
 from driftloop.task import task_kind
@@ -103,13 +103,9 @@ def _timeline(
         for variant, values in ((Role.PRODUCTION, production), (Role.STAGING, staging)):
             point[variant] = {
                 "n": int(cut),
-                **_band(pd.DataFrame({"outcome": values[:cut]}), metric),
+                **metric_band(pd.DataFrame({"outcome": values[:cut]}), metric),
             }
         result = paired_test(production[:cut], staging[:cut], tau, alpha, higher, clusters[:cut])
-        point["difference"] = {
-            "value": result.difference,
-            "low": result.ci_low,
-            "high": result.ci_high,
-        }
+        point["difference"] = result.interval_point()
         points.append(point)
     return points

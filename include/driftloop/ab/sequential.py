@@ -71,6 +71,10 @@ class SequentialResult:
     def to_dict(self) -> dict[str, float | bool | str | int | None]:
         return {**asdict(self), "significant": self.significant}
 
+    def interval_point(self) -> dict[str, float]:
+        """The difference and its always-valid interval, as a report's timeline plots them."""
+        return {"value": self.difference, "low": self.ci_low, "high": self.ci_high}
+
 
 def mixture_sprt(
     difference: float, variance: float, tau: float, alpha: float, **extra: int | str

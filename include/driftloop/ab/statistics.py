@@ -139,7 +139,7 @@ def timeline(
         point: dict[str, Any] = {"at": pd.Timestamp(seen["created_at"].iloc[-1]).isoformat()}
         groups = {v: g for v, g in seen.groupby("variant")}
         for variant, group in groups.items():
-            point[variant] = {"n": len(group), **_band(group, name)}
+            point[variant] = {"n": len(group), **metric_band(group, name)}
         if all(len(groups.get(v, ())) >= 2 for v in Role):
             production, staging = groups[Role.PRODUCTION], groups[Role.STAGING]
             result = two_sample(
@@ -150,16 +150,12 @@ def timeline(
                 metric(name).higher_is_better,
                 clusters=(production["cluster"].to_numpy(), staging["cluster"].to_numpy()),
             )
-            point["difference"] = {
-                "value": result.difference,
-                "low": result.ci_low,
-                "high": result.ci_high,
-            }
+            point["difference"] = result.interval_point()
         points.append(point)
     return points
 
 
-def _band(seen: pd.DataFrame, name: str) -> dict[str, float | None]:
+def metric_band(seen: pd.DataFrame, name: str) -> dict[str, float | None]:
     """The metric over ``seen`` records (column ``outcome``) with its 95% band."""
     values = seen["outcome"].to_numpy(dtype=float)
     chosen = metric(name)
