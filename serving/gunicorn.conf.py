@@ -17,7 +17,7 @@ import tempfile
 bind = os.environ.get("DRIFTLOOP_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("DRIFTLOOP_WORKERS", "2"))
 threads = int(os.environ.get("DRIFTLOOP_THREADS", "8"))
-worker_class = "gthread"
+worker_class = "serving.gunicorn_worker.DrainingThreadWorker"  # gthread, drained at stop
 timeout = 60
 graceful_timeout = 30  # workers drain the prediction log before they exit
 keepalive = 5

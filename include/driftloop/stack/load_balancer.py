@@ -48,6 +48,9 @@ http {{
         least_conn;
 {servers}
         keepalive 32;
+        # below gunicorn's 5 s keepalive: nginx drops an idle connection before the replica
+        # does, so it never sends a request on one the replica is closing
+        keepalive_timeout 4s;
     }}
     server {{
         listen 127.0.0.1:{port};
