@@ -4,7 +4,8 @@ Why: each decision driftloop takes (the drift verdict, the gate, the A/B test, t
 test) promises an error rate. This script measures those rates, and the power beside them,
 over a grid of production-shaped conditions, with 95% intervals, in one run. The tables are
 sections; each is a script of its own beside this one (``decision_tables_drift.py`` with
-``decision_tables_storm.py``, ``decision_tables_ab.py``, ``decision_tables_multivariate.py``),
+``decision_tables_storm.py``, ``decision_tables_ab.py``, ``decision_tables_multivariate.py``,
+``decision_tables_detectors.py``),
 and this script only runs them, one child process each, with its own options, in turn.
 
 A cell meets its target when the estimate is at most the target and its 95% upper bound at
@@ -32,6 +33,7 @@ SECTIONS = {  # each section's scripts, run in turn
     "drift": ("decision_tables_drift.py", "decision_tables_storm.py"),
     "ab": ("decision_tables_ab.py",),
     "multivariate": ("decision_tables_multivariate.py",),
+    "detectors": ("decision_tables_detectors.py",),
 }
 
 

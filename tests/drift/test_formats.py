@@ -95,6 +95,9 @@ def test_format_1_reports_stay_readable_in_the_cli_and_metrics(landed, engine):
     format_2 = {**current, "format_version": 2}  # before the categorical test's numbers
     json_path.write_text(json.dumps(format_2))
     assert read_report(json_path) == {**format_2, "format_version": REPORT_FORMAT}
+    format_4 = {k: v for k, v in current.items() if k != "segments_call_drift"}
+    json_path.write_text(json.dumps({**format_4, "format_version": 4}))  # before segment_retrain
+    assert read_report(json_path) == current  # segments were reported only
     old = _downgrade_report(json_path)
     record = read_report(json_path)
     assert record["format_version"] == REPORT_FORMAT and record["mode"] == "fixed"

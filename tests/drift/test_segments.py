@@ -62,6 +62,13 @@ def test_a_shift_in_five_percent_of_the_rows_is_caught_where_the_aggregate_misse
         assert (first.column, first.value, first.flagged) == ("region", "r0", True)
         assert first.features[0][0] == "x"
         assert [s.value for s in verdict.segments if s.flagged] == ["r0"]
+        assert verdict.status != "drift" and not verdict.segments_call_drift  # reported only
+    # with drift.segment_retrain the drifted segment calls the batch drift on its own
+    allowed = DriftSettings(segment_by=["region"], segment_retrain=True)
+    called = check_drift(profile, frame(rng, 20_000, 5, shift=0.5), allowed)
+    assert called.status == "drift" and called.segments_call_drift
+    assert called.segments[0].adjusted_p <= allowed.segment_level
+    assert "called this batch drift" in render_html(called, profile, {"batch": "b"})
     record = {**verdict.to_dict(), "batch": "b"}
     assert record["drifted_segments"] == ["region=r0"]
     assert any(line.startswith("  segment region=r0") for line in describe_report(record))
@@ -85,3 +92,19 @@ def test_fifty_clean_segments_stay_within_the_false_discovery_rate() -> None:
         assert len(tests) >= 45
         flagged += any(t.flagged for t in tests)
     assert flagged <= 12
+
+
+def test_the_detectors_allowed_to_call_drift_share_one_false_alarm_budget() -> None:
+    """Per-feature verdict, multivariate test and segments: by the union bound a clean batch is
+    called drift at most false_alarm_rate of the time when their levels add up to it."""
+    rate = 0.01
+    alone = DriftSettings(false_alarm_rate=rate)
+    assert alone.verdict_rate == rate
+    both = DriftSettings(false_alarm_rate=rate, multivariate_retrain=True)
+    assert both.verdict_rate + both.multivariate_level == rate
+    every = DriftSettings(
+        false_alarm_rate=rate, multivariate_retrain=True, segment_by=["r"], segment_retrain=True
+    )
+    assert every.verdict_rate + every.multivariate_level + every.segment_level == rate
+    # segment_retrain without segments spends nothing
+    assert DriftSettings(false_alarm_rate=rate, segment_retrain=True).verdict_rate == rate

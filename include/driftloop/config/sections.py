@@ -19,6 +19,10 @@ from driftloop.config.base import KNOWN_STATISTICS, Bounds, Section
 MULTIVARIATE_SHARE = 0.5
 """The multivariate drift test's share of ``drift.false_alarm_rate`` (its level is that share
 whether or not it may call drift, so the numbers a report shows do not change with the rule)."""
+SEGMENT_SHARE = 0.25
+"""The segments' share of ``drift.false_alarm_rate`` when a flagged segment may call drift
+(``drift.segment_retrain``): the level of the Benjamini-Hochberg test across segments that
+decides the batch, beside ``drift.segment_fdr``, which decides what the report flags."""
 
 
 class DataSettings(Section):
@@ -202,6 +206,14 @@ class DriftSettings(Section):
     segment_min_rows: PositiveInt = Field(
         default=200, description="Rows a segment needs, in the reference and in a batch."
     )
+    segment_retrain: bool = Field(
+        default=False,
+        description=(
+            "A drifted segment alone may call a batch drift (and start a retrain): the segments "
+            "then take a quarter of false_alarm_rate, and the per-feature verdict what the "
+            "other detectors leave, so all of them together keep false_alarm_rate."
+        ),
+    )
     multivariate: bool = Field(
         default=True,
         description=(
@@ -267,12 +279,22 @@ class DriftSettings(Section):
         return self.false_alarm_rate * MULTIVARIATE_SHARE
 
     @property
+    def segment_level(self) -> float:
+        """The level at which a drifted segment calls the batch drift (segment_retrain)."""
+        return self.false_alarm_rate * SEGMENT_SHARE
+
+    @property
     def verdict_rate(self) -> float:
-        """What the per-feature batch verdict may spend: all of ``false_alarm_rate``, or what
-        the multivariate test leaves when it may call drift on its own (the two share it)."""
+        """What the per-feature batch verdict may spend: what the detectors allowed to call
+        drift on their own (multivariate, segments) leave of ``false_alarm_rate``. By the
+        union bound a clean batch is then called drift at most ``false_alarm_rate`` of the
+        time in all."""
+        share = 1.0
         if self.multivariate and self.multivariate_retrain:
-            return self.false_alarm_rate * (1.0 - MULTIVARIATE_SHARE)
-        return self.false_alarm_rate
+            share -= MULTIVARIATE_SHARE
+        if self.segment_by and self.segment_retrain:
+            share -= SEGMENT_SHARE
+        return self.false_alarm_rate * share
 
     def level(self, statistics_tested: int) -> float:
         """Each statistic's false-alarm level: under ``any`` a feature's statistics share the

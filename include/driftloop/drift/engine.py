@@ -96,6 +96,10 @@ def check_drift(
         verdict.segments = segments.assess(
             profile.segments, batch, settings.segment_fdr, settings.segment_min_rows
         )
+        if settings.segment_retrain and segments.calls_drift(
+            verdict.segments, settings.segment_level
+        ):
+            verdict.status, verdict.segments_call_drift = DriftStatus.DRIFT, True
     return verdict
 
 
@@ -138,8 +142,9 @@ def verdict_of(
     them. With 1 to 3 features one flag used to reach the share: ``m`` chances per batch.
 
     With ``drift.multivariate_retrain`` the multivariate test may call drift on its own; the
-    two then share ``false_alarm_rate`` (``DriftSettings.verdict_rate``), so a clean batch is
-    still called drift at most that often. With ``drift.weighting: importance`` and the
+    two then share ``false_alarm_rate`` (``DriftSettings.verdict_rate``), and so do the
+    segments with ``drift.segment_retrain`` (decided in :func:`check_drift`), so a clean batch
+    is still called drift at most that often. With ``drift.weighting: importance`` and the
     version's ``importances``, features count by their weight (``_weighted_share``).
     """
     tested = [f for f in features if f.tested]

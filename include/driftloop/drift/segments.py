@@ -9,7 +9,8 @@ conservative with ties), chi-square for categorical ones (levels with too few ro
 segment's p-value is the smallest of its features' times their number (Bonferroni); across
 segments the Benjamini-Hochberg procedure holds the false-discovery rate at
 ``drift.segment_fdr``, which under no drift at all is the chance that any segment is flagged.
-Reported only: the batch verdict is the per-feature one.
+Reported only, unless ``drift.segment_retrain``: a segment whose adjusted p-value is within the
+segments' share of ``drift.false_alarm_rate`` then calls the batch drift (``calls_drift``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class SegmentTest:
     p_value: float  # Bonferroni over the segment's features
     features: list[tuple[str, float]]  # (feature, p-value), smallest first
     flagged: bool = False
+    adjusted_p: float = 1.0  # Benjamini-Hochberg across the batch's segments
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +59,7 @@ class SegmentTest:
             "rows": self.rows,
             "reference_rows": self.reference_rows,
             "p_value": self.p_value,
+            "adjusted_p": self.adjusted_p,
             "flagged": self.flagged,
             "features": [{"feature": f, "p_value": p} for f, p in self.features[:3]],
         }
@@ -130,8 +133,18 @@ def assess(
     if not tests:
         return []
     adjusted = false_discovery_control([t.p_value for t in tests], method="bh")
-    flagged = [replace(t, flagged=bool(q <= fdr)) for t, q in zip(tests, adjusted, strict=True)]
+    flagged = [
+        replace(t, flagged=bool(q <= fdr), adjusted_p=float(q))
+        for t, q in zip(tests, adjusted, strict=True)
+    ]
     return sorted(flagged, key=lambda t: (not t.flagged, t.p_value))
+
+
+def calls_drift(tests: list[SegmentTest], level: float) -> bool:
+    """Whether a segment is drifted at ``level`` (Benjamini-Hochberg across the segments):
+    with every segment clean that happens at most ``level`` of the time (Simes), so the
+    segments can take a share of the batch verdict's false-alarm budget."""
+    return any(t.adjusted_p <= level for t in tests)
 
 
 def _sorted(series: pd.Series) -> np.ndarray:

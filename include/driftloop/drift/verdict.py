@@ -16,11 +16,11 @@ from driftloop.drift.segments import SegmentTest
 from driftloop.drift.statistics import Measurement
 from driftloop.vocabulary import DriftStatus, ThresholdMode
 
-REPORT_FORMAT = 4
+REPORT_FORMAT = 5
 """Version of :meth:`DriftVerdict.to_dict` (1: fixed thresholds, no ``format_version`` key;
 2: calibrated; 3: categorical statistics carry their permutation test's numbers; 4: the
 multivariate test, ``multivariate``, null when not run; ``segments``, empty without
-``drift.segment_by``)."""
+``drift.segment_by``; 5: ``segments_call_drift`` and each segment's ``adjusted_p``)."""
 CALIBRATED, FIXED = ThresholdMode.CALIBRATED, ThresholdMode.FIXED
 
 
@@ -106,6 +106,7 @@ class DriftVerdict:
     multivariate: MultivariateTest | None = None
     multivariate_calls_drift: bool = False  # drift.multivariate_retrain when it ran
     segments: list[SegmentTest] = field(default_factory=list)  # drifted first
+    segments_call_drift: bool = False  # drift.segment_retrain, and a segment drifted at its level
     weighting: str = "count"  # "importance": features weighed by the version's mean |SHAP|
     importance_share: float | None = None  # the drifted features' share of the importance
 
@@ -185,6 +186,7 @@ class DriftVerdict:
             "drifted_segments": [
                 f"{segment.column}={segment.value}" for segment in self.segments if segment.flagged
             ],
+            "segments_call_drift": self.segments_call_drift,
             "weighting": self.weighting,
             "importance_share": self.importance_share,
             "multivariate": (

@@ -48,12 +48,14 @@ def read_report(path: Path) -> dict[str, Any]:
     Format 1 (fixed thresholds, before ``format_version``): each statistic gains the fixed
     threshold, a floor of 0 and ``decided_by: fixed``; every column counts as tested. Format 2
     differs from 3 only by lacking the categorical permutation test's details (optional keys),
-    and 3 from 4 by lacking ``multivariate`` (read as null: not run).
+    and 3 from 4 by lacking ``multivariate`` (read as null: not run), 4 from 5 by lacking
+    ``segments_call_drift`` (read as false: segments were reported only).
     """
     record = json.loads(Path(path).read_text())
     record.setdefault("multivariate", None)
     record.setdefault("segments", [])
     record.setdefault("drifted_segments", [])
+    record.setdefault("segments_call_drift", False)
     if record.get("format_version", 1) >= REPORT_FORMAT:
         return record
     thresholds = record.get("thresholds") or {}
@@ -172,11 +174,16 @@ def _segments_section(verdict: DriftVerdict) -> str:
         + f"</td><td>{'yes' if t.flagged else 'no'}</td></tr>"
         for t in verdict.segments
     )
+    role = (
+        "A drifted segment called this batch drift (drift.segment_retrain)."
+        if verdict.segments_call_drift
+        else "Reported only, unless drift.segment_retrain lets a segment call drift."
+    )
     return (
         "<h2>Segments</h2><p><small>Each segment against the reference's rows of that segment"
         " (Kolmogorov-Smirnov, chi-square); its p-value is the smallest of its features' times "
-        "their number; flagged at the false-discovery rate across segments. Reported only."
-        "</small></p><table><tr><th>segment</th><th>rows</th><th>reference rows</th>"
+        "their number; flagged at the false-discovery rate across segments. "
+        f"{role}</small></p><table><tr><th>segment</th><th>rows</th><th>reference rows</th>"
         f"<th>p-value</th><th>features</th><th>drifted</th></tr>{rows}</table>"
     )
 

@@ -1,0 +1,176 @@
+"""Every drift detector on, sharing one false-alarm budget (issue 31, items 2, 3 and 6): a
+section of ``benchmarks/decisions.py`` (``--only detectors``).
+
+Three tables, each cell over clean or shifted batches drawn from the reference's population:
+
+- **All detectors allowed to call drift** (per-feature verdict, the multivariate test with
+  ``multivariate_retrain``, segments of a 5-level region column with ``segment_retrain``, by count
+  and by importance): the share of clean batches called drift, target at most
+  ``drift.false_alarm_rate`` (1%) in all, for 3 to 100 features (numeric normal and lognormal,
+  10% missing in one, a categorical) and batches of 1,000 and 20,000 rows.
+- **Importance weighting alone** (``drift.weighting: importance``, weights drawn from a
+  Dirichlet per reference): clean false alarms, 3 to 100 features, target 1%.
+- **A segment of 5% of the rows shifted by +0.5 sd** (20,000-row reference and batches): flagged
+  in the report, and called drift with ``segment_retrain``, target 95%, beside the per-feature
+  verdict, which cannot see it.
+
+Evidently and NannyML have no per-segment test with a false-discovery rate, no importance-
+weighted verdict and no shared budget, so there is no side-by-side column.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from support.decisions import interval, run_all, section_parser
+
+from driftloop.config import DriftSettings
+from driftloop.drift.engine import check_drift
+from driftloop.drift.profile import ReferenceProfile, build_profile
+from driftloop.vocabulary import DriftStatus
+
+REGIONS = [f"r{i}" for i in range(5)]
+REGION_WEIGHTS = [0.05, 0.2375, 0.2375, 0.2375, 0.2375]  # r0: 5% of the rows
+
+
+def frame(rng: np.random.Generator, rows: int, features: int, shift: float = 0.0) -> pd.DataFrame:
+    """``features`` columns: the region, a 3-level categorical, and numeric ones (every third
+    lognormal, the first with 10% missing); region r0's ``x0`` moves by ``shift`` sd."""
+    data = {"region": rng.choice(REGIONS, rows, p=REGION_WEIGHTS)}
+    numeric = max(features - 2, 1)
+    for i in range(numeric):
+        values = rng.normal(size=rows)
+        data[f"x{i}"] = np.exp(values) if i % 3 == 2 else values
+    if features >= 3:
+        data["kind"] = rng.choice(["a", "b", "c"], rows, p=[0.6, 0.3, 0.1])
+    out = pd.DataFrame(data)
+    out.loc[rng.random(rows) < 0.1, "x0"] = np.nan
+    out.loc[out["region"] == "r0", "x0"] += shift
+    return out
+
+
+def settings_for(kind: str) -> DriftSettings:
+    """``all``: every detector may call drift; ``importance``: weighting alone; ``segments``:
+    segments reported and allowed to call drift, the other detectors as by default."""
+    if kind == "all":
+        return DriftSettings(multivariate_retrain=True, segment_by=["region"], segment_retrain=True)
+    if kind == "importance":
+        return DriftSettings(weighting="importance")
+    return DriftSettings(segment_by=["region"], segment_retrain=True)
+
+
+def profile_of(reference: pd.DataFrame, settings: DriftSettings) -> ReferenceProfile:
+    categorical = [c for c in ("region", "kind") if c in reference.columns]
+    return build_profile(
+        reference,
+        categorical,
+        None,
+        False,
+        statistics=settings.statistics,
+        calibration_draws=settings.calibration_draws,
+        multivariate=settings.multivariate,
+        segment_by=settings.segment_by,
+        segment_min_rows=settings.segment_min_rows,
+    )
+
+
+def run_cell(
+    kind: str, features: int, rows: int, shift: float, batches: int, references: int, seed: int
+) -> tuple[dict[str, int], int, float]:
+    """Counts over the cell's batches (called drift, per-feature verdict alone, a segment
+    flagged in the report), the batches, and seconds per check."""
+    rng = np.random.default_rng([seed, features, rows, int(shift * 10), len(kind)])
+    settings = settings_for(kind)
+    reference_rows = 20_000 if rows >= 20_000 else 5_000
+    counts = {"called": 0, "features": 0, "segment": 0}
+    per_reference = max(1, batches // references)
+    spent = 0.0
+    for _ in range(references):
+        profile = profile_of(frame(rng, reference_rows, features), settings)
+        importances = None
+        if settings.weighting == "importance":
+            weights = rng.dirichlet(np.ones(len(profile.features)))
+            importances = dict(zip(profile.features, weights.tolist(), strict=True))
+        for _ in range(per_reference):
+            batch = frame(rng, rows, features, shift)
+            started = time.perf_counter()
+            verdict = check_drift(profile, batch, settings, importances)
+            spent += time.perf_counter() - started
+            counts["called"] += verdict.status == DriftStatus.DRIFT
+            feature_rule = verdict.drifted and not (
+                verdict.segments_call_drift
+                or (verdict.multivariate_calls_drift and verdict.multivariate.flag)
+            )
+            counts["features"] += feature_rule
+            counts["segment"] += any(s.flagged for s in verdict.segments)
+    tested = per_reference * references
+    return counts, tested, spent / tested
+
+
+def _row(label: str, k: int, n: int, target: str, clean: bool) -> str:
+    lower, upper = interval(k, n)
+    rate = k / n
+    met = rate <= 0.01 and upper <= 0.013 if clean else rate >= 0.95 and lower >= 0.935
+    verdict = "met" if met else "NOT met"
+    return f"{label} | {rate:.2%} [{lower:.2%}, {upper:.2%}] of {n:,} | {target} ({verdict})"
+
+
+def run(args: Any) -> None:
+    smoke = bool(args.smoke)
+    references = getattr(args, "references", None) or (2 if smoke else 20)
+    clean = getattr(args, "batches", None) or (10 if smoke else 10_000)
+    power = getattr(args, "batches", None) or (10 if smoke else 2_000)
+    widths = (3, 10) if smoke else (3, 10, 30, 100)
+    sizes = (1_000,) if smoke else (1_000, 20_000)
+    jobs = [("all", f, n, 0.0, clean if n < 20_000 else clean // 5) for f in widths for n in sizes]
+    jobs += [("importance", f, 1_000, 0.0, clean) for f in widths]
+    jobs.append(("segments", 5, 20_000, 0.5, power))
+    started = time.perf_counter()
+    arguments = [(*job, references, args.seed) for job in jobs]
+    results = run_all(run_cell, arguments, args.workers)
+    print(f"## Every detector, one budget (issue 31){' — smoke sizes' if smoke else ''}\n")
+    print(
+        f"{references} references per cell (5,000 rows; 20,000 for 20,000-row batches); "
+        f"seed {args.seed}\n"
+    )
+    print(
+        "| detectors | features | rows | clean batches called drift [95%] | target | "
+        "a segment flagged in the report | per check |"
+    )
+    print("|---|---:|---:|---|---|---|---:|")
+    for (kind, features, rows, shift, _b), (counts, n, seconds) in zip(jobs, results, strict=True):
+        if shift:
+            continue
+        label = "all, may call drift" if kind == "all" else "importance weighting"
+        segment = f"{counts['segment'] / n:.2%}" if kind == "all" else "-"
+        print(
+            f"| {_row(f'{label} | {features} | {rows:,}', counts['called'], n, '<= 1%', True)}"
+            f" | {segment} | {seconds * 1000:.0f} ms |"
+        )
+    for (_kind, features, rows, shift, _b), (counts, n, _s) in zip(jobs, results, strict=True):
+        if not shift:
+            continue
+        print(
+            "\n| region r0 (5% of rows), x0 +0.5 sd | rows | called drift (segment_retrain) "
+            "[95%] | target | flagged in the report | per-feature verdict alone |"
+        )
+        print("|---|---:|---|---|---|---|")
+        seen = f"{counts['segment'] / n:.2%}"
+        print(
+            f"| {_row(f'{features} features | {rows:,}', counts['called'], n, '>= 95%', False)}"
+            f" | {seen} | {counts['features'] / n:.2%} |"
+        )
+    print(f"\n_detector tables: {time.perf_counter() - started:.0f} s_")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """This section alone (``decisions.py`` runs every section with the same options)."""
+    run(section_parser(__doc__.splitlines()[0]).parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
