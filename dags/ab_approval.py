@@ -16,7 +16,7 @@ inside the tasks.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from airflow.providers.standard.exceptions import HITLTimeoutError
 from airflow.providers.standard.operators.hitl import HITLOperator
@@ -34,33 +34,42 @@ class ApprovalOperator(HITLOperator):
     Airflow 3.3.2 can fail a try that a person answered within seconds of its parking: the
     parking workload's "success" reaches the scheduler after the answer re-queued the task,
     which it takes for a state changed externally. So the task has one retry, and a retry
-    first looks for the answer already recorded (a retry's upsert would erase it)."""
+    must not ask again (the upsert would erase the recorded answer): it waits for the answer
+    through Airflow's HITLTrigger on the triggerer, up to the same deadline. Only the
+    triggerer may read an answer back: a task's supervisor refuses that request ("Unhandled
+    request", Airflow 3.3.2), so the retry cannot read it in the task itself."""
 
     def execute(self, context):
-        ti = context["task_instance"]
-        if ti.try_number > 1:
-            from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail
-
-            earlier = get_hitl_detail_content_detail(ti_id=ti.id)
-            if earlier.response_received and earlier.chosen_options:
-                person = earlier.responded_by_user
-                return self.execute_complete(
-                    context,
-                    {
-                        "chosen_options": list(earlier.chosen_options),
-                        "params_input": earlier.params_input or {},
-                        "responded_at": earlier.responded_at,
-                        "responded_by_user": person and {"id": person.id, "name": person.name},
-                    },
-                )
         described = context["ti"].xcom_pull(task_ids="describe")
         self.response_timeout = timedelta(seconds=described["timeout_seconds"])
+        if context["task_instance"].try_number > 1:
+            self.wait_for_the_recorded_answer(context, described)
         return super().execute(context)
+
+    def wait_for_the_recorded_answer(self, context, described: dict) -> None:
+        """Defer to the triggerer until the answer already recorded (or the deadline's
+        default) is read back; ``execute_complete`` takes it from there."""
+        from airflow.providers.standard.triggers.hitl import HITLTrigger
+
+        self.defer(
+            trigger=HITLTrigger(
+                ti_id=context["task_instance"].id,
+                options=self.options,
+                defaults=self.defaults,
+                params=self.serialized_params,
+                multiple=self.multiple,
+                timeout_datetime=datetime.fromisoformat(described["expires_at"]),
+                poke_interval=1.0,
+            ),
+            method_name="execute_complete",
+        )
 
     def execute_complete(self, context, event):
         if "error" not in event and not event.get("responded_by_user"):
             # Airflow's default answer at the deadline, not a person's
-            raise HITLTimeoutError(f"nobody answered within {self.response_timeout}")
+            # a resumed task runs in a new process: the timeout is the one describe set
+            seconds = context["ti"].xcom_pull(task_ids="describe")["timeout_seconds"]
+            raise HITLTimeoutError(f"nobody answered within {timedelta(seconds=seconds)}")
         return super().execute_complete(context, event)
 
 
@@ -105,6 +114,7 @@ def ab_approval(model: ModelDags) -> None:
                 "subject": view.subject,
                 "body": body,
                 "timeout_seconds": timeout.total_seconds(),
+                "expires_at": _aware(view.expires_at).isoformat(),  # a retry's deadline
             }
 
         wait = ApprovalOperator(
@@ -145,6 +155,12 @@ def ab_approval(model: ModelDags) -> None:
         described >> wait >> settle(described)
 
     ab_approval_dag()
+
+
+def _aware(moment: datetime | str) -> datetime:
+    """``moment`` as an aware UTC datetime (the approval row stores UTC)."""
+    value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 for model in dag_models(__file__):
