@@ -148,6 +148,15 @@ def _configure(settings: Settings, key: tuple[str, str, str]) -> _Configured:
     return _configured
 
 
+def reader(tracking_uri: str) -> MlflowClient:
+    """A client reading at ``tracking_uri`` that leaves MLflow's globals as :func:`configure`
+    set them: for the reads cached by URI (a version's logged training rows, its SHAP
+    importances), which must not point MLflow anywhere themselves."""
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+
+
 def _info(version: ModelVersion) -> VersionInfo:
     return VersionInfo(
         version.name, str(version.version), version.run_id, version.source, dict(version.tags)

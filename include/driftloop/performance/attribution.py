@@ -5,6 +5,9 @@ holdout, logged when it was trained."""
 from __future__ import annotations
 
 import functools
+import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -52,9 +55,15 @@ def logged_importance(tracking_uri: str, name: str, version: str) -> dict[str, f
     try:
         import mlflow
 
-        mlflow.set_tracking_uri(tracking_uri)
-        run_id = registry.get(mlflow.MlflowClient(), name, version).run_id
-        logged = mlflow.artifacts.load_dict(f"runs:/{run_id}/explanations/global_shap.json")
+        run_id = registry.get(registry.reader(tracking_uri), name, version).run_id
+        with tempfile.TemporaryDirectory() as folder:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id,
+                artifact_path="explanations/global_shap.json",
+                dst_path=folder,
+                tracking_uri=tracking_uri,
+            )
+            logged = json.loads(Path(local).read_text(encoding="utf-8"))
     except Exception:  # a version logged before explanations were
         return None
     return {str(k): float(v) for k, v in logged["mean_abs_shap"].items()}

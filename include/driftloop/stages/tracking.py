@@ -131,13 +131,17 @@ def model_requirements(model: Any) -> list[str]:
     return sorted(f"{name}=={package_version(name)}" for name in names)
 
 
-def logged_training_data(run_id: str) -> pd.DataFrame:
-    """The training rows a run logged (``training_data/train.csv``)."""
+def logged_training_data(run_id: str, tracking_uri: str | None = None) -> pd.DataFrame:
+    """The training rows a run logged (``training_data/train.csv``), read from ``tracking_uri``
+    (default: where :func:`driftloop.registry.configure` pointed MLflow)."""
     import mlflow
 
     with tempfile.TemporaryDirectory() as folder:
         local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="training_data/train.csv", dst_path=folder
+            run_id=run_id,
+            artifact_path="training_data/train.csv",
+            dst_path=folder,
+            tracking_uri=tracking_uri,
         )
         return pd.read_csv(local)
 
