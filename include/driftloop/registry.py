@@ -83,6 +83,17 @@ _configured: _Configured | None = None
 _configuring = threading.Lock()
 
 
+def _unlock_in_child() -> None:
+    """A child forked while another thread configured gets a free lock (and keeps whatever
+    was configured: it inherits MLflow's globals with it)."""
+    global _configuring
+    _configuring = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere nothing forks
+    os.register_at_fork(after_in_child=_unlock_in_child)
+
+
 def configure(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured tracking server or embedded store; return a client.
 
