@@ -11,9 +11,12 @@ features a version can take missing travel with its logged model (``NULLABLE_FEA
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from driftloop.config import Settings
 from driftloop.vocabulary import Role
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 PRODUCTION, STAGING = Role.PRODUCTION, Role.STAGING  # the aliases are the roles
 STAGES = {Role.PRODUCTION: "Production", Role.STAGING: "Staging"}
 ARCHIVED = "Archived"
+T = TypeVar("T")
 
 # Version tags.
 DATA_DIGEST = "driftloop.data_digest"
@@ -166,6 +170,20 @@ def reader(tracking_uri: str) -> MlflowClient:
     import mlflow
 
     return mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+
+
+def run_artifact(
+    run_id: str, path: str, read: Callable[[Path], T], tracking_uri: str | None = None
+) -> T:
+    """One artifact a run logged, downloaded to a temporary folder and read there with
+    ``read``, from ``tracking_uri`` (default: where :func:`configure` pointed MLflow)."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=path, dst_path=folder, tracking_uri=tracking_uri
+        )
+        return read(Path(local))
 
 
 def _info(version: ModelVersion) -> VersionInfo:

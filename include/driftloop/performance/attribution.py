@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import functools
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -53,17 +51,13 @@ def logged_importance(tracking_uri: str, name: str, version: str) -> dict[str, f
     from driftloop import registry
 
     try:
-        import mlflow
-
         run_id = registry.get(registry.reader(tracking_uri), name, version).run_id
-        with tempfile.TemporaryDirectory() as folder:
-            local = mlflow.artifacts.download_artifacts(
-                run_id=run_id,
-                artifact_path="explanations/global_shap.json",
-                dst_path=folder,
-                tracking_uri=tracking_uri,
-            )
-            logged = json.loads(Path(local).read_text(encoding="utf-8"))
+        logged = registry.run_artifact(
+            run_id,
+            "explanations/global_shap.json",
+            lambda path: json.loads(path.read_text(encoding="utf-8")),
+            tracking_uri,
+        )
     except Exception:  # a version logged before explanations were
         return None
     return {str(k): float(v) for k, v in logged["mean_abs_shap"].items()}
