@@ -11,8 +11,12 @@ features a version can take missing travel with its logged model (``NULLABLE_FEA
 from __future__ import annotations
 
 import os
+import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from driftloop.config import Settings
 from driftloop.vocabulary import Role
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
 PRODUCTION, STAGING = Role.PRODUCTION, Role.STAGING  # the aliases are the roles
 STAGES = {Role.PRODUCTION: "Production", Role.STAGING: "Staging"}
 ARCHIVED = "Archived"
+T = TypeVar("T")
 
 # Version tags.
 DATA_DIGEST = "driftloop.data_digest"
@@ -63,14 +68,70 @@ def model_uri(name: str, version: str) -> str:
 
 
 class RegistryUnavailable(RuntimeError):
-    """The MLflow server does not answer. Raised before a step touches the registry, so the
-    step can be retried as a whole (Airflow's retry does)."""
+    """The MLflow server does not answer. Raised by the first :func:`configure` of a command
+    or task, before it touches the registry, so it can be retried as a whole (Airflow's retry
+    does)."""
+
+
+@dataclass(frozen=True)
+class _Configured:
+    """What :func:`configure` set up last: for which settings, the URIs it left in MLflow's
+    globals, and the client it made."""
+
+    key: tuple[str, str, str]  # tracking URI, experiment, artifact root
+    uris: tuple[str, str]  # MLflow's tracking and registry URIs just after
+    client: MlflowClient
+
+
+_configured: _Configured | None = None
+_configuring = threading.Lock()
+
+
+def _unlock_in_child() -> None:
+    """A child forked while another thread configured gets a free lock (and keeps whatever
+    was configured: it inherits MLflow's globals with it)."""
+    global _configuring
+    _configuring = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere nothing forks
+    os.register_at_fork(after_in_child=_unlock_in_child)
 
 
 def configure(settings: Settings) -> MlflowClient:
-    """Point MLflow at the configured tracking server or embedded store; return a client."""
+    """Point MLflow at the configured tracking server or embedded store; return a client.
+
+    Once per process for the same settings: a command, a DAG task (each runs in a process of
+    its own) and a server worker configure MLflow, check the server answers and create the
+    experiment once, and every later call returns the same client, however many steps ask.
+    Configuring other settings, or anything else pointing MLflow elsewhere, makes the next
+    call configure again, so the client always matches MLflow's globals.
+    """
+    key = (
+        settings.mlflow_tracking_uri,
+        settings.mlflow.experiment,
+        str(settings.mlflow_artifact_root),
+    )
+    with _configuring:
+        done = _configured
+        if done is not None and done.key == key and done.uris == _mlflow_uris():
+            return done.client
+        return _configure(settings, key).client
+
+
+def _mlflow_uris() -> tuple[str, str]:
     import mlflow
 
+    return mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+
+
+def _configure(settings: Settings, key: tuple[str, str, str]) -> _Configured:
+    """The work of :func:`configure`, remembered once it succeeded (never a failure: a
+    server away is checked again by the next call)."""
+    global _configured
+    import mlflow
+
+    _configured = None
     root = settings.mlflow_artifact_root
     root.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_ARTIFACTS_DESTINATION", root.as_uri())
@@ -98,7 +159,31 @@ def configure(settings: Settings) -> MlflowClient:
         )
         client.create_experiment(settings.mlflow.experiment, artifact_location=artifact_location)
     mlflow.set_experiment(settings.mlflow.experiment)
-    return client
+    _configured = _Configured(key, _mlflow_uris(), client)
+    return _configured
+
+
+def reader(tracking_uri: str) -> MlflowClient:
+    """A client reading at ``tracking_uri`` that leaves MLflow's globals as :func:`configure`
+    set them: for the reads cached by URI (a version's logged training rows, its SHAP
+    importances), which must not point MLflow anywhere themselves."""
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+
+
+def run_artifact(
+    run_id: str, path: str, read: Callable[[Path], T], tracking_uri: str | None = None
+) -> T:
+    """One artifact a run logged, downloaded to a temporary folder and read there with
+    ``read``, from ``tracking_uri`` (default: where :func:`configure` pointed MLflow)."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=path, dst_path=folder, tracking_uri=tracking_uri
+        )
+        return read(Path(local))
 
 
 def _info(version: ModelVersion) -> VersionInfo:

@@ -89,11 +89,30 @@ def test_retrain_without_production_says_there_is_nothing_to_compare_with(fast):
     assert "nothing to compare with" in assembly.reason and "driftloop bootstrap" in assembly.reason
 
 
-def test_drift_retrain_goes_to_staging_then_later_drift_is_skipped(fast):
+def _counted(monkeypatch, module, name: str) -> list[tuple]:
+    """Wrap the real ``module.name`` so each call is recorded, then passed on."""
+    calls: list[tuple] = []
+    real = getattr(module, name)
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
+def test_drift_retrain_goes_to_staging_then_later_drift_is_skipped(fast, monkeypatch):
     settings, engine = fast
     steps.bootstrap(settings, engine)
     report_id = drifted(settings, engine)
+    # as in a new `driftloop retrain` process: nothing configured yet; five steps ask for the
+    # registry (assemble, train, evaluate, register, gate), MLflow is configured once
+    monkeypatch.setattr(registry, "_configured", None)
+    configured = _counted(monkeypatch, registry, "_configure")
+    pointed = _counted(monkeypatch, mlflow, "set_tracking_uri")
     decision = _run_steps(settings, engine, report_id)
+    assert (len(configured), len(pointed)) == (1, 1)
     assert decision.outcome == "staging", decision
     assert decision.challenger_score > decision.production_score
     # non-inferiority: the whole interval of the paired difference clears the margin

@@ -17,7 +17,7 @@ from driftloop.stages import role_moves
 _TEMPLATE: list[Path] = []  # an empty MLflow store, migrated once per test process
 
 
-def _fresh_store(settings: Settings) -> None:
+def fresh_store(settings: Settings) -> None:
     """Copy an empty, migrated MLflow SQLite store into the test's home: MLflow migrating a
     new store took about a quarter of every registry test's setup."""
     target = settings.storage.home / "mlflow.db"
@@ -41,7 +41,7 @@ def register_versions(settings: Settings, count: int) -> list[str]:
     import mlflow.sklearn
     from sklearn.dummy import DummyClassifier
 
-    _fresh_store(settings)
+    fresh_store(settings)
     client = registry.configure(settings)
     role_moves.ensure_registered_model(client, settings.model.name)
     model = DummyClassifier(strategy="most_frequent").fit(np.zeros((4, 1)), [5, 6, 6, 7])

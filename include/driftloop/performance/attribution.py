@@ -5,6 +5,7 @@ holdout, logged when it was trained."""
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 import pandas as pd
@@ -50,11 +51,13 @@ def logged_importance(tracking_uri: str, name: str, version: str) -> dict[str, f
     from driftloop import registry
 
     try:
-        import mlflow
-
-        mlflow.set_tracking_uri(tracking_uri)
-        run_id = registry.get(mlflow.MlflowClient(), name, version).run_id
-        logged = mlflow.artifacts.load_dict(f"runs:/{run_id}/explanations/global_shap.json")
+        run_id = registry.get(registry.reader(tracking_uri), name, version).run_id
+        logged = registry.run_artifact(
+            run_id,
+            "explanations/global_shap.json",
+            lambda path: json.loads(path.read_text(encoding="utf-8")),
+            tracking_uri,
+        )
     except Exception:  # a version logged before explanations were
         return None
     return {str(k): float(v) for k, v in logged["mean_abs_shap"].items()}

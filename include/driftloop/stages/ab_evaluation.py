@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from driftloop.ab.rows import load_rows, unmatched_feedback
+from driftloop.ab.rows import load_rows
 from driftloop.ab.sequential import SequentialResult, two_sample
 from driftloop.ab.srm import SRMCheck, hold, mismatched_before, mismatches, split_checks
 from driftloop.ab.statistics import VariantStats, clustered_outcomes, summarize, timeline
@@ -156,22 +156,16 @@ def compute(settings: Settings, engine: sa.Engine, test: ABTest, now: datetime) 
         (staging, *clustered_outcomes(labelled[Role.STAGING], metric)),
         srm,
     )
-    return Evaluation(
-        test.id,
-        test.model_name,
-        test.production_version,
-        test.staging_version,
-        test.started_at,
+    return Evaluation.look(
+        engine,
+        test,
+        now,
         metric,
-        decision,
-        reason,
-        production,
-        staging,
+        (decision, reason),
+        (production, staging),
         sequential,
         timeline(labelled, metric, settings.ab.min_effect, settings.ab.alpha),
-        now,
-        unmatched_feedback=unmatched_feedback(engine, test.model_name),
-        srm=srm,
+        srm,
     )
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from driftloop.ab.paired import paired_test
 from driftloop.ab.paired_rows import paired_arms
-from driftloop.ab.rows import load_rows, unmatched_feedback
+from driftloop.ab.rows import load_rows
 from driftloop.ab.srm import split_checks
 from driftloop.ab.traffic import load_split
 from driftloop.config import Settings
@@ -54,22 +54,16 @@ def compute_paired(
     served = rows[~rows["shadow"].astype(bool)]
     randomized = served[~served["assignment"].isin([FORCED, BATCH])]
     srm = split_checks(settings, engine, randomized[randomized["variant"].isin(list(Role))])
-    return Evaluation(
-        test.id,
-        test.model_name,
-        test.production_version,
-        test.staging_version,
-        test.started_at,
+    return Evaluation.look(
+        engine,
+        test,
+        now,
         metric,
-        decision,
-        reason,
-        arms.production,
-        arms.staging,
+        (decision, reason),
+        (arms.production, arms.staging),
         sequential,
         arms.timeline,
-        now,
-        unmatched_feedback=unmatched_feedback(engine, test.model_name),
-        srm=srm,
+        srm,
         paired={
             "design": "paired",
             "pairs": arms.pairs,

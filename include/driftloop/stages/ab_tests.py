@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from driftloop.ab.rows import unmatched_feedback
 from driftloop.ab.sequential import MIN_CLUSTERS, SequentialResult
 from driftloop.ab.srm import SRMCheck
 from driftloop.ab.statistics import VariantStats
@@ -54,6 +55,44 @@ class Evaluation:
     approval: dict[str, Any] | None = None  # the pending approval the decision waits on
     srm: list[SRMCheck] = field(default_factory=list)  # sample-ratio mismatch checks
     paired: dict[str, Any] | None = None  # ab.design paired: the table of pairs, the design
+
+    @classmethod
+    def look(
+        cls,
+        engine: sa.Engine,
+        test: ABTest,
+        now: datetime,
+        metric: str,
+        verdict: tuple[ABDecision, str],
+        arms: tuple[VariantStats, VariantStats],
+        sequential: SequentialResult | None,
+        timeline: list[dict[str, Any]],
+        srm: list[SRMCheck],
+        paired: dict[str, Any] | None = None,
+    ) -> Evaluation:
+        """One look at ``test`` as either design records it: the test's identity from its row,
+        the decision and reason, the (Production, Staging) arms, and the feedback no request
+        matched counted now; ``paired`` is the paired design's table of pairs."""
+        decision, reason = verdict
+        production, staging = arms
+        return cls(
+            test.id,
+            test.model_name,
+            test.production_version,
+            test.staging_version,
+            test.started_at,
+            metric,
+            decision,
+            reason,
+            production,
+            staging,
+            sequential,
+            timeline,
+            now,
+            unmatched_feedback=unmatched_feedback(engine, test.model_name),
+            srm=srm,
+            paired=paired,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -224,11 +224,8 @@ def _training_keys(
     from driftloop.stages.tracking import logged_training_data
 
     try:
-        import mlflow
-
-        mlflow.set_tracking_uri(tracking_uri)
-        run_id = registry.get(mlflow.MlflowClient(), name, version).run_id
-        training = logged_training_data(run_id)
+        run_id = registry.get(registry.reader(tracking_uri), name, version).run_id
+        training = logged_training_data(run_id, tracking_uri)
     except Exception as exc:  # a version logged without its training rows
         log.info("training rows of version %s unavailable (%s): none left out", version, exc)
         return None

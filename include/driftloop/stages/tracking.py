@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from driftloop.config import Settings
-from driftloop.registry import NULLABLE_FEATURES
+from driftloop.registry import NULLABLE_FEATURES, run_artifact
 from driftloop.task import task_of
 from driftloop.training.automl import TrainedModel
 
@@ -131,15 +131,10 @@ def model_requirements(model: Any) -> list[str]:
     return sorted(f"{name}=={package_version(name)}" for name in names)
 
 
-def logged_training_data(run_id: str) -> pd.DataFrame:
-    """The training rows a run logged (``training_data/train.csv``)."""
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as folder:
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="training_data/train.csv", dst_path=folder
-        )
-        return pd.read_csv(local)
+def logged_training_data(run_id: str, tracking_uri: str | None = None) -> pd.DataFrame:
+    """The training rows a run logged (``training_data/train.csv``), read from ``tracking_uri``
+    (default: where :func:`driftloop.registry.configure` pointed MLflow)."""
+    return run_artifact(run_id, "training_data/train.csv", pd.read_csv, tracking_uri)
 
 
 def missing_features(features: pd.DataFrame) -> list[str]:
