@@ -27,10 +27,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 
 from driftloop.config import Settings
 from driftloop.drift.engine import DriftError
+from driftloop.drift.profile import ReferenceProfile
 from driftloop.drift.traffic import Window, check_window, inputs_frame, window_of
 from driftloop.reports.drift import write_report
 from driftloop.stages import alerts
@@ -170,7 +172,7 @@ def check_one(
     engine: sa.Engine,
     window: Window,
     profile_id: int,
-    profile: Any,
+    profile: ReferenceProfile,
     production_version: str | None,
     importances: dict[str, float] | None = None,
 ) -> TrafficOutcome:
@@ -230,8 +232,8 @@ def _test(
     settings: Settings,
     check: TrafficCheck,
     window: Window,
-    frame: Any,
-    profile: Any,
+    frame: pd.DataFrame,
+    profile: ReferenceProfile,
     importances: dict[str, float] | None,
 ) -> None:
     """Run the calibrated tests on the window and write its report into ``check``."""
