@@ -12,9 +12,12 @@ drift verdict (``batch_id``, ``report_id``), and ``batch_id``, ``report_id`` and
 recorded as merged into it. The Production version also predicts the batch
 (``driftloop.performance``: realized metrics when labelled, estimated before, prediction drift,
 in the same report); a realized decay not yet announced emits ``driftloop://decay``, unless
-the run announces drift (its retrain serves both: one retrain per run). Logic
-lives in ``driftloop`` (which also sends the drift and gate alerts); heavy imports happen
-inside the tasks. One DAG per model, each with its own Assets
+the run announces drift (its retrain serves both: one retrain per run). ``check_traffic``
+tests the served traffic too: each closed window of the prediction log (``monitoring.
+traffic_window``) not checked yet, against the same reference, with the same tests and report
+(``driftloop.stages.traffic_check``); a drifted window alerts (``traffic_drift``) and starts no
+retrain. Logic lives in ``driftloop`` (which also sends the drift and gate alerts); heavy
+imports happen inside the tasks. One DAG per model, each with its own Assets
 (``driftloop.orchestration.model_dags``).
 """
 
@@ -151,6 +154,27 @@ def drift_monitor(model: ModelDags) -> None:
             outlet_events[decay_asset].extra = decay
 
         @task
+        def check_traffic() -> list[dict]:
+            """Test each closed window of served traffic not checked yet (the prediction log's
+            inputs, shadow and batch-scored rows left out) against the reference."""
+            from driftloop.registry import current_version
+            from driftloop.stages.traffic_check import check_traffic as check
+            from driftloop.stages.traffic_check import pending_windows
+
+            settings, engine = model.open()
+            if not pending_windows(settings, engine):  # no registry call for an idle server
+                print("no closed window of served traffic waits for a check")
+                return []
+            outcomes = check(settings, engine, current_version(settings))
+            for outcome in outcomes:
+                print(
+                    f"traffic {outcome.window_start} to {outcome.window_end}: {outcome.status} "
+                    f"({outcome.rows} records), drifted {outcome.drifted_features}, "
+                    f"report {outcome.html_path}"
+                )
+            return [outcome.to_dict() for outcome in outcomes]
+
+        @task
         def regate_pending() -> int:
             """New labelled rows may decide a pending version's gate (no new training)."""
             from driftloop.stages.gating import regate_pending as regate
@@ -165,6 +189,7 @@ def drift_monitor(model: ModelDags) -> None:
 
         batch_ids = unchecked_batches()
         ingest_landing() >> [batch_ids, regate_pending()]
+        check_traffic()
         outcomes = check_batch.expand(batch_id=batch_ids)
         drift = new_drift(outcomes)
         drift_found(drift) >> announce_drift(drift)

@@ -129,6 +129,36 @@ class DriftCheck(Base):
     merged_into: Mapped[int | None] = mapped_column(sa.Integer)
 
 
+class TrafficCheck(Base):
+    """The drift check of one window of served traffic (the prediction log's inputs), one per
+    model and window, so a window is never checked twice. Kept apart from ``drift_checks``:
+    those are batches, which retrains read; a traffic window starts no retrain
+    (``driftloop.stages.traffic_check``)."""
+
+    __tablename__ = "traffic_checks"
+    __table_args__ = (
+        sa.UniqueConstraint("model_name", "window_start", name="uq_traffic_checks_model_window"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(sa.String(255), index=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    rows: Mapped[int] = mapped_column(sa.Integer)  # served records tested
+    profile_id: Mapped[int | None] = mapped_column(sa.ForeignKey("reference_profiles.id"))
+    model_version: Mapped[str | None] = mapped_column(sa.String(50))
+    status: Mapped[str] = mapped_column(sa.String(20), index=True)
+    drift_share: Mapped[float | None] = mapped_column(sa.Float)
+    drifted_features: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    multivariate_flag: Mapped[bool | None] = mapped_column(sa.Boolean)
+    # what was left out: shadow and batch-scored rows, records without inputs
+    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    json_path: Mapped[str | None] = mapped_column(sa.Text)
+    html_path: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class RetrainRun(Base):
     """One retraining attempt or re-gate and its decision: production (bootstrap), staging,
     rejected, insufficient_evidence (the version waits, tagged pending) or skipped."""

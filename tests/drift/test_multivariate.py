@@ -66,6 +66,21 @@ def test_clean_batches_are_flagged_at_most_at_the_level(rows: int) -> None:
     assert flagged >= 3  # and the test is not dead at that level either
 
 
+def test_the_tail_test_holds_its_level_at_every_batch_size() -> None:
+    """The count of rows past the held-out errors' top 1% is beta-binomial under no drift,
+    over the held-out sample's luck too: so each of 300 clean batches (100 to 10,000 rows)
+    gets a reference of its own. At level 0.05 the count stays within a binomial at 0.05."""
+    rng = np.random.default_rng(31)
+    flagged = 0
+    for seed, rows in enumerate([100, 1_000, 10_000] * 100):
+        model = multivariate.fit(frame(rng, 2_000), NUMERIC, ["kind"], seed=seed)
+        assert model is not None
+        errors = multivariate._row_errors(model.residuals(frame(rng, rows)))
+        flagged += multivariate.tail_test(errors, model.held_out_errors).p_value <= 0.05
+    assert flagged <= binom.ppf(0.999, 300, 0.05)  # 28: a rate near 0.05, not above it
+    assert flagged >= 3  # and the test is not dead at that level either
+
+
 def test_a_flipped_correlation_is_caught_where_no_marginal_moves() -> None:
     """Two of ten features go from correlation 0.8 to -0.8 with their marginals kept: every
     per-feature test passes, the features together flag, and f0, f1 grew most."""

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import timedelta
 
 import pytest
 
+from driftloop.data import read_table
+from driftloop.drift.traffic import window_of
 from driftloop.ingestion.stream import replay
 from driftloop.schema import upgrade
 from driftloop.stages.ingest import ingest_landing
-from driftloop.storage import make_engine
+from driftloop.stages.traffic_check import recent_traffic_checks
+from driftloop.storage import make_engine, utcnow
 from tests.conftest import ROOT
 from tests.support.airflow_dags import DAGS, dag_test
+from tests.support.traffic_rows import served_rows, write_log
 
 PYTHON = str(ROOT / ".venv/bin/python")
 
@@ -65,12 +70,22 @@ def test_drift_monitor_emits_the_drift_asset_only_for_a_drifted_batch(airflow_en
         "DRIFTLOOP_STORAGE__HOME": str(settings.storage.home),
     }
     replay(settings, "gradual")  # left in the landing folder: the DAG's first task ingests it
-    upgrade(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    # an hour of served traffic, two hours ago: check_traffic tests that window once
+    window = window_of(utcnow() - timedelta(hours=2), timedelta(hours=1))
+    served = read_table(settings.data.path, settings.data)[settings.feature_columns].sample(
+        300, random_state=3
+    )
+    write_log(engine, served_rows(settings.model.name, served, window.start, timedelta(hours=1)))
 
     clean = dag_test(env, "drift_monitor", {"batch": "1"})
     assert clean["state"] == "success"
     assert clean["tasks"]["announce_drift"] == "skipped"
     assert clean["events"] == []
+    assert clean["tasks"]["check_traffic"] == "success"
+    (traffic,) = recent_traffic_checks(engine, settings.model.name)
+    assert traffic.rows == 300 and traffic.window_start == window.start.isoformat()
 
     drifted = dag_test(
         env, "drift_monitor", {"batch": 12}
@@ -85,6 +100,7 @@ def test_drift_monitor_emits_the_drift_asset_only_for_a_drifted_batch(airflow_en
     assert again["tasks"]["announce_drift"] == "skipped"
     assert len(again["events"]) == 1
     assert len(ingest_landing(settings, make_engine(settings.database_url))) == 0
+    assert len(recent_traffic_checks(engine, settings.model.name)) == 1  # checked once
 
 
 def test_drift_monitor_checks_every_unchecked_batch_in_parallel_once(airflow_env, settings):

@@ -33,6 +33,8 @@ def test_one_message_per_event_type(receiver, settings, tmp_path):
     assert alerts.send(settings, "performance_estimated_drop", "v1 estimated drop", {})
     # raised by ab_evaluate on the first look that finds a sample-ratio mismatch
     assert alerts.send(settings, "sample_ratio_mismatch", "A/B test 1: 48/52 on a 50/50 split")
+    # raised by drift_monitor's check_traffic on a window of served traffic that drifted
+    assert alerts.send(settings, "traffic_drift", "served traffic 14:00 to 15:00 drifted: x2")
     # raised by the registry moves, whoever makes them
     promotion.promote(settings, engine, "cli:ops", "better in the A/B test")
     promotion.rollback(settings, engine, "cli:ops", "complaints")

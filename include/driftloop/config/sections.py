@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -438,6 +439,40 @@ class MonitoringSettings(Section):
     estimate: bool = Field(
         default=True, description="Estimate accuracy and F1 before labels (classification)."
     )
+    traffic_window: timedelta = Field(
+        default=timedelta(hours=1),
+        description=(
+            "The served traffic's drift windows (driftloop.stages.traffic_check): the prediction "
+            "log's inputs of each window against Production's reference. A duration: 30m, 1h, "
+            "1d, seconds (3600) or ISO 8601 (PT1H); from 1 minute to 7 days."
+        ),
+    )
+    traffic_min_rows: PositiveInt = Field(
+        default=200,
+        description=(
+            "Served records a traffic window needs to be tested; a window with fewer is stored "
+            "as insufficient_data."
+        ),
+    )
+
+    @field_validator("traffic_window", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        """Durations as people write them (``30m``, ``1h``, ``1d``, ``90s``) and seconds as text
+        (an environment variable's value), beside what pydantic reads itself."""
+        if isinstance(value, str):
+            found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
+            if found:
+                unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[found.group(2)]
+                return timedelta(seconds=float(found.group(1)) * unit)
+        return value
+
+    @field_validator("traffic_window")
+    @classmethod
+    def _window_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(minutes=1) <= value <= timedelta(days=7):
+            raise ValueError(f"must be from 1 minute to 7 days, not {value}")
+        return value
 
 
 class AlertSettings(Section):

@@ -71,11 +71,13 @@ def check_drift(
     batch: pd.DataFrame,
     settings: DriftSettings,
     importances: Mapping[str, float] | None = None,
+    tail: bool = False,
 ) -> DriftVerdict:
     """Test ``batch`` against ``profile``: every profiled feature, and the target if present.
 
     In calibrated mode a profile without null draws for the configured statistics is
-    calibrated here, in memory (the monitor stores it, so that happens once).
+    calibrated here, in memory (the monitor stores it, so that happens once). ``tail`` adds
+    the multivariate tail test (served traffic: ``driftloop.drift.traffic``).
     """
     if batch.empty:
         raise DriftError("the batch is empty: there is nothing to test for drift")
@@ -88,7 +90,7 @@ def check_drift(
     target = None
     if profile.target is not None and profile.target in batch.columns:
         target = _column_drift(profile.columns[profile.target], batch[profile.target], settings)
-    together = multivariate_test(profile, batch, settings)
+    together = multivariate_test(profile, batch, settings, tail)
     verdict = verdict_of(
         features, target, len(batch), settings, multivariate=together, importances=importances
     )
@@ -104,10 +106,11 @@ def check_drift(
 
 
 def multivariate_test(
-    profile: ReferenceProfile, batch: pd.DataFrame, settings: DriftSettings
+    profile: ReferenceProfile, batch: pd.DataFrame, settings: DriftSettings, tail: bool = False
 ) -> MultivariateTest | None:
     """The features tested together, when the settings ask for it and the profile holds their
-    structure (profiles built before format 3, or from under 100 rows, do not)."""
+    structure (profiles built before format 3, or from under 100 rows, do not); with ``tail``
+    the tail test too (:func:`driftloop.drift.multivariate.assess`)."""
     if not settings.multivariate or settings.fixed or profile.multivariate is None:
         return None
     rows = batch[profile.features]
@@ -117,7 +120,7 @@ def multivariate_test(
         rng = np.random.default_rng(len(rows))
         rows = rows.iloc[np.sort(rng.choice(len(rows), MULTIVARIATE_ROWS_MAX, replace=False))]
     return multivariate.assess(
-        profile.multivariate, rows, settings.multivariate_level, settings.multivariate_floor
+        profile.multivariate, rows, settings.multivariate_level, settings.multivariate_floor, tail
     )
 
 

@@ -16,6 +16,15 @@ any shape of the data (ranks, not means: the errors of heavy-tailed columns are 
 too). A floor on the increase of the mean error keeps huge batches from flagging changes too
 small to matter, as the per-feature effect floors do.
 
+The tail test (served traffic, ``driftloop.drift.traffic``). A client that sends a feature in
+other units is a few percent of the rows gone far off, which moves the batch's mean rank
+little. Its rows rebuild very badly, though: the number of batch rows whose error exceeds the
+k-th largest held-out error is, under no drift, beta-binomial(n, k, m - k + 1) for any law of
+the errors (the rows are exchangeable with the held-out ones), so its p-value is exact at
+every batch size, with the held-out sample's own luck accounted for. With it the two tests
+share the level (each at half: Bonferroni), and the tail test's floor is an exceedance share
+at least ``TAIL_FLOOR`` times the expected one.
+
 Encoding: numeric columns are imputed with the reference's median and standardized;
 categorical columns become indicators of their most common levels (other and missing share
 the zero row), standardized the same way. Missingness itself is the per-feature check's job.
@@ -29,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import mannwhitneyu
+from scipy.stats import betabinom, mannwhitneyu
 
 from driftloop.drift.labels import category_labels
 
@@ -40,6 +49,11 @@ MAX_LEVELS = 20
 MIN_REFERENCE_ROWS = 100
 FIT_ROWS_MAX = 50_000
 HELD_OUT_MAX = 20_000
+TAIL_SHARE = 0.01
+"""The tail test's bar: the held-out errors' top 1% (the k-th largest, k = 1% of them)."""
+TAIL_FLOOR = 2.0
+"""The tail test flags only a batch with at least twice the expected share of rows past the
+bar: one row in a hundred more, a client's worth, not a rounding of a huge batch."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +128,7 @@ class MultivariateTest:
     floor: float  # the smallest relative increase of the mean error worth an alarm
     flag: bool
     contributions: list[tuple[str, float]] = field(default_factory=list)
+    tail: TailTest | None = None  # with the tail test (traffic windows); then p_value is both's
 
     @property
     def increase(self) -> float:
@@ -133,6 +148,36 @@ class MultivariateTest:
             "floor": self.floor,
             "flag": self.flag,
             "contributions": [{"feature": f, "share": s} for f, s in self.contributions],
+            **({} if self.tail is None else {"tail": self.tail.to_dict()}),
+        }
+
+
+@dataclass(frozen=True)
+class TailTest:
+    """How many batch rows rebuild worse than the held-out rows' top ``expected_share``."""
+
+    bar: float  # the k-th largest held-out error
+    expected_share: float  # k / (m + 1): the share of rows past the bar under no drift
+    count: int  # batch rows past the bar
+    rows: int
+    p_value: float  # beta-binomial, exact
+
+    @property
+    def share(self) -> float:
+        return self.count / self.rows if self.rows else 0.0
+
+    @property
+    def ratio(self) -> float:
+        return self.share / self.expected_share
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bar": self.bar,
+            "expected_share": self.expected_share,
+            "share": self.share,
+            "count": self.count,
+            "p_value": self.p_value,
+            "floor_ratio": TAIL_FLOOR,
         }
 
 
@@ -189,15 +234,22 @@ def fit(
 
 
 def assess(
-    reference: MultivariateReference, batch: pd.DataFrame, level: float, floor: float
+    reference: MultivariateReference,
+    batch: pd.DataFrame,
+    level: float,
+    floor: float,
+    tail: bool = False,
 ) -> MultivariateTest:
     """The batch's rows against the held-out rows: one-sided Mann-Whitney on their errors,
-    and the dimensions whose residuals grew most (their share of the growth)."""
+    and the dimensions whose residuals grew most (their share of the growth). With ``tail``,
+    also the tail test (module docstring); the two then share ``level``, each at half."""
     residuals = reference.residuals(batch)
     errors = _row_errors(residuals)
     held_out = reference.held_out_errors
     result = mannwhitneyu(errors, held_out, alternative="greater", method="asymptotic")
     p_value = float(result.pvalue) if np.isfinite(result.pvalue) else 1.0
+    if tail:
+        return _with_tail(reference, residuals, errors, p_value, level, floor)
     mean_error, reference_mean = float(errors.mean()), float(held_out.mean())
     test_result = MultivariateTest(
         rows=len(batch),
@@ -211,6 +263,43 @@ def assess(
     )
     flag = p_value <= level and test_result.increase >= floor
     return replace(test_result, flag=flag)
+
+
+def tail_test(errors: np.ndarray, held_out: np.ndarray) -> TailTest:
+    """Batch rows past the k-th largest of the sorted ``held_out`` errors (k the top
+    ``TAIL_SHARE`` of them), and the exact p-value of that many or more."""
+    m, n = held_out.size, errors.size
+    k = min(m, max(1, math.ceil(TAIL_SHARE * (m + 1))))
+    bar = float(held_out[m - k])
+    count = int(np.count_nonzero(errors > bar))
+    p_value = float(betabinom.sf(count - 1, n, k, m - k + 1)) if count else 1.0
+    return TailTest(bar, k / (m + 1), count, n, min(max(p_value, 0.0), 1.0))
+
+
+def _with_tail(
+    reference: MultivariateReference,
+    residuals: np.ndarray,
+    errors: np.ndarray,
+    rank_p: float,
+    level: float,
+    floor: float,
+) -> MultivariateTest:
+    """Both tests at half the level each (their p-value: twice the smaller, at most 1)."""
+    tail = tail_test(errors, reference.held_out_errors)
+    test = MultivariateTest(
+        rows=len(errors),
+        mean_error=float(errors.mean()),
+        reference_mean_error=float(reference.held_out_errors.mean()),
+        p_value=min(1.0, 2.0 * min(rank_p, tail.p_value)),
+        level=level,
+        floor=floor,
+        flag=False,
+        contributions=_contributions(reference, residuals),
+        tail=tail,
+    )
+    by_rank = 2.0 * rank_p <= level and test.increase >= floor
+    by_tail = 2.0 * tail.p_value <= level and tail.ratio >= TAIL_FLOOR
+    return replace(test, flag=by_rank or by_tail)
 
 
 def _row_errors(residuals: np.ndarray) -> np.ndarray:

@@ -201,18 +201,26 @@ def _multivariate_section(verdict: DriftVerdict) -> str:
         return ""
     movers = ", ".join(f"{html.escape(name)} ({share:.0%})" for name, share in test.contributions)
     role = (
-        "may call drift on its own (drift.multivariate_retrain)"
+        "may call drift on its own (drift.multivariate_retrain, or a traffic window)"
         if verdict.multivariate_calls_drift
         else "reported only; the verdict is the per-feature one"
     )
     grew = f" Grew most: {movers}." if movers else ""
+    tail = ""
+    if test.tail is not None:  # served traffic: the rows that rebuild far worse than any
+        tail = (
+            f" Tail: {test.tail.count} of {test.tail.rows} rows ({test.tail.share:.2%}) rebuild "
+            f"worse than the held-out rows' top {test.tail.expected_share:.2%} (p "
+            f"{test.tail.p_value:.3g}, beta-binomial); the two tests share the level, p "
+            "above is twice the smaller."
+        )
     return (
         "<h2>Features together</h2>"
         f'<p class="{"flag" if test.flag else ""}">PCA reconstruction error: mean '
         f"{test.mean_error:.4g} against {test.reference_mean_error:.4g} on held-out reference "
         f"rows ({test.increase:+.1%}); p {test.p_value:.3g} (one-sided Mann-Whitney over "
         f"{test.rows} rows) against level {test.level:g}, floor +{test.floor:.0%}: "
-        f"{'flagged' if test.flag else 'not flagged'}; {role}.{grew}</p>"
+        f"{'flagged' if test.flag else 'not flagged'}; {role}.{grew}{tail}</p>"
     )
 
 

@@ -5,7 +5,8 @@ Events, each sent where it happens, so the DAGs and the CLI alert alike: ``drift
 (``drift.monitor``, on a new drift verdict), ``retrain_rejected`` (``training.gatekeeper``, at the
 gate or a re-gate), ``promoted``, ``rejected``, ``inconclusive`` and ``rolled_back``
 (``promotion``), ``sample_ratio_mismatch`` (``ab.evaluate``, the first look that finds one),
-and ``retrain_failed`` (the retrain DAG's failure callback). Each message is
+``traffic_drift`` (``traffic_check``, a window of served traffic that drifted; it starts no
+retrain) and ``retrain_failed`` (the retrain DAG's failure callback). Each message is
 ``{"event", "model", "summary", "details", "sent_at"}``. Without ``alerts.webhook_url`` nothing
 is sent. A failing receiver is retried a few times and then logged: an alert never fails the
 work that raised it.
@@ -35,6 +36,7 @@ EVENTS = (
     "performance_decay",
     "performance_estimated_drop",
     "sample_ratio_mismatch",
+    "traffic_drift",
 )
 
 

@@ -287,7 +287,7 @@ def _check_claimed(
         else:
             frame = read_table(batch_path, settings.data)
             started = time.perf_counter()
-            importances = _importances(settings, production_version)
+            importances = production_importances(settings, production_version)
             verdict = check_drift(profile, frame, settings.drift, importances)
         drift_seconds = time.perf_counter() - started
     except (DriftError, OSError, ValueError) as exc:
@@ -348,7 +348,7 @@ def _check_claimed(
     return outcome
 
 
-def _importances(settings: Settings, version: str | None) -> dict[str, float] | None:
+def production_importances(settings: Settings, version: str | None) -> dict[str, float] | None:
     """The Production version's mean absolute SHAP per feature, for ``drift.weighting:
     importance`` (None otherwise, or when the version logged none: the count rule applies and
     the report says ``weighting: count``)."""
