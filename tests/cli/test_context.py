@@ -72,6 +72,9 @@ def test_model_after_the_command_is_the_same_as_before_it(config: Path):
             "'red_wine' here and 'white_wine' before the command name two models: give one",
         ),
         (("status", "--model", "red"), "declares no model 'red'"),
+        # refused before any command runs, one that reads no settings included
+        (("stream", "scenarios", "-m", "red"), "declares no model 'red'"),
+        (("-m", "red", "stream", "scenarios"), "declares no model 'red'"),
     ],
 )
 def test_a_wrong_model_is_exit_2_with_a_sentence(config: Path, args: tuple, sentence: str):

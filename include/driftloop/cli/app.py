@@ -21,7 +21,13 @@ from driftloop.cli import (
     stream,
     traffic,
 )
-from driftloop.cli.context import CliContext, ConfigOption, ModelOption, takes_model
+from driftloop.cli.context import (
+    CliContext,
+    ConfigOption,
+    ModelOption,
+    choose_model,
+    takes_model,
+)
 from driftloop.settings_loader import ConfigError
 
 app = typer.Typer(
@@ -43,7 +49,8 @@ MLFLOW_PATIENCE = {
 
 @app.callback()
 def _root(ctx: typer.Context, config: ConfigOption = None, model: ModelOption = None) -> None:
-    ctx.obj = CliContext(config, model)
+    ctx.obj = CliContext(config)
+    choose_model(ctx, model)
     for name, value in MLFLOW_PATIENCE.items():
         os.environ.setdefault(name, value)
 

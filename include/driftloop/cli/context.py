@@ -95,7 +95,9 @@ def cli_context(ctx: typer.Context) -> CliContext:
 
 def choose_model(ctx: typer.Context, model: str | None) -> None:
     """``--model`` given after a command's name: the same as before it (``driftloop --model
-    NAME cmd``); two different names are refused rather than one silently winning."""
+    NAME cmd``); two different names are refused rather than one silently winning. A name the
+    config does not declare is refused here, before the command runs, even by a command that
+    reads no settings (``ConfigError``: exit code 2 with the declared names)."""
     if model is None:
         return
     context = cli_context(ctx)
@@ -104,6 +106,7 @@ def choose_model(ctx: typer.Context, model: str | None) -> None:
             f"{model!r} here and {context.model!r} before the command name two models: give one"
         )
     context.model = model
+    context.settings  # noqa: B018 (loads and validates the chosen model now)
 
 
 def takes_model(callback: Callable[..., Any]) -> Callable[..., Any]:
@@ -115,7 +118,7 @@ def takes_model(callback: Callable[..., Any]) -> Callable[..., Any]:
         return callback
     parameters = list(signature.parameters.values())
     contexts = [p.name for p in parameters if p.annotation is typer.Context]
-    own_context = not contexts  # a command that needs no settings still takes (and checks) it
+    own_context = not contexts  # a command that reads no settings takes it too
     if own_context:
         contexts = ["_context"]
         parameters.append(
