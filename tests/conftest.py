@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -25,6 +26,9 @@ from driftloop.settings_loader import load_settings
 from driftloop.stack.processes import free_port
 from driftloop.storage import make_engine
 from tests.support.postgres import require_postgres, temporary_database
+
+if TYPE_CHECKING:
+    from tests.support.many_models import ManyModels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,13 +46,38 @@ def pytest_report_header() -> str:
     return f"hypothesis profile: {hypothesis_settings._current_profile}"
 
 
+def clear_driftloop_env(patch: pytest.MonkeyPatch) -> None:
+    """No ``DRIFTLOOP_*`` override from the shell running the tests (but the test PostgreSQL)."""
+    for name in list(os.environ):
+        if name.startswith("DRIFTLOOP_") and name != "DRIFTLOOP_TEST_POSTGRES_URL":
+            patch.delenv(name)
+
+
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The project's own config, with every runtime file under a temporary folder."""
-    for name in list(os.environ):
-        if name.startswith("DRIFTLOOP_") and name != "DRIFTLOOP_TEST_POSTGRES_URL":
-            monkeypatch.delenv(name)
+    clear_driftloop_env(monkeypatch)
     return load_settings(ROOT / "driftloop.yaml", storage={"home": tmp_path / "home"})
+
+
+@pytest.fixture(scope="session")
+def three_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManyModels]:
+    """Three models in one config, each in another state (``tests.support.many_models``),
+    built once for the run: tests read it and change nothing."""
+    from tests.support.many_models import many_models
+
+    with pytest.MonkeyPatch.context() as patch:
+        clear_driftloop_env(patch)
+        deployment = many_models(tmp_path_factory.mktemp("three-models"))
+    yield deployment
+    deployment.engine.dispose()
+
+
+@pytest.fixture
+def models_config(three_models: ManyModels, monkeypatch: pytest.MonkeyPatch) -> ManyModels:
+    """The three models, in a test whose environment overrides nothing."""
+    clear_driftloop_env(monkeypatch)
+    return three_models
 
 
 @pytest.fixture

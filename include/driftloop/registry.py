@@ -186,6 +186,17 @@ def run_artifact(
         return read(Path(local))
 
 
+def reader(settings: Settings) -> MlflowClient:
+    """A client bound to this config's registry that changes no process-wide MLflow setting
+    and creates nothing: the plugin's page reads many models' registries (each its own
+    embedded store, by default) from several threads at once, where :func:`configure`'s
+    global tracking URI would race."""
+    import mlflow
+
+    uri = settings.mlflow_tracking_uri
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def _info(version: ModelVersion) -> VersionInfo:
     return VersionInfo(
         version.name, str(version.version), version.run_id, version.source, dict(version.tags)

@@ -1,6 +1,7 @@
 """``retrain --latest-drift`` and ``models`` as a person runs them: real processes, real
 PyCaret (a fast model list) and an embedded MLflow, checked against the registry and the
-``retrain_runs`` rows they leave."""
+``retrain_runs`` rows they leave; and ``models`` on a config of several models (one row each,
+or one model's versions with ``--model``)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from driftloop.stages import retrain as steps
 from driftloop.stages.drift_check import check_next_batch
 from driftloop.stages.ingest import ingest_landing
 from driftloop.storage import RetrainRun, make_engine, session_scope
-from tests.conftest import ROOT
+from tests.conftest import ROOT, clear_driftloop_env
 from tests.support.airflow_dags import CONCEPT
-from tests.support.cli import Cli, Shown, clean_env
+from tests.support.cli import Cli, Shown, clean_env, in_process
+from tests.support.many_models import ManyModels, write_config
 
 FAST = {"models": ["dt"], "budget_minutes": 0.5, "folds": 2}  # one model: seconds per training
 VERSION = re.compile(
@@ -154,3 +156,75 @@ def test_retrain_latest_drift_gates_a_challenger_and_models_lists_every_version(
     # the first look spends its share of gate_alpha (training.gate.look_alpha)
     first_look = look_alpha(settings.training, 1)
     assert retrained.gate_alpha == first_look and retrained.gate_attempt == 1
+
+
+# A config of several models (issue 30): `driftloop models` with none chosen shows one row per
+# model; with --model, that model's versions as above. In this process (see ``in_process``):
+# the rows are written straight, not trained.
+HEAD = ["model", "Production", "Staging", "last drift verdict", "A/B test"]
+
+
+def _cells(line: str) -> list[str]:
+    return re.split(r" {2,}", line.strip())
+
+
+def test_models_lists_every_model_in_one_row(models_config: ManyModels):
+    deployment = models_config
+    done = in_process("--config", str(deployment.config), "models")
+    assert done.code == 0, done.stderr
+    head, white, red, alcohol = (_cells(line) for line in done.stdout.splitlines())
+    assert head == HEAD
+    assert white[:3] == ["white_wine", "v1", "v2"]
+    assert re.fullmatch(r"drift \(\d{4}-\d\d-\d\d \d\d:\d\d, batch-001\.csv\)", white[3])
+    assert white[4] == f"running #{deployment.white_test}: Staging v2 vs Production v1"
+    assert red[:3] == ["red_wine", "v1", "-"] and red[3].startswith("no_drift (")
+    assert red[4] == f"promoted #{deployment.red_test}: Staging v1 vs Production v0"
+    assert alcohol == ["white_alcohol", "-", "-", "none yet", "none"]
+
+    done = in_process("--config", str(deployment.config), "models", "--json")
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["model"], r["production"], r["staging"], r["error"]) for r in rows] == [
+        ("white_wine", "1", "2", None),
+        ("red_wine", "1", None, None),
+        ("white_alcohol", None, None, None),
+    ]
+    assert rows[0]["drift"]["id"] == deployment.white_drift_ids[-1]
+    assert rows[0]["drift"]["drifted_features"] == ["alcohol", "pH"]
+    assert rows[0]["ab"]["status"] == "running" and rows[1]["ab"]["status"] == "promoted"
+    assert rows[2]["drift"] is None and rows[2]["ab"] is None
+
+
+def test_models_of_one_model_lists_its_versions_as_before(models_config: ManyModels):
+    config = str(models_config.config)
+    before = in_process("--config", config, "--model", "white_wine", "models")
+    after = in_process("--config", config, "models", "-m", "white_wine")
+    assert before.code == after.code == 0 and before.stdout == after.stdout
+    versions = [VERSION.fullmatch(line) for line in after.stdout.splitlines()]
+    assert [(v["version"], v["alias"], v["stage"], v["gate"]) for v in versions if v] == [
+        ("1", "production", "Production", "-"),
+        ("2", "staging", "Staging", "-"),
+    ]
+    assert len(versions) == 2
+    done = in_process("--config", config, "models", "--model", "red_wine", "--json")
+    (red,) = (json.loads(line) for line in done.stdout.splitlines())
+    assert (red["version"], red["aliases"], red["gate_numbers"]) == ("1", "production", None)
+
+
+def test_a_broken_model_keeps_its_row_and_fails_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    clear_driftloop_env(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'driftloop.db'}"
+    config = write_config(tmp_path, url, fraud={"drift": {"false_alarm_rate": 2}})
+    upgrade(make_engine(url))
+    done = in_process("--config", str(config), "models")
+    assert done.code == 1
+    assert done.stderr == "error: 1 of 4 models could not be read whole: fraud\n"
+    lines = done.stdout.splitlines()
+    assert _cells(lines[0]) == HEAD
+    assert [_cells(line)[0] for line in lines[1:4]] == ["white_wine", "red_wine", "white_alcohol"]
+    assert _cells(lines[4]) == ["fraud", "-", "-", "none yet", "none"]
+    assert "invalid configuration of model 'fraud'" in lines[5]
+    assert lines[6].strip().startswith("[fraud] drift.false_alarm_rate:")
+    # models that never registered a version: nothing read, and no MLflow store created
+    assert not list(tmp_path.glob("var/*/mlflow.db"))

@@ -125,7 +125,14 @@ def test_the_plugin_answers_signed_in_users_only(loop: Loop) -> None:
     assert plugin["fastapi_apps"][0]["url_prefix"] == "/driftloop"
 
     report = f"/driftloop/reports/drift/{loop.drift_ids[-1]}"
-    for path in ("/driftloop/", "/driftloop/api/overview", report):
+    name = loop.settings.model.name
+    for path in (
+        "/driftloop/",
+        "/driftloop/api/overview",
+        report,
+        "/driftloop/api/models",
+        f"/driftloop/models/{name}/",
+    ):
         assert loop.get(path).status_code == 401, path
         assert loop.get(path, token="not-a-jwt").status_code == 403, path
 
@@ -149,6 +156,15 @@ def test_the_plugin_answers_signed_in_users_only(loop: Loop) -> None:
     assert numbers["p_value"] is not None and numbers["p_value"] < 0.05
     assert view["ab"]["decisions"][0]["decision"] == "promote"
     assert view["retrains"][0]["decision"] == "staging"
+    # a config of one model: one row, and the model's own route gives the same view
+    (row,) = loop.get("/driftloop/api/models", viewer).json()
+    assert (row["model"], row["production"], row["staging"]) == (
+        name,
+        loop.production,
+        loop.staging,
+    )
+    assert row["drift"]["id"] == loop.drift_ids[-1] and row["error"] is None
+    assert loop.get(f"/driftloop/models/{name}/api/overview", viewer).json()["model"] == name
 
     page = loop.get("/driftloop/", cookies={"_token": viewer})  # as the UI's iframe asks
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

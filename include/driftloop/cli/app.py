@@ -21,7 +21,13 @@ from driftloop.cli import (
     stream,
     traffic,
 )
-from driftloop.cli.context import CliContext, ConfigOption, ModelOption
+from driftloop.cli.context import (
+    CliContext,
+    ConfigOption,
+    ModelOption,
+    choose_model,
+    takes_model,
+)
 from driftloop.settings_loader import ConfigError
 
 app = typer.Typer(
@@ -43,7 +49,8 @@ MLFLOW_PATIENCE = {
 
 @app.callback()
 def _root(ctx: typer.Context, config: ConfigOption = None, model: ModelOption = None) -> None:
-    ctx.obj = CliContext(config, model)
+    ctx.obj = CliContext(config)
+    choose_model(ctx, model)
     for name, value in MLFLOW_PATIENCE.items():
         os.environ.setdefault(name, value)
 
@@ -68,6 +75,20 @@ app.add_typer(batches.app, name="batches")
 app.add_typer(drift.app, name="drift")
 app.add_typer(traffic.app, name="traffic")
 app.add_typer(ab.app, name="ab")
+
+
+def _every_command_takes_model(typer_app: typer.Typer) -> None:
+    """``--model`` after any command's name as well as before it: one place for all commands,
+    those of the groups included, rather than one option per command."""
+    for info in typer_app.registered_commands:
+        if info.callback is not None:
+            info.callback = takes_model(info.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _every_command_takes_model(group.typer_instance)
+
+
+_every_command_takes_model(app)
 
 
 def main() -> None:

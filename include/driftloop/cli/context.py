@@ -1,8 +1,12 @@
-"""What every command shares: the config it was given, the settings, the database and the
-registry, each made on first use and passed to the commands through click's context."""
+"""What every command shares: the config it was given, the model it acts on, the settings, the
+database and the registry, each made on first use and passed to the commands through click's
+context. ``--model`` is taken in one place for every command (:func:`takes_model`)."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -87,6 +91,54 @@ class CliContext:
 def cli_context(ctx: typer.Context) -> CliContext:
     """The shared context the root command put on click's context."""
     return ctx.ensure_object(CliContext)
+
+
+def choose_model(ctx: typer.Context, model: str | None) -> None:
+    """``--model`` given after a command's name: the same as before it (``driftloop --model
+    NAME cmd``); two different names are refused rather than one silently winning. A name the
+    config does not declare is refused here, before the command runs, even by a command that
+    reads no settings (``ConfigError``: exit code 2 with the declared names)."""
+    if model is None:
+        return
+    context = cli_context(ctx)
+    if context.model not in (None, model):
+        raise typer.BadParameter(
+            f"{model!r} here and {context.model!r} before the command name two models: give one"
+        )
+    context.model = model
+    context.settings  # noqa: B018 (loads and validates the chosen model now)
+
+
+def takes_model(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback`` with a ``--model``/``-m`` option of its own, so that every command takes it
+    where people type it (``driftloop models --model red_wine``); ``app`` applies it to every
+    registered command, so a new command has it without a line of its own."""
+    signature = inspect.signature(callback, eval_str=True)
+    if "model" in signature.parameters:
+        return callback
+    parameters = list(signature.parameters.values())
+    contexts = [p.name for p in parameters if p.annotation is typer.Context]
+    own_context = not contexts  # a command that reads no settings takes it too
+    if own_context:
+        contexts = ["_context"]
+        parameters.append(
+            inspect.Parameter("_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        )
+
+    @functools.wraps(callback)
+    def with_model(*args: Any, model: str | None = None, **kwargs: Any) -> Any:
+        ctx = kwargs.pop(contexts[0]) if own_context else kwargs[contexts[0]]
+        choose_model(ctx, model)
+        return callback(*args, **kwargs)
+
+    parameters.append(
+        inspect.Parameter(
+            "model", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ModelOption
+        )
+    )
+    with_model.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    with_model.__annotations__ = {p.name: p.annotation for p in parameters}
+    return with_model
 
 
 def configure_logging() -> None:

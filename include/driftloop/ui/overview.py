@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from driftloop.config import Settings
 from driftloop.storage import (
@@ -77,9 +78,12 @@ def versions(settings: Settings) -> dict[str, Any]:
 def _versions(settings: Settings) -> dict[str, Any]:
     from driftloop import registry
 
-    client = registry.configure(settings)
     name, ui = settings.model.name, mlflow_ui(settings)
-    found: dict[str, dict[str, Any] | None] = {}
+    found: dict[str, dict[str, Any] | None] = {Role.PRODUCTION: None, Role.STAGING: None}
+    store = settings.mlflow_tracking_uri.removeprefix("sqlite:///")
+    if store != settings.mlflow_tracking_uri and not Path(store).exists():
+        return found  # an embedded store not made yet: no version to read, and none created
+    client = registry.reader(settings)
     for role in (Role.PRODUCTION, Role.STAGING):
         info = registry.by_alias(client, name, role)
         found[role] = (
@@ -143,12 +147,7 @@ def drift_share(engine: sa.Engine, model: str, limit: int = SHARE_POINTS) -> lis
 def ab_test(settings: Settings, engine: sa.Engine) -> dict[str, Any] | None:
     """The running test (else the latest one) with its latest look and its decision history."""
     with session_scope(engine) as session:
-        test = session.scalars(
-            sa.select(ABTest)
-            .where(ABTest.model_name == settings.model.name)
-            .order_by((ABTest.status == ABTestStatus.RUNNING).desc(), ABTest.id.desc())
-            .limit(1)
-        ).first()
+        test = shown_test(session, settings.model.name)
         if test is None:
             return None
         looks = session.scalars(
@@ -187,6 +186,16 @@ def ab_test(settings: Settings, engine: sa.Engine) -> dict[str, Any] | None:
                 for look in looks
             ],
         }
+
+
+def shown_test(session: Session, model: str) -> ABTest | None:
+    """The A/B test a person wants to see for ``model``: the running one, else the latest."""
+    return session.scalars(
+        sa.select(ABTest)
+        .where(ABTest.model_name == model)
+        .order_by((ABTest.status == ABTestStatus.RUNNING).desc(), ABTest.id.desc())
+        .limit(1)
+    ).first()
 
 
 def _look(look: ABEvaluation) -> dict[str, Any]:

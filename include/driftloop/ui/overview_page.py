@@ -25,8 +25,11 @@ body{margin:1rem}h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:1.6rem}
 )
 
 
-def render_page(view: dict[str, Any], base: str) -> str:
-    """The whole page; ``base`` is the plugin's URL prefix (e.g. ``/driftloop``)."""
+def render_page(view: dict[str, Any], base: str, home: str | None = None) -> str:
+    """One model's page; ``base`` is where its routes answer (``/driftloop``, or
+    ``/driftloop/models/<name>`` in a deployment of several models, whose overview ``home``
+    is linked at the top)."""
+    back = f"<p><a href='{_e(home)}'>&larr; all models</a></p>" if home else ""
     sections = [
         _versions(view),
         _drift(view["drift"], base),
@@ -38,10 +41,55 @@ def render_page(view: dict[str, Any], base: str) -> str:
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>driftloop</title>"
         f"<style>{PAGE_STYLE}</style></head><body>"
-        f"<h1>driftloop: {_e(view['model'])}</h1>{''.join(sections)}"
+        f"{back}<h1>driftloop: {_e(view['model'])}</h1>{''.join(sections)}"
         f"<p class='muted'>JSON: <a href='{base}/api/overview'>{base}/api/overview</a></p>"
         "</body></html>"
     )
+
+
+def render_models(rows: list[dict[str, Any]], base: str) -> str:
+    """The overview of a deployment's models (``driftloop.ui.models``' rows as dicts): one row
+    each, linked to the model's own page under ``{base}/models/<name>/``."""
+    cells = []
+    for row in rows:
+        name = _e(row["model"])
+        check, test = row["drift"], row["ab"]
+        drift = (
+            "<span class='muted'>none yet</span>"
+            if check is None
+            else f"<span class='verdict {_e(check['status'])}'>{_e(check['status'])}</span> "
+            f"<span class='muted'>{_e(check['created_at'])}, {_e(check['batch'])}</span>"
+        )
+        ab = (
+            "<span class='muted'>none</span>"
+            if test is None
+            else f"<span class='verdict {_e(test['status'])}'>{_e(test['status'])}</span> "
+            f"#{_e(test['id'])}: Staging v{_e(test['staging_version'])} vs Production "
+            f"v{_e(test['production_version'])}"
+        )
+        cells.append(
+            (
+                f"<a href='{base}/models/{name}/' data-testid='model-link'>{name}</a>",
+                _version(row["production"]),
+                _version(row["staging"]),
+                drift,
+                ab,
+                f"<span class='text flag'>{_e(row['error'])}</span>" if row["error"] else "-",
+            )
+        )
+    head = ("model", "Production", "Staging", "last drift verdict", "A/B test", "problem")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>driftloop</title>"
+        f"<style>{PAGE_STYLE}</style></head><body>"
+        f"<h1>driftloop: {len(rows)} models</h1>"
+        f"<div data-testid='models'>{_table(head, cells)}</div>"
+        f"<p class='muted'>JSON: <a href='{base}/api/models'>{base}/api/models</a></p>"
+        "</body></html>"
+    )
+
+
+def _version(number: str | None) -> str:
+    return "<span class='muted'>none</span>" if number is None else f"v{_e(number)}"
 
 
 def _versions(view: dict[str, Any]) -> str:
