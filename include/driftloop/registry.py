@@ -163,15 +163,6 @@ def _configure(settings: Settings, key: tuple[str, str, str]) -> _Configured:
     return _configured
 
 
-def reader(tracking_uri: str) -> MlflowClient:
-    """A client reading at ``tracking_uri`` that leaves MLflow's globals as :func:`configure`
-    set them: for the reads cached by URI (a version's logged training rows, its SHAP
-    importances), which must not point MLflow anywhere themselves."""
-    import mlflow
-
-    return mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
-
-
 def run_artifact(
     run_id: str, path: str, read: Callable[[Path], T], tracking_uri: str | None = None
 ) -> T:
@@ -186,14 +177,15 @@ def run_artifact(
         return read(Path(local))
 
 
-def reader(settings: Settings) -> MlflowClient:
-    """A client bound to this config's registry that changes no process-wide MLflow setting
-    and creates nothing: the plugin's page reads many models' registries (each its own
-    embedded store, by default) from several threads at once, where :func:`configure`'s
-    global tracking URI would race."""
+def reader(target: Settings | str) -> MlflowClient:
+    """A client bound to one registry (a config's, or a tracking URI) that changes no
+    process-wide MLflow setting and creates nothing: for the reads cached by URI (a version's
+    logged training rows, its SHAP importances) and for the plugin's page, which reads many
+    models' registries (each its own embedded store, by default) from several threads at
+    once, where :func:`configure`'s global tracking URI would race."""
     import mlflow
 
-    uri = settings.mlflow_tracking_uri
+    uri = target if isinstance(target, str) else target.mlflow_tracking_uri
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
