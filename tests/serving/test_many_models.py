@@ -265,3 +265,123 @@ def test_metrics_name_the_model_of_every_series(app, models):
             "driftloop_prediction_log_rows"
         ):
             assert all("model" in s.labels for s in family.samples), family.name
+
+
+def _columns(records: list[dict]) -> list[dict]:
+    """The records as OIP inputs, one per feature column."""
+    names = list(records[0])
+    return [
+        {
+            "name": name,
+            "shape": [len(records)],
+            "datatype": "FP64",
+            "data": [float(r[name]) for r in records],
+        }
+        for name in names
+    ]
+
+
+def test_open_inference_protocol_health_metadata_and_infer(app, models):
+    client = app.test_client()
+    assert client.get("/v2/health/live").json == {"live": True}
+    assert client.get("/v2/health/ready").json == {"ready": True}
+    assert client.get("/v2/models/red_wine/ready").json == {"name": "red_wine", "ready": True}
+    assert client.get("/v2/models/nope/ready").status_code == 404
+    white = models["white_wine"]
+    metadata = client.get("/v2/models/white_wine").json
+    assert [i["name"] for i in metadata["inputs"]] == list(white.feature_columns)
+    assert metadata["versions"] == ["1"]
+    outputs = {o["name"]: o for o in metadata["outputs"]}
+    assert outputs["predict_proba"]["shape"][0] == -1 and set(outputs) == {
+        "predict",
+        "predict_proba",
+        "record_id",
+    }
+    records = records_of(white, 4)
+    production = {"X-Variant": "production"}
+    expected = client.post(
+        "/models/white_wine/predict", json={"records": records}, headers=production
+    ).json["predictions"]
+    # one input per column, and one [rows, features] input, nested by rows
+    by_column = client.post(
+        "/v2/models/white_wine/infer", json={"inputs": _columns(records)}, headers=production
+    )
+    matrix = {
+        "id": "mine",
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [4, len(records[0])],
+                "datatype": "FP64",
+                "data": [[float(v) for v in r.values()] for r in records],
+            }
+        ],
+    }
+    by_rows = client.post("/v2/models/white_wine/infer", json=matrix, headers=production)
+    for response in (by_column, by_rows):
+        assert response.status_code == 200, response.json
+        out = {o["name"]: o for o in response.json["outputs"]}
+        assert out["predict"]["data"] == [p["prediction"] for p in expected]
+        assert out["predict"]["shape"] == [4] and out["predict"]["datatype"] == "INT64"
+        k = len(out["predict_proba"]["parameters"]["classes"])
+        assert (
+            out["predict_proba"]["shape"] == [4, k] and len(out["predict_proba"]["data"]) == 4 * k
+        )
+        assert len(set(out["record_id"]["data"])) == 4
+    assert by_rows.json["id"] == "mine" and by_rows.json["model_name"] == "white_wine"
+    alcohol = client.post(
+        "/v2/models/white_alcohol/infer",
+        json={
+            "inputs": _columns(records_of(models["white_alcohol"], 2)),
+            "outputs": [{"name": "predict"}],
+        },
+    )
+    assert alcohol.status_code == 200, alcohol.json
+    (only,) = alcohol.json["outputs"]
+    assert only["name"] == "predict" and only["datatype"] == "FP64" and only["shape"] == [2]
+    app.extensions["driftloop"]["shutdown"]()
+    logged = _rows(models, request_id=alcohol.json["parameters"]["request_id"])
+    assert [r.model_name for r in logged] == ["white_alcohol", "white_alcohol"]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "fragment"),
+    [
+        (lambda b: b["inputs"][0].update(shape=[3]), 422, "holds 3 values, its data has 2"),
+        (lambda b: b["inputs"][0].update(data=["a", "b"]), 422, "is not of datatype FP64"),
+        (lambda b: b["inputs"][0].update(name="colour"), 422, "'colour' is not a feature"),
+        (lambda b: b["inputs"].append(dict(b["inputs"][0])), 422, "is given twice"),
+        (lambda b: b["inputs"][1].update(shape=[1], data=[1.0]), 422, "has 1 rows"),
+        (lambda b: b["inputs"][0].update(datatype="FP128"), 422, "not an inference request"),
+        (lambda b: b.pop("inputs"), 422, "not an inference request"),
+        (lambda b: b.update(outputs=[{"name": "shap"}]), 400, "'shap' is not one"),
+        (lambda b: b["inputs"].pop(0), 422, "fixed acidity"),  # a feature left out
+        (
+            lambda b: b.update(
+                inputs=[{**b["inputs"][0], "name": "x", "shape": [2, 3], "data": [0.0] * 6}]
+            ),
+            422,
+            "needs 11 features",
+        ),
+    ],
+)
+def test_bad_tensors_get_a_4xx_with_a_sentence(app, models, change, status, fragment):
+    body = {"inputs": _columns(records_of(models["white_wine"], 2))}
+    change(body)
+    response = app.test_client().post("/v2/models/white_wine/infer", json=body)
+    assert response.status_code == status, response.json
+    assert fragment in " ".join([response.json["error"], *response.json["details"]])
+
+
+def test_the_openapi_document_covers_every_models_routes_and_loads_none(app):
+    spec = app.test_client().get("/openapi.json").json
+    assert {
+        "/models/{name}/predict",
+        "/models/{name}/feedback",
+        "/v2/models/{name}/infer",
+        "/v2/models/{name}",
+        "/v2/health/ready",
+    } <= set(spec["paths"])
+    assert "404" in spec["paths"]["/models/{name}/predict"]["post"]["responses"]
+    assert "model named in the path" in spec["components"]["schemas"]["Record"]["description"]
+    assert app.extensions["driftloop"]["fleet"].resident() == []

@@ -13,6 +13,7 @@ from flask import Flask
 
 from driftloop.ab.traffic import TrafficSplit
 from serving.blueprints import BLUEPRINTS
+from serving.inference import InferRequest
 from serving.models import FeatureSchema, LoadedModel, ModelSnapshot
 from serving.openapi import openapi_spec
 from serving.schemas import FeedbackRequest, PredictRequest, TrafficRequest
@@ -99,6 +100,7 @@ def test_request_bodies_are_the_models_the_routes_validate_with(app, settings):
         ("/models/{name}/explain", "post"): PredictRequest,
         ("/models/{name}/feedback", "post"): FeedbackRequest,
         ("/admin/models/{name}/traffic", "put"): TrafficRequest,
+        ("/v2/models/{name}/infer", "post"): InferRequest,  # the Open Inference Protocol's
     }
     assert set(bodies) == set(expected)
     for where, model in expected.items():
