@@ -3,7 +3,7 @@ the API's own description."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, send_from_directory
+from flask import Blueprint, Response, current_app, g, jsonify, send_from_directory
 
 from driftloop.ab.traffic import PRODUCTION, STAGING, VARIANTS
 from driftloop.config import Settings
@@ -110,7 +110,9 @@ def _settings_of(name: str | None) -> Settings:
     fleet = served()["fleet"]
     if name is None and not fleet.single:
         model_for(None, "/models/{}/reports/")  # the 400 naming the route
-    return fleet.settings(name or fleet.names[0])
+    settings = fleet.settings(name or fleet.names[0])
+    g.model_name = settings.model.name  # for the request's metrics
+    return settings
 
 
 @bp.get("/reports/")

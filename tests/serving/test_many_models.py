@@ -8,6 +8,8 @@ The three models of ``examples/three_models.yaml``, small trees registered witho
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
@@ -385,3 +387,27 @@ def test_the_openapi_document_covers_every_models_routes_and_loads_none(app):
     assert "404" in spec["paths"]["/models/{name}/predict"]["post"]["responses"]
     assert "model named in the path" in spec["components"]["schemas"]["Record"]["description"]
     assert app.extensions["driftloop"]["fleet"].resident() == []
+
+
+def test_concurrent_first_requests_load_a_model_once(models):
+    app = _app(models)
+    fleet = app.extensions["driftloop"]["fleet"]
+    record = records_of(models["red_wine"], 1)[0]
+    statuses: list[int] = []
+    start = threading.Barrier(6)
+
+    def ask() -> None:
+        client = app.test_client()
+        start.wait()
+        answer = client.post("/models/red_wine/predict", json={"record": record})
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert statuses == [200] * 6 and fleet.loads == 1 and fleet.resident() == ["red_wine"]
+    finally:
+        app.extensions["driftloop"]["shutdown"]()
