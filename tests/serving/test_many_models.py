@@ -46,6 +46,15 @@ def app(models, monkeypatch):
     app.extensions["driftloop"]["shutdown"]()
 
 
+@pytest.fixture(scope="module")
+def shared_app(models):
+    """One server for the tests that only read (refusals): a server each would start a log
+    writer and load the model for every case."""
+    app = _app(models)
+    yield app
+    app.extensions["driftloop"]["shutdown"]()
+
+
 def _rows(models, **where) -> list[Prediction]:
     engine = make_engine(next(iter(models.values())).database_url)
     with session_scope(engine) as session:
@@ -77,8 +86,8 @@ def test_each_model_answers_on_its_own_route_and_its_rows_carry_its_name(app, mo
         assert {row.model_name for row in rows} == {name} and len(rows) >= 3
 
 
-def test_without_a_name_several_models_answer_400_and_an_unknown_one_404(app, models):
-    client = app.test_client()
+def test_without_a_name_several_models_answer_400_and_an_unknown_one_404(shared_app, models):
+    client = shared_app.test_client()
     record = records_of(models["white_wine"], 1)[0]
     for route in ("predict", "explain", "feedback"):
         body = {"record_id": "r", "value": 5} if route == "feedback" else {"record": record}
@@ -367,10 +376,10 @@ def test_open_inference_protocol_health_metadata_and_infer(app, models):
         ),
     ],
 )
-def test_bad_tensors_get_a_4xx_with_a_sentence(app, models, change, status, fragment):
+def test_bad_tensors_get_a_4xx_with_a_sentence(shared_app, models, change, status, fragment):
     body = {"inputs": _columns(records_of(models["white_wine"], 2))}
     change(body)
-    response = app.test_client().post("/v2/models/white_wine/infer", json=body)
+    response = shared_app.test_client().post("/v2/models/white_wine/infer", json=body)
     assert response.status_code == status, response.json
     assert fragment in " ".join([response.json["error"], *response.json["details"]])
 
@@ -411,3 +420,15 @@ def test_concurrent_first_requests_load_a_model_once(models):
         assert statuses == [200] * 6 and fleet.loads == 1 and fleet.resident() == ["red_wine"]
     finally:
         app.extensions["driftloop"]["shutdown"]()
+
+
+def test_a_models_explain_route_explains_with_that_model(shared_app, models):
+    record = records_of(models["white_alcohol"], 1)[0]
+    response = shared_app.test_client().post(
+        "/models/white_alcohol/explain", json={"record": record}
+    )
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert body["model"] == "white_alcohol" and body["version"] == "1"
+    (explained,) = body["explanations"]
+    assert set(explained["shap"]) == set(models["white_alcohol"].feature_columns)
