@@ -213,12 +213,11 @@ class ModelStore:
 
     def close(self) -> None:
         """Stop polling and the models' batcher threads; a refresh under way finishes first
-        (then loads nothing more), so no thread outlives the store."""
+        (then loads nothing more), so no thread outlives the store. The snapshot stays: a
+        request that took this store before it was unloaded still gets its answer (a closed
+        batcher predicts alone), and the models go with the store's last reference."""
         self._stop.set()
         with self._lock:
             for model in (self._snapshot.production, self._snapshot.staging):
                 if model is not None:
                     model.batcher.close()
-            self._snapshot = replace(
-                self._snapshot, production=None, staging=None, error="the model is unloaded"
-            )

@@ -8,7 +8,9 @@ The three models of ``examples/three_models.yaml``, small trees registered witho
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 import pytest
 import sqlalchemy as sa
@@ -183,9 +185,15 @@ def test_models_load_on_first_request_and_the_least_recent_is_unloaded(models):
             json={"records": records_of(models["white_alcohol"], 2)},
         )
         assert answered.status_code == 200 and fleet.resident() == ["white_wine", "white_alcohol"]
-        # the unloaded store stops its threads and drops its models
-        red._stop.wait(5)
-        assert red.snapshot.production is None and red.snapshot.staging is None
+        # the unloaded store stops its threads, and nothing holds it any more
+        for thread in threading.enumerate():
+            if thread.name == "model-unload":
+                thread.join(30)
+        assert red._stop.is_set() and red.snapshot.production.batcher._closed
+        unloaded = weakref.ref(red)
+        del red
+        gc.collect()
+        assert unloaded() is None
         assert (fleet.loads, fleet.evictions) == (3, 1)
         again = client.post(
             "/models/red_wine/predict", json={"records": records_of(models["red_wine"], 1)}
