@@ -87,6 +87,7 @@ class ModelFleet:
         self._logs: dict[str, PredictionLog] = {}  # per database URL
         self._resident: OrderedDict[str, ModelStore] = OrderedDict()  # least recent first
         self._footprint: dict[str, int] = {}  # bytes of RSS each resident model added
+        self._weight: dict[str, int] = {}  # the most any load of a model added, kept
         self._lock = threading.Lock()  # the maps above; never held while loading
         self._loading = threading.Lock()  # one load at a time
         self._opening = threading.Lock()  # one database (engine, log writer) opened at a time
@@ -147,7 +148,10 @@ class ModelFleet:
             store.refresh()
             if self.background:
                 store.start_polling()
-            footprint = max(rss_bytes() - before, 1)  # a model always weighs something
+            # a reload reuses the pages its last unload freed and barely grows RSS: a model
+            # weighs the most any of its loads in this worker grew it (at least a byte)
+            footprint = max(rss_bytes() - before, self._weight.get(name, 1))
+            self._weight[name] = footprint
             with self._lock:
                 self._resident[name] = store
                 self._footprint[name] = footprint
