@@ -144,7 +144,9 @@ def _answered_200(url: str) -> int:
             for family in text_string_to_metric_families(text)
             for sample in family.samples
             if sample.name == "driftloop_requests_total"
-            and sample.labels == {"endpoint": "predict", "status": "200"}
+            # every model's /predict (the series carry a ``model`` label)
+            and {k: v for k, v in sample.labels.items() if k != "model"}
+            == {"endpoint": "predict", "status": "200"}
         )
     )
 

@@ -37,54 +37,93 @@ def _start() -> None:
 
 
 def _endpoint() -> str:
-    """The view's name (``predict``, ``traffic``...), without its blueprint's."""
+    """The view's name (``predict``, ``traffic``...), without its blueprint's, and the same
+    for a model's route as for a one-model server's (``model_predict`` is ``predict``)."""
     endpoint = request.endpoint
-    return "unknown" if endpoint is None else endpoint.rpartition(".")[2]
+    if endpoint is None:
+        return "unknown"
+    return ENDPOINT_NAMES.get(endpoint.rpartition(".")[2]) or endpoint.rpartition(".")[2]
+
+
+# views counted as another: a model's route counts as the one-model route, OIP's infer is a
+# prediction like /predict
+ENDPOINT_NAMES = {
+    "model_predict": "predict",
+    "model_explain": "explain",
+    "model_feedback": "feedback",
+    "model_reload": "reload",
+    "model_traffic": "traffic",
+    "model_models": "models",
+    "model_reports_list": "reports_list",
+    "model_reports": "reports",
+}
+PREDICTING = {"predict", "infer"}
+
+
+def _model() -> str:
+    """The declared model the request was for ("" when none: an unknown name, /health)."""
+    name = g.get("model_name")
+    if name is not None:
+        return name
+    fleet = served()["fleet"]
+    asked = (request.view_args or {}).get("name")
+    if asked in fleet.models:
+        return asked
+    return fleet.names[0] if fleet.single else ""
 
 
 def _count(response: Response) -> Response:
     if request.method == "OPTIONS":  # Flask's automatic answer, not the view's
         return response
-    endpoint, status = _endpoint(), response.status_code
-    metrics.REQUESTS.labels(endpoint, str(status)).inc()
-    if endpoint == "predict":
+    endpoint, status, model = _endpoint(), response.status_code, _model()
+    metrics.REQUESTS.labels(model, endpoint, str(status)).inc()
+    if endpoint in PREDICTING:
         answered = g.get("prediction")
         if answered is not None:
-            _count_prediction(answered)
-        elif status >= 400:
-            _log_refused_prediction(status)
+            _count_prediction(model, answered)
+        elif status >= 400 and model:
+            _log_refused_prediction(model, status)
     elif endpoint == "feedback" and status in FEEDBACK_OUTCOMES:
-        metrics.FEEDBACK.labels(FEEDBACK_OUTCOMES[status]).inc()
+        metrics.FEEDBACK.labels(model, FEEDBACK_OUTCOMES[status]).inc()
     return response
 
 
-def _count_prediction(answered: Prediction) -> None:
+def _count_prediction(name: str, answered: Prediction) -> None:
     model = answered.model
-    metrics.count_missing(model.schema.names, answered.missing)
-    metrics.PREDICTIONS.labels(model.variant, model.version, "false").inc(len(answered.record_ids))
-    metrics.LATENCY.labels(model.variant).observe(time.perf_counter() - g.started)
+    metrics.count_missing(name, model.schema.names, answered.missing)
+    metrics.PREDICTIONS.labels(name, model.variant, model.version, "false").inc(
+        len(answered.record_ids)
+    )
+    metrics.LATENCY.labels(name, model.variant).observe(time.perf_counter() - g.started)
 
 
-def _log_refused_prediction(status: int) -> None:
+def _log_refused_prediction(name: str, status: int) -> None:
+    """The refused request's row, in its model's log (a request for no declared model, or
+    refused before its model's log is open, is counted but has no log to go to)."""
     chosen = g.get("route")  # known once routed
     variant = None if chosen is None else chosen.model.variant
-    context = served()
-    context["log"].write(
-        [
-            {
-                "request_id": g.get("request_id") or uuid.uuid4().hex,
-                "model_name": context["settings"].model.name,
-                "variant": variant,
-                "model_version": None if chosen is None else chosen.model.version,
-                "split_version": None if chosen is None else chosen.split_version,
-                "status": status,
-                "error": g.get("refusal"),
-                "shadow": False,
-            }
-        ]
-    )
+    served_model = g.get("model")
+    if served_model is not None:
+        prediction_log = served_model.log
+    else:
+        prediction_log = served()["fleet"].open_log_of(name)
+    if prediction_log is not None:
+        prediction_log.write(
+            [
+                {
+                    "request_id": g.get("request_id") or uuid.uuid4().hex,
+                    "model_name": name,
+                    "variant": variant,
+                    "model_version": None if chosen is None else chosen.model.version,
+                    "split_version": None if chosen is None else chosen.split_version,
+                    "status": status,
+                    "error": g.get("refusal"),
+                    "shadow": False,
+                }
+            ]
+        )
     if variant is not None:
-        metrics.ERRORS.labels(variant, str(status)).inc()
+        metrics.ERRORS.labels(name, variant, str(status)).inc()
 
 
 def _refused(error: RequestError) -> tuple[Response, int]:

@@ -27,6 +27,11 @@ from serving.batching import MicroBatcher
 
 log = logging.getLogger(__name__)
 
+# MLflow's tracking URI is one per process (``registry.configure`` sets it), and models of one
+# server may each have their own store (the embedded default): one model's registry look-ups
+# and downloads at a time, so none reads another's store
+MLFLOW_LOCK = threading.Lock()
+
 
 @dataclass
 class LoadedModel:
@@ -73,15 +78,33 @@ def predictor(pipeline: Any, classes: list[Any] | None, example: pd.DataFrame | 
     return answer
 
 
-def _settle_memory() -> None:
+def settle_memory(released: bool = False) -> None:
     """Move what is loaded now out of the garbage collector's sight.
 
     A loaded worker tracks about half a million objects (the model, pandas, sklearn); a full
     collection over them stops every thread for about 300 ms, which is most of the tail
     latency. Frozen objects are never scanned; new garbage is collected as before.
+
+    ``released``: a model was let go (swapped out or unloaded). Its arrays go with their last
+    reference (a fitted pipeline holds no reference cycle; a batcher's thread drops its own
+    when it stops), and the C allocator is asked to hand its free pages back to the system
+    (``malloc_trim``, glibc only). Frozen objects are not unfrozen for it: a full collection
+    over a loaded worker took 0.2 to 2.6 s here, and RSS stays flat over 1,000 loads and
+    unloads without one (``tests/serving/test_model_memory.py``).
     """
     gc.collect()
     gc.freeze()
+    if released:
+        _trim_malloc()
+
+
+def _trim_malloc() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the allocator keeps its pages
+        pass
 
 
 class ModelStore:
@@ -104,19 +127,22 @@ class ModelStore:
         """Load whatever changed (versions, split); keep the last good models on any failure."""
         with self._lock:
             current = self._snapshot
+            if self._stop.is_set():  # closed (unloaded): load nothing more
+                return current
             try:
-                client = registry.configure(self.settings)
                 name = self.settings.model.name
                 loaded = {}
-                for variant in (PRODUCTION, STAGING):
-                    info = registry.by_alias(client, name, variant)
-                    have = current.model(variant)
-                    if info is None:
-                        loaded[variant] = None
-                    elif have is not None and have.version == info.version:
-                        loaded[variant] = have
-                    else:
-                        loaded[variant] = self._load(variant, info.version)
+                with MLFLOW_LOCK:
+                    client = registry.configure(self.settings)
+                    for variant in (PRODUCTION, STAGING):
+                        info = registry.by_alias(client, name, variant)
+                        have = current.model(variant)
+                        if info is None:
+                            loaded[variant] = None
+                        elif have is not None and have.version == info.version:
+                            loaded[variant] = have
+                        else:
+                            loaded[variant] = self._load(variant, info.version)
                 split = load_split(
                     self.engine,
                     name,
@@ -144,13 +170,17 @@ class ModelStore:
                         "model refresh works again after %d failed polls", self._failed_polls
                     )
                 self._failed_polls = 0
+            changed = any(fresh.model(v) is not current.model(v) for v in (PRODUCTION, STAGING))
+            released = False
             for variant in (PRODUCTION, STAGING):
                 old = current.model(variant)
                 if old is not None and old is not fresh.model(variant):
                     old.batcher.close()
+                    released = True
             self._snapshot = fresh
-            if any(fresh.model(v) is not current.model(v) for v in (PRODUCTION, STAGING)):
-                _settle_memory()
+            del current, old  # the swapped-out models' last references here
+            if changed:
+                settle_memory(released)
             return fresh
 
     def _load(self, variant: str, version: str) -> LoadedModel:
@@ -182,7 +212,12 @@ class ModelStore:
         self._poller.start()
 
     def close(self) -> None:
+        """Stop polling and the models' batcher threads; a refresh under way finishes first
+        (then loads nothing more), so no thread outlives the store. The snapshot stays: a
+        request that took this store before it was unloaded still gets its answer (a closed
+        batcher predicts alone), and the models go with the store's last reference."""
         self._stop.set()
-        for model in (self._snapshot.production, self._snapshot.staging):
-            if model is not None:
-                model.batcher.close()
+        with self._lock:
+            for model in (self._snapshot.production, self._snapshot.staging):
+                if model is not None:
+                    model.batcher.close()

@@ -73,8 +73,15 @@ def header(name: str, description: str, schema: dict[str, Any] | None = None) ->
     }
 
 
-def openapi_spec(app: Flask, snapshot: ModelSnapshot, settings: Settings) -> dict[str, Any]:
-    """OpenAPI 3.1 for ``app``'s documented routes, with the records ``snapshot``'s models take."""
+def openapi_spec(
+    app: Flask,
+    snapshot: ModelSnapshot | None,
+    settings: Settings,
+    names: list[str] | None = None,
+) -> dict[str, Any]:
+    """OpenAPI 3.1 for ``app``'s documented routes, with the records ``snapshot``'s models take;
+    a server of several models (``names``) gives no snapshot: a record is then what the model
+    named in the path takes (``GET /v2/models/{name}`` lists its inputs)."""
     components: dict[str, Any] = {}
     paths: dict[str, dict[str, Any]] = {}
     for rule in app.url_map.iter_rules():
@@ -87,10 +94,14 @@ def openapi_spec(app: Flask, snapshot: ModelSnapshot, settings: Settings) -> dic
             paths.setdefault(path, {})[method.lower()] = _operation(
                 view, operation, sorted(rule.arguments), components, settings
             )
-    components.update(record_components(snapshot, settings))
+    if snapshot is None:
+        components.update(any_record_components(settings))
+    else:
+        components.update(record_components(snapshot, settings))
+    title = ", ".join(names or [settings.model.name])
     return {
         "openapi": "3.1.0",
-        "info": {"title": f"driftloop prediction server: {settings.model.name}", "version": "1"},
+        "info": {"title": f"driftloop prediction server: {title}", "version": "1"},
         "components": {
             "schemas": dict(sorted(components.items())),
             "securitySchemes": {
@@ -220,6 +231,24 @@ def record_components(snapshot: ModelSnapshot, settings: Settings) -> dict[str, 
                 "checked against it",
             }
     return components
+
+
+def any_record_components(settings: Settings) -> dict[str, Any]:
+    """``Record`` and ``Records`` on a server of several models: each model's own signature
+    decides, and no model is loaded to write the document."""
+    return {
+        "Record": {
+            "type": "object",
+            "description": "a record as the model named in the path takes it: its signature "
+            "(GET /v2/models/{name} lists its inputs)",
+        },
+        "Records": {
+            "type": "array",
+            "items": {"$ref": REF.format(model="Record")},
+            "minItems": 1,
+            "maxItems": settings.serving.max_records,
+        },
+    }
 
 
 def _about(model: LoadedModel) -> str:

@@ -166,6 +166,8 @@ class Ready(TypedDict):
     error: NotRequired[str | None]
     refreshed_at: NotRequired[str | None]
     reason: NotRequired[str]  # when not ready
+    models: NotRequired[list[str]]  # a server of several models: every declared model
+    loaded: NotRequired[list[str]]  # ... and those loaded in the worker that answered
 
 
 class VariantInfo(TypedDict):

@@ -5,6 +5,6 @@ OpenAPI document; metrics and error handling come from ``serving.hooks`` on thei
 
 from __future__ import annotations
 
-from serving.blueprints import admin, explain, feedback, operations, predict
+from serving.blueprints import admin, explain, feedback, inference, operations, predict
 
-BLUEPRINTS = (predict.bp, explain.bp, feedback.bp, admin.bp, operations.bp)
+BLUEPRINTS = (predict.bp, explain.bp, feedback.bp, inference.bp, admin.bp, operations.bp)

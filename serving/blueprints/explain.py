@@ -1,4 +1,5 @@
-"""``POST /explain``: per-record SHAP values from the variant that would answer ``/predict``.
+"""``POST /explain`` (a one-model server) and ``POST /models/<name>/explain``: per-record SHAP
+values from the variant that would answer ``/predict``.
 
 Same body, keys and record checks as ``/predict``, with fewer records per request
 (``serving.explain_max_records``). Nothing is prepared at start-up or per prediction: the
@@ -17,7 +18,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from serving import prediction
 from serving.auth import api_key_required
 from serving.blueprints.predict import ROUTING_HEADERS
-from serving.context import read_body, served
+from serving.context import model_for, read_body
 from serving.openapi import documented
 from serving.schemas import ExplainResponse, PredictRequest
 from serving.validation import checked_records
@@ -25,26 +26,45 @@ from serving.validation import checked_records
 bp = Blueprint("explain", __name__)
 
 
-@bp.post("/explain")
-@api_key_required
-@documented(
+DOCUMENTED = documented(
     body=PredictRequest,
     answer=ExplainResponse,
-    refusals=(400, 409, 413, 415, 422, 503),
+    refusals=(400, 404, 409, 413, 415, 422, 503),
     parameters=ROUTING_HEADERS,
 )
+
+
+@bp.post("/explain")
+@api_key_required
+@DOCUMENTED
 def explain() -> Response:
     """Explain one record or a few: SHAP values per original feature of the predicted class.
 
     Routed as ``/predict`` routes the same request, so the explanation is of the version that
-    answers it.
+    answers it. A server of several models answers 400 here, naming
+    ``/models/<name>/explain``.
     """
+    return answer(None)
+
+
+@bp.post("/models/<name>/explain")
+@api_key_required
+@DOCUMENTED
+def model_explain(name: str) -> Response:
+    """Explain one record or a few with the model ``name``: SHAP values per original feature.
+
+    Routed as ``/models/<name>/predict`` routes the same request; an unknown model is a 404.
+    """
+    return answer(name)
+
+
+def answer(name: str | None) -> Response:
     from driftloop.scoring.explain import explain as shap_values
 
     request_id = g.request_id = uuid.uuid4().hex
+    served_model = model_for(name, "/models/{}/explain")
     body = read_body(PredictRequest)
-    context = served()
-    settings, snapshot = context["settings"], context["store"].snapshot
+    settings, snapshot = served_model.settings, served_model.store.snapshot
     chosen = prediction.route(snapshot, body, request.headers, settings)
     model = chosen.model
     serving = settings.serving

@@ -1,4 +1,5 @@
-"""``POST /predict``: one record or a batch, answered by Production or Staging."""
+"""``POST /predict`` (a one-model server) and ``POST /models/<name>/predict``: one record or a
+batch, answered by that model's Production or Staging."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from driftloop.ab.traffic import VARIANTS
 from serving import prediction
 from serving.auth import api_key_required
-from serving.context import read_body, served
+from serving.context import model_for, read_body
 from serving.openapi import documented, header
 from serving.schemas import PredictRequest, PredictResponse
 
@@ -22,27 +23,48 @@ ROUTING_HEADERS = (
 )
 
 
-@bp.post("/predict")
-@api_key_required
-@documented(
+DOCUMENTED = documented(
     body=PredictRequest,
     answer=PredictResponse,
-    refusals=(400, 409, 413, 415, 422, 503),
+    refusals=(400, 404, 409, 413, 415, 422, 503),
     parameters=ROUTING_HEADERS,
 )
+
+
+@bp.post("/predict")
+@api_key_required
+@DOCUMENTED
 def predict() -> Response:
     """Predict one record or a batch; routed to Production or Staging.
 
     Each record is checked against the signature of the version that answers: Production's
-    (Record), or Staging's where it differs (StagingRecord).
+    (Record), or Staging's where it differs (StagingRecord). A server of several models
+    answers 400 here, naming ``/models/<name>/predict``.
     """
+    return answer(None)
+
+
+@bp.post("/models/<name>/predict")
+@api_key_required
+@DOCUMENTED
+def model_predict(name: str) -> Response:
+    """Predict one record or a batch with the model ``name``; routed to its Production or
+    Staging by its own traffic split.
+
+    Each record is checked against the signature of the version that answers; an unknown
+    model is a 404.
+    """
+    return answer(name)
+
+
+def answer(name: str | None) -> Response:
     request_id = g.request_id = uuid.uuid4().hex
+    model = model_for(name, "/models/{}/predict")
     body = read_body(PredictRequest)
-    context = served()
-    settings, snapshot = context["settings"], context["store"].snapshot
+    settings, snapshot = model.settings, model.store.snapshot
     chosen = g.route = prediction.route(snapshot, body, request.headers, settings)
     answered = g.prediction = prediction.predict(
         snapshot, chosen, body.items, settings, request_id, g.started
     )
-    context["log"].write(answered.log_rows)
+    model.log.write(answered.log_rows)
     return jsonify(answered.response())

@@ -56,7 +56,11 @@ def _operations(app, scheme: str) -> list[tuple[str, str]]:
 def test_every_admin_route_refuses_a_missing_and_a_wrong_token(app):
     admin = _operations(app, "admin")
     # a route under /admin that is not documented as admin-only fails here, not in production
-    rules = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/admin")}
+    rules = {
+        re.sub(r"<[^>]+>", "x", r.rule)  # a model's admin routes: its name a placeholder
+        for r in app.url_map.iter_rules()
+        if r.rule.startswith("/admin")
+    }
     assert rules and rules <= {path for _, path in admin}
     client = app.test_client()
     for method, path in admin:

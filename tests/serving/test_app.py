@@ -273,7 +273,7 @@ def test_operational_endpoints(client, served):
         and models["variants"]["staging"]["version"] == "2"
     )
     assert models["weights"]["staging"] + models["weights"]["production"] == 1.0
-    refused = {"variant": "staging", "status": "422"}
+    refused = {"model": "wine-quality", "variant": "staging", "status": "422"}
     before = _sample(client, "driftloop_prediction_errors_total", refused)
     client.post("/predict", json={"record": GOOD})
     client.post(
@@ -284,8 +284,11 @@ def test_operational_endpoints(client, served):
     # counters live for the whole test process: earlier tests' refusals were routed at random
     assert _sample(client, "driftloop_prediction_errors_total", refused) == before + 1
     # the loop's state, read from the database and the model store at scrape time
-    assert 'driftloop_model_version_info{role="production",version="1"} 1.0' in exported
-    assert 'driftloop_drift_checks{status="drift"} 0.0' in exported
+    assert (
+        'driftloop_model_version_info{model="wine-quality",role="production",version="1"} 1.0'
+        in exported
+    )
+    assert 'driftloop_drift_checks{model="wine-quality",status="drift"} 0.0' in exported
     spec = client.get("/openapi.json").json
     assert {"/predict", "/feedback", "/admin/traffic"} <= set(spec["paths"])
     assert "openapi.json" in client.get("/docs").get_data(as_text=True)

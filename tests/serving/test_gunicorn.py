@@ -153,9 +153,12 @@ def test_promotion_and_rollback_under_load_fail_no_request_and_every_record_is_l
         for sample in family.samples
     }
     answered_200 = sum(1 for s in seen if s[0] == 200)
-    assert scraped[("driftloop_requests_total", (("endpoint", "predict"), ("status", "200")))] == (
-        answered_200
-    )
+    assert scraped[
+        (
+            "driftloop_requests_total",
+            (("endpoint", "predict"), ("model", "wine-quality"), ("status", "200")),
+        )
+    ] == (answered_200)
     predicted = sum(
         value
         for (name, labels), value in scraped.items()

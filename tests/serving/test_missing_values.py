@@ -193,7 +193,8 @@ def _missing_count(client, feature: str) -> float:
     for family in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True)):
         for sample in family.samples:
             if sample.name == "driftloop_missing_values_total" and sample.labels == {
-                "feature": feature
+                "model": client.application.extensions["driftloop"]["settings"].model.name,
+                "feature": feature,
             }:
                 return sample.value
     return 0.0

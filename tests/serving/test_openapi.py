@@ -5,6 +5,7 @@ Staging's listed where it differs. (The same against a real registered model:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from flask import Flask
 
 from driftloop.ab.traffic import TrafficSplit
 from serving.blueprints import BLUEPRINTS
+from serving.inference import InferRequest
 from serving.models import FeatureSchema, LoadedModel, ModelSnapshot
 from serving.openapi import openapi_spec
 from serving.schemas import FeedbackRequest, PredictRequest, TrafficRequest
@@ -94,6 +96,11 @@ def test_request_bodies_are_the_models_the_routes_validate_with(app, settings):
         ("/explain", "post"): PredictRequest,  # the same body, fewer records
         ("/feedback", "post"): FeedbackRequest,
         ("/admin/traffic", "put"): TrafficRequest,
+        ("/models/{name}/predict", "post"): PredictRequest,  # a model's own routes alike
+        ("/models/{name}/explain", "post"): PredictRequest,
+        ("/models/{name}/feedback", "post"): FeedbackRequest,
+        ("/admin/models/{name}/traffic", "put"): TrafficRequest,
+        ("/v2/models/{name}/infer", "post"): InferRequest,  # the Open Inference Protocol's
     }
     assert set(bodies) == set(expected)
     for where, model in expected.items():
@@ -109,7 +116,7 @@ def test_request_bodies_are_the_models_the_routes_validate_with(app, settings):
 def test_every_route_is_documented_and_every_reference_resolves(app, settings):
     spec = openapi_spec(app, _snapshot(PRODUCTION, STAGING), settings)
     routes = {
-        (rule.rule.replace("<path:name>", "{name}"), method.lower())
+        (re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule), method.lower())
         for rule in app.url_map.iter_rules()
         if rule.endpoint not in {"static", "operations.openapi", "operations.docs"}
         for method in rule.methods - {"HEAD", "OPTIONS"}

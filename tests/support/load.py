@@ -66,5 +66,6 @@ def predicted_200(url: str) -> float:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
         if sample.name == "driftloop_requests_total"
-        and sample.labels == {"endpoint": "predict", "status": "200"}
+        and {k: v for k, v in sample.labels.items() if k != "model"}
+        == {"endpoint": "predict", "status": "200"}
     )

@@ -384,6 +384,18 @@ class ServingSettings(Section):
     micro_batch_wait_ms: float = Field(default=1.0, ge=0.0, le=1000.0)
     poll_seconds: float = Field(default=10.0, gt=0.0)
     retention_days: float = Field(default=30.0, gt=0.0)
+    max_loaded_models: PositiveInt = Field(
+        default=10,
+        description="Models a server worker keeps loaded with many models declared: the least "
+        "recently used one is unloaded beyond it (and loaded again on its next request).",
+    )
+    max_loaded_memory_mb: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Memory a server worker may give its loaded models, summed from each one's "
+        "growth of the worker's RSS at load; beyond it the least recently used are unloaded "
+        "(the newest stays). Empty: no budget, only max_loaded_models.",
+    )
 
 
 class ScoringSettings(Section):
