@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from driftloop.ab.rows import unmatched_feedback
 from driftloop.schema import upgrade
 from driftloop.stack.processes import wait_until
-from driftloop.stages.ab_evaluation import unmatched_feedback
 from driftloop.storage import Prediction, make_engine, session_scope
 from serving.prediction_log import (
     DuplicateFeedback,
