@@ -275,6 +275,7 @@ def test_the_settings_models_import_nothing_else_from_driftloop():
         "driftloop.config",
         "driftloop.config.ab",
         "driftloop.config.base",
+        "driftloop.config.drift",
         "driftloop.config.sections",
     ]
     outside = {
@@ -308,6 +309,7 @@ def test_loading_the_settings_imports_no_drift_or_data_code():
             "driftloop.config",
             "driftloop.config.ab",
             "driftloop.config.base",
+            "driftloop.config.drift",  # the drift section's settings, no drift code
             "driftloop.config.sections",
             "driftloop.settings_loader",
         ]

@@ -32,11 +32,11 @@ from driftloop.config.base import (
     Bounds,
     Section,
 )
+from driftloop.config.drift import DriftSettings
 from driftloop.config.sections import (
     AlertSettings,
     DatabaseSettings,
     DataSettings,
-    DriftSettings,
     MlflowSettings,
     ModelSettings,
     MonitoringSettings,
