@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every benchmark at its --smoke size (issue 29, item 5): a benchmark that no longer runs fails
-# here instead of rotting silently (`make bench-smoke`; CI once its minutes allow). Each script under benchmarks/ runs in turn with the project's
+# here instead of rotting silently (`.ci/run` after the wheel check; `make bench-smoke`). Each script under benchmarks/ runs in turn with the project's
 # .venv, its wall and CPU time printed; the first failure (non-zero exit, or no exit within
 # SMOKE_TIMEOUT seconds, default 600: a hang, not a busy machine) stops the run. Benchmarks
 # that need Evidently's own virtualenv say so and leave it out. Serving benchmarks share one
