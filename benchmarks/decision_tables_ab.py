@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
-from support.decisions import section_parser
+from support.decisions import run_section
 
 from driftloop.ab.simulation import (
     PLUG_IN,
@@ -422,11 +422,5 @@ def _print_gate(by_kind: dict[str, list[Any]]) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """This section alone (``decisions.py`` runs every section with the same options)."""
-    run(section_parser(__doc__.splitlines()[0]).parse_args(argv))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_section(run, __doc__))

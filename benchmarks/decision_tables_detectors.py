@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from support.decisions import interval, run_all, section_parser
+from support.decisions import interval, run_all, run_section
 
 from driftloop.config import DriftSettings
 from driftloop.drift.engine import check_drift
@@ -173,11 +173,5 @@ def run(args: Any) -> None:
     print(f"\n_detector tables: {time.perf_counter() - started:.0f} s_")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """This section alone (``decisions.py`` runs every section with the same options)."""
-    run(section_parser(__doc__.splitlines()[0]).parse_args(argv))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_section(run, __doc__))

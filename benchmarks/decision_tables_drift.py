@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from support.decisions import interval, run_all, section_parser
+from support.decisions import interval, run_all, run_section
 from support.drift_data import level_probabilities, tilted
 
 from driftloop.config import DriftSettings
@@ -356,11 +356,5 @@ def run(args: Any) -> None:
     print(f"_drift tables: {time.perf_counter() - started:.0f} s_\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """This section alone (``decisions.py`` runs every section with the same options)."""
-    run(section_parser(__doc__.splitlines()[0]).parse_args(argv))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_section(run, __doc__))

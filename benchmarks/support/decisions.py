@@ -31,6 +31,13 @@ def section_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def run_section(run: Callable[[argparse.Namespace], None], doc: str | None) -> int:
+    """Run a section alone with the options every section takes (``doc``'s first line is its
+    description); ``decisions.py`` runs each section's script this way, in a child process."""
+    run(section_parser((doc or "").splitlines()[0]).parse_args())
+    return 0
+
+
 def run_all(function: Callable[..., Any], jobs: list[tuple], workers: int) -> list[Any]:
     """``function(*job)`` for every job, in order; in ``workers`` processes when above one."""
     if workers > 1:

@@ -19,7 +19,7 @@ BENCHMARKS = ROOT / "benchmarks"
 SCRIPTS = sorted(BENCHMARKS.glob("*.py"))
 SUPPORT = sorted((BENCHMARKS / "support").glob("*.py"))
 NAMES = {path.stem for path in SCRIPTS}
-SMOKE_HELPERS = {"add_smoke", "section_parser"}  # benchmarks/support: both add --smoke
+SMOKE_HELPERS = {"add_smoke", "section_parser", "run_section"}  # benchmarks/support: add --smoke
 
 
 @cache
