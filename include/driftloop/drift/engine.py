@@ -33,6 +33,7 @@ from driftloop.drift.column import NUMERIC, ColumnProfile
 from driftloop.drift.labels import category_counts
 from driftloop.drift.multivariate import MultivariateTest
 from driftloop.drift.profile import ReferenceProfile
+from driftloop.drift.segments import SegmentTest
 from driftloop.drift.statistics import STATISTICS, Measurement, effect_floor, fixed_threshold
 from driftloop.drift.verdict import (
     CALIBRATED,
@@ -91,18 +92,20 @@ def check_drift(
     if profile.target is not None and profile.target in batch.columns:
         target = _column_drift(profile.columns[profile.target], batch[profile.target], settings)
     together = multivariate_test(profile, batch, settings, tail)
-    verdict = verdict_of(
-        features, target, len(batch), settings, multivariate=together, importances=importances
-    )
+    segment_tests = []
     if profile.segments and not settings.fixed:
-        verdict.segments = segments.assess(
+        segment_tests = segments.assess(
             profile.segments, batch, settings.segment_fdr, settings.segment_min_rows
         )
-        if settings.segment_retrain and segments.calls_drift(
-            verdict.segments, settings.segment_level
-        ):
-            verdict.status, verdict.segments_call_drift = DriftStatus.DRIFT, True
-    return verdict
+    return verdict_of(
+        features,
+        target,
+        len(batch),
+        settings,
+        multivariate=together,
+        importances=importances,
+        segment_tests=segment_tests,
+    )
 
 
 def multivariate_test(
@@ -132,6 +135,7 @@ def verdict_of(
     sketched: bool = False,
     multivariate: MultivariateTest | None = None,
     importances: Mapping[str, float] | None = None,
+    segment_tests: list[SegmentTest] | None = None,
 ) -> DriftVerdict:
     """The batch's verdict from its columns' results (exact or sketched alike).
 
@@ -146,8 +150,8 @@ def verdict_of(
 
     With ``drift.multivariate_retrain`` the multivariate test may call drift on its own; the
     two then share ``false_alarm_rate`` (``DriftSettings.verdict_rate``), and so do the
-    segments with ``drift.segment_retrain`` (decided in :func:`check_drift`), so a clean batch
-    is still called drift at most that often. With ``drift.weighting: importance`` and the
+    ``segment_tests`` with ``drift.segment_retrain``, so a clean batch is still called drift
+    at most that often. With ``drift.weighting: importance`` and the
     version's ``importances``, features count by their weight (``_weighted_share``).
     """
     tested = [f for f in features if f.tested]
@@ -177,6 +181,12 @@ def verdict_of(
     calls_drift = multivariate is not None and settings.multivariate_retrain
     if calls_drift and multivariate.flag:
         status = DriftStatus.DRIFT
+    segment_tests = segment_tests or []
+    segments_call = settings.segment_retrain and segments.calls_drift(
+        segment_tests, settings.segment_level
+    )
+    if segments_call:
+        status = DriftStatus.DRIFT
     return DriftVerdict(
         status=status,
         rows=rows,
@@ -199,6 +209,8 @@ def verdict_of(
         batch_test=batch_test,
         multivariate=multivariate,
         multivariate_calls_drift=calls_drift,
+        segments=segment_tests,
+        segments_call_drift=segments_call,
         weighting="importance" if weights is not None else "count",
         importance_share=(
             None if weights is None else sum(weights[f.name] for f in tested if f.drifted)
