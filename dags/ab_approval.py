@@ -157,9 +157,9 @@ def ab_approval(model: ModelDags) -> None:
     ab_approval_dag()
 
 
-def _aware(moment: datetime | str) -> datetime:
-    """``moment`` as an aware UTC datetime (the approval row stores UTC)."""
-    value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+def _aware(moment: str) -> datetime:
+    """The approval's ISO time as an aware UTC datetime (the row stores UTC)."""
+    value = datetime.fromisoformat(moment)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
