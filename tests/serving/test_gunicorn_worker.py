@@ -91,7 +91,7 @@ def test_a_stopping_worker_refuses_new_connections_and_answers_what_it_holds(gun
     process.send_signal(signal.SIGTERM)
     # stock gthread keeps listening until it exits (after /slow): nginx's new connections
     # would wait in the backlog and be reset; this worker refuses them while /slow still runs
-    wait_until(lambda: refused(port), 10, "new connections to be refused", 0.02)
+    wait_until(lambda: refused(port), 30, "new connections to be refused", 0.02)
     assert process.poll() is None and not answers
 
     # the connection nginx keeps alive still gets its next request answered, and closed
