@@ -315,6 +315,9 @@ def run(args: Any) -> None:
     tables = getattr(args, "tables", None)
     if tables:
         cells = [cell for cell in cells if cell.table in tables]
+    labels = getattr(args, "label", None)
+    if labels:
+        cells = [cell for cell in cells if any(text in cell.label for text in labels)]
     references = getattr(args, "references", None) or (2 if smoke else 20)
     fixed_batches = getattr(args, "batches", None)
 

@@ -7,6 +7,9 @@ with the same options, so a section can also be run alone and none imports anoth
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -26,6 +29,9 @@ def section_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=1)
     # reduced runs (a section that does not know them ignores them)
     parser.add_argument("--tables", action="append", help="only these tables of a section")
+    parser.add_argument(
+        "--label", action="append", help="only the cells whose label contains this text"
+    )
     parser.add_argument("--batches", type=int, help="repetitions per cell instead of the default")
     parser.add_argument("--references", type=int, help="references per cell (drift)")
     return parser
@@ -39,11 +45,20 @@ def run_section(run: Callable[[argparse.Namespace], None], doc: str | None) -> i
 
 
 def run_all(function: Callable[..., Any], jobs: list[tuple], workers: int) -> list[Any]:
-    """``function(*job)`` for every job, in order; in ``workers`` processes when above one."""
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            return list(pool.map(function, *zip(*jobs, strict=True)))
-    return [function(*job) for job in jobs]
+    """``function(*job)`` for every job, in order; in ``workers`` processes when above one.
+    Each result is shown on stderr as it arrives (full-size runs take hours)."""
+    started, results = time.perf_counter(), []
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(workers))
+            arrivals = pool.map(function, *zip(*jobs, strict=True))
+        else:
+            arrivals = (function(*job) for job in jobs)
+        for done, result in enumerate(arrivals, 1):
+            results.append(result)
+            elapsed = time.perf_counter() - started
+            print(f"[{done}/{len(jobs)}, {elapsed:.0f} s] {result}", file=sys.stderr, flush=True)
+    return results
 
 
 def interval(k: int, n: int) -> tuple[float, float]:

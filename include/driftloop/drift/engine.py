@@ -326,9 +326,7 @@ def judge_column(
     names = [n for n in settings.statistics if column.kind in STATISTICS[n].column_kinds]
     result.tested = count >= settings.min_rows
     level = settings.level(len(names))
-    permute = values is not None and permutation.applies(
-        column.exact, count, column.values, column.std
-    )
+    permute = values is not None and permutation.applies(column, count)
     pooled: np.ndarray | None = None
     for name in names:
         measurement = measure(name)

@@ -74,32 +74,17 @@ class PermutationResult:
     critical: float
 
 
-def applies(exact_reference: bool, n: int, reference: np.ndarray, spread: float) -> bool:
+def applies(column: ColumnProfile, n: int) -> bool:
     """Whether a batch of ``n`` values is tested against the pooled sample: a constant
-    reference (``spread`` 0: its stored draws are all 0; only where the permutation is cheap,
+    reference (spread 0: its stored draws are all 0; only where the permutation is cheap,
     the smaller side at most :data:`PERMUTE_MAX`), or a heavy-tailed one
     (:data:`HEAVY_KURTOSIS`) beyond the resampled sizes, where the stored null leans on its
     limit (by permutation up to :data:`PERMUTE_MAX`, by :func:`pooled_split_null` beyond)."""
-    if not exact_reference:
+    if not column.exact:
         return False
-    if not spread > 0:
-        return min(n, reference.size) <= PERMUTE_MAX
-    return n > SMALL_SIZES[-1] and excess_kurtosis(reference, spread) > HEAVY_KURTOSIS
-
-
-KURTOSIS_POINTS = 20_000
-"""Sorted values the kurtosis is estimated from (evenly spaced, the maximum included): the
-check stays O(20,000) per column however large the reference."""
-
-
-def excess_kurtosis(values: np.ndarray, spread: float) -> float:
-    """The sample's excess kurtosis: 0 for a normal, 10 for a lognormal of sigma 0.6. A
-    reference of more than :data:`KURTOSIS_POINTS` (sorted) values is read at evenly spaced
-    ranks, its largest and smallest values among them."""
-    if values.size > KURTOSIS_POINTS:
-        values = values[np.linspace(0, values.size - 1, KURTOSIS_POINTS).astype(np.int64)]
-    centred = (values - values.mean()) / spread
-    return float(np.mean(centred**4) - 3.0)
+    if not column.std > 0:
+        return min(n, column.values.size) <= PERMUTE_MAX
+    return n > SMALL_SIZES[-1] and column.excess_kurtosis > HEAVY_KURTOSIS
 
 
 def pooled_sorted(reference: np.ndarray, batch: np.ndarray) -> np.ndarray:
