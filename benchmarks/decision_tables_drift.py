@@ -230,7 +230,14 @@ def _numeric_cells(smoke: bool) -> list[Cell]:
         ("tied", 0.3),
     ]
     statistics = ["mean_shift", "wasserstein", "jensen_shannon", ""]
-    sizes = [(1_000, 30), (1_000, 100_000), (20_000, 1_000), (20_000, 3_000), (100_000, 100_000)]
+    sizes = [
+        (1_000, 30),
+        (1_000, 100_000),
+        (20_000, 1_000),
+        (20_000, 3_000),
+        (100_000, 30_000),  # an unbalanced split of a large pool (its extremes decide)
+        (100_000, 100_000),
+    ]
     if smoke:
         shapes, statistics, sizes = (
             [("lognormal", 2.0), ("binary", 0.01)],
@@ -318,6 +325,9 @@ def run(args: Any) -> None:
     labels = getattr(args, "label", None)
     if labels:
         cells = [cell for cell in cells if any(text in cell.label for text in labels)]
+    rows = getattr(args, "rows", None)
+    if rows:
+        cells = [cell for cell in cells if f"{cell.reference_rows}/{cell.batch_rows}" in rows]
     references = getattr(args, "references", None) or (2 if smoke else 20)
     fixed_batches = getattr(args, "batches", None)
 

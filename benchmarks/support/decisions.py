@@ -32,6 +32,11 @@ def section_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--label", action="append", help="only the cells whose label contains this text"
     )
+    parser.add_argument(
+        "--rows",
+        action="append",
+        help="only the cells of these sizes, REFERENCE/BATCH (e.g. 100000/30000)",
+    )
     parser.add_argument("--batches", type=int, help="repetitions per cell instead of the default")
     parser.add_argument("--references", type=int, help="references per cell (drift)")
     return parser
