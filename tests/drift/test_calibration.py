@@ -16,6 +16,7 @@ import pytest
 from scipy import stats
 
 from driftloop.config import DriftSettings
+from driftloop.drift import permutation
 from driftloop.drift.calibration import INFINITE, scale, wasserstein_null
 from driftloop.drift.engine import check_drift
 from driftloop.drift.profile import build_profile
@@ -64,6 +65,21 @@ def test_the_resampled_wasserstein_is_scipys():
         index = np.sort(rng.integers(0, values.size, (8, 41)), axis=1)
         expected = [stats.wasserstein_distance(values[row], values) for row in index]
         assert np.allclose(wasserstein_null(values, 1.0, index), expected, rtol=0, atol=1e-12)
+
+
+def test_the_statistics_of_values_share_their_splits_and_keep_their_nulls():
+    """Both statistics drawn from one set of splits get the nulls each gets alone (the same
+    seed, the same splits), on a continuous pool and on a flag's pool (split from counts)."""
+    rng = np.random.default_rng(5)
+    names = ["mean_shift", "wasserstein"]
+    for pooled in (np.sort(rng.lognormal(0, 2, 3_000)), np.sort(rng.binomial(1, 0.02, 3_000))):
+        pooled = pooled.astype(float)
+        together = permutation.split_nulls(names, pooled, 1_000, 2_000, 600)
+        for name in names:
+            alone = permutation.split_nulls([name], pooled, 1_000, 2_000, 600)[name]
+            assert together[name].shape == (600,)
+            assert np.array_equal(together[name], alone)
+        assert not np.array_equal(together["mean_shift"], together["wasserstein"])
 
 
 GENERATORS = {

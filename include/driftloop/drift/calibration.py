@@ -144,16 +144,17 @@ def wasserstein_null(values: np.ndarray, std: float, index: np.ndarray) -> np.nd
     n = index.shape[1]
     levels = np.arange(1, n) / n
     crossing = np.minimum(np.ceil(levels * size).astype(np.int64) - 1, size - 1)
-    lower, upper = index[:, :-1], index[:, 1:]
-    a, b, x = values[lower], values[upper], values[crossing]
-    below, above = x < a, x > b
-    at = np.where(below, a, np.where(above, b, x))
-    h_at = np.where(below, h[lower], np.where(above, h[upper], h[crossing]))
-    middle = levels * (at - a) - (h_at - h[lower]) + (h[upper] - h_at) - levels * (b - at)
-    first = h[index[:, 0]]  # below the batch: the integral of F
-    top = index[:, -1]  # above the batch: the integral of 1 - F
-    last = (values[-1] - values[top]) - (h[-1] - h[top])
-    return _ratio(first + middle.sum(axis=1) + last, std)
+    # one gather per table; a row's consecutive values are its intervals' ends (views)
+    batch, h_batch = values[index], h[index]
+    a, b, h_a, h_b = batch[:, :-1], batch[:, 1:], h_batch[:, :-1], h_batch[:, 1:]
+    # x clipped to [a, b]; H is non-decreasing in the index, so H there is H(x) clipped alike
+    at = np.clip(values[crossing], a, b)
+    h_at = np.clip(h[crossing], h_a, h_b)
+    # the middle terms summed per row, regrouped: levels x (2 at - a - b) + H(a) + H(b) - 2 H(at)
+    middle = (2.0 * at - a - b) @ levels + h_a.sum(axis=1) + h_b.sum(axis=1) - 2.0 * h_at.sum(1)
+    first = h_batch[:, 0]  # below the batch: the integral of F
+    last = (values[-1] - batch[:, -1]) - (h[-1] - h_batch[:, -1])  # above: of 1 - F
+    return _ratio(first + middle + last, std)
 
 
 def _ratio(distance: np.ndarray, spread: float) -> np.ndarray:

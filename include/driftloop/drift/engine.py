@@ -327,7 +327,7 @@ def judge_column(
     result.tested = count >= settings.min_rows
     level = settings.level(len(names))
     permute = values is not None and permutation.applies(column, count)
-    pooled: np.ndarray | None = None
+    nulls: dict[str, np.ndarray] | None = None
     for name in names:
         measurement = measure(name)
         bound = None if bounds is None else bounds.get(name, 0.0)
@@ -336,17 +336,16 @@ def judge_column(
             flag = measurement.value >= threshold
             test = StatisticTest(measurement, threshold, 0.0, flag, FIXED, sketch_bound=bound)
         elif permute and name in VALUE_NULLS:
-            if pooled is None:  # merged once, shared by the statistics of values
-                pooled = permutation.pooled_sorted(column.values, values)  # type: ignore[arg-type]
+            if nulls is None:  # one merge and one set of splits for the statistics of values
+                nulls = permutation.split_nulls(
+                    [other for other in names if other in VALUE_NULLS],
+                    permutation.pooled_sorted(column.values, values),  # type: ignore[arg-type]
+                    count,
+                    column.count,
+                    settings.calibration_draws,
+                )
             test = permutation.statistic_test(
-                column,
-                name,
-                measurement,
-                pooled,
-                count,
-                level,
-                effect_floor(settings, name),
-                settings.calibration_draws,
+                column, name, measurement, nulls[name], level, effect_floor(settings, name)
             )
         elif level_counts is not None and STATISTICS[name].permutation is not None:
             test = categorical.statistic_test(

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -94,6 +95,56 @@ def pooled_sorted(reference: np.ndarray, batch: np.ndarray) -> np.ndarray:
     return pooled
 
 
+def split_nulls(
+    names: Sequence[str], pooled: np.ndarray, n: int, reference_count: int, draws: int
+) -> dict[str, np.ndarray]:
+    """Each statistic's sorted null (raw distances) over random splits of the pooled values
+    into a batch of ``n`` and a reference of ``reference_count``.
+
+    Seeded by the pooled values, so the same batch against the same reference always gets the
+    same verdict; the statistics share the splits (drawing them is half the cost).
+    """
+    small, large = min(n, reference_count), max(n, reference_count)
+    seed = int.from_bytes(hashlib.sha256(pooled.tobytes()).digest()[:8], "little")
+    values, counts = distinct_values(pooled)
+    if values.size <= DISCRETE_MAX:  # each statistic from the same seed, as for the splits
+        return {
+            name: np.sort(discrete_split_null(name, values, counts, small, draws, _seeded(seed)))
+            for name in names
+        }
+    if small > PERMUTE_MAX:
+        return {
+            name: np.sort(pooled_split_null(name, pooled, small, draws, _seeded(seed)))
+            for name in names
+        }
+    rng = _seeded(seed)
+    rows = max(1, BLOCK_VALUES // small)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for at in range(0, draws, rows):
+        index = sorted_indices(pooled.size, rng, min(rows, draws - at), small)
+        for name in names:
+            parts[name].append(VALUE_NULLS[name](pooled, 1.0, index))
+    return {
+        name: np.sort(np.concatenate(drawn)) * (1.0 + small / large)
+        for name, drawn in parts.items()
+    }
+
+
+def _seeded(seed: int) -> np.random.Generator:
+    """A generator from the pool's seed: each statistic's null starts from it."""
+    return np.random.default_rng(seed)
+
+
+def split_test(null: np.ndarray, observed: float, level: float) -> PermutationResult:
+    """The p-value of ``observed`` against a sorted null, and the null's critical distance."""
+    # a relative tolerance: a split equal to the observed one must count as at least as large
+    at_least = null.size - np.searchsorted(null, observed * (1.0 - 1e-9), side="left")
+    p_value = float((1 + at_least) / (null.size + 1))
+    rank = math.ceil((null.size + 1) * (1.0 - level))
+    critical = float(null[rank - 1]) if 1 <= rank <= null.size else math.inf
+    return PermutationResult(p_value, critical)
+
+
 def permutation_test(
     name: str,
     pooled: np.ndarray,
@@ -103,33 +154,10 @@ def permutation_test(
     draws: int,
     level: float,
 ) -> PermutationResult:
-    """The p-value of ``observed`` (raw distance of batch and reference) over random splits.
-
-    Seeded by the pooled values, so the same batch against the same reference always gets the
-    same verdict.
-    """
-    small, large = min(n, reference_count), max(n, reference_count)
-    seed = hashlib.sha256(pooled.tobytes()).digest()
-    rng = np.random.default_rng(int.from_bytes(seed[:8], "little"))
-    values, counts = distinct_values(pooled)
-    if values.size <= DISCRETE_MAX:
-        null = np.sort(discrete_split_null(name, values, counts, small, draws, rng))
-    elif small > PERMUTE_MAX:
-        null = np.sort(pooled_split_null(name, pooled, small, draws, rng))
-    else:
-        statistic = VALUE_NULLS[name]
-        rows = max(1, BLOCK_VALUES // small)
-        parts = [
-            statistic(pooled, 1.0, sorted_indices(pooled.size, rng, min(rows, draws - at), small))
-            for at in range(0, draws, rows)
-        ]
-        null = np.sort(np.concatenate(parts)) * (1.0 + small / large)
-    # a relative tolerance: a split equal to the observed one must count as at least as large
-    at_least = null.size - np.searchsorted(null, observed * (1.0 - 1e-9), side="left")
-    p_value = float((1 + at_least) / (null.size + 1))
-    rank = math.ceil((null.size + 1) * (1.0 - level))
-    critical = float(null[rank - 1]) if 1 <= rank <= null.size else math.inf
-    return PermutationResult(p_value, critical)
+    """The p-value of ``observed`` (raw distance of batch and reference) over random splits
+    of the pooled values (:func:`split_nulls`, one statistic)."""
+    null = split_nulls([name], pooled, n, reference_count, draws)[name]
+    return split_test(null, observed, level)
 
 
 DISCRETE_MAX = 64
@@ -272,17 +300,14 @@ def statistic_test(
     column: ColumnProfile,
     name: str,
     measurement: Measurement,
-    pooled: np.ndarray,
-    n: int,
+    null: np.ndarray,
     level: float,
     floor: float,
-    draws: int,
 ) -> StatisticTest:
-    """A statistic of values tested by permutation of the pooled values; the threshold shown
-    is the permutation's critical distance in the statistic's units (divided by the sd)."""
-
-    observed = raw_distance(name, measurement.details)
-    result = permutation_test(name, pooled, n, column.count, observed, draws, level)
+    """A statistic of values tested against its sorted null over splits of the pooled values
+    (:func:`split_nulls`); the threshold shown is the null's critical distance in the
+    statistic's units (divided by the sd)."""
+    result = split_test(null, raw_distance(name, measurement.details), level)
     if column.std > 0:
         threshold = result.critical / column.std
     else:  # a constant reference: any difference is infinitely many sds
