@@ -29,31 +29,18 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import yaml
-from scipy import stats
+from support.common import ROOT
+from support.dags import dag_files, interval, parse
 
-from driftloop.orchestration.model_dags import KINDS, MODELS_FOLDER, write_model_files
+from driftloop.orchestration.model_dags import KINDS
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "three_models.yaml"
 TARGET_SECONDS = 1.0
-
-CHILD = """
-import json, sys, time
-from airflow.dag_processing.dagbag import DagBag
-wall, cpu = time.perf_counter(), time.process_time()
-bag = DagBag(dag_folder=sys.argv[1])
-cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-print("RESULT " + json.dumps({"cpu": cpu, "wall": wall, "dags": len(bag.dag_ids),
-                              "errors": list(bag.import_errors.values())}))
-"""
 
 
 def many_models_config(folder: Path, count: int) -> Path:
@@ -79,41 +66,9 @@ def many_models_config(folder: Path, count: int) -> Path:
 def project(folder: Path, count: int, samples: int = 3) -> tuple[Path, list[Path]]:
     """The project's dags/ with one model file per model; the config and the files to time
     (the five of dags/ and ``samples`` model files: first, middle, last)."""
-    dags = folder / "dags"
-    dags.mkdir(parents=True)
-    for kind in KINDS:
-        shutil.copy(ROOT / "dags" / f"{kind}.py", dags / f"{kind}.py")
+    folder.mkdir(parents=True)
     config = many_models_config(folder, count)
-    write_model_files(config, dags)
-    models = sorted((dags / MODELS_FOLDER).glob("*.py"))
-    sample = [models[0], models[len(models) // 2], models[-1]][:samples]
-    return config, [dags / f"{kind}.py" for kind in KINDS] + sample
-
-
-def parse(path: Path, config: Path, home: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DRIFTLOOP_"))}
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__DAGS_FOLDER=str(path.parent),
-        DRIFTLOOP_CONFIG=str(config),
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path)], env=env, capture_output=True, text=True
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode or not lines:
-        raise SystemExit(f"parse of {path} failed:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1].removeprefix("RESULT "))
-
-
-def interval(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% interval (Student's t; 0 for one value)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, 0.0
-    sem = statistics.stdev(values) / len(values) ** 0.5
-    return mean, float(stats.t.ppf(0.975, len(values) - 1)) * sem
+    return config, dag_files(folder, config, samples)
 
 
 def main(argv: list[str] | None = None) -> int:

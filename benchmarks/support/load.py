@@ -181,6 +181,25 @@ def summarize(server: str, endpoint: str, label: str, windows: list[Window]) -> 
     )
 
 
+def load_window(
+    server: Server,
+    endpoint: str,
+    bodies: list[bytes] | None,
+    headers: dict[str, str],
+    clients: int,
+    warmup: float,
+    seconds: float,
+) -> Window:
+    """One window of closed-loop load on fresh connections (GET without ``bodies``), for
+    benchmarks that alternate servers round by round and :func:`summarize` the windows."""
+    method = "GET" if bodies is None else "POST"
+    drive = _drive(
+        method, server.url + endpoint, bodies, headers, clients, warmup, seconds,
+        server.process.pid,
+    )  # fmt: skip
+    return asyncio.run(drive)
+
+
 def run_load(
     server: Server,
     endpoint: str,
@@ -199,22 +218,11 @@ def run_load(
     Requests that complete inside a window count; latency is client-side, from just before
     the request is sent to the last byte of the answer.
     """
-    method = "GET" if bodies is None else "POST"
     windows = []
     for _ in range(rounds):
         if pause is not None:
             pause()
-        drive = _drive(
-            method,
-            server.url + endpoint,
-            bodies,
-            headers,
-            clients,
-            warmup,
-            seconds,
-            server.process.pid,
-        )
-        windows.append(asyncio.run(drive))
+        windows.append(load_window(server, endpoint, bodies, headers, clients, warmup, seconds))
     results = [summarize(server.name, endpoint, str(i + 1), [w]) for i, w in enumerate(windows)]
     if rounds > 1:
         results.append(summarize(server.name, endpoint, "all", windows))

@@ -80,16 +80,34 @@ def start(name: str, command: list[str], env: dict[str, str], port: int, home: P
 def start_driftloop(settings: Any, workers: int, threads: int, extra_env: dict[str, str]) -> Server:
     """driftloop under gunicorn with the project's gunicorn config (``extra_env``: overrides
     such as ``DRIFTLOOP_SERVING__MICRO_BATCH_WAIT_MS``)."""
+    home = settings.storage.home
+    return start_gunicorn(
+        "driftloop",
+        CONFIG,
+        home,
+        workers,
+        threads,
+        {**extra_env, "DRIFTLOOP_STORAGE__HOME": str(home)},
+    )
+
+
+def start_gunicorn(
+    name: str, config: Path, home: Path, workers: int, threads: int, extra_env: dict[str, str]
+) -> Server:
+    """driftloop under gunicorn with the project's gunicorn config, serving what ``config``
+    declares (every model of a ``models:`` map, or the one ``DRIFTLOOP_MODEL__NAME`` in
+    ``extra_env`` names); its log and metrics files under ``home``."""
     port = free_port()
     env = clean_env()
     env.update(extra_env)
     env.update(
-        DRIFTLOOP_CONFIG=str(CONFIG),
-        DRIFTLOOP_STORAGE__HOME=str(settings.storage.home),
+        DRIFTLOOP_CONFIG=str(config),
         DRIFTLOOP_BIND=f"127.0.0.1:{port}",
         DRIFTLOOP_WORKERS=str(workers),
         DRIFTLOOP_THREADS=str(threads),
-        PROMETHEUS_MULTIPROC_DIR=str(settings.storage.home / "prometheus"),
+        PROMETHEUS_MULTIPROC_DIR=str(
+            home / ("prometheus" if name == "driftloop" else f"prometheus-{name}")
+        ),
     )
     command = [
         str(VENV_BIN / "gunicorn"),
@@ -97,11 +115,12 @@ def start_driftloop(settings: Any, workers: int, threads: int, extra_env: dict[s
         str(ROOT / "serving" / "gunicorn.conf.py"),
         "serving.app:create_app()",
     ]
-    return start("driftloop", command, env, port, settings.storage.home)
+    return start(name, command, env, port, home)
 
 
-def start_mlflow(settings: Any) -> Server:
-    """``mlflow models serve`` with its defaults (one uvicorn worker, 127.0.0.1)."""
+def start_mlflow(settings: Any, workers: int | None = None) -> Server:
+    """``mlflow models serve`` (127.0.0.1) with its defaults (one uvicorn worker), or with
+    ``-w workers``."""
     port = free_port()
     env = clean_env()
     env["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
@@ -116,7 +135,31 @@ def start_mlflow(settings: Any) -> Server:
         "-p",
         str(port),
     ]
-    return start("mlflow", command, env, port, settings.storage.home)
+    name = "mlflow"
+    if workers is not None:
+        command += ["-w", str(workers)]
+        name = f"mlflow-w{workers}"
+    return start(name, command, env, port, settings.storage.home)
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The pids of the server's direct children (gunicorn's workers), oldest first."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == server.process.pid:  # ppid, after the state field
+                children.append((int(fields[19]), int(stat.parent.name)))  # start time, pid
+    return [pid for _, pid in sorted(children)]
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory now (VmRSS), in MiB; 0 when it is gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def wait_ready(server: Server, path: str, timeout: float = 180.0) -> None:
