@@ -13,6 +13,11 @@ Three tables, each cell over clean or shifted batches drawn from the reference's
 - **A segment of 5% of the rows shifted by +0.5 sd** (20,000-row reference and batches): flagged
   in the report, and called drift with ``segment_retrain``, target 95%, beside the per-feature
   verdict, which cannot see it.
+- **Segments alone, before and after** (``--tables segments``): clean batches with a segment
+  flagged in the report at ``segment_fdr`` 0.01, with 5 and with 50 segments (the issue's 2%),
+  by today's per-segment tests and by the first round's (``support/segments_before_31.py``) on
+  the same batches; the shifted segment flagged by both. ``--tables budget`` runs the first
+  three tables only.
 
 Evidently and NannyML have no per-segment test with a false-discovery rate, no importance-
 weighted verdict and no shared budget, so there is no side-by-side column.
@@ -25,21 +30,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from support import segments_before_31 as before
 from support.decisions import interval, run_all, run_section
 
 from driftloop.config import DriftSettings
+from driftloop.drift import segments
 from driftloop.drift.engine import check_drift
 from driftloop.drift.profile import ReferenceProfile, build_profile
 from driftloop.vocabulary import DriftStatus
 
-REGIONS = [f"r{i}" for i in range(5)]
-REGION_WEIGHTS = [0.05, 0.2375, 0.2375, 0.2375, 0.2375]  # r0: 5% of the rows
 
-
-def frame(rng: np.random.Generator, rows: int, features: int, shift: float = 0.0) -> pd.DataFrame:
-    """``features`` columns: the region, a 3-level categorical, and numeric ones (every third
-    lognormal, the first with 10% missing); region r0's ``x0`` moves by ``shift`` sd."""
-    data = {"region": rng.choice(REGIONS, rows, p=REGION_WEIGHTS)}
+def frame(
+    rng: np.random.Generator, rows: int, features: int, shift: float = 0.0, regions: int = 5
+) -> pd.DataFrame:
+    """``features`` columns: the region (r0: 5% of the rows, the rest equal), a 3-level
+    categorical, and numeric ones (every third lognormal, the first with 10% missing); region
+    r0's ``x0`` moves by ``shift`` sd."""
+    weights = np.r_[0.05, np.full(regions - 1, 0.95 / (regions - 1))]
+    data = {"region": rng.choice([f"r{i}" for i in range(regions)], rows, p=weights)}
     numeric = max(features - 2, 1)
     for i in range(numeric):
         values = rng.normal(size=rows)
@@ -110,6 +118,62 @@ def run_cell(
     return counts, tested, spent / tested
 
 
+def run_segments(
+    features: int, rows: int, regions: int, shift: float, batches: int, references: int, seed: int
+) -> tuple[dict[str, int], int, float]:
+    """Segments alone on the same batches, today's tests and the first round's: batches with a
+    segment flagged at ``segment_fdr`` by each, the batches, seconds per batch (both)."""
+    rng = np.random.default_rng([seed, features, rows, regions, int(shift * 10)])
+    settings = DriftSettings(segment_by=["region"])
+    fdr, least = settings.segment_fdr, settings.segment_min_rows
+    numeric = [f"x{i}" for i in range(max(features - 2, 1))]
+    categorical = ["kind"] if features >= 3 else []
+    counts = {"after": 0, "before": 0, "segments": 0}
+    per_reference = max(1, batches // references)
+    started = time.perf_counter()
+    for _ in range(references):
+        reference = frame(rng, 20_000 if rows >= 20_000 else 5_000, features, regions=regions)
+        fitted = segments.fit(reference, ["region"], numeric, categorical, least)
+        for _ in range(per_reference):
+            batch = frame(rng, rows, features, shift, regions)
+            after = segments.assess(fitted, batch, fdr, least)
+            counts["after"] += any(t.flagged for t in after)
+            counts["before"] += any(t.flagged for t in before.assess(fitted, batch, fdr, least))
+            counts["segments"] += len(after)
+    tested = per_reference * references
+    return counts, tested, (time.perf_counter() - started) / tested
+
+
+def print_segments(args: Any, references: int, smoke: bool) -> None:
+    """The before/after table of the segments alone (clean and shifted batches)."""
+    clean = getattr(args, "batches", None) or (10 if smoke else 2_000)
+    cells = [(10, 1_000, 5, 0.0, clean), (5, 20_000, 5, 0.0, clean // 4)]
+    cells += [(5, 20_000, 50, 0.0, clean // 4), (5, 20_000, 5, 0.5, clean // 10)]
+    started = time.perf_counter()
+    arguments = [(*cell, references, args.seed) for cell in cells]
+    results = run_all(run_segments, arguments, args.workers)
+    print(f"\n## Segments alone, before and after (issue 31){' — smoke' if smoke else ''}\n")
+    print(
+        "| batches | features | rows | segments tested | a segment flagged, today [95%] | "
+        "first round [95%] | target | per batch (both) |"
+    )
+    print("|---|---:|---:|---:|---|---|---|---:|")
+    for (features, rows, _r, shift, _b), (counts, n, seconds) in zip(cells, results, strict=True):
+        shown = []
+        for key in ("after", "before"):
+            lower, upper = interval(counts[key], n)
+            shown.append(f"{counts[key] / n:.2%} [{lower:.2%}, {upper:.2%}] of {n:,}")
+        target = ">= 95%" if shift else "<= 1% (segment_fdr)"
+        if not shift and counts["segments"] / n > 10:
+            target += ", <= 2% (issue)"
+        kind = "r0 x0 +0.5 sd" if shift else "clean"
+        print(
+            f"| {kind} | {features} | {rows:,} | {counts['segments'] / n:.1f} | {shown[0]} | "
+            f"{shown[1]} | {target} | {seconds * 1000:.0f} ms |"
+        )
+    print(f"\n_segment tables: {time.perf_counter() - started:.0f} s_")
+
+
 def _row(label: str, k: int, n: int, target: str, clean: bool) -> str:
     lower, upper = interval(k, n)
     rate = k / n
@@ -121,6 +185,15 @@ def _row(label: str, k: int, n: int, target: str, clean: bool) -> str:
 def run(args: Any) -> None:
     smoke = bool(args.smoke)
     references = getattr(args, "references", None) or (2 if smoke else 20)
+    tables = set(getattr(args, "tables", None) or ()) & {"budget", "segments"}
+    if not tables or "budget" in tables:
+        print_budget(args, references, smoke)
+    if not tables or "segments" in tables:
+        print_segments(args, references, smoke)
+
+
+def print_budget(args: Any, references: int, smoke: bool) -> None:
+    """The three tables of every detector on one budget."""
     clean = getattr(args, "batches", None) or (10 if smoke else 10_000)
     power = getattr(args, "batches", None) or (10 if smoke else 2_000)
     widths = (3, 10) if smoke else (3, 10, 30, 100)
