@@ -17,28 +17,13 @@ import time
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from support.decisions import interval, run_all, run_section
+from support.drift_data import correlated_frame as frame
 
 from driftloop.config import DriftSettings
 from driftloop.drift.engine import check_drift, multivariate_test
 from driftloop.drift.profile import build_profile
 from driftloop.vocabulary import DriftStatus
-
-NUMERIC = [f"f{i}" for i in range(10)]
-
-
-def frame(rng: np.random.Generator, rows: int, rho: float = 0.8) -> pd.DataFrame:
-    covariance = np.eye(10)
-    covariance[0, 1] = covariance[1, 0] = rho
-    values = rng.multivariate_normal(np.zeros(10), covariance, rows)
-    data = pd.DataFrame(values, columns=NUMERIC)
-    data["f9"] = np.exp(data["f9"])  # a heavy right tail
-    data["kind"] = np.where(
-        values[:, 2] + rng.normal(size=rows) > 0, "a", rng.choice(["b", "c", "d"], rows)
-    )
-    data.loc[rng.random(rows) < 0.1, "f3"] = np.nan
-    return data
 
 
 def run_cell(rows: int, rho: float, batches: int, references: int, seed: int) -> tuple:

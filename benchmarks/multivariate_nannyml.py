@@ -56,8 +56,8 @@ def child(folder: Path, references: int) -> None:
 def run(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
-    from decision_tables_multivariate import frame
     from support.decisions import interval
+    from support.drift_data import correlated_frame as frame
 
     from driftloop.config import DriftSettings
     from driftloop.drift.engine import multivariate_test

@@ -107,3 +107,22 @@ def level_probabilities() -> dict[str, np.ndarray]:
     five = np.array([0.40, 0.25, 0.15, 0.12, 0.08])
     zipf = 1.0 / np.arange(1, 51)
     return {"cat5": five, "cat50": zipf / zipf.sum()}
+
+
+CORRELATED_NUMERIC = [f"f{i}" for i in range(10)]
+
+
+def correlated_frame(rng: np.random.Generator, rows: int, rho: float = 0.8) -> pd.DataFrame:
+    """The multivariate sections' data (decision_tables_multivariate.py, multivariate_nannyml.py):
+    ten numeric features, f0 and f1 correlated ``rho``, f9 lognormal, f3 with 10% missing, and a
+    categorical tied to f2."""
+    covariance = np.eye(10)
+    covariance[0, 1] = covariance[1, 0] = rho
+    values = rng.multivariate_normal(np.zeros(10), covariance, rows)
+    data = pd.DataFrame(values, columns=CORRELATED_NUMERIC)
+    data["f9"] = np.exp(data["f9"])  # a heavy right tail
+    data["kind"] = np.where(
+        values[:, 2] + rng.normal(size=rows) > 0, "a", rng.choice(["b", "c", "d"], rows)
+    )
+    data.loc[rng.random(rows) < 0.1, "f3"] = np.nan
+    return data
