@@ -4,7 +4,7 @@ Prometheus multiprocess mode so ``/metrics`` adds up every worker.
     gunicorn -c serving/gunicorn.conf.py 'serving.app:create_app()'
 
 Environment: ``DRIFTLOOP_BIND`` (127.0.0.1:8000), ``DRIFTLOOP_WORKERS`` (2),
-``DRIFTLOOP_THREADS`` (8), ``DRIFTLOOP_ACCESS_LOG`` (off; ``-`` for stdout),
+``DRIFTLOOP_THREADS`` (16), ``DRIFTLOOP_ACCESS_LOG`` (off; ``-`` for stdout),
 ``DRIFTLOOP_PIN_CPUS`` (``auto``: one core per worker when workers equal cores; ``0``, ``1``),
 ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary folder when unset), and the usual
 DRIFTLOOP_* config.
@@ -16,7 +16,10 @@ import tempfile
 
 bind = os.environ.get("DRIFTLOOP_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("DRIFTLOOP_WORKERS", "2"))
-threads = int(os.environ.get("DRIFTLOOP_THREADS", "8"))
+# 16, not 8: a worker's micro-batch holds at most one row per thread, and a batch costs the
+# model about the same for 8 rows as for 16 (32 connections: 1.48 -> 1.27 ms of server CPU
+# per one-record request, docs/benchmarks-serving.md)
+threads = int(os.environ.get("DRIFTLOOP_THREADS", "16"))
 worker_class = "serving.gunicorn_worker.DrainingThreadWorker"  # gthread, drained at stop
 timeout = 60
 graceful_timeout = 30  # workers drain the prediction log before they exit

@@ -23,7 +23,7 @@ from driftloop.ab.traffic import PRODUCTION, STAGING, TrafficSplit, load_split
 from driftloop.config import Settings
 from driftloop.scoring import model as scoring
 from driftloop.scoring.model import FeatureSchema
-from serving.batching import MicroBatcher
+from serving.batching import Batchable, MicroBatcher
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,9 @@ class LoadedModel:
     # the permutation fallback (tree explanations need none)
     example: pd.DataFrame | None = field(default=None, repr=False)
 
-    def predict(self, frame: pd.DataFrame) -> tuple[list[Any], list[list[float]] | None]:
-        """Predictions (and class probabilities for classifiers) for every row of ``frame``."""
+    def predict(self, frame: Batchable) -> tuple[list[Any], list[list[float]] | None]:
+        """Predictions (and class probabilities for classifiers) for every row of ``frame`` (a
+        frame, or all-numeric records as :class:`~serving.batching.Rows`)."""
         return self.batcher.submit(frame)
 
 

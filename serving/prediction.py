@@ -139,8 +139,8 @@ def predict(
         {serving.sticky_field},
         serving.max_missing_share,
     )
-    frame = checked.frame
-    predictions, probabilities = model.predict(frame)
+    batch = checked.rows  # all-numeric records: an array, stacked by the micro-batcher
+    predictions, probabilities = model.predict(batch)
     # unique because the request id is; and a record's id names the request it came in
     record_ids = [f"{request_id}-{i}" for i in range(len(items))]
     elapsed = (time.perf_counter() - started) * 1000
@@ -156,7 +156,7 @@ def predict(
     )
     rows = logged.rows(model, predictions, probabilities, False, chosen.assignment)
     if snapshot.split.shadow and model.variant == PRODUCTION and snapshot.staging is not None:
-        rows += _shadow_rows(snapshot.staging, frame, logged, chosen.assignment)
+        rows += _shadow_rows(snapshot.staging, batch, logged, chosen.assignment)
     return Prediction(
         request_id,
         settings.model.name,

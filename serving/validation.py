@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import reprlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import pandas as pd
 
 from driftloop.scoring.frame_checks import LARGEST
 from driftloop.task import task_kind
+from serving.batching import Rows
 from serving.models import FeatureSchema
 
 MAX_DETAILS = 10
@@ -46,13 +48,18 @@ def check_feedback_value(value: Any, task: str) -> None:
 class CheckedRecords:
     """The records as the model takes them, and which features each one left missing."""
 
-    frame: pd.DataFrame
+    rows: pd.DataFrame | Rows  # what a micro-batcher takes: all-numeric records as an array
     missing: np.ndarray | None  # bool, records x features in schema order; None: nothing missing
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The records as a frame in schema order."""
+        return self.rows.frame() if isinstance(self.rows, Rows) else self.rows
 
     def missing_names(self) -> list[list[str] | None]:
         """Per record, the names of its missing features (None when it has all)."""
         if self.missing is None:
-            return [None] * len(self.frame)
+            return [None] * len(self.rows)
         names = np.asarray(self.frame.columns, dtype=object)
         return [names[row].tolist() if row.any() else None for row in self.missing]
 
@@ -81,15 +88,15 @@ def checked_records(
             413, f"{len(records)} records in one request; the limit is {max_records}"
         )
     if len(schema.numeric) == len(schema.names):
-        frame = _numeric_frame(records, schema.names, ignore)
-        if frame is not None:
-            return CheckedRecords(frame, None)
+        rows = _numeric_rows(records, schema.names, ignore)
+        if rows is not None:
+            return CheckedRecords(rows, None)
     return _checked_frame(records, schema, ignore, max_missing_share)
 
 
-def _numeric_frame(
+def _numeric_rows(
     records: list[dict[str, Any]], names: tuple[str, ...], ignore: set[str]
-) -> pd.DataFrame | None:
+) -> Rows | None:
     """The common case in plain Python and one array: every feature numeric, every record
     right. ``None`` when anything is off; :func:`_checked_frame` then says what."""
     width = len(names)
@@ -107,7 +114,7 @@ def _numeric_frame(
         return None
     if not (np.isfinite(values).all() and (np.abs(values) <= LARGEST).all()):
         return None
-    return pd.DataFrame(values, columns=list(names))
+    return Rows(values, names)
 
 
 def _checked_frame(

@@ -6,11 +6,12 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from driftloop.stack.processes import wait_until
-from serving.batching import MicroBatcher
+from serving.batching import MicroBatcher, Rows, _together
 
 
 def _doubling(calls: list[int]):
@@ -82,3 +83,31 @@ def test_large_frames_skip_the_queue(rows):
     assert len(batcher.submit(pd.DataFrame({"x": [1.0] * rows}))[0]) == rows
     batcher.close()
     assert calls == [rows]
+
+
+def test_arrays_and_frames_are_stacked_into_one_frame_in_order():
+    """A request's all-numeric records come as an array with their columns (no frame per
+    request); a batch of them, or of them and frames, is one frame with the rows in order."""
+    columns = ("x", "y")
+    parts = [
+        Rows(np.array([[1.0, 2.0]]), columns),
+        Rows(np.array([[3.0, 4.0], [5.0, 6.0]]), columns),
+    ]
+    stacked = _together(parts)
+    assert list(stacked.columns) == ["x", "y"]
+    assert stacked.to_numpy().tolist() == [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    mixed = _together([parts[0], pd.DataFrame({"x": [7.0], "y": [8.0]}), parts[1]])
+    assert mixed["x"].tolist() == [1.0, 7.0, 3.0, 5.0] and mixed.index.tolist() == [0, 1, 2, 3]
+    alone = _together([parts[1]])
+    assert isinstance(alone, pd.DataFrame) and alone["y"].tolist() == [4.0, 6.0]
+
+
+def test_arrays_submitted_together_each_get_their_own_rows():
+    calls: list[int] = []
+    batcher = MicroBatcher(_doubling(calls), max_rows=64, wait_seconds=0.05, name="t")
+    values = [Rows(np.array([[float(i)]]), ("x",)) for i in range(6)]
+    with ThreadPoolExecutor(len(values)) as pool:
+        answers = list(pool.map(batcher.submit, values))
+    batcher.close()
+    assert [a[0] for a in answers] == [[2.0 * i] for i in range(6)]
+    assert sum(calls) == 6

@@ -17,6 +17,7 @@ import pandas as pd
 
 from driftloop import registry
 from driftloop.config import Settings
+from driftloop.scoring.forest import forest_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -121,18 +122,20 @@ def predictor(pipeline: Any, classes: list[Any] | None, example: pd.DataFrame | 
     decision threshold keeps two passes.
     """
 
+    proba = _probabilities(pipeline, example) if classes is not None else None
+
     def two_passes(frame: pd.DataFrame) -> Answers:
         predictions = np.asarray(pipeline.predict(frame))
-        probabilities = pipeline.predict_proba(frame) if classes is not None else None
+        probabilities = proba(frame) if proba is not None else None
         return predictions, probabilities
 
-    if classes is None or example is None or not len(example):
+    if proba is None or example is None or not len(example):
         return two_passes
     labels = np.asarray(classes, dtype=object)
     decide = _decision_rule(pipeline)
 
     def one_pass(frame: pd.DataFrame) -> Answers:
-        probabilities = pipeline.predict_proba(frame)
+        probabilities = proba(frame)
         return labels[decide(probabilities)], probabilities
 
     try:
@@ -141,6 +144,21 @@ def predictor(pipeline: Any, classes: list[Any] | None, example: pd.DataFrame | 
         log.warning("one-pass prediction check failed, using two passes: %s", exc)
         agrees = False
     return one_pass if agrees else two_passes
+
+
+def _probabilities(pipeline: Any, example: pd.DataFrame | None) -> Callable[[Any], np.ndarray]:
+    """``pipeline.predict_proba``, or the same without scikit-learn's per-tree overhead for a
+    forest (:mod:`driftloop.scoring.forest`) when it gives exactly the same array on the
+    version's input example (without an example, the pipeline's own)."""
+    fast = forest_probabilities(pipeline)
+    if fast is None or example is None or not len(example):
+        return pipeline.predict_proba
+    try:
+        same = np.array_equal(fast(example), pipeline.predict_proba(example))
+    except Exception as exc:  # an odd pipeline must not stop the model from serving
+        log.warning("fast forest probabilities failed, using predict_proba: %s", exc)
+        same = False
+    return fast if same else pipeline.predict_proba
 
 
 def as_lists(answers: Answers) -> tuple[list[Any], list[list[float]] | None]:
