@@ -29,7 +29,6 @@ import sqlalchemy as sa
 from driftloop.config import Settings
 from driftloop.demo import environment, watch
 from driftloop.demo.declared import DRIFTING, MODELS, write_config
-from driftloop.demo.environment import CLEAN_BATCHES
 from driftloop.demo.loop import LoopDatabases, LoopPorts
 from driftloop.demo.traffic import TrafficThread
 from driftloop.events import DRIFT_ASSET_URI, model_asset_uri, model_dag_id
@@ -43,6 +42,7 @@ from driftloop.vocabulary import ABDecision, DriftStatus, RetrainDecision
 
 LOOP_DAGS = ("drift_monitor", "retrain", "ab_evaluate")
 QUIET_RATE = 2.0  # requests per second to each model that does not drift
+CHECK_TIMEOUT = 600.0  # for the drift_monitor runs of every model at once, on a busy machine
 
 
 @dataclass
@@ -202,21 +202,20 @@ def _run_drifting(
     say: Callable[[str], None],
     ab_timeout: float,
 ) -> None:
-    """The clean drop of every model checked at once (each by its own drift_monitor), then
-    the drifting model's drift, retrain, gate and A/B test."""
+    """Every model's drop checked at once, each by its own drift_monitor run: a clean batch
+    for most, a day of data for the drifting model (its clean batches, then the drifting
+    ones); then the drifting model's retrain, gate and A/B test."""
     drifting = models[DRIFTING]
-    landing = sorted((drifting.storage.home / "stream").iterdir())
-    for path in landing[:CLEAN_BATCHES]:
+    for path in sorted((drifting.storage.home / "stream").iterdir()):
         shutil.move(str(path), drifting.storage.landing_dir / path.name)
     runs = [watch.trigger_check(airflow, engines[name], name) for name in result.models]
     for run in runs:
-        result.models[str(run[0])].batches += watch.checks_of(airflow, engines[run[0]], say, run)
-    for path in landing[CLEAN_BATCHES:]:
-        shutil.move(str(path), drifting.storage.landing_dir / path.name)
+        name = str(run[0])
+        result.models[name].batches += watch.checks_of(
+            airflow, engines[name], say, run, timeout=CHECK_TIMEOUT
+        )
     outcome, engine = result.models[DRIFTING], engines[DRIFTING]
-    checked = watch.check_batches(airflow, engine, say, DRIFTING)
-    outcome.batches += checked
-    if not any(batch["status"] == DriftStatus.DRIFT for batch in checked):
+    if not any(batch["status"] == DriftStatus.DRIFT for batch in outcome.batches):
         say(f"{DRIFTING}: no drift found, so nothing to retrain")
         return
     gate = watch.await_retrain(airflow, engine, say, DRIFTING)

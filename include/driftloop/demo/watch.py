@@ -51,6 +51,7 @@ def checks_of(
     engine: sa.Engine,
     say: Callable[[str], None],
     started: tuple[str | None, str, int],
+    timeout: float = 240.0,
 ) -> list[dict[str, Any]]:
     """Wait for a run :func:`trigger_check` started; the model's checks it made, oldest batch
     first."""
@@ -58,7 +59,7 @@ def checks_of(
 
     model, run_id, before = started
     dag_id = model_dag_id("drift_monitor", model)
-    state = airflow.wait_for_run(dag_id, run_id, timeout=240)
+    state = airflow.wait_for_run(dag_id, run_id, timeout=timeout)
     if state != "success":
         raise StackError(f"{dag_id} run {run_id} {state}\n{airflow.logs_tail()}")
     query = (
