@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 QUIET = tuple(name for name in MODELS if name != DRIFTING)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 def test_drift_in_one_of_three_models_promotes_it_alone(tmp_path: Path, monkeypatch) -> None:
     started = time.monotonic()
     with loop_databases(tmp_path, monkeypatch) as (databases, resources):
@@ -43,6 +43,7 @@ def test_drift_in_one_of_three_models_promotes_it_alone(tmp_path: Path, monkeypa
             databases=databases,
             ports=LoopPorts(None, None, None),
             progress=lambda line: print(f"[three models] {line}", flush=True),
+            ab_timeout=600,
         )
         print("\n".join(summary_lines(result)))
         assert list(result.models) == list(MODELS)
@@ -66,7 +67,17 @@ def test_drift_in_one_of_three_models_promotes_it_alone(tmp_path: Path, monkeypa
         roles = {v["version"]: (v["aliases"], v["stage"]) for v in drifting.versions}
         assert roles == {"1": ("-", "Archived"), "2": ("production", "Production")}, roles
         assert drifting.after == {"status": 200, "version": "2", "variant": "production"}
-        assert set(drifting.traffic["answered"]) == {"production v1", "staging v2"}
+        # both variants answered during the test; version 2 as Production once promoted
+        answered = set(drifting.traffic["answered"])
+        assert (
+            {"production v1", "staging v2"}
+            <= answered
+            <= {
+                "production v1",
+                "staging v2",
+                "production v2",
+            }
+        ), drifting.traffic
         assert result.promoted == [DRIFTING]
 
         # the others: their clean batch checked and passed, no drift event, no retrain, no A/B
