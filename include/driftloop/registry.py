@@ -157,7 +157,15 @@ def _configure(settings: Settings, key: tuple[str, str, str]) -> _Configured:
         artifact_location = (
             None if settings.mlflow_tracking_uri.startswith("http") else root.as_uri()
         )
-        client.create_experiment(settings.mlflow.experiment, artifact_location=artifact_location)
+        try:
+            client.create_experiment(
+                settings.mlflow.experiment, artifact_location=artifact_location
+            )
+        except MlflowException as exc:
+            # Models share the experiment: another model's process (a bootstrap or a retrain
+            # beside this one) may create it between the look and this call, which is fine.
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
     mlflow.set_experiment(settings.mlflow.experiment)
     _configured = _Configured(key, _mlflow_uris(), client)
     return _configured

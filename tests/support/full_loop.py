@@ -5,7 +5,8 @@ on the LocalExecutor).
 Airflow's metadata, MLflow's backend store and driftloop's tables each get their own uniquely
 named PostgreSQL database (all dropped afterwards); MLflow, Airflow's components (and the Celery
 workers) and the prediction server run as separate processes with the commands the compose file
-uses, and no process outlives the test.
+uses, and no process outlives the test (``loop_databases``, which the test of several models,
+tests/full_stack/test_three_models.py, shares).
 
 The seeded scenario is a concept shift (five features move and the labels move with them), so
 the bootstrapped model is clearly wrong on the new data. The drifting batches land together:
@@ -22,6 +23,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -72,18 +74,19 @@ def _existing_databases(names: list[str]) -> list[str]:
         admin.dispose()
 
 
-def run_and_check_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, celery: LoopCelery | None = None
-) -> LoopResult:
-    """Run the loop from nothing, assert every step, and that nothing outlives it."""
+@contextlib.contextmanager
+def loop_databases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[LoopDatabases, contextlib.ExitStack]]:
+    """A clean environment and Airflow's, MLflow's and driftloop's own PostgreSQL databases
+    for one run of the loop (and an ExitStack for the run's other resources); afterwards, that
+    no process of the run (found by ``tmp_path``) outlives it and every database is dropped."""
     require_postgres()
     for name in list(os.environ):
         if name.startswith("MLFLOW_") or (
             name.startswith("DRIFTLOOP_") and name != "DRIFTLOOP_TEST_POSTGRES_URL"
         ):
             monkeypatch.delenv(name)
-    started = time.monotonic()
-    label = "celery" if celery else "full-stack"
     names: list[str] = []
     with contextlib.ExitStack() as resources:
 
@@ -92,11 +95,31 @@ def run_and_check_loop(
             names.append(str(sa.engine.make_url(url).database))
             return url
 
-        databases = LoopDatabases(
-            airflow=database("airflow_test"),
-            mlflow=database("mlflow_test"),
-            driftloop=database("driftloop_test"),
+        yield (
+            LoopDatabases(
+                airflow=database("airflow_test"),
+                mlflow=database("mlflow_test"),
+                driftloop=database("driftloop_test"),
+            ),
+            resources,
         )
+    marker = str(tmp_path)
+    assert wait_until(
+        lambda: None if _leftover_processes(marker) else True,
+        20,
+        "the test's processes to exit",
+        diagnostics=lambda: "\n".join(_leftover_processes(marker)),
+    )
+    assert _existing_databases(names) == []
+
+
+def run_and_check_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, celery: LoopCelery | None = None
+) -> LoopResult:
+    """Run the loop from nothing, assert every step, and that nothing outlives it."""
+    started = time.monotonic()
+    label = "celery" if celery else "full-stack"
+    with loop_databases(tmp_path, monkeypatch) as (databases, resources):
         result = run_loop(
             ROOT / "driftloop.demo.yaml",
             tmp_path / "home",
@@ -158,13 +181,5 @@ def run_and_check_loop(
         merged_ids = ",".join(str(i) for i in sorted(c.id for c in merged))
         assert tags["driftloop.merged_drift_check_ids"] == merged_ids, (tags, merged_ids)
         assert tags["driftloop.data_digest"] and tags["driftloop.profile_id"]
-        marker = str(tmp_path)
-    assert wait_until(
-        lambda: None if _leftover_processes(marker) else True,
-        20,
-        "the test's processes to exit",
-        diagnostics=lambda: "\n".join(_leftover_processes(marker)),
-    )
-    assert _existing_databases(names) == []
     print(f"[{label}] total {time.monotonic() - started:.0f}s")
     return result

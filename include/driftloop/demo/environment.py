@@ -103,9 +103,12 @@ def prepare_stream(settings: Settings, say: Callable[[str], None]) -> list[dict[
     return frame.to_dict("records")
 
 
-def start_cli(env: dict[str, str], home: Path, *args: str) -> subprocess.Popen[str]:
-    """``driftloop <args>`` in the background, its output in ``<home>/cli-<command>.log``."""
-    with (home / f"cli-{args[0]}.log").open("w") as log:  # the child keeps its own handle
+def start_cli(
+    env: dict[str, str], home: Path, *args: str, log_name: str | None = None
+) -> subprocess.Popen[str]:
+    """``driftloop <args>`` in the background, its output in ``<home>/cli-<log_name>.log``
+    (by default the command's name)."""
+    with (home / f"cli-{log_name or args[0]}.log").open("w") as log:  # the child keeps its own
         return subprocess.Popen(
             [str(VENV_BIN / "driftloop"), *args],
             env={**os.environ, **env},
@@ -129,10 +132,13 @@ def finish_cli(process: subprocess.Popen[str], name: str, timeout: float) -> Non
         raise StackError(f"`driftloop {name}` exited with {process.returncode}; see cli-{name}.log")
 
 
-def plugin_page(airflow: Any, say: Callable[[str], None]) -> str:
+def plugin_page(
+    airflow: Any, say: Callable[[str], None], api: str = "/driftloop/api/overview"
+) -> str:
     """Check that the api-server mounted the driftloop plugin (plugins/) and say where its page
-    is: in Airflow's navigation, and the app's own URL."""
-    answer = airflow.fetch("/driftloop/api/overview")
+    is: in Airflow's navigation, and the app's own URL. ``api`` is the route asked: the one
+    model's overview, or ``/driftloop/api/models`` (every model's row) for a config of several."""
+    answer = airflow.fetch(api)
     if answer.status_code != 200:
         raise StackError(
             f"the driftloop plugin did not answer ({answer.status_code}: {answer.text[:300]}); "

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,9 +28,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from driftloop.config import Settings
 from driftloop.demo import environment, watch
 from driftloop.demo.environment import CLEAN_BATCHES
+from driftloop.demo.traffic import TrafficThread
 from driftloop.settings_loader import load_settings
 from driftloop.stack.airflow_stack import AirflowStack
 from driftloop.stack.celery_workers import CeleryWorker, CeleryWorkers, celery_env
@@ -183,7 +182,7 @@ def run_loop(
         result.urls["server docs"] = f"{server.url}/docs"
         say(f"prediction server ready: {server.url}")
         simulator = services.enter_context(
-            _TrafficThread(server.url, traffic, settings, traffic_rate)
+            TrafficThread(server.url, traffic, settings, traffic_rate)
         )
         say(
             f"traffic: {traffic_rate:g} requests/s with feedback, "
@@ -223,61 +222,6 @@ def run_loop(
         result.seconds = time.monotonic() - started
         say("stopping every process the demo started")
     return result
-
-
-class _TrafficThread:
-    """The simulator in a thread until stopped: one-record requests from sticky clients, each
-    followed by its true label as feedback."""
-
-    def __init__(self, url: str, rows: list[dict[str, Any]], settings: Settings, rate: float):
-        from driftloop.ab.traffic_simulator import SimulationResult
-
-        target = settings.data.target
-        self.records = [{k: v for k, v in r.items() if k != target} for r in rows]
-        self.labels = [r[target] for r in rows]
-        self.url, self.rate = url, rate
-        self.result = SimulationResult()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
-        self.error: Exception | None = None
-
-    def __enter__(self) -> _TrafficThread:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        from driftloop.ab.traffic_simulator import simulate
-
-        try:
-            simulate(
-                self.url,
-                self.records,
-                self.labels,
-                None,
-                clients=200,
-                seed=1,
-                rate=self.rate,
-                stop=self._stop,
-                result=self.result,
-            )
-        except Exception as exc:  # reported in the summary, never a hang
-            self.error = exc
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(60)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "answered": {f"{v} v{n}": c for (v, n), c in sorted(self.result.answered.items())},
-            "correct": {f"{v} v{n}": c for (v, n), c in sorted(self.result.correct.items())},
-            "failed": {str(k): c for k, c in self.result.failed.items()},
-            "feedback": self.result.feedback,
-            "error": None if self.error is None else str(self.error),
-        }
 
 
 def summary_lines(result: LoopResult) -> list[str]:

@@ -1,5 +1,9 @@
 """Following the demo's loop: trigger the DAG runs through Airflow's REST API, wait for them,
-and read what they recorded (see :mod:`driftloop.demo.loop`)."""
+and read what they recorded (see :mod:`driftloop.demo.loop`).
+
+Each function takes the ``model`` whose loop it follows: its DAG ids and Assets carry the name
+and the rows it reads are that model's only (:mod:`driftloop.demo.models`, several models in
+one database); None is a config without ``models:`` (today's ids, every row)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from driftloop.events import DRIFT_ASSET_URI, model_asset_uri, model_dag_id
 from driftloop.settings_loader import load_settings
 from driftloop.stack.airflow_stack import AirflowStack
 from driftloop.stack.processes import StackError, wait_until
@@ -22,31 +27,57 @@ DECIDED = {
 
 
 def check_batches(
-    airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None]
+    airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None], model: str | None = None
 ) -> list[dict[str, Any]]:
     """One drift_monitor run: ingest what landed, check every unchecked batch (in parallel);
     the checks it made, oldest batch first."""
-    from driftloop.storage import Batch, DriftCheck
+    return checks_of(airflow, engine, say, trigger_check(airflow, engine, model))
+
+
+def trigger_check(
+    airflow: AirflowStack, engine: sa.Engine, model: str | None = None
+) -> tuple[str | None, str, int]:
+    """Start the model's drift_monitor run without waiting (other models' runs go on beside
+    it): what :func:`checks_of` needs to wait for it and read its checks."""
+    from driftloop.storage import DriftCheck
 
     with engine.connect() as connection:
         before = connection.execute(sa.select(sa.func.max(DriftCheck.id))).scalar() or 0
-    run_id = airflow.trigger("drift_monitor")
-    state = airflow.wait_for_run("drift_monitor", run_id, timeout=240)
+    return model, airflow.trigger(model_dag_id("drift_monitor", model)), before
+
+
+def checks_of(
+    airflow: AirflowStack,
+    engine: sa.Engine,
+    say: Callable[[str], None],
+    started: tuple[str | None, str, int],
+    timeout: float = 240.0,
+) -> list[dict[str, Any]]:
+    """Wait for a run :func:`trigger_check` started; the model's checks it made, oldest batch
+    first."""
+    from driftloop.storage import Batch, DriftCheck
+
+    model, run_id, before = started
+    dag_id = model_dag_id("drift_monitor", model)
+    state = airflow.wait_for_run(dag_id, run_id, timeout=timeout)
     if state != "success":
-        raise StackError(f"drift_monitor run {run_id} {state}\n{airflow.logs_tail()}")
+        raise StackError(f"{dag_id} run {run_id} {state}\n{airflow.logs_tail()}")
+    query = (
+        sa.select(
+            Batch.name,
+            DriftCheck.status,
+            DriftCheck.drift_share,
+            DriftCheck.drifted_features,
+            DriftCheck.html_path,
+        )
+        .join(Batch, Batch.id == DriftCheck.batch_id)
+        .where(DriftCheck.id > before)
+        .order_by(Batch.batch_time, Batch.id)
+    )
+    if model is not None:
+        query = query.where(DriftCheck.model_name == model)
     with engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(
-                Batch.name,
-                DriftCheck.status,
-                DriftCheck.drift_share,
-                DriftCheck.drifted_features,
-                DriftCheck.html_path,
-            )
-            .join(Batch, Batch.id == DriftCheck.batch_id)
-            .where(DriftCheck.id > before)
-            .order_by(Batch.batch_time, Batch.id)
-        ).all()
+        rows = connection.execute(query).all()
     if not rows:
         raise StackError("drift_monitor found no batch to check")
     checked = []
@@ -59,7 +90,7 @@ def check_batches(
             "report": row.html_path,
         }
         drifted = f": {', '.join(batch['drifted'])}" if batch["drifted"] else ""
-        say(f"drift_monitor: {row.name} {batch['status']}{drifted}")
+        say(f"{dag_id}: {row.name} {batch['status']}{drifted}")
         checked.append(batch)
     return checked
 
@@ -76,39 +107,50 @@ def task_instances(airflow: AirflowStack, dag_ids: tuple[str, ...]) -> list[dict
     return found
 
 
-def await_retrain(airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None]) -> dict:
+def await_retrain(
+    airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None], model: str | None = None
+) -> dict:
     """The drift event starts retrain on its own (an Asset-triggered run); wait for its gate."""
-    say("drift announced on driftloop://drift: waiting for the retrain run it starts")
+    dag_id = model_dag_id("retrain", model)
+    say(f"drift announced on {model_asset_uri(DRIFT_ASSET_URI, model)}: waiting for {dag_id}")
     run = wait_until(
-        lambda: next(iter(airflow.dag_runs("retrain")), None), 120, "the Asset-triggered retrain"
+        lambda: next(iter(airflow.dag_runs(dag_id)), None), 120, "the Asset-triggered retrain"
     )
-    say(f"retrain started ({run['run_type']}); PyCaret compares models, MLflow tracks the run")
-    state = airflow.wait_for_run("retrain", run["dag_run_id"], timeout=600)
+    say(f"{dag_id} started ({run['run_type']}); PyCaret compares models, MLflow tracks the run")
+    state = airflow.wait_for_run(dag_id, run["dag_run_id"], timeout=600)
     if state != "success":
-        raise StackError(f"retrain run {run['dag_run_id']} {state}\n{airflow.logs_tail()}")
-    gate = retrain_runs(engine)[-1]
+        raise StackError(f"{dag_id} run {run['dag_run_id']} {state}\n{airflow.logs_tail()}")
+    gate = retrain_runs(engine, model)[-1]
     say(f"gate: version {gate['model_version']} {gate['decision']}: {gate['reason']}")
     return gate
 
 
 def await_decision(
-    airflow: AirflowStack, engine: sa.Engine, say: Callable[[str], None], timeout: float
+    airflow: AirflowStack,
+    engine: sa.Engine,
+    say: Callable[[str], None],
+    timeout: float,
+    model: str | None = None,
 ) -> list[dict[str, Any]]:
     """Trigger ab_evaluate until it decides (or the time is up); return every evaluation."""
-    from driftloop.storage import ABEvaluation
+    from driftloop.storage import ABEvaluation, ABTest
 
+    dag_id = model_dag_id("ab_evaluate", model)
+    query = sa.select(ABEvaluation).order_by(ABEvaluation.id.desc()).limit(1)
+    if model is not None:
+        query = query.join(ABTest, ABTest.id == ABEvaluation.test_id).where(
+            ABTest.model_name == model
+        )
     deadline = time.monotonic() + timeout
     evaluations: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         time.sleep(10)
-        run_id = airflow.trigger("ab_evaluate")
-        airflow.wait_for_run("ab_evaluate", run_id, timeout=180)
+        run_id = airflow.trigger(dag_id)
+        airflow.wait_for_run(dag_id, run_id, timeout=180)
         with engine.connect() as connection:
-            row = connection.execute(
-                sa.select(ABEvaluation).order_by(ABEvaluation.id.desc()).limit(1)
-            ).first()
+            row = connection.execute(query).first()
         if row is None:
-            say("ab_evaluate: no test yet (Staging has answered no request)")
+            say(f"{dag_id}: no test yet (Staging has answered no request)")
             continue
         evaluation = {
             "id": row.id,
@@ -126,18 +168,21 @@ def await_decision(
         if evaluations and evaluations[-1]["id"] == evaluation["id"]:
             continue
         evaluations.append(evaluation)
-        say(f"ab_evaluate: {row.decision}: {row.reason}")
+        say(f"{dag_id}: {row.decision}: {row.reason}")
         if row.decision in DECIDED:
             break
     return evaluations
 
 
-def retrain_runs(engine: sa.Engine) -> list[dict[str, Any]]:
-    """Every recorded retrain decision, oldest first."""
+def retrain_runs(engine: sa.Engine, model: str | None = None) -> list[dict[str, Any]]:
+    """Every recorded retrain decision (of the model), oldest first."""
     from driftloop.storage import RetrainRun
 
+    query = sa.select(RetrainRun).order_by(RetrainRun.id)
+    if model is not None:
+        query = query.where(RetrainRun.model_name == model)
     with engine.connect() as connection:
-        rows = connection.execute(sa.select(RetrainRun).order_by(RetrainRun.id)).all()
+        rows = connection.execute(query).all()
     return [
         {
             "trigger": r.trigger,
@@ -154,11 +199,12 @@ def retrain_runs(engine: sa.Engine) -> list[dict[str, Any]]:
     ]
 
 
-def versions() -> tuple[list[dict[str, str]], dict[str, str]]:
-    """Every version with its role, and the lineage tags of the one in Production."""
+def versions(model: str | None = None) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """Every version (of the model) with its role, and the lineage tags of the one in
+    Production."""
     from driftloop import registry
 
-    settings = load_settings()
+    settings = load_settings(model=model)
     production = registry.by_alias(
         registry.configure(settings), settings.model.name, registry.PRODUCTION
     )
@@ -166,7 +212,8 @@ def versions() -> tuple[list[dict[str, str]], dict[str, str]]:
 
 
 def answer_after(url: str, record: dict[str, Any]) -> dict[str, Any]:
-    """Which version answers a Production request once the decision is in."""
+    """Which version answers a Production request once the decision is in (``url``: the
+    server's, or a model's ``<server>/models/<name>``)."""
     import requests
 
     response = requests.post(

@@ -372,7 +372,10 @@ class AirflowStack(Service):
 
         def probe() -> str | None:
             self._check_alive()
-            state = str(self.dag_run(dag_id, run_id)["state"])
+            try:
+                state = str(self.dag_run(dag_id, run_id)["state"])
+            except requests.Timeout:  # a busy api-server answers the next poll; the deadline holds
+                return None
             return state if state in TERMINAL_RUN_STATES else None
 
         def diagnostics() -> str:
