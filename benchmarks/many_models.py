@@ -343,7 +343,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", type=int, default=50)
     parser.add_argument("--max-loaded", type=int, default=10, help="serving.max_loaded_models")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, each server")
-    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
+    parser.add_argument(
+        "--threads", type=int, default=16, help="gunicorn threads per worker (as shipped)"
+    )
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (warm)")
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds a round")

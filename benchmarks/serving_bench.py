@@ -509,7 +509,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
     parser.add_argument("--reuse-home", action="store_true", help="keep a bootstrapped home")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (driftloop)")
-    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
+    parser.add_argument(
+        "--threads", type=int, default=16, help="gunicorn threads per worker (as shipped)"
+    )
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per round")
