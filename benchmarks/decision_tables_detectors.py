@@ -32,11 +32,12 @@ import numpy as np
 import pandas as pd
 from support import segments_before_31 as before
 from support.decisions import interval, run_all, run_section
+from support.drift_data import profile_with
 
 from driftloop.config import DriftSettings
 from driftloop.drift import segments
 from driftloop.drift.engine import check_drift
-from driftloop.drift.profile import ReferenceProfile, build_profile
+from driftloop.drift.profile import ReferenceProfile
 from driftloop.vocabulary import DriftStatus
 
 
@@ -72,17 +73,7 @@ def settings_for(kind: str) -> DriftSettings:
 
 def profile_of(reference: pd.DataFrame, settings: DriftSettings) -> ReferenceProfile:
     categorical = [c for c in ("region", "kind") if c in reference.columns]
-    return build_profile(
-        reference,
-        categorical,
-        None,
-        False,
-        statistics=settings.statistics,
-        calibration_draws=settings.calibration_draws,
-        multivariate=settings.multivariate,
-        segment_by=settings.segment_by,
-        segment_min_rows=settings.segment_min_rows,
-    )
+    return profile_with(reference, categorical, settings)
 
 
 def run_cell(

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from support.common import ROOT, add_smoke, print_header
+from support.drift_data import profile_with
 
 SHAPES = {  # name: (kind, features, reference rows, batch rows, timed checks)
     "full": [
@@ -70,7 +71,6 @@ def child(size: str) -> dict[str, float]:
     ``driftloop``."""
     from driftloop.config import DriftSettings
     from driftloop.drift.engine import check_drift
-    from driftloop.drift.profile import build_profile
 
     rng = np.random.default_rng(20261206)
     out = {}
@@ -81,17 +81,8 @@ def child(size: str) -> dict[str, float]:
             if mixed
             else DriftSettings()
         )
-        profile = build_profile(
-            frame(kind, rng, reference_rows, features),
-            ["region", "kind"] if mixed else [],
-            None,
-            False,
-            statistics=settings.statistics,
-            calibration_draws=settings.calibration_draws,
-            multivariate=settings.multivariate,
-            segment_by=settings.segment_by,
-            segment_min_rows=settings.segment_min_rows,
-        )
+        reference = frame(kind, rng, reference_rows, features)
+        profile = profile_with(reference, ["region", "kind"] if mixed else [], settings)
         batches = [frame(kind, rng, batch_rows, features) for _ in range(checks + 1)]
         check_drift(profile, batches[0], settings)
         started = time.process_time()

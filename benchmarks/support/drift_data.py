@@ -126,3 +126,23 @@ def correlated_frame(rng: np.random.Generator, rows: int, rho: float = 0.8) -> p
     )
     data.loc[rng.random(rows) < 0.1, "f3"] = np.nan
     return data
+
+
+def profile_with(reference: pd.DataFrame, categorical: list[str], settings: Any) -> Any:
+    """``build_profile`` of ``reference`` with what ``settings`` (``DriftSettings``) say about
+    statistics, calibration, the multivariate test and segments, as the sections that turn
+    detectors on build it. driftloop is imported here, so a script that runs another checkout's
+    driftloop in a child process imports this module without it."""
+    from driftloop.drift.profile import build_profile
+
+    return build_profile(
+        reference,
+        categorical,
+        None,
+        False,
+        statistics=settings.statistics,
+        calibration_draws=settings.calibration_draws,
+        multivariate=settings.multivariate,
+        segment_by=settings.segment_by,
+        segment_min_rows=settings.segment_min_rows,
+    )
