@@ -107,17 +107,18 @@ def split_nulls(
     small, large = min(n, reference_count), max(n, reference_count)
     seed = int.from_bytes(hashlib.sha256(pooled.tobytes()).digest()[:8], "little")
     values, counts = distinct_values(pooled)
+    fresh = np.random.default_rng
     if values.size <= DISCRETE_MAX:  # each statistic from the same seed, as for the splits
         return {
-            name: np.sort(discrete_split_null(name, values, counts, small, draws, _seeded(seed)))
+            name: np.sort(discrete_split_null(name, values, counts, small, draws, fresh(seed)))
             for name in names
         }
     if small > PERMUTE_MAX:
         return {
-            name: np.sort(pooled_split_null(name, pooled, small, draws, _seeded(seed)))
+            name: np.sort(pooled_split_null(name, pooled, small, draws, fresh(seed)))
             for name in names
         }
-    rng = _seeded(seed)
+    rng = fresh(seed)
     rows = max(1, BLOCK_VALUES // small)
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for at in range(0, draws, rows):
@@ -128,11 +129,6 @@ def split_nulls(
         name: np.sort(np.concatenate(drawn)) * (1.0 + small / large)
         for name, drawn in parts.items()
     }
-
-
-def _seeded(seed: int) -> np.random.Generator:
-    """A generator from the pool's seed: each statistic's null starts from it."""
-    return np.random.default_rng(seed)
 
 
 def split_test(null: np.ndarray, observed: float, level: float) -> PermutationResult:
