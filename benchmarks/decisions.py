@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         forwarded += [] if args.references else ["--references", "1"]
         if not args.tables:  # one drift table, no storm (its own smoke run covers it)
             args.tables, forwarded = ["numeric"], [*forwarded, "--tables", "numeric"]
+        # one section shows the driver runs its children; each section's own script has a
+        # smoke run of its own in CI (a child process costs a few seconds of imports)
+        args.only = args.only or ["drift"]
     print_header("Decisions: error rates and power")
     for name in args.only or list(SECTIONS):
         started = time.perf_counter()

@@ -554,8 +554,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write every figure here")
     add_smoke(parser)
     args = parser.parse_args()
-    if args.smoke:  # every server, one short round each, on the shared smoke home
+    if args.smoke:  # one short round each, on the shared smoke home
         args.workers, args.threads, args.clients, args.rounds = 1, 2, 2, 1
+        if args.servers == parser.get_default("servers"):
+            # one mlflow arm: the two differ only in -w, and each takes ~13 s to start
+            args.servers = "driftloop,mlflow-w2"
         args.warmup, args.seconds, args.health_seconds, args.batch_seconds = 0.5, 1.0, 0.5, 0.5
         args.stage_repeat, args.quiet_wait = 3, 0.0
     return args
