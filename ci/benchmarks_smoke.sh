@@ -61,6 +61,8 @@ trap 'rm -f "$times_file"; rm -rf "$lanes_dir"' EXIT
 # failure stops the lane with a non-zero status
 run_lane() {
   local summary_file=$1 script name started elapsed_ms seconds cpu_started cpu_ms line status
+  # read_cpu's file, one per lane (bash scoping is dynamic: read_cpu sees this one)
+  local times_file="${summary_file%/*}/times-${summary_file##*/}"
   shift
   for script in "$@"; do
     name=$(basename "$script" .py)
