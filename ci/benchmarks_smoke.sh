@@ -105,7 +105,10 @@ if [ "${#computing_lane[@]}" -gt 0 ]; then
 fi
 serving_status=0
 if [ "${#serving_lane[@]}" -gt 0 ]; then
-  run_lane "$lanes_dir/summary-1" "${serving_lane[@]}" || serving_status=$?
+  # in a subshell of its own too: the shell's CPU times of its children would otherwise take
+  # in the whole second lane when it is reaped, in the middle of one of this lane's scripts
+  run_lane "$lanes_dir/summary-1" "${serving_lane[@]}" &
+  wait $! || serving_status=$?
 fi
 if [ "${#computing_lane[@]}" -gt 0 ]; then
   wait "$computing_pid" || computing_status=$?
