@@ -51,8 +51,8 @@ rm -rf var/bench-smoke-home var/bench-smoke-home-*
 # first, so logs do not interleave.
 computing=" decision_tables_ab decision_tables_detectors decision_tables_drift
   decision_tables_multivariate decision_tables_storm decisions discrete_split drift_calibration
-  drift_wide gate_simulation multivariate_nannyml ordinal_rule paired_ab segment_tails
-  traffic_drift "
+  drift_wide gate_simulation multivariate_nannyml ordinal_rule paired_ab performance_monitoring
+  segment_tails traffic_drift "
 computing=" $(echo $computing) "  # one space between names, for the match below
 lanes_dir=$(mktemp -d)
 trap 'rm -f "$times_file"; rm -rf "$lanes_dir"' EXIT
