@@ -28,11 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from support.decisions import interval, run_all, run_section
-from support.drift_data import level_probabilities, tilted
+from support.drift_data import level_probabilities, profile_with, tilted
 
 from driftloop.config import DriftSettings
 from driftloop.drift.engine import check_drift
-from driftloop.drift.profile import build_profile
 from driftloop.vocabulary import DriftStatus
 
 Sampler = Callable[[np.random.Generator, int], np.ndarray]
@@ -141,14 +140,7 @@ def run_cell(cell: Cell, batches: int, references: int, seed: int) -> tuple[int,
             draw, is_categorical = sampler(cell.reference)
             reference = pd.DataFrame({"x": draw(rng, cell.reference_rows)})
             categorical = ["x"] if is_categorical else []
-        profile = build_profile(
-            reference,
-            categorical,
-            None,
-            False,
-            statistics=settings.statistics,
-            calibration_draws=settings.calibration_draws,
-        )
+        profile = profile_with(reference, categorical, settings)
         for _ in range(per_reference):
             if cell.features > 1 or cell.table.startswith("stream"):
                 frame = _stream_frame(cell, rng, cell.batch_rows, cell.extra.get("shift", 0.0))

@@ -3,7 +3,8 @@
 # here instead of rotting silently (`.ci/run` after the wheel check; `make bench-smoke`). Each
 # script under benchmarks/ runs with the project's .venv, in one of two lanes side by side
 # (below), its wall and CPU time printed; the first failure (non-zero exit, or no exit within
-# SMOKE_TIMEOUT seconds, default 600: a hang, not a busy machine) stops the run. Benchmarks
+# SMOKE_TIMEOUT seconds, default 600: a hang, not a busy machine) stops its lane, and the run
+# fails once the other lane has finished. Benchmarks
 # that need Evidently's own virtualenv say so and leave it out. Serving benchmarks share one
 # trained smoke home (var/bench-smoke-home, removed at the start; the first benchmark that
 # needs it trains it, about 30 s).
