@@ -65,6 +65,23 @@ def test_many_level_categoricals_keep_their_rate():
     assert flags <= 3  # of 40; a 1% test exceeds 3 with probability 0.0008
 
 
+def test_a_reference_that_missed_a_common_level_does_not_flag_most_batches():
+    """A 1,000-row reference of 2,000 Zipf levels that lacks a level of 0.87% by chance (about
+    one reference in 100 lacks one that large): every 5,000-row batch holds about 44 rows of
+    it. The new-level test given the pooled counts alone flagged 13 of these 20 batches; with
+    the bound over the reference's draw (``unseen_by_chance_bound``) about 6% are expected."""
+    rng = np.random.default_rng(263)
+    p, labels = _zipf(2_000), _labels(2_000)
+    missed = 13  # the level of share 0.0087
+    without = p.copy()
+    without[missed] = 0.0
+    profile = _profile(labels[rng.choice(p.size, 1_000, p=without / without.sum())], True, SETTINGS)
+    flags = sum(
+        _flagged(profile, labels[rng.choice(p.size, 5_000, p=p)], SETTINGS) for _ in range(20)
+    )
+    assert flags <= 5  # at 7% per batch, more than 5 of 20 has probability 0.004
+
+
 def test_a_new_level_flags_where_the_reference_misses_most_mass():
     """10,000 uniform levels against 500 reference rows: most of any batch is unseen, yet one
     new level holding 5% of a 1,000-row batch is flagged, and its numbers are reported."""
