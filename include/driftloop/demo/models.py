@@ -29,11 +29,12 @@ import sqlalchemy as sa
 from driftloop.config import Settings
 from driftloop.demo import environment, watch
 from driftloop.demo.declared import DRIFTING, MODELS, write_config
-from driftloop.demo.loop import LoopDatabases, LoopPorts
+from driftloop.demo.loop import LoopCelery, LoopDatabases, LoopPorts
 from driftloop.demo.traffic import TrafficThread
 from driftloop.events import DRIFT_ASSET_URI, model_asset_uri, model_dag_id
 from driftloop.settings_loader import load_all
 from driftloop.stack.airflow_stack import AirflowStack
+from driftloop.stack.celery_workers import CeleryWorkers, celery_env
 from driftloop.stack.mlflow_server import MlflowServer
 from driftloop.stack.prediction_server import PredictionServer
 from driftloop.stack.processes import wait_until
@@ -57,6 +58,7 @@ class ModelOutcome:
     promotions: list[dict[str, Any]] = field(default_factory=list)  # its audit log's moves
     traffic: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
+    lineage: dict[str, str] = field(default_factory=dict)  # its Production version's tags
 
     @property
     def decision(self) -> dict[str, Any] | None:
@@ -71,6 +73,9 @@ class ModelsLoopResult:
     models: dict[str, ModelOutcome] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    task_instances: list[dict[str, Any]] = field(default_factory=list)  # every model's loop DAGs
+    celery_tasks: dict[str, list[str]] = field(default_factory=dict)  # worker: task ids it ran
+    flower_workers: list[str] = field(default_factory=list)  # the workers Flower saw
 
     @property
     def promoted(self) -> list[str]:
@@ -94,12 +99,15 @@ def run_models_loop(
     progress: Callable[[str], None] = print,
     ab_timeout: float = 240.0,
     traffic_rate: float = 12.0,
+    celery: LoopCelery | None = None,
 ) -> ModelsLoopResult:
     """Run the first ``count`` of :data:`MODELS` from an empty ``home`` (their config derived
     from ``base_config``, the demo's) with drift planted in :data:`DRIFTING` only; stop
-    everything before returning. ``databases`` and ``ports`` as for one model's loop (by
-    default SQLite files under ``home``, and the demo's ports)."""
+    everything before returning. ``databases``, ``ports`` and ``celery`` as for one model's
+    loop (by default SQLite files under ``home``, the demo's ports, the LocalExecutor)."""
     databases, ports = databases or LoopDatabases(), ports or LoopPorts()
+    if celery is not None and not (databases.airflow or "").startswith("postgresql"):
+        raise ValueError("the CeleryExecutor needs Airflow's database on PostgreSQL")
     started = time.monotonic()
     home = home.resolve()
     shutil.rmtree(home, ignore_errors=True)
@@ -141,18 +149,25 @@ def run_models_loop(
             )
             for name in names
         }
+        airflow_db = databases.airflow or f"sqlite:///{home / 'airflow' / 'airflow.db'}"
         airflow = services.enter_context(
             AirflowStack(
                 dags_folder,
                 home / "airflow",
-                databases.airflow or f"sqlite:///{home / 'airflow' / 'airflow.db'}",
-                extra_env=env,
+                airflow_db,
+                extra_env={**env, **(celery_env(celery.broker_url, airflow_db) if celery else {})},
                 port=ports.airflow,
                 startup_timeout=300,
                 plugins_folder=project_path("plugins"),
             )
         )
         result.urls["Airflow UI"] = airflow.base_url
+        workers = None
+        if celery is not None:  # left before the stack, so stopping tasks still reach its API
+            workers = services.enter_context(
+                CeleryWorkers(airflow, celery.workers, flower=celery.flower)
+            )
+            say(f"Celery workers ready: {', '.join(w.name for w in celery.workers)}")
         for name in names:
             for kind in LOOP_DAGS:
                 airflow.wait_for_dag(model_dag_id(kind, name), timeout=120)
@@ -189,6 +204,13 @@ def run_models_loop(
         for name in names:
             _read_outcome(airflow, server.url, engines[name], name, threads[name], result)
         result.urls["reports"] = f"{server.url}/models/<name>/reports/"
+        dag_ids = tuple(model_dag_id(kind, name) for name in names for kind in LOOP_DAGS)
+        result.task_instances = watch.task_instances(airflow, dag_ids)
+        if workers is not None and celery is not None:
+            result.celery_tasks = {w.name: workers.executed(w.name) for w in celery.workers}
+            if celery.flower:
+                result.urls["Flower"] = workers.flower_url
+                result.flower_workers = workers.flower_workers()
         result.seconds = time.monotonic() - started
         say("stopping every process the demo started")
     return result
@@ -238,7 +260,7 @@ def _read_outcome(
     outcome = result.models[name]
     outcome.drift_events = len(airflow.asset_events(model_asset_uri(DRIFT_ASSET_URI, name)))
     outcome.retrain_runs = watch.retrain_runs(engine, name)
-    outcome.versions, _lineage = watch.versions(name)
+    outcome.versions, outcome.lineage = watch.versions(name)
     production = next(v["version"] for v in outcome.versions if "production" in v["aliases"])
 
     def answered() -> dict[str, Any] | None:
