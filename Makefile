@@ -27,8 +27,14 @@ lock: install
 demo: install
 	$(DL) --config driftloop.demo.yaml demo
 
+# Two pytest-xdist workers, each file whole on one of them (module fixtures start once), the
+# slowest files first (tests/conftest.py): the suite waits on servers and subprocesses for about
+# a third of its time, which the second worker fills. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
 test: install lint
-	$(BIN)/python -m pytest -m "integration or not integration" --durations=40
+	$(BIN)/python -m pytest -m "integration or not integration" -n $(TEST_WORKERS) \
+	  --dist loadfile --no-loadscope-reorder --durations=40
 
 test-unit: install
 	$(BIN)/python -m pytest -m "not integration"

@@ -97,3 +97,11 @@ def test_one_command_runs_the_smoke_sizes() -> None:
     assert "bench-smoke:" in makefile and "ci/benchmarks_smoke.sh" in makefile
     script = ROOT / "ci" / "benchmarks_smoke.sh"
     assert script.stat().st_mode & 0o111, "ci/benchmarks_smoke.sh is not executable"
+
+
+def test_the_slowest_files_named_for_the_test_order_exist():
+    """``make test`` starts these first (tests/conftest.py); a renamed file would silently
+    fall back to the usual order."""
+    from tests.conftest import ROOT, SLOWEST_FILES
+
+    assert [path for path in SLOWEST_FILES if not (ROOT / path).is_file()] == []
