@@ -162,7 +162,7 @@ def permutation_test(
     at_least = null.size - np.searchsorted(null, observed - 1e-12, side="left")
     js_p = float((1 + at_least) / (null.size + 1))
     new_p, largest = new_level_p_value(reference, batch)
-    if largest:  # both valid: the larger keeps the reference's own sampling error out
+    if largest and new_p < 1.0:  # both valid: the larger keeps the reference's error out
         new_p = max(new_p, unseen_by_chance_bound(largest, n, m))
     js_level = (1.0 - NEW_LEVEL_SHARE) * level
     rank = math.ceil((null.size + 1) * (1.0 - js_level))
