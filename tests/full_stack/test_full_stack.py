@@ -36,7 +36,8 @@ import sqlalchemy as sa
 
 from driftloop.demo.declared import DRIFTING, MODELS
 from driftloop.demo.environment import CLEAN_BATCHES, DRIFTING_BATCHES
-from driftloop.demo.loop import LoopCelery, LoopPorts
+from driftloop.demo.executor import LoopCelery
+from driftloop.demo.loop import LoopPorts
 from driftloop.demo.models import ModelsLoopResult, run_models_loop, summary_lines
 from driftloop.events import model_dag_id
 from driftloop.stack.celery_workers import CeleryWorker
@@ -191,7 +192,8 @@ def _check_where_tasks_ran(result: ModelsLoopResult) -> None:
     assert {q for (_, task_id), q in queues.items() if task_id not in ("train", "evaluate")} == {
         "default"
     }
-    ran = result.celery_tasks
+    assert result.celery is not None
+    ran = result.celery.tasks
     assert "train" in ran["training"] and "evaluate" in ran["training"]
     assert "train" not in ran["default"] and ran["default"]  # both workers took tasks
     # every task that succeeded ran on one of the two workers (a retry would show twice)
@@ -206,4 +208,5 @@ def _check_where_tasks_ran(result: ModelsLoopResult) -> None:
     ]
     assert sorted(checks) == list(range(CLEAN_BATCHES + DRIFTING_BATCHES)), checks
     # Flower, as the compose file's celery profile runs it, sees both workers
-    assert result.flower_workers == ["default", "training"]
+    assert result.celery.flower_workers == ["default", "training"]
+    assert result.urls["Flower"] == result.celery.flower_url

@@ -33,7 +33,6 @@ from driftloop.demo.environment import CLEAN_BATCHES
 from driftloop.demo.traffic import TrafficThread
 from driftloop.settings_loader import load_settings
 from driftloop.stack.airflow_stack import AirflowStack
-from driftloop.stack.celery_workers import CeleryWorker, CeleryWorkers, celery_env
 from driftloop.stack.mlflow_server import MlflowServer
 from driftloop.stack.prediction_server import PredictionServer
 from driftloop.stack.project import project_path
@@ -58,20 +57,6 @@ class LoopPorts:
     server: int | None = 8000
 
 
-@dataclass(frozen=True)
-class LoopCelery:
-    """Run the DAGs on the CeleryExecutor: the broker, and the workers (by default one on
-    ``default``, one on ``default`` and ``training``, one task slot each). Needs Airflow's
-    database on PostgreSQL (the result backend)."""
-
-    broker_url: str
-    workers: tuple[CeleryWorker, ...] = (
-        CeleryWorker("default", ("default",)),
-        CeleryWorker("training", ("default", "training")),
-    )
-    flower: bool = False  # Flower beside the workers (the compose file's celery profile)
-
-
 @dataclass
 class LoopResult:
     """What happened, for the summary and for the full-stack test's assertions."""
@@ -89,8 +74,6 @@ class LoopResult:
     # every task instance of drift_monitor, retrain and ab_evaluate: dag_id, task_id, map_index,
     # state, queue, hostname
     task_instances: list[dict[str, Any]] = field(default_factory=list)
-    celery_tasks: dict[str, list[str]] = field(default_factory=dict)  # worker: task ids it ran
-    flower_workers: list[str] = field(default_factory=list)  # the workers Flower listed
     seconds: float = 0.0
 
     @property
@@ -109,12 +92,9 @@ def run_loop(
     progress: Callable[[str], None] = print,
     ab_timeout: float = 240.0,
     traffic_rate: float = 12.0,
-    celery: LoopCelery | None = None,
 ) -> LoopResult:
-    """Run the loop once from an empty ``home``; stop everything before returning. With
-    ``celery``, on the CeleryExecutor and its workers instead of the LocalExecutor."""
-    if celery is not None and not (databases.airflow or "").startswith("postgresql"):
-        raise ValueError("the CeleryExecutor needs Airflow's database on PostgreSQL")
+    """Run the loop once from an empty ``home`` on the LocalExecutor; stop everything before
+    returning (several models or the CeleryExecutor: ``driftloop.demo.models``)."""
     started = time.monotonic()
     result = LoopResult()
     home = home.resolve()
@@ -154,21 +134,13 @@ def run_loop(
                 dags_folder,
                 home / "airflow",
                 airflow_db,
-                extra_env={**env, **(celery_env(celery.broker_url, airflow_db) if celery else {})},
+                extra_env=env,
                 port=ports.airflow,
                 startup_timeout=300,
                 plugins_folder=plugins_folder,
             )
         )
         result.urls["Airflow UI"] = airflow.base_url
-        workers = None
-        if celery is not None:  # left before the stack, so stopping tasks still reach its API
-            workers = services.enter_context(
-                CeleryWorkers(airflow, celery.workers, flower=celery.flower)
-            )
-            say(f"Celery workers ready: {', '.join(w.name for w in celery.workers)}")
-            if celery.flower:
-                result.urls["Flower"] = workers.flower_url
         for dag_id in ("drift_monitor", "retrain", "ab_evaluate"):
             airflow.wait_for_dag(dag_id, timeout=120)
             airflow.unpause(dag_id)
@@ -215,10 +187,6 @@ def run_loop(
         result.task_instances = watch.task_instances(
             airflow, ("drift_monitor", "retrain", "ab_evaluate")
         )
-        if workers is not None:
-            result.celery_tasks = {w.name: workers.executed(w.name) for w in celery.workers}
-            if celery.flower:
-                result.flower_workers = workers.flower_workers()
         result.seconds = time.monotonic() - started
         say("stopping every process the demo started")
     return result

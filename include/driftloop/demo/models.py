@@ -29,12 +29,12 @@ import sqlalchemy as sa
 from driftloop.config import Settings
 from driftloop.demo import environment, watch
 from driftloop.demo.declared import DRIFTING, MODELS, write_config
-from driftloop.demo.loop import LoopCelery, LoopDatabases, LoopPorts
+from driftloop.demo.executor import CeleryRecord, LoopCelery
+from driftloop.demo.loop import LoopDatabases, LoopPorts
 from driftloop.demo.traffic import TrafficThread
 from driftloop.events import DRIFT_ASSET_URI, model_asset_uri, model_dag_id
 from driftloop.settings_loader import load_all
 from driftloop.stack.airflow_stack import AirflowStack
-from driftloop.stack.celery_workers import CeleryWorkers, celery_env
 from driftloop.stack.mlflow_server import MlflowServer
 from driftloop.stack.prediction_server import PredictionServer
 from driftloop.stack.processes import wait_until
@@ -74,8 +74,7 @@ class ModelsLoopResult:
     urls: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     task_instances: list[dict[str, Any]] = field(default_factory=list)  # every model's loop DAGs
-    celery_tasks: dict[str, list[str]] = field(default_factory=dict)  # worker: task ids it ran
-    flower_workers: list[str] = field(default_factory=list)  # the workers Flower saw
+    celery: CeleryRecord | None = None  # where the tasks ran, on the CeleryExecutor
 
     @property
     def promoted(self) -> list[str]:
@@ -106,8 +105,7 @@ def run_models_loop(
     everything before returning. ``databases``, ``ports`` and ``celery`` as for one model's
     loop (by default SQLite files under ``home``, the demo's ports, the LocalExecutor)."""
     databases, ports = databases or LoopDatabases(), ports or LoopPorts()
-    if celery is not None and not (databases.airflow or "").startswith("postgresql"):
-        raise ValueError("the CeleryExecutor needs Airflow's database on PostgreSQL")
+    executor_env = celery.airflow_env(databases.airflow) if celery else {}
     started = time.monotonic()
     home = home.resolve()
     shutil.rmtree(home, ignore_errors=True)
@@ -155,19 +153,14 @@ def run_models_loop(
                 dags_folder,
                 home / "airflow",
                 airflow_db,
-                extra_env={**env, **(celery_env(celery.broker_url, airflow_db) if celery else {})},
+                extra_env={**env, **executor_env},
                 port=ports.airflow,
                 startup_timeout=300,
                 plugins_folder=project_path("plugins"),
             )
         )
         result.urls["Airflow UI"] = airflow.base_url
-        workers = None
-        if celery is not None:  # left before the stack, so stopping tasks still reach its API
-            workers = services.enter_context(
-                CeleryWorkers(airflow, celery.workers, flower=celery.flower)
-            )
-            say(f"Celery workers ready: {', '.join(w.name for w in celery.workers)}")
+        workers = celery.start(services, airflow, say) if celery else None
         for name in names:
             for kind in LOOP_DAGS:
                 airflow.wait_for_dag(model_dag_id(kind, name), timeout=120)
@@ -207,10 +200,9 @@ def run_models_loop(
         dag_ids = tuple(model_dag_id(kind, name) for name in names for kind in LOOP_DAGS)
         result.task_instances = watch.task_instances(airflow, dag_ids)
         if workers is not None and celery is not None:
-            result.celery_tasks = {w.name: workers.executed(w.name) for w in celery.workers}
-            if celery.flower:
-                result.urls["Flower"] = workers.flower_url
-                result.flower_workers = workers.flower_workers()
+            result.celery = celery.record(workers)
+            if result.celery.flower_url:
+                result.urls["Flower"] = result.celery.flower_url
         result.seconds = time.monotonic() - started
         say("stopping every process the demo started")
     return result
