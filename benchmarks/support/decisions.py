@@ -66,8 +66,32 @@ def run_all(function: Callable[..., Any], jobs: list[tuple], workers: int) -> li
     return results
 
 
-def interval(k: int, n: int) -> tuple[float, float]:
-    """Clopper-Pearson 95% interval of a proportion."""
-    lower = 0.0 if k == 0 else float(beta.ppf(0.025, k, n - k + 1))
-    upper = 1.0 if k == n else float(beta.ppf(0.975, k + 1, n - k))
+def interval(k: float, n: float) -> tuple[float, float]:
+    """Clopper-Pearson 95% interval of a proportion (``k`` and ``n`` may be effective,
+    non-integer counts: see :func:`clustered_interval`)."""
+    lower = 0.0 if k <= 0 else float(beta.ppf(0.025, k, n - k + 1))
+    upper = 1.0 if k >= n else float(beta.ppf(0.975, k + 1, n - k))
     return lower, upper
+
+
+def clustered_interval(counts: list[int], per_group: int) -> tuple[float, float, float]:
+    """95% interval of a proportion observed in groups that share a cause: ``counts[j]`` of
+    ``per_group`` batches flagged for reference ``j``. Returns (lower, upper, design effect).
+
+    Why: batches checked against one reference share its sampling error, so they are not
+    independent, and the binomial interval over all of them is too narrow where a few
+    references carry the flags. Korn and Graubard's interval for clustered samples: the
+    Clopper-Pearson one at the effective size ``n / deff``, where the design effect ``deff`` is
+    the variance of the per-reference rates over the binomial one (at least 1; 1 with one
+    batch per reference, where the batches are independent).
+    """
+    groups, n = len(counts), len(counts) * per_group
+    rate = sum(counts) / n
+    deff = 1.0
+    if groups > 1 and per_group > 1 and 0.0 < rate < 1.0:
+        rates = [count / per_group for count in counts]
+        variance = sum((r - rate) ** 2 for r in rates) / (groups - 1)
+        deff = max(1.0, variance * per_group / (rate * (1.0 - rate)))
+    effective = n / deff
+    lower, upper = interval(rate * effective, effective)
+    return lower, upper, deff
