@@ -4,7 +4,8 @@ Why: the drift check promises ``drift.false_alarm_rate`` per feature and a batch
 starts retrains. Every cell here builds profiles with the library's own ``build_profile`` and
 tests batches with ``check_drift`` and default ``DriftSettings`` (or one statistic alone, floor
 0), on production shapes: categoricals of 2 to 10,000 levels, heavy tails, degenerate columns,
-a rare predicted class, and streams of 1 to 100 features. Each cell draws its batches across
+a rare predicted class, and streams of 1 to 100 features: equicorrelated normals, the white
+wine's 11 columns, and 3 to 30 features of those shapes together. Each cell draws its batches across
 several references (the reference's own sampling error is part of the rate a user sees).
 
 A false-alarm cell meets its target when the estimate is at most the target and the 95% upper
@@ -26,6 +27,8 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,6 +60,7 @@ class Cell:
     rho: float = 0.0  # stream cells: equicorrelation of the features
     shifted: int = 0  # stream cells: features shifted in the batch
     extra: dict[str, float] = field(default_factory=dict)
+    data: str = "normal"  # stream cells: "normal" (equicorrelated), "wine" or "shapes"
 
 
 def _zipf(levels: int) -> np.ndarray:
@@ -127,6 +131,59 @@ def _stream_frame(cell: Cell, rng: np.random.Generator, n: int, shift: float) ->
     return pd.DataFrame(values, columns=[f"f{i}" for i in range(cell.features)])
 
 
+WINE = Path(__file__).resolve().parents[1] / "data" / "wine" / "winequality-white.csv"
+WINE_REFERENCE_SHARE = 0.3  # as drift_calibration.py: the reference, the rest for batches
+SHAPES: list[tuple[Any, ...]] = [  # items 1-2's shapes, cycled over a stream's features
+    ("zipf", 2_000),
+    ("lognormal", 2.0),
+    ("binary", 0.01),
+    ("pareto", 2.5),
+    ("uniform", 50),
+    ("tied", 0.3),
+    ("constant",),
+    ("zipf", 500),
+    ("lognormal", 1.5),
+    ("normal",),
+]
+BatchDraw = Callable[[int, float], pd.DataFrame]
+
+
+@cache
+def _wine() -> pd.DataFrame:
+    frame = pd.read_csv(WINE, sep=";").drop_duplicates().drop(columns="quality")
+    return frame.reset_index(drop=True)
+
+
+def _stream_source(
+    cell: Cell, rng: np.random.Generator
+) -> tuple[pd.DataFrame, list[str], BatchDraw]:
+    """A stream cell's reference, its categorical columns, and how its batches are drawn
+    (``draw(rows, shift)``: the first ``cell.shifted`` features moved by ``shift`` sd)."""
+    if cell.data == "wine":  # a random split: the reference, and batches from the rest
+        frame = _wine()
+        order = rng.permutation(len(frame))
+        cut = round(WINE_REFERENCE_SHARE * len(frame))
+        rest = order[cut:]
+
+        def wine_batch(rows: int, shift: float) -> pd.DataFrame:
+            return frame.iloc[rest[rng.choice(rest.size, rows, replace=False)]]
+
+        return frame.iloc[np.sort(order[:cut])], [], wine_batch
+    if cell.data == "shapes":
+        columns = [(f"f{i}", *sampler(SHAPES[i % len(SHAPES)])) for i in range(cell.features)]
+
+        def shapes_frame(rows: int, shift: float) -> pd.DataFrame:
+            return pd.DataFrame({name: draw(rng, rows) for name, draw, _ in columns})
+
+        categorical = [name for name, _, is_categorical in columns if is_categorical]
+        return shapes_frame(cell.reference_rows, 0.0), categorical, shapes_frame
+    return (
+        _stream_frame(cell, rng, cell.reference_rows, 0.0),
+        [],
+        lambda rows, shift: _stream_frame(cell, rng, rows, shift),
+    )
+
+
 def run_cell(cell: Cell, batches: int, references: int, seed: int) -> list[int]:
     """Batches flagged (a feature flagged, or the stream called drift) per reference, each
     reference tested with ``max(1, batches // references)`` batches."""
@@ -139,8 +196,7 @@ def run_cell(cell: Cell, batches: int, references: int, seed: int) -> list[int]:
     for _ in range(references):
         flagged.append(0)
         if cell.features > 1 or cell.table.startswith("stream"):
-            reference = _stream_frame(cell, rng, cell.reference_rows, 0.0)
-            categorical: list[str] = []
+            reference, categorical, draw_batch = _stream_source(cell, rng)
         else:
             draw, is_categorical = sampler(cell.reference)
             reference = pd.DataFrame({"x": draw(rng, cell.reference_rows)})
@@ -148,7 +204,7 @@ def run_cell(cell: Cell, batches: int, references: int, seed: int) -> list[int]:
         profile = profile_with(reference, categorical, settings)
         for _ in range(per_reference):
             if cell.features > 1 or cell.table.startswith("stream"):
-                frame = _stream_frame(cell, rng, cell.batch_rows, cell.extra.get("shift", 0.0))
+                frame = draw_batch(cell.batch_rows, cell.extra.get("shift", 0.0))
                 flagged[-1] += check_drift(profile, frame, settings).status == DriftStatus.DRIFT
             else:
                 draw, _ = sampler(cell.batch)
@@ -275,6 +331,38 @@ def _stream_cells(smoke: bool) -> list[Cell]:
         for m in features
         for rho in ((0.0,) if smoke else (0.0, 0.5, 0.9))
     ]
+    # the white wine's 11 columns (a reference of 30% of its rows, batches from the rest), and
+    # streams of items 1-2's shapes (many-level categoricals, heavy tails, a rare flag, ties)
+    wine_rows = (250,) if smoke else (250, 1_000)
+    reference_rows = round(WINE_REFERENCE_SHARE * len(_wine()))
+    cells.extend(
+        Cell(
+            "stream",
+            "wine columns",
+            ("normal",),
+            ("normal",),
+            reference_rows,
+            n,
+            0.01,
+            features=11,
+            data="wine",
+        )
+        for n in wine_rows
+    )
+    cells.extend(
+        Cell(
+            "stream",
+            f"{m} features, items 1-2 shapes",
+            ("normal",),
+            ("normal",),
+            5_000,
+            1_000,
+            0.01,
+            features=m,
+            data="shapes",
+        )
+        for m in ((3,) if smoke else (3, 10, 30))
+    )
     for shift, n in ((0.25, 5_000), (0.5, 250)):
         cells.extend(
             Cell(
