@@ -314,53 +314,37 @@ def _numeric_cells(smoke: bool) -> list[Cell]:
     ]
 
 
+def _clean_stream(label: str, reference_rows: int, rows: int, features: int, **kw: Any) -> Cell:
+    """A clean stream cell: batches called drift, against the 1% per batch."""
+    return Cell(
+        "stream",
+        label,
+        ("normal",),
+        ("normal",),
+        reference_rows,
+        rows,
+        0.01,
+        features=features,
+        **kw,
+    )
+
+
 def _stream_cells(smoke: bool) -> list[Cell]:
     features = (1, 3) if smoke else (1, 3, 10, 30, 100)
     cells = [
-        Cell(
-            "stream",
-            f"{m} features, rho {rho}",
-            ("normal",),
-            ("normal",),
-            5_000,
-            1_000,
-            0.01,
-            features=m,
-            rho=rho,
-        )
+        _clean_stream(f"{m} features, rho {rho}", 5_000, 1_000, m, rho=rho)
         for m in features
         for rho in ((0.0,) if smoke else (0.0, 0.5, 0.9))
     ]
     # the white wine's 11 columns (a reference of 30% of its rows, batches from the rest), and
     # streams of items 1-2's shapes (many-level categoricals, heavy tails, a rare flag, ties)
-    wine_rows = (250,) if smoke else (250, 1_000)
-    reference_rows = round(WINE_REFERENCE_SHARE * len(_wine()))
+    wine_reference = round(WINE_REFERENCE_SHARE * len(_wine()))
     cells.extend(
-        Cell(
-            "stream",
-            "wine columns",
-            ("normal",),
-            ("normal",),
-            reference_rows,
-            n,
-            0.01,
-            features=11,
-            data="wine",
-        )
-        for n in wine_rows
+        _clean_stream("wine columns", wine_reference, n, 11, data="wine")
+        for n in ((250,) if smoke else (250, 1_000))
     )
     cells.extend(
-        Cell(
-            "stream",
-            f"{m} features, items 1-2 shapes",
-            ("normal",),
-            ("normal",),
-            5_000,
-            1_000,
-            0.01,
-            features=m,
-            data="shapes",
-        )
+        _clean_stream(f"{m} features, items 1-2 shapes", 5_000, 1_000, m, data="shapes")
         for m in ((3,) if smoke else (3, 10, 30))
     )
     for shift, n in ((0.25, 5_000), (0.5, 250)):
