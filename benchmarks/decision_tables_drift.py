@@ -158,7 +158,8 @@ def _stream_source(
     cell: Cell, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, list[str], BatchDraw]:
     """A stream cell's reference, its categorical columns, and how its batches are drawn
-    (``draw(rows, shift)``: the first ``cell.shifted`` features moved by ``shift`` sd)."""
+    (``draw(rows, shift)``: the first ``cell.shifted`` features moved by ``shift`` sd; the
+    wine and shapes streams are clean cells only and draw unshifted batches)."""
     if cell.data == "wine":  # a random split: the reference, and batches from the rest
         frame = _wine()
         order = rng.permutation(len(frame))
@@ -184,9 +185,9 @@ def _stream_source(
     )
 
 
-def run_cell(cell: Cell, batches: int, references: int, seed: int) -> list[int]:
-    """Batches flagged (a feature flagged, or the stream called drift) per reference, each
-    reference tested with ``max(1, batches // references)`` batches."""
+def run_cell(cell: Cell, batches: int, references: int, seed: int) -> tuple[list[int], int]:
+    """Batches flagged (a feature flagged, or the stream called drift) per reference, and the
+    batches each reference was tested with."""
     rng = np.random.default_rng(
         [seed, zlib.crc32(f"{cell.table}|{cell.label}".encode()), cell.batch_rows]
     )
@@ -210,7 +211,7 @@ def run_cell(cell: Cell, batches: int, references: int, seed: int) -> list[int]:
                 draw, _ = sampler(cell.batch)
                 frame = pd.DataFrame({"x": draw(rng, cell.batch_rows)})
                 flagged[-1] += check_drift(profile, frame, settings).features[0].drifted
-    return flagged
+    return flagged, per_reference
 
 
 FALSE_ALARM, POWER = 0.015, 0.95
@@ -424,8 +425,7 @@ def run(args: Any) -> None:
         print(f"### {title}\n")
         print("| column / stream | reference / batch rows | batches | rate [95%] | target | |")
         print("|---|---:|---:|---|---:|---|")
-        for cell, counts in rows:
-            per_reference = max(1, batches(cell) // len(counts))
+        for cell, (counts, per_reference) in rows:
             n = per_reference * len(counts)
             rate = sum(counts) / n
             lower, upper, deff = clustered_interval(counts, per_reference)
