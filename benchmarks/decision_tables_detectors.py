@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from support import segments_before_31 as before
-from support.decisions import interval, run_all, run_section
+from support.decisions import ClusteredRate, run_all, run_section
 from support.drift_data import profile_with
 
 from driftloop.config import DriftSettings
@@ -78,16 +78,18 @@ def profile_of(reference: pd.DataFrame, settings: DriftSettings) -> ReferencePro
 
 def run_cell(
     kind: str, features: int, rows: int, shift: float, batches: int, references: int, seed: int
-) -> tuple[dict[str, int], int, float]:
-    """Counts over the cell's batches (called drift, per-feature verdict alone, a segment
-    flagged in the report), the batches, and seconds per check."""
+) -> tuple[dict[str, list[int]], int, float]:
+    """Counts per reference (called drift, per-feature verdict alone, a segment flagged in the
+    report), the batches per reference, and seconds per check."""
     rng = np.random.default_rng([seed, features, rows, int(shift * 10), len(kind)])
     settings = settings_for(kind)
     reference_rows = 20_000 if rows >= 20_000 else 5_000
-    counts = {"called": 0, "features": 0, "segment": 0}
+    counts: dict[str, list[int]] = {"called": [], "features": [], "segment": []}
     per_reference = max(1, batches // references)
     spent = 0.0
     for _ in range(references):
+        for key in counts:
+            counts[key].append(0)
         profile = profile_of(frame(rng, reference_rows, features), settings)
         importances = None
         if settings.weighting == "importance":
@@ -98,41 +100,44 @@ def run_cell(
             started = time.perf_counter()
             verdict = check_drift(profile, batch, settings, importances)
             spent += time.perf_counter() - started
-            counts["called"] += verdict.status == DriftStatus.DRIFT
+            counts["called"][-1] += verdict.status == DriftStatus.DRIFT
             feature_rule = verdict.drifted and not (
                 verdict.segments_call_drift
                 or (verdict.multivariate_calls_drift and verdict.multivariate.flag)
             )
-            counts["features"] += feature_rule
-            counts["segment"] += any(s.flagged for s in verdict.segments)
-    tested = per_reference * references
-    return counts, tested, spent / tested
+            counts["features"][-1] += feature_rule
+            counts["segment"][-1] += any(s.flagged for s in verdict.segments)
+    return counts, per_reference, spent / (per_reference * references)
 
 
 def run_segments(
     features: int, rows: int, regions: int, shift: float, batches: int, references: int, seed: int
-) -> tuple[dict[str, int], int, float]:
-    """Segments alone on the same batches, today's tests and the first round's: batches with a
-    segment flagged at ``segment_fdr`` by each, the batches, seconds per batch (both)."""
+) -> tuple[dict[str, list[int]], int, float]:
+    """Segments alone on the same batches, today's tests and the first round's: per reference,
+    batches with a segment flagged at ``segment_fdr`` by each (and segments tested), the
+    batches per reference, seconds per batch (both)."""
     rng = np.random.default_rng([seed, features, rows, regions, int(shift * 10)])
     settings = DriftSettings(segment_by=["region"])
     fdr, least = settings.segment_fdr, settings.segment_min_rows
     numeric = [f"x{i}" for i in range(max(features - 2, 1))]
     categorical = ["kind"] if features >= 3 else []
-    counts = {"after": 0, "before": 0, "segments": 0}
+    counts: dict[str, list[int]] = {"after": [], "before": [], "segments": []}
     per_reference = max(1, batches // references)
     started = time.perf_counter()
     for _ in range(references):
+        for key in counts:
+            counts[key].append(0)
         reference = frame(rng, 20_000 if rows >= 20_000 else 5_000, features, regions=regions)
         fitted = segments.fit(reference, ["region"], numeric, categorical, least)
         for _ in range(per_reference):
             batch = frame(rng, rows, features, shift, regions)
             after = segments.assess(fitted, batch, fdr, least)
-            counts["after"] += any(t.flagged for t in after)
-            counts["before"] += any(t.flagged for t in before.assess(fitted, batch, fdr, least))
-            counts["segments"] += len(after)
+            counts["after"][-1] += any(t.flagged for t in after)
+            flagged_before = any(t.flagged for t in before.assess(fitted, batch, fdr, least))
+            counts["before"][-1] += flagged_before
+            counts["segments"][-1] += len(after)
     tested = per_reference * references
-    return counts, tested, (time.perf_counter() - started) / tested
+    return counts, per_reference, (time.perf_counter() - started) / tested
 
 
 def print_segments(args: Any, references: int, smoke: bool) -> None:
@@ -149,28 +154,28 @@ def print_segments(args: Any, references: int, smoke: bool) -> None:
         "first round [95%] | target | per batch (both) |"
     )
     print("|---|---:|---:|---:|---|---|---|---:|")
-    for (features, rows, _r, shift, _b), (counts, n, seconds) in zip(cells, results, strict=True):
-        shown = []
-        for key in ("after", "before"):
-            lower, upper = interval(counts[key], n)
-            shown.append(f"{counts[key] / n:.2%} [{lower:.2%}, {upper:.2%}] of {n:,}")
+    for (features, rows, _r, shift, _b), (counts, per_reference, seconds) in zip(
+        cells, results, strict=True
+    ):
+        shown = [ClusteredRate.of(counts[key], per_reference).text() for key in ("after", "before")]
+        n = per_reference * len(counts["after"])
+        tested = sum(counts["segments"])
         target = ">= 95%" if shift else "<= 1% (segment_fdr)"
-        if not shift and counts["segments"] / n > 10:
+        if not shift and tested / n > 10:
             target += ", <= 2% (issue)"
         kind = "r0 x0 +0.5 sd" if shift else "clean"
         print(
-            f"| {kind} | {features} | {rows:,} | {counts['segments'] / n:.1f} | {shown[0]} | "
+            f"| {kind} | {features} | {rows:,} | {tested / n:.1f} | {shown[0]} | "
             f"{shown[1]} | {target} | {seconds * 1000:.0f} ms |"
         )
     print(f"\n_segment tables: {time.perf_counter() - started:.0f} s_")
 
 
-def _row(label: str, k: int, n: int, target: str, clean: bool) -> str:
-    lower, upper = interval(k, n)
-    rate = k / n
-    met = rate <= 0.01 and upper <= 0.013 if clean else rate >= 0.95 and lower >= 0.935
+def _row(label: str, counts: list[int], per_reference: int, target: str, clean: bool) -> str:
+    measured = ClusteredRate.of(counts, per_reference)
+    met = measured.meets(0.01) if clean else measured.meets(0.95, power=True)
     verdict = "met" if met else "NOT met"
-    return f"{label} | {rate:.2%} [{lower:.2%}, {upper:.2%}] of {n:,} | {target} ({verdict})"
+    return f"{label} | {measured.text()} | {target} ({verdict})"
 
 
 def run(args: Any) -> None:
@@ -212,28 +217,34 @@ def print_budget(args: Any, references: int, smoke: bool) -> None:
         "a segment flagged in the report | per check |"
     )
     print("|---|---:|---:|---|---|---|---:|")
-    for (kind, features, rows, shift, _b), (counts, n, seconds) in zip(jobs, results, strict=True):
+    for (kind, features, rows, shift, _b), (counts, per_reference, seconds) in zip(
+        jobs, results, strict=True
+    ):
         if shift:
             continue
+        n = per_reference * len(counts["called"])
         label = "all, may call drift" if kind == "all" else "importance weighting"
-        segment = f"{counts['segment'] / n:.2%}" if kind == "all" else "-"
-        print(
-            f"| {_row(f'{label} | {features} | {rows:,}', counts['called'], n, '<= 1%', True)}"
-            f" | {segment} | {seconds * 1000:.0f} ms |"
+        row = _row(
+            f"{label} | {features} | {rows:,}", counts["called"], per_reference, "<= 1%", True
         )
-    for (_kind, features, rows, shift, _b), (counts, n, _s) in zip(jobs, results, strict=True):
+        segment = f"{sum(counts['segment']) / n:.2%}" if kind == "all" else "-"
+        print(f"| {row} | {segment} | {seconds * 1000:.0f} ms |")
+    for (_kind, features, rows, shift, _b), (counts, per_reference, _s) in zip(
+        jobs, results, strict=True
+    ):
         if not shift:
             continue
+        n = per_reference * len(counts["called"])
         print(
             "\n| region r0 (5% of rows), x0 +0.5 sd | rows | called drift (segment_retrain) "
             "[95%] | target | flagged in the report | per-feature verdict alone |"
         )
         print("|---|---:|---|---|---|---|")
-        seen = f"{counts['segment'] / n:.2%}"
-        print(
-            f"| {_row(f'{features} features | {rows:,}', counts['called'], n, '>= 95%', False)}"
-            f" | {seen} | {counts['features'] / n:.2%} |"
+        seen = f"{sum(counts['segment']) / n:.2%}"
+        row = _row(
+            f"{features} features | {rows:,}", counts["called"], per_reference, ">= 95%", False
         )
+        print(f"| {row} | {seen} | {sum(counts['features']) / n:.2%} |")
     print(f"\n_detector tables: {time.perf_counter() - started:.0f} s_")
 
 

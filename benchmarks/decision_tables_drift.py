@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from support.decisions import clustered_interval, run_all, run_section
+from support.decisions import ClusteredRate, run_all, run_section
 from support.drift_data import level_probabilities, profile_with, tilted
 
 from driftloop.config import DriftSettings
@@ -368,14 +368,6 @@ def _stream_cells(smoke: bool) -> list[Cell]:
     return cells
 
 
-def _met(cell: Cell, rate: float, lower: float, upper: float) -> str:
-    if cell.power:
-        ok = rate >= cell.target and lower >= 1.0 - 1.3 * (1.0 - cell.target)
-    else:
-        ok = rate <= cell.target and upper <= 1.3 * cell.target
-    return "met" if ok else "NOT met"
-
-
 def run(args: Any) -> None:
     """Print the drift tables (Markdown) with 95% intervals; see the module's docstring."""
     smoke = bool(args.smoke)
@@ -426,16 +418,13 @@ def run(args: Any) -> None:
         print("| column / stream | reference / batch rows | batches | rate [95%] | target | |")
         print("|---|---:|---:|---|---:|---|")
         for cell, (counts, per_reference) in rows:
-            n = per_reference * len(counts)
-            rate = sum(counts) / n
-            lower, upper, deff = clustered_interval(counts, per_reference)
-            retrains = f"; {1000 * rate:.1f} per 1,000" if table == "stream" else ""
-            spread = f" (deff {deff:.1f}; one reference {max(counts)} of {per_reference})"
+            measured = ClusteredRate.of(counts, per_reference)
+            retrains = f"; {1000 * measured.rate:.1f} per 1,000" if table == "stream" else ""
             print(
-                f"| {cell.label} | {cell.reference_rows:,} / {cell.batch_rows:,} | {n:,} | "
-                f"{rate:.2%} [{lower:.2%}, {upper:.2%}]{retrains}{spread if deff > 1 else ''}"
+                f"| {cell.label} | {cell.reference_rows:,} / {cell.batch_rows:,} | "
+                f"{measured.n:,} | {measured.text(counted=False)}{retrains}"
                 f" | {'>=' if cell.power else '<='} {cell.target:.1%} | "
-                f"{_met(cell, rate, lower, upper)} |"
+                f"{'met' if measured.meets(cell.target, cell.power) else 'NOT met'} |"
             )
         print()
     print(f"_drift tables: {time.perf_counter() - started:.0f} s_\n")

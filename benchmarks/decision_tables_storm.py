@@ -34,8 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import beta
-from support.decisions import section_parser
+from support.decisions import ClusteredRate, section_parser
 
 from driftloop.config import Settings
 from driftloop.drift.engine import check_drift
@@ -119,25 +118,6 @@ def replay(
     return StreamResult(counted, called, retrains)
 
 
-def clustered_interval(results: list[StreamResult]) -> tuple[float, float, float]:
-    """The pooled rate and its 95% interval: Clopper-Pearson on the Kish effective size."""
-    counted = sum(r.counted for r in results)
-    called = sum(r.called for r in results)
-    if counted == 0:
-        return float("nan"), 0.0, 1.0
-    rate = called / counted
-    per_stream = np.array([r.called / r.counted for r in results if r.counted])
-    m = counted / max(len(per_stream), 1)
-    binomial = rate * (1.0 - rate) / m
-    spread = float(per_stream.var(ddof=1)) if per_stream.size > 1 else 0.0
-    deff = max(1.0, spread / binomial) if binomial > 0 else 1.0
-    n = counted / deff
-    k = rate * n
-    lower = 0.0 if k == 0 else float(beta.ppf(0.025, k, n - k + 1))
-    upper = 1.0 if k >= n else float(beta.ppf(0.975, k + 1, n - k))
-    return rate, lower, upper
-
-
 def run_storm(args: Any) -> None:
     """Print the storm table (Markdown): before (mixture reference) and after, per scenario."""
     smoke = bool(args.smoke)
@@ -174,8 +154,9 @@ def run_storm(args: Any) -> None:
                     results = list(pool.map(replay, *zip(*jobs, strict=True)))
             else:
                 results = [replay(*job) for job in jobs]
-            rate, lower, upper = clustered_interval(results)
-            ok = rate <= TARGET and upper <= 1.3 * TARGET
+            measured = ClusteredRate.of([r.called for r in results], [r.counted for r in results])
+            rate, lower, upper = measured.rate, measured.lower, measured.upper
+            ok = measured.meets(TARGET)
             print(
                 f"| {'ramp over 10 batches' if ramp else 'sudden'} | "
                 f"{'training set (before)' if mixture else 'rows since the drift (now)'} | "

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from support.common import machine
-from support.decisions import interval, run_all, run_section
+from support.decisions import ClusteredRate, run_all, run_section
 
 from driftloop.config import DriftSettings
 from driftloop.drift.engine import check_drift
@@ -47,14 +47,16 @@ def population(rng: np.random.Generator, rows: int) -> pd.DataFrame:
 
 
 def run_cell(rows: int, share: float, factor: float, windows: int, references: int, seed: int):
-    """(windows called drift, windows, ms per window, (batch rule's drift calls, windows it
-    judged: the first 10 per reference))."""
+    """(windows called drift per reference, windows per reference, seconds per window, (batch
+    rule's drift calls, windows it judged: the first 10 per reference))."""
     rng = np.random.default_rng([seed, rows, int(share * 100), int(factor)])
     settings = DriftSettings()
-    called = by_batch_rule = judged = 0
+    called: list[int] = []
+    by_batch_rule = judged = 0
     per_reference = max(1, windows // references)
     spent = 0.0
     for _ in range(references):
+        called.append(0)
         profile = build_profile(
             population(rng, 5_000),
             ["region"],
@@ -70,13 +72,13 @@ def run_cell(rows: int, share: float, factor: float, windows: int, references: i
                 client = rng.random(rows) < share
                 window.loc[client, "x2"] = window.loc[client, "x2"] * factor
             started = time.perf_counter()
-            called += check_window(profile, window, settings).drifted
+            called[-1] += check_window(profile, window, settings).drifted
             spent += time.perf_counter() - started
             if index < 10:
                 by_batch_rule += check_drift(profile, window, settings).drifted
                 judged += 1
     tested = per_reference * references
-    return called, tested, spent / tested, (by_batch_rule, judged)
+    return called, per_reference, spent / tested, (by_batch_rule, judged)
 
 
 def judged(rate_low: float, rate_high: float, skewed: bool) -> str:
@@ -109,16 +111,17 @@ def run(args: Any) -> None:
         "| ms per window |"
     )
     print("|---|---:|---|---|---|---:|---:|")
-    for (rows, share, factor, _w), (called, tested, seconds, batch_rule) in zip(
+    for (rows, share, factor, _w), (called, per_reference, seconds, batch_rule) in zip(
         jobs, results, strict=True
     ):
-        lower, upper = interval(called, tested)
+        measured = ClusteredRate.of(called, per_reference)
         skewed = share > 0
         client = f"{share:.0%} of records, x2 times {factor:g}" if skewed else "-"
+        verdict = judged(measured.lower, measured.upper, skewed)
         print(
-            f"| {'skewed' if skewed else 'clean'} | {rows:,} | {client} | {called / tested:.2%} "
-            f"[{lower:.2%}, {upper:.2%}] of {tested:,} | {'>= 95%' if skewed else '<= 1%'} "
-            f"({judged(lower, upper, skewed)}) | {batch_rule[0]} of {batch_rule[1]} "
+            f"| {'skewed' if skewed else 'clean'} | {rows:,} | {client} | {measured.text()} "
+            f"| {'>= 95%' if skewed else '<= 1%'} ({verdict})"
+            f" | {batch_rule[0]} of {batch_rule[1]} "
             f"| {seconds * 1000:.1f} |"
         )
     print(f"\n_traffic tables: {time.perf_counter() - started:.0f} s_")

@@ -10,8 +10,9 @@ import argparse
 import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from scipy.stats import beta
@@ -74,24 +75,73 @@ def interval(k: float, n: float) -> tuple[float, float]:
     return lower, upper
 
 
-def clustered_interval(counts: list[int], per_group: int) -> tuple[float, float, float]:
+def clustered_interval(
+    counts: Sequence[int], sizes: int | Sequence[int]
+) -> tuple[float, float, float]:
     """95% interval of a proportion observed in groups that share a cause: ``counts[j]`` of
-    ``per_group`` batches flagged for reference ``j``. Returns (lower, upper, design effect).
+    ``sizes[j]`` batches flagged for reference (or stream) ``j``; ``sizes`` may be one number,
+    the same for every group. Returns (lower, upper, design effect).
 
     Why: batches checked against one reference share its sampling error, so they are not
     independent, and the binomial interval over all of them is too narrow where a few
     references carry the flags. Korn and Graubard's interval for clustered samples: the
     Clopper-Pearson one at the effective size ``n / deff``, where the design effect ``deff`` is
-    the variance of the per-reference rates over the binomial one (at least 1; 1 with one
-    batch per reference, where the batches are independent).
+    the variance of the per-group rates over the binomial one at the mean group size (at least
+    1; 1 with one batch per group, where the batches are independent).
     """
-    groups, n = len(counts), len(counts) * per_group
-    rate = sum(counts) / n
+    sizes = [sizes] * len(counts) if isinstance(sizes, int) else list(sizes)
+    kept = [(count, size) for count, size in zip(counts, sizes, strict=True) if size > 0]
+    n = sum(size for _, size in kept)
+    if n == 0:
+        return 0.0, 1.0, 1.0
+    rate = sum(count for count, _ in kept) / n
     deff = 1.0
-    if groups > 1 and per_group > 1 and 0.0 < rate < 1.0:
-        rates = [count / per_group for count in counts]
-        variance = sum((r - rate) ** 2 for r in rates) / (groups - 1)
-        deff = max(1.0, variance * per_group / (rate * (1.0 - rate)))
+    if len(kept) > 1 and n > len(kept) and 0.0 < rate < 1.0:
+        rates = [count / size for count, size in kept]
+        variance = sum((r - rate) ** 2 for r in rates) / (len(kept) - 1)
+        deff = max(1.0, variance * (n / len(kept)) / (rate * (1.0 - rate)))
     effective = n / deff
     lower, upper = interval(rate * effective, effective)
     return lower, upper, deff
+
+
+@dataclass(frozen=True)
+class ClusteredRate:
+    """A cell's rate over groups of batches (references, streams) with its clustered 95%
+    interval, and what a reader needs to judge it: the design effect and the one group that
+    contributed most."""
+
+    flagged: int
+    n: int
+    lower: float
+    upper: float
+    deff: float
+    most: int
+    most_of: int
+
+    @classmethod
+    def of(cls, counts: Sequence[int], sizes: int | Sequence[int]) -> ClusteredRate:
+        sizes = [sizes] * len(counts) if isinstance(sizes, int) else list(sizes)
+        lower, upper, deff = clustered_interval(counts, sizes)
+        most, most_of = max(zip(counts, sizes, strict=True), default=(0, 0))
+        return cls(sum(counts), sum(sizes), lower, upper, deff, most, most_of)
+
+    @property
+    def rate(self) -> float:
+        return self.flagged / self.n if self.n else float("nan")
+
+    def meets(self, target: float, power: bool = False) -> bool:
+        """At most ``target`` with the upper bound at most 1.3x it; for power, at least
+        ``target`` with the lower bound at most 1.3x the miss rate below it."""
+        if power:
+            return self.rate >= target and self.lower >= 1.0 - 1.3 * (1.0 - target)
+        return self.rate <= target and self.upper <= 1.3 * target
+
+    def text(self, group: str = "reference", counted: bool = True) -> str:
+        """``0.80% [0.46%, 1.30%] of 2,000``, with ``(deff 3.1; one reference 5 of 100)``
+        where the groups differed more than chance allows."""
+        shown = f"{self.rate:.2%} [{self.lower:.2%}, {self.upper:.2%}]"
+        shown += f" of {self.n:,}" if counted else ""
+        if self.deff > 1.0:
+            shown += f" (deff {self.deff:.1f}; one {group} {self.most} of {self.most_of})"
+        return shown
