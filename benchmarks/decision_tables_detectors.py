@@ -17,7 +17,11 @@ Three tables, each cell over clean or shifted batches drawn from the reference's
   flagged in the report at ``segment_fdr`` 0.01, with 5 and with 50 segments (the issue's 2%),
   by today's per-segment tests and by the first round's (``support/segments_before_31.py``) on
   the same batches; the shifted segment flagged by both. ``--tables budget`` runs the first
-  three tables only.
+  three tables only; ``--label "all, 3 features"`` and ``--rows 5000/1000`` keep some of their
+  cells.
+
+Intervals are clustered by reference (``support.decisions.ClusteredRate``): the batches of one
+reference share its sampling error.
 
 Evidently and NannyML have no per-segment test with a false-discovery rate, no importance-
 weighted verdict and no shared budget, so there is no side-by-side column.
@@ -188,6 +192,13 @@ def run(args: Any) -> None:
         print_segments(args, references, smoke)
 
 
+def _selected(job: tuple, labels: list[str] | None, sizes: list[str] | None) -> bool:
+    kind, features, rows = job[:3]
+    reference_rows = 20_000 if rows >= 20_000 else 5_000
+    named = not labels or any(text in f"{kind}, {features} features" for text in labels)
+    return named and (not sizes or f"{reference_rows}/{rows}" in sizes)
+
+
 def print_budget(args: Any, references: int, smoke: bool) -> None:
     """The three tables of every detector on one budget."""
     clean = getattr(args, "batches", None) or (10 if smoke else 10_000)
@@ -204,6 +215,10 @@ def print_budget(args: Any, references: int, smoke: bool) -> None:
     ]
     jobs += [("importance", f, 1_000, 0.0, clean) for f in widths]
     jobs.append(("segments", 5, 20_000, 0.5, power))
+    # reduced runs: ``--label`` matches "<kind>, <features> features" (kind: all, importance,
+    # segments), ``--rows`` "REFERENCE/BATCH"
+    labels, sizes_given = getattr(args, "label", None), getattr(args, "rows", None)
+    jobs = [job for job in jobs if _selected(job, labels, sizes_given)]
     started = time.perf_counter()
     arguments = [(*job, references, args.seed) for job in jobs]
     results = run_all(run_cell, arguments, args.workers)

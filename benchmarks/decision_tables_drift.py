@@ -11,7 +11,7 @@ several references (the reference's own sampling error is part of the rate a use
 A false-alarm cell meets its target when the estimate is at most the target and the 95% upper
 bound at most 1.3x the target; a power cell when the estimate is at least the target and the
 lower bound at least the target minus its distance to 1, times 1.3. The interval is
-Clopper-Pearson at the effective size (Korn and Graubard, ``clustered_interval``): the batches
+Clopper-Pearson at the effective size (Korn and Graubard, ``ClusteredRate``): the batches
 of one reference share its sampling error, so where a few references carry the flags the
 table shows the design effect and the most one reference flagged, and the interval widens.
 

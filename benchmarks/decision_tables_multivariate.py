@@ -6,7 +6,8 @@ lognormal) and a categorical tied to a third, drawn from the reference's populat
 100,000 rows against 5,000-row references; flagged with the default settings (level: half of
 ``drift.false_alarm_rate``, floor +10%). Power: the two correlated features go to correlation
 -0.8 with their marginals kept, 1,000-row batches; the per-feature verdict is shown beside it
-(it cannot see this change). Evidently has no multivariate data-drift method of this kind;
+(it cannot see this change). 95% intervals clustered by reference (``ClusteredRate``).
+Evidently has no multivariate data-drift method of this kind;
 NannyML's reconstruction drift runs beside this test on the same data in
 ``multivariate_nannyml.py`` (its own virtualenv).
 """

@@ -9,7 +9,8 @@ against 5,000-row references of the same population (a fresh reference every
 windows at 200 to 20,000 records; skewed windows where one client sends one feature x100 (the
 whole window of 500, or one record in ten) or x2 (5% of a window of 5,000 or 20,000). Beside
 each rate, how often the batch rule alone (``drift.drift_share`` of the features, as a landed
-batch is judged) called drift. Rates with Clopper-Pearson 95% intervals. Evidently and
+batch is judged) called drift. Rates with 95% intervals clustered by reference
+(``support.decisions.ClusteredRate``: Clopper-Pearson at the effective size). Evidently and
 NannyML have no served-traffic check of this kind, so there is no side-by-side column.
 
     .venv/bin/python benchmarks/traffic_drift.py            # the full tables (a few minutes)
