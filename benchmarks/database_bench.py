@@ -11,9 +11,10 @@ What, on a fresh PostgreSQL database (``--postgres-admin-url``, trust) and a fre
 file, each migrated with driftloop's own migrations:
 
 1. insert rate: ``--rows`` realistic rows (13 inputs as JSON, an output, a record id) through
-   the log writer's own insert (``serving.prediction_log._insert``), in batches of 1,000 (the
-   writer's batch under load) and of 10 (a writer flushing every 0.2 s at about 50 requests/s);
-   then, PostgreSQL only, the same with 4 writer processes at once (2 replicas x 2 workers);
+   the log writer's own insert (``driftloop.stages.prediction_writer.insert_rows``), in
+   batches of 1,000 (the writer's batch under load) and of 10 (a writer flushing every 0.2 s at
+   about 50 requests/s); then, PostgreSQL only, the same with 4 writer processes at once (2
+   replicas x 2 workers);
 2. analysis read: ``driftloop.ab.rows.load_rows`` over the test's rows, 30% with feedback.
 
 Prints a Markdown table with the 1-minute load average; ``--json PATH`` saves the figures.
@@ -45,8 +46,8 @@ sys.path.insert(0, str(ROOT))  # serving: the writer's own insert
 from support.common import POSTGRES_ADMIN_URL, add_smoke, fresh_postgres  # noqa: E402
 
 from driftloop.schema import upgrade  # noqa: E402
+from driftloop.stages.prediction_writer import insert_rows  # noqa: E402
 from driftloop.storage import ABTest, Feedback, make_engine  # noqa: E402
-from serving.prediction_log import _insert  # noqa: E402
 
 MODEL = "bench-model"
 FEATURES = [f"feature_{i}" for i in range(13)]
@@ -104,7 +105,7 @@ def insert_all(url: str, rows: int, batch: int, start: int, started_at: str, rea
     if ready is not None:
         ready.wait()
     for offset in range(0, rows, batch):
-        _insert(engine, make_rows(min(batch, rows - offset), start + offset, began))
+        insert_rows(engine, make_rows(min(batch, rows - offset), start + offset, began))
     engine.dispose()
 
 

@@ -17,10 +17,10 @@ from driftloop.schema import current_revision, downgrade, head_revision
 from driftloop.settings_loader import load_settings
 from driftloop.stages.claims import unchecked_batches
 from driftloop.stages.drift_check import check_next_batch, latest_drift_check, recent_checks
+from driftloop.stages.feedback import DuplicateFeedback, record_feedback
 from driftloop.stages.ingest import ingest_landing, list_batches
 from driftloop.stages.retrain_steps import Decision, record
 from driftloop.vocabulary import RetrainDecision, Trigger
-from serving.prediction_log import DuplicateFeedback, record_feedback
 
 ROOT = Path(__file__).resolve().parents[1]
 # a check that costs little: which model's rows a check reads is the question, not its verdict

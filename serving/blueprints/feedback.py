@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify
 
+from driftloop.stages.feedback import DuplicateFeedback, record_feedback
 from serving.auth import api_key_required
 from serving.context import model_for, read_body, served
 from serving.openapi import documented
-from serving.prediction_log import DuplicateFeedback, record_feedback
 from serving.schemas import FeedbackRequest, FeedbackResponse
 from serving.validation import RequestError, check_feedback_value
 

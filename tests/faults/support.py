@@ -166,7 +166,7 @@ def _is_writer(process: psutil.Process) -> bool | None:
     try:
         if process.status() == psutil.STATUS_ZOMBIE:
             return None
-        return "serving.prediction_log" in " ".join(process.cmdline())
+        return "driftloop.stages.prediction_writer" in " ".join(process.cmdline())
     except psutil.Error:
         return None
 

@@ -9,13 +9,10 @@ import sqlalchemy as sa
 from driftloop.ab.rows import unmatched_feedback
 from driftloop.schema import upgrade
 from driftloop.stack.processes import wait_until
+from driftloop.stages.feedback import DuplicateFeedback, record_feedback
+from driftloop.stages.prediction_writer import purge_older_than
 from driftloop.storage import Prediction, make_engine, session_scope
-from serving.prediction_log import (
-    DuplicateFeedback,
-    PredictionLog,
-    purge_older_than,
-    record_feedback,
-)
+from serving.prediction_log import PredictionLog
 
 
 def _row(i: int, **extra) -> dict:

@@ -33,7 +33,7 @@ def _leftover_processes(marker: str) -> list[str]:
         with contextlib.suppress(psutil.Error):
             command = " ".join(process.info["cmdline"] or [])
             if process.info["status"] == psutil.STATUS_ZOMBIE or not re.search(
-                "airflow|mlflow|gunicorn|prediction_log|celery", command
+                "airflow|mlflow|gunicorn|prediction_writer|celery", command
             ):
                 continue
             if marker in command or any(marker in v for v in process.environ().values()):

@@ -40,8 +40,9 @@ from driftloop.drift.verdict import DriftVerdict
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SETTLE = timedelta(seconds=60)
 """How long after a window's end its rows are taken as all written: the log's writer inserts
-within a fraction of a second (``serving.prediction_log``); rows spilled during a database
-outage and replayed later (``driftloop db replay-spill``) keep their time and miss the check."""
+within a fraction of a second (``driftloop.stages.prediction_writer``); rows spilled during a
+database outage and replayed later (``driftloop db replay-spill``) keep their time and miss the
+check."""
 
 
 @dataclass(frozen=True)

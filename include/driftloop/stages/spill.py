@@ -1,11 +1,12 @@
 """Prediction-log rows the database would not take, kept in files until it takes them again.
 
-The server's log writer (``serving.prediction_log``) spills a batch here when its database has
-refused writes for longer than its patience (a full disk, a read-only database, a long outage),
-so that ``/predict`` keeps answering and no row is silently dropped; ``driftloop db
-replay-spill`` inserts them later. One JSON object per line, one file per writer process;
-each append holds an exclusive ``flock`` and is flushed to disk, and a replay renames a file
-before it reads it, so a writer still spilling starts a new file instead of racing the replay.
+The server's log writer (``driftloop.stages.prediction_writer``) spills a batch here when its
+database has refused writes for longer than its patience (a full disk, a read-only database, a
+long outage), so that ``/predict`` keeps answering and no row is silently dropped;
+``driftloop db replay-spill`` inserts them later. One JSON object per line, one file per writer
+process; each append holds an exclusive ``flock`` and is flushed to disk, and a replay renames a
+file before it reads it, so a writer still spilling starts a new file instead of racing the
+replay.
 """
 
 from __future__ import annotations
