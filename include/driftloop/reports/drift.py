@@ -207,12 +207,19 @@ def _multivariate_section(verdict: DriftVerdict) -> str:
     )
     grew = f" Grew most: {movers}." if movers else ""
     tail = ""
-    if test.tail is not None:  # served traffic: the rows that rebuild far worse than any
+    if test.tail is not None:  # served traffic: rows far past the held-out rows' extremes
+        past = (
+            "rebuild worse than the held-out rows' top"
+            if test.tail.feature is None
+            else f"have {html.escape(test.tail.feature)} "
+            f"{'above' if test.tail.side == 'high' else 'below'} {test.tail.bar:.4g}, the "
+            f"held-out rows' {'top' if test.tail.side == 'high' else 'bottom'}"
+        )
         tail = (
-            f" Tail: {test.tail.count} of {test.tail.rows} rows ({test.tail.share:.2%}) rebuild "
-            f"worse than the held-out rows' top {test.tail.expected_share:.2%} (p "
-            f"{test.tail.p_value:.3g}, beta-binomial); the two tests share the level, p "
-            "above is twice the smaller."
+            f" Tail: {test.tail.count} of {test.tail.rows} rows ({test.tail.share:.2%}) {past} "
+            f"{test.tail.expected_share:.2%} (p {test.tail.p_value:.3g}, beta-binomial; the "
+            f"most telling of {test.tail.tests} tail tests, which share half the level); p "
+            "above is twice the smaller of the rank test's and the tail tests' (Bonferroni)."
         )
     return (
         "<h2>Features together</h2>"
