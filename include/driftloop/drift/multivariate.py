@@ -22,7 +22,7 @@ little. Its rows rebuild very badly, though: the number of batch rows whose erro
 k-th largest held-out error is, under no drift, beta-binomial(n, k, m - k + 1) for any law of
 the errors (the rows are exchangeable with the held-out ones), so its p-value is exact at
 every batch size, with the held-out sample's own luck accounted for. The same count is taken
-for each numeric feature on its own, past the held-out rows' top and bottom 1% of its values:
+for each numeric feature on its own, past the reference rows' top and bottom 1% of its values:
 PCA keeps whichever directions carry most variance, and where the reference's variance is
 spread evenly the kept components may happen to lie along one feature, which then rebuilds
 well even when a client sends it doubled (one reference in ten in the traffic benchmark missed
@@ -213,7 +213,6 @@ def fit(
         variance_kept,
     )
     held_standardized = reference.standardized(held_rows)
-    both = np.vstack((standardized, held_standardized))
     residuals = reference.residuals(held_rows, held_standardized)
     # stored as float32: rounded now, so a loaded profile decides as the one in memory does
     held_out = np.sort(_row_errors(residuals)).astype(np.float32)
@@ -221,8 +220,10 @@ def fit(
         reference,
         held_out_errors=held_out.astype(float),
         expected_residuals=np.mean(residuals**2, axis=0),
-        feature_bars=tails.feature_bars(both[:, : len(numeric)]),
-        feature_rows=both.shape[0],
+        feature_bars=tails.feature_bars(
+            np.vstack((standardized[:, : len(numeric)], held_standardized[:, : len(numeric)]))
+        ),
+        feature_rows=len(fit_rows) + len(held_rows),
     )
 
 

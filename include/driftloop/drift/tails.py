@@ -1,4 +1,4 @@
-"""Tail tests: how many batch rows lie past the held-out rows' most extreme 1%.
+"""Tail tests: how many batch rows lie past the reference rows' most extreme 1%.
 
 Why: a client that sends a feature in other units is a few percent of a window gone far off,
 which moves a batch's mean rank little but puts many rows past the reference's extremes. The
@@ -27,10 +27,11 @@ bar: one row in a hundred more, a client's worth, not a rounding of a huge batch
 
 @dataclass(frozen=True)
 class TailTest:
-    """How many batch rows lie past the held-out rows' top ``expected_share``: of the row
-    errors (``feature`` None: rows that rebuild worse), or of one numeric feature's values
-    (``side`` high or low). A window's tail tests are ``tests`` in all; this is the one that
-    decided (the smallest p-value among those past the floor, else the smallest)."""
+    """How many batch rows lie past the reference rows' most extreme ``expected_share``: of the
+    held-out rows' errors (``feature`` None: rows that rebuild worse), or of one numeric
+    feature's values over all reference rows the fit saw (``side`` high or low). A window's
+    tail tests are ``tests`` in all; this is the one that decided (the smallest p-value among
+    those past the floor, else the smallest)."""
 
     bar: float  # the k-th largest held-out error, or the feature's bar in its own units
     expected_share: float  # k / (m + 1): the share of rows past the bar under no drift

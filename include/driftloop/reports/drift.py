@@ -207,13 +207,13 @@ def _multivariate_section(verdict: DriftVerdict) -> str:
     )
     grew = f" Grew most: {movers}." if movers else ""
     tail = ""
-    if test.tail is not None:  # served traffic: rows far past the held-out rows' extremes
+    if test.tail is not None:  # served traffic: rows far past the reference rows' extremes
         past = (
             "rebuild worse than the held-out rows' top"
             if test.tail.feature is None
             else f"have {html.escape(test.tail.feature)} "
             f"{'above' if test.tail.side == 'high' else 'below'} {test.tail.bar:.4g}, the "
-            f"held-out rows' {'top' if test.tail.side == 'high' else 'bottom'}"
+            f"reference rows' {'top' if test.tail.side == 'high' else 'bottom'}"
         )
         tail = (
             f" Tail: {test.tail.count} of {test.tail.rows} rows ({test.tail.share:.2%}) {past} "
