@@ -44,7 +44,7 @@ def run_cell(rows: int, rho: float, batches: int, references: int, seed: int) ->
             None,
             False,
             statistics=settings.statistics,
-            calibration_draws=settings.calibration_draws,
+            calibration_draws=settings.draws,
             multivariate=True,
         )
         for _ in range(per_reference):

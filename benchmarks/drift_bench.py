@@ -154,7 +154,7 @@ def child_profile(rows: int, repeat: int, exact_max: int) -> dict[str, Any]:
             bins=BINS,
             exact_max=exact_max,
             statistics=settings.statistics,
-            calibration_draws=settings.calibration_draws,
+            calibration_draws=settings.draws,
         ),
         repeat,
     )

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> None:
                     None,
                     False,
                     statistics=settings.statistics,
-                    calibration_draws=settings.calibration_draws,
+                    calibration_draws=settings.draws,
                     multivariate=True,
                 )
                 batches = [frame(rng, ROWS, rho) for _ in range(per_reference)]

@@ -64,7 +64,7 @@ def run_cell(rows: int, share: float, factor: float, windows: int, references: i
             None,
             False,
             statistics=settings.statistics,
-            calibration_draws=settings.calibration_draws,
+            calibration_draws=settings.draws,
             multivariate=True,
         )
         for index in range(per_reference):

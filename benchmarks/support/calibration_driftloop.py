@@ -50,7 +50,7 @@ def profile_of(frame: pd.DataFrame, categorical_: list[str], settings: Any) -> A
         bins=settings.bins,
         exact_max=settings.exact_reference_max,
         statistics=settings.statistics,
-        calibration_draws=settings.calibration_draws,
+        calibration_draws=settings.draws,
     )
 
 

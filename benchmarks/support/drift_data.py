@@ -141,7 +141,7 @@ def profile_with(reference: pd.DataFrame, categorical: list[str], settings: Any)
         None,
         False,
         statistics=settings.statistics,
-        calibration_draws=settings.calibration_draws,
+        calibration_draws=settings.draws,
         multivariate=settings.multivariate,
         segment_by=settings.segment_by,
         segment_min_rows=settings.segment_min_rows,

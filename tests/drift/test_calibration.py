@@ -55,7 +55,7 @@ def _profile(frame: pd.DataFrame, settings: DriftSettings = SETTINGS):
         target=None,
         target_is_categorical=False,
         statistics=settings.statistics,
-        calibration_draws=settings.calibration_draws,
+        calibration_draws=settings.draws,
     )
 
 
@@ -181,7 +181,7 @@ def test_categorical_level_changes_are_caught_at_5000_rows(levels):
         None,
         False,
         statistics=["jensen_shannon"],
-        calibration_draws=SETTINGS.calibration_draws,
+        calibration_draws=SETTINGS.draws,
     )
     settings = DriftSettings(statistics=["jensen_shannon"])
     caught = [
@@ -211,7 +211,7 @@ def test_a_trivial_shift_in_a_huge_batch_is_left_to_the_floor():
         None,
         False,
         statistics=SETTINGS.statistics,
-        calibration_draws=SETTINGS.calibration_draws,
+        calibration_draws=SETTINGS.draws,
     )
     batch = pd.DataFrame({"x": rng.normal(0.05, 1.0, 1_000_000)})
     verdict = check_drift(profile, batch, SETTINGS)
@@ -232,7 +232,7 @@ def test_missing_values_leave_out_a_feature_not_the_batch():
         None,
         False,
         statistics=SETTINGS.statistics,
-        calibration_draws=SETTINGS.calibration_draws,
+        calibration_draws=SETTINGS.draws,
     )
     batch = pd.DataFrame({f"f{i}": rng.normal(size=30) for i in range(31)})
     batch.iloc[:, :20] = batch.iloc[:, :20].mask(rng.random((30, 20)) < 0.05)
@@ -262,5 +262,7 @@ def test_fixed_thresholds_warn_at_load(caplog):
 
 
 def test_too_few_draws_for_the_rate_is_a_config_error():
+    # one batch in a thousand, shared by three statistics, when every feature must drift:
+    # 3,000 draws, of which one would be in the tail
     with pytest.raises(ValueError, match="calibration_draws"):
-        DriftSettings(false_alarm_rate=0.001, calibration_draws=300)
+        DriftSettings(false_alarm_rate=0.001, calibration_draws=300, drift_share=1.0)

@@ -57,7 +57,7 @@ def test_a_format_1_profile_is_calibrated_once_and_stored(landed, engine, caplog
     assert "calibrated" in caplog.text and "format 1" in caplog.text
     stored = ReferenceProfile.load(Path(record.path))
     assert stored.format == FORMAT_VERSION
-    assert stored.is_calibrated(landed.drift.statistics, landed.drift.calibration_draws)
+    assert stored.is_calibrated(landed.drift.statistics, landed.drift.draws)
     with session_scope(engine) as session:
         digest = session.get(ReferenceProfileRecord, record.id).digest
     assert digest == hashlib.sha256(Path(record.path).read_bytes()).hexdigest()  # row = file

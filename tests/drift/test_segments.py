@@ -4,10 +4,12 @@ feature's p-value is valid far into the tail, where Bonferroni reads it."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy.stats import chi2_contingency, hypergeom, ks_2samp
 
 from driftloop.cli.drift import describe_report
@@ -16,6 +18,7 @@ from driftloop.drift import segments
 from driftloop.drift.engine import check_drift
 from driftloop.drift.profile import ReferenceProfile, build_profile
 from driftloop.reports.drift import render_html
+from driftloop.vocabulary import DriftStatus
 
 
 def frame(rng: np.random.Generator, rows: int, regions: int, shift: float = 0.0) -> pd.DataFrame:
@@ -43,7 +46,7 @@ def _profile(reference: pd.DataFrame, settings: DriftSettings) -> ReferenceProfi
         None,
         False,
         statistics=settings.statistics,
-        calibration_draws=settings.calibration_draws,
+        calibration_draws=settings.draws,
         segment_by=settings.segment_by,
         segment_min_rows=settings.segment_min_rows,
     )
@@ -110,6 +113,65 @@ def test_the_detectors_allowed_to_call_drift_share_one_false_alarm_budget() -> N
     assert every.verdict_rate + every.multivariate_level + every.segment_level == rate
     # segment_retrain without segments spends nothing
     assert DriftSettings(false_alarm_rate=rate, segment_retrain=True).verdict_rate == rate
+
+
+def _every_detector(**update: object) -> DriftSettings:
+    return DriftSettings(
+        multivariate_retrain=True, segment_by=["region"], segment_retrain=True, **update
+    )
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        DriftSettings(),
+        DriftSettings(multivariate_retrain=True),
+        _every_detector(),
+        _every_detector(false_alarm_rate=0.005, drift_share=0.5),
+        _every_detector(feature_rule="all"),
+        _every_detector(statistics=["wasserstein"], calibration_draws=200),
+    ],
+    ids=["defaults", "multivariate", "every", "every-0.005-0.5", "every-all", "every-one-stat"],
+)
+def test_the_draws_resolve_every_bar_of_the_batch_verdict(settings: DriftSettings) -> None:
+    """A feature's p-value is at least its statistics' count over the draws plus one: a bar
+    below that is one no clean or drifted feature can pass, and raising it spent up to 0.9% of
+    a 0.25% share (3 features, every detector on: 1.05% of clean batches called drift). The
+    draws now follow the smallest bar, for every number of features and the importance rule."""
+    statistics = len(settings.statistics) if settings.feature_rule == "any" else 1
+    smallest_p = statistics / (settings.draws + 1)
+    for m in range(1, 101):
+        needed = math.ceil(settings.drift_share * m - 1e-9)
+        assert needed * settings.verdict_rate / m >= smallest_p * (1 - 1e-9), m
+    assert settings.drift_share * settings.verdict_rate >= smallest_p * (1 - 1e-9)
+    assert settings.draws >= settings.calibration_draws
+
+
+def test_the_draws_cost_nothing_at_the_defaults_and_bad_rates_are_a_config_error() -> None:
+    assert DriftSettings().draws == 1000  # 3 statistics / (0.3 x 1%) = 1,000: as before
+    assert DriftSettings(multivariate_retrain=True).draws == 1999
+    assert _every_detector().draws == 3999
+    with pytest.raises(ValueError, match="null draws per statistic"):
+        DriftSettings(drift_share=0.001, false_alarm_rate=0.001)
+
+
+def test_every_detector_on_keeps_the_verdicts_bar_and_still_calls_a_strong_shift() -> None:
+    """Three features, every detector allowed to call drift: the bar for one flag of three is
+    a quarter of the rate over three (it was raised to the draws' resolution, 3 / 1,001), and
+    a feature moved by 1 sd still passes it."""
+    rng = np.random.default_rng(41)
+    settings = _every_detector()
+    columns = ["region", "x", "y"]
+    profile = _profile(frame(rng, 5_000, 5)[columns], settings)
+    assert profile.calibration_draws == 3999
+    shifted = frame(rng, 1_000, 5)[columns]
+    shifted["x"] += 1.0
+    verdict = check_drift(profile, shifted, settings)
+    assert verdict.batch_test is not None
+    assert verdict.batch_test["bar"] == pytest.approx(settings.verdict_rate / 3)
+    assert verdict.batch_test["bar"] < 3 / 1001
+    assert verdict.batch_test["p_value"] <= verdict.batch_test["bar"]
+    assert verdict.status == DriftStatus.DRIFT
 
 
 def test_the_kolmogorov_smirnov_p_value_is_at_or_above_the_exact_one_in_the_tail() -> None:

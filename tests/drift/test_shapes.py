@@ -35,7 +35,7 @@ def _profile(values: np.ndarray, categorical: bool, settings: DriftSettings) -> 
         None,
         False,
         statistics=settings.statistics,
-        calibration_draws=settings.calibration_draws,
+        calibration_draws=settings.draws,
     )
 
 
@@ -273,7 +273,7 @@ def test_real_shifts_still_call_drift():
         None,
         False,
         statistics=SETTINGS.statistics,
-        calibration_draws=SETTINGS.calibration_draws,
+        calibration_draws=SETTINGS.draws,
     )
     batch = rng.standard_normal((250, 10))
     assert check_drift(profile, pd.DataFrame(batch, columns=columns), SETTINGS).status == (

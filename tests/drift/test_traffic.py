@@ -27,7 +27,7 @@ def profile_of(rng: np.random.Generator, rows: int = 5_000) -> ReferenceProfile:
         None,
         False,
         statistics=SETTINGS.statistics,
-        calibration_draws=SETTINGS.calibration_draws,
+        calibration_draws=SETTINGS.draws,
         multivariate=True,
     )
 

@@ -24,7 +24,7 @@ def _profile(rng: np.random.Generator, features: int, settings: DriftSettings):
         None,
         False,
         statistics=settings.statistics,
-        calibration_draws=settings.calibration_draws,
+        calibration_draws=settings.draws,
     )
 
 

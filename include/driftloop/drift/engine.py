@@ -86,7 +86,7 @@ def check_drift(
     if missing:
         raise DriftError(f"the batch lacks profiled column(s) {missing}")
     if not settings.fixed:
-        profile.calibrate(settings.statistics, settings.calibration_draws)
+        profile.calibrate(settings.statistics, settings.draws)
     features = [_column_drift(profile.columns[n], batch[n], settings) for n in profile.features]
     target = None
     if profile.target is not None and profile.target in batch.columns:
@@ -146,7 +146,8 @@ def verdict_of(
     p-values at most ``t`` is at most ``m t``, so (Markov) at least k of them are with
     probability at most ``m t / k``: a clean batch is called drift at most
     ``false_alarm_rate`` of the time, for any number of features and any dependence between
-    them. With 1 to 3 features one flag used to reach the share: ``m`` chances per batch.
+    them. With 1 to 3 features one flag used to reach the share: ``m`` chances per batch. The
+    null draws resolve every such bar (``DriftSettings.draws``).
 
     With ``drift.multivariate_retrain`` the multivariate test may call drift on its own; the
     two then share ``false_alarm_rate`` (``DriftSettings.verdict_rate``), and so do the
@@ -163,8 +164,8 @@ def verdict_of(
         needed = max(1, math.ceil(settings.drift_share * len(tested) - 1e-9))
         p_values = sorted(f.p_value(settings.feature_rule) or 1.0 for f in tested)
         # a p-value cannot go below what the draws resolve (the statistics' count over the
-        # draws under "any"): a bar below that could never be passed, so it is raised to it
-        # (the bound on false calls is then m x resolution / k, not false_alarm_rate)
+        # draws under "any"); DriftSettings.draws holds enough draws for the smallest bar, so
+        # this never binds: it guards the bound (m x resolution / k) should a bar pass below
         resolution = _resolution(settings)
         bar = max(needed * settings.verdict_rate / len(tested), resolution)
         passed = p_values[needed - 1] <= bar * (1 + 1e-9)
@@ -221,7 +222,7 @@ def verdict_of(
 def _resolution(settings: DriftSettings) -> float:
     """The smallest p-value the stored draws resolve (the statistics' count under ``any``)."""
     statistics = len(settings.statistics) if settings.feature_rule == "any" else 1
-    return statistics / (settings.calibration_draws + 1)
+    return statistics / (settings.draws + 1)
 
 
 def _weights(
@@ -342,7 +343,7 @@ def judge_column(
                     permutation.pooled_sorted(column.values, values),  # type: ignore[arg-type]
                     count,
                     column.count,
-                    settings.calibration_draws,
+                    settings.draws,
                 )
             test = permutation.statistic_test(
                 column, name, measurement, nulls[name], level, effect_floor(settings, name)
@@ -355,7 +356,7 @@ def judge_column(
                 level_counts,
                 level,
                 effect_floor(settings, name),
-                settings.calibration_draws,
+                settings.draws,
             )
             test = replace(test, sketch_bound=bound)
         else:

@@ -64,8 +64,9 @@ class ReferenceProfile:
         return [name for name in self.columns if name != self.target]
 
     def is_calibrated(self, statistics: Iterable[str], draws: int) -> bool:
-        """Whether every column holds null draws of every statistic that fits it."""
-        return self.calibration_draws == draws and not any(self._uncalibrated(statistics))
+        """Whether every column holds at least ``draws`` null draws of every statistic that
+        fits it (more draws only make the p-values finer)."""
+        return self.calibration_draws >= draws and not any(self._uncalibrated(statistics))
 
     def _uncalibrated(self, statistics: Iterable[str]) -> Iterable[tuple[ColumnProfile, str]]:
         names = list(statistics)
@@ -83,13 +84,17 @@ class ReferenceProfile:
         """Draw the missing null distributions; return whether anything was drawn.
 
         The generator is seeded by the reference's content, so one reference always gets the
-        same thresholds. A change in the number of draws redraws everything.
+        same thresholds. Asking for more draws than the profile holds redraws everything;
+        asking for fewer keeps what it holds (and draws missing columns at that number), so
+        checks that need different numbers (a batch, a served-traffic window) share one
+        profile without redrawing it in turn.
         """
         names = list(statistics)
-        if self.calibration_draws != draws:
+        if self.calibration_draws < draws:
             for column in self.columns.values():
                 column.nulls.clear()
             self.calibration_draws = draws
+        draws = self.calibration_draws
         missing = list(self._uncalibrated(names))
         if not missing:
             return False

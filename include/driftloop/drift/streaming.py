@@ -136,7 +136,7 @@ def check_summary(
         raise DriftError("the batch is empty: there is nothing to test for drift")
     target = profile.target if profile.target in summary.columns else None
     if not settings.fixed:
-        profile.calibrate(settings.statistics, settings.calibration_draws)
+        profile.calibrate(settings.statistics, settings.draws)
     features = [
         _summary_drift(profile.columns[n], summary.columns[n], summary.rows, settings)
         for n in profile.features

@@ -29,7 +29,7 @@ def prediction_profile(
     """The profile of the reference predictions, built once and kept at ``path``."""
     if path.is_file():
         profile = ReferenceProfile.load(path)
-        if drift.fixed or profile.is_calibrated(drift.statistics, drift.calibration_draws):
+        if drift.fixed or profile.is_calibrated(drift.statistics, drift.draws):
             return profile
     profile = build_profile(
         pd.DataFrame({COLUMN: _column(reference.predictions, classifier)}),
@@ -40,7 +40,7 @@ def prediction_profile(
         exact_max=drift.exact_reference_max,
         source=f"out-of-sample predictions ({reference.source})",
         statistics=drift.statistics,
-        calibration_draws=0 if drift.fixed else drift.calibration_draws,
+        calibration_draws=0 if drift.fixed else drift.draws,
     )
     profile.save(path)
     return profile

@@ -87,7 +87,7 @@ def profile_from_frame(frame: Any, settings: Settings, source: str) -> Reference
         exact_max=settings.drift.exact_reference_max,
         source=source,
         statistics=settings.drift.statistics,
-        calibration_draws=0 if settings.drift.fixed else settings.drift.calibration_draws,
+        calibration_draws=0 if settings.drift.fixed else settings.drift.draws,
         multivariate=settings.drift.multivariate,
         segment_by=settings.drift.segment_by,
         segment_min_rows=settings.drift.segment_min_rows,
@@ -147,13 +147,21 @@ def reset_reference(
 
 
 def resolve_profile(
-    settings: Settings, engine: sa.Engine, production_version: str | None = None
+    settings: Settings,
+    engine: sa.Engine,
+    production_version: str | None = None,
+    draws: int | None = None,
 ) -> tuple[ReferenceProfileRecord, ReferenceProfile]:
     """The profile to test against: Production's, else the active reference.
 
     A person's ``reset-reference`` made after the Production version's profile wins over it,
-    so a reset takes effect at once; the next registered version's profile wins again.
+    so a reset takes effect at once; the next registered version's profile wins again. It
+    holds at least ``draws`` null draws (default ``drift.draws``; served-traffic checks need
+    more, ``driftloop.drift.traffic``): a profile with fewer is calibrated and saved in place,
+    once, and one with more keeps them (finer p-values, as valid).
     """
+    drift = settings.drift
+    draws = drift.draws if draws is None else draws
     with session_scope(engine) as session:
         record = None
         if production_version is not None:
@@ -182,11 +190,10 @@ def resolve_profile(
             path, _rows = build_reference(settings)
         profile = profile_from_frame(read_table(path, settings.data), settings, str(path))
         record = store_profile(settings, engine, profile, "initial", activate=True)
-        return record, profile
-    profile = ReferenceProfile.load(Path(record.path))
-    drift = settings.drift
-    if not drift.fixed and not profile.is_calibrated(drift.statistics, drift.calibration_draws):
-        profile.calibrate(drift.statistics, drift.calibration_draws)
+    else:
+        profile = ReferenceProfile.load(Path(record.path))
+    if not drift.fixed and not profile.is_calibrated(drift.statistics, draws):
+        profile.calibrate(drift.statistics, draws)
         digest = profile.save(Path(record.path))
         with session_scope(engine) as session:
             session.get(ReferenceProfileRecord, record.id).digest = digest
@@ -196,7 +203,7 @@ def resolve_profile(
             record.path,
             profile.format,
             ", ".join(drift.statistics),
-            drift.calibration_draws,
+            draws,
         )
     return record, profile
 

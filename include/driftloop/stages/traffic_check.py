@@ -33,7 +33,13 @@ import sqlalchemy as sa
 from driftloop.config import Settings
 from driftloop.drift.engine import DriftError
 from driftloop.drift.profile import ReferenceProfile
-from driftloop.drift.traffic import Window, check_window, inputs_frame, window_of
+from driftloop.drift.traffic import (
+    Window,
+    check_window,
+    inputs_frame,
+    traffic_settings,
+    window_of,
+)
 from driftloop.reports.drift import write_report
 from driftloop.stages import alerts
 from driftloop.stages.drift_check import production_importances, resolve_profile
@@ -134,7 +140,9 @@ def check_traffic(
     windows = pending_windows(settings, engine, now)
     if not windows:
         return []
-    record, profile = resolve_profile(settings, engine, production_version)
+    # the window's verdict shares the rate with the multivariate test: more draws than a batch
+    draws = traffic_settings(settings.drift).draws
+    record, profile = resolve_profile(settings, engine, production_version, draws)
     importances = production_importances(settings, production_version)
     return [
         check_one(settings, engine, window, record.id, profile, production_version, importances)
