@@ -30,7 +30,7 @@ from support.decisions import ClusteredRate, run_all, run_section
 from driftloop.config import DriftSettings
 from driftloop.drift.engine import check_drift
 from driftloop.drift.profile import build_profile
-from driftloop.drift.traffic import check_window
+from driftloop.drift.traffic import check_window, traffic_settings
 
 NUMERIC = [f"x{i}" for i in range(8)]
 REGIONS = ["north", "south", "east", "west"]
@@ -64,7 +64,7 @@ def run_cell(rows: int, share: float, factor: float, windows: int, references: i
             None,
             False,
             statistics=settings.statistics,
-            calibration_draws=settings.draws,
+            calibration_draws=traffic_settings(settings).draws,  # as the traffic stage stores it
             multivariate=True,
         )
         for index in range(per_reference):

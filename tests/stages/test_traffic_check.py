@@ -4,6 +4,7 @@ shadow, batch-scored and other models' rows left out; each window checked once."
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -14,11 +15,18 @@ import sqlalchemy as sa
 
 from driftloop.config import Settings
 from driftloop.config.sections import DataSettings
-from driftloop.drift.traffic import SETTLE, window_of
+from driftloop.drift.profile import ReferenceProfile
+from driftloop.drift.traffic import SETTLE, traffic_settings, window_of
 from driftloop.schema import upgrade
-from driftloop.stages.drift_check import profile_from_frame, store_profile
+from driftloop.stages.drift_check import profile_from_frame, resolve_profile, store_profile
 from driftloop.stages.traffic_check import check_traffic, pending_windows, recent_traffic_checks
-from driftloop.storage import TrafficCheck, make_engine, session_scope, utcnow
+from driftloop.storage import (
+    ReferenceProfileRecord,
+    TrafficCheck,
+    make_engine,
+    session_scope,
+    utcnow,
+)
 from driftloop.vocabulary import DriftStatus
 from tests.support.traffic_rows import FEATURES, population, served_rows, skewed, write_log
 
@@ -140,7 +148,6 @@ def test_a_window_stored_meanwhile_is_not_stored_twice(traffic) -> None:
     now = utcnow()
     window = window_of(now - 2 * HOUR, HOUR)
     write_log(engine, served_rows(settings.model.name, population(rng, 300), window.start, HOUR))
-    from driftloop.stages.drift_check import resolve_profile
     from driftloop.stages.traffic_check import check_one
 
     record, profile = resolve_profile(settings, engine, VERSION)
@@ -149,3 +156,23 @@ def test_a_window_stored_meanwhile_is_not_stored_twice(traffic) -> None:
     assert first.new and not second.new and second.check_id == first.check_id
     with session_scope(engine) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(TrafficCheck)) == 1
+
+
+def test_the_window_check_stores_the_draws_its_bar_needs_once(traffic) -> None:
+    """A window's verdict shares the rate with the multivariate test, so its bar needs more
+    null draws than a batch's: the first window check calibrates the stored profile to them
+    and saves it; a batch check afterwards keeps them (no redrawing in turn)."""
+    settings, engine, rng = traffic
+    needed = traffic_settings(settings.drift).draws
+    assert needed > settings.drift.draws
+    now = utcnow()
+    window = window_of(now - 2 * HOUR, HOUR)
+    write_log(engine, served_rows(settings.model.name, population(rng, 300), window.start, HOUR))
+    check_traffic(settings, engine, VERSION, now)
+    record, profile = resolve_profile(settings, engine, VERSION)  # as a batch check finds it
+    assert profile.calibration_draws == needed
+    stored = Path(record.path)
+    assert ReferenceProfile.load(stored).calibration_draws == needed
+    with session_scope(engine) as session:
+        digest = session.get(ReferenceProfileRecord, record.id).digest
+    assert digest == hashlib.sha256(stored.read_bytes()).hexdigest()
