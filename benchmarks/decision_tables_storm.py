@@ -40,7 +40,7 @@ from driftloop.config import Settings
 from driftloop.drift.engine import check_drift
 from driftloop.drift.profile import ReferenceProfile
 from driftloop.settings_loader import load_settings
-from driftloop.stages.drift_check import profile_from_frame
+from driftloop.stages.reference_profiles import profile_from_frame
 from driftloop.stages.training_data import reference_rows, split_holdout
 
 ROOT = Path(__file__).resolve().parents[1]

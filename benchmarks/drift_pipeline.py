@@ -114,8 +114,9 @@ def child_pipeline(rows: int, exact_batch_max: int | None) -> dict[str, Any]:
     """Setup (home, database, reference profile), then the timed pipeline on one batch."""
     from driftloop.schema import upgrade
     from driftloop.settings_loader import load_settings
-    from driftloop.stages.drift_check import check_next_batch, reset_reference
+    from driftloop.stages.drift_check import check_next_batch
     from driftloop.stages.ingest import ingest_landing
+    from driftloop.stages.reference_profiles import reset_reference
     from driftloop.storage import make_engine
 
     home = DATA_DIR / "runs" / f"pipeline-home-{rows}"

@@ -18,8 +18,9 @@ from driftloop.drift.engine import REPORT_FORMAT
 from driftloop.drift.profile import FORMAT_VERSION, ReferenceProfile
 from driftloop.ingestion.stream import replay
 from driftloop.reports.drift import read_report
-from driftloop.stages.drift_check import check_next_batch, resolve_profile
+from driftloop.stages.drift_check import check_next_batch
 from driftloop.stages.ingest import ingest_landing
+from driftloop.stages.reference_profiles import resolve_profile
 from driftloop.storage import DriftCheck, ReferenceProfileRecord, session_scope
 from driftloop.ui.gauges import loop_gauges
 
@@ -52,7 +53,7 @@ def test_a_format_1_profile_is_calibrated_once_and_stored(landed, engine, caplog
     record, _ = resolve_profile(landed, engine)  # the initial reference, calibrated
     _as_format_1(Path(record.path))
     assert ReferenceProfile.load(Path(record.path)).format == 1
-    with caplog.at_level(logging.INFO, logger="driftloop.stages.drift_check"):
+    with caplog.at_level(logging.INFO, logger="driftloop.stages.reference_profiles"):
         resolve_profile(landed, engine)
     assert "calibrated" in caplog.text and "format 1" in caplog.text
     stored = ReferenceProfile.load(Path(record.path))
@@ -63,7 +64,7 @@ def test_a_format_1_profile_is_calibrated_once_and_stored(landed, engine, caplog
     assert digest == hashlib.sha256(Path(record.path).read_bytes()).hexdigest()  # row = file
     assert digest == record.digest  # the draws are seeded by the data: the same thresholds
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="driftloop.stages.drift_check"):
+    with caplog.at_level(logging.INFO, logger="driftloop.stages.reference_profiles"):
         resolve_profile(landed, engine)
     assert "calibrated" not in caplog.text  # once
     outcome = check_next_batch(landed, engine)

@@ -18,8 +18,9 @@ from driftloop.drift.profile import build_profile
 from driftloop.drift.sketch import BatchSummary, NumericSummary, fine_edges
 from driftloop.drift.streaming import check_drift_streamed, check_summary
 from driftloop.ingestion.validation import validate_file
-from driftloop.stages.drift_check import check_next_batch, reset_reference, resolve_profile
+from driftloop.stages.drift_check import check_next_batch
 from driftloop.stages.ingest import ingest_landing
+from driftloop.stages.reference_profiles import reset_reference, resolve_profile
 
 STATS = ["mean_shift", "wasserstein", "jensen_shannon"]
 

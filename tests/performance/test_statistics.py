@@ -16,7 +16,7 @@ from driftloop.performance.estimated import Calibrator, estimate_performance
 from driftloop.performance.intervals import estimate, macro_f1, macro_f1_resampled, proportion
 from driftloop.performance.realized import drop_test
 from driftloop.performance.reference import out_of_sample, predict_frame
-from driftloop.stages.drift_check import profile_from_frame
+from driftloop.stages.reference_profiles import profile_from_frame
 from driftloop.task import ACCURACY, MAE
 from tests.support.performance import FEATURES, pipeline, synthetic, synthetic_settings
 

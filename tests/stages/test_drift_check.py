@@ -6,13 +6,9 @@ from pathlib import Path
 import pytest
 
 from driftloop.ingestion.stream import replay
-from driftloop.stages.drift_check import (
-    check_next_batch,
-    recent_checks,
-    reset_reference,
-    resolve_profile,
-)
+from driftloop.stages.drift_check import check_next_batch, recent_checks
 from driftloop.stages.ingest import IngestError, ingest_landing, list_batches
+from driftloop.stages.reference_profiles import reset_reference, resolve_profile
 from driftloop.vocabulary import DriftStatus
 
 
@@ -74,7 +70,7 @@ def test_reset_reference_makes_a_new_active_profile(gradual, engine):
 
 def test_a_reset_wins_over_the_production_profile_until_the_next_version(gradual, engine):
     from driftloop.ingestion.stream import split_reference
-    from driftloop.stages.drift_check import profile_from_frame, store_profile
+    from driftloop.stages.reference_profiles import profile_from_frame, store_profile
 
     reference, _ = split_reference(gradual)
     model = store_profile(

@@ -26,8 +26,9 @@ from driftloop.schema import upgrade
 from driftloop.settings_loader import load_settings
 from driftloop.stages import retrain as steps
 from driftloop.stages import role_moves
-from driftloop.stages.drift_check import check_next_batch, resolve_profile
+from driftloop.stages.drift_check import check_next_batch
 from driftloop.stages.ingest import ingest_landing
+from driftloop.stages.reference_profiles import resolve_profile
 from driftloop.stages.retrain_steps import Registered, Scored, Skip, Trained
 from driftloop.stages.training_data import split_holdout
 from driftloop.storage import RetrainRun, make_engine, session_scope

@@ -18,7 +18,7 @@ import pytest
 
 from driftloop.drift.engine import check_drift
 from driftloop.settings_loader import load_settings
-from driftloop.stages.drift_check import profile_from_frame
+from driftloop.stages.reference_profiles import profile_from_frame
 from driftloop.stages.retrain_steps import Assembly
 from driftloop.stages.training_data import reference_rows, split_holdout
 from driftloop.vocabulary import Trigger

@@ -18,7 +18,7 @@ from driftloop.config.sections import DataSettings
 from driftloop.drift.profile import ReferenceProfile
 from driftloop.drift.traffic import SETTLE, traffic_settings, window_of
 from driftloop.schema import upgrade
-from driftloop.stages.drift_check import profile_from_frame, resolve_profile, store_profile
+from driftloop.stages.reference_profiles import profile_from_frame, resolve_profile, store_profile
 from driftloop.stages.traffic_check import check_traffic, pending_windows, recent_traffic_checks
 from driftloop.storage import (
     ReferenceProfileRecord,

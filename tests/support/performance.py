@@ -84,8 +84,8 @@ def register_production(
 
     from driftloop import registry
     from driftloop.performance.reference import out_of_sample
-    from driftloop.stages.drift_check import profile_from_frame, store_profile
     from driftloop.stages.performance_reference import attach_version, store_reference
+    from driftloop.stages.reference_profiles import profile_from_frame, store_profile
 
     client = registry.configure(settings)
     role_moves.ensure_registered_model(client, settings.model.name)

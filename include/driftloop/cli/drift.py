@@ -99,7 +99,7 @@ def drift_reset_reference(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Make a new reference profile the active one (used when no Production model provides one)."""
-    from driftloop.stages.drift_check import reset_reference
+    from driftloop.stages.reference_profiles import reset_reference
 
     context = cli_context(ctx)
     engine = context.engine()

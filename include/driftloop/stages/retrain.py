@@ -24,8 +24,8 @@ from driftloop.config import Settings
 from driftloop.data import read_table
 from driftloop.ingestion.stream import build_reference, reference_path
 from driftloop.stages import role_moves
-from driftloop.stages.drift_check import profile_from_frame, store_profile
 from driftloop.stages.gating import apply
+from driftloop.stages.reference_profiles import profile_from_frame, store_profile
 from driftloop.stages.retrain_steps import (
     Assembly,
     Decision,

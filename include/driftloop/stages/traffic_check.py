@@ -3,7 +3,7 @@
 ``drift_monitor`` calls :func:`check_traffic` on its schedule. Each closed window of the
 prediction log (``monitoring.traffic_window``, aligned on the epoch) that holds served records
 of this model and has no check yet is tested against the reference a batch would be tested
-against (the Production version's profile: ``drift_check.resolve_profile``), with the batch's
+against (the Production version's profile: ``reference_profiles.resolve_profile``), with the batch's
 calibrated tests and report (:mod:`driftloop.drift.traffic` says what differs: the verdict).
 
 Which rows: this model's answered records (``status`` 200) that a client sent, whichever
@@ -42,7 +42,7 @@ from driftloop.drift.traffic import (
 )
 from driftloop.reports.drift import write_report
 from driftloop.stages import alerts
-from driftloop.stages.drift_check import production_importances, resolve_profile
+from driftloop.stages.reference_profiles import production_importances, resolve_profile
 from driftloop.storage import BATCH, Prediction, TrafficCheck, session_scope, utcnow
 from driftloop.vocabulary import DriftStatus
 
