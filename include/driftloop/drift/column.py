@@ -53,6 +53,14 @@ class ColumnProfile:
         centred = (values - values.mean()) / self.std
         return float(np.mean(centred**4) - 3.0)
 
+    @cached_property
+    def distinct_count(self) -> int:
+        """How many distinct values the kept (sorted) reference holds: a column of few (flags,
+        ratings, small counts) is tested by its exact split at every size
+        (``driftloop.drift.permutation``). Once per loaded profile, like the kurtosis."""
+        values = self.values
+        return int(np.count_nonzero(values[1:] != values[:-1]) + 1) if values.size else 0
+
     def bin_of(self, values: np.ndarray) -> np.ndarray:
         """Bin index of each value: numeric by the reference edges, categorical by level."""
         if self.kind == NUMERIC:
