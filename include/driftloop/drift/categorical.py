@@ -133,12 +133,15 @@ def permutation_test(
     draws: int,
     level: float,
     distance_rows: object,
+    more: int = 0,
 ) -> CategoricalTest:
     """The categorical test of ``batch`` counts against ``reference`` counts (same levels).
 
     ``distance_rows(reference_counts, batch_counts)`` is the row-wise distance (Jensen-Shannon);
     ``observed`` the batch's own. The generator is seeded by both count vectors, so the same
-    batch against the same reference always gets the same verdict.
+    batch against the same reference always gets the same verdict. ``more`` splits are drawn
+    when none of the first ``draws`` reaches the observed distance (the two stages of
+    ``driftloop.drift.permutation.Splits``, valid for the same reason).
     """
     reference = np.asarray(reference, dtype=np.int64)
     batch = np.asarray(batch, dtype=np.int64)
@@ -149,17 +152,23 @@ def permutation_test(
     seed = hashlib.sha256(reference.tobytes() + b"|" + batch.tobytes()).digest()
     rng = np.random.default_rng(int.from_bytes(seed[:8], "little"))
     small = min(n, m)
-    if distance_rows is jensen_shannon_rows and small * SPARSE_RATIO < pooled.size:
-        null = np.sort(sparse_js_null(pooled, small, draws, rng))
-    else:
+
+    def null_of(count: int) -> np.ndarray:
+        if distance_rows is jensen_shannon_rows and small * SPARSE_RATIO < pooled.size:
+            return np.sort(sparse_js_null(pooled, small, count, rng))
         # draw the smaller side; "count" costs its size per draw, "marginals" the level count
         method = "count" if small < pooled.size else "marginals"
-        side = rng.multivariate_hypergeometric(pooled, small, size=draws, method=method)
+        side = rng.multivariate_hypergeometric(pooled, small, size=count, method=method)
         other = pooled - side
         ref_draws, batch_draws = (other, side) if small == n else (side, other)
-        null = np.sort(np.nan_to_num(distance_rows(ref_draws, batch_draws), nan=0.0))  # type: ignore[operator]
+        return np.sort(np.nan_to_num(distance_rows(ref_draws, batch_draws), nan=0.0))  # type: ignore[operator]
+
+    null = null_of(draws)
     # the observed value, rounded as the draws are, so a split equal to the batch counts
     at_least = null.size - np.searchsorted(null, observed - 1e-12, side="left")
+    if at_least == 0 and more > draws:
+        null = null_of(more)
+        at_least = null.size - np.searchsorted(null, observed - 1e-12, side="left")
     js_p = float((1 + at_least) / (null.size + 1))
     new_p, largest = new_level_p_value(reference, batch)
     if largest and new_p < 1.0:  # both valid: the larger keeps the reference's error out
@@ -214,9 +223,11 @@ def statistic_test(
     level: float,
     floor: float,
     draws: int,
+    more: int = 0,
 ) -> StatisticTest:
     """A categorical column's test by permutation of the pooled counts (see
-    ``driftloop.drift.categorical``); its numbers join the measurement's details."""
+    ``driftloop.drift.categorical``); its numbers join the measurement's details. ``more``:
+    the splits drawn when none of the first ``draws`` reaches the batch's distance."""
     from driftloop.drift.statistics import STATISTICS
 
     reference = reference_counts(column.probabilities, column.count)
@@ -229,6 +240,7 @@ def statistic_test(
         draws,
         level,
         STATISTICS[name].permutation,
+        more,
     )
     details = {
         **measurement.details,

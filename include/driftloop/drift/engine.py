@@ -328,7 +328,7 @@ def judge_column(
     result.tested = count >= settings.min_rows
     level = settings.level(len(names))
     permute = values is not None and permutation.applies(column, count)
-    nulls: dict[str, np.ndarray] | None = None
+    splits: permutation.Splits | None = None
     for name in names:
         measurement = measure(name)
         bound = None if bounds is None else bounds.get(name, 0.0)
@@ -337,17 +337,16 @@ def judge_column(
             flag = measurement.value >= threshold
             test = StatisticTest(measurement, threshold, 0.0, flag, FIXED, sketch_bound=bound)
         elif permute and name in VALUE_NULLS:
-            if nulls is None:  # one merge and one set of splits for the statistics of values
-                nulls = permutation.split_nulls(
+            if splits is None:  # one merge and one set of splits for the statistics of values
+                splits = permutation.Splits(
                     [other for other in names if other in VALUE_NULLS],
                     permutation.pooled_sorted(column.values, values),  # type: ignore[arg-type]
                     count,
                     column.count,
+                    settings.calibration_draws,
                     settings.draws,
                 )
-            test = permutation.statistic_test(
-                column, name, measurement, nulls[name], level, effect_floor(settings, name)
-            )
+            test = splits.test(column, name, measurement, level, effect_floor(settings, name))
         elif level_counts is not None and STATISTICS[name].permutation is not None:
             test = categorical.statistic_test(
                 column,
@@ -356,6 +355,7 @@ def judge_column(
                 level_counts,
                 level,
                 effect_floor(settings, name),
+                settings.calibration_draws,
                 settings.draws,
             )
             test = replace(test, sketch_bound=bound)
