@@ -83,3 +83,25 @@ def test_a_reset_wins_over_the_production_profile_until_the_next_version(gradual
         gradual, engine, profile_from_frame(reference, gradual, "v2"), "model", "2"
     )
     assert resolve_profile(gradual, engine, "2")[0].id == newer.id
+
+
+def test_an_initial_profile_asked_for_more_draws_is_drawn_once(settings, engine, monkeypatch):
+    """A served-traffic check that finds no profile builds the initial one at the draws its bar
+    needs: one calibration, not one at drift.draws and a second that throws it away."""
+    from driftloop.drift.profile import ReferenceProfile
+
+    drawn: list[int] = []
+    calibrate = ReferenceProfile.calibrate
+
+    def counted(self, statistics, draws):
+        did = calibrate(self, statistics, draws)
+        if did:
+            drawn.append(self.calibration_draws)
+        return did
+
+    monkeypatch.setattr(ReferenceProfile, "calibrate", counted)
+    wanted = settings.drift.draws * 2
+    record, profile = resolve_profile(settings, engine, None, wanted)
+    assert record.kind == "initial" and profile.calibration_draws == wanted
+    assert drawn == [wanted]
+    assert ReferenceProfile.load(Path(record.path)).calibration_draws == wanted

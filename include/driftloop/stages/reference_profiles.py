@@ -29,8 +29,11 @@ from driftloop.task import task_of
 log = logging.getLogger(__name__)
 
 
-def profile_from_frame(frame: Any, settings: Settings, source: str) -> ReferenceProfile:
-    """Profile a reference frame with the configured columns, kinds and sizes."""
+def profile_from_frame(
+    frame: Any, settings: Settings, source: str, draws: int | None = None
+) -> ReferenceProfile:
+    """Profile a reference frame with the configured columns, kinds and sizes, its nulls drawn
+    ``draws`` times (default ``drift.draws``; a served-traffic check asks for more)."""
     columns = [
         *settings.feature_columns,
         *([settings.data.target] if settings.data.target in frame.columns else []),
@@ -47,7 +50,7 @@ def profile_from_frame(frame: Any, settings: Settings, source: str) -> Reference
         exact_max=settings.drift.exact_reference_max,
         source=source,
         statistics=settings.drift.statistics,
-        calibration_draws=0 if settings.drift.fixed else settings.drift.draws,
+        calibration_draws=0 if settings.drift.fixed else (draws or settings.drift.draws),
         multivariate=settings.drift.multivariate,
         segment_by=settings.drift.segment_by,
         segment_min_rows=settings.drift.segment_min_rows,
@@ -148,7 +151,8 @@ def resolve_profile(
         path = reference_path(settings)
         if not path.is_file():
             path, _rows = build_reference(settings)
-        profile = profile_from_frame(read_table(path, settings.data), settings, str(path))
+        # drawn at the number asked for at once: not built at drift.draws, then redrawn
+        profile = profile_from_frame(read_table(path, settings.data), settings, str(path), draws)
         record = store_profile(settings, engine, profile, "initial", activate=True)
     else:
         profile = ReferenceProfile.load(Path(record.path))
