@@ -165,7 +165,7 @@ def verdict_of(
         p_values = sorted(f.p_value(settings.feature_rule) or 1.0 for f in tested)
         # a p-value cannot go below what the draws resolve (the statistics' count over the
         # draws under "any"); DriftSettings.draws holds enough draws for the smallest bar, so
-        # this never binds: it guards the bound (m x resolution / k) should a bar pass below
+        # this binds at most within the float rounding of DriftSettings.verdict_draws
         resolution = _resolution(settings)
         bar = max(needed * settings.verdict_rate / len(tested), resolution)
         passed = p_values[needed - 1] <= bar * (1 + 1e-9)
