@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from support import segments_before_31 as before
-from support.decisions import ClusteredRate, run_all, run_section
+from support.decisions import ClusteredRate, run_all, run_section, show_reference
 from support.drift_data import profile_with
 
 from driftloop.config import DriftSettings
@@ -111,6 +111,8 @@ def run_cell(
             )
             counts["features"][-1] += feature_rule
             counts["segment"][-1] += any(s.flagged for s in verdict.segments)
+        label = f"{kind}, {features} features, {rows:,} rows"
+        show_reference(label, counts["called"], references, per_reference)
     return counts, per_reference, spent / (per_reference * references)
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from support.decisions import ClusteredRate, run_all, run_section
+from support.decisions import ClusteredRate, run_all, run_section, show_reference
 from support.drift_data import level_probabilities, profile_with, tilted
 
 from driftloop.config import DriftSettings
@@ -211,6 +211,7 @@ def run_cell(cell: Cell, batches: int, references: int, seed: int) -> tuple[list
                 draw, _ = sampler(cell.batch)
                 frame = pd.DataFrame({"x": draw(rng, cell.batch_rows)})
                 flagged[-1] += check_drift(profile, frame, settings).features[0].drifted
+        show_reference(f"{cell.table}: {cell.label}", flagged, references, per_reference)
     return flagged, per_reference
 
 

@@ -67,6 +67,18 @@ def run_all(function: Callable[..., Any], jobs: list[tuple], workers: int) -> li
     return results
 
 
+def show_reference(label: str, counts: Sequence[int], references: int, per_reference: int) -> None:
+    """One line on stderr per finished reference: a full-size cell runs for hours, and the
+    references finished so far are a result of their own if the run has to stop."""
+    done = len(counts)
+    print(
+        f"  [{label}] reference {done}/{references}: {counts[-1]} of {per_reference} flagged"
+        f" (so far {sum(counts)} of {done * per_reference:,})",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def interval(k: float, n: float) -> tuple[float, float]:
     """Clopper-Pearson 95% interval of a proportion (``k`` and ``n`` may be effective,
     non-integer counts: see :func:`clustered_interval`)."""
