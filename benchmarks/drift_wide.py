@@ -12,10 +12,14 @@ Shapes (default ``DriftSettings``; references and batches from the same populati
 - normal: 100 standard normal columns, 5,000-row reference, 1,000-row batches;
 - mixed, every detector: a 5-level region, a 3-level categorical and 98 numeric columns
   (every third lognormal, the first with 10% missing), segments by region and the
-  multivariate test allowed to call drift, 5,000 / 1,000 rows.
+  multivariate test allowed to call drift, 5,000 / 1,000 rows;
+- categorical: 30 many-level categorical columns (Zipf over 2,000 and 500 levels, uniform over
+  50, in turn), 5,000 / 1,000 rows: their permutation tests split the pooled level counts at
+  check time.
 
     .venv/bin/python benchmarks/drift_wide.py --before /path/to/other/checkout
     .venv/bin/python benchmarks/drift_wide.py --smoke      # small shapes, this checkout only
+    .venv/bin/python benchmarks/drift_wide.py --only categorical --before ...   # one shape
 """
 
 from __future__ import annotations
@@ -39,13 +43,26 @@ SHAPES = {  # name: (kind, features, reference rows, batch rows, timed checks)
         ("lognormal", 30, 20_000, 20_000, 2),
         ("normal", 100, 5_000, 1_000, 10),
         ("mixed, every detector", 100, 5_000, 1_000, 3),
+        ("categorical", 30, 5_000, 1_000, 10),
     ],
     "smoke": [
         ("lognormal", 4, 3_000, 3_000, 1),
         ("normal", 10, 2_000, 500, 2),
         ("mixed, every detector", 10, 2_000, 500, 1),
+        ("categorical", 3, 2_000, 500, 1),
     ],
 }
+
+
+CATEGORICAL_LEVELS = (("zipf", 2_000), ("zipf", 500), ("uniform", 50))
+
+
+def levels(rng: np.random.Generator, rows: int, spec: tuple[str, int]) -> np.ndarray:
+    """``rows`` labels of a Zipf (share 1 / rank) or uniform column of ``spec[1]`` levels."""
+    shape, count = spec
+    p = 1.0 / np.arange(1, count + 1) if shape == "zipf" else np.ones(count)
+    names = np.array([f"L{i}" for i in range(count)], dtype=object)
+    return names[rng.choice(count, rows, p=p / p.sum())]
 
 
 def frame(kind: str, rng: np.random.Generator, rows: int, features: int) -> pd.DataFrame:
@@ -56,6 +73,10 @@ def frame(kind: str, rng: np.random.Generator, rows: int, features: int) -> pd.D
     if kind == "normal":
         values = rng.standard_normal((rows, features))
         return pd.DataFrame(values, columns=[f"f{i}" for i in range(features)])
+    if kind == "categorical":
+        return pd.DataFrame(
+            {f"c{i}": levels(rng, rows, CATEGORICAL_LEVELS[i % 3]) for i in range(features)}
+        )
     data = {"region": rng.choice(["r0", "r1", "r2", "r3", "r4"], rows)}
     for i in range(features - 2):
         values = rng.standard_normal(rows)
@@ -66,7 +87,7 @@ def frame(kind: str, rng: np.random.Generator, rows: int, features: int) -> pd.D
     return out
 
 
-def child(size: str) -> dict[str, float]:
+def child(size: str, only: list[str]) -> dict[str, float]:
     """CPU seconds per check of each shape (after one untimed check), with this process's
     ``driftloop``."""
     from driftloop.config import DriftSettings
@@ -75,6 +96,8 @@ def child(size: str) -> dict[str, float]:
     rng = np.random.default_rng(20261206)
     out = {}
     for kind, features, reference_rows, batch_rows, checks in SHAPES[size]:
+        if only and kind not in only:
+            continue
         mixed = kind.startswith("mixed")
         settings = (
             DriftSettings(multivariate_retrain=True, segment_by=["region"], segment_retrain=True)
@@ -82,7 +105,8 @@ def child(size: str) -> dict[str, float]:
             else DriftSettings()
         )
         reference = frame(kind, rng, reference_rows, features)
-        profile = profile_with(reference, ["region", "kind"] if mixed else [], settings)
+        categorical = list(reference.columns) if kind == "categorical" else []
+        profile = profile_with(reference, ["region", "kind"] if mixed else categorical, settings)
         batches = [frame(kind, rng, batch_rows, features) for _ in range(checks + 1)]
         check_drift(profile, batches[0], settings)
         started = time.process_time()
@@ -93,9 +117,9 @@ def child(size: str) -> dict[str, float]:
     return out
 
 
-def run_child(checkout: Path, size: str) -> dict[str, float]:
+def run_child(checkout: Path, size: str, only: list[str]) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(checkout / "include")}
-    command = [sys.executable, __file__, "--child", size]
+    command = [sys.executable, __file__, "--child", size, *(f"--only={kind}" for kind in only)]
     done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     return json.loads(done.stdout)
 
@@ -105,10 +129,11 @@ def main() -> int:
     add_smoke(parser, "small shapes, one round (seconds)")
     parser.add_argument("--before", type=Path, help="another checkout to compare against")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per checkout")
+    parser.add_argument("--only", action="append", default=[], help="only this shape's kind")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child)))
+        print(json.dumps(child(args.child, args.only)))
         return 0
     size = "smoke" if args.smoke else "full"
     checkouts = {"after": ROOT} | ({"before": args.before.resolve()} if args.before else {})
@@ -117,7 +142,7 @@ def main() -> int:
     measured: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
     for _ in range(rounds):
         for name in sorted(checkouts, reverse=True):  # before, then after, in every round
-            measured[name].append(run_child(checkouts[name], size))
+            measured[name].append(run_child(checkouts[name], size, args.only))
             print(f"{name}: {measured[name][-1]}", file=sys.stderr, flush=True)
     labels = list(measured["after"][0])
     header = [f"CPU s per check, {name}" for name in checkouts] + (
