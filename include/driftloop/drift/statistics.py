@@ -274,9 +274,10 @@ def jensen_shannon_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 def _rel_entr(x: np.ndarray, mixture: np.ndarray) -> np.ndarray:
     """``scipy.special.rel_entr(x, mixture)`` where ``mixture`` is positive wherever ``x`` is
-    (a Jensen-Shannon mixture): ``x log(x / mixture)``, 0 where ``x`` is 0, NaN where either
-    is. One pass without masks: the permutation nulls call it on (draws x levels) arrays, where
-    the masked version cost a third of a wide check."""
+    (a Jensen-Shannon mixture): ``x log(x / mixture)``, 0 where ``x`` is 0, NaN where ``x`` is
+    (a NaN mixture comes from a NaN side, whose own terms carry it into the sum). One pass
+    without masks: the permutation nulls call it on (draws x levels) arrays, where the masked
+    version cost a third of a wide check."""
     import numpy as np
 
     with np.errstate(divide="ignore", invalid="ignore"):
