@@ -34,7 +34,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from support.decisions import ClusteredRate, run_all, run_section, show_reference
-from support.drift_data import level_probabilities, profile_with, tilted
+from support.drift_data import (
+    label_sampler,
+    level_probabilities,
+    profile_with,
+    tilted,
+    zipf_shares,
+)
 
 from driftloop.config import DriftSettings
 from driftloop.drift.engine import check_drift
@@ -63,34 +69,24 @@ class Cell:
     data: str = "normal"  # stream cells: "normal" (equicorrelated), "wine" or "shapes"
 
 
-def _zipf(levels: int) -> np.ndarray:
-    p = 1.0 / np.arange(1, levels + 1)
-    return p / p.sum()
-
-
 def _tilted(levels: int) -> np.ndarray:
     """The 5- and 50-level shifts of the last calibration (JS 0.1; drift_calibration.py)."""
     return tilted(level_probabilities()[f"cat{levels}"], 0.1)[0]
-
-
-def _categorical(p: np.ndarray) -> Sampler:
-    labels = np.array([f"L{i}" for i in range(p.size)], dtype=object)
-    return lambda rng, n: labels[rng.choice(p.size, n, p=p)]
 
 
 def sampler(spec: tuple[Any, ...]) -> tuple[Sampler, bool]:
     """A sampler from its spec, and whether its column is categorical."""
     kind, *args = spec
     if kind == "zipf":
-        return _categorical(_zipf(args[0])), True
+        return label_sampler(zipf_shares(args[0])), True
     if kind == "uniform":
-        return _categorical(np.full(args[0], 1.0 / args[0])), True
+        return label_sampler(np.full(args[0], 1.0 / args[0])), True
     if kind == "five":
-        return _categorical(np.array([0.40, 0.25, 0.15, 0.12, 0.08])), True
+        return label_sampler(np.array([0.40, 0.25, 0.15, 0.12, 0.08])), True
     if kind == "fifty":
-        return _categorical(_zipf(50)), True
+        return label_sampler(zipf_shares(50)), True
     if kind == "tilted":
-        return _categorical(_tilted(args[0])), True
+        return label_sampler(_tilted(args[0])), True
     if kind == "new_level":  # a base shape with one new level at share args[1]
         base, _ = sampler(args[0])
         share = args[1]

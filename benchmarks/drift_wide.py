@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from support.common import ROOT, add_smoke, print_header
-from support.drift_data import profile_with
+from support.drift_data import label_sampler, profile_with, zipf_shares
 
 SHAPES = {  # name: (kind, features, reference rows, batch rows, timed checks)
     "full": [
@@ -54,15 +54,11 @@ SHAPES = {  # name: (kind, features, reference rows, batch rows, timed checks)
 }
 
 
-CATEGORICAL_LEVELS = (("zipf", 2_000), ("zipf", 500), ("uniform", 50))
-
-
-def levels(rng: np.random.Generator, rows: int, spec: tuple[str, int]) -> np.ndarray:
-    """``rows`` labels of a Zipf (share 1 / rank) or uniform column of ``spec[1]`` levels."""
-    shape, count = spec
-    p = 1.0 / np.arange(1, count + 1) if shape == "zipf" else np.ones(count)
-    names = np.array([f"L{i}" for i in range(count)], dtype=object)
-    return names[rng.choice(count, rows, p=p / p.sum())]
+CATEGORICAL_COLUMNS = (  # drawn in turn: Zipf over 2,000 and 500 levels, uniform over 50
+    label_sampler(zipf_shares(2_000)),
+    label_sampler(zipf_shares(500)),
+    label_sampler(np.full(50, 1.0 / 50)),
+)
 
 
 def frame(kind: str, rng: np.random.Generator, rows: int, features: int) -> pd.DataFrame:
@@ -75,7 +71,7 @@ def frame(kind: str, rng: np.random.Generator, rows: int, features: int) -> pd.D
         return pd.DataFrame(values, columns=[f"f{i}" for i in range(features)])
     if kind == "categorical":
         return pd.DataFrame(
-            {f"c{i}": levels(rng, rows, CATEGORICAL_LEVELS[i % 3]) for i in range(features)}
+            {f"c{i}": CATEGORICAL_COLUMNS[i % 3](rng, rows) for i in range(features)}
         )
     data = {"region": rng.choice(["r0", "r1", "r2", "r3", "r4"], rows)}
     for i in range(features - 2):

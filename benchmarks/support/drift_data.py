@@ -146,3 +146,15 @@ def profile_with(reference: pd.DataFrame, categorical: list[str], settings: Any)
         segment_by=settings.segment_by,
         segment_min_rows=settings.segment_min_rows,
     )
+
+
+def zipf_shares(levels: int) -> np.ndarray:
+    """Level shares proportional to 1 / rank: a many-level column's long tail."""
+    p = 1.0 / np.arange(1, levels + 1)
+    return p / p.sum()
+
+
+def label_sampler(p: np.ndarray) -> Callable[[np.random.Generator, int], np.ndarray]:
+    """Draws of ``n`` labels ``L0``, ``L1``, ... with shares ``p``."""
+    labels = np.array([f"L{i}" for i in range(p.size)], dtype=object)
+    return lambda rng, n: labels[rng.choice(p.size, n, p=p)]
