@@ -35,6 +35,7 @@ from driftloop.drift.multivariate import MultivariateTest
 from driftloop.drift.profile import ReferenceProfile
 from driftloop.drift.segments import SegmentTest
 from driftloop.drift.statistics import STATISTICS, Measurement, effect_floor, fixed_threshold
+from driftloop.drift.threads import one_blas_thread
 from driftloop.drift.verdict import (
     CALIBRATED,
     FIXED,
@@ -67,6 +68,7 @@ class DriftError(ValueError):
     """A batch the engine cannot test; the message says why."""
 
 
+@one_blas_thread
 def check_drift(
     profile: ReferenceProfile,
     batch: pd.DataFrame,

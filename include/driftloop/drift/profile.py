@@ -36,6 +36,7 @@ from driftloop.drift.multivariate import fit as fit_multivariate
 from driftloop.drift.segments import SegmentReference
 from driftloop.drift.segments import fit as fit_segments
 from driftloop.drift.statistics import STATISTICS, resampled_null
+from driftloop.drift.threads import one_blas_thread
 
 FORMAT_VERSION = 3
 READABLE_FORMATS = (1, 2, 3)
@@ -211,6 +212,7 @@ class ReferenceProfile:
         )
 
 
+@one_blas_thread
 def build_profile(
     frame: pd.DataFrame,
     categorical: list[str],

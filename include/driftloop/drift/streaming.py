@@ -40,6 +40,7 @@ from driftloop.drift.sketch import (
     fine_edges,
 )
 from driftloop.drift.statistics import STATISTICS, Measurement
+from driftloop.drift.threads import one_blas_thread
 
 # Arrow types cast to float64 directly; any other (text) is parsed as the exact path parses it
 _CASTABLE = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_decimal)
@@ -127,6 +128,7 @@ def check_drift_streamed(
     return check_summary(profile, summary, settings)
 
 
+@one_blas_thread
 def check_summary(
     profile: ReferenceProfile, summary: BatchSummary, settings: DriftSettings
 ) -> DriftVerdict:
