@@ -4,8 +4,10 @@ Why: the 1M-row target (``drift_bench.py``) is met on wine-like columns, but a h
 column larger than the stored null's sizes is tested by resampling at check time, so wide
 batches of heavy-tailed columns are where a check's time goes: about 26 s for 20,000 rows by
 100 lognormal features before the splits were shared. This measures CPU seconds per check
-(``time.process_time``, robust to other load, unlike wall time) for three wide shapes, in
-child processes alternating between the checkouts, so both see the same machine.
+(``time.process_time`` of every thread, robust to other load, unlike wall time) and wall
+seconds beside it for four wide shapes, in child processes alternating between the
+checkouts, so both see the same machine. CPU above wall is threads (BLAS) spinning: on a
+machine doing other work they take its cores.
 
 Shapes (default ``DriftSettings``; references and batches from the same population):
 - lognormal: 30 lognormal (sigma 1) columns, 20,000-row reference and batches;
@@ -83,9 +85,9 @@ def frame(kind: str, rng: np.random.Generator, rows: int, features: int) -> pd.D
     return out
 
 
-def child(size: str, only: list[str]) -> dict[str, float]:
-    """CPU seconds per check of each shape (after one untimed check), with this process's
-    ``driftloop``."""
+def child(size: str, only: list[str]) -> dict[str, tuple[float, float]]:
+    """CPU and wall seconds per check of each shape (after one untimed check), with this
+    process's ``driftloop``."""
     from driftloop.config import DriftSettings
     from driftloop.drift.engine import check_drift
 
@@ -105,15 +107,18 @@ def child(size: str, only: list[str]) -> dict[str, float]:
         profile = profile_with(reference, ["region", "kind"] if mixed else categorical, settings)
         batches = [frame(kind, rng, batch_rows, features) for _ in range(checks + 1)]
         check_drift(profile, batches[0], settings)
-        started = time.process_time()
+        started, wall = time.process_time(), time.perf_counter()
         for batch in batches[1:]:
             check_drift(profile, batch, settings)
         label = f"{kind}: {features} features, {reference_rows:,} / {batch_rows:,} rows"
-        out[label] = (time.process_time() - started) / checks
+        out[label] = (
+            (time.process_time() - started) / checks,
+            (time.perf_counter() - wall) / checks,
+        )
     return out
 
 
-def run_child(checkout: Path, size: str, only: list[str]) -> dict[str, float]:
+def run_child(checkout: Path, size: str, only: list[str]) -> dict[str, list[float]]:
     env = {**os.environ, "PYTHONPATH": str(checkout / "include")}
     command = [sys.executable, __file__, "--child", size, *(f"--only={kind}" for kind in only)]
     done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
@@ -135,7 +140,7 @@ def main() -> int:
     checkouts = {"after": ROOT} | ({"before": args.before.resolve()} if args.before else {})
     rounds = 1 if args.smoke else args.rounds
     print_header("Drift check CPU on wide batches")
-    measured: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
+    measured: dict[str, list[dict[str, list[float]]]] = {name: [] for name in checkouts}
     for _ in range(rounds):
         for name in sorted(checkouts, reverse=True):  # before, then after, in every round
             measured[name].append(run_child(checkouts[name], size, args.only))
@@ -144,12 +149,19 @@ def main() -> int:
     header = [f"CPU s per check, {name}" for name in checkouts] + (
         ["before / after"] * bool(args.before)
     )
+    header += [f"wall s, {name}" for name in checkouts]
     print("| shape | " + " | ".join(header) + " |")
     print("|---|" + "---:|" * len(header))
     for label in labels:
-        cells = {name: statistics.median(r[label] for r in rows) for name, rows in measured.items()}
-        ratio = f" {cells['before'] / cells['after']:.2f}x |" if args.before else ""
-        print(f"| {label} | " + " | ".join(f"{cells[n]:.3f}" for n in checkouts) + f" |{ratio}")
+        cpu, wall = (
+            {name: statistics.median(r[label][i] for r in rows) for name, rows in measured.items()}
+            for i in (0, 1)
+        )
+        cells = [f"{cpu[name]:.3f}" for name in checkouts]
+        if args.before:
+            cells.append(f"{cpu['before'] / cpu['after']:.2f}x")
+        cells += [f"{wall[name]:.3f}" for name in checkouts]
+        print(f"| {label} | " + " | ".join(cells) + " |")
     paths = ", ".join(f"{name} {path}" for name, path in checkouts.items())
     print(f"\nmedian of {rounds} round(s); checkouts: {paths}")
     return 0
