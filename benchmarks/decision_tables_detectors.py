@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from support import segments_before_31 as before
-from support.decisions import ClusteredRate, run_all, run_section, show_reference
+from support.decisions import ClusteredRate, run_cells, run_section, show_reference
 from support.drift_data import profile_with
 
 from driftloop.config import DriftSettings
@@ -153,7 +153,7 @@ def print_segments(args: Any, references: int, smoke: bool) -> None:
     cells += [(5, 20_000, 50, 0.0, clean // 4), (5, 20_000, 5, 0.5, clean // 10)]
     started = time.perf_counter()
     arguments = [(*cell, references, args.seed) for cell in cells]
-    results = run_all(run_segments, arguments, args.workers)
+    results = run_cells(run_segments, arguments, args)
     print(f"\n## Segments alone, before and after (issue 31){' — smoke' if smoke else ''}\n")
     print(
         "| batches | features | rows | segments tested | a segment flagged, today [95%] | "
@@ -223,7 +223,7 @@ def print_budget(args: Any, references: int, smoke: bool) -> None:
     jobs = [job for job in jobs if _selected(job, labels, sizes_given)]
     started = time.perf_counter()
     arguments = [(*job, references, args.seed) for job in jobs]
-    results = run_all(run_cell, arguments, args.workers)
+    results = run_cells(run_cell, arguments, args)
     print(f"## Every detector, one budget (issue 31){' — smoke sizes' if smoke else ''}\n")
     print(
         f"{references} references per cell (5,000 rows; 20,000 for 20,000-row batches); "

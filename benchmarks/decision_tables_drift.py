@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from support.decisions import ClusteredRate, run_all, run_section, show_reference
+from support.decisions import ClusteredRate, run_cells, run_section, show_reference
 from support.drift_data import (
     label_sampler,
     level_probabilities,
@@ -397,7 +397,7 @@ def run(args: Any) -> None:
 
     started = time.perf_counter()
     jobs = [(cell, batches(cell), references, args.seed) for cell in cells]
-    results = run_all(run_cell, jobs, args.workers)
+    results = run_cells(run_cell, jobs, args)
     print(f"## Drift (issue 26){' — smoke sizes, not a measurement' if smoke else ''}\n")
     print(f"{references} references per cell; seed {args.seed}; {len(cells)} cells\n")
     titles = {

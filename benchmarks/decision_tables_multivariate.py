@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 import numpy as np
-from support.decisions import ClusteredRate, run_all, run_section
+from support.decisions import ClusteredRate, run_cells, run_section
 from support.drift_data import correlated_frame as frame
 
 from driftloop.config import DriftSettings
@@ -28,16 +28,20 @@ from driftloop.vocabulary import DriftStatus
 
 
 def run_cell(rows: int, rho: float, batches: int, references: int, seed: int) -> tuple:
-    """(multivariate flags per reference, per-feature drift calls (flipped batches only), batches
-    per reference, seconds per multivariate test)."""
+    """(multivariate flags per reference, per-feature drift calls and batches judged by it per
+    reference (flipped batches only, 10 per reference), batches per reference, seconds per
+    multivariate test)."""
     rng = np.random.default_rng([seed, rows, int(rho > 0)])
     settings = DriftSettings()
     flags: list[int] = []
-    calls = judged = 0
+    calls: list[int] = []
+    judged: list[int] = []
     per_reference = max(1, batches // references)
     spent = 0.0
     for _ in range(references):
         flags.append(0)
+        calls.append(0)
+        judged.append(0)
         profile = build_profile(
             frame(rng, 5_000),
             ["kind"],
@@ -53,9 +57,9 @@ def run_cell(rows: int, rho: float, batches: int, references: int, seed: int) ->
             test = multivariate_test(profile, batch, settings)
             spent += time.perf_counter() - started
             flags[-1] += bool(test and test.flag)
-            if rho < 0 and judged < 10 * references:  # the per-feature verdict, on 10 per reference
-                calls += check_drift(profile, batch, settings).status == DriftStatus.DRIFT
-                judged += 1
+            if rho < 0 and judged[-1] < 10:  # the per-feature verdict, on 10 per reference
+                calls[-1] += check_drift(profile, batch, settings).status == DriftStatus.DRIFT
+                judged[-1] += 1
     return flags, (calls, judged), per_reference, spent / (per_reference * references)
 
 
@@ -69,7 +73,7 @@ def run(args: Any) -> None:
     jobs.append((1_000, -0.8, power_batches))
     started = time.perf_counter()
     arguments = [(n, rho, b, references, args.seed) for n, rho, b in jobs]
-    results = run_all(run_cell, arguments, args.workers)
+    results = run_cells(run_cell, arguments, args)
     print(f"## Multivariate drift (issue 31){' — smoke sizes' if smoke else ''}\n")
     print(f"{references} references of 5,000 rows per cell; seed {args.seed}\n")
     print(
@@ -82,7 +86,7 @@ def run(args: Any) -> None:
         clean = rho > 0
         target = "<= 1.0%" if clean else ">= 95%"
         met = measured.meets(0.01) if clean else measured.meets(0.95, power=True)
-        verdict = "-" if clean else f"{calls[0]} of {calls[1]}"
+        verdict = "-" if clean else f"{sum(calls[0])} of {sum(calls[1])}"
         print(
             f"| {'clean' if clean else 'flipped'} | {rows:,} | {'0.8' if clean else '0.8 -> -0.8'}"
             f" | {measured.text()} | {target} "

@@ -5,7 +5,8 @@ and copied helpers drift apart. ``common`` holds paths, versions, peak memory, c
 processes, PostgreSQL databases, Evidently's virtualenv and the ``--smoke`` flag; ``homes``
 the trained model homes; ``servers`` starting and stopping servers; ``load`` the load client;
 ``drift_data`` the drift benchmarks' seeded data; ``decisions`` what the decision-table sections
-share (options, clustered intervals, workers); ``calibration_*`` the parts of
+share (options, clustered intervals, workers); ``chunks`` their cells in stored chunks of
+references; ``calibration_*`` the parts of
 ``drift_calibration.py`` (data, driftloop's side, Evidently's child, tallies, report).
 Scripts put ``benchmarks/`` on ``sys.path`` (Python does when a script runs) and import
 ``support.<module>``.

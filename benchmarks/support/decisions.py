@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from scipy.stats import beta
 
+from support import chunks
 from support.common import add_smoke
 
 SEED = 20261206
@@ -40,6 +43,19 @@ def section_parser(description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--batches", type=int, help="repetitions per cell instead of the default")
     parser.add_argument("--references", type=int, help="references per cell (drift)")
+    # long runs in pieces (support/chunks.py): workers share a cell, a stopped run goes on
+    parser.add_argument(
+        "--chunk-references",
+        type=int,
+        metavar="N",
+        help="split each cell into chunks of N references, each with a seed of its own",
+    )
+    parser.add_argument(
+        "--store",
+        type=Path,
+        metavar="DIR",
+        help="keep each chunk's result here and reuse those whose sources are unchanged",
+    )
     return parser
 
 
@@ -50,9 +66,15 @@ def run_section(run: Callable[[argparse.Namespace], None], doc: str | None) -> i
     return 0
 
 
-def run_all(function: Callable[..., Any], jobs: list[tuple], workers: int) -> list[Any]:
+def run_all(
+    function: Callable[..., Any],
+    jobs: list[tuple],
+    workers: int,
+    arrived: Callable[[int, Any], Any] | None = None,
+) -> list[Any]:
     """``function(*job)`` for every job, in order; in ``workers`` processes when above one.
-    Each result is shown on stderr as it arrives (full-size runs take hours)."""
+    Each result is shown on stderr as it arrives (full-size runs take hours), or what
+    ``arrived(position, result)`` returns for it."""
     started, results = time.perf_counter(), []
     with contextlib.ExitStack() as stack:
         if workers > 1:
@@ -62,9 +84,48 @@ def run_all(function: Callable[..., Any], jobs: list[tuple], workers: int) -> li
             arrivals = (function(*job) for job in jobs)
         for done, result in enumerate(arrivals, 1):
             results.append(result)
+            shown = arrived(done - 1, result) if arrived else result
             elapsed = time.perf_counter() - started
-            print(f"[{done}/{len(jobs)}, {elapsed:.0f} s] {result}", file=sys.stderr, flush=True)
+            print(f"[{done}/{len(jobs)}, {elapsed:.0f} s] {shown}", file=sys.stderr, flush=True)
     return results
+
+
+def run_cells(function: Callable[..., Any], jobs: list[tuple], args: argparse.Namespace) -> list:
+    """``function(*job)`` for every cell ``(*cell, batches, references, seed)``, as ``run_all``
+    does, split into chunks of ``--chunk-references`` references (one chunk per cell without
+    it: today's draws) that share the workers; with ``--store``, each chunk's result is kept as
+    it arrives and reused by later runs while its sources are unchanged (support/chunks.py)."""
+    pieces = chunks.split(jobs, getattr(args, "chunk_references", None))
+    root = getattr(args, "store", None)
+    section = f"{Path(inspect.getfile(function)).stem}/{function.__name__}"
+    store = chunks.Store(root, section) if root else None
+    results: list[Any] = [store.load(piece) if store else None for piece in pieces]
+    missing = [number for number, result in enumerate(results) if result is None]
+    if store:
+        print(
+            f"{function.__name__}: {len(pieces) - len(missing)} of {len(pieces)} chunks from"
+            f" {store.root}, {len(missing)} to run",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def arrived(position: int, outcome: tuple[Any, dict[str, str], float]) -> str:
+        number, (result, sources, cpu) = missing[position], outcome
+        results[number] = result
+        if store:
+            store.save(pieces[number], result, sources, cpu)
+        piece = pieces[number]
+        return f"cell {piece.cell + 1}, chunk {piece.index + 1}: {result!r:.200}"
+
+    jobs_left = [(function, pieces[number].job) for number in missing]
+    if jobs_left:
+        run_all(chunks.run_chunk, jobs_left, args.workers, arrived)
+    merged = []
+    for position in range(len(jobs)):
+        own = [number for number, piece in enumerate(pieces) if piece.cell == position]
+        weights = [pieces[number].references for number in own]
+        merged.append(chunks.merge([results[number] for number in own], weights))
+    return merged
 
 
 def show_reference(label: str, counts: Sequence[int], references: int, per_reference: int) -> None:

@@ -1,0 +1,99 @@
+"""Decision-table cells in chunks of references, kept with the sources they measured.
+
+Why: a full-size run of ``benchmarks/decisions.py`` takes longer than one sitting; its cells are
+split into chunks whose results are stored and reused by later runs. A table printed from the
+store must equal what one run would have printed for the same chunks, and must never mix in a
+chunk measured by other code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = str(Path(__file__).resolve().parents[2] / "benchmarks")
+if BENCHMARKS not in sys.path:  # the benchmarks import their shared code as ``support``
+    sys.path.append(BENCHMARKS)
+from support import chunks  # noqa: E402
+from support.decisions import run_cells  # noqa: E402
+
+CALLS: list[tuple] = []
+
+
+def toy_cell(rate: float, batches: int, references: int, seed: int) -> tuple:
+    """A section's ``run_cell`` in miniature: flags per reference, (a per-reference side count,
+    its denominator), batches per reference, seconds per check."""
+    CALLS.append((rate, batches, references, seed))
+    rng = np.random.default_rng([seed, int(rate * 100)])
+    per_reference = batches // references
+    flags = [int(rng.binomial(per_reference, rate)) for _ in range(references)]
+    return flags, ([1] * references, [2] * references), per_reference, 0.5 + seed % 2
+
+
+def options(**given: object) -> argparse.Namespace:
+    return argparse.Namespace(**{"workers": 1, "chunk_references": None, "store": None, **given})
+
+
+def test_one_chunk_per_cell_without_the_option_is_the_unchunked_run() -> None:
+    jobs = [(0.1, 1_000, 20, 7), (0.3, 500, 5, 7)]
+    assert chunks.split(jobs, None) == [chunks.Chunk(0, 0, jobs[0]), chunks.Chunk(1, 0, jobs[1])]
+    assert chunks.split(jobs, 20)[0].job == jobs[0]
+    assert run_cells(toy_cell, jobs, options()) == [toy_cell(*job) for job in jobs]
+
+
+def test_chunks_keep_batches_per_reference_and_take_seeds_of_their_own() -> None:
+    pieces = chunks.split([(0.1, 1_000, 5, 7)], 2)
+    assert [piece.job for piece in pieces] == [
+        (0.1, 400, 2, 7),
+        (0.1, 400, 2, 8),
+        (0.1, 200, 1, 9),
+    ]
+    whole = toy_cell(0.1, 1_000, 5, 7)
+    merged = run_cells(toy_cell, [(0.1, 1_000, 5, 7)], options(chunk_references=2))[0]
+    flags, (side, of), per_reference, seconds = merged
+    assert len(flags) == 5 and per_reference == 200
+    assert flags[:2] == whole[0][:2]  # chunk 0 draws what the unchunked run draws first
+    assert side == [1] * 5 and of == [2] * 5
+    assert seconds == pytest.approx((2 * 1.5 + 2 * 0.5 + 1 * 1.5) / 5)  # weighted by references
+
+
+def test_merge_refuses_chunks_that_disagree_on_a_parameter() -> None:
+    with pytest.raises(ValueError, match="disagree"):
+        chunks.merge([([1], 100), ([0], 99)], [1, 1])
+    assert chunks.merge([{"a": [1]}, {"a": [2, 3]}], [1, 2]) == {"a": [1, 2, 3]}
+
+
+def test_a_stored_chunk_is_reused_while_its_sources_are_unchanged(tmp_path: Path) -> None:
+    jobs = [(0.2, 600, 3, 11)]
+    first = run_cells(toy_cell, jobs, options(chunk_references=1, store=tmp_path))
+    CALLS.clear()
+    again = run_cells(toy_cell, jobs, options(chunk_references=1, store=tmp_path))
+    assert again == first and CALLS == []  # every chunk from the store, none run
+    stored = sorted(tmp_path.rglob("*.json"))
+    assert len(stored) == 3
+    record = json.loads(stored[0].read_text())
+    assert "driftloop/__init__.py" in record["sources"]
+    assert "requirements.txt" in record["sources"]
+    assert not any(name.startswith("benchmarks/support/chunks") for name in record["sources"])
+
+
+def test_a_chunk_measured_by_other_code_is_run_again(tmp_path: Path) -> None:
+    import driftloop.drift.engine  # noqa: F401  (a source the chunks then depend on)
+
+    jobs = [(0.2, 600, 3, 11)]
+    run_cells(toy_cell, jobs, options(chunk_references=1, store=tmp_path))
+    stored = sorted(tmp_path.rglob("*.json"))
+    record = json.loads(stored[0].read_text())
+    assert "driftloop/drift/engine.py" in record["sources"]
+    record["sources"]["driftloop/drift/engine.py"] = "0" * 64  # as if engine.py had changed
+    stored[0].write_text(json.dumps(record))
+    CALLS.clear()
+    again = run_cells(toy_cell, jobs, options(chunk_references=1, store=tmp_path))
+    assert len(CALLS) == 1  # that chunk alone, the other two from the store
+    assert again == run_cells(toy_cell, jobs, options(chunk_references=1))
+    assert json.loads(stored[0].read_text())["sources"]["driftloop/drift/engine.py"] != "0" * 64
