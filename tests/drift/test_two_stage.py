@@ -80,3 +80,12 @@ def test_the_two_stages_keep_the_level_where_the_first_alone_is_coarse() -> None
         share = float(np.mean(p_values <= t * (1 + 1e-9)))
         assert share <= t + 3 * np.sqrt(t * (1 - t) / batches), (t, share)
     assert np.mean(p_values < 1 / 21) > 0  # the second stage is reached
+
+
+def test_the_second_stage_only_where_the_first_gives_its_least_p_value() -> None:
+    from driftloop.drift.calibration import second_stage
+
+    assert second_stage(1 / 1000, 999, 3999)  # no split of the first 999 reached the batch
+    assert not second_stage(2 / 1000, 999, 3999)  # one did: the first stage's p-value stands
+    assert not second_stage(1 / 1000, 999, 999)  # no second stage configured
+    assert not second_stage(1 / 4000, 3999, 999)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from driftloop.drift.calibration import second_stage
 from driftloop.drift.statistics import jensen_shannon_rows
 from driftloop.drift.verdict import StatisticTest
 
@@ -145,8 +146,8 @@ def permutation_test(
     ``distance_rows(reference_counts, batch_counts)`` is the row-wise distance (Jensen-Shannon);
     ``observed`` the batch's own. The generator is seeded by both count vectors, so the same
     batch against the same reference always gets the same verdict. ``more`` splits are drawn
-    when none of the first ``draws`` reaches the observed distance (the two stages of
-    ``driftloop.drift.permutation.Splits``, valid for the same reason).
+    when none of the first ``draws`` reaches the observed distance
+    (:func:`~driftloop.drift.calibration.second_stage`).
     """
     reference = np.asarray(reference, dtype=np.int64)
     batch = np.asarray(batch, dtype=np.int64)
@@ -168,13 +169,16 @@ def permutation_test(
         ref_draws, batch_draws = (other, side) if small == n else (side, other)
         return np.sort(np.nan_to_num(distance_rows(ref_draws, batch_draws), nan=0.0))  # type: ignore[operator]
 
-    null = null_of(draws)
-    # the observed value, rounded as the draws are, so a split equal to the batch counts
-    at_least = null.size - np.searchsorted(null, observed - 1e-12, side="left")
-    if at_least == 0 and more > draws:
-        null = null_of(more)
+    def p_value(null: np.ndarray) -> float:
+        # the observed value, rounded as the draws are, so a split equal to the batch counts
         at_least = null.size - np.searchsorted(null, observed - 1e-12, side="left")
-    js_p = float((1 + at_least) / (null.size + 1))
+        return float((1 + at_least) / (null.size + 1))
+
+    null = null_of(draws)
+    js_p = p_value(null)
+    if second_stage(js_p, draws, more):
+        null = null_of(more)
+        js_p = p_value(null)
     new_p, largest = new_level_p_value(reference, batch)
     if largest and new_p < 1.0:  # both valid: the larger keeps the reference's error out
         new_p = max(new_p, unseen_by_chance_bound(largest, n, m))

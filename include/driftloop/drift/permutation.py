@@ -45,6 +45,7 @@ from driftloop.drift.calibration import (
     DRAW_BLOCK,
     VALUE_NULLS,
     bridge_levels,
+    second_stage,
     sorted_indices,
     sorted_quantiles,
 )
@@ -137,16 +138,10 @@ def split_nulls(
 @dataclass
 class Splits:
     """The splits of one column's pooled values, shared by its statistics of values, drawn in
-    two stages: ``draws`` first, and ``more`` (up to what the batch verdict's bar needs,
-    ``DriftSettings.draws``) only for a statistic none of the first beat.
-
-    Why: the verdict's bar can be finer than ``draws`` resolve (every detector allowed to call
-    drift: 3,999 draws), and drawing that many for every column of every check cost the
-    heavy-tailed columns' permutation four times its time; a clean column stops at the first
-    stage (all but about 1 in ``draws + 1``). Valid: a p-value below ``1 / (draws + 1)`` is
-    only ever the second stage's own, itself valid; any at or above it implies the first
-    stage's, valid too, at most that.
-    """
+    two stages (:func:`~driftloop.drift.calibration.second_stage`): ``draws`` first, and
+    ``more`` (up to what the batch verdict's bar needs, ``DriftSettings.draws``) only for a
+    statistic none of the first beat. Drawing the larger null for every column of every check
+    cost the heavy-tailed columns' permutation four times its time."""
 
     names: Sequence[str]
     pooled: np.ndarray
@@ -172,8 +167,7 @@ class Splits:
         floor: float,
     ) -> StatisticTest:
         test = statistic_test(column, name, measurement, self.null(name, self.draws), level, floor)
-        beaten_by_none = (test.p_value or 1.0) <= (1 + 1e-9) / (self.draws + 1)
-        if self.more > self.draws and beaten_by_none:
+        if second_stage(test.p_value or 1.0, self.draws, self.more):
             null = self.null(name, self.more)
             test = statistic_test(column, name, measurement, null, level, floor)
         return test
