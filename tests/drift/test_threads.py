@@ -75,3 +75,35 @@ def test_a_build_and_a_check_run_on_one_thread(two_threads, monkeypatch) -> None
     for seen in (in_build, in_check):
         assert len(seen) == 1 and set(seen[0]) == {1}
     assert set(_blas_threads()) == {2}
+
+
+def test_the_multivariate_test_and_the_streamed_check_run_on_one_thread(
+    two_threads, monkeypatch
+) -> None:
+    from driftloop.drift import multivariate, streaming
+    from driftloop.drift.sketch import BatchSummary, NumericSummary, fine_edges
+
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame(rng.lognormal(size=(600, 3)), columns=["a", "b", "c"])
+    settings = DriftSettings(multivariate_retrain=True)
+    profile = profiles.build_profile(
+        frame,
+        [],
+        None,
+        False,
+        statistics=settings.statistics,
+        calibration_draws=settings.draws,
+        multivariate=True,
+    )
+    in_test = _spy(monkeypatch, multivariate, "assess")
+    assert engine.multivariate_test(profile, frame.iloc[:300], settings) is not None
+    in_summary = _spy(monkeypatch, streaming, "verdict_of")
+    summaries = {}
+    for name in profile.features:
+        summaries[name] = NumericSummary(fine_edges(profile.columns[name]))
+        summaries[name].add(frame[name].to_numpy()[:300])
+    verdict = streaming.check_summary(profile, BatchSummary(300, summaries), settings)
+    assert len(verdict.features) == 3
+    for seen in (in_test, in_summary):
+        assert len(seen) == 1 and set(seen[0]) == {1}
+    assert set(_blas_threads()) == {2}

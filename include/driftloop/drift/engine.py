@@ -110,6 +110,7 @@ def check_drift(
     )
 
 
+@one_blas_thread
 def multivariate_test(
     profile: ReferenceProfile, batch: pd.DataFrame, settings: DriftSettings, tail: bool = False
 ) -> MultivariateTest | None:
