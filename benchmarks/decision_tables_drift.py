@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from support.chunks import depends_on
 from support.decisions import ClusteredRate, run_cells, run_section, show_reference
 from support.drift_data import (
     label_sampler,
@@ -146,7 +147,7 @@ BatchDraw = Callable[[int, float], pd.DataFrame]
 
 @cache
 def _wine() -> pd.DataFrame:
-    frame = pd.read_csv(WINE, sep=";").drop_duplicates().drop(columns="quality")
+    frame = pd.read_csv(depends_on(WINE), sep=";").drop_duplicates().drop(columns="quality")
     return frame.reset_index(drop=True)
 
 

@@ -4,10 +4,11 @@ measured, so that a run of many hours can stop and go on (``--store``, ``--chunk
 Why: the decision tables at the issues' full size cost tens of CPU hours on a 2-core machine,
 more than one sitting gives, and a process pool splits cells, not references, so the widest
 cells ran on one core. A chunk is ``references`` of a cell's references with a seed of its own
-(the cell's seed plus the chunk's index: chunk 0 of a cell in one chunk is today's unchunked
-run, draw for draw). Its result is stored as JSON with the hashes of every source file it
-depended on (the driftloop modules and benchmark modules loaded while it ran, and the lock), and
-is reused only while each of those files is unchanged: a table printed from stored chunks
+(the cell's seed plus the chunk's index times 2**32: chunk 0 of a cell in one chunk is today's
+unchunked run, draw for draw). Its result is stored as JSON with the hashes of every source file it
+depended on (the driftloop modules and benchmark modules loaded while it ran, the data files it
+read, the lock, and the installed versions of Python and the numeric packages), and is reused
+only while each of those is unchanged: a table printed from stored chunks
 measured the code that is checked out, however many runs filled the store.
 
 The merge is generic over what a section's ``run_cell`` returns (a tuple): lists are per
@@ -21,12 +22,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from support.common import cpu_model
 
@@ -35,6 +41,9 @@ ROOT = BENCHMARKS.parent
 # harness modules: they print, time and store, and cannot change a chunk's counts
 HARNESS = {"support/chunks.py", "support/decisions.py", "support/common.py", "decisions.py"}
 LOCK = "requirements.txt"
+SEED_STRIDE = 2**32
+"""Chunk ``k`` of a cell is seeded ``seed + k * SEED_STRIDE``: chunk 0 is the unchunked run's
+seed, and no chunk of a run takes another run's seed (``--seed S + 1``)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ def split(jobs: Sequence[tuple], size: int | None) -> list[Chunk]:
         step = references if not size or size >= references else size
         for index, first in enumerate(range(0, references, step)):
             count = min(step, references - first)
-            chunk_job = (*cell, per_reference * count, count, seed + index)
+            chunk_job = (*cell, per_reference * count, count, seed + index * SEED_STRIDE)
             chunks.append(Chunk(position, index, chunk_job))
     return chunks
 
@@ -102,11 +111,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return {"tuple": [_plain(item) for item in value]}
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        if not all(isinstance(key, str) for key in value):
+            raise TypeError("a stored result's dict keys must be strings (JSON's keys are)")
+        return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_plain(item) for item in value]
-    if hasattr(value, "item"):  # numpy scalars
+    if isinstance(value, np.generic):  # numpy scalars; arrays are refused below
         return value.item()
+    if not isinstance(value, str | int | float | None):
+        raise TypeError(f"cannot store a chunk result of type {type(value).__name__}")
     return value
 
 
@@ -114,40 +127,84 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def sources() -> dict[str, str]:
-    """Every source file a chunk's counts can depend on, loaded in this process: driftloop's
-    modules, the benchmark's own (not the harness), and the lock; path (from the repository
-    root, driftloop's from its package) to SHA-256."""
+_INPUTS: set[Path] = set()
+_FIRST_SEEN: dict[str, str] = {}
+VERSIONED = ("numpy", "scipy", "pandas", "scikit-learn")
+
+
+def depends_on(path: Path) -> Path:
+    """Count a data file a section reads among its chunks' sources; returns ``path``."""
+    _INPUTS.add(Path(path).resolve())
+    return path
+
+
+def _files() -> dict[str, Path]:
+    """The files a chunk's counts can depend on, loaded or read in this process: driftloop's
+    modules, the benchmark's own (not the harness), data files named by :func:`depends_on`,
+    and the lock; by their name from the repository root (driftloop's from its package)."""
     import driftloop
 
     package = Path(driftloop.__file__).resolve().parent
-    files: dict[str, str] = {}
+    files: dict[str, Path] = {}
     for module in list(sys.modules.values()):
         name = getattr(module, "__file__", None)
         if not name or not name.endswith(".py"):
             continue
         path = Path(name).resolve()
         if path.is_relative_to(package):
-            files[f"driftloop/{path.relative_to(package).as_posix()}"] = _sha(path)
+            files[f"driftloop/{path.relative_to(package).as_posix()}"] = path
         elif path.is_relative_to(BENCHMARKS):
             relative = path.relative_to(BENCHMARKS).as_posix()
             if relative not in HARNESS:
-                files[f"benchmarks/{relative}"] = _sha(path)
+                files[f"benchmarks/{relative}"] = path
+    for path in _INPUTS:
+        name = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+        files[name] = path
     if (ROOT / LOCK).exists():
-        files[LOCK] = _sha(ROOT / LOCK)
-    return dict(sorted(files.items()))
+        files[LOCK] = ROOT / LOCK
+    return files
+
+
+def _versions() -> dict[str, str]:
+    """Python's and the numeric packages' versions: their random streams and results."""
+    shown = {"version/python": platform.python_version()}
+    shown.update({f"version/{name}": version(name) for name in VERSIONED})
+    return shown
+
+
+def sources() -> dict[str, str]:
+    """:func:`_files` with their SHA-256 as first seen in this process, and the versions.
+
+    Raises if a file changed since this process first hashed it (a run forks its workers after
+    hashing what it loaded): a chunk must not be stored under code it did not run."""
+    found: dict[str, str] = {}
+    for name, path in _files().items():
+        digest = _sha(path)
+        first = _FIRST_SEEN.setdefault(name, digest)
+        if digest != first:
+            raise RuntimeError(
+                f"{name} changed while this run went on: its chunks ran the code loaded before,"
+                " so they are not stored; start the run again"
+            )
+        found[name] = digest
+    return dict(sorted({**found, **_versions()}.items()))
 
 
 def current(files: dict[str, str]) -> bool:
-    """Whether every file a stored chunk depended on is as it was."""
+    """Whether every file a stored chunk depended on, and every version, is as it was."""
     import driftloop
 
     package = Path(driftloop.__file__).resolve().parent
+    versions = _versions()
     for name, digest in files.items():
+        if name.startswith("version/"):
+            if versions.get(name) != digest:
+                return False
+            continue
         if name.startswith("driftloop/"):
             path = package / name.removeprefix("driftloop/")
         else:
-            path = ROOT / name
+            path = Path(name) if Path(name).is_absolute() else ROOT / name
         if not path.exists() or _sha(path) != digest:
             return False
     return True
@@ -169,36 +226,44 @@ class Store:
         self.root, self.section = Path(root), section
         self._checked: dict[str, bool] = {}
 
+    def key(self, chunk: Chunk) -> str:
+        return repr((self.section, chunk.job))
+
     def path(self, chunk: Chunk) -> Path:
-        key = repr((self.section, chunk.job))
-        digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+        digest = hashlib.sha256(self.key(chunk).encode()).hexdigest()[:20]
         return self.root / self.section / f"{digest}.json"
 
     def load(self, chunk: Chunk) -> Any | None:
-        """The stored result, or None when there is none or its sources changed."""
-        path = self.path(chunk)
-        if not path.exists():
+        """The stored result, or None when there is none, it cannot be read, or its sources
+        changed."""
+        try:
+            stored = json.loads(self.path(chunk).read_text())
+            if stored["key"] != self.key(chunk):
+                return None
+            version = json.dumps(stored["sources"], sort_keys=True)
+            if version not in self._checked:
+                self._checked[version] = current(stored["sources"])
+            return _tuples(stored["result"]) if self._checked[version] else None
+        except (OSError, ValueError, KeyError, TypeError):  # none, or not a chunk record
             return None
-        stored = json.loads(path.read_text())
-        if stored.get("key") != repr((self.section, chunk.job)):
-            return None
-        version = json.dumps(stored["sources"], sort_keys=True)
-        if version not in self._checked:
-            self._checked[version] = current(stored["sources"])
-        return _tuples(stored["result"]) if self._checked[version] else None
 
     def save(self, chunk: Chunk, result: Any, files: dict[str, str], cpu: float) -> None:
-        """Write the chunk's result atomically (a stopped run leaves no half file)."""
+        """Write the chunk's result atomically: a stopped run, or two runs on one store, leave
+        no half file (each writes its own temporary file, synced, then renamed)."""
         path = self.path(chunk)
         path.parent.mkdir(parents=True, exist_ok=True)
         record = {
-            "key": repr((self.section, chunk.job)),
+            "key": self.key(chunk),
             "result": _plain(result),
             "cpu_seconds": round(cpu, 1),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": f"{cpu_model()}, {os.cpu_count()} cores",
             "sources": files,
         }
-        partial = path.with_suffix(".part")
-        partial.write_text(json.dumps(record, indent=1) + "\n")
-        partial.replace(path)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=path.parent, prefix=f".{path.stem}.", suffix=".part", delete=False
+        ) as partial:
+            partial.write(json.dumps(record, indent=1) + "\n")
+            partial.flush()
+            os.fsync(partial.fileno())
+        Path(partial.name).replace(path)

@@ -7,12 +7,11 @@ with the same options, so a section can also be run alone and none imports anoth
 from __future__ import annotations
 
 import argparse
-import contextlib
 import inspect
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ def section_parser(description: str) -> argparse.ArgumentParser:
     # long runs in pieces (support/chunks.py): workers share a cell, a stopped run goes on
     parser.add_argument(
         "--chunk-references",
-        type=int,
+        type=_positive,
         metavar="N",
         help="split each cell into chunks of N references, each with a seed of its own",
     )
@@ -57,6 +56,12 @@ def section_parser(description: str) -> argparse.ArgumentParser:
         help="keep each chunk's result here and reuse those whose sources are unchanged",
     )
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 def run_section(run: Callable[[argparse.Namespace], None], doc: str | None) -> int:
@@ -72,21 +77,25 @@ def run_all(
     workers: int,
     arrived: Callable[[int, Any], Any] | None = None,
 ) -> list[Any]:
-    """``function(*job)`` for every job, in order; in ``workers`` processes when above one.
-    Each result is shown on stderr as it arrives (full-size runs take hours), or what
-    ``arrived(position, result)`` returns for it."""
-    started, results = time.perf_counter(), []
-    with contextlib.ExitStack() as stack:
-        if workers > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(workers))
-            arrivals = pool.map(function, *zip(*jobs, strict=True))
-        else:
-            arrivals = (function(*job) for job in jobs)
-        for done, result in enumerate(arrivals, 1):
-            results.append(result)
-            shown = arrived(done - 1, result) if arrived else result
-            elapsed = time.perf_counter() - started
-            print(f"[{done}/{len(jobs)}, {elapsed:.0f} s] {shown}", file=sys.stderr, flush=True)
+    """``function(*job)`` for every job, results in the jobs' order; in ``workers`` processes
+    when above one. Each result is shown on stderr as it arrives, in the order they finish
+    (full-size runs take hours), or what ``arrived(position, result)`` returns for it."""
+    started, results = time.perf_counter(), [None] * len(jobs)
+
+    def show(done: int, position: int, result: Any) -> None:
+        results[position] = result
+        shown = arrived(position, result) if arrived else result
+        elapsed = time.perf_counter() - started
+        print(f"[{done}/{len(jobs)}, {elapsed:.0f} s] {shown}", file=sys.stderr, flush=True)
+
+    if workers <= 1:
+        for position, job in enumerate(jobs):
+            show(position + 1, position, function(*job))
+        return results
+    with ProcessPoolExecutor(workers) as pool:
+        futures = {pool.submit(function, *job): position for position, job in enumerate(jobs)}
+        for done, future in enumerate(as_completed(futures), 1):
+            show(done, futures[future], future.result())
     return results
 
 
@@ -96,6 +105,7 @@ def run_cells(function: Callable[..., Any], jobs: list[tuple], args: argparse.Na
     it: today's draws) that share the workers; with ``--store``, each chunk's result is kept as
     it arrives and reused by later runs while its sources are unchanged (support/chunks.py)."""
     pieces = chunks.split(jobs, getattr(args, "chunk_references", None))
+    chunks.sources()  # hashed before the workers fork: a file edited later stops the run
     root = getattr(args, "store", None)
     section = f"{Path(inspect.getfile(function)).stem}/{function.__name__}"
     store = chunks.Store(root, section) if root else None

@@ -32,7 +32,7 @@ def toy_cell(rate: float, batches: int, references: int, seed: int) -> tuple:
     rng = np.random.default_rng([seed, int(rate * 100)])
     per_reference = batches // references
     flags = [int(rng.binomial(per_reference, rate)) for _ in range(references)]
-    return flags, ([1] * references, [2] * references), per_reference, 0.5 + seed % 2
+    return flags, ([1] * references, [2] * references), per_reference, 0.5 + references
 
 
 def options(**given: object) -> argparse.Namespace:
@@ -48,10 +48,11 @@ def test_one_chunk_per_cell_without_the_option_is_the_unchunked_run() -> None:
 
 def test_chunks_keep_batches_per_reference_and_take_seeds_of_their_own() -> None:
     pieces = chunks.split([(0.1, 1_000, 5, 7)], 2)
+    stride = chunks.SEED_STRIDE  # no chunk takes the seed of another run's (--seed 8)
     assert [piece.job for piece in pieces] == [
         (0.1, 400, 2, 7),
-        (0.1, 400, 2, 8),
-        (0.1, 200, 1, 9),
+        (0.1, 400, 2, 7 + stride),
+        (0.1, 200, 1, 7 + 2 * stride),
     ]
     whole = toy_cell(0.1, 1_000, 5, 7)
     merged = run_cells(toy_cell, [(0.1, 1_000, 5, 7)], options(chunk_references=2))[0]
@@ -59,7 +60,7 @@ def test_chunks_keep_batches_per_reference_and_take_seeds_of_their_own() -> None
     assert len(flags) == 5 and per_reference == 200
     assert flags[:2] == whole[0][:2]  # chunk 0 draws what the unchunked run draws first
     assert side == [1] * 5 and of == [2] * 5
-    assert seconds == pytest.approx((2 * 1.5 + 2 * 0.5 + 1 * 1.5) / 5)  # weighted by references
+    assert seconds == pytest.approx((2 * 2.5 + 2 * 2.5 + 1 * 1.5) / 5)  # weighted by references
 
 
 def test_merge_refuses_chunks_that_disagree_on_a_parameter() -> None:
@@ -79,6 +80,7 @@ def test_a_stored_chunk_is_reused_while_its_sources_are_unchanged(tmp_path: Path
     record = json.loads(stored[0].read_text())
     assert "driftloop/__init__.py" in record["sources"]
     assert "requirements.txt" in record["sources"]
+    assert record["sources"]["version/numpy"] == np.__version__
     assert not any(name.startswith("benchmarks/support/chunks") for name in record["sources"])
 
 
@@ -97,3 +99,51 @@ def test_a_chunk_measured_by_other_code_is_run_again(tmp_path: Path) -> None:
     assert len(CALLS) == 1  # that chunk alone, the other two from the store
     assert again == run_cells(toy_cell, jobs, options(chunk_references=1))
     assert json.loads(stored[0].read_text())["sources"]["driftloop/drift/engine.py"] != "0" * 64
+
+
+def test_results_keep_the_jobs_order_with_two_workers(tmp_path: Path) -> None:
+    jobs = [(0.1, 300, 3, 5), (0.4, 300, 3, 5), (0.2, 100, 1, 5)]
+    two = run_cells(toy_cell, jobs, options(workers=2, chunk_references=1, store=tmp_path))
+    assert two == run_cells(toy_cell, jobs, options(chunk_references=1))
+    assert len(list(tmp_path.rglob("*.json"))) == 7  # every chunk stored as it finished
+
+
+def test_an_unreadable_chunk_is_run_again_and_a_result_json_cannot_keep_is_refused(
+    tmp_path: Path,
+) -> None:
+    jobs = [(0.2, 200, 2, 3)]
+    first = run_cells(toy_cell, jobs, options(chunk_references=1, store=tmp_path))
+    broken = sorted(tmp_path.rglob("*.json"))[0]
+    broken.write_text('{"key": ')  # as a disk that filled up mid-write would leave it
+    CALLS.clear()
+    assert run_cells(toy_cell, jobs, options(chunk_references=1, store=tmp_path)) == first
+    assert len(CALLS) == 1
+    assert json.loads(broken.read_text())["key"]  # written again, whole
+    with pytest.raises(TypeError, match="keys must be strings"):
+        chunks._plain({1: [0]})
+    with pytest.raises(TypeError, match="ndarray"):
+        chunks._plain(np.zeros(2))
+
+
+def test_a_source_edited_during_the_run_stops_it_before_a_chunk_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "input.csv"
+    data.write_text("a\n1\n")
+    monkeypatch.setattr(chunks, "_INPUTS", set())
+    monkeypatch.setattr(chunks, "_FIRST_SEEN", {})
+    chunks.depends_on(data)
+    assert str(data.resolve()) in chunks.sources()
+    data.write_text("a\n2\n")  # the run read the old file; its chunks must not say otherwise
+    with pytest.raises(RuntimeError, match="changed while this run went on"):
+        chunks.sources()
+
+
+def test_chunk_sizes_must_be_positive() -> None:
+    from support.decisions import section_parser
+
+    parser = section_parser("test")
+    assert parser.parse_args(["--chunk-references", "3"]).chunk_references == 3
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--chunk-references", bad])
