@@ -220,7 +220,9 @@ def run_chunk(function: Callable[..., Any], job: tuple) -> tuple[Any, dict[str, 
 class Store:
     """Chunk results under ``root``: one JSON file per chunk, in a folder per section script and
     function (``decision_tables_drift/run_cell``), named by the hash of the chunk's arguments,
-    reused while the sources it recorded are unchanged."""
+    reused while the sources it recorded are unchanged. The sources, the same for most chunks,
+    are kept once under ``root/sources/<their hash>.json`` and named by their hash in each
+    chunk's file."""
 
     def __init__(self, root: Path, section: str) -> None:
         self.root, self.section = Path(root), section
@@ -240,30 +242,39 @@ class Store:
             stored = json.loads(self.path(chunk).read_text())
             if stored["key"] != self.key(chunk):
                 return None
-            version = json.dumps(stored["sources"], sort_keys=True)
+            version = stored["sources"]
             if version not in self._checked:
-                self._checked[version] = current(stored["sources"])
+                files = json.loads((self.root / "sources" / f"{version}.json").read_text())
+                self._checked[version] = current(files)
             return _tuples(stored["result"]) if self._checked[version] else None
         except (OSError, ValueError, KeyError, TypeError):  # none, or not a chunk record
             return None
 
     def save(self, chunk: Chunk, result: Any, files: dict[str, str], cpu: float) -> None:
-        """Write the chunk's result atomically: a stopped run, or two runs on one store, leave
-        no half file (each writes its own temporary file, synced, then renamed)."""
-        path = self.path(chunk)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the chunk's result (and its sources, if new) atomically."""
+        listed = json.dumps(files, indent=1, sort_keys=True) + "\n"
+        version = hashlib.sha256(listed.encode()).hexdigest()[:20]
+        if not (self.root / "sources" / f"{version}.json").exists():
+            _write(self.root / "sources" / f"{version}.json", listed)
         record = {
             "key": self.key(chunk),
             "result": _plain(result),
             "cpu_seconds": round(cpu, 1),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": f"{cpu_model()}, {os.cpu_count()} cores",
-            "sources": files,
+            "sources": version,
         }
-        with tempfile.NamedTemporaryFile(
-            "w", dir=path.parent, prefix=f".{path.stem}.", suffix=".part", delete=False
-        ) as partial:
-            partial.write(json.dumps(record, indent=1) + "\n")
-            partial.flush()
-            os.fsync(partial.fileno())
-        Path(partial.name).replace(path)
+        _write(self.path(chunk), json.dumps(record) + "\n")
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: a stopped run, or two runs on one store,
+    leave no half file (each writes a temporary file of its own, synced, then renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=f".{path.stem}.", suffix=".part", delete=False
+    ) as partial:
+        partial.write(text)
+        partial.flush()
+        os.fsync(partial.fileno())
+    Path(partial.name).replace(path)

@@ -35,6 +35,14 @@ def toy_cell(rate: float, batches: int, references: int, seed: int) -> tuple:
     return flags, ([1] * references, [2] * references), per_reference, 0.5 + references
 
 
+def chunk_files(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*.json") if path.parent.name != "sources")
+
+
+def sources_of(root: Path, record: dict) -> dict[str, str]:
+    return json.loads((root / "sources" / f"{record['sources']}.json").read_text())
+
+
 def options(**given: object) -> argparse.Namespace:
     return argparse.Namespace(**{"workers": 1, "chunk_references": None, "store": None, **given})
 
@@ -75,13 +83,14 @@ def test_a_stored_chunk_is_reused_while_its_sources_are_unchanged(tmp_path: Path
     CALLS.clear()
     again = run_cells(toy_cell, jobs, options(chunk_references=1, store=tmp_path))
     assert again == first and CALLS == []  # every chunk from the store, none run
-    stored = sorted(tmp_path.rglob("*.json"))
+    stored = chunk_files(tmp_path)
     assert len(stored) == 3
-    record = json.loads(stored[0].read_text())
-    assert "driftloop/__init__.py" in record["sources"]
-    assert "requirements.txt" in record["sources"]
-    assert record["sources"]["version/numpy"] == np.__version__
-    assert not any(name.startswith("benchmarks/support/chunks") for name in record["sources"])
+    assert len(list((tmp_path / "sources").glob("*.json"))) == 1  # kept once for the three
+    files = sources_of(tmp_path, json.loads(stored[0].read_text()))
+    assert "driftloop/__init__.py" in files
+    assert "requirements.txt" in files
+    assert files["version/numpy"] == np.__version__
+    assert not any(name.startswith("benchmarks/support/chunks") for name in files)
 
 
 def test_a_chunk_measured_by_other_code_is_run_again(tmp_path: Path) -> None:
@@ -89,23 +98,25 @@ def test_a_chunk_measured_by_other_code_is_run_again(tmp_path: Path) -> None:
 
     jobs = [(0.2, 600, 3, 11)]
     run_cells(toy_cell, jobs, options(chunk_references=1, store=tmp_path))
-    stored = sorted(tmp_path.rglob("*.json"))
+    stored = chunk_files(tmp_path)
     record = json.loads(stored[0].read_text())
-    assert "driftloop/drift/engine.py" in record["sources"]
-    record["sources"]["driftloop/drift/engine.py"] = "0" * 64  # as if engine.py had changed
-    stored[0].write_text(json.dumps(record))
+    files = sources_of(tmp_path, record)
+    assert "driftloop/drift/engine.py" in files
+    files["driftloop/drift/engine.py"] = "0" * 64  # as if engine.py had changed since
+    (tmp_path / "sources" / "older.json").write_text(json.dumps(files))
+    stored[0].write_text(json.dumps({**record, "sources": "older"}))
     CALLS.clear()
     again = run_cells(toy_cell, jobs, options(chunk_references=1, store=tmp_path))
     assert len(CALLS) == 1  # that chunk alone, the other two from the store
     assert again == run_cells(toy_cell, jobs, options(chunk_references=1))
-    assert json.loads(stored[0].read_text())["sources"]["driftloop/drift/engine.py"] != "0" * 64
+    assert json.loads(stored[0].read_text())["sources"] != "older"  # stored again, as run
 
 
 def test_results_keep_the_jobs_order_with_two_workers(tmp_path: Path) -> None:
     jobs = [(0.1, 300, 3, 5), (0.4, 300, 3, 5), (0.2, 100, 1, 5)]
     two = run_cells(toy_cell, jobs, options(workers=2, chunk_references=1, store=tmp_path))
     assert two == run_cells(toy_cell, jobs, options(chunk_references=1))
-    assert len(list(tmp_path.rglob("*.json"))) == 7  # every chunk stored as it finished
+    assert len(chunk_files(tmp_path)) == 7  # every chunk stored as it finished
 
 
 def test_an_unreadable_chunk_is_run_again_and_a_result_json_cannot_keep_is_refused(
@@ -113,7 +124,7 @@ def test_an_unreadable_chunk_is_run_again_and_a_result_json_cannot_keep_is_refus
 ) -> None:
     jobs = [(0.2, 200, 2, 3)]
     first = run_cells(toy_cell, jobs, options(chunk_references=1, store=tmp_path))
-    broken = sorted(tmp_path.rglob("*.json"))[0]
+    broken = chunk_files(tmp_path)[0]
     broken.write_text('{"key": ')  # as a disk that filled up mid-write would leave it
     CALLS.clear()
     assert run_cells(toy_cell, jobs, options(chunk_references=1, store=tmp_path)) == first
