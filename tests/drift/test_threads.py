@@ -55,20 +55,31 @@ def _spy(monkeypatch, module, name: str) -> list[list[int]]:
     return seen
 
 
-def test_a_build_and_a_check_run_on_one_thread(two_threads, monkeypatch) -> None:
-    rng = np.random.default_rng(7)
-    frame = pd.DataFrame(rng.lognormal(size=(600, 3)), columns=["a", "b", "c"])
-    settings = DriftSettings(multivariate_retrain=True)
-    in_build = _spy(monkeypatch, profiles, "fit_multivariate")
-    profile = profiles.build_profile(
+SETTINGS = DriftSettings(multivariate_retrain=True)
+
+
+def _lognormal(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(rng.lognormal(size=(600, 3)), columns=["a", "b", "c"])
+
+
+def _profile(frame: pd.DataFrame) -> profiles.ReferenceProfile:
+    """Built with the multivariate structure, as every detector on needs."""
+    return profiles.build_profile(
         frame,
         [],
         None,
         False,
-        statistics=settings.statistics,
-        calibration_draws=settings.draws,
+        statistics=SETTINGS.statistics,
+        calibration_draws=SETTINGS.draws,
         multivariate=True,
     )
+
+
+def test_a_build_and_a_check_run_on_one_thread(two_threads, monkeypatch) -> None:
+    frame, settings = _lognormal(7), SETTINGS
+    in_build = _spy(monkeypatch, profiles, "fit_multivariate")
+    profile = _profile(frame)
     in_check = _spy(monkeypatch, engine, "verdict_of")
     verdict = engine.check_drift(profile, frame.iloc[:300], settings)
     assert verdict.features
@@ -83,18 +94,8 @@ def test_the_multivariate_test_and_the_streamed_check_run_on_one_thread(
     from driftloop.drift import multivariate, streaming
     from driftloop.drift.sketch import BatchSummary, NumericSummary, fine_edges
 
-    rng = np.random.default_rng(11)
-    frame = pd.DataFrame(rng.lognormal(size=(600, 3)), columns=["a", "b", "c"])
-    settings = DriftSettings(multivariate_retrain=True)
-    profile = profiles.build_profile(
-        frame,
-        [],
-        None,
-        False,
-        statistics=settings.statistics,
-        calibration_draws=settings.draws,
-        multivariate=True,
-    )
+    frame, settings = _lognormal(11), SETTINGS
+    profile = _profile(frame)
     in_test = _spy(monkeypatch, multivariate, "assess")
     assert engine.multivariate_test(profile, frame.iloc[:300], settings) is not None
     in_summary = _spy(monkeypatch, streaming, "verdict_of")
