@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,9 @@ def _files() -> dict[str, Path]:
         name = getattr(module, "__file__", None)
         if not name or not name.endswith(".py"):
             continue
+        ours = module.__name__.split(".")[0] == "driftloop" or "benchmarks" in name
+        if not ours:  # resolving every loaded module's path cost ~50 ms per chunk
+            continue
         path = Path(name).resolve()
         if path.is_relative_to(package):
             files[f"driftloop/{path.relative_to(package).as_posix()}"] = path
@@ -165,8 +169,10 @@ def _files() -> dict[str, Path]:
     return files
 
 
+@cache
 def _versions() -> dict[str, str]:
-    """Python's and the numeric packages' versions: their random streams and results."""
+    """Python's and the numeric packages' versions: their random streams and results (read
+    once: a process runs the versions it loaded first)."""
     shown = {"version/python": platform.python_version()}
     shown.update({f"version/{name}": version(name) for name in VERSIONED})
     return shown
@@ -210,11 +216,14 @@ def current(files: dict[str, str]) -> bool:
     return True
 
 
-def run_chunk(function: Callable[..., Any], job: tuple) -> tuple[Any, dict[str, str], float]:
-    """``function(*job)``, the sources it depended on, and its CPU seconds (in the worker)."""
+def run_chunk(
+    function: Callable[..., Any], job: tuple, stored: bool
+) -> tuple[Any, dict[str, str], float]:
+    """``function(*job)``, the sources it depended on (when it is ``stored``; else none), and
+    its CPU seconds (in the worker)."""
     started = time.process_time()
     result = function(*job)
-    return result, sources(), time.process_time() - started
+    return result, sources() if stored else {}, time.process_time() - started
 
 
 class Store:

@@ -105,10 +105,11 @@ def run_cells(function: Callable[..., Any], jobs: list[tuple], args: argparse.Na
     it: today's draws) that share the workers; with ``--store``, each chunk's result is kept as
     it arrives and reused by later runs while its sources are unchanged (support/chunks.py)."""
     pieces = chunks.split(jobs, getattr(args, "chunk_references", None))
-    chunks.sources()  # hashed before the workers fork: a file edited later stops the run
     root = getattr(args, "store", None)
     section = f"{Path(inspect.getfile(function)).stem}/{function.__name__}"
     store = chunks.Store(root, section) if root else None
+    if store:
+        chunks.sources()  # hashed before the workers fork: a file edited later stops the run
     results: list[Any] = [store.load(piece) if store else None for piece in pieces]
     missing = [number for number, result in enumerate(results) if result is None]
     if store:
@@ -121,13 +122,13 @@ def run_cells(function: Callable[..., Any], jobs: list[tuple], args: argparse.Na
 
     def arrived(position: int, outcome: tuple[Any, dict[str, str], float]) -> str:
         number, (result, sources, cpu) = missing[position], outcome
+        piece = pieces[number]
         results[number] = result
         if store:
-            store.save(pieces[number], result, sources, cpu)
-        piece = pieces[number]
+            store.save(piece, result, sources, cpu)
         return f"cell {piece.cell + 1}, chunk {piece.index + 1}: {result!r:.200}"
 
-    jobs_left = [(function, pieces[number].job) for number in missing]
+    jobs_left = [(function, pieces[number].job, store is not None) for number in missing]
     if jobs_left:
         run_all(chunks.run_chunk, jobs_left, args.workers, arrived)
     merged = []
