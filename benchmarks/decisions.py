@@ -17,17 +17,19 @@ Run from the repository root:
     .venv/bin/python benchmarks/decisions.py --smoke      # a minute, to show it still runs
     .venv/bin/python benchmarks/decisions.py --only drift
 
-Full size costs tens of CPU hours on two cores, more than one sitting. In pieces:
+Full size costs about 24 CPU hours on two cores (docs/benchmarks.md), more than one sitting.
+In pieces:
 
     .venv/bin/python benchmarks/decisions.py --workers 2 \
-        --chunk-references 5 --store benchmarks/results
+        --chunk-references 2 --store benchmarks/results [--only detectors]
 
-splits each cell's references into chunks of five (each with a seed of its own, so the two
+splits each cell's references into chunks of two (each with a seed of its own, so the two
 workers share the widest cells), keeps each finished chunk under ``benchmarks/results`` with the
-hashes of the sources it ran (driftloop's modules, the section's, the lock), and on the next
-run with the same options reuses every chunk whose sources are unchanged and runs the rest; the
-run that finds every chunk prints every table from chunks of the checked-out code
-(``support/chunks.py``). The A/B and storm sections are not chunked (minutes each) and run again.
+hashes of the sources it ran (driftloop's modules, the section's, its data files, the lock and
+the package versions), and on the next run with the same options reuses every chunk whose
+sources are unchanged and runs the rest; the run that finds every chunk prints every table from
+chunks of the checked-out code (``support/chunks.py``). The A/B and storm sections are not
+chunked (minutes each) and run again: fill the store section by section with ``--only``.
 """
 
 from __future__ import annotations
