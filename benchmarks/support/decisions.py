@@ -51,7 +51,7 @@ def section_parser(description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--store",
-        type=Path,
+        type=_directory,
         metavar="DIR",
         help="keep each chunk's result here and reuse those whose sources are unchanged",
     )
@@ -62,6 +62,13 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(text)
+
+
+def _directory(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file; the store is a directory")
+    return path
 
 
 def run_section(run: Callable[[argparse.Namespace], None], doc: str | None) -> int:

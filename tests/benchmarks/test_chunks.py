@@ -150,7 +150,9 @@ def test_a_source_edited_during_the_run_stops_it_before_a_chunk_is_stored(
         chunks.sources()
 
 
-def test_chunk_sizes_must_be_positive() -> None:
+def test_chunk_sizes_must_be_positive_and_the_store_a_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from support.decisions import section_parser
 
     parser = section_parser("test")
@@ -158,3 +160,9 @@ def test_chunk_sizes_must_be_positive() -> None:
     for bad in ("0", "-2", "two"):
         with pytest.raises(SystemExit):
             parser.parse_args(["--chunk-references", bad])
+    assert "not a positive whole number" in capsys.readouterr().err
+    assert parser.parse_args(["--store", str(tmp_path / "new")]).store == tmp_path / "new"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--store", str(tmp_path / "file")])
+    assert "the store is a directory" in capsys.readouterr().err
